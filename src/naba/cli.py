@@ -1,0 +1,243 @@
+"""The ``naba`` command line. Each command parses, calls one library function, prints.
+
+Heavy libraries (torch, transformers) are imported inside commands, so that
+``naba --help`` stays fast.
+
+Exit codes: 0 success; 1 the command ran but found problems (invalid rows,
+rejected rows, unmatched articles); 2 unusable input, config or arguments
+(nothing written); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="naba: Arabic news topic and stance classification.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None)
+data_app = typer.Typer(help="Import, validate, split and describe datasets.", no_args_is_help=True, rich_markup_mode=None)
+encoder_app = typer.Typer(help="Build encoders offline: tiny test encoders, converted e5-small.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(data_app, name="data")
+app.add_typer(encoder_app, name="encoder")
+
+log = logging.getLogger("naba")
+
+
+class TaskName(str, Enum):
+    topic = "topic"
+    stance = "stance"
+
+
+class ImportFormatName(str, Enum):
+    page = "page"
+    trec = "trec"
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+    hf = "hf"
+
+
+class Grouping(str, Enum):
+    auto = "auto"
+    target = "target"
+    none = "none"
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn domain errors into one line on stderr and exit code 2 (never a traceback)."""
+    from naba.config import ConfigError
+    from naba.errors import NabaError
+
+    try:
+        yield
+    except (ConfigError, NabaError) as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(code=getattr(exc, "exit_code", 2)) from None
+    except FileExistsError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(code=130) from None
+
+
+def _columns(id_column: str | None, text_column: str | None, title_column: str | None, label_column: str | None,
+             target_column: str | None, label_separator: str | None):
+    from naba.config import ColumnsConfig
+
+    given = {"id_column": id_column, "text_column": text_column, "title_column": title_column,
+             "label_column": label_column, "target_column": target_column, "label_separator": label_separator}
+    return ColumnsConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+IdColumn = Annotated[Optional[str], typer.Option(help="Column holding the id (default: id).", rich_help_panel="Columns")]
+TextColumn = Annotated[Optional[str], typer.Option(help="Column holding the text (default: text).", rich_help_panel="Columns")]
+TitleColumn = Annotated[Optional[str], typer.Option(help="Column holding the title (default: title).", rich_help_panel="Columns")]
+LabelColumn = Annotated[Optional[str], typer.Option(help="Column holding labels (default: topics / stance).", rich_help_panel="Columns")]
+TargetColumn = Annotated[Optional[str], typer.Option(help="Column holding the stance target (default: target).", rich_help_panel="Columns")]
+LabelSep = Annotated[Optional[str], typer.Option(help="Split string labels on this separator, e.g. '|'.", rich_help_panel="Columns")]
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@data_app.command("import")
+def data_import(
+    sources: Annotated[list[Path], typer.Argument(help="Page files or folders, TREC folders or .tar.gz, or tabular files.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Canonical JSONL to write.")],
+    fmt: Annotated[ImportFormatName, typer.Option("--format", "-f", help="Input format.")] = ImportFormatName.jsonl,
+    task: Annotated[TaskName, typer.Option(help="Record schema to produce.")] = TaskName.topic,
+    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy YAML: assign topics from tags/title.")] = None,
+    id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
+    label_column: LabelColumn = None, target_column: TargetColumn = None, label_separator: LabelSep = None,
+) -> None:
+    """Import raw pages, TREC XML or tabular files into canonical JSONL."""
+    with _user_errors():
+        from naba.data.importer import run_import
+        from naba.data.taxonomy import Taxonomy
+
+        tax = Taxonomy.load(taxonomy) if taxonomy else None
+        cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
+        summary = run_import(sources, output, fmt.value, task.value, tax, cols)
+    typer.echo(f"wrote {summary.written} records to {output}")
+    if summary.topics:
+        typer.echo("topics: " + ", ".join(f"{t} {n}" for t, n in summary.topics.most_common()))
+    if summary.rules:
+        typer.echo("assigned by: " + ", ".join(f"{r} {n}" for r, n in summary.rules.most_common()))
+    if summary.unmatched:
+        shown = ", ".join(summary.unmatched_ids[:10]) + (" ..." if summary.unmatched > 10 else "")
+        _err(f"{summary.unmatched} articles matched no taxonomy rule (listed in {summary.unmatched_path}): {shown}")
+    if summary.errors:
+        _err(f"{summary.errors} inputs could not be imported (reasons in {summary.errors_path})")
+        with open(summary.errors_path, encoding="utf-8") as handle:
+            for line, _ in zip(handle, range(10)):
+                item = json.loads(line)
+                where = f"{item['file']}:{item['line']}" if item["line"] is not None else item["file"]
+                _err(f"  {where}: {item['field']}: {item['error']}")
+    if summary.errors or summary.unmatched:
+        raise typer.Exit(code=1)
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[Path, typer.Argument(help="File to check (JSONL, CSV, Parquet or datasets directory).")],
+    task: Annotated[TaskName, typer.Option(help="Record schema to check against.")] = TaskName.topic,
+    labels: Annotated[Optional[str], typer.Option(help="Allowed labels, comma-separated.")] = None,
+    max_problems: Annotated[int, typer.Option(help="Stop printing after this many problems (all are counted).")] = 1000,
+    id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
+    label_column: LabelColumn = None, target_column: TargetColumn = None, label_separator: LabelSep = None,
+) -> None:
+    """Report every problem as FILE:LINE: field: what was expected, what was found. Exit 1 if any."""
+    from naba.data.validate import ValidationSummary, validate_file
+
+    summary = ValidationSummary()
+    with _user_errors():
+        cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
+        allowed = [label.strip() for label in labels.split(",")] if labels else None
+        for problem in validate_file(path, task.value, cols, allowed, summary=summary):
+            if summary.problems <= max_problems:
+                typer.echo(str(problem))
+    message = f"{path}: {summary.rows} rows, {summary.valid} valid, {summary.problems} problems"
+    if summary.problems:
+        _err(message)
+        raise typer.Exit(code=1)
+    typer.echo(message)
+
+
+@data_app.command("split")
+def data_split(
+    path: Annotated[Path, typer.Argument(help="Canonical JSONL (or any readable file) to split.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for train/dev/test.jsonl and split_report.json.")],
+    task: Annotated[TaskName, typer.Option(help="topic or stance.")] = TaskName.topic,
+    dev: Annotated[float, typer.Option(help="Dev fraction.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Test fraction.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    grouping: Annotated[Grouping, typer.Option(help="Stance: keep claims (auto), every target, or none whole in one split.")] = Grouping.auto,
+    id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
+    label_column: LabelColumn = None, target_column: TargetColumn = None, label_separator: LabelSep = None,
+) -> None:
+    """Deduplicate and split into train/dev/test (stratified, iterative or grouped) with a leakage report."""
+    with _user_errors():
+        from naba.data.records import load_records
+        from naba.data.split import split_records
+        from naba.data.writers import atomic_file, write_jsonl
+
+        cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
+        records = load_records(path, task.value, cols)
+        try:
+            result = split_records(records, task.value, dev=dev, test=test, seed=seed, grouping=grouping.value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        output.mkdir(parents=True, exist_ok=True)
+        for name, rows in result.splits.items():
+            write_jsonl(output / f"{name}.jsonl", rows)
+        result.report["input"] = str(path)
+        with atomic_file(output / "split_report.json") as handle:
+            json.dump(result.report, handle, ensure_ascii=False, indent=2)
+    report = result.report
+    typer.echo(f"{report['mode']}; {report['input_rows']} rows in, "
+               f"{report['exact_duplicates_removed']} exact and {report['normalised_duplicates_removed']} normalised duplicates removed")
+    for name, count in report["rows"].items():
+        typer.echo(f"  {name:5} {count:6}  {report['labels'][name]}")
+    typer.echo("leakage: " + json.dumps(report["leakage"], ensure_ascii=False))
+    if report["label_conflicts"]:
+        _err(f"{len(report['label_conflicts'])} duplicates had different labels (kept the first; see split_report.json)")
+    typer.echo(f"wrote {output}/train.jsonl, dev.jsonl, test.jsonl, split_report.json")
+
+
+@data_app.command("stats")
+def data_stats(
+    path: Annotated[Path, typer.Argument(help="File to describe.")],
+    task: Annotated[TaskName, typer.Option(help="topic or stance.")] = TaskName.topic,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer directory for lengths in tokens.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
+    label_column: LabelColumn = None, target_column: TargetColumn = None, label_separator: LabelSep = None,
+) -> None:
+    """Label distribution, lengths in words (and tokens), duplicates."""
+    with _user_errors():
+        from naba.data.stats import file_stats
+
+        cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
+        stats = file_stats(path, task.value, cols, tokenizer)
+    if as_json:
+        typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{path}: {stats['rows']} rows ({stats['invalid_rows']} invalid), "
+               f"{stats['normalised_duplicate_texts']} duplicate texts")
+    width = max((len(label) for label in stats["labels"]), default=5)
+    total = sum(stats["labels"].values()) or 1
+    for label, count in stats["labels"].items():
+        typer.echo(f"  {label:<{width}} {count:6} {100 * count / total:5.1f}%")
+    typer.echo(f"labels per record: {stats['labels_per_record']}")
+    typer.echo(f"words:  {stats['words']}")
+    if "tokens" in stats:
+        typer.echo(f"tokens: {stats['tokens']}")
+    if "targets" in stats:
+        typer.echo(f"targets: {stats['targets']}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+

@@ -1,0 +1,268 @@
+"""Typed configuration: one pydantic model per YAML section.
+
+Every model forbids unknown keys, so a misspelt key fails at load time with
+the file and the dotted key named, instead of being silently ignored.
+
+Relative paths in a config are resolved against the current directory (run
+``naba`` from the project root, as the Makefile does).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid. The message is one line per problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NormalizationConfig(_Section):
+    """Arabic text normalisation (see :mod:`naba.text`). Saved with every model."""
+
+    unicode: bool = True
+    remove_diacritics: bool = True
+    remove_tatweel: bool = True
+    remove_controls: bool = True
+    fold_persian: bool = True
+    fold_alef: bool = False
+    fold_alef_maksura: bool = False
+    fold_ta_marbuta: bool = False
+    urls: Literal["keep", "remove", "token"] = "token"
+    mentions: Literal["keep", "remove", "token"] = "token"
+
+
+class ColumnsConfig(_Section):
+    """Where the canonical fields live in a user's file."""
+
+    id_column: str = "id"
+    text_column: str = "text"
+    title_column: str = "title"
+    label_column: str | None = None  # default: "topics" for topic data, "stance" for stance data
+    target_column: str = "target"
+    label_separator: str | None = Field(default=None, description="split string labels on this (e.g. '|') in CSV")
+
+
+class TaskDataConfig(_Section):
+    """One task's data: canonical JSONL (or any supported format with a column mapping)."""
+
+    train: Path
+    dev: Path | None = None
+    test: Path | None = None
+    format: Literal["auto", "jsonl", "csv", "parquet", "hf"] = "auto"
+    columns: ColumnsConfig = ColumnsConfig()
+    labels: list[str] | None = None  # fixed label order; default: sorted labels seen in train
+    multi_label: Literal["auto", "true", "false"] | bool = "auto"
+    dev_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="carved out of train when dev is absent")
+
+
+class WindowConfig(_Section):
+    """Long articles are split into overlapping token windows; logits are pooled per article."""
+
+    length: int = Field(default=256, ge=16, le=8192)
+    stride: int = Field(default=64, ge=0, description="tokens shared by consecutive windows")
+    max_windows: int = Field(default=8, ge=1, description="windows kept per article (the first ones)")
+    pooling: Literal["mean", "max"] = "mean"
+
+    @model_validator(mode="after")
+    def _stride_below_length(self) -> WindowConfig:
+        if self.stride >= self.length // 2:
+            raise ValueError(f"stride ({self.stride}) must be less than half the window length ({self.length})")
+        return self
+
+
+class ModelConfig(_Section):
+    """The encoder to fine-tune and how text reaches it."""
+
+    base: str = "auto"  # hub id, local directory, or "auto" (best offline encoder available)
+    window: WindowConfig = WindowConfig()
+    allow_pickle: bool = False
+    include_title: bool = True
+
+
+class ThresholdConfig(_Section):
+    """Per-label decision thresholds for multi-label topics, tuned on dev."""
+
+    tune: bool = True
+    default: float = Field(default=0.5, gt=0, lt=1)
+    floor: float = Field(default=0.2, ge=0, lt=1, description="a tuned threshold never goes below this")
+    at_least_one: bool = True
+
+
+class TrainConfig(_Section):
+    """Optimisation settings, shared by the tasks of a run."""
+
+    epochs: float = Field(default=3, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=32, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    head_learning_rate: float | None = Field(default=None, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    eval_every: int | Literal["epoch"] = "epoch"
+    checkpoint_every: int | None = Field(default=None, ge=1, description="steps between resumable checkpoints")
+    early_stopping_patience: int | None = Field(default=3, ge=1)
+    class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    gradient_checkpointing: bool = False
+    num_workers: int = Field(default=0, ge=0)
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    @field_validator("eval_every")
+    @classmethod
+    def _positive_steps(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be 'epoch' or a positive number of steps")
+        return value
+
+
+class TasksConfig(_Section):
+    topic: TaskDataConfig | None = None
+    stance: TaskDataConfig | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> TasksConfig:
+        if self.topic is None and self.stance is None:
+            raise ValueError("configure at least one task: topic or stance")
+        return self
+
+
+class NabaConfig(_Section):
+    """A training run: ``naba train CONFIG``."""
+
+    seed: int = 13
+    output_dir: Path = Path("runs/model")
+    tasks: TasksConfig
+    model: ModelConfig = ModelConfig()
+    normalization: NormalizationConfig = NormalizationConfig()
+    train: TrainConfig = TrainConfig()
+    thresholds: ThresholdConfig = ThresholdConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain JSON types."""
+        return json.loads(self.model_dump_json())
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Turn ``["train.learning_rate=3e-5", ...]`` into a nested dict.
+
+    Values are parsed as YAML scalars, so ``3e-5`` becomes a float and
+    ``true`` a bool; pydantic then checks the type against the schema.
+
+    Raises:
+        ConfigError: an override is not ``key=value``.
+    """
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5")
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is set both as a value and as a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Valid keys at ``loc`` (for 'did you mean' hints)."""
+    current: Any = model
+    for part in loc[:-1]:
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        annotation = fields[part].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(error: ValidationError, source: str, model: type[BaseModel]) -> str:
+    """One line per problem: ``SOURCE: dotted.key: message``."""
+    lines = []
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(str(loc[-1]), _field_names(model, loc), n=1)
+            message = "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = f"{item['msg']} (found {item.get('input')!r})"
+        lines.append(f"{source}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NabaConfig:
+    """Load a training config from YAML and apply ``--set`` overrides.
+
+    Args:
+        path: The YAML file.
+        overrides: ``key=value`` strings with dotted keys.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, unknown key or wrong type;
+            the message names the file and the key.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, found {type(raw).__name__}")
+    data = _merge(raw, parse_overrides(overrides))
+    source = f"{path}" + (" (with --set overrides)" if overrides else "")
+    try:
+        return NabaConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, NabaConfig)) from None
+
+
+def save_config(config: NabaConfig, path: Path) -> None:
+    """Write the resolved config as YAML (beside every output)."""
+    path.write_text(yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Data layer: readers, importers, taxonomy, validation, splits and statistics."""

@@ -1,0 +1,228 @@
+"""Streaming readers for JSONL (plain or gzip), CSV, Parquet and HF ``datasets`` directories.
+
+Every reader yields ``(line, row)`` pairs one at a time, so that a file with
+millions of rows is never held in memory to be validated or converted.
+``line`` is the 1-based physical line for JSONL and CSV (what an editor
+shows) and the 1-based row number for Parquet and ``datasets``. A row that
+cannot be decoded is yielded as a :class:`~naba.errors.Problem` instead of a
+dict, so the caller can report it and carry on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from naba.errors import InputError, Problem
+
+Row = dict[str, Any]
+
+FORMATS = ("jsonl", "csv", "parquet", "hf", "txt")
+
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format from the path: a directory is a ``datasets`` directory.
+
+    Raises:
+        InputError: the extension is not one naba reads.
+    """
+    if path.is_dir():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            return "hf"
+        raise InputError(
+            f"{path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
+            "pass a file, or a directory saved with Dataset.save_to_disk"
+        )
+    name = path.name.lower()
+    for suffix, fmt in ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".json", "jsonl"), (".json.gz", "jsonl"),
+                        (".ndjson", "jsonl"), (".csv", "csv"), (".csv.gz", "csv"), (".tsv", "csv"),
+                        (".parquet", "parquet"), (".txt", "txt"), (".txt.gz", "txt")):
+        if name.endswith(suffix):
+            return fmt
+    raise InputError(f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt or a datasets directory (or pass --format)")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file")
+
+
+def _open_binary(path: Path) -> io.BufferedIOBase:
+    handle: Any = path.open("rb")
+    if handle.peek(2)[:2] == b"\x1f\x8b":
+        handle = gzip.GzipFile(fileobj=handle)
+    return handle
+
+
+def _check_encoding(path: Path, head: bytes) -> None:
+    if head.startswith(_UTF16_BOMS) or (len(head) >= 4 and head[1:4:2] == b"\x00\x00" and head[0:1] != b"\x00"):
+        raise InputError(f"{path}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
+    """Yield ``(line_number, text)`` for each line, decoding UTF-8 strictly per line.
+
+    A line with invalid UTF-8 is yielded as a :class:`Problem`; a leading
+    BOM is dropped.
+    """
+    _check_file(path)
+    try:
+        handle = _open_binary(path)
+        with handle:
+            first = True
+            for number, raw in enumerate(handle, start=1):
+                if first:
+                    _check_encoding(path, raw[:4])
+                    if raw.startswith(codecs.BOM_UTF8):
+                        raw = raw[len(codecs.BOM_UTF8):]
+                    first = False
+                try:
+                    yield number, raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as exc:
+                    yield number, Problem(str(path), number, "(line)",
+                                          f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; "
+                                          "re-save the file as UTF-8")
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise InputError(f"{path}: corrupt gzip file ({exc})") from None
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Row | Problem]]:
+    """Yield one JSON object per non-blank line."""
+    for number, line in iter_lines(path):
+        if isinstance(line, Problem):
+            yield number, line
+            continue
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, Problem(str(path), number, "(json)", f"expected a JSON object, found invalid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(value, dict):
+            yield number, Problem(str(path), number, "(json)", f"expected a JSON object, found {type(value).__name__}")
+            continue
+        yield number, value
+
+
+def read_txt(path: Path) -> Iterator[tuple[int, Row | Problem]]:
+    """Plain text: one article per non-blank line; the id is the line number."""
+    for number, line in iter_lines(path):
+        if isinstance(line, Problem):
+            yield number, line
+        elif line.strip():
+            yield number, {"id": str(number), "text": line}
+
+
+def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
+    """Yield one dict per CSV record (a ``.tsv`` file is tab-separated).
+
+    Quoted fields may span lines; the number reported is the record's first line.
+    """
+    _check_file(path)
+    delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
+    try:
+        handle = _open_binary(path)
+        head = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
+        _check_encoding(path, head)
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="strict", newline="")
+        reader = csv.DictReader(text, delimiter=delimiter)
+        try:
+            header = reader.fieldnames
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: header is not valid UTF-8; re-save the file as UTF-8") from None
+        if not header:
+            return
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            raise InputError(f"{path}:1: header: duplicate column names {duplicates}; rename them")
+        start = reader.line_num + 1
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as exc:
+                # The text layer decodes in blocks, so the exact row is unknown;
+                # the rest of the file cannot be trusted either.
+                yield start, Problem(str(path), start, "(file)",
+                                     f"expected UTF-8 text, found invalid byte 0x{exc.object[exc.start]:02x} at or after this line; "
+                                     "re-save the file as UTF-8")
+                return
+            except csv.Error as exc:
+                yield start, Problem(str(path), start, "(csv)", f"malformed CSV ({exc})")
+                return
+            if None in record:
+                yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found more")
+            elif any(value is None for value in record.values()):
+                yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found fewer")
+            else:
+                yield start, record
+            start = reader.line_num + 1
+    except (gzip.BadGzipFile, EOFError) as exc:
+        raise InputError(f"{path}: corrupt gzip file ({exc})") from None
+
+
+def read_parquet(path: Path, batch_size: int = 4096) -> Iterator[tuple[int, Row | Problem]]:
+    """Yield Parquet rows batch by batch (never the whole table)."""
+    _check_file(path)
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    number = 0
+    for batch in parquet.iter_batches(batch_size=batch_size):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+
+
+def read_hf(path: Path) -> Iterator[tuple[int, Row | Problem]]:
+    """Yield rows of a ``datasets`` directory (memory-mapped Arrow; one split if a DatasetDict)."""
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        dataset = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(f"{path}: not a datasets directory ({exc})") from None
+    if isinstance(dataset, DatasetDict):
+        raise InputError(f"{path}: holds several splits {list(dataset)}; pass one split's directory, e.g. {path}/train")
+    for number, row in enumerate(dataset, start=1):
+        yield number, row
+
+
+def read_rows(path: str | Path, fmt: str = "auto") -> Iterator[tuple[int, Row | Problem]]:
+    """Stream rows from any supported file.
+
+    Args:
+        path: A file or ``datasets`` directory.
+        fmt: ``auto`` (from the extension), ``jsonl``, ``csv``, ``parquet``, ``hf`` or ``txt``.
+
+    Yields:
+        ``(line, row)``, where ``row`` is a dict or a :class:`Problem` for an undecodable row.
+
+    Raises:
+        InputError: the file is missing, of unknown type, or unreadable as a whole.
+    """
+    path = Path(path)
+    if fmt == "auto":
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        fmt = detect_format(path)
+    readers = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet, "hf": read_hf, "txt": read_txt}
+    if fmt not in readers:
+        raise InputError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(readers)}")
+    return readers[fmt](path)
+
