@@ -237,7 +237,66 @@ def data_stats(
         typer.echo(f"targets: {stats['targets']}")
 
 
+
+
+# ----------------------------------------------------------------------------- train
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Argument(help="Training config YAML (see configs/).")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set train.learning_rate=3e-5 (repeatable).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model directory (default: output_dir in the config).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoints of an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+    allow_pickle: Annotated[bool, typer.Option(help="Allow loading pickle (.bin) weights of the base model.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Fine-tune an encoder for topics and/or stance; write a model directory."""
+    with _user_errors():
+        from naba.config import load_config
+
+        overrides = list(set_ or [])
+        if allow_pickle:
+            overrides.append("model.allow_pickle=true")
+        cfg = load_config(config, overrides)
+        from naba.train.trainer import train
+
+        out = train(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=progress)
+    from naba.manifest import read_manifest
+
+    manifest = read_manifest(out)
+    for name, task in manifest.tasks.items():
+        for split in ("dev", "test"):
+            if split in task.metrics:
+                m = task.metrics[split]
+                typer.echo(f"{name} {split}: macro-F1 {m['macro_f1']:.4f}  accuracy {m['accuracy']:.4f}  (n={m['n']})")
+    typer.echo(f"wrote {out}")
+
+
+# ----------------------------------------------------------------------------- encoders
+
+
+@encoder_app.command("tiny")
+def encoder_tiny(
+    corpus: Annotated[list[Path], typer.Option("--corpus", help="Text to train the tokenizer on (.txt, .txt.gz, .jsonl; repeatable).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Encoder directory to write.")],
+    layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
+    hidden: Annotated[int, typer.Option(help="Hidden size.")] = 64,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = 2,
+    vocab_size: Annotated[int, typer.Option(help="WordPiece vocabulary size.")] = 4000,
+    seed: Annotated[int, typer.Option(help="Initialisation seed.")] = 13,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing directory.")] = False,
+) -> None:
+    """Train a WordPiece tokenizer and write a randomly initialised small BERT."""
+    with _user_errors():
+        from naba.train.encoders import build_tiny_encoder
+
+        build_tiny_encoder(corpus, output, layers=layers, hidden=hidden, heads=heads, vocab_size=vocab_size, seed=seed,
+                           overwrite=overwrite)
+    typer.echo(f"wrote {output}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
-

@@ -1,0 +1,109 @@
+"""From records to model inputs and back: the one code path for training and inference.
+
+A document (title + body, normalised) is tokenised whole, then cut into
+overlapping windows of ``window.length`` tokens (``window.stride`` tokens
+shared between neighbours, at most ``window.max_windows``). Stance inputs are
+pairs: the target is the first segment of every window and only the text is
+windowed. The model scores each window; a document's logits are the mean (or
+max) of its windows' logits, in training and in inference alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from naba.config import NormalizationConfig, WindowConfig
+from naba.text import normalize
+
+MAX_TARGET_WORDS = 48
+
+
+def document_text(record: dict[str, Any] | str, normalization: NormalizationConfig, include_title: bool = True) -> str:
+    """The text a model sees for one article: title and body, normalised."""
+    if isinstance(record, str):
+        return normalize(record, normalization)
+    parts = [record.get("title") if include_title else None, record.get("text")]
+    return normalize("\n".join(p for p in parts if isinstance(p, str) and p.strip()), normalization)
+
+
+def target_text(target: str, normalization: NormalizationConfig) -> str:
+    """A stance target (name or claim), normalised and capped so the text still fits a window."""
+    return " ".join(normalize(target, normalization).split()[:MAX_TARGET_WORDS])
+
+
+def encode_windows(tokenizer: Any, texts: Sequence[str], window: WindowConfig,
+                   targets: Sequence[str] | None = None) -> list[list[dict[str, list[int]]]]:
+    """Tokenise documents into windows.
+
+    Args:
+        tokenizer: A fast Hugging Face tokenizer.
+        texts: Normalised documents.
+        window: Window length, stride and cap.
+        targets: Stance targets (one per text) for pair inputs.
+
+    Returns:
+        For each document, its windows: dicts of ``input_ids`` (and
+        ``token_type_ids`` where the model uses them), special tokens included.
+    """
+    if not texts:
+        return []
+    kwargs: dict[str, Any] = dict(max_length=window.length, stride=window.stride, return_overflowing_tokens=True,
+                                  return_attention_mask=False, padding=False)
+    if targets is not None:
+        encoded = tokenizer(list(targets), list(texts), truncation="only_second", **kwargs)
+    else:
+        encoded = tokenizer(list(texts), truncation=True, **kwargs)
+    mapping = encoded["overflow_to_sample_mapping"]
+    keys = [k for k in ("input_ids", "token_type_ids") if k in encoded]
+    docs: list[list[dict[str, list[int]]]] = [[] for _ in texts]
+    for row, doc in enumerate(mapping):
+        if len(docs[doc]) < window.max_windows:
+            docs[doc].append({k: encoded[k][row] for k in keys})
+    return docs
+
+
+@dataclass
+class Batch:
+    """Padded windows of several documents, and which document each window belongs to."""
+
+    inputs: dict[str, Any]  # tensors: input_ids, attention_mask (, token_type_ids)
+    doc_index: Any  # LongTensor [n_windows]
+    n_docs: int
+
+
+def collate(docs: Sequence[Sequence[dict[str, list[int]]]], pad_id: int) -> Batch:
+    """Pad every window of ``docs`` to the longest one in the batch."""
+    import torch
+
+    windows = [w for doc in docs for w in doc]
+    width = max(len(w["input_ids"]) for w in windows)
+    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    types = torch.zeros((len(windows), width), dtype=torch.long) if "token_type_ids" in windows[0] else None
+    for row, w in enumerate(windows):
+        n = len(w["input_ids"])
+        ids[row, :n] = torch.tensor(w["input_ids"], dtype=torch.long)
+        mask[row, :n] = 1
+        if types is not None:
+            types[row, :n] = torch.tensor(w["token_type_ids"], dtype=torch.long)
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        inputs["token_type_ids"] = types
+    doc_index = torch.tensor([d for d, doc in enumerate(docs) for _ in doc], dtype=torch.long)
+    return Batch(inputs=inputs, doc_index=doc_index, n_docs=len(docs))
+
+
+def pool(window_logits: Any, doc_index: Any, n_docs: int, mode: str = "mean") -> Any:
+    """Pool window logits into document logits (``mean`` or ``max``)."""
+    import torch
+
+    width = window_logits.shape[-1]
+    index = doc_index.unsqueeze(-1).expand(-1, width)
+    if mode == "max":
+        out = torch.full((n_docs, width), float("-inf"), dtype=window_logits.dtype, device=window_logits.device)
+        return out.scatter_reduce(0, index, window_logits, reduce="amax", include_self=True)
+    total = torch.zeros((n_docs, width), dtype=window_logits.dtype, device=window_logits.device).index_add(0, doc_index, window_logits)
+    counts = torch.bincount(doc_index, minlength=n_docs).clamp(min=1).unsqueeze(-1).to(window_logits.dtype)
+    return total / counts

@@ -1,0 +1,112 @@
+"""The model directory contract: ``naba.json`` beside one HF directory per task.
+
+::
+
+    MODEL/
+      naba.json        # this manifest
+      README.md        # model card
+      config.yaml      # the resolved training config (for the record only)
+      metrics.jsonl    # training curve
+      topic/           # a standard Hugging Face directory (safetensors, config, tokenizer)
+      stance/
+
+Inference reads only this directory: labels, thresholds, normalisation and
+windowing come from the manifest, never from a training config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from naba.config import NormalizationConfig, WindowConfig
+from naba.errors import ModelDirError
+
+FORMAT_VERSION = 1
+MANIFEST = "naba.json"
+
+
+class TaskManifest(BaseModel):
+    """What inference needs to reproduce one task's behaviour."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task: Literal["topic", "stance"]
+    path: str  # relative HF directory, e.g. "topic"
+    labels: list[str] = Field(min_length=2)
+    multi_label: bool
+    thresholds: dict[str, float] = {}
+    at_least_one: bool = True
+    include_title: bool = True
+    default_targets: list[str] = []
+    metrics: dict[str, Any] = {}
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int
+    naba_version: str
+    base_model: str
+    normalization: NormalizationConfig
+    window: WindowConfig
+    tasks: dict[str, TaskManifest]
+    data: dict[str, Any] = {}
+    training_config: dict[str, Any] = {}
+    versions: dict[str, str] = {}
+    created: str = ""
+
+
+def read_manifest(model_dir: str | Path) -> Manifest:
+    """Read and check ``MODEL/naba.json``.
+
+    Raises:
+        ModelDirError: missing directory or manifest, invalid JSON, wrong
+            schema, a newer format version, or a task directory that is missing.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelDirError(f"{model_dir}: model directory not found; pass the directory `naba train` wrote")
+    path = model_dir / MANIFEST
+    if not path.exists():
+        raise ModelDirError(f"{path}: missing; {model_dir} is not a naba model directory (train one with `naba train`)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelDirError(f"{path}: corrupt manifest ({exc}); retrain or restore the model directory") from None
+    if not isinstance(raw, dict):
+        raise ModelDirError(f"{path}: corrupt manifest (expected a JSON object)")
+    version = raw.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelDirError(f"{path}: format_version {version} is newer than this naba reads ({FORMAT_VERSION}); upgrade naba")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ModelDirError(f"{path}: {key}: {first['msg']}; the manifest is damaged, retrain or restore it") from None
+    for name, task in manifest.tasks.items():
+        if not (model_dir / task.path / "config.json").exists():
+            raise ModelDirError(f"{model_dir / task.path}: task directory for {name!r} is missing or incomplete")
+    return manifest
+
+
+def write_manifest(manifest: Manifest, model_dir: Path) -> None:
+    (model_dir / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that affect a model's numbers, recorded in the manifest."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("naba", "torch", "transformers", "tokenizers", "accelerate", "safetensors"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out

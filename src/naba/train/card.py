@@ -1,0 +1,56 @@
+"""The model card (``README.md``) written into every model directory."""
+
+from __future__ import annotations
+
+from naba.manifest import Manifest
+
+
+def _row(name: str, split: str, metrics: dict) -> str:
+    return (f"| {name} | {split} | {metrics.get('n', '')} | {metrics['macro_f1']:.4f} | {metrics['micro_f1']:.4f} | "
+            f"{metrics['accuracy']:.4f} |")
+
+
+def model_card(manifest: Manifest) -> str:
+    """Markdown: what the model does, how it was trained, its metrics and its limits."""
+    lines = [
+        "# naba model",
+        "",
+        f"Arabic news classification fine-tuned from `{manifest.base_model}` with naba {manifest.naba_version} "
+        f"on {manifest.created}.",
+        "",
+        "## Tasks",
+        "",
+    ]
+    for name, task in manifest.tasks.items():
+        kind = "multi-label (sigmoid, per-label thresholds)" if task.multi_label else "single-label (softmax)"
+        lines.append(f"- **{name}**: {kind}; labels: {', '.join(task.labels)}")
+        if task.thresholds:
+            lines.append("  - thresholds (tuned on dev): " + ", ".join(f"{k} {v:.3f}" for k, v in task.thresholds.items()))
+        if task.default_targets:
+            lines.append("  - default stance targets: " + "، ".join(task.default_targets))
+    lines += ["", "## Metrics", "", "| task | split | n | macro-F1 | micro-F1 | accuracy |", "|---|---|---|---|---|---|"]
+    for name, task in manifest.tasks.items():
+        for split in ("dev", "test"):
+            if split in task.metrics:
+                lines.append(_row(name, split, task.metrics[split]))
+    window = manifest.window
+    lines += [
+        "",
+        "## How text is prepared",
+        "",
+        f"Arabic normalisation: {manifest.normalization.model_dump()}.",
+        f"Articles (title + body) are split into windows of {window.length} tokens with {window.stride} tokens of overlap "
+        f"(at most {window.max_windows}); window logits are {window.pooling}-pooled per article.",
+        "",
+        "## Intended use",
+        "",
+        "Routing, tagging and monitoring of Arabic news articles in the topics and stance targets above, with a person "
+        "reviewing decisions that matter. Not for judging individuals, and not for text far from the training data "
+        "(other dialects, social-media slang, other domains) without evaluating it there first with `naba evaluate`.",
+        "",
+        "## Reproduce",
+        "",
+        "The resolved training config is in `config.yaml`; data fingerprints (SHA-256 and row counts) are in `naba.json`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Training data for one task: splits, label set, encoded windows, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from naba.config import NabaConfig, TaskDataConfig
+from naba.data.records import Task, all_labels, labels_of, load_records
+from naba.errors import InputError
+
+
+@dataclass
+class TaskData:
+    task: Task
+    labels: list[str]
+    multi_label: bool
+    splits: dict[str, list[dict[str, Any]]]
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_targets: list[str] = field(default_factory=list)
+
+
+def fingerprint(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """SHA-256 over the canonical JSON of the records, and the row count."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        digest.update(b"\n")
+    return {"sha256": digest.hexdigest(), "rows": len(records)}
+
+
+def _carve_dev(records: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_dev = max(1, int(round(len(records) * fraction)))
+    dev_ids = set(order[:n_dev])
+    return ([r for i, r in enumerate(records) if i not in dev_ids], [r for i, r in enumerate(records) if i in dev_ids])
+
+
+def load_task_data(config: NabaConfig, task: Task) -> TaskData:
+    """Read and check one task's splits.
+
+    Raises:
+        InputError: unreadable files, malformed rows (file, line and field
+            named), dev/test labels unknown to the training label set, or a
+            single label in the training data.
+    """
+    task_cfg: TaskDataConfig = getattr(config.tasks, task)
+    splits = {"train": load_records(task_cfg.train, task, task_cfg.columns, task_cfg.format)}
+    for name in ("dev", "test"):
+        path = getattr(task_cfg, name)
+        if path is not None:
+            splits[name] = load_records(path, task, task_cfg.columns, task_cfg.format)
+    if "dev" not in splits:
+        splits["train"], splits["dev"] = _carve_dev(splits["train"], task_cfg.dev_fraction, config.seed)
+    labels = list(task_cfg.labels) if task_cfg.labels else all_labels(splits["train"], task)
+    if len(labels) < 2:
+        raise InputError(f"{task_cfg.train}: expected at least two {task} labels in the training data, found {labels}")
+    known = set(labels)
+    for name, records in splits.items():
+        unknown = sorted({l for r in records for l in labels_of(r, task)} - known)
+        if unknown:
+            path = getattr(task_cfg, name) or task_cfg.train
+            raise InputError(f"{path}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not in the "
+                             f"training label set {labels}; fix the data or list them in tasks.{task}.labels")
+    if task == "topic":
+        setting = task_cfg.multi_label
+        multi = any(len(r["topics"]) > 1 for r in splits["train"]) if setting == "auto" else setting in (True, "true")
+    else:
+        multi = False
+    targets: list[str] = []
+    if task == "stance":
+        counts: dict[str, int] = {}
+        for r in splits["train"]:
+            counts[r["target"]] = counts.get(r["target"], 0) + 1
+        # Short named targets seen often enough are the model's default targets.
+        targets = sorted(t for t, n in counts.items() if n >= 10 and len(t.split()) <= 5)
+    return TaskData(task=task, labels=labels, multi_label=multi, splits=splits,
+                    fingerprints={name: fingerprint(records) for name, records in splits.items()}, default_targets=targets)

@@ -1,0 +1,457 @@
+"""Fine-tuning: one code path for one process and many (``accelerate launch`` / ``torchrun``).
+
+Per task (topic, stance) the loop trains on document batches: every window
+of a batch's documents goes through the encoder, window logits are pooled
+per document (the same pooling inference uses) and the loss is taken on the
+pooled logits. Dev is scored every ``eval_every`` steps (or each epoch); the
+best checkpoint by macro-F1 is kept and training stops after
+``early_stopping_patience`` evaluations without improvement.
+
+Resumable checkpoints (every ``checkpoint_every`` optimizer steps, and at
+each evaluation) hold the weights, optimizer, scheduler, every process's
+torch RNG state and the position in the data. The batch order of an epoch is
+a pure function of (seed, epoch), so a resumed run replays exactly the
+batches an uninterrupted run would have seen.
+
+Work in progress lives in ``OUT.partial/``; the finished model directory is
+assembled there and renamed to ``OUT`` in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from naba.config import NabaConfig, save_config
+from naba.data.records import Task, labels_of
+from naba.encoding import collate, document_text, encode_windows, pool, target_text
+from naba.errors import NabaError
+from naba.evaluation.metrics import binarize, classification_metrics, decide, tune_thresholds
+from naba.hub import load_kwargs, unreachable
+from naba.manifest import FORMAT_VERSION, Manifest, TaskManifest, library_versions, write_manifest
+from naba.train.data import TaskData, load_task_data
+
+logger = logging.getLogger(__name__)
+
+TASKS: tuple[Task, ...] = ("topic", "stance")
+
+
+class TrainingError(NabaError):
+    """Training cannot start or continue (bad resume state, diverged loss)."""
+
+
+@dataclass
+class _Progress:
+    """Resumable position; saved in every checkpoint as JSON."""
+
+    micro: int = 0  # micro-batches done (global, per process)
+    step: int = 0  # optimizer steps done
+    best_f1: float = -1.0
+    best_step: int = 0
+    bad_evals: int = 0
+    stopped_early: bool = False
+
+
+class _RunLog:
+    """``train.log`` and ``metrics.jsonl`` in the work directory (main process only)."""
+
+    def __init__(self, directory: Path, main: bool) -> None:
+        self.directory, self.main = directory, main
+
+    def info(self, message: str, *args: Any) -> None:
+        text = message % args if args else message
+        logger.info(text)
+        if self.main:
+            with open(self.directory / "train.log", "a", encoding="utf-8") as handle:
+                handle.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {text}\n")
+
+    def metrics(self, record: dict[str, Any]) -> None:
+        if self.main:
+            with open(self.directory / "metrics.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
+    texts = [document_text(r, config.normalization, config.model.include_title) for r in records]
+    targets = [target_text(r["target"], config.normalization) for r in records] if task_data.task == "stance" else None
+    return encode_windows(tokenizer, texts, config.model.window, targets)
+
+
+def _targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.ndarray:
+    gold = [labels_of(r, task_data.task) for r in records]
+    if task_data.multi_label:
+        return binarize(gold, task_data.labels).astype(np.float32)
+    index = {label: i for i, label in enumerate(task_data.labels)}
+    return np.array([index[g[0]] for g in gold], dtype=np.int64)
+
+
+def _loss_fn(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
+    """BCE with positive weights (multi-label) or cross-entropy with class weights."""
+    import torch
+
+    n = len(y)
+    if task_data.multi_label:
+        positives = y.sum(axis=0).clip(min=1)
+        ratio = (n - positives) / positives
+        weight = None if scheme == "none" else torch.tensor(np.sqrt(ratio) if scheme == "sqrt" else ratio, dtype=torch.float32)
+        return torch.nn.BCEWithLogitsLoss(pos_weight=weight.clamp(max=50.0) if weight is not None else None)
+    counts = np.bincount(y, minlength=len(task_data.labels)).clip(min=1)
+    ratio = n / (len(counts) * counts)
+    weight = None if scheme == "none" else torch.tensor(np.sqrt(ratio) if scheme == "sqrt" else ratio, dtype=torch.float32)
+    return torch.nn.CrossEntropyLoss(weight=weight)
+
+
+def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:
+    """The batches of one epoch, identical on every process and on every rerun.
+
+    The batch count is padded (cycling from the start) to a multiple of the
+    number of processes, so every process takes the same number of steps.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    while len(batches) % world:
+        batches.append(batches[len(batches) % max(1, len(batches))])
+    return batches
+
+
+def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str, multi_label: bool) -> np.ndarray:
+    """Pooled probabilities for documents, batched by length (order restored)."""
+    import torch
+
+    order = sorted(range(len(docs)), key=lambda i: sum(len(w["input_ids"]) for w in docs[i]))
+    out: list[np.ndarray | None] = [None] * len(docs)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = collate([docs[i] for i in chunk], pad_id)
+            logits = pool(model(**batch.inputs).logits.float(), batch.doc_index, batch.n_docs, pooling)
+            probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+            for i, row in zip(chunk, probs.numpy()):
+                out[i] = row
+    return np.stack(out) if out else np.zeros((0, 0))
+
+
+def _evaluate(model: Any, task_data: TaskData, docs: list[list[dict]], records: list[dict[str, Any]], pad_id: int,
+              config: NabaConfig, thresholds: dict[str, float] | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    scores = _predict_scores(model, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, task_data.multi_label)
+    predicted = decide(scores, task_data.labels, task_data.multi_label, thresholds, config.thresholds.at_least_one,
+                       config.thresholds.default)
+    gold = [labels_of(r, task_data.task) for r in records]
+    return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores), scores
+
+
+def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    base = config.model.base
+    kwargs = load_kwargs(base, config.model.allow_pickle)
+    id2label = dict(enumerate(task_data.labels))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=len(task_data.labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            problem_type="multi_label_classification" if task_data.multi_label else "single_label_classification", **kwargs)
+    except (OSError, ValueError) as exc:
+        raise unreachable(base, exc) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise TrainingError(f"{base}: needs a fast (Rust) tokenizer for windowing; found {type(tokenizer).__name__}")
+    return model, tokenizer
+
+
+def _save_checkpoint(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, progress: _Progress, directory: Path) -> None:
+    """Write a checkpoint under a temporary name, then swap it in (a kill never leaves half a checkpoint)."""
+    import torch
+
+    tmp = directory.with_name(directory.name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    torch.save(torch.get_rng_state(), tmp / f"rng_{accelerator.process_index}.pt")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(tmp / "model", safe_serialization=True)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / "progress.json").write_text(json.dumps(progress.__dict__), encoding="utf-8")
+        old = directory.with_name(directory.name + ".old")
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, directory: Path) -> _Progress:
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(directory / "model" / "model.safetensors"))
+    accelerator.unwrap_model(model).load_state_dict(state, strict=False)
+    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
+    rng = directory / f"rng_{accelerator.process_index}.pt"
+    if not rng.exists():
+        raise TrainingError(f"{directory}: no RNG state for process {accelerator.process_index}; resume with the same number of processes")
+    torch.set_rng_state(torch.load(rng, weights_only=True))
+    return _Progress(**json.loads((directory / "progress.json").read_text(encoding="utf-8")))
+
+
+def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, resume: bool,
+               show_progress_bar: bool | None) -> dict[str, Any]:
+    """Train one task into ``work/<task>/final``; return its manifest entry."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    task_dir = work / task
+    final = task_dir / "final"
+    result_file = task_dir / "result.json"
+    if resume and result_file.exists() and final.exists():
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    if accelerator.is_main_process:
+        task_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    log = _RunLog(task_dir, accelerator.is_main_process)
+    cfg = config.train
+    task_data = load_task_data(config, task)
+    log.info("%s: %d labels (%s), %s; train %d, dev %d, test %d", task, len(task_data.labels), ", ".join(task_data.labels),
+             "multi-label" if task_data.multi_label else "single-label", len(task_data.splits["train"]),
+             len(task_data.splits["dev"]), len(task_data.splits.get("test", [])))
+
+    torch.manual_seed(config.seed)  # the classification head's initial weights
+    model, tokenizer = _load_model(config, task_data)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    docs = {name: _doc_inputs(task_data, records, tokenizer, config) for name, records in task_data.splits.items()}
+    windows = [len(d) for d in docs["train"]]
+    log.info("%s: %.2f windows per training article on average (max %d)", task, float(np.mean(windows)), max(windows))
+    y = _targets_matrix(task_data, task_data.splits["train"])
+    loss_fn = _loss_fn(task_data, y, cfg.class_weight)
+
+    world = accelerator.num_processes
+    n_train = len(task_data.splits["train"])
+    micro_per_epoch = len(_epoch_batches(n_train, cfg.batch_size, config.seed, 0, world)) // world
+    total_micro = math.ceil(cfg.epochs * micro_per_epoch)
+    total_steps = math.ceil(total_micro / cfg.gradient_accumulation_steps)
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+        total_micro = min(total_micro, total_steps * cfg.gradient_accumulation_steps)
+    eval_every = max(1, micro_per_epoch // cfg.gradient_accumulation_steps) if cfg.eval_every == "epoch" else cfg.eval_every
+
+    head = {n for n, _ in model.named_parameters() if n.startswith(("classifier", "score", "pre_classifier"))}
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups: list[dict[str, Any]] = []
+    for is_head in (False, True):
+        for decay in (True, False):
+            params = [p for n, p in model.named_parameters() if (n in head) == is_head and (not any(k in n for k in no_decay)) == decay]
+            if params:
+                lr = (cfg.head_learning_rate or cfg.learning_rate) if is_head else cfg.learning_rate
+                groups.append({"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decay else 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    checkpoint = task_dir / "checkpoint"
+    best_dir = task_dir / "best"
+    progress = _Progress()
+    if resume and checkpoint.exists():
+        progress = _load_checkpoint(accelerator, model, optimizer, scheduler, checkpoint)
+        log.info("%s: resumed at step %d (micro-batch %d)", task, progress.step, progress.micro)
+    elif accelerator.is_main_process:
+        for stale in (checkpoint, best_dir, task_dir / "metrics.jsonl"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    accelerator.wait_for_everyone()
+
+    show = accelerator.is_main_process and (show_progress_bar if show_progress_bar is not None else True)
+    bar = tqdm(total=total_steps, initial=progress.step, desc=f"train {task}", disable=not show, dynamic_ncols=True)
+    started, samples, running = time.perf_counter(), 0, []
+    model.train()
+    epoch_batches: list[list[int]] = []
+    current_epoch = -1
+    while progress.micro < total_micro and not progress.stopped_early:
+        epoch, position = divmod(progress.micro, micro_per_epoch)
+        if epoch != current_epoch:
+            epoch_batches = _epoch_batches(n_train, cfg.batch_size, config.seed, epoch, world)[accelerator.process_index::world]
+            current_epoch = epoch
+        indices = epoch_batches[position]
+        batch = collate([docs["train"][i] for i in indices], pad_id)
+        sync = (progress.micro + 1) % cfg.gradient_accumulation_steps == 0 or progress.micro + 1 == total_micro
+        context = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model)
+        with context, accelerator.autocast():
+            logits = model(**{k: v.to(accelerator.device) for k, v in batch.inputs.items()}).logits
+            pooled = pool(logits.float(), batch.doc_index.to(accelerator.device), batch.n_docs, config.model.window.pooling)
+            target = torch.from_numpy(y[indices]).to(accelerator.device)
+            loss = loss_fn.to(accelerator.device)(pooled, target) / cfg.gradient_accumulation_steps
+            accelerator.backward(loss)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"{task}: loss became {loss.item()} at step {progress.step}; lower train.learning_rate")
+        running.append(loss.item() * cfg.gradient_accumulation_steps)
+        samples += len(indices) * world
+        progress.micro += 1
+        if not sync:
+            continue
+        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        progress.step += 1
+        rate = samples / max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}", samples_s=f"{rate:.1f}")
+        bar.update(1)
+        last = progress.micro >= total_micro
+        if progress.step % eval_every == 0 or last:
+            metrics, _ = _evaluate(model, task_data, docs["dev"], task_data.splits["dev"], pad_id, config)
+            model.train()
+            improved = metrics["macro_f1"] > progress.best_f1 + 1e-9
+            if improved:
+                progress.best_f1, progress.best_step, progress.bad_evals = metrics["macro_f1"], progress.step, 0
+                if accelerator.is_main_process:
+                    tmp_best = best_dir.with_name("best.tmp")
+                    shutil.rmtree(tmp_best, ignore_errors=True)
+                    accelerator.unwrap_model(model).save_pretrained(tmp_best, safe_serialization=True)
+                    tokenizer.save_pretrained(tmp_best)
+                    shutil.rmtree(best_dir, ignore_errors=True)
+                    os.replace(tmp_best, best_dir)
+            else:
+                progress.bad_evals += 1
+            log.metrics({"task": task, "step": progress.step, "epoch": round(progress.micro / micro_per_epoch, 3),
+                         "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0], "samples_per_s": round(rate, 2),
+                         "dev_macro_f1": metrics["macro_f1"], "dev_accuracy": metrics["accuracy"], "best": improved})
+            log.info("%s step %d: loss %.4f, dev macro-F1 %.4f, accuracy %.4f%s", task, progress.step, float(np.mean(running)),
+                     metrics["macro_f1"], metrics["accuracy"], " (best)" if improved else "")
+            running = []
+            patience = cfg.early_stopping_patience
+            if patience is not None and progress.bad_evals >= patience:
+                progress.stopped_early = True
+                log.info("%s: no dev improvement in %d evaluations; stopping early", task, patience)
+            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+        elif cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
+            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+    bar.close()
+    accelerator.wait_for_everyone()
+    return _finish_task(config, task_data, tokenizer, docs, pad_id, task_dir, log, accelerator, progress)
+
+
+def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: dict[str, list], pad_id: int, task_dir: Path,
+                 log: _RunLog, accelerator: Any, progress: _Progress) -> dict[str, Any]:
+    """Reload the best weights, tune thresholds on dev, score test, write ``final/`` and ``result.json``."""
+    from transformers import AutoModelForSequenceClassification
+
+    task = task_data.task
+    best_dir = task_dir / "best"
+    model = AutoModelForSequenceClassification.from_pretrained(best_dir, use_safetensors=True)
+    thresholds: dict[str, float] = {}
+    if task_data.multi_label:
+        dev_scores = _predict_scores(model, docs["dev"], pad_id, config.train.eval_batch_size, config.model.window.pooling, True)
+        gold = binarize([labels_of(r, task) for r in task_data.splits["dev"]], task_data.labels)
+        thresholds = (tune_thresholds(dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default)
+                      if config.thresholds.tune else {label: config.thresholds.default for label in task_data.labels})
+        log.info("%s: thresholds tuned on dev: %s", task, thresholds)
+    metrics = {}
+    for name in ("dev", "test"):
+        if name in task_data.splits:
+            metrics[name], _ = _evaluate(model, task_data, docs[name], task_data.splits[name], pad_id, config, thresholds or None)
+            log.info("%s %s: macro-F1 %.4f, accuracy %.4f", task, name, metrics[name]["macro_f1"], metrics[name]["accuracy"])
+    metrics["best_step"] = progress.best_step
+    metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
+                                      for name, split_docs in docs.items() if split_docs}
+    entry = TaskManifest(task=task, path=task, labels=task_data.labels, multi_label=task_data.multi_label,
+                         thresholds=thresholds, at_least_one=config.thresholds.at_least_one,
+                         include_title=config.model.include_title, default_targets=task_data.default_targets,
+                         metrics=metrics).model_dump()
+    entry["data"] = task_data.fingerprints
+    if accelerator.is_main_process:
+        final = task_dir / "final"
+        shutil.rmtree(final, ignore_errors=True)
+        shutil.copytree(best_dir, final)
+        (task_dir / "result.json").write_text(json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8")
+    accelerator.wait_for_everyone()
+    return entry
+
+
+def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
+          show_progress_bar: bool | None = None) -> Path:
+    """Fine-tune every configured task and write one model directory.
+
+    Args:
+        config: The validated training config.
+        output: The model directory to write (default: ``config.output_dir``).
+        resume: Continue from the checkpoints in ``OUTPUT.partial/``.
+        overwrite: Replace an existing model directory.
+        show_progress_bar: Progress bars (default: on, main process only).
+
+    Returns:
+        The model directory: ``naba.json``, ``README.md``, ``config.yaml``,
+        ``metrics.jsonl``, ``train.log`` and one HF directory per task.
+
+    Raises:
+        FileExistsError: the output exists and neither ``overwrite`` nor ``resume`` is set.
+        InputError, ModelDirError, TrainingError: bad data, base model or state.
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out = Path(output or config.output_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    work = out.with_name(out.name + ".partial")
+    if config.train.torch_threads:
+        torch.set_num_threads(config.train.torch_threads)
+    accelerator = Accelerator(mixed_precision=config.train.mixed_precision, cpu=not torch.cuda.is_available())
+    set_seed(config.seed)
+    if accelerator.is_main_process:
+        if work.exists() and not resume:
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        save_config(config, work / "config.yaml")
+    accelerator.wait_for_everyone()
+    entries = {}
+    for task in TASKS:
+        if getattr(config.tasks, task) is not None:
+            entries[task] = train_task(config, task, work, accelerator, resume, show_progress_bar)
+    if accelerator.is_main_process:
+        _assemble(config, entries, work, out)
+    accelerator.wait_for_everyone()
+    return out
+
+
+def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path) -> None:
+    """Build the final directory next to ``out`` and rename it into place."""
+    from naba import __version__
+    from naba.data.writers import atomic_dir
+    from naba.train.card import model_card
+
+    data = {task: entry.pop("data") for task, entry in entries.items()}
+    manifest = Manifest(format_version=FORMAT_VERSION, naba_version=__version__, base_model=config.model.base,
+                        normalization=config.normalization, window=config.model.window,
+                        tasks={t: TaskManifest.model_validate(e) for t, e in entries.items()}, data=data,
+                        training_config=config.to_dict(), versions=library_versions(),
+                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    with atomic_dir(out, overwrite=True) as tmp:
+        for task in entries:
+            shutil.copytree(work / task / "final", tmp / task)
+        write_manifest(manifest, tmp)
+        (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+        shutil.copy(work / "config.yaml", tmp / "config.yaml")
+        with open(tmp / "metrics.jsonl", "w", encoding="utf-8") as metrics, open(tmp / "train.log", "w", encoding="utf-8") as logf:
+            for task in entries:
+                for name, handle in (("metrics.jsonl", metrics), ("train.log", logf)):
+                    source = work / task / name
+                    if source.exists():
+                        handle.write(source.read_text(encoding="utf-8"))
+    shutil.rmtree(work, ignore_errors=True)
