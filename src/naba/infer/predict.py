@@ -1,0 +1,230 @@
+"""``naba predict``: stream files through a Classifier, in constant memory, resumably.
+
+Input rows are read a chunk at a time, classified (each chunk's batches
+sorted by length inside :meth:`Classifier.predict`) and written in input
+order. Every input row becomes an output row or an error record in
+``OUTPUT.errors.jsonl``.
+
+Resume: after each chunk the output and error files are flushed to disk and
+``OUTPUT.progress.json`` records (atomically) how many input rows are done
+and how many bytes each file holds. ``--resume`` truncates the files back to
+those sizes and skips the rows already done, so a run killed at any point
+finishes with no row lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from naba.config import ColumnsConfig
+from naba.data.pages import import_pages
+from naba.data.readers import read_rows
+from naba.data.writers import atomic_file, dumps
+from naba.errors import InputError, Problem
+
+RESUMABLE = (".jsonl", ".csv")
+
+
+@dataclass
+class PredictSummary:
+    rows: int = 0
+    written: int = 0
+    errors: int = 0
+    resumed_from: int = 0
+    output: Path | None = None
+    errors_path: Path | None = None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: str = "auto") -> Iterator[dict[str, Any] | Problem]:
+    """Articles from every input, in order: records ``{id, text, title?, target?}`` or Problems.
+
+    A directory is read as raw article pages; a file by its extension.
+    """
+    cols = columns or ColumnsConfig()
+    for path in inputs:
+        if path.is_dir() and fmt in ("auto", "page") and not (path / "dataset_info.json").exists():
+            for item in import_pages([path]):
+                yield item
+            continue
+        for line, row in read_rows(path, fmt):
+            if isinstance(row, Problem):
+                yield row
+                continue
+            text = row.get(cols.text_column)
+            if not isinstance(text, str) or not text.strip():
+                found = "no field" if text is None else "an empty string" if isinstance(text, str) else type(text).__name__
+                yield Problem(str(path), line, cols.text_column, f"expected a non-empty text, found {found}")
+                continue
+            raw_id = row.get(cols.id_column)
+            record: dict[str, Any] = {"id": str(raw_id) if raw_id not in (None, "") else f"{path.name}:{line}", "text": text}
+            if title := _text(row.get(cols.title_column)):
+                record["title"] = title
+            if target := _text(row.get(cols.target_column)):
+                record["target"] = target
+            yield record
+
+
+def _flat(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": record["id"]}
+    if "topics" in result:
+        row["topics"] = result["topics"]["labels"]
+        row["topic_scores"] = result["topics"]["scores"]
+    if "stance" in result:
+        row["stance"] = result["stance"]
+    return row
+
+
+class _Writer:
+    """JSONL or CSV rows appended to an open file; Parquet through pyarrow (not resumable)."""
+
+    def __init__(self, path: Path, append: bool) -> None:
+        self.path = path
+        self.kind = "jsonl" if path.name.endswith(".jsonl") else "csv" if path.name.endswith(".csv") else "parquet"
+        self.parquet: Any = None
+        if self.kind == "parquet":
+            self.handle = None
+        else:
+            self.handle = open(path, "ab" if append else "wb")
+        self.header_done = append and path.exists() and path.stat().st_size > 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.kind == "jsonl":
+            self.handle.write("".join(dumps(r) + "\n" for r in rows).encode("utf-8"))
+        elif self.kind == "csv":
+            buffer = io.StringIO()
+            fields = list(rows[0])
+            writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+            if not self.header_done:
+                writer.writeheader()
+                self.header_done = True
+            for r in rows:
+                writer.writerow({k: ("|".join(v) if k == "topics" else json.dumps(v, ensure_ascii=False)) if isinstance(v, (list, dict)) else v
+                                 for k, v in r.items()})
+            self.handle.write(buffer.getvalue().encode("utf-8"))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pylist([{k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) or k == "stance" else v
+                                           for k, v in r.items()} for r in rows])
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(str(self.path), table.schema)
+            self.parquet.write_table(table)
+
+    def sync(self) -> int:
+        if self.handle is None:
+            return 0
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        return self.handle.tell()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        if self.parquet is not None:
+            self.parquet.close()
+
+
+def _job_key(model_dir: Path, inputs: list[Path], output: Path, options: dict[str, Any]) -> str:
+    text = json.dumps({"model": str(model_dir.resolve()), "inputs": [str(p.resolve()) for p in inputs],
+                       "output": str(output.resolve()), **options}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets: list[str] | None = None,
+                  batch_size: int = 16, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
+                  overwrite: bool = False, columns: ColumnsConfig | None = None, fmt: str = "auto",
+                  show_progress_bar: bool | None = None) -> PredictSummary:
+    """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
+
+    Raises:
+        InputError: unknown output type, an output that exists (without
+            ``overwrite`` or ``resume``), ``resume`` with Parquet output or with
+            different inputs/options than the interrupted run.
+    """
+    from tqdm.auto import tqdm
+
+    if not output.name.endswith((".jsonl", ".csv", ".parquet")):
+        raise InputError(f"{output}: unknown output type; expected .jsonl, .csv or .parquet")
+    for path in inputs:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or directory")
+    errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
+    progress_path = output.with_name(output.name + ".progress.json")
+    key = _job_key(classifier.model_dir, inputs, output, {"targets": targets, "threshold": threshold,
+                                                          "precision": classifier.precision})
+    summary = PredictSummary(output=output, errors_path=errors_path)
+    state = {"key": key, "rows": 0, "output_bytes": 0, "errors_bytes": 0, "written": 0, "errors": 0}
+    if resume and progress_path.exists():
+        if not output.name.endswith(RESUMABLE):
+            raise InputError(f"{output}: --resume needs .jsonl or .csv output")
+        saved = json.loads(progress_path.read_text(encoding="utf-8"))
+        if saved.get("key") != key:
+            raise InputError(f"{progress_path}: records a run with other inputs, model or options; rerun without --resume")
+        state = saved
+        for path, size in ((output, state["output_bytes"]), (errors_path, state["errors_bytes"])):
+            if path.exists():
+                with open(path, "r+b") as handle:
+                    handle.truncate(size)
+        summary.resumed_from = state["rows"]
+    elif output.exists() and not overwrite and not resume:
+        raise InputError(f"{output}: already exists; pass --overwrite to replace it or --resume to complete it")
+    append = resume and state["rows"] > 0
+    if not append:
+        errors_path.unlink(missing_ok=True)
+    writer = _Writer(output, append)
+    errors = open(errors_path, "ab" if append else "wb")
+    bar = tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar, dynamic_ncols=True)
+    try:
+        chunk: list[dict[str, Any] | Problem] = []
+        consumed = 0
+
+        def flush() -> None:
+            records = [item for item in chunk if not isinstance(item, Problem)]
+            results = classifier.predict(records, targets, batch_size=batch_size, threshold=threshold) if records else []
+            writer.write([_flat(r, res) for r, res in zip(records, results)])
+            problems = [item for item in chunk if isinstance(item, Problem)]
+            errors.write("".join(dumps({**p.to_dict(), "id": None}) + "\n" for p in problems).encode("utf-8"))
+            errors.flush()
+            os.fsync(errors.fileno())
+            state["rows"] += len(chunk)
+            state["written"] += len(records)
+            state["errors"] += len(problems)
+            state["output_bytes"], state["errors_bytes"] = writer.sync(), errors.tell()
+            with atomic_file(progress_path) as handle:
+                json.dump(state, handle)
+            bar.update(len(chunk))
+            chunk.clear()
+
+        for item in iter_inputs(inputs, columns, fmt):
+            consumed += 1
+            if consumed <= state["rows"]:
+                continue
+            chunk.append(item)
+            if len(chunk) >= chunk_size:
+                flush()
+        if chunk:
+            flush()
+    finally:
+        bar.close()
+        writer.close()
+        errors.close()
+    summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
+    progress_path.unlink(missing_ok=True)
+    if summary.errors == 0:
+        errors_path.unlink(missing_ok=True)
+    return summary
