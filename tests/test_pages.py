@@ -110,7 +110,6 @@ def test_glued_alef_maksura_word_is_split() -> None:
     assert parse_article(["عنوان", line])["text"] == "قال الوزير: نعم، ذهب إلى السوق."
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a single glued ة-word with no punctuation before it drops the start of a real sentence")
 def test_glued_word_without_punctuation_keeps_sentence() -> None:
     assert parse_article(["عنوان", "قالت وزارة الصحةإن عدد الإصابات ارتفع."])["text"] == "قالت وزارة الصحة إن عدد الإصابات ارتفع."
 
@@ -133,7 +132,6 @@ def test_source_at_end_of_body_line() -> None:
     assert parse_article(["عنوان", "النص الأساسي المصدر: وكالة"]) == {"title": "عنوان", "source": "وكالة", "text": "النص الأساسي"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 'المصدر:' quoted inside a body sentence cuts the paragraph and is taken as the source")
 def test_source_word_inside_body_sentence_is_body() -> None:
     article = parse_article(["عنوان", "وقال المصدر: إن الاجتماع تأجل إلى الأسبوع المقبل.", "المصدر: وام"])
     assert article == {"title": "عنوان", "source": "وام", "text": "وقال المصدر: إن الاجتماع تأجل إلى الأسبوع المقبل."}

@@ -66,10 +66,6 @@ def normalize(text: str, config: NormalizationConfig | None = None) -> str:
         text = unicodedata.normalize("NFC", _PRESENTATION.sub(_presentation_to_base, text))
     if cfg.remove_controls:
         text = _CONTROLS.sub("", text)
-    if cfg.urls != "keep":
-        text = _URL.sub(" " + URL_TOKEN + " " if cfg.urls == "token" else " ", text)
-    if cfg.mentions != "keep":
-        text = _MENTION.sub(" " + MENTION_TOKEN + " " if cfg.mentions == "token" else " ", text)
     if cfg.remove_diacritics:
         text = _DIACRITICS.sub("", text)
     if cfg.remove_tatweel:
@@ -82,6 +78,19 @@ def normalize(text: str, config: NormalizationConfig | None = None) -> str:
         text = text.translate(_ALEF_MAKSURA)
     if cfg.fold_ta_marbuta:
         text = text.translate(_TA_MARBUTA)
+    # URLs and mentions after the marks are gone, so that a mark inside one
+    # ("http\u064e://") cannot hide it until a second pass.
+    if cfg.urls != "keep":
+        text = _URL.sub(" " + URL_TOKEN + " " if cfg.urls == "token" else " ", text)
+    if cfg.mentions != "keep":
+        replacement = " " + MENTION_TOKEN + " " if cfg.mentions == "token" else " "
+        # "@a@b": the second mention only becomes visible once the first is
+        # replaced; repeat until nothing changes (e-mail addresses never match).
+        while True:
+            replaced = _MENTION.sub(replacement, text)
+            if replaced == text:
+                break
+            text = replaced
     if cfg.unicode:
         # Removing marks can expose sequences NFC would compose; compose again
         # so that a second pass changes nothing.

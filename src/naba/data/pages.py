@@ -31,6 +31,7 @@ _RELATED_PREFIX = re.compile(r"^\s*(?:أخبار\s+ذات\s+صلة)\s*")
 # Ta marbuta and alef maksura only end words: one followed by a letter marks
 # where the scraper glued two HTML elements together without a space.
 _GLUE = re.compile(r"(?<=[ةى])(?=[\u0621-\u064a])")
+_MIN_GLUED_WORDS = 8
 _SENTENCE_END = re.compile(r"[.!?؟،,:؛\"«»]")
 
 _MONTHS = {m: i for i, m in enumerate(
@@ -54,7 +55,9 @@ def _unglue(line: str) -> str:
     """Split glued elements; drop a leading run of glued headlines.
 
     A line that starts with headlines glued to each other and to the body
-    (no sentence punctuation before the last glue point) loses that prefix.
+    (several glue points, or at least ``_MIN_GLUED_WORDS`` words, with no
+    sentence punctuation before the last glue point) loses that prefix;
+    otherwise each glue point becomes a space.
     """
     parts = _GLUE.split(line)
     if len(parts) == 1:
@@ -62,7 +65,10 @@ def _unglue(line: str) -> str:
     if _RELATED_PREFIX.match(line):
         return _RELATED_PREFIX.sub("", line, count=1)
     head = " ".join(parts[:-1])
-    if not _SENTENCE_END.search(head) and len(head.split()) <= 60:
+    # Headline-length runs without punctuation are glued related headlines; a
+    # short head is a sentence that lost a space ("وزارة الصحةإن").
+    glued_run = len(parts) > 2 or len(head.split()) >= _MIN_GLUED_WORDS
+    if not _SENTENCE_END.search(head) and glued_run and len(head.split()) <= 60:
         return parts[-1]
     return " ".join(parts)
 
@@ -92,13 +98,20 @@ def parse_article(lines: list[str]) -> dict[str, Any] | None:
                 article["tags"] = tags
             in_related = False
             continue
-        if match := _SOURCE.search(line):
-            article["source"] = match.group(1).strip()
-            before = line[: match.start()].strip()
-            in_related = False
-            if not before or _DROP_LINE.match(before):
-                continue
-            line = before
+        match = _SOURCE.search(line)
+        if match:
+            before, source = line[: match.start()].strip(), match.group(1).strip()
+            # A source line, a share widget with the source glued on its end, or
+            # a short outlet name glued after the last paragraph. "وقال المصدر:
+            # إن ..." inside a paragraph is body text, not a source line.
+            standalone = not before or _DROP_LINE.match(before)
+            glued = len(source.split()) <= 3 and not _SENTENCE_END.search(source)
+            if (standalone and len(source.split()) <= 8) or glued:
+                article["source"] = source
+                in_related = False
+                if standalone:
+                    continue
+                line = before
         if _RELATED_BLOCK.match(line):
             in_related = True
             continue

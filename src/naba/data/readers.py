@@ -65,7 +65,11 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
 
 
 def _check_encoding(path: Path, head: bytes) -> None:
-    if head.startswith(_UTF16_BOMS) or (len(head) >= 4 and head[1:4:2] == b"\x00\x00" and head[0:1] != b"\x00"):
+    # Without a BOM, UTF-16 shows as a zero byte beside every ASCII character:
+    # second and fourth bytes (little-endian) or first and third (big-endian).
+    little = len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] != 0
+    big = len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] != 0
+    if head.startswith(_UTF16_BOMS) or little or big:
         raise InputError(f"{path}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
 
 
@@ -127,48 +131,56 @@ def read_txt(path: Path) -> Iterator[tuple[int, Row | Problem]]:
 def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
     """Yield one dict per CSV record (a ``.tsv`` file is tab-separated).
 
-    Quoted fields may span lines; the number reported is the record's first line.
+    Quoted fields may span lines; the number reported is the record's first
+    line. Each physical line is decoded on its own, so a bad byte is blamed
+    on the record that holds it and the rest of the file still reads.
     """
     _check_file(path)
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
-    try:
-        handle = _open_binary(path)
-        head = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
-        _check_encoding(path, head)
-        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="strict", newline="")
-        reader = csv.DictReader(text, delimiter=delimiter)
-        try:
-            header = reader.fieldnames
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: header is not valid UTF-8; re-save the file as UTF-8") from None
-        if not header:
-            return
-        duplicates = sorted({name for name in header if header.count(name) > 1})
-        if duplicates:
-            raise InputError(f"{path}:1: header: duplicate column names {duplicates}; rename them")
-        start = reader.line_num + 1
-        while True:
+    bad_lines: dict[int, str] = {}
+
+    def decoded(handle: Any) -> Iterator[str]:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                _check_encoding(path, raw[:4])
+                if raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
             try:
-                record = next(reader)
-            except StopIteration:
-                break
+                yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                # The text layer decodes in blocks, so the exact row is unknown;
-                # the rest of the file cannot be trusted either.
-                yield start, Problem(str(path), start, "(file)",
-                                     f"expected UTF-8 text, found invalid byte 0x{exc.object[exc.start]:02x} at or after this line; "
-                                     "re-save the file as UTF-8")
+                bad_lines[number] = f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; re-save the file as UTF-8"
+                yield raw.decode("utf-8", errors="replace")
+
+    try:
+        with _open_binary(path) as handle:
+            reader = csv.DictReader(decoded(handle), delimiter=delimiter)
+            header = reader.fieldnames
+            if 1 in bad_lines:
+                raise InputError(f"{path}:1: header: {bad_lines[1]}")
+            if not header:
                 return
-            except csv.Error as exc:
-                yield start, Problem(str(path), start, "(csv)", f"malformed CSV ({exc})")
-                return
-            if None in record:
-                yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found more")
-            elif any(value is None for value in record.values()):
-                yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found fewer")
-            else:
-                yield start, record
+            duplicates = sorted({name for name in header if header.count(name) > 1})
+            if duplicates:
+                raise InputError(f"{path}:1: header: duplicate column names {duplicates}; rename them")
             start = reader.line_num + 1
+            while True:
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    yield start, Problem(str(path), start, "(csv)", f"malformed CSV ({exc})")
+                    return
+                bad = [n for n in range(start, reader.line_num + 1) if n in bad_lines]
+                if bad:
+                    yield start, Problem(str(path), bad[0], "(line)", bad_lines[bad[0]])
+                elif None in record:
+                    yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found more")
+                elif any(value is None for value in record.values()):
+                    yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found fewer")
+                else:
+                    yield start, record
+                start = reader.line_num + 1
     except (gzip.BadGzipFile, EOFError) as exc:
         raise InputError(f"{path}: corrupt gzip file ({exc})") from None
 
