@@ -257,3 +257,23 @@ def test_evaluate_unknown_labels_is_a_clear_error(trained_model: Path, tmp_path:
     data.write_text(json.dumps({"id": "1", "text": "نص", "topics": ["weather"]}) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=re.escape(f"{data}: topics: labels ['weather'] are not among the model's labels")):
         evaluate_model(trained_model, data, tmp_path / "r", task="topic")
+
+
+def test_report_renders_in_a_real_browser(trained_model: Path, small_data: dict[str, Path], tmp_path: Path) -> None:
+    """Headless Chromium renders the self-contained report (Arabic snippets included) to a non-blank page."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from naba.evaluation.report import evaluate_model
+
+    evaluate_model(trained_model, small_data["topic_test"], tmp_path / "report")
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}",
+                    str(tmp_path / "report" / "report.html")], capture_output=True, timeout=120, check=False)
+    assert shot.exists()
+    from matplotlib.image import imread
+
+    pixels = imread(str(shot))
+    assert pixels.shape[0] >= 2000 and pixels.std() > 0.05  # figures and text, not a blank page
