@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 ENCODER := runs/encoders/demo
 # A tiny encoder starts from random weights: it needs a higher learning rate and more epochs.
-TINY_SETTINGS := --set train.learning_rate=1e-3 --set train.head_learning_rate=1e-3 --set train.epochs=25 --set train.early_stopping_patience=6
+TINY_SETTINGS := --set train.learning_rate=1e-3 --set train.head_learning_rate=1e-3 --set train.epochs=25 --set tasks.stance.epochs=25 --set train.early_stopping_patience=6
 
 demo: $(VENV)/.installed $(ENCODER)/config.json
 	mkdir -p $(DEMO)

@@ -63,6 +63,7 @@ class TaskDataConfig(_Section):
     labels: list[str] | None = None  # fixed label order; default: sorted labels seen in train
     multi_label: Literal["auto", "true", "false"] | bool = "auto"
     dev_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="carved out of train when dev is absent")
+    epochs: float | None = Field(default=None, gt=0, description="overrides train.epochs for this task")
 
 
 class WindowConfig(_Section):
@@ -266,3 +267,115 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 def save_config(config: NabaConfig, path: Path) -> None:
     """Write the resolved config as YAML (beside every output)."""
     path.write_text(yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- pretraining: naba pretrain CONFIG
+
+
+class PretrainCorpusConfig(_Section):
+    """Unlabelled text for masked-language-model training (read with :func:`naba.train.encoders.corpus_lines`)."""
+
+    files: list[Path] = Field(min_length=1, description=".txt/.txt.gz (a text a line) or .jsonl (title + text)")
+    max_texts: int | None = Field(default=None, ge=1, description="read at most this many texts (files in order)")
+    eval_fraction: float = Field(default=0.02, gt=0, lt=0.5, description="texts held out to measure MLM loss")
+    max_length: int = Field(default=128, ge=8, le=8192, description="tokens per packed block, special tokens included")
+    max_eval_blocks: int | None = Field(default=1000, ge=1, description="cap on held-out blocks scored per evaluation")
+
+
+class FromScratchConfig(_Section):
+    """A BERT built from nothing: WordPiece vocabulary trained on the corpus, random weights."""
+
+    layers: int = Field(default=4, ge=1)
+    hidden: int = Field(default=256, ge=8)
+    heads: int = Field(default=4, ge=1)
+    vocab_size: int = Field(default=16000, ge=100)
+    max_positions: int = Field(default=512, ge=16, description="longest input the encoder accepts (naba train windows)")
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> FromScratchConfig:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+class PretrainModelConfig(_Section):
+    """The encoder to adapt, or the shape of one to build."""
+
+    base: str | None = None  # encoder directory or hub id to continue from; None: from scratch
+    from_scratch: FromScratchConfig = FromScratchConfig()
+    allow_pickle: bool = False
+
+
+class PretrainTrainConfig(_Section):
+    """Optimisation settings for MLM training (one process or many, as ``naba train``)."""
+
+    max_steps: int = Field(default=1000, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    mlm_probability: float = Field(default=0.15, gt=0, lt=1)
+    eval_every: int = Field(default=100, ge=1)
+    checkpoint_every: int | None = Field(default=100, ge=1, description="steps between resumable checkpoints")
+    seed: int = 13
+    torch_threads: int | None = Field(default=None, ge=1)
+
+
+class PretrainConfig(_Section):
+    """A masked-language-model run: ``naba pretrain CONFIG``; writes an encoder directory."""
+
+    output_dir: Path = Path("runs/encoders/pretrained")
+    corpus: PretrainCorpusConfig
+    model: PretrainModelConfig = PretrainModelConfig()
+    train: PretrainTrainConfig = PretrainTrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain JSON types."""
+        return json.loads(self.model_dump_json())
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping; every failure is a one-line :class:`ConfigError` naming the file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, found {type(raw).__name__}")
+    return raw
+
+
+def load_pretrain_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
+    """Load a pretraining config from YAML and apply ``--set`` overrides.
+
+    Args:
+        path: The YAML file.
+        overrides: ``key=value`` strings with dotted keys, e.g. ``train.max_steps=50``.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, unknown key or wrong type;
+            one line per problem, naming the file and the dotted key.
+
+    Example:
+        >>> cfg = load_pretrain_config("configs/pretrain-scratch.yaml", ["train.max_steps=10"])  # doctest: +SKIP
+    """
+    path = Path(path)
+    data = _merge(_read_yaml_mapping(path), parse_overrides(overrides))
+    source = f"{path}" + (" (with --set overrides)" if overrides else "")
+    try:
+        return PretrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, PretrainConfig)) from None

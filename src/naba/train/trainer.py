@@ -245,7 +245,8 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     world = accelerator.num_processes
     n_train = len(task_data.splits["train"])
     micro_per_epoch = len(_epoch_batches(n_train, cfg.batch_size, config.seed, 0, world)) // world
-    total_micro = math.ceil(cfg.epochs * micro_per_epoch)
+    epochs = getattr(config.tasks, task).epochs or cfg.epochs
+    total_micro = math.ceil(epochs * micro_per_epoch)
     total_steps = math.ceil(total_micro / cfg.gradient_accumulation_steps)
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
