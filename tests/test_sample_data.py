@@ -51,5 +51,5 @@ def test_sample_sizes_meet_the_brief() -> None:
 
 def test_shipped_configs_load() -> None:
     for path in sorted((ROOT / "configs").glob("*.yaml")):
-        if path.name != "taxonomy.yaml":
+        if path.name != "taxonomy.yaml" and not path.name.startswith("pretrain-"):  # pretrain configs: test_pretrain.py
             assert load_config(path).tasks is not None, path

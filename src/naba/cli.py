@@ -310,6 +310,7 @@ def encoder_tiny(
 ) -> None:
     """Train a WordPiece tokenizer and write a randomly initialised small BERT."""
     with _user_errors():
+        _quiet_libraries()
         from naba.train.encoders import build_tiny_encoder
 
         build_tiny_encoder(corpus, output, layers=layers, hidden=hidden, heads=heads, vocab_size=vocab_size, seed=seed,
@@ -408,6 +409,65 @@ def evaluate_command(
         line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
     typer.echo(line)
     typer.echo(f"report: {output / 'report.html'}")
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+@app.command("serve")
+def serve_command(
+    model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
+    host: Annotated[str, typer.Option(help="Interface to bind. The service has no authentication: keep it on loopback "
+                                           "unless a proxy in front provides it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
+    precision: Annotated[PrecisionName, typer.Option(help="fp32, bf16, or int8 (dynamic quantisation of linear layers).")] = PrecisionName.fp32,
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")] = 64,
+    max_text_chars: Annotated[int, typer.Option(min=1, help="Most characters in one article text (422 beyond).")] = 100_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Most bytes in one request body (413 beyond).")] = 10_000_000,
+    batch_wait_ms: Annotated[float, typer.Option(min=0.0, help="How long to wait for concurrent requests to share a batch.")] = 5.0,
+) -> None:
+    """Serve a model over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, docs at /docs."""
+    with _user_errors():
+        _quiet_libraries()
+        from naba.serve.app import ServeSettings, serve
+
+        settings = ServeSettings(max_batch_size=max_batch_size, max_text_chars=max_text_chars,
+                                 max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms)
+        serve(model, host, port, precision=precision.value, settings=settings)
+
+
+# ----------------------------------------------------------------------------- pretrain
+
+
+@app.command("pretrain")
+def pretrain_command(
+    config: Annotated[Path, typer.Argument(help="Pretraining config YAML (see configs/pretrain-*.yaml).")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set train.max_steps=50 (repeatable).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Encoder directory (default: output_dir in the config).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint of an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing encoder directory.")] = False,
+    allow_pickle: Annotated[bool, typer.Option(help="Allow loading pickle (.bin) weights of the base encoder.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Masked-language-model training on unlabelled text; write an encoder directory for `naba train`."""
+    with _user_errors():
+        from naba.config import load_pretrain_config
+
+        overrides = list(set_ or [])
+        if allow_pickle:
+            overrides.append("model.allow_pickle=true")
+        cfg = load_pretrain_config(config, overrides)
+        _quiet_libraries()
+        from naba.train.pretrain import PRETRAIN_FILE, pretrain
+
+        out = pretrain(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=progress)
+    if not _is_main_process():
+        return
+    record = json.loads((out / PRETRAIN_FILE).read_text(encoding="utf-8"))
+    typer.echo(f"eval MLM loss {record['final_eval_loss']:.4f}  perplexity {record['final_eval_perplexity']:.2f}  "
+               f"after {record['steps']} steps (step 0: {record['initial_eval_loss']:.4f}; "
+               f"best {record['best_eval_loss']:.4f} at step {record['best_step']})")
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

@@ -56,30 +56,19 @@ def build_tiny_encoder(corpus: list[Path], output: Path, *, layers: int = 2, hid
         ``output``, a directory ``AutoModel``/``AutoTokenizer`` load offline.
     """
     import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
+
+    from naba.train.pretrain import train_wordpiece
 
     texts = list(corpus_lines(corpus))
     if not texts:
         raise InputError(f"{', '.join(map(str, corpus))}: no text to train a tokenizer on")
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=special)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    from tokenizers.processors import TemplateProcessing
-
-    tokenizer.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-                                                  special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_positions)
+    # Deterministic WordPiece (see train_wordpiece): the same corpus gives the same vocabulary.
+    fast = train_wordpiece(texts, vocab_size, max_positions)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers,
+    config = BertConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers,
                         num_attention_heads=heads, intermediate_size=hidden * 4, max_position_embeddings=max_positions,
-                        pad_token_id=tokenizer.token_to_id("[PAD]"))
+                        pad_token_id=fast.pad_token_id)
     model = BertModel(config)
     with atomic_dir(output, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

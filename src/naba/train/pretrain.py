@@ -1,0 +1,723 @@
+"""Masked-language-model pretraining on unlabelled text: ``naba pretrain CONFIG``.
+
+Two starting points:
+
+- **domain adaptation**: continue from an encoder directory (``model.base``),
+  e.g. the converted e5-small. Such a directory usually holds the bare
+  encoder without an MLM head; the head's transform is then initialised
+  from the seed and its decoder is *tied* to the word embeddings, so the only
+  new parameters are a small dense layer, a layer norm and a bias;
+- **from scratch** (``model.base: null``): a WordPiece vocabulary is trained
+  on the training texts and a BERT of the configured size is initialised
+  (the shape and pipeline of ``naba encoder tiny``, with a vocabulary that
+  is the same on every run).
+
+Texts are normalised exactly as ``naba train`` normalises (the default
+:class:`~naba.config.NormalizationConfig`), tokenised, concatenated with a
+separator after each text and cut into blocks of ``corpus.max_length``
+tokens, each ``[CLS] ... [SEP]`` (the ``group_texts`` packing of
+transformers' ``run_mlm.py``). A fraction of the *texts* (not blocks) is held
+out, so no held-out sentence is seen in training.
+
+Determinism and resume follow :mod:`naba.train.trainer`: the block order of
+an epoch is a function of (seed, epoch), the masks of a step a function of
+(seed, step, process), the held-out masks are drawn once; checkpoints hold
+the weights, optimizer, scheduler, torch RNG and progress, and are swapped
+in atomically. A run killed at any point and resumed ends with the same
+weights and losses as an uninterrupted one.
+
+The output is a standard encoder directory (the base model, *without* the
+MLM head, as safetensors, plus the tokenizer) that ``naba train`` accepts as
+``model.base``, with ``pretrain.json``, ``config.yaml``, ``metrics.jsonl``
+and ``train.log`` beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from naba.config import NormalizationConfig, PretrainConfig, save_config
+from naba.errors import InputError
+from naba.hub import load_kwargs, unreachable
+from naba.train.encoders import corpus_lines
+from naba.train.trainer import TrainingError, _epoch_batches, _RunLog, _save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+PRETRAIN_FILE = "pretrain.json"
+FORMAT_VERSION = 1
+IGNORE_INDEX = -100  # label of a position with nothing to predict (PyTorch's cross-entropy default)
+
+
+@dataclass
+class _Progress:
+    """Resumable position; saved in every checkpoint as JSON."""
+
+    step: int = 0
+    tokens: int = 0  # training tokens seen, all processes together
+    initial_eval_loss: float | None = None
+    last_eval_loss: float | None = None
+    best_eval_loss: float | None = None
+    best_step: int = 0
+
+
+@dataclass
+class PackedCorpus:
+    """Token blocks ready for masking, and the facts about them that ``pretrain.json`` records."""
+
+    train: np.ndarray  # [blocks, max_length] int32 token ids
+    eval: np.ndarray
+    stats: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- text preparation
+
+
+def split_texts(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Hold out ``fraction`` of the texts (at least one) for evaluation; both parts keep corpus order.
+
+    Raises:
+        InputError: fewer than two texts.
+    """
+    if len(texts) < 2:
+        raise InputError(f"the corpus has {len(texts)} text(s); need at least 2 (to train on and to evaluate on)")
+    n_eval = min(len(texts) - 1, max(1, round(len(texts) * fraction)))
+    held_out = set(np.random.default_rng([seed, 0]).permutation(len(texts))[:n_eval].tolist())
+    return ([t for i, t in enumerate(texts) if i not in held_out], [t for i, t in enumerate(texts) if i in held_out])
+
+
+def _special_layout(tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
+    """Token ids that open a block, close a block, and follow each text ([CLS]/[SEP] or <s>/</s>)."""
+    first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    start = [first] if first is not None else []
+    end = [last] if last is not None else []
+    return start, end, end
+
+
+def pack_blocks(tokenizer: Any, texts: list[str], max_length: int, batch: int = 1000) -> np.ndarray:
+    """Tokenise, concatenate (a separator after each text) and cut into ``[CLS] ... [SEP]`` blocks.
+
+    The last, partial block is dropped, unless it is the only one: then it is
+    padded (the padding is masked out of attention and of the loss).
+
+    Args:
+        tokenizer: A fast tokenizer.
+        texts: Normalised texts.
+        max_length: Tokens per block, special tokens included.
+        batch: Texts tokenised per call.
+
+    Returns:
+        An int32 array ``[blocks, max_length]`` (no rows for no text).
+    """
+    from tokenizers import Tokenizer
+
+    start, end, separator = _special_layout(tokenizer)
+    body = max_length - len(start) - len(end)
+    # a private copy: a tokenizer.json may carry truncation or padding settings
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    sep = np.asarray(separator, dtype=np.int32)
+    parts: list[np.ndarray] = []
+    for first in range(0, len(texts), batch):
+        for encoding in backend.encode_batch(texts[first:first + batch], add_special_tokens=False):
+            parts.append(np.asarray(encoding.ids, dtype=np.int32))
+            parts.append(sep)
+    stream = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    n_full = len(stream) // body
+    if n_full == 0 and len(stream):
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        block = np.full(max_length, pad, np.int32)
+        row = np.concatenate([start, stream, end]).astype(np.int32)
+        block[:len(row)] = row
+        return block[None]
+    chunks = stream[:n_full * body].reshape(n_full, body)
+    columns = [np.full((n_full, 1), t, np.int32) for t in start] + [chunks] + [np.full((n_full, 1), t, np.int32) for t in end]
+    return np.concatenate(columns, axis=1)
+
+
+def mask_tokens(blocks: np.ndarray, rng: np.random.Generator, probability: float, mask_id: int, vocab_size: int,
+                special_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """BERT's masking: pick ``probability`` of the ordinary tokens; of those 80% become the mask, 10% a random token.
+
+    Special tokens (and padding) are never picked. At least one token is
+    picked when any can be, so a batch always has a loss.
+
+    Args:
+        blocks: Token ids ``[n, length]``.
+        rng: The generator that decides everything (seeded by the caller: the same seed, the same masks).
+        probability: The share of tokens to predict.
+        mask_id: The mask token.
+        vocab_size: Random replacements are drawn from ``[0, vocab_size)``.
+        special_ids: Ids never picked.
+
+    Returns:
+        ``(input_ids, labels)``, int64; ``labels`` is the original id where a prediction is asked, else -100.
+    """
+    candidates = ~np.isin(blocks, special_ids)
+    picked = (rng.random(blocks.shape) < probability) & candidates
+    if not picked.any() and candidates.any():
+        flat = np.flatnonzero(candidates)
+        picked.flat[flat[rng.integers(len(flat))]] = True
+    labels = np.where(picked, blocks, IGNORE_INDEX).astype(np.int64)
+    inputs = blocks.astype(np.int64)
+    roll = rng.random(blocks.shape)
+    inputs[picked & (roll < 0.8)] = mask_id
+    random_token = picked & (roll >= 0.8) & (roll < 0.9)
+    inputs[random_token] = rng.integers(0, vocab_size, size=int(random_token.sum()))
+    return inputs, labels
+
+
+def _file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _texts_digest(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def read_corpus(config: PretrainConfig) -> tuple[list[str], list[str], dict[str, Any]]:
+    """The normalised training and held-out texts, and the corpus fingerprint.
+
+    Raises:
+        InputError: a file is missing or the files hold fewer than two texts.
+    """
+    files = [Path(p) for p in config.corpus.files]
+    texts = list(corpus_lines(files, config.corpus.max_texts))
+    if len(texts) < 2:
+        raise InputError(f"{', '.join(map(str, files))}: {len(texts)} text(s) after normalisation; "
+                         "need at least 2 (to train on and to evaluate on)")
+    train_texts, eval_texts = split_texts(texts, config.corpus.eval_fraction, config.train.seed)
+    fingerprint = {
+        "files": [_file_digest(p) for p in files],
+        "texts": len(texts),
+        "texts_sha256": _texts_digest(texts),
+        "train_texts": len(train_texts),
+        "eval_texts": len(eval_texts),
+        "max_texts": config.corpus.max_texts,
+        "normalization": NormalizationConfig().model_dump(),
+    }
+    return train_texts, eval_texts, fingerprint
+
+
+def pack_corpus(tokenizer: Any, train_texts: list[str], eval_texts: list[str], config: PretrainConfig,
+                fingerprint: dict[str, Any]) -> PackedCorpus:
+    """Pack both parts into blocks; the held-out part is capped at ``corpus.max_eval_blocks``.
+
+    Raises:
+        InputError: the training texts do not fill one block.
+    """
+    length = config.corpus.max_length
+    train = pack_blocks(tokenizer, train_texts, length)
+    held_out = pack_blocks(tokenizer, eval_texts, length)
+    available = len(held_out)
+    if config.corpus.max_eval_blocks is not None:
+        held_out = held_out[:config.corpus.max_eval_blocks]
+    if not len(train) or not len(held_out):
+        raise InputError(f"{', '.join(map(str, config.corpus.files))}: too little text for blocks of {length} tokens; "
+                         "add text or lower corpus.max_length")
+    pad = tokenizer.pad_token_id
+    stats = {**fingerprint, "max_length": length, "train_blocks": len(train), "eval_blocks": len(held_out),
+             "eval_blocks_available": available, "train_tokens": int((train != pad).sum()) if pad is not None else train.size}
+    return PackedCorpus(train=train, eval=held_out, stats=stats)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_WORD_START = "\u2581"
+
+
+def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512) -> Any:
+    """A WordPiece tokenizer trained on ``texts``, the same on every run.
+
+    ``tokenizers``' ``WordPieceTrainer`` (0.23) numbers the ``##`` pieces in
+    hash-map order, and ties between equally frequent merges are broken by
+    those numbers: two runs on the same text give vocabularies that differ in
+    dozens of pieces. Its BPE trainer without a subword prefix is
+    deterministic, so the merges are learned by BPE on words marked with a
+    word-start symbol, and converted: ``▁piece`` -> ``piece`` (starts a
+    word), ``piece`` -> ``##piece`` (continues one). Every character of the
+    corpus is kept in both forms, then merges in rank order up to
+    ``vocab_size``. The pipeline is ``naba encoder tiny``'s: NFC, BERT
+    pre-tokenisation, ``[CLS] ... [SEP]``.
+
+    Args:
+        texts: Normalised texts.
+        vocab_size: Pieces, special tokens included (more when the corpus has more characters than that).
+        max_positions: The ``model_max_length`` written with the tokenizer.
+
+    Returns:
+        A ``PreTrainedTokenizerFast``.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.BertPreTokenizer(),
+        pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=False)])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    bpe.train_from_iterator((t.replace(_WORD_START, " ") for t in texts), trainer=trainer)
+    learned = [piece for piece, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1]) if piece not in SPECIAL_TOKENS]
+    vocab: dict[str, int] = {}
+    for piece in SPECIAL_TOKENS:
+        vocab[piece] = len(vocab)
+    for char in (p for p in learned if len(p) == 1 and p != _WORD_START):
+        for piece in (char, "##" + char):
+            vocab.setdefault(piece, len(vocab))
+    for piece in learned:  # ids follow merge rank: the most frequent merges first
+        if len(vocab) >= vocab_size:
+            break
+        converted = piece[len(_WORD_START):] if piece.startswith(_WORD_START) else "##" + piece
+        if converted and converted != "##":
+            vocab.setdefault(converted, len(vocab))
+
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
+    tokenizer.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                  special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_positions)
+
+
+def build_scratch_encoder(train_texts: list[str], config: PretrainConfig, directory: Path) -> Path:
+    """A WordPiece vocabulary trained on ``train_texts`` and a BERT initialised from ``train.seed`` (as ``naba encoder tiny``)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from naba.data.writers import atomic_dir
+
+    shape = config.model.from_scratch
+    tokenizer = train_wordpiece(train_texts, shape.vocab_size, shape.max_positions)
+    torch.manual_seed(config.train.seed)
+    bert = BertConfig(vocab_size=len(tokenizer), hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+                      num_attention_heads=shape.heads, intermediate_size=shape.hidden * 4,
+                      max_position_embeddings=shape.max_positions, pad_token_id=tokenizer.pad_token_id)
+    with atomic_dir(directory, overwrite=True) as tmp:
+        BertModel(bert).save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    logger.info("built a BERT from scratch (%d layers, hidden %d, vocabulary %d)", shape.layers, shape.hidden, len(tokenizer))
+    return directory
+
+
+def load_mlm_model(source: str | Path, allow_pickle: bool = False, seed: int = 13) -> tuple[Any, Any, list[str]]:
+    """An encoder with a masked-language-model head, its tokenizer, and the parameters that were newly initialised.
+
+    A checkpoint without a head (``BertModel``, ``XLMRobertaModel``: the
+    converted e5-small) gets a head initialised from ``seed`` whose decoder is
+    the word-embedding matrix itself (tied), as in BERT and XLM-R
+    pretraining. A checkpoint that ships its own untied decoder keeps it.
+
+    Args:
+        source: Encoder directory or hub id.
+        allow_pickle: Allow pickle (``.bin``) weights.
+        seed: Seeds the new head's initial weights.
+
+    Returns:
+        ``(model, tokenizer, newly_initialised)``.
+
+    Raises:
+        ModelDirError: the source cannot be loaded.
+        TrainingError: no fast tokenizer, no mask token, or the decoder cannot be tied.
+    """
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    source = str(source)
+    kwargs = load_kwargs(source, allow_pickle)
+    torch.manual_seed(seed)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        model, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise unreachable(source, exc) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise TrainingError(f"{source}: needs a fast (Rust) tokenizer; found {type(tokenizer).__name__}")
+    if tokenizer.mask_token_id is None:
+        raise TrainingError(f"{source}: the tokenizer has no mask token; masked-language-model training needs one")
+    new = sorted(info.get("missing_keys", ()))
+    decoder = model.get_output_embeddings()
+    embeddings = model.get_input_embeddings()
+    if decoder is None or embeddings is None:
+        raise TrainingError(f"{source}: {type(model).__name__} exposes no input/output embeddings to tie")
+    decoder_names = [n for n, p in model.named_parameters(remove_duplicate=False) if p is decoder.weight]
+    loaded_untied = decoder.weight is not embeddings.weight and not any(n in new for n in decoder_names)
+    if loaded_untied and not model.config.tie_word_embeddings:
+        logger.info("%s: keeping the checkpoint's own (untied) MLM decoder", source)
+    else:
+        # a new decoder would be a random vocabulary-sized matrix: tie it to the embeddings instead
+        model.config.tie_word_embeddings = True
+        model.tie_weights()
+        if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+            raise TrainingError(f"{source}: could not tie the MLM decoder to the word embeddings")
+    if len(tokenizer) > model.config.vocab_size:
+        raise TrainingError(f"{source}: the tokenizer has {len(tokenizer)} tokens but the model only "
+                            f"{model.config.vocab_size} embeddings")
+    return model, tokenizer, new
+
+
+def _source_pooler(source: str, allow_pickle: bool) -> dict[str, Any]:
+    """The source checkpoint's pooler weights, if it has trained ones (MLM models are built without a pooler)."""
+    from transformers import AutoModel
+
+    model, info = AutoModel.from_pretrained(source, output_loading_info=True, **load_kwargs(source, allow_pickle))
+    pooler = getattr(model, "pooler", None)
+    if pooler is None or any(k.startswith("pooler.") for k in info.get("missing_keys", ())):
+        return {}
+    return {f"pooler.{k}": v.detach().clone() for k, v in pooler.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _evaluate(model: Any, inputs: np.ndarray, labels: np.ndarray, attention: np.ndarray, batch_size: int,
+              device: Any) -> float:
+    """Mean cross-entropy over every masked held-out token (not a mean of batch means)."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for first in range(0, len(inputs), batch_size):
+            batch_labels = labels[first:first + batch_size]
+            n = int((batch_labels != IGNORE_INDEX).sum())
+            if not n:
+                continue
+            loss = model(torch.from_numpy(inputs[first:first + batch_size]).to(device),
+                         torch.from_numpy(attention[first:first + batch_size]).to(device),
+                         torch.from_numpy(batch_labels).to(device))
+            total += loss.item() * n
+            count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def masked_lm_loss(model: Any) -> Any:
+    """A module computing the MLM loss of ``model`` with the vocabulary projection only at masked positions.
+
+    Transformers' MLM models project every position onto the vocabulary
+    (16 x 128 x 24k logits for e5-small) and then ignore the 85% that are not
+    masked; projecting only the masked positions gives the same loss for
+    about a quarter less compute. Works for models whose children are the
+    base model and one head taking hidden states (BERT, RoBERTa, XLM-R);
+    others fall back to the model's own loss. The module is what
+    ``accelerator.prepare`` wraps, so gradients synchronise across processes.
+
+    Args:
+        model: An ``AutoModelForMaskedLM`` model.
+
+    Returns:
+        A ``torch.nn.Module``: ``module(input_ids, attention_mask, labels)`` is the mean cross-entropy over
+        positions whose label is not -100; ``module.mlm`` is ``model``.
+    """
+    import torch
+
+    base_name = model.base_model_prefix
+    others = [name for name, _ in model.named_children() if name != base_name]
+    head_name = others[0] if len(others) == 1 and hasattr(model, base_name) else None
+
+    class MaskedLMLoss(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mlm = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
+            if head_name is None:
+                return self.mlm(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+            hidden = getattr(self.mlm, base_name)(input_ids=input_ids, attention_mask=attention_mask)[0]
+            picked = labels != IGNORE_INDEX
+            logits = getattr(self.mlm, head_name)(hidden[picked])
+            return torch.nn.functional.cross_entropy(logits.float(), labels[picked])
+
+        def save_pretrained(self, *args: Any, **kwargs: Any) -> Any:
+            # checkpoints (trainer._save_checkpoint) save the MLM model itself
+            return self.mlm.save_pretrained(*args, **kwargs)
+
+    return MaskedLMLoss()
+
+
+def perplexity(loss: float | None) -> float | None:
+    """``exp(loss)``, capped so that a diverged run still writes valid JSON."""
+    return None if loss is None else math.exp(min(loss, 50.0))
+
+
+def _load_checkpoint(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, directory: Path) -> _Progress:
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(directory / "model" / "model.safetensors"))
+    # the tied decoder weight is not in the file; loading the embeddings in place keeps the tie
+    accelerator.unwrap_model(model).mlm.load_state_dict(state, strict=False)
+    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
+    rng = directory / f"rng_{accelerator.process_index}.pt"
+    if not rng.exists():
+        raise TrainingError(f"{directory}: no RNG state for process {accelerator.process_index}; "
+                            "resume with the same number of processes")
+    torch.set_rng_state(torch.load(rng, weights_only=True))
+    return _Progress(**json.loads((directory / "progress.json").read_text(encoding="utf-8")))
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop metrics logged after the checkpoint a resumed run restarts from (they will be logged again)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(kept), encoding="utf-8")
+
+
+def _optimizer(model: Any, config: PretrainConfig) -> Any:
+    import torch
+
+    cfg = config.train
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    # named_parameters() lists the tied decoder/embedding matrix once
+    decay = [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)]
+    plain = [p for n, p in model.named_parameters() if any(k in n for k in no_decay)]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+
+
+def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
+             show_progress_bar: bool | None = None) -> Path:
+    """Train an encoder with the masked-language-model objective; write an encoder directory.
+
+    Args:
+        config: The validated pretraining config.
+        output: The encoder directory to write (default: ``config.output_dir``).
+        resume: Continue from the checkpoint in ``OUTPUT.partial/``.
+        overwrite: Replace an existing directory.
+        show_progress_bar: A progress bar (default: on, main process only).
+
+    Returns:
+        The directory: ``config.json`` and ``model.safetensors`` of the base
+        encoder (no MLM head), tokenizer files, ``pretrain.json`` (steps,
+        held-out MLM loss and perplexity, corpus fingerprint, config),
+        ``config.yaml``, ``metrics.jsonl``, ``train.log``.
+
+    Raises:
+        FileExistsError: the output exists and ``overwrite`` is not set.
+        InputError: a corpus file is missing, or the corpus is too small.
+        ModelDirError: the base encoder cannot be loaded.
+        TrainingError: the loss diverged, or the interrupted run had another config.
+
+    Example:
+        >>> from naba.config import load_pretrain_config
+        >>> pretrain(load_pretrain_config("configs/pretrain-scratch.yaml"))  # doctest: +SKIP
+        PosixPath('runs/encoders/scratch')
+    """
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    cfg = config.train
+    out = Path(output or config.output_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    if config.model.base is None and config.corpus.max_length > config.model.from_scratch.max_positions:
+        raise TrainingError(f"corpus.max_length ({config.corpus.max_length}) exceeds model.from_scratch.max_positions "
+                            f"({config.model.from_scratch.max_positions})")
+    work = out.with_name(out.name + ".partial")
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    main = accelerator.is_main_process
+    saved = work / "config.yaml"
+    if resume and saved.exists():  # checked by every process, so that all of them stop
+        import yaml
+
+        if yaml.safe_load(saved.read_text(encoding="utf-8")) != config.to_dict():
+            raise TrainingError(f"{saved}: the interrupted run used another config; rerun without --resume to start over")
+    if main:
+        if work.exists() and not resume:
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        save_config(config, saved)
+    accelerator.wait_for_everyone()
+    log = _RunLog(work, main)
+
+    train_texts, eval_texts, fingerprint = read_corpus(config)
+    source = config.model.base
+    if source is None:
+        source = str(work / "scratch-init")
+        if main and not (work / "scratch-init").exists():
+            build_scratch_encoder(train_texts, config, work / "scratch-init")
+        accelerator.wait_for_everyone()
+    model, tokenizer, new = load_mlm_model(source, config.model.allow_pickle, cfg.seed)
+    limit = tokenizer.model_max_length
+    if limit and limit < 1_000_000 and config.corpus.max_length > limit:
+        raise TrainingError(f"corpus.max_length ({config.corpus.max_length}) exceeds the {limit} tokens "
+                            f"{config.model.base} accepts")
+    corpus = pack_corpus(tokenizer, train_texts, eval_texts, config, fingerprint)
+    log.info("pretrain %s: %d training texts -> %d blocks of %d tokens, %d held-out texts -> %d blocks; new parameters: %s",
+             config.model.base or "from scratch", len(train_texts), len(corpus.train), config.corpus.max_length,
+             len(eval_texts), len(corpus.eval), ", ".join(new) or "none")
+
+    special_ids = sorted({*tokenizer.all_special_ids, *([tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else [])})
+    vocab_size = min(len(tokenizer), model.config.vocab_size)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else -1
+    # the held-out masks are drawn once: every evaluation scores the same predictions
+    eval_inputs, eval_labels = mask_tokens(corpus.eval, np.random.default_rng([cfg.seed, 2]), cfg.mlm_probability,
+                                           tokenizer.mask_token_id, vocab_size, special_ids)
+    eval_attention = (corpus.eval != pad_id).astype(np.int64)
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    n_train = len(corpus.train)
+    batches_per_epoch = len(_epoch_batches(n_train, cfg.batch_size, cfg.seed, 0, world)) // world
+    optimizer = _optimizer(model, config)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
+    model, optimizer = accelerator.prepare(masked_lm_loss(model), optimizer)
+    device = accelerator.device
+
+    checkpoint = work / "checkpoint"
+    progress = _Progress()
+    if resume and checkpoint.exists():
+        progress = _load_checkpoint(accelerator, model, optimizer, scheduler, checkpoint)
+        if main:
+            _trim_metrics(work / "metrics.jsonl", progress.step)
+        log.info("pretrain: resumed at step %d", progress.step)
+    elif main:
+        # --resume without a checkpoint starts over: metrics of the lost attempt would mislead
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        (work / "metrics.jsonl").unlink(missing_ok=True)
+    accelerator.wait_for_everyone()
+
+    def evaluate_and_log(train_loss: float | None, rate: float | None) -> None:
+        loss = _evaluate(accelerator.unwrap_model(model), eval_inputs, eval_labels, eval_attention, cfg.eval_batch_size, device)
+        if progress.step == 0:
+            progress.initial_eval_loss = loss
+        improved = progress.best_eval_loss is None or loss < progress.best_eval_loss - 1e-9
+        if improved:
+            progress.best_eval_loss, progress.best_step = loss, progress.step
+        progress.last_eval_loss = loss
+        log.metrics({"step": progress.step, "loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens": progress.tokens,
+                     "tokens_per_s": None if rate is None else round(rate, 1), "eval_loss": loss,
+                     "eval_perplexity": perplexity(loss), "best": improved})
+        log.info("pretrain step %d: %seval MLM loss %.4f, perplexity %.2f%s", progress.step,
+                 "" if train_loss is None else f"loss {train_loss:.4f}, ", loss, perplexity(loss), " (best)" if improved else "")
+
+    if progress.step == 0 and progress.initial_eval_loss is None:
+        evaluate_and_log(None, None)
+
+    show = main and (show_progress_bar if show_progress_bar is not None else True)
+    bar = tqdm(total=cfg.max_steps, initial=progress.step, desc="pretrain", disable=not show, dynamic_ncols=True)
+    started, tokens_here, running = time.perf_counter(), 0, []
+    current_epoch, epoch_batches = -1, []
+    model.train()
+    while progress.step < cfg.max_steps:
+        epoch, position = divmod(progress.step, batches_per_epoch)
+        if epoch != current_epoch:
+            epoch_batches = _epoch_batches(n_train, cfg.batch_size, cfg.seed, epoch, world)[rank::world]
+            current_epoch = epoch
+        blocks = corpus.train[epoch_batches[position]]
+        # masks depend on (seed, step, process) only, so a resumed run masks exactly as the uninterrupted one
+        inputs, labels = mask_tokens(blocks, np.random.default_rng([cfg.seed, 1, progress.step, rank]), cfg.mlm_probability,
+                                     tokenizer.mask_token_id, vocab_size, special_ids)
+        loss = model(torch.from_numpy(inputs).to(device), torch.from_numpy((blocks != pad_id).astype(np.int64)).to(device),
+                     torch.from_numpy(labels).to(device))
+        if not torch.isfinite(loss):
+            raise TrainingError(f"pretrain: loss became {loss.item()} at step {progress.step}; lower train.learning_rate")
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        running.append(loss.item())
+        progress.step += 1
+        progress.tokens += blocks.size * world
+        tokens_here += blocks.size * world
+        rate = tokens_here / max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}", tokens_s=f"{rate:.0f}")
+        bar.update(1)
+        if progress.step % cfg.eval_every == 0 or progress.step == cfg.max_steps:
+            evaluate_and_log(float(np.mean(running)), rate)
+            running = []
+            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+        elif cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
+            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+    bar.close()
+    accelerator.wait_for_everyone()
+    if main:
+        _assemble(config, accelerator.unwrap_model(model).mlm, tokenizer, source, corpus, progress, new, work, out)
+    accelerator.wait_for_everyone()
+    return out
+
+
+def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, corpus: PackedCorpus, progress: _Progress,
+              new: list[str], work: Path, out: Path) -> None:
+    """Write the base encoder (no MLM head), tokenizer and records next to ``out``; rename into place."""
+    from naba import __version__
+    from naba.data.writers import atomic_dir
+    from naba.manifest import library_versions
+
+    base = getattr(model, model.base_model_prefix)
+    state = {k: v.detach().contiguous() for k, v in base.state_dict().items()}
+    # MLM models are built without the pooler: carry the source's trained pooler over unchanged
+    state.update(_source_pooler(source, config.model.allow_pickle))
+    record = {
+        "format_version": FORMAT_VERSION,
+        "naba_version": __version__,
+        "base_model": config.model.base,
+        "from_scratch": config.model.from_scratch.model_dump() if config.model.base is None else None,
+        "architecture": type(base).__name__,
+        "steps": progress.step,
+        "tokens_seen": progress.tokens,
+        "initial_eval_loss": progress.initial_eval_loss,
+        "initial_eval_perplexity": perplexity(progress.initial_eval_loss),
+        "final_eval_loss": progress.last_eval_loss,
+        "final_eval_perplexity": perplexity(progress.last_eval_loss),
+        "best_eval_loss": progress.best_eval_loss,
+        "best_eval_perplexity": perplexity(progress.best_eval_loss),
+        "best_step": progress.best_step,
+        "weights": "final",  # the last step's weights; best_* only reports
+        "newly_initialised": new,
+        "corpus": corpus.stats,
+        "config": config.to_dict(),
+        "versions": library_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    with atomic_dir(out, overwrite=True) as tmp:
+        base.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        settings_file = tmp / "tokenizer_config.json"
+        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+        if settings.get("tokenizer_class") == "TokenizersBackend":
+            # transformers 5's own name, which transformers 4 cannot resolve; both load this one from tokenizer.json
+            settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+            settings_file.write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (tmp / PRETRAIN_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        for name in ("config.yaml", "metrics.jsonl", "train.log"):
+            if (work / name).exists():
+                shutil.copy(work / name, tmp / name)
+    shutil.rmtree(work, ignore_errors=True)
+    logger.info("wrote %s: eval MLM loss %.4f (perplexity %.2f) after %d steps", out, progress.last_eval_loss,
+                perplexity(progress.last_eval_loss), progress.step)
