@@ -277,3 +277,26 @@ def test_report_renders_in_a_real_browser(trained_model: Path, small_data: dict[
 
     pixels = imread(str(shot))
     assert pixels.shape[0] >= 2000 and pixels.std() > 0.05  # figures and text, not a blank page
+
+
+def test_two_process_predict_merges_shards_in_input_order(trained_model: Path, tmp_path: Path) -> None:
+    source = _input(tmp_path, 30)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    lines.insert(7, "{broken")
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    single = tmp_path / "single.jsonl"
+    args = ["-m", "naba", "-q", "predict", str(trained_model), str(source), "--chunk-size", "4", "--no-progress"]
+    proc = subprocess.run([sys.executable, *args, "-o", str(single)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # one error record
+    multi = tmp_path / "multi.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
+                           *args, "-o", str(multi)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.count("31 rows") == 1  # only the main process reports the merged run
+    one = [json.loads(line) for line in single.read_text(encoding="utf-8").splitlines()]
+    two = [json.loads(line) for line in multi.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in two] == [r["id"] for r in one]
+    assert [r["topics"] for r in two] == [r["topics"] for r in one]
+    errors = [json.loads(line) for line in (tmp_path / "multi.errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(e["line"], e["field"]) for e in errors] == [(8, "(json)")]
+    assert not [p for p in tmp_path.iterdir() if ".part-" in p.name or p.name.startswith(".merging")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,8 +54,6 @@ class Grouping(str, Enum):
 
 def _is_main_process() -> bool:
     """False in the worker processes of `accelerate launch` / `torchrun` (they stay quiet)."""
-    import os
-
     return os.environ.get("RANK", "0") == "0"
 
 
@@ -372,9 +371,18 @@ def predict_command(
 
         cols = _columns(id_column, text_column, title_column, None, target_column, None)
         clf = Classifier.load(model, precision.value, max_length=max_length)
-        summary = predict_files(clf, inputs, output, targets=target, batch_size=batch_size, chunk_size=chunk_size,
-                                threshold=threshold, resume=resume, overwrite=overwrite, columns=cols,
-                                show_progress_bar=progress)
+        options = dict(targets=target, batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
+                       overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1:
+            # torchrun / accelerate launch: each process classifies its shard; rank 0 merges in input order.
+            from naba.infer.predict import predict_sharded
+
+            summary = predict_sharded(clf, inputs, output, int(os.environ.get("RANK", "0")), world, **options)
+            if summary is None:
+                return
+        else:
+            summary = predict_files(clf, inputs, output, **options)
     resumed = f" (resumed after {summary.resumed_from})" if summary.resumed_from else ""
     typer.echo(f"{summary.rows} rows{resumed}: {summary.written} predictions in {output}, {summary.errors} errors")
     if summary.errors:

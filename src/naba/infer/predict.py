@@ -148,8 +148,12 @@ def _job_key(model_dir: Path, inputs: list[Path], output: Path, options: dict[st
 def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets: list[str] | None = None,
                   batch_size: int = 16, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
                   overwrite: bool = False, columns: ColumnsConfig | None = None, fmt: str = "auto",
-                  show_progress_bar: bool | None = None) -> PredictSummary:
+                  show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
+
+    Args:
+        shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
+            and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
 
     Raises:
         InputError: unknown output type, an output that exists (without
@@ -190,15 +194,20 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     errors = open(errors_path, "ab" if append else "wb")
     bar = tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar, dynamic_ncols=True)
     try:
-        chunk: list[dict[str, Any] | Problem] = []
+        chunk: list[tuple[int, dict[str, Any] | Problem]] = []
         consumed = 0
 
         def flush() -> None:
-            records = [item for item in chunk if not isinstance(item, Problem)]
+            records = [item for _, item in chunk if not isinstance(item, Problem)]
             results = classifier.predict(records, targets, batch_size=batch_size, threshold=threshold) if records else []
-            writer.write([_flat(r, res) for r, res in zip(records, results)])
-            problems = [item for item in chunk if isinstance(item, Problem)]
-            errors.write("".join(dumps({**p.to_dict(), "id": None}) + "\n" for p in problems).encode("utf-8"))
+            indices = [i for i, item in chunk if not isinstance(item, Problem)]
+            rows = [_flat(r, res) for r, res in zip(records, results)]
+            if shard is not None:
+                rows = [{"_index": i, **row} for i, row in zip(indices, rows)]
+            writer.write(rows)
+            problems = [({"_index": i} if shard is not None else {}) | {**p.to_dict(), "id": None}
+                        for i, p in chunk if isinstance(p, Problem)]
+            errors.write("".join(dumps(p) + "\n" for p in problems).encode("utf-8"))
             errors.flush()
             os.fsync(errors.fileno())
             state["rows"] += len(chunk)
@@ -210,11 +219,13 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
             bar.update(len(chunk))
             chunk.clear()
 
-        for item in iter_inputs(inputs, columns, fmt):
+        for index, item in enumerate(iter_inputs(inputs, columns, fmt)):
+            if shard is not None and index % shard[1] != shard[0]:
+                continue
             consumed += 1
             if consumed <= state["rows"]:
                 continue
-            chunk.append(item)
+            chunk.append((index, item))
             if len(chunk) >= chunk_size:
                 flush()
         if chunk:
@@ -227,4 +238,67 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     progress_path.unlink(missing_ok=True)
     if summary.errors == 0:
         errors_path.unlink(missing_ok=True)
+    return summary
+
+
+def _shard_rows(path: Path) -> Iterator[dict[str, Any]]:
+    if path.exists():
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                yield json.loads(line)
+
+
+def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int, world: int, *,
+                    poll_seconds: float = 0.5, **kwargs: Any) -> PredictSummary | None:
+    """One process's share of a multi-process run (``torchrun`` / ``accelerate launch``).
+
+    Process ``rank`` classifies inputs ``i % world == rank`` into its own
+    resumable part file; when every part is complete, process 0 merges them
+    into ``output`` in input order (a k-way merge on the input position), with
+    the error records likewise, and removes the parts. Returns the merged
+    summary on process 0, ``None`` elsewhere.
+    """
+    import heapq
+    import time
+
+    if output.exists() and not kwargs.get("overwrite") and not kwargs.get("resume"):
+        raise InputError(f"{output}: already exists; pass --overwrite to replace it or --resume to complete it")
+    part = output.with_name(f"{output.name}.part-{rank}-of-{world}.jsonl")
+    done = part.with_name(part.name + ".done")
+    if not kwargs.get("resume"):
+        done.unlink(missing_ok=True)
+    own = predict_files(classifier, inputs, part, shard=(rank, world), **{**kwargs, "overwrite": True})
+    done.write_text(json.dumps({"rows": own.rows, "written": own.written, "errors": own.errors}), encoding="utf-8")
+    if rank != 0:
+        return None
+    parts = [output.with_name(f"{output.name}.part-{r}-of-{world}.jsonl") for r in range(world)]
+    markers = [p.with_name(p.name + ".done") for p in parts]
+    while not all(m.exists() for m in markers):
+        time.sleep(poll_seconds)
+    totals = [json.loads(m.read_text(encoding="utf-8")) for m in markers]
+    summary = PredictSummary(rows=sum(t["rows"] for t in totals), written=sum(t["written"] for t in totals),
+                             errors=sum(t["errors"] for t in totals), output=output)
+    summary.errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
+    error_parts = [p.with_name(p.name[: -len(".jsonl")] + ".errors.jsonl") for p in parts]
+    # The temporary name keeps the extension: the writer picks the format from it.
+    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False)
+    try:
+        batch: list[dict[str, Any]] = []
+        for row in heapq.merge(*(_shard_rows(p) for p in parts), key=lambda r: r["_index"]):
+            row.pop("_index")
+            batch.append(row)
+            if len(batch) >= 1024:
+                writer.write(batch)
+                batch = []
+        writer.write(batch)
+    finally:
+        writer.close()
+    os.replace(writer.path, output)
+    if summary.errors:
+        with atomic_file(summary.errors_path) as handle:
+            for row in heapq.merge(*(_shard_rows(p) for p in error_parts), key=lambda r: r["_index"]):
+                row.pop("_index")
+                handle.write(dumps(row) + "\n")
+    for path in [*parts, *markers, *error_parts]:
+        path.unlink(missing_ok=True)
     return summary
