@@ -300,3 +300,38 @@ def test_two_process_predict_merges_shards_in_input_order(trained_model: Path, t
     errors = [json.loads(line) for line in (tmp_path / "multi.errors.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(e["line"], e["field"]) for e in errors] == [(8, "(json)")]
     assert not [p for p in tmp_path.iterdir() if ".part-" in p.name or p.name.startswith(".merging")]
+
+
+def test_predict_reads_csv_parquet_and_gzip_inputs(clf, tmp_path: Path) -> None:
+    import csv
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from naba.infer.predict import predict_files
+
+    rows = [{"doc": f"d{i}", "body": text} for i, text in enumerate(["ارتفعت أسعار النفط", "فاز المنتخب", "لقاح جديد"])]
+    with open(tmp_path / "in.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["doc", "body"])
+        writer.writeheader()
+        writer.writerows(rows)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    with gzip.open(tmp_path / "in.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    from naba.config import ColumnsConfig
+
+    columns = ColumnsConfig(id_column="doc", text_column="body")
+    out = tmp_path / "out.jsonl"
+    summary = predict_files(clf, [tmp_path / "in.csv", tmp_path / "in.parquet", tmp_path / "in.jsonl.gz"], out, columns=columns)
+    assert summary.written == 9
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["d0", "d1", "d2"] * 3
+
+
+def test_max_length_caps_the_windows(trained_model: Path) -> None:
+    from naba.infer.classifier import Classifier
+
+    capped = Classifier.load(trained_model, max_length=32)
+    assert capped.window.length == 32 and capped.window.stride <= 8
+    long_text = " ".join(["ارتفعت أسعار النفط في الأسواق العالمية"] * 40)
+    assert capped.predict([long_text])[0]["topics"]["labels"]
