@@ -143,7 +143,6 @@ def test_word_count() -> None:
 
 # ----------------------------------------------------------------------------- properties
 
-_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 # Arbitrary text, biased toward the characters normalisation touches.
 _INTERESTING = list("ابتةىيأإآٱیکۀہھ ـًٌٍَُِّْٰ\u200b\u200f\u202b\u2067\u2069\ufeff\ufefb\ufe70\ufc5e:/.٢")
 TEXT = st.text(st.one_of(st.characters(), st.sampled_from(_INTERESTING)), max_size=60)
