@@ -51,6 +51,8 @@ def main() -> int:
     parser.add_argument("--length", type=int, default=128, help="window length in tokens")
     parser.add_argument("--windows", type=int, default=4, help="windows read by the windowed model")
     parser.add_argument("--epochs", type=float, default=2)
+    parser.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate")
+    parser.add_argument("--head-lr", type=float, default=5e-4, help="classification head learning rate")
     parser.add_argument("--work", default="runs/bench/windows")
     args = parser.parse_args()
     if not (SHARED / "train.jsonl").exists():
@@ -72,7 +74,7 @@ def main() -> int:
             "seed": 13, "tasks": {"topic": {s: str(work / f"{s}.jsonl") for s in ("train", "dev", "test")}},
             "model": {"base": args.encoder, "window": {"length": args.length, "stride": args.length // 8,
                                                         "max_windows": windows, "pooling": "mean"}},
-            "train": {"epochs": args.epochs, "batch_size": 16, "learning_rate": 5e-5, "head_learning_rate": 5e-4,
+            "train": {"epochs": args.epochs, "batch_size": 16, "learning_rate": args.lr, "head_learning_rate": args.head_lr,
                       "eval_every": "epoch", "early_stopping_patience": None}})
         started = time.perf_counter()
         out = train(config, work / name, overwrite=True, show_progress_bar=False)
