@@ -302,7 +302,7 @@ def test_shipped_pretrain_configs_load() -> None:
     scratch = load_pretrain_config(ROOT / "configs" / "pretrain-scratch.yaml")
     assert scratch.model.base is None and scratch.corpus.files == [Path("data/sample/articles.jsonl")]
     assert scratch.train.max_steps == 50
-    adapt = load_pretrain_config(ROOT / "configs" / "pretrain-saudinewsnet.yaml")
+    adapt = load_pretrain_config(ROOT / "configs" / "pretrain-saudi-news.yaml")
     assert adapt.model.base == "runs/encoders/e5-ant" and adapt.train.max_steps == 300
     assert [p.name for p in adapt.corpus.files] == [f"corpus_{i:03d}.txt.gz" for i in range(15)]
 
