@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Fine-tune e5-small on the four shared sets, then domain-adapt it on
+# SaudiNewsNet and fine-tune again: the runs behind the "shared sets" table of
+# bench/RESULTS.md. Needs ../shared/data and the converted encoder:
+#
+#   S=../shared/data; naba encoder import-e5 -o runs/encoders/e5-bench \
+#       $(for f in ant/train ant/dev ant/test asnd/train asnd/dev asnd/test ans/train ans/dev \
+#                  ans/test arabicstancex/train arabicstancex/test; do echo --trim-vocab $S/$f.jsonl; done) \
+#       --trim-vocab $S/unlabeled/saudinewsnet/corpus_000.txt.gz
+#   bash bench/shared_sets_train.sh            # both columns (about 2 hours on 2 CPU cores)
+#   bash bench/shared_sets_train.sh e5         # only the fine-tuned e5 column
+#   python bench/shared_sets.py --manifest ant=runs/bench-e5/ant ...   # the table
+#
+# The budgets are what 2 CPU cores afford: fixed step counts (a fraction of an
+# epoch on the larger sets), short windows fitted to each set's token lengths.
+# Wall-clock seconds of every command go to runs/bench-times.tsv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NABA=${NABA:-.venv/bin/naba}
+COLUMNS_TO_RUN=${1:-all}
+TIMES=runs/bench-times.tsv
+mkdir -p runs/logs
+
+timed() {  # timed NAME COMMAND...: run, log, and record the wall-clock seconds
+    local name=$1; shift
+    local start=$SECONDS
+    "$@" > "runs/logs/$name.log" 2>&1
+    printf '%s\t%s\n' "$name" "$((SECONDS - start))" >> "$TIMES"
+}
+
+LR=(--set train.learning_rate=1e-4 --set train.head_learning_rate=2e-3 --set train.warmup_ratio=0.06
+    --set train.early_stopping_patience=null --set train.checkpoint_every=null --no-progress --overwrite)
+
+fine_tune() {  # fine_tune ENCODER COLUMN
+    local base=$1 column=$2
+    timed "$column-ans" "$NABA" train configs/ans.yaml -o "runs/$column/ans" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=64 --set train.epochs=2 --set train.batch_size=32 --set train.eval_every=epoch
+    timed "$column-asnd" "$NABA" train configs/aljazeera-posts.yaml -o "runs/$column/asnd" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=64 --set model.window.max_windows=1 --set train.epochs=1 --set train.batch_size=32 \
+        --set train.eval_every=84
+    timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=96 --set train.max_steps=150 --set train.batch_size=32 --set train.eval_every=75
+    timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=128 --set model.window.max_windows=1 --set train.max_steps=200 --set train.batch_size=16 \
+        --set train.eval_every=100
+}
+
+if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == e5 ]]; then
+    fine_tune runs/encoders/e5-bench bench-e5
+fi
+if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
+    timed dapt-snn "$NABA" pretrain configs/pretrain-saudi-news.yaml --set model.base=runs/encoders/e5-bench \
+        --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=75 \
+        --set train.checkpoint_every=null --no-progress --overwrite
+    fine_tune runs/encoders/e5-bench-snn bench-e5-snn
+fi
