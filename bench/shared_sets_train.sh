@@ -13,7 +13,8 @@
 #
 # The budgets are what 2 CPU cores afford: fixed step counts (a fraction of an
 # epoch on the larger sets), short windows fitted to each set's token lengths.
-# Wall-clock seconds of every command go to runs/bench-times.tsv.
+# Wall-clock seconds of every command go to runs/bench-times.tsv. THREADS=N caps
+# torch's threads (THREADS=1 when other jobs share the cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NABA=${NABA:-.venv/bin/naba}
@@ -29,7 +30,8 @@ timed() {  # timed NAME COMMAND...: run, log, and record the wall-clock seconds
 }
 
 LR=(--set train.learning_rate=1e-4 --set train.head_learning_rate=2e-3 --set train.warmup_ratio=0.06
-    --set train.early_stopping_patience=null --set train.checkpoint_every=null --no-progress --overwrite)
+    --set train.early_stopping_patience=null --set train.checkpoint_every=null --no-progress --overwrite
+    ${THREADS:+--set train.torch_threads=$THREADS})
 
 fine_tune() {  # fine_tune ENCODER COLUMN
     local base=$1 column=$2
@@ -51,6 +53,6 @@ fi
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
     timed dapt-snn "$NABA" pretrain configs/pretrain-saudi-news.yaml --set model.base=runs/encoders/e5-bench \
         --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=75 \
-        --set train.checkpoint_every=null --no-progress --overwrite
+        --set train.checkpoint_every=null --no-progress --overwrite ${THREADS:+--set train.torch_threads=$THREADS}
     fine_tune runs/encoders/e5-bench-snn bench-e5-snn
 fi

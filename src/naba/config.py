@@ -113,6 +113,7 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     eval_every: int | Literal["epoch"] = "epoch"
+    log_every: int = Field(default=50, ge=1, description="steps between progress lines in train.log")
     checkpoint_every: int | None = Field(default=None, ge=1, description="steps between resumable checkpoints")
     early_stopping_patience: int | None = Field(default=3, ge=1)
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"

@@ -210,8 +210,8 @@ def _load_checkpoint(accelerator: Any, model: Any, optimizer: Any, scheduler: An
 
 
 def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, resume: bool,
-               show_progress_bar: bool | None) -> dict[str, Any]:
-    """Train one task into ``work/<task>/final``; return its manifest entry."""
+               show_progress_bar: bool | None, task_data: TaskData | None = None) -> dict[str, Any]:
+    """Train one task into ``work/<task>/final``; return its manifest entry (``task_data``: already loaded)."""
     import torch
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -226,7 +226,7 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     accelerator.wait_for_everyone()
     log = _RunLog(task_dir, accelerator.is_main_process)
     cfg = config.train
-    task_data = load_task_data(config, task)
+    task_data = task_data or load_task_data(config, task)
     log.info("%s: %d labels (%s), %s; train %d, dev %d, test %d", task, len(task_data.labels), ", ".join(task_data.labels),
              "multi-label" if task_data.multi_label else "single-label", len(task_data.splits["train"]),
              len(task_data.splits["dev"]), len(task_data.splits.get("test", [])))
@@ -313,6 +313,9 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
         rate = samples / max(time.perf_counter() - started, 1e-9)
         bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}", samples_s=f"{rate:.1f}")
         bar.update(1)
+        if progress.step % cfg.log_every == 0:
+            log.info("%s step %d/%d: loss %.4f, %.1f samples/s", task, progress.step, total_steps,
+                     float(np.mean(running[-cfg.log_every:])), rate)
         last = progress.micro >= total_micro
         if progress.step % eval_every == 0 or last:
             metrics, _ = _evaluate(model, task_data, docs["dev"], task_data.splits["dev"], pad_id, config)
@@ -411,6 +414,10 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
     work = out.with_name(out.name + ".partial")
+    # Every task's data and the base model's weights are checked before anything is
+    # written: a bad row in the stance data must not surface after the topic model trained.
+    prepared = {task: load_task_data(config, task) for task in TASKS if getattr(config.tasks, task) is not None}
+    load_kwargs(config.model.base, config.model.allow_pickle)
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision, cpu=not torch.cuda.is_available())
@@ -421,10 +428,8 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
         work.mkdir(parents=True, exist_ok=True)
         save_config(config, work / "config.yaml")
     accelerator.wait_for_everyone()
-    entries = {}
-    for task in TASKS:
-        if getattr(config.tasks, task) is not None:
-            entries[task] = train_task(config, task, work, accelerator, resume, show_progress_bar)
+    entries = {task: train_task(config, task, work, accelerator, resume, show_progress_bar, task_data)
+               for task, task_data in prepared.items()}
     if accelerator.is_main_process:
         _assemble(config, entries, work, out)
     accelerator.wait_for_everyone()
