@@ -50,8 +50,15 @@ import numpy as np
 from naba.config import NormalizationConfig, PretrainConfig, save_config
 from naba.errors import InputError
 from naba.hub import load_kwargs, unreachable
+from naba.train.checkpoints import (
+    RunLog,
+    TrainingError,
+    epoch_batches,
+    load_checkpoint,
+    recover_checkpoint,
+    save_checkpoint,
+)
 from naba.train.encoders import corpus_lines
-from naba.train.trainer import TrainingError, _epoch_batches, _RunLog, _save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +278,14 @@ def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512)
     Returns:
         A ``PreTrainedTokenizerFast``.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
@@ -457,7 +471,7 @@ def masked_lm_loss(model: Any) -> Any:
             return torch.nn.functional.cross_entropy(logits.float(), labels[picked])
 
         def save_pretrained(self, *args: Any, **kwargs: Any) -> Any:
-            # checkpoints (trainer._save_checkpoint) save the MLM model itself
+            # checkpoints (checkpoints.save_checkpoint) save the MLM model itself
             return self.mlm.save_pretrained(*args, **kwargs)
 
     return MaskedLMLoss()
@@ -466,23 +480,6 @@ def masked_lm_loss(model: Any) -> Any:
 def perplexity(loss: float | None) -> float | None:
     """``exp(loss)``, capped so that a diverged run still writes valid JSON."""
     return None if loss is None else math.exp(min(loss, 50.0))
-
-
-def _load_checkpoint(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, directory: Path) -> _Progress:
-    import torch
-    from safetensors.torch import load_file
-
-    state = load_file(str(directory / "model" / "model.safetensors"))
-    # the tied decoder weight is not in the file; loading the embeddings in place keeps the tie
-    accelerator.unwrap_model(model).mlm.load_state_dict(state, strict=False)
-    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
-    rng = directory / f"rng_{accelerator.process_index}.pt"
-    if not rng.exists():
-        raise TrainingError(f"{directory}: no RNG state for process {accelerator.process_index}; "
-                            "resume with the same number of processes")
-    torch.set_rng_state(torch.load(rng, weights_only=True))
-    return _Progress(**json.loads((directory / "progress.json").read_text(encoding="utf-8")))
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -563,7 +560,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
         work.mkdir(parents=True, exist_ok=True)
         save_config(config, saved)
     accelerator.wait_for_everyone()
-    log = _RunLog(work, main)
+    log = RunLog(work, main)
 
     train_texts, eval_texts, fingerprint = read_corpus(config)
     source = config.model.base
@@ -592,7 +589,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
 
     world, rank = accelerator.num_processes, accelerator.process_index
     n_train = len(corpus.train)
-    batches_per_epoch = len(_epoch_batches(n_train, cfg.batch_size, cfg.seed, 0, world)) // world
+    batches_per_epoch = len(epoch_batches(n_train, cfg.batch_size, cfg.seed, 0, world)) // world
     optimizer = _optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
     model, optimizer = accelerator.prepare(masked_lm_loss(model), optimizer)
@@ -600,8 +597,12 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
 
     checkpoint = work / "checkpoint"
     progress = _Progress()
+    if main and resume:
+        recover_checkpoint(checkpoint)
+    accelerator.wait_for_everyone()
     if resume and checkpoint.exists():
-        progress = _load_checkpoint(accelerator, model, optimizer, scheduler, checkpoint)
+        # the tied decoder weight is not in the file; loading the embeddings in place keeps the tie
+        progress = _Progress(**load_checkpoint(accelerator, accelerator.unwrap_model(model).mlm, optimizer, scheduler, checkpoint))
         if main:
             _trim_metrics(work / "metrics.jsonl", progress.step)
         log.info("pretrain: resumed at step %d", progress.step)
@@ -631,14 +632,14 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     show = main and (show_progress_bar if show_progress_bar is not None else True)
     bar = tqdm(total=cfg.max_steps, initial=progress.step, desc="pretrain", disable=not show, dynamic_ncols=True)
     started, tokens_here, running = time.perf_counter(), 0, []
-    current_epoch, epoch_batches = -1, []
+    current_epoch, this_epoch = -1, []
     model.train()
     while progress.step < cfg.max_steps:
         epoch, position = divmod(progress.step, batches_per_epoch)
         if epoch != current_epoch:
-            epoch_batches = _epoch_batches(n_train, cfg.batch_size, cfg.seed, epoch, world)[rank::world]
+            this_epoch = epoch_batches(n_train, cfg.batch_size, cfg.seed, epoch, world)[rank::world]
             current_epoch = epoch
-        blocks = corpus.train[epoch_batches[position]]
+        blocks = corpus.train[this_epoch[position]]
         # masks depend on (seed, step, process) only, so a resumed run masks exactly as the uninterrupted one
         inputs, labels = mask_tokens(blocks, np.random.default_rng([cfg.seed, 1, progress.step, rank]), cfg.mlm_probability,
                                      tokenizer.mask_token_id, vocab_size, special_ids)
@@ -661,9 +662,9 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
         if progress.step % cfg.eval_every == 0 or progress.step == cfg.max_steps:
             evaluate_and_log(float(np.mean(running)), rate)
             running = []
-            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
         elif cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
-            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
     bar.close()
     accelerator.wait_for_everyone()
     if main:

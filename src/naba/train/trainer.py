@@ -36,19 +36,33 @@ import numpy as np
 from naba.config import NabaConfig, save_config
 from naba.data.records import Task, labels_of
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
-from naba.errors import NabaError
-from naba.evaluation.metrics import binarize, classification_metrics, decide, tune_thresholds
+from naba.evaluation.metrics import (
+    binarize,
+    classification_metrics,
+    decide,
+    tune_thresholds,
+)
 from naba.hub import load_kwargs, unreachable
-from naba.manifest import FORMAT_VERSION, Manifest, TaskManifest, library_versions, write_manifest
+from naba.manifest import (
+    FORMAT_VERSION,
+    Manifest,
+    TaskManifest,
+    library_versions,
+    write_manifest,
+)
+from naba.train.checkpoints import (
+    RunLog,
+    TrainingError,
+    epoch_batches,
+    load_checkpoint,
+    recover_checkpoint,
+    save_checkpoint,
+)
 from naba.train.data import TaskData, load_task_data
 
 logger = logging.getLogger(__name__)
 
 TASKS: tuple[Task, ...] = ("topic", "stance")
-
-
-class TrainingError(NabaError):
-    """Training cannot start or continue (bad resume state, diverged loss)."""
 
 
 @dataclass
@@ -61,25 +75,6 @@ class _Progress:
     best_step: int = 0
     bad_evals: int = 0
     stopped_early: bool = False
-
-
-class _RunLog:
-    """``train.log`` and ``metrics.jsonl`` in the work directory (main process only)."""
-
-    def __init__(self, directory: Path, main: bool) -> None:
-        self.directory, self.main = directory, main
-
-    def info(self, message: str, *args: Any) -> None:
-        text = message % args if args else message
-        logger.info(text)
-        if self.main:
-            with open(self.directory / "train.log", "a", encoding="utf-8") as handle:
-                handle.write(f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} {text}\n")
-
-    def metrics(self, record: dict[str, Any]) -> None:
-        if self.main:
-            with open(self.directory / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def _doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
@@ -110,19 +105,6 @@ def _loss_fn(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
     ratio = n / (len(counts) * counts)
     weight = None if scheme == "none" else torch.tensor(np.sqrt(ratio) if scheme == "sqrt" else ratio, dtype=torch.float32)
     return torch.nn.CrossEntropyLoss(weight=weight)
-
-
-def _epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:
-    """The batches of one epoch, identical on every process and on every rerun.
-
-    The batch count is padded (cycling from the start) to a multiple of the
-    number of processes, so every process takes the same number of steps.
-    """
-    order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    while len(batches) % world:
-        batches.append(batches[len(batches) % max(1, len(batches))])
-    return batches
 
 
 def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str, multi_label: bool) -> np.ndarray:
@@ -170,43 +152,12 @@ def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _save_checkpoint(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, progress: _Progress, directory: Path) -> None:
-    """Write a checkpoint under a temporary name, then swap it in (a kill never leaves half a checkpoint)."""
-    import torch
-
-    tmp = directory.with_name(directory.name + ".tmp")
+def _recovered(accelerator: Any, checkpoint: Path) -> bool:
+    """Whether a checkpoint exists to resume from, after finishing an interrupted swap (main process)."""
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        recover_checkpoint(checkpoint)
     accelerator.wait_for_everyone()
-    torch.save(torch.get_rng_state(), tmp / f"rng_{accelerator.process_index}.pt")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(tmp / "model", safe_serialization=True)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        (tmp / "progress.json").write_text(json.dumps(progress.__dict__), encoding="utf-8")
-        old = directory.with_name(directory.name + ".old")
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
-def _load_checkpoint(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, directory: Path) -> _Progress:
-    import torch
-    from safetensors.torch import load_file
-
-    state = load_file(str(directory / "model" / "model.safetensors"))
-    accelerator.unwrap_model(model).load_state_dict(state, strict=False)
-    optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(directory / "scheduler.pt", weights_only=True))
-    rng = directory / f"rng_{accelerator.process_index}.pt"
-    if not rng.exists():
-        raise TrainingError(f"{directory}: no RNG state for process {accelerator.process_index}; resume with the same number of processes")
-    torch.set_rng_state(torch.load(rng, weights_only=True))
-    return _Progress(**json.loads((directory / "progress.json").read_text(encoding="utf-8")))
+    return checkpoint.exists()
 
 
 def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, resume: bool,
@@ -224,7 +175,7 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     if accelerator.is_main_process:
         task_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    log = _RunLog(task_dir, accelerator.is_main_process)
+    log = RunLog(task_dir, accelerator.is_main_process)
     cfg = config.train
     task_data = task_data or load_task_data(config, task)
     log.info("%s: %d labels (%s), %s; train %d, dev %d, test %d", task, len(task_data.labels), ", ".join(task_data.labels),
@@ -244,7 +195,7 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
 
     world = accelerator.num_processes
     n_train = len(task_data.splits["train"])
-    micro_per_epoch = len(_epoch_batches(n_train, cfg.batch_size, config.seed, 0, world)) // world
+    micro_per_epoch = len(epoch_batches(n_train, cfg.batch_size, config.seed, 0, world)) // world
     epochs = getattr(config.tasks, task).epochs or cfg.epochs
     total_micro = math.ceil(epochs * micro_per_epoch)
     total_steps = math.ceil(total_micro / cfg.gradient_accumulation_steps)
@@ -269,8 +220,8 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     checkpoint = task_dir / "checkpoint"
     best_dir = task_dir / "best"
     progress = _Progress()
-    if resume and checkpoint.exists():
-        progress = _load_checkpoint(accelerator, model, optimizer, scheduler, checkpoint)
+    if resume and _recovered(accelerator, checkpoint):
+        progress = _Progress(**load_checkpoint(accelerator, accelerator.unwrap_model(model), optimizer, scheduler, checkpoint))
         log.info("%s: resumed at step %d (micro-batch %d)", task, progress.step, progress.micro)
     elif accelerator.is_main_process:
         for stale in (checkpoint, best_dir, task_dir / "metrics.jsonl"):
@@ -281,14 +232,14 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     bar = tqdm(total=total_steps, initial=progress.step, desc=f"train {task}", disable=not show, dynamic_ncols=True)
     started, samples, running = time.perf_counter(), 0, []
     model.train()
-    epoch_batches: list[list[int]] = []
+    this_epoch: list[list[int]] = []
     current_epoch = -1
     while progress.micro < total_micro and not progress.stopped_early:
         epoch, position = divmod(progress.micro, micro_per_epoch)
         if epoch != current_epoch:
-            epoch_batches = _epoch_batches(n_train, cfg.batch_size, config.seed, epoch, world)[accelerator.process_index::world]
+            this_epoch = epoch_batches(n_train, cfg.batch_size, config.seed, epoch, world)[accelerator.process_index::world]
             current_epoch = epoch
-        indices = epoch_batches[position]
+        indices = this_epoch[position]
         batch = collate([docs["train"][i] for i in indices], pad_id)
         sync = (progress.micro + 1) % cfg.gradient_accumulation_steps == 0 or progress.micro + 1 == total_micro
         context = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model)
@@ -342,16 +293,16 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
             if patience is not None and progress.bad_evals >= patience:
                 progress.stopped_early = True
                 log.info("%s: no dev improvement in %d evaluations; stopping early", task, patience)
-            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
         elif cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
-            _save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
+            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
     bar.close()
     accelerator.wait_for_everyone()
     return _finish_task(config, task_data, tokenizer, docs, pad_id, task_dir, log, accelerator, progress)
 
 
 def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: dict[str, list], pad_id: int, task_dir: Path,
-                 log: _RunLog, accelerator: Any, progress: _Progress) -> dict[str, Any]:
+                 log: RunLog, accelerator: Any, progress: _Progress) -> dict[str, Any]:
     """Reload the best weights, tune thresholds on dev, score test, write ``final/`` and ``result.json``."""
     from transformers import AutoModelForSequenceClassification
 
