@@ -9,6 +9,7 @@
 #       --trim-vocab $S/unlabeled/saudinewsnet/corpus_000.txt.gz
 #   bash bench/shared_sets_train.sh            # both columns (about 2 hours on 2 CPU cores)
 #   bash bench/shared_sets_train.sh e5         # only the fine-tuned e5 column
+#   bash bench/shared_sets_train.sh dapt ant   # domain adaptation, then only ANT
 #   python bench/shared_sets.py --manifest ant=runs/bench-e5/ant ...   # the table
 #
 # The budgets are what 2 CPU cores afford: fixed step counts (a fraction of an
@@ -33,26 +34,32 @@ LR=(--set train.learning_rate=1e-4 --set train.head_learning_rate=2e-3 --set tra
     --set train.early_stopping_patience=null --set train.checkpoint_every=null --no-progress --overwrite
     ${THREADS:+--set train.torch_threads=$THREADS})
 
-fine_tune() {  # fine_tune ENCODER COLUMN
-    local base=$1 column=$2
-    timed "$column-ans" "$NABA" train configs/ans.yaml -o "runs/$column/ans" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=64 --set train.epochs=2 --set train.batch_size=32 --set train.eval_every=epoch
-    timed "$column-asnd" "$NABA" train configs/aljazeera-posts.yaml -o "runs/$column/asnd" --set model.base="$base" "${LR[@]}" \
+run_set() {  # run_set ENCODER COLUMN SET
+    local base=$1 column=$2 set=$3
+    case $set in
+    ans) timed "$column-ans" "$NABA" train configs/ans.yaml -o "runs/$column/ans" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=64 --set train.epochs=2 --set train.batch_size=32 --set train.eval_every=epoch ;;
+    asnd) timed "$column-asnd" "$NABA" train configs/aljazeera-posts.yaml -o "runs/$column/asnd" --set model.base="$base" "${LR[@]}" \
         --set model.window.length=64 --set model.window.max_windows=1 --set train.epochs=1 --set train.batch_size=32 \
-        --set train.eval_every=84
-    timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=96 --set train.max_steps=150 --set train.batch_size=32 --set train.eval_every=75
-    timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=128 --set model.window.max_windows=1 --set train.max_steps=200 --set train.batch_size=16 \
-        --set train.eval_every=100
+        --set train.eval_every=84 ;;
+    arabicstancex) timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" \
+        "${LR[@]}" --set model.window.length=96 --set train.max_steps=150 --set train.batch_size=32 --set train.eval_every=75 ;;
+    ant) timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=128 --set model.window.max_windows=1 --set train.max_steps=300 --set train.batch_size=16 \
+        --set train.eval_every=150 ;;
+    *) echo "unknown set: $set" >&2; return 2 ;;
+    esac
 }
 
+SETS=("${@:2}")
+[[ ${#SETS[@]} -gt 0 ]] || SETS=(ans asnd arabicstancex ant)
+
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == e5 ]]; then
-    fine_tune runs/encoders/e5-bench bench-e5
+    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench bench-e5 "$set"; done
 fi
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
     timed dapt-snn "$NABA" pretrain configs/pretrain-saudi-news.yaml --set model.base=runs/encoders/e5-bench \
         --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=75 \
         --set train.checkpoint_every=null --no-progress --overwrite ${THREADS:+--set train.torch_threads=$THREADS}
-    fine_tune runs/encoders/e5-bench-snn bench-e5-snn
+    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench-snn bench-e5-snn "$set"; done
 fi
