@@ -40,12 +40,12 @@ run_set() {  # run_set ENCODER COLUMN SET
     ans) timed "$column-ans" "$NABA" train configs/ans.yaml -o "runs/$column/ans" --set model.base="$base" "${LR[@]}" \
         --set model.window.length=64 --set train.epochs=2 --set train.batch_size=32 --set train.eval_every=epoch ;;
     asnd) timed "$column-asnd" "$NABA" train configs/aljazeera-posts.yaml -o "runs/$column/asnd" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=64 --set model.window.max_windows=1 --set train.epochs=1 --set train.batch_size=32 \
+        --set model.window.length=64 --set model.window.stride=16 --set model.window.max_windows=1 --set train.epochs=1 --set train.batch_size=32 \
         --set train.eval_every=84 ;;
     arabicstancex) timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" \
         "${LR[@]}" --set model.window.length=96 --set train.max_steps=150 --set train.batch_size=32 --set train.eval_every=75 ;;
     ant) timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=128 --set model.window.max_windows=1 --set train.max_steps=300 --set train.batch_size=16 \
+        --set model.window.length=128 --set model.window.stride=32 --set model.window.max_windows=1 --set train.max_steps=300 --set train.batch_size=16 \
         --set train.eval_every=150 ;;
     *) echo "unknown set: $set" >&2; return 2 ;;
     esac
@@ -59,7 +59,7 @@ if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == e5 ]]; then
 fi
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
     timed dapt-snn "$NABA" pretrain configs/pretrain-saudi-news.yaml --set model.base=runs/encoders/e5-bench \
-        --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=75 \
+        --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=75 --set train.checkpoint_every=null \
         --set train.checkpoint_every=null --no-progress --overwrite ${THREADS:+--set train.torch_threads=$THREADS}
     for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench-snn bench-e5-snn "$set"; done
 fi
