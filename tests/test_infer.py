@@ -166,8 +166,10 @@ def test_predict_jsonl_keeps_ids_in_order_and_reports_bad_rows(clf, tmp_path: Pa
     assert (summary.rows, summary.written, summary.errors) == (12, 10, 2)
     errors = [json.loads(line) for line in (tmp_path / "out.errors.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(e["line"], e["field"]) for e in errors] == [(4, "(json)"), (7, "text")]
-    assert errors[1]["error"] == "expected a non-empty text, found an empty string"
+    assert errors[1] == {"file": str(source), "line": 7, "field": "text", "id": "empty",
+                         "error": "expected a non-empty string, found only whitespace"}
     assert not (tmp_path / "out.jsonl.progress.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.errors.jsonl", "out.jsonl"]  # no partial files left
 
 
 def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
@@ -255,7 +257,7 @@ def test_evaluate_unknown_labels_is_a_clear_error(trained_model: Path, tmp_path:
 
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps({"id": "1", "text": "نص", "topics": ["weather"]}) + "\n", encoding="utf-8")
-    with pytest.raises(InputError, match=re.escape(f"{data}: topics: labels ['weather'] are not among the model's labels")):
+    with pytest.raises(InputError, match=re.escape(f"{data}:1: topics: labels ['weather'] are not among the model's labels")):
         evaluate_model(trained_model, data, tmp_path / "r", task="topic")
 
 

@@ -238,3 +238,26 @@ def test_import_pages_never_raises(tmp_path_factory: pytest.TempPathFactory, lin
     path.write_text("\n".join(lines), encoding="utf-8")
     for item in import_pages([path]):
         assert isinstance(item, (dict, Problem))
+
+
+PAGE_BYTES = st.one_of(
+    st.binary(max_size=400),
+    LINES.map(lambda lines: "\n".join(lines)).flatmap(
+        lambda t: st.sampled_from([t.encode("utf-8"), t.encode("utf-16"), t.encode("utf-8")[:-1] + b"\xff", b"\x1f\x8b" + t.encode()])),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PAGE_BYTES)
+def test_import_pages_of_arbitrary_bytes_never_raises(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    # A scraped folder holds whatever the scraper saved: each page is records or Problems, never an exception.
+    folder = tmp_path_factory.getbasetemp() / "fuzz-bytes"
+    folder.mkdir(exist_ok=True)
+    (folder / "page.txt").write_bytes(data)
+    (folder / "ok.txt").write_text("عنوان\nمتن الخبر هنا\n", encoding="utf-8")
+    items = list(import_pages([folder]))
+    assert all(isinstance(item, (dict, Problem)) for item in items)
+    assert {"id": "ok-0", "title": "عنوان", "text": "متن الخبر هنا"} in items  # the good page always imports
+    for item in items:
+        if isinstance(item, Problem):
+            assert item.file == str(folder / "page.txt") and item.message

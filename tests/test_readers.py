@@ -149,11 +149,27 @@ def test_tsv(tmp_path: Path) -> None:
     assert rows_of(path) == [(2, {"id": "1", "text": "أ، ب, ج", "topics": "politics"})]
 
 
-def test_csv_missing_column_is_a_field_problem(tmp_path: Path) -> None:
+def test_csv_missing_column_is_one_header_error(tmp_path: Path) -> None:
+    # Not one identical problem per row: the file cannot be used until the column is mapped.
     path = tmp_path / "a.csv"
-    path.write_text("id,body,topics\n1,نص,politics\n", encoding="utf-8")
-    items = [(line, str(item)) for line, item in iter_records(path, "topic")]
-    assert items == [(2, f"{path}:2: text: expected a non-empty string, found no 'text' field")]
+    path.write_text("id,body,topics\n1,نص,politics\n2,نص آخر,sports\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        list(iter_records(path, "topic"))
+    assert str(info.value) == (f"{path}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or name the "
+                               "column that holds it with --text-column (columns.text_column in a training config)")
+
+
+def test_csv_renamed_column_suggests_the_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("id,Text,topic\n1,نص,politics\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        list(iter_records(path, "topic"))
+    assert str(info.value) == (f"{path}:1: header: expected a 'text' column, found 'id', 'Text', 'topic'; did you mean 'Text'? "
+                               "rename it to 'text', or pass --text-column Text (columns.text_column in a training config)")
+    # prediction input needs no label column; a mapped column is looked up under its own name
+    from naba.config import ColumnsConfig
+
+    assert [line for line, _ in iter_records(path, "topic", ColumnsConfig(text_column="Text"), require_label=False)] == [2]
 
 
 def test_csv_empty_file_has_no_rows(tmp_path: Path) -> None:
@@ -310,3 +326,61 @@ def test_directory_with_explicit_file_format(tmp_path: Path, fmt: str) -> None:
 def test_errors_are_value_errors() -> None:
     # Domain errors subclass ValueError (STYLE.md, point 6).
     assert issubclass(InputError, ValueError)
+
+
+# ----------------------------------------------------------------------------- fuzz: arbitrary bytes never crash a reader
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                       HealthCheck.function_scoped_fixture])
+_PIECES = [b'{"id": "1", "text": "\xd9\x86\xd8\xb5", "topics": ["a"]}', b'{"text": ', b"}", b"[", b"]", b'"', b",", b"\n",
+           b"\r\n", b"\x00", b"\xff", b"\xef\xbb\xbf", b"\xff\xfe", b"\x1f\x8b", b"id,text,topics", b'"a\nb"', b"1e999",
+           b"9" * 5000, b"[" * 3000, b'"\\ud800"', b"\t", b"  ", "نص".encode(), "نص".encode("utf-16-le")]
+# Bytes that look like the formats (so that deep branches are reached) mixed with raw noise, sometimes gzipped.
+FILE_BYTES = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.sampled_from(_PIECES), max_size=25).map(b"".join),
+    st.text(max_size=100).flatmap(lambda t: st.sampled_from([t.encode("utf-8"), t.encode("utf-16"), t.encode("utf-8", "replace")])),
+).flatmap(lambda data: st.sampled_from([data, gzip.compress(data), gzip.compress(data)[: max(1, len(data) // 2)]]))
+
+
+def _check_stream(path: Path, items) -> int:
+    count, last = 0, 0
+    for line, item in items:
+        assert isinstance(line, int) and line > last  # lines ascend: every row is reported once, in file order
+        last = line
+        assert isinstance(item, (dict, Problem)), item
+        if isinstance(item, Problem):
+            assert item.file == str(path) and item.field and item.message
+        count += 1
+    return count
+
+
+def _check_inputs(path: Path, items, rejected: type) -> None:
+    for item in items:
+        assert isinstance(item, (dict, rejected)), item
+        if isinstance(item, dict):
+            assert item["text"].strip() and item["id"]
+
+
+@FUZZ
+@given(data=FILE_BYTES, name=st.sampled_from(["f.jsonl", "f.csv", "f.tsv", "f.txt", "f.jsonl.gz"]),
+       task=st.sampled_from(["topic", "stance"]))
+def test_fuzz_readers_raise_only_input_errors(tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str, task: str) -> None:
+    from naba.data.validate import validate_file
+    from naba.infer.predict import Rejected, iter_inputs
+
+    path = tmp_path_factory.getbasetemp() / "fuzz" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
+    for run in (lambda: _check_stream(path, read_rows(path)),
+                lambda: _check_stream(path, iter_records(path, task)),
+                lambda: _check_stream(path, iter_records(path, task, require_label=False)),
+                lambda: [str(p) for p in validate_file(path, task)],
+                lambda: _check_inputs(path, iter_inputs([path]), Rejected)):
+        try:
+            run()
+        except InputError as exc:
+            assert str(exc).startswith(str(path)), exc  # names the file

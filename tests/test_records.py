@@ -48,8 +48,20 @@ def test_topic_optional_fields_dropped_when_empty() -> None:
     ],
 )
 def test_topics_string_or_list(topics, separator, expected) -> None:
+    # string_labels: what CSV rows get (every cell is a string there)
     cols = ColumnsConfig(label_separator=separator)
-    assert to_record({"id": "1", "text": "نص", "topics": topics}, "topic", cols)["topics"] == expected
+    assert to_record({"id": "1", "text": "نص", "topics": topics}, "topic", cols, string_labels=True)["topics"] == expected
+
+
+def test_topics_string_outside_csv_is_an_error() -> None:
+    # JSON can hold a list: "topics": "energy" is a converter bug, not one label.
+    assert field_error({"id": "1", "text": "نص", "topics": "energy"}) == (
+        "topics", 'expected a list of labels, found the string "energy"; write it as a list, e.g. ["energy"]')
+    # ... unless a separator says how to split label strings
+    cols = ColumnsConfig(label_separator="|")
+    assert to_record({"id": "1", "text": "نص", "topics": "energy"}, "topic", cols)["topics"] == ["energy"]
+    # a stance label is always one string
+    assert to_record({"id": "1", "text": "نص", "target": "ت", "stance": "favor"}, "stance")["stance"] == "favor"
 
 
 @pytest.mark.parametrize(

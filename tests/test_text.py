@@ -198,3 +198,21 @@ def test_dedup_key_is_idempotent_and_has_no_punctuation(text: str) -> None:
     assert key == key.strip()
     assert "  " not in key
     assert not set(key) & set(string.punctuation + "«»،؛؟")
+
+
+@PROPS
+@given(TEXT)
+def test_a_blank_text_normalises_to_nothing(text: str) -> None:
+    from naba.text import is_blank
+
+    if is_blank(text):
+        assert normalize(text) == ""
+    assert is_blank(text + " \u200f\u202c") == is_blank(text)
+
+
+@pytest.mark.parametrize(("text", "blank"), [("", True), (" \t\n", True), ("\u202b\u200f\u2069\ufeff\u200b", True),
+                                             ("\u202bنص\u202c", False), ("😀", False), ("ـ", False), ("a", False)])
+def test_is_blank(text: str, blank: bool) -> None:
+    from naba.text import is_blank
+
+    assert is_blank(text) is blank

@@ -158,7 +158,9 @@ def test_unknown_dev_label_names_the_file(tmp_path: Path, tiny_encoder: Path, da
     tasks = _tasks(data, "stance")
     tasks["stance"]["dev"] = str(dev)
     cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, tasks))
-    with pytest.raises(InputError, match=re.escape(f"{dev}: stance: labels ['support'] are not in the training label set")):
+    message = (f"{dev}:1: stance: labels ['support'] are not in the training label set ['against', 'favor', 'none'] "
+               "(5 rows have them); fix the data or list them in tasks.stance.labels")
+    with pytest.raises(InputError, match=re.escape(message)):
         train(cfg, tmp_path / "model", show_progress_bar=False)
 
 
@@ -206,6 +208,8 @@ def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path) -> None:
     assert not out.exists()
     with pytest.raises(ModelDirError):
         read_manifest(out)
+    with pytest.raises(ModelDirError, match=re.escape("naba.json: missing")):  # the work directory is not a model either
+        read_manifest(out.with_name(out.name + ".partial"))
     resumed = _cli("train", str(resume_config), "-o", str(out), "--resume", "--no-progress")
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr

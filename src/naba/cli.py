@@ -340,6 +340,10 @@ def encoder_import_e5(
 # ----------------------------------------------------------------------------- predict
 
 
+ALLOW_PICKLE_HELP = ("Allow a model directory with pickle (.bin) weights, which can run code when loaded; "
+                     "naba's own models never need it.")
+
+
 class PrecisionName(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -360,6 +364,7 @@ def predict_command(
     resume: Annotated[bool, typer.Option(help="Complete the output of an interrupted run.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
     id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
     target_column: TargetColumn = None,
 ) -> None:
@@ -370,7 +375,7 @@ def predict_command(
         from naba.infer.predict import predict_files
 
         cols = _columns(id_column, text_column, title_column, None, target_column, None)
-        clf = Classifier.load(model, precision.value, max_length=max_length)
+        clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle)
         options = dict(targets=target, batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
                        overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -404,6 +409,7 @@ def evaluate_command(
     compare: Annotated[Optional[Path], typer.Option(help="Another report directory: show deltas.")] = None,
     precision: Annotated[PrecisionName, typer.Option(help="Inference precision.")] = PrecisionName.fp32,
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
+    allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
     """Score a model on labelled data: metrics.json, report.md and a self-contained report.html."""
     with _user_errors():
@@ -411,7 +417,8 @@ def evaluate_command(
         from naba.evaluation.report import evaluate_model
 
         metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
-                                 compare=compare, precision=precision.value, batch_size=batch_size)
+                                 compare=compare, precision=precision.value, batch_size=batch_size,
+                                 allow_pickle=allow_pickle)
     line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
     if "baseline" in metrics:
         line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
@@ -433,6 +440,7 @@ def serve_command(
     max_text_chars: Annotated[int, typer.Option(min=1, help="Most characters in one article text (422 beyond).")] = 100_000,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Most bytes in one request body (413 beyond).")] = 10_000_000,
     batch_wait_ms: Annotated[float, typer.Option(min=0.0, help="How long to wait for concurrent requests to share a batch.")] = 5.0,
+    allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
     """Serve a model over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, docs at /docs."""
     with _user_errors():
@@ -441,7 +449,7 @@ def serve_command(
 
         settings = ServeSettings(max_batch_size=max_batch_size, max_text_chars=max_text_chars,
                                  max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms)
-        serve(model, host, port, precision=precision.value, settings=settings)
+        serve(model, host, port, precision=precision.value, settings=settings, allow_pickle=allow_pickle)
 
 
 # ----------------------------------------------------------------------------- pretrain

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from naba.config import NormalizationConfig, WindowConfig
+from naba.data.writers import INCOMPLETE
 from naba.errors import ModelDirError
 
 FORMAT_VERSION = 1
@@ -64,12 +65,17 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     """Read and check ``MODEL/naba.json``.
 
     Raises:
-        ModelDirError: missing directory or manifest, invalid JSON, wrong
-            schema, a newer format version, or a task directory that is missing.
+        ModelDirError: missing directory or manifest, a directory whose
+            writing was interrupted, invalid JSON, wrong schema, a newer format
+            version, or a task directory that is missing.
     """
     model_dir = Path(model_dir)
+    if model_dir.is_file():
+        raise ModelDirError(f"{model_dir}: is a file, expected a model directory (pass the directory `naba train` wrote)")
     if not model_dir.is_dir():
         raise ModelDirError(f"{model_dir}: model directory not found; pass the directory `naba train` wrote")
+    if (model_dir / INCOMPLETE).exists():
+        raise ModelDirError(f"{model_dir}: incomplete (a write into it was interrupted); rerun the command that wrote it")
     path = model_dir / MANIFEST
     if not path.exists():
         raise ModelDirError(f"{path}: missing; {model_dir} is not a naba model directory (train one with `naba train`)")

@@ -98,6 +98,16 @@ def normalize(text: str, config: NormalizationConfig | None = None) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def is_blank(text: str) -> bool:
+    """True when ``text`` holds nothing but whitespace and invisible controls (bidi, zero-width, BOM).
+
+    Example:
+        >>> is_blank("\u202b \u200f\u202c"), is_blank("\u202bنص\u202c")
+        (True, False)
+    """
+    return not _CONTROLS.sub("", text).strip()
+
+
 def dedup_key(text: str) -> str:
     """The key under which two texts count as normalised duplicates.
 

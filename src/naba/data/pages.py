@@ -138,10 +138,18 @@ def split_page(text_lines: list[str]) -> list[list[str]]:
 
 
 def page_files(sources: list[Path]) -> Iterator[Path]:
-    """Expand files and directories (``*.txt`` recursively, sorted) into page files."""
+    """Expand files and directories (``*.txt`` recursively, sorted) into page files.
+
+    Raises:
+        InputError: a source does not exist, or is a directory without page files.
+    """
     for source in sources:
         if source.is_dir():
-            yield from sorted(p for p in source.rglob("*.txt") if not p.name.startswith((".", "_")))
+            pages = sorted(p for p in source.rglob("*.txt") if not p.name.startswith((".", "_")))
+            if not pages:
+                raise InputError(f"{source}: is a directory without page files (*.txt); "
+                                 "pass a folder of raw pages, or the data files themselves")
+            yield from pages
         elif source.exists():
             yield source
         else:
@@ -151,18 +159,24 @@ def page_files(sources: list[Path]) -> Iterator[Path]:
 def import_pages(sources: list[Path]) -> Iterator[dict[str, Any] | Problem]:
     """Yield one record per article found in the page files.
 
-    Ids are ``<file stem>-<index>``, stable across runs. A page with no
-    article, or an article block with no body, is reported as a Problem.
+    Ids are ``<file stem>-<index>``, stable across runs. A page that cannot
+    be read (UTF-16, invalid UTF-8), holds no article, or an article block
+    with no body is reported as a Problem, and the other pages still import.
     """
     for path in page_files(sources):
         lines: list[str] = []
         broken = False
-        for number, line in iter_lines(path):
-            if isinstance(line, Problem):
-                yield line
-                broken = True
-                break
-            lines.append(line)
+        try:
+            for number, line in iter_lines(path):
+                if isinstance(line, Problem):
+                    yield line
+                    broken = True
+                    break
+                lines.append(line)
+        except InputError as exc:
+            # One unreadable page in a scraped folder must not stop the other pages.
+            yield Problem(str(path), None, "(page)", str(exc).removeprefix(f"{path}: "))
+            continue
         if broken:
             continue
         blocks = split_page(lines)

@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ Row = dict[str, Any]
 FORMATS = ("jsonl", "csv", "parquet", "hf", "txt")
 
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_CSV_FIELD_LIMIT = 256 * 2**20  # characters in one field
 
 
 def detect_format(path: Path) -> str:
@@ -96,8 +98,8 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
                     yield number, Problem(str(path), number, "(line)",
                                           f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; "
                                           "re-save the file as UTF-8")
-    except (gzip.BadGzipFile, EOFError) as exc:
-        raise InputError(f"{path}: corrupt gzip file ({exc})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: corrupt gzip file ({exc}); re-create or re-download it") from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Row | Problem]]:
@@ -111,7 +113,17 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Row | Problem]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, Problem(str(path), number, "(json)", f"expected a JSON object, found invalid JSON ({exc.msg} at column {exc.colno})")
+            # Some messages already end in "at" ("Unterminated string starting at").
+            reason = exc.msg.removesuffix(" at")
+            yield number, Problem(str(path), number, "(json)", f"expected a JSON object, found invalid JSON ({reason} at column {exc.colno})")
+            continue
+        except RecursionError:
+            yield number, Problem(str(path), number, "(json)", "expected a JSON object, found JSON nested too deeply to read; "
+                                                               "flatten the row or remove the line")
+            continue
+        except ValueError:  # int() refuses numbers of thousands of digits (sys.get_int_max_str_digits)
+            yield number, Problem(str(path), number, "(json)", "expected a JSON object, found a number with too many digits "
+                                                               "to read; quote it as a string or remove the line")
             continue
         if not isinstance(value, dict):
             yield number, Problem(str(path), number, "(json)", f"expected a JSON object, found {type(value).__name__}")
@@ -133,14 +145,18 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
 
     Quoted fields may span lines; the number reported is the record's first
     line. Each physical line is decoded on its own, so a bad byte is blamed
-    on the record that holds it and the rest of the file still reads.
+    on the record that holds it and the rest of the file still reads. A
+    record the csv module cannot parse is a Problem, and reading goes on.
     """
     _check_file(path)
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
     bad_lines: dict[int, str] = {}
+    fed = 0  # physical lines handed to the csv reader so far: it pulls them one at a time
 
     def decoded(handle: Any) -> Iterator[str]:
+        nonlocal fed
         for number, raw in enumerate(handle, start=1):
+            fed = number
             if number == 1:
                 _check_encoding(path, raw[:4])
                 if raw.startswith(codecs.BOM_UTF8):
@@ -151,10 +167,15 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
                 bad_lines[number] = f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; re-save the file as UTF-8"
                 yield raw.decode("utf-8", errors="replace")
 
+    # A 1 MB article is a legitimate field; the csv module's default limit is 128 kB.
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     try:
         with _open_binary(path) as handle:
-            reader = csv.DictReader(decoded(handle), delimiter=delimiter)
-            header = reader.fieldnames
+            reader = csv.reader(decoded(handle), delimiter=delimiter)
+            try:
+                header = next(reader, None)
+            except csv.Error as exc:
+                raise InputError(f"{path}:1: header: malformed CSV ({exc}); fix the header line") from None
             if 1 in bad_lines:
                 raise InputError(f"{path}:1: header: {bad_lines[1]}")
             if not header:
@@ -162,27 +183,32 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
             duplicates = sorted({name for name in header if header.count(name) > 1})
             if duplicates:
                 raise InputError(f"{path}:1: header: duplicate column names {duplicates}; rename them")
-            start = reader.line_num + 1
             while True:
+                start = fed + 1
                 try:
-                    record = next(reader)
+                    values = next(reader)
                 except StopIteration:
                     break
                 except csv.Error as exc:
-                    yield start, Problem(str(path), start, "(csv)", f"malformed CSV ({exc})")
-                    return
-                bad = [n for n in range(start, reader.line_num + 1) if n in bad_lines]
+                    yield start, Problem(str(path), start, "(csv)", f"malformed CSV ({exc}); fix the quoting of this record")
+                    continue
+                if not values:  # a blank line
+                    continue
+                bad = [n for n in range(start, fed + 1) if n in bad_lines]
                 if bad:
                     yield start, Problem(str(path), bad[0], "(line)", bad_lines[bad[0]])
-                elif None in record:
+                elif len(values) > len(header):
                     yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found more")
-                elif any(value is None for value in record.values()):
+                elif len(values) < len(header) and fed > start:
+                    yield start, Problem(str(path), start, "(csv)",
+                                         f"expected {len(header)} columns, found fewer in a record that runs from line {start} "
+                                         f"to line {fed}; a quoted field is probably missing its closing quote")
+                elif len(values) < len(header):
                     yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found fewer")
                 else:
-                    yield start, record
-                start = reader.line_num + 1
-    except (gzip.BadGzipFile, EOFError) as exc:
-        raise InputError(f"{path}: corrupt gzip file ({exc})") from None
+                    yield start, dict(zip(header, values))
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: corrupt gzip file ({exc}); re-create or re-download it") from None
 
 
 def read_parquet(path: Path, batch_size: int = 4096) -> Iterator[tuple[int, Row | Problem]]:

@@ -29,8 +29,8 @@ def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = 
                   fmt: str = "auto", summary: ValidationSummary | None = None) -> Iterator[Problem]:
     """Stream the problems of one file, in file order.
 
-    Checks: decodable UTF-8 and JSON/CSV, required fields present and
-    non-empty with the right types, labels within ``labels`` (when given),
+    Checks: at least one row, decodable UTF-8 and JSON/CSV, required fields
+    present and non-empty with the right types, labels within ``labels`` (when given),
     unique ids, and unique texts after normalisation (for stance: unique
     (target, text) pairs).
 
@@ -42,7 +42,9 @@ def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = 
     seen_ids: dict[str, int] = {}
     seen_texts: dict[bytes, int] = {}
     name = str(path)
+    rows = 0
     for line, item in iter_records(path, task, columns, fmt):
+        rows += 1
         summary.rows += 1
         if isinstance(item, Problem):
             summary.problems += 1
@@ -68,3 +70,7 @@ def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = 
         summary.problems += len(row_problems)
         summary.valid += not row_problems
         yield from row_problems
+    if rows == 0:
+        # An empty scrape is worth a look before it becomes an empty training split.
+        summary.problems += 1
+        yield Problem(name, None, "(file)", f"expected at least one {task} row, found none (the file is empty or blank)")

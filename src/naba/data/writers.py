@@ -29,9 +29,17 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[Any]:
         raise
 
 
+# An empty file inside a directory being built. It goes only after the rename,
+# so no kill -9 at any point leaves a complete-looking directory without it
+# (readers such as naba.manifest.read_manifest refuse a directory that holds it).
+INCOMPLETE = ".incomplete"
+
+
 @contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Build a directory under a temporary name; rename it into place on success.
+
+    The directory holds an :data:`INCOMPLETE` marker until it is in place.
 
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is false.
@@ -41,6 +49,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise FileExistsError(f"{path}: already exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    (tmp / INCOMPLETE).touch()
     try:
         yield tmp
         if path.exists():
@@ -54,6 +63,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    (path / INCOMPLETE).unlink(missing_ok=True)
 
 
 def dumps(record: dict[str, Any]) -> str:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from naba.data.records import Task, labels_of, load_records
+from naba.data.readers import read_rows
+from naba.data.records import Task, labels_of, load_records, unknown_labels
 from naba.data.writers import atomic_dir, dumps
 from naba.encoding import document_text, encode_windows
 from naba.errors import InputError
@@ -25,15 +26,18 @@ from naba.evaluation.metrics import binarize, classification_metrics
 logger = logging.getLogger(__name__)
 
 
-def _detect_task(classifier: Any, data: Path) -> Task:
-    if len(classifier.tasks) == 1:
-        return next(iter(classifier.tasks))
-    with open(data, encoding="utf-8-sig") as handle:
-        first = handle.readline()
-    try:
-        return "stance" if "stance" in json.loads(first) else "topic"
-    except json.JSONDecodeError:
-        return "topic"
+def _detect_task(tasks: dict[str, Any], data: Path) -> Task:
+    """The model's only task, else ``stance`` when the data's first row has a stance label.
+
+    Raises:
+        InputError: the data file is missing, a directory or unreadable.
+    """
+    if len(tasks) == 1:
+        return next(iter(tasks))
+    for _, row in read_rows(data):
+        if isinstance(row, dict):
+            return "stance" if "stance" in row else "topic"
+    return "topic"
 
 
 def _f1_curves(scores: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict[str, list[tuple[float, float]]]:
@@ -171,7 +175,8 @@ def _metric_rows(metrics: dict[str, Any], baseline: dict[str, Any] | None, other
 
 def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Path, *, task: Task | None = None,
                    baseline_train: str | Path | None = None, compare: str | Path | None = None, precision: str = "fp32",
-                   batch_size: int = 16, overwrite: bool = True, show_progress_bar: bool | None = None) -> dict[str, Any]:
+                   batch_size: int = 16, overwrite: bool = True, show_progress_bar: bool | None = None,
+                   allow_pickle: bool = False) -> dict[str, Any]:
     """Score a model on labelled data and write the report directory.
 
     Args:
@@ -181,27 +186,33 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
         task: ``topic`` or ``stance`` (default: the model's only task, else from the data).
         baseline_train: Train a TF-IDF + linear baseline on this split and score it on ``data``.
         compare: Another report directory to compare against (deltas).
+        allow_pickle: Allow a model directory with pickle weights (never needed for naba's own models).
 
     Returns:
         The metrics dict written to ``metrics.json``.
 
     Raises:
-        InputError: unreadable data, or gold labels the model does not know.
+        InputError: unreadable data, or gold labels the model does not know (file, line and field named).
+        ModelDirError: the model directory cannot be loaded.
     """
     from naba.infer.classifier import Classifier
+    from naba.manifest import read_manifest
 
     data, report_dir = Path(data), Path(report_dir)
-    classifier = Classifier.load(model_dir, precision)
-    task = task or _detect_task(classifier, data)
-    if task not in classifier.tasks:
-        raise InputError(f"{model_dir}: has no {task} model (it has {', '.join(classifier.tasks)})")
-    spec = classifier.tasks[task].spec
+    # The cheap checks (manifest, data) come before loading the weights.
+    manifest = read_manifest(model_dir)
+    task = task or _detect_task(manifest.tasks, data)
+    if task not in manifest.tasks:
+        raise InputError(f"{model_dir}: has no {task} model (it has {', '.join(manifest.tasks)})")
+    spec = manifest.tasks[task]
     records = load_records(data, task)
     gold = [labels_of(r, task) for r in records]
-    unknown = sorted({label for g in gold for label in g} - set(spec.labels))
-    if unknown:
-        raise InputError(f"{data}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not among the model's "
-                         f"labels {spec.labels}; map them or evaluate a model trained on them")
+    if {label for g in gold for label in g} - set(spec.labels):
+        unknown, rows, line = unknown_labels(data, task, spec.labels)
+        raise InputError(f"{data}:{line}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not among the "
+                         f"model's labels {spec.labels} ({rows} {'row has' if rows == 1 else 'rows have'} them); "
+                         "map them or evaluate a model trained on them")
+    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle)
     results = classifier.predict(records, batch_size=batch_size, show_progress_bar=show_progress_bar)
     if task == "topic":
         predicted = [r["topics"]["labels"] for r in results]

@@ -5,7 +5,11 @@ sorted by length inside :meth:`Classifier.predict`) and written in input
 order. Every input row becomes an output row or an error record in
 ``OUTPUT.errors.jsonl``.
 
-Resume: after each chunk the output and error files are flushed to disk and
+Atomic outputs: rows go to ``OUTPUT.partial`` (and ``OUTPUT.errors.jsonl.partial``),
+renamed to their final names only when the run is complete, so a file under
+the output's name is always a whole run.
+
+Resume: after each chunk the partial files are flushed to disk and
 ``OUTPUT.progress.json`` records (atomically) how many input rows are done
 and how many bytes each file holds. ``--resume`` truncates the files back to
 those sizes and skips the rows already done, so a run killed at any point
@@ -26,7 +30,8 @@ from typing import Any
 
 from naba.config import ColumnsConfig
 from naba.data.pages import import_pages
-from naba.data.readers import read_rows
+from naba.data.readers import detect_format, read_rows
+from naba.data.records import STRING_FORMATS, FieldError, check_header, required_text
 from naba.data.writers import atomic_file, dumps
 from naba.errors import InputError, Problem
 
@@ -47,28 +52,52 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: str = "auto") -> Iterator[dict[str, Any] | Problem]:
-    """Articles from every input, in order: records ``{id, text, title?, target?}`` or Problems.
+@dataclass(frozen=True)
+class Rejected:
+    """An input row that cannot be classified, with its id when the row has one."""
+
+    problem: Problem
+    id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.problem.to_dict(), "id": self.id}
+
+
+def _row_id(row: dict[str, Any], column: str) -> str | None:
+    value = row.get(column)
+    return None if value is None or value == "" else str(value)
+
+
+def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: str = "auto") -> Iterator[dict[str, Any] | Rejected]:
+    """Articles from every input, in order: records ``{id, text, title?, target?}`` or :class:`Rejected` rows.
 
     A directory is read as raw article pages; a file by its extension.
+
+    Raises:
+        InputError: an input is unusable as a whole (UTF-16, unknown type, a CSV without the text column).
     """
     cols = columns or ColumnsConfig()
     for path in inputs:
         if path.is_dir() and fmt in ("auto", "page") and not (path / "dataset_info.json").exists():
             for item in import_pages([path]):
-                yield item
+                yield Rejected(item) if isinstance(item, Problem) else item
             continue
-        for line, row in read_rows(path, fmt):
+        rows = read_rows(path, fmt)
+        checked = (detect_format(path) if fmt == "auto" else fmt) not in STRING_FORMATS
+        for line, row in rows:
             if isinstance(row, Problem):
-                yield row
+                yield Rejected(row)
                 continue
-            text = row.get(cols.text_column)
-            if not isinstance(text, str) or not text.strip():
-                found = "no field" if text is None else "an empty string" if isinstance(text, str) else type(text).__name__
-                yield Problem(str(path), line, cols.text_column, f"expected a non-empty text, found {found}")
+            if not checked:
+                check_header(path, row, {cols.text_column: "text_column"})
+                checked = True
+            raw_id = _row_id(row, cols.id_column)
+            try:
+                text = required_text(row, cols.text_column)
+            except FieldError as exc:
+                yield Rejected(Problem(str(path), line, cols.text_column, exc.message), raw_id)
                 continue
-            raw_id = row.get(cols.id_column)
-            record: dict[str, Any] = {"id": str(raw_id) if raw_id not in (None, "") else f"{path.name}:{line}", "text": text}
+            record: dict[str, Any] = {"id": raw_id if raw_id is not None else f"{path.name}:{line}", "text": text}
             if title := _text(row.get(cols.title_column)):
                 record["title"] = title
             if target := _text(row.get(cols.target_column)):
@@ -89,9 +118,10 @@ def _flat(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
 class _Writer:
     """JSONL or CSV rows appended to an open file; Parquet through pyarrow (not resumable)."""
 
-    def __init__(self, path: Path, append: bool) -> None:
+    def __init__(self, path: Path, append: bool, kind_of: Path | None = None) -> None:
         self.path = path
-        self.kind = "jsonl" if path.name.endswith(".jsonl") else "csv" if path.name.endswith(".csv") else "parquet"
+        name = (kind_of or path).name  # a partial file takes its format from the output's name
+        self.kind = "jsonl" if name.endswith(".jsonl") else "csv" if name.endswith(".csv") else "parquet"
         self.parquet: Any = None
         if self.kind == "parquet":
             self.handle = None
@@ -145,20 +175,78 @@ def _job_key(model_dir: Path, inputs: list[Path], output: Path, options: dict[st
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def partial_path(path: Path) -> Path:
+    """Where ``path`` is written until the run is complete."""
+    return path.with_name(path.name + ".partial")
+
+
+def _restore(progress_path: Path, key: str, files: dict[str, Path]) -> dict[str, Any]:
+    """The saved state of an interrupted run, with its partial files cut back to the recorded sizes.
+
+    Raises:
+        InputError: the state belongs to another run, or a partial file is shorter than recorded.
+    """
+    try:
+        saved = json.loads(progress_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{progress_path}: corrupt progress record; rerun without --resume (with --overwrite)") from None
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        raise InputError(f"{progress_path}: records a run with other inputs, model or options; rerun without --resume")
+    if saved.get("done"):
+        return saved
+    for name, path in files.items():
+        size = saved[f"{name}_bytes"]
+        actual = path.stat().st_size if path.exists() else 0
+        if actual < size:
+            # Never silently lose rows the record says are done.
+            raise InputError(f"{path}: holds {actual} bytes, but {progress_path} records {size}; the partial output was "
+                             "changed or removed, rerun without --resume (with --overwrite)")
+        if path.exists():
+            with open(path, "r+b") as handle:
+                handle.truncate(size)
+    return saved
+
+
+def _publish(state: dict[str, Any], progress_path: Path, partials: dict[str, Path], finals: dict[str, Path]) -> None:
+    """Rename the complete partial files into place, then drop the progress record.
+
+    ``done`` is recorded first: a run killed between the renames is finished
+    by ``--resume`` without classifying anything again.
+    """
+    state["done"] = True
+    with atomic_file(progress_path) as handle:
+        json.dump(state, handle)
+    if partials["output"].exists():
+        os.replace(partials["output"], finals["output"])
+    if state["errors"]:
+        if partials["errors"].exists():
+            os.replace(partials["errors"], finals["errors"])
+    else:
+        partials["errors"].unlink(missing_ok=True)
+        finals["errors"].unlink(missing_ok=True)
+    progress_path.unlink(missing_ok=True)
+
+
 def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets: list[str] | None = None,
                   batch_size: int = 16, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
                   overwrite: bool = False, columns: ColumnsConfig | None = None, fmt: str = "auto",
-                  show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None) -> PredictSummary:
+                  show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None,
+                  prefetch: bool = True) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
+
+    The output (and ``OUTPUT.errors.jsonl``) appear under their names only
+    when the run is complete; until then they are ``*.partial`` files.
 
     Args:
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
             and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
+        prefetch: Read and tokenise the next chunk in a background thread
+            while the model runs on this one (same output either way).
 
     Raises:
         InputError: unknown output type, an output that exists (without
             ``overwrite`` or ``resume``), ``resume`` with Parquet output or with
-            different inputs/options than the interrupted run.
+            different inputs/options than the interrupted run, an unusable input.
     """
     from tqdm.auto import tqdm
 
@@ -168,6 +256,8 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
         if not path.exists():
             raise InputError(f"{path}: no such file or directory")
     errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
+    finals = {"output": output, "errors": errors_path}
+    partials = {name: partial_path(path) for name, path in finals.items()}
     progress_path = output.with_name(output.name + ".progress.json")
     key = _job_key(classifier.model_dir, inputs, output, {"targets": targets, "threshold": threshold,
                                                           "precision": classifier.precision})
@@ -176,37 +266,67 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     if resume and progress_path.exists():
         if not output.name.endswith(RESUMABLE):
             raise InputError(f"{output}: --resume needs .jsonl or .csv output")
-        saved = json.loads(progress_path.read_text(encoding="utf-8"))
-        if saved.get("key") != key:
-            raise InputError(f"{progress_path}: records a run with other inputs, model or options; rerun without --resume")
-        state = saved
-        for path, size in ((output, state["output_bytes"]), (errors_path, state["errors_bytes"])):
-            if path.exists():
-                with open(path, "r+b") as handle:
-                    handle.truncate(size)
+        state = _restore(progress_path, key, partials)
         summary.resumed_from = state["rows"]
     elif output.exists() and not overwrite and not resume:
         raise InputError(f"{output}: already exists; pass --overwrite to replace it or --resume to complete it")
-    append = resume and state["rows"] > 0
-    if not append:
-        errors_path.unlink(missing_ok=True)
-    writer = _Writer(output, append)
-    errors = open(errors_path, "ab" if append else "wb")
-    bar = tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar, dynamic_ncols=True)
-    try:
-        chunk: list[tuple[int, dict[str, Any] | Problem]] = []
-        consumed = 0
+    else:
+        progress_path.unlink(missing_ok=True)  # a stale record must not describe this run's fresh files
+    if not state.get("done"):
+        _run(classifier, inputs, partials, progress_path, state, output, targets=targets, batch_size=batch_size,
+             chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard, prefetch=prefetch,
+             bar=tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar, dynamic_ncols=True))
+    _publish(state, progress_path, partials, finals)
+    summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
+    return summary
 
-        def flush() -> None:
-            records = [item for _, item in chunk if not isinstance(item, Problem)]
-            results = classifier.predict(records, targets, batch_size=batch_size, threshold=threshold) if records else []
-            indices = [i for i, item in chunk if not isinstance(item, Problem)]
+
+def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progress_path: Path, state: dict[str, Any],
+         output: Path, *, targets: list[str] | None, batch_size: int, chunk_size: int, threshold: float | None,
+         columns: ColumnsConfig | None, fmt: str, shard: tuple[int, int] | None, bar: Any, prefetch: bool = True) -> None:
+    """Classify the rows not yet done into the partial files, recording progress after every chunk."""
+    append = state["rows"] > 0
+    writer = _Writer(partials["output"], append, kind_of=output)
+    errors = open(partials["errors"], "ab" if append else "wb")
+    try:
+        def chunks() -> Iterator[list[tuple[int, dict[str, Any] | Rejected]]]:
+            chunk: list[tuple[int, dict[str, Any] | Rejected]] = []
+            consumed, done = 0, state["rows"]  # rows already done by an interrupted run
+            for index, item in enumerate(iter_inputs(inputs, columns, fmt)):
+                if shard is not None and index % shard[1] != shard[0]:
+                    continue
+                consumed += 1
+                if consumed <= done:
+                    continue
+                chunk.append((index, item))
+                if len(chunk) >= chunk_size:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+        staged = hasattr(classifier, "prepare") and hasattr(classifier, "classify")
+
+        def prepare(chunk: list[tuple[int, dict[str, Any] | Rejected]]) -> tuple[list, Any]:
+            # The CPU work before the model (normalising, tokenising); runs in the prefetch thread.
+            records = [item for _, item in chunk if not isinstance(item, Rejected)]
+            return chunk, classifier.prepare(records, targets) if staged and records else None
+
+        def flush(chunk: list[tuple[int, dict[str, Any] | Rejected]], prepared: Any) -> None:
+            records = [item for _, item in chunk if not isinstance(item, Rejected)]
+            if not records:
+                results = []
+            elif prepared is not None:
+                results = classifier.classify(prepared, batch_size=batch_size, threshold=threshold)
+            else:
+                results = classifier.predict(records, targets, batch_size=batch_size, threshold=threshold)
+            indices = [i for i, item in chunk if not isinstance(item, Rejected)]
             rows = [_flat(r, res) for r, res in zip(records, results)]
             if shard is not None:
                 rows = [{"_index": i, **row} for i, row in zip(indices, rows)]
             writer.write(rows)
-            problems = [({"_index": i} if shard is not None else {}) | {**p.to_dict(), "id": None}
-                        for i, p in chunk if isinstance(p, Problem)]
+            problems = [({"_index": i} if shard is not None else {}) | item.to_dict()
+                        for i, item in chunk if isinstance(item, Rejected)]
             errors.write("".join(dumps(p) + "\n" for p in problems).encode("utf-8"))
             errors.flush()
             os.fsync(errors.fileno())
@@ -217,28 +337,63 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
             with atomic_file(progress_path) as handle:
                 json.dump(state, handle)
             bar.update(len(chunk))
-            chunk.clear()
 
-        for index, item in enumerate(iter_inputs(inputs, columns, fmt)):
-            if shard is not None and index % shard[1] != shard[0]:
-                continue
-            consumed += 1
-            if consumed <= state["rows"]:
-                continue
-            chunk.append((index, item))
-            if len(chunk) >= chunk_size:
-                flush()
-        if chunk:
-            flush()
+        staged_chunks = map(prepare, chunks())
+        for chunk, prepared in (ahead(staged_chunks) if prefetch else staged_chunks):
+            flush(chunk, prepared)
     finally:
         bar.close()
         writer.close()
         errors.close()
-    summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
-    progress_path.unlink(missing_ok=True)
-    if summary.errors == 0:
-        errors_path.unlink(missing_ok=True)
-    return summary
+
+
+def ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, each produced one step ahead in a background thread.
+
+    ``naba predict`` reads, normalises and tokenises the next chunk while the
+    model runs on this one: the Rust tokenizer and torch both release the GIL.
+    At most one item waits in the queue, so memory stays flat. An exception
+    in the thread is raised here, after the items produced before it; when the
+    consumer stops early the thread stops after its current item.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    end = object()
+
+    def put(value: tuple[Any, BaseException | None]) -> None:
+        while not stop.is_set():
+            try:
+                box.put(value, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def work() -> None:
+        try:
+            for item in items:
+                put((item, None))
+                if stop.is_set():
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            put((end, exc))
+
+    thread = threading.Thread(target=work, name="naba-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _shard_rows(path: Path) -> Iterator[dict[str, Any]]:

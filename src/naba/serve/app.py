@@ -678,7 +678,7 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
 
 
 def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *, precision: str = "fp32",
-          settings: Optional[ServeSettings] = None) -> None:
+          settings: Optional[ServeSettings] = None, allow_pickle: bool = False) -> None:
     """Load a model directory and serve it over HTTP until interrupted (SIGINT/SIGTERM).
 
     Args:
@@ -688,6 +688,7 @@ def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *,
         port: TCP port (0: any free port).
         precision: ``fp32``, ``bf16`` or ``int8``.
         settings: Limits and batching.
+        allow_pickle: Allow pickle weights (never needed for naba's own models).
 
     Raises:
         ModelDirError: the model directory cannot be loaded.
@@ -700,7 +701,7 @@ def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *,
     settings = settings or ServeSettings()
     if host not in LOOPBACK:
         logger.warning("binding %s: the service has no authentication; anyone who can reach this address can use it", host)
-    classifier = Classifier.load(model_dir, precision)  # type: ignore[arg-type]
+    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle)  # type: ignore[arg-type]
     app = create_app(classifier, settings)
     # log_config=None: uvicorn's records go through the logging the CLI configured (--quiet, --verbose).
     uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)

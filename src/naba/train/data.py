@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naba.config import NabaConfig, TaskDataConfig
-from naba.data.records import Task, all_labels, labels_of, load_records
+from naba.data.records import Task, all_labels, labels_of, load_records, unknown_labels
 from naba.errors import InputError
 
 
@@ -30,6 +30,10 @@ def fingerprint(records: list[dict[str, Any]]) -> dict[str, Any]:
         digest.update(json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8"))
         digest.update(b"\n")
     return {"sha256": digest.hexdigest(), "rows": len(records)}
+
+
+def _rows(n: int) -> str:
+    return f"{n} row has them" if n == 1 else f"{n} rows have them"
 
 
 def _carve_dev(records: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -61,11 +65,11 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
         raise InputError(f"{task_cfg.train}: expected at least two {task} labels in the training data, found {labels}")
     known = set(labels)
     for name, records in splits.items():
-        unknown = sorted({l for r in records for l in labels_of(r, task)} - known)
-        if unknown:
+        if {l for r in records for l in labels_of(r, task)} - known:
             path = getattr(task_cfg, name) or task_cfg.train
-            raise InputError(f"{path}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not in the "
-                             f"training label set {labels}; fix the data or list them in tasks.{task}.labels")
+            unknown, rows, line = unknown_labels(path, task, known, task_cfg.columns, task_cfg.format)
+            raise InputError(f"{path}:{line}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not in the "
+                             f"training label set {labels} ({_rows(rows)}); fix the data or list them in tasks.{task}.labels")
     if task == "topic":
         setting = task_cfg.multi_label
         multi = any(len(r["topics"]) > 1 for r in splits["train"]) if setting == "auto" else setting in (True, "true")
