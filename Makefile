@@ -8,7 +8,7 @@ NABA := $(BIN)/naba
 DEMO := runs/demo
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-all sample-data clean
+.PHONY: demo test test-slow test-all sample-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ $(ENCODER)/config.json: | $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
+
+test-slow: $(VENV)/.installed
+	$(BIN)/pytest -m slow
 
 test-all: $(VENV)/.installed
 	$(BIN)/pytest -m "slow or not slow"
