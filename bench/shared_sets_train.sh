@@ -43,7 +43,7 @@ run_set() {  # run_set ENCODER COLUMN SET
         --set model.window.length=64 --set model.window.stride=16 --set model.window.max_windows=1 --set train.epochs=1 --set train.batch_size=32 \
         --set train.eval_every=84 ;;
     arabicstancex) timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" \
-        "${LR[@]}" --set model.window.length=96 --set train.max_steps=150 --set train.batch_size=32 --set train.eval_every=75 ;;
+        "${LR[@]}" --set model.window.length=96 --set train.max_steps=100 --set train.batch_size=32 --set train.eval_every=50 ;;
     ant) timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
         --set model.window.length=128 --set model.window.stride=32 --set model.window.max_windows=1 --set train.max_steps=300 --set train.batch_size=16 \
         --set train.eval_every=150 ;;
