@@ -357,9 +357,10 @@ def predict_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions: .jsonl, .csv or .parquet.")],
     target: Annotated[Optional[list[str]], typer.Option("--target", help="Stance target to score every article against (repeatable).")] = None,
     precision: Annotated[PrecisionName, typer.Option(help="fp32, bf16, or int8 (dynamic quantisation of linear layers).")] = PrecisionName.fp32,
-    batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Forward-pass size in full windows (batches hold this many x window-length tokens).")] = 32,
     chunk_size: Annotated[int, typer.Option(min=1, help="Articles read, classified and flushed at a time.")] = 256,
     max_length: Annotated[Optional[int], typer.Option(min=16, help="Cap the window length (tokens).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads (default: one per core; fewer on a busy machine).")] = None,
     threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Override every topic threshold.")] = None,
     resume: Annotated[bool, typer.Option(help="Complete the output of an interrupted run.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
@@ -375,7 +376,7 @@ def predict_command(
         from naba.infer.predict import predict_files
 
         cols = _columns(id_column, text_column, title_column, None, target_column, None)
-        clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle)
+        clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle, threads=threads)
         options = dict(targets=target, batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
                        overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
         world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -8,8 +8,9 @@ the tokens), and results are put back in input order.
 
 Speed on CPU (measured in ``bench/RESULTS.md``): the encoder forward is
 nearly all the time; ``int8`` (dynamic quantisation, per-channel weights) is
-the one large win on CPUs without AMX, and ``predict_files`` tokenises the
-next chunk while the model runs on this one (:meth:`Classifier.prepare`).
+the one large win on CPUs without AMX. :meth:`Classifier.prepare` and
+:meth:`Classifier.classify` split ``predict`` into the CPU work before the
+model and the model itself, so a caller can overlap the two.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def quantize_int8(model: Any) -> Any:
     to fp32: torch's defaults (one scale per weight tensor, 7-bit activations)
     cost the ANT model 6 points of macro-F1 (bench/RESULTS.md, throughput).
     ``torch.ao.quantization`` is deprecated in favour of torchao, whose int8
-    path has no CPU kernel in torchao 0.18 (about 30x slower than fp32 here),
+    path has no CPU kernel in torchao 0.18 (14x slower than fp32 here),
     so naba keeps torch.ao and silences its deprecation notices.
     """
     import torch
@@ -94,8 +95,9 @@ def _int8_linear() -> type:
 
     fbgemm reduces the activation range by default to rule out int16
     overflow on CPUs without VNNI; measured on the ANT model on an AVX2 CPU,
-    the full range halves the logit error (mean 0.06 vs 0.11) and flips a
-    third as many predictions (3% vs 9%, all near-ties) at the same speed.
+    the full range halves the logit error (mean 0.06 vs 0.11) and changes
+    under half as many labels (3.5% vs 8.1% of the ANT test set, near-ties)
+    at the same speed.
     """
     import torch
     from torch.ao.nn.quantized.dynamic import Linear
@@ -262,7 +264,7 @@ class Classifier:
                 prepared.docs["stance"] = self._encode(task, texts, [target_text(t, norm) for _, t in prepared.pairs])
         return prepared
 
-    def classify(self, prepared: Prepared, *, batch_size: int = 16, threshold: float | None = None,
+    def classify(self, prepared: Prepared, *, batch_size: int = 32, threshold: float | None = None,
                  show_progress_bar: bool | None = None) -> list[dict[str, Any]]:
         """Run the model on articles from :meth:`prepare`; the results of :meth:`predict`."""
         from tqdm.auto import tqdm
@@ -291,7 +293,7 @@ class Classifier:
                     results[i]["stance"].append({"target": target, "label": labels[0], "scores": _rounded(task.spec.labels, row)})
         return results
 
-    def predict(self, articles: Sequence[Article], targets: Sequence[str] | None = None, *, batch_size: int = 16,
+    def predict(self, articles: Sequence[Article], targets: Sequence[str] | None = None, *, batch_size: int = 32,
                 threshold: float | None = None, show_progress_bar: bool | None = None) -> list[dict[str, Any]]:
         """Classify articles; one result per article, in input order.
 

@@ -228,10 +228,10 @@ def _publish(state: dict[str, Any], progress_path: Path, partials: dict[str, Pat
 
 
 def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets: list[str] | None = None,
-                  batch_size: int = 16, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
+                  batch_size: int = 32, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
                   overwrite: bool = False, columns: ColumnsConfig | None = None, fmt: str = "auto",
                   show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None,
-                  prefetch: bool = True) -> PredictSummary:
+                  prefetch: bool = False) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
 
     The output (and ``OUTPUT.errors.jsonl``) appear under their names only
@@ -241,7 +241,9 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
             and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
         prefetch: Read and tokenise the next chunk in a background thread
-            while the model runs on this one (same output either way).
+            while the model runs on this one (same output either way). Off by
+            default: it did not pay on a 2-core machine (tokenising is ~1% of
+            an e5-small run, and a tiny model holds the GIL; bench/RESULTS.md).
 
     Raises:
         InputError: unknown output type, an output that exists (without
@@ -283,7 +285,7 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
 
 def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progress_path: Path, state: dict[str, Any],
          output: Path, *, targets: list[str] | None, batch_size: int, chunk_size: int, threshold: float | None,
-         columns: ColumnsConfig | None, fmt: str, shard: tuple[int, int] | None, bar: Any, prefetch: bool = True) -> None:
+         columns: ColumnsConfig | None, fmt: str, shard: tuple[int, int] | None, bar: Any, prefetch: bool = False) -> None:
     """Classify the rows not yet done into the partial files, recording progress after every chunk."""
     append = state["rows"] > 0
     writer = _Writer(partials["output"], append, kind_of=output)
@@ -350,8 +352,9 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
 def ahead(items: Iterator[Any]) -> Iterator[Any]:
     """``items``, each produced one step ahead in a background thread.
 
-    ``naba predict`` reads, normalises and tokenises the next chunk while the
-    model runs on this one: the Rust tokenizer and torch both release the GIL.
+    ``predict_files(prefetch=True)`` reads, normalises and tokenises the next
+    chunk while the model runs on this one (the Rust tokenizer and torch
+    release the GIL; naba's normalisation does not).
     At most one item waits in the queue, so memory stays flat. An exception
     in the thread is raised here, after the items produced before it; when the
     consumer stops early the thread stops after its current item.

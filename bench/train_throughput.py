@@ -1,0 +1,130 @@
+"""Training throughput: ``naba train`` against a plain Hugging Face ``Trainer``, same model, data, batch and length.
+
+    python bench/train_throughput.py --base runs/encoders/e5-ant --steps 20
+    python bench/train_throughput.py --base runs/encoders/tiny --steps 50 --repeats 3
+
+Both fine-tune the same encoder for topics on the same ANT training articles
+(evenly spaced, ``steps x batch`` of them), naba's normalised title + body,
+one window of ``--length`` tokens, batches of ``--batch-size``, AdamW with the
+same learning rate, weight decay and linear warm-up, fp32, no evaluation or
+checkpoint inside the timed steps. Each run is a fresh process (so its peak
+RSS, from ``wait4``, is its own); naba and the Trainer alternate for
+``--repeats`` rounds. Samples/s: naba's own in-loop figure (``metrics.jsonl``,
+taken before its end-of-training evaluation) and the Trainer's
+``train_samples_per_second``. Needs ../shared/data (prints a note and exits 0
+when absent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "ant"
+
+NABA = """
+import json, sys
+from pathlib import Path
+from naba.config import NabaConfig
+from naba.train.trainer import train
+base, train_file, dev_file, work, length, batch, steps = sys.argv[1:8]
+config = NabaConfig.model_validate({
+    "seed": 13, "tasks": {"topic": {"train": train_file, "dev": dev_file}},
+    "model": {"base": base, "window": {"length": int(length), "stride": int(length) // 8, "max_windows": 1}},
+    "train": {"epochs": 100, "max_steps": int(steps), "batch_size": int(batch), "learning_rate": 5e-5,
+              "head_learning_rate": 5e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "eval_every": int(steps),
+              "checkpoint_every": int(steps) + 1, "class_weight": "none", "early_stopping_patience": None}})
+out = train(config, Path(work) / "model", overwrite=True, show_progress_bar=False)
+rates = [json.loads(line)["samples_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+print(json.dumps({"samples_per_s": rates[-1]}))
+"""
+
+TRAINER = """
+import json, sys
+import datasets
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                          TrainingArguments)
+base, train_file, work, length, batch, steps = sys.argv[1:7]
+rows = [json.loads(line) for line in open(train_file, encoding="utf-8")]
+labels = sorted({r["topics"][0] for r in rows})
+tokenizer = AutoTokenizer.from_pretrained(base)
+data = datasets.Dataset.from_dict({"text": [r["text"] for r in rows], "label": [labels.index(r["topics"][0]) for r in rows]})
+data = data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=int(length)), batched=True, remove_columns=["text"])
+model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
+args = TrainingArguments(output_dir=work, per_device_train_batch_size=int(batch), max_steps=int(steps), learning_rate=5e-5,
+                         weight_decay=0.01, warmup_steps=max(1, int(0.1 * int(steps))), lr_scheduler_type="linear",
+                         save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
+                         use_cpu=True, dataloader_num_workers=0, seed=13)
+result = Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer)).train()
+print(json.dumps({"samples_per_s": result.metrics["train_samples_per_second"]}))
+"""
+
+
+def child(code: str, argv: list[str], log: Path) -> dict:
+    """Run ``code`` in a fresh interpreter; its last stdout line (JSON), wall seconds and own peak RSS."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    started = time.perf_counter()
+    with open(log, "w", encoding="utf-8") as out, open(log.with_suffix(".err"), "w", encoding="utf-8") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"child failed:\n{log.with_suffix('.err').read_text(encoding='utf-8')[-3000:]}")
+    result = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
+    return {**result, "wall": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="encoder directory both fine-tune (e.g. runs/encoders/e5-ant)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--length", type=int, default=128, help="tokens per article (one window / truncation)")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--data", default=str(SHARED / "train.jsonl"))
+    args = parser.parse_args()
+    if not Path(args.data).exists():
+        print(f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)")
+        return 0
+    from naba.config import NormalizationConfig
+    from naba.encoding import document_text
+
+    rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines()]
+    n = args.steps * args.batch_size
+    picked = rows[:: max(1, len(rows) // n)][:n]
+    work = Path(tempfile.mkdtemp(prefix="naba-train-throughput-"))
+    norm = NormalizationConfig()
+    # Both get the same prepared text: naba's normalised title + body, in a record naba reads as-is.
+    prepared = [{"id": r["id"], "text": document_text(r, norm, True), "topics": r["topics"][:1]} for r in picked]
+    train_file, dev_file = work / "train.jsonl", work / "dev.jsonl"
+    train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared), encoding="utf-8")
+    dev_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared[:16]), encoding="utf-8")
+    results: dict[str, list[dict]] = {"naba train": [], "HF Trainer": []}
+    for round_ in range(args.repeats):
+        results["naba train"].append(child(NABA, [args.base, str(train_file), str(dev_file), str(work / f"naba-{round_}"),
+                                                  str(args.length), str(args.batch_size), str(args.steps)],
+                                           work / f"naba-{round_}.log"))
+        results["HF Trainer"].append(child(TRAINER, [args.base, str(train_file), str(work / f"trainer-{round_}"),
+                                                     str(args.length), str(args.batch_size), str(args.steps)],
+                                           work / f"trainer-{round_}.log"))
+    print(f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, fp32; "
+          f"{args.repeats} round(s), naba and Trainer alternating")
+    peer = max(r["samples_per_s"] for r in results["HF Trainer"])
+    print("| trainer | samples/s (best) | samples/s (median) | vs Trainer | peak RSS MB | process s |")
+    print("|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        rates = [r["samples_per_s"] for r in runs]
+        print(f"| {name} | {max(rates):.2f} | {statistics.median(rates):.2f} | {max(rates) / peer:.2f}x | "
+              f"{max(r['peak_rss_mb'] for r in runs):.0f} | {statistics.median(r['wall'] for r in runs):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
