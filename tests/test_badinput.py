@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -462,10 +463,12 @@ PREDICT_ROWS: list[tuple[str, list[tuple[str, object]]]] = [
 ]
 
 
-def test_predict_every_row_is_a_prediction_or_an_error_record(trained_model: Path, big: Path, tmp_path: Path) -> None:
+def test_predict_every_row_is_a_prediction_or_an_error_record(trained_model: Path, big: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     inputs = [bad(name) for name, _ in PREDICT_ROWS] + [big]
     out = tmp_path / "out.jsonl"
-    result = naba("predict", trained_model, *inputs, "-o", out, "--chunk-size", "7", "--no-progress")
+    with caplog.at_level(logging.WARNING, logger="naba.infer.predict"):
+        result = naba("predict", trained_model, *inputs, "-o", out, "--chunk-size", "7", "--no-progress")
     expected = [(kind, what) for _, rows in PREDICT_ROWS for kind, what in rows] + [("ok", "big-1"), ("ok", "big-2")]
     ids = [what for kind, what in expected if kind == "ok"]
     problems = [what for kind, what in expected if kind == "error"]
@@ -484,6 +487,20 @@ def test_predict_every_row_is_a_prediction_or_an_error_record(trained_model: Pat
     # an error record keeps the row's id when the row had one
     assert {e["id"] for e in errors if e["field"] == "text"} == {"et-1", "ws-1", "mt-1", "tn-1", "bo-1"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.errors.jsonl", "out.jsonl"]
+    # an input with no rows is named, not passed over in silence
+    assert [r.getMessage() for r in caplog.records if r.name == "naba.infer.predict"] == [f"warning: {bad(name)}: no rows (the file is empty or blank); nothing to classify in it"
+                               for name in ("empty.jsonl", "blank_lines.jsonl")]
+
+
+def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(trained_model: Path, tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "out.jsonl"
+    with caplog.at_level(logging.WARNING, logger="naba.infer.predict"):
+        result = naba("predict", trained_model, bad("empty.jsonl"), "-o", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"0 rows: 0 predictions in {out}, 0 errors"]
+    assert [r.getMessage() for r in caplog.records if r.name == "naba.infer.predict"] == [f"warning: {bad('empty.jsonl')}: no rows (the file is empty or blank); nothing to classify in it"]
+    assert out.read_bytes() == b""
 
 
 @pytest.mark.parametrize(("inputs", "message"), [

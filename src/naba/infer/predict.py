@@ -22,6 +22,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from naba.data.writers import atomic_file, dumps
 from naba.errors import InputError, Problem
 
 RESUMABLE = (".jsonl", ".csv")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -84,7 +86,9 @@ def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: s
             continue
         rows = read_rows(path, fmt)
         checked = (detect_format(path) if fmt == "auto" else fmt) not in STRING_FORMATS
+        seen = 0
         for line, row in rows:
+            seen += 1
             if isinstance(row, Problem):
                 yield Rejected(row)
                 continue
@@ -103,6 +107,8 @@ def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: s
             if target := _text(row.get(cols.target_column)):
                 record["target"] = target
             yield record
+        if not seen:
+            logger.warning("warning: %s: no rows (the file is empty or blank); nothing to classify in it", path)
 
 
 def _flat(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
