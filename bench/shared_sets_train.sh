@@ -59,7 +59,7 @@ if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == e5 ]]; then
 fi
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
     timed dapt-snn "$NABA" pretrain configs/pretrain-saudi-news.yaml --set model.base=runs/encoders/e5-bench \
-        --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=75 --set train.checkpoint_every=null \
-        --set train.checkpoint_every=null --no-progress --overwrite ${THREADS:+--set train.torch_threads=$THREADS}
+        --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=50 --set train.checkpoint_every=null \
+        --set train.head_learning_rate=1e-3 --no-progress --overwrite ${THREADS:+--set train.torch_threads=$THREADS}
     for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench-snn bench-e5-snn "$set"; done
 fi

@@ -254,6 +254,24 @@ def test_headless_xlm_roberta_gets_a_tied_lm_head(xlmr_encoder: Path) -> None:
     assert {"lm_head.dense.weight", "lm_head.bias"} <= set(new)
 
 
+def test_new_head_learns_at_head_learning_rate_the_encoder_at_learning_rate(xlmr_encoder: Path, tmp_path: Path) -> None:
+    from naba.train.pretrain import _optimizer, load_mlm_model
+
+    model, _, new = load_mlm_model(xlmr_encoder)
+    config = load_pretrain_config(write_pretrain_config(tmp_path / "cfg.yaml", model={"base": str(xlmr_encoder)},
+                                                        train={"learning_rate": 1e-5, "head_learning_rate": 1e-3}))
+    names = {id(p): n for n, p in model.named_parameters()}
+    rates = {names[id(p)]: group["lr"] for group in _optimizer(model, config, new).param_groups for p in group["params"]}
+    assert set(rates) == set(names.values())  # every parameter once, the tied decoder as the embeddings
+    head = {n for n in rates if n in new}
+    assert head and all(n.startswith("lm_head.") for n in head)
+    assert {rates[n] for n in head} == {1e-3}
+    assert {rates[n] for n in rates if n not in head} == {1e-5}
+    unset = load_pretrain_config(write_pretrain_config(tmp_path / "plain.yaml", model={"base": str(xlmr_encoder)},
+                                                       train={"learning_rate": 1e-5}))
+    assert {group["lr"] for group in _optimizer(model, unset, new).param_groups} == {1e-5}
+
+
 def test_continue_from_xlm_roberta_keeps_the_architecture(tmp_path: Path, xlmr_encoder: Path) -> None:
     from safetensors.torch import load_file
     from transformers import AutoModel

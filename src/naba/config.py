@@ -301,6 +301,8 @@ class PretrainTrainConfig(_Section):
     batch_size: int = Field(default=16, ge=1)
     eval_batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
+    head_learning_rate: float | None = Field(
+        default=None, gt=0, description="learning rate of a newly initialised MLM head (default: learning_rate)")
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
     max_grad_norm: float = Field(default=1.0, gt=0)

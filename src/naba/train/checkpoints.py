@@ -1,4 +1,4 @@
-"""What fine-tuning and pretraining share: batch order, run logs and resumable checkpoints.
+"""What fine-tuning and pretraining share: the optimizer, batch order, run logs and resumable checkpoints.
 
 A checkpoint directory holds the weights (``model/``), the optimizer and
 scheduler states, every process's torch RNG state and the loop's progress
@@ -26,6 +26,21 @@ from naba.errors import NabaError
 logger = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
+
+
+def adamw(groups: list[dict[str, Any]], lr: float) -> Any:
+    """``torch.optim.AdamW`` over parameter groups, fused (one kernel per step) where this torch build has it.
+
+    The fused kernel runs on CPU since torch 2.4 and is what the Hugging Face
+    ``Trainer`` uses by default; older builds fall back to the multi-tensor
+    implementation. Either way a run is deterministic for a given build.
+    """
+    import torch
+
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr)
 
 
 class TrainingError(NabaError):

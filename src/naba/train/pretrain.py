@@ -53,6 +53,7 @@ from naba.hub import load_kwargs, unreachable
 from naba.train.checkpoints import (
     RunLog,
     TrainingError,
+    adamw,
     epoch_batches,
     load_checkpoint,
     recover_checkpoint,
@@ -491,16 +492,20 @@ def _trim_metrics(path: Path, step: int) -> None:
     path.write_text("".join(kept), encoding="utf-8")
 
 
-def _optimizer(model: Any, config: PretrainConfig) -> Any:
-    import torch
-
+def _optimizer(model: Any, config: PretrainConfig, new: list[str] = ()) -> Any:
+    """AdamW: no weight decay on biases and norms; the newly initialised head at ``train.head_learning_rate``."""
     cfg = config.train
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    fresh = set(new)
+    groups = []
     # named_parameters() lists the tied decoder/embedding matrix once
-    decay = [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)]
-    plain = [p for n, p in model.named_parameters() if any(k in n for k in no_decay)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+    for is_new in (False, True):
+        lr = (cfg.head_learning_rate or cfg.learning_rate) if is_new else cfg.learning_rate
+        named = [(n, p) for n, p in model.named_parameters() if (n in fresh) == is_new]
+        groups.append({"params": [p for n, p in named if not any(k in n for k in no_decay)],
+                       "weight_decay": cfg.weight_decay, "lr": lr})
+        groups.append({"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0, "lr": lr})
+    return adamw([g for g in groups if g["params"]], cfg.learning_rate)
 
 
 def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
@@ -590,7 +595,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     world, rank = accelerator.num_processes, accelerator.process_index
     n_train = len(corpus.train)
     batches_per_epoch = len(epoch_batches(n_train, cfg.batch_size, cfg.seed, 0, world)) // world
-    optimizer = _optimizer(model, config)
+    optimizer = _optimizer(model, config, new)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
     model, optimizer = accelerator.prepare(masked_lm_loss(model), optimizer)
     device = accelerator.device

@@ -53,6 +53,7 @@ from naba.manifest import (
 from naba.train.checkpoints import (
     RunLog,
     TrainingError,
+    adamw,
     epoch_batches,
     load_checkpoint,
     recover_checkpoint,
@@ -213,7 +214,7 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
             if params:
                 lr = (cfg.head_learning_rate or cfg.learning_rate) if is_head else cfg.learning_rate
                 groups.append({"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decay else 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+    optimizer = adamw(groups, cfg.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
 
