@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _child import child
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
@@ -55,20 +54,9 @@ def write_input(rows: list[dict], n: int, path: Path) -> None:
 def run_measured(model: str, source: Path, output: Path, precision: str, max_length: int, prefetch: str,
                  batch_size: int, threads: int) -> dict:
     """One child process; its own peak RSS from ``wait4``."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = output.with_suffix(".child.json")
-    started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as out, open(output.with_suffix(".child.err"), "w", encoding="utf-8") as err:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, model, str(source), str(output), precision, str(max_length),
-                                 prefetch, str(batch_size), str(threads)], env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"child failed:\n{output.with_suffix('.child.err').read_text(encoding='utf-8')[-2000:]}")
-    result = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
-    result["process_seconds"] = time.perf_counter() - started
-    result["peak_rss_kb"] = usage.ru_maxrss
-    return result
+    result = child(CHILD, [model, str(source), str(output), precision, str(max_length), prefetch, str(batch_size), str(threads)],
+                   output.with_suffix(".child.json"))
+    return {**result, "process_seconds": result["wall"], "peak_rss_kb": result["peak_rss_mb"] * 1024}
 
 
 def main() -> int:

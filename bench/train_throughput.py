@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _child import child
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
@@ -68,17 +67,7 @@ print(json.dumps({"samples_per_s": result.metrics["train_samples_per_second"]}))
 """
 
 
-def child(code: str, argv: list[str], log: Path) -> dict:
-    """Run ``code`` in a fresh interpreter; its last stdout line (JSON), wall seconds and own peak RSS."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as out, open(log.with_suffix(".err"), "w", encoding="utf-8") as err:
-        proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"child failed:\n{log.with_suffix('.err').read_text(encoding='utf-8')[-3000:]}")
-    result = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
-    return {**result, "wall": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024}
+QUIET_TOKENIZERS = {"TOKENIZERS_PARALLELISM": "false"}
 
 
 def main() -> int:
@@ -110,10 +99,10 @@ def main() -> int:
     for round_ in range(args.repeats):
         results["naba train"].append(child(NABA, [args.base, str(train_file), str(dev_file), str(work / f"naba-{round_}"),
                                                   str(args.length), str(args.batch_size), str(args.steps)],
-                                           work / f"naba-{round_}.log"))
+                                           work / f"naba-{round_}.log", QUIET_TOKENIZERS))
         results["HF Trainer"].append(child(TRAINER, [args.base, str(train_file), str(work / f"trainer-{round_}"),
                                                      str(args.length), str(args.batch_size), str(args.steps)],
-                                           work / f"trainer-{round_}.log"))
+                                           work / f"trainer-{round_}.log", QUIET_TOKENIZERS))
     print(f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, fp32; "
           f"{args.repeats} round(s), naba and Trainer alternating")
     peer = max(r["samples_per_s"] for r in results["HF Trainer"])
