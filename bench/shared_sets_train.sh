@@ -10,6 +10,7 @@
 #   bash bench/shared_sets_train.sh            # both columns (about 2 hours on 2 CPU cores)
 #   bash bench/shared_sets_train.sh e5         # only the fine-tuned e5 column
 #   bash bench/shared_sets_train.sh dapt ant   # domain adaptation, then only ANT
+#   bash bench/shared_sets_train.sh long       # e5 again, with epochs enough to converge (about 2.5 hours)
 #   python bench/shared_sets.py --manifest ant=runs/bench-e5/ant ...   # the table
 #
 # The budgets are what 2 CPU cores afford: fixed step counts (a fraction of an
@@ -51,6 +52,24 @@ run_set() {  # run_set ENCODER COLUMN SET
     esac
 }
 
+run_long_set() {  # run_long_set SET: the "long" column, a few epochs each, on the plain encoder
+    local base=runs/encoders/e5-bench column=bench-e5-long set=$1
+    case $set in
+    ans) timed "$column-ans" "$NABA" train configs/ans.yaml -o "runs/$column/ans" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=64 --set train.epochs=3 --set train.batch_size=32 --set train.eval_every=epoch ;;
+    asnd) timed "$column-asnd" "$NABA" train configs/aljazeera-posts.yaml -o "runs/$column/asnd" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=64 --set model.window.stride=16 --set model.window.max_windows=1 --set train.epochs=3 --set train.batch_size=32 \
+        --set train.eval_every=83 --set train.group_by_length=true ;;
+    arabicstancex) timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" \
+        "${LR[@]}" --set model.window.length=96 --set train.epochs=2 --set train.batch_size=32 --set train.eval_every=162 \
+        --set train.group_by_length=true ;;
+    ant) timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
+        --set model.window.length=128 --set model.window.stride=32 --set model.window.max_windows=1 --set train.epochs=2 --set train.batch_size=16 \
+        --set train.eval_every=250 ;;
+    *) echo "unknown set: $set" >&2; return 2 ;;
+    esac
+}
+
 SETS=("${@:2}")
 [[ ${#SETS[@]} -gt 0 ]] || SETS=(ans asnd arabicstancex ant)
 
@@ -62,4 +81,7 @@ if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
         --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=50 --set train.checkpoint_every=null \
         --set train.head_learning_rate=1e-3 --no-progress --overwrite ${THREADS:+--set train.torch_threads=$THREADS}
     for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench-snn bench-e5-snn "$set"; done
+fi
+if [[ $COLUMNS_TO_RUN == long ]]; then
+    for set in "${SETS[@]}"; do run_long_set "$set"; done
 fi

@@ -116,6 +116,29 @@ def test_long_documents_use_several_windows(tmp_path: Path, tiny_encoder: Path, 
     assert windows["train"] > 3.0 and windows["test"] <= 6.0
 
 
+def test_group_by_length_trains_on_batches_with_less_padding(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from naba.train import trainer
+
+    padding: dict[bool, int] = {}
+    for grouped in (False, True):
+        padded = []
+
+        def counting(docs, pad_id, _collate=trainer.collate, _padded=padded):
+            batch = _collate(docs, pad_id)
+            _padded.append(int((batch.inputs["attention_mask"] == 0).sum()))
+            return batch
+
+        monkeypatch.setattr(trainer, "collate", counting)
+        cfg = load_config(write_config(tmp_path / f"{grouped}.yaml", tiny_encoder, _tasks(data, "single"),
+                                       model={"window": {"length": 250, "stride": 16, "max_windows": 1}},
+                                       train={"epochs": 1, "group_by_length": grouped}))
+        out = trainer.train(cfg, tmp_path / f"model-{grouped}", show_progress_bar=False)
+        assert read_manifest(out).tasks["topic"].metrics["test"]["n"] == 24
+        padding[grouped] = sum(padded)  # training batches, then the same dev and test batches in both runs
+    assert padding[True] < padding[False]
+
+
 def test_existing_output_is_not_overwritten(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
     from naba.train.trainer import train
 

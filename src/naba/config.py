@@ -119,6 +119,8 @@ class TrainConfig(_Section):
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False
+    group_by_length: bool = Field(default=False, description="batch articles of similar length together: less padding, "
+                                  "faster epochs on texts of mixed length, batches a little less random")
     num_workers: int = Field(default=0, ge=0)
     torch_threads: int | None = Field(default=None, ge=1)
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -66,14 +67,31 @@ class RunLog:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int) -> list[list[int]]:
+GROUP_SPAN = 50  # batches per pool that length grouping sorts
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int,
+                  lengths: Sequence[int] | None = None) -> list[list[int]]:
     """The batches of one epoch, identical on every process and on every rerun.
+
+    With ``lengths`` (tokens per article), articles of similar length share a
+    batch, so little of a batch is padding: the shuffled order is cut into
+    pools of ``GROUP_SPAN`` batches, each pool is sorted by length and cut into
+    batches, and the batches are shuffled. Every article is still seen once
+    per epoch, in the same number of batches.
 
     The batch count is padded (cycling from the start) to a multiple of the
     number of processes, so every process takes the same number of steps.
     """
-    order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n).tolist()
+    if lengths is not None:
+        span = batch_size * GROUP_SPAN
+        pools = [sorted(order[i:i + span], key=lambda j: lengths[j]) for i in range(0, n, span)]
+        grouped = [pool[i:i + batch_size] for pool in pools for i in range(0, len(pool), batch_size)]
+        batches = [grouped[i] for i in rng.permutation(len(grouped))]
+    else:
+        batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
     while len(batches) % world:
         batches.append(batches[len(batches) % max(1, len(batches))])
     return batches

@@ -203,6 +203,7 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
         total_micro = min(total_micro, total_steps * cfg.gradient_accumulation_steps)
+    lengths = [sum(len(w["input_ids"]) for w in doc) for doc in docs["train"]] if cfg.group_by_length else None
     eval_every = max(1, micro_per_epoch // cfg.gradient_accumulation_steps) if cfg.eval_every == "epoch" else cfg.eval_every
 
     head = {n for n, _ in model.named_parameters() if n.startswith(("classifier", "score", "pre_classifier"))}
@@ -238,7 +239,8 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     while progress.micro < total_micro and not progress.stopped_early:
         epoch, position = divmod(progress.micro, micro_per_epoch)
         if epoch != current_epoch:
-            this_epoch = epoch_batches(n_train, cfg.batch_size, config.seed, epoch, world)[accelerator.process_index::world]
+            this_epoch = epoch_batches(n_train, cfg.batch_size, config.seed, epoch, world,
+                                       lengths)[accelerator.process_index::world]
             current_epoch = epoch
         indices = this_epoch[position]
         batch = collate([docs["train"][i] for i in indices], pad_id)
