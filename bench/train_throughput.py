@@ -2,6 +2,12 @@
 
     python bench/train_throughput.py --base runs/encoders/e5-ant --steps 20
     python bench/train_throughput.py --base runs/encoders/tiny --steps 50 --repeats 3
+    python bench/train_throughput.py --base runs/encoders/e5-bench --data ../shared/data/asnd/train.jsonl \
+        --length 64 --batch-size 32 --group-by-length
+
+``--group-by-length`` adds a run of each with its length grouping on (naba's
+``train.group_by_length``, the Trainer's ``train_sampling_strategy=
+"group_by_length"``): on texts of mixed length, fewer padded tokens per batch.
 
 Both fine-tune the same encoder for topics on the same ANT training articles
 (evenly spaced, ``steps x batch`` of them), naba's normalised title + body,
@@ -34,13 +40,14 @@ import json, sys
 from pathlib import Path
 from naba.config import NabaConfig
 from naba.train.trainer import train
-base, train_file, dev_file, work, length, batch, steps = sys.argv[1:8]
+base, train_file, dev_file, work, length, batch, steps, grouped = sys.argv[1:9]
 config = NabaConfig.model_validate({
     "seed": 13, "tasks": {"topic": {"train": train_file, "dev": dev_file}},
     "model": {"base": base, "window": {"length": int(length), "stride": int(length) // 8, "max_windows": 1}},
     "train": {"epochs": 100, "max_steps": int(steps), "batch_size": int(batch), "learning_rate": 5e-5,
               "head_learning_rate": 5e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "eval_every": int(steps),
-              "checkpoint_every": int(steps) + 1, "class_weight": "none", "early_stopping_patience": None}})
+              "checkpoint_every": int(steps) + 1, "class_weight": "none", "early_stopping_patience": None,
+              "group_by_length": grouped == "1"}})
 out = train(config, Path(work) / "model", overwrite=True, show_progress_bar=False)
 rates = [json.loads(line)["samples_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 print(json.dumps({"samples_per_s": rates[-1]}))
@@ -51,7 +58,7 @@ import json, sys
 import datasets
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                           TrainingArguments)
-base, train_file, work, length, batch, steps = sys.argv[1:7]
+base, train_file, work, length, batch, steps, grouped = sys.argv[1:8]
 rows = [json.loads(line) for line in open(train_file, encoding="utf-8")]
 labels = sorted({r["topics"][0] for r in rows})
 tokenizer = AutoTokenizer.from_pretrained(base)
@@ -61,7 +68,8 @@ model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(
 args = TrainingArguments(output_dir=work, per_device_train_batch_size=int(batch), max_steps=int(steps), learning_rate=5e-5,
                          weight_decay=0.01, warmup_steps=max(1, int(0.1 * int(steps))), lr_scheduler_type="linear",
                          save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
-                         use_cpu=True, dataloader_num_workers=0, seed=13)
+                         use_cpu=True, dataloader_num_workers=0, seed=13,
+                         train_sampling_strategy="group_by_length" if grouped == "1" else "random")
 result = Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer)).train()
 print(json.dumps({"samples_per_s": result.metrics["train_samples_per_second"]}))
 """
@@ -77,7 +85,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--length", type=int, default=128, help="tokens per article (one window / truncation)")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--data", default=str(SHARED / "train.jsonl"))
+    parser.add_argument("--data", default=str(SHARED / "train.jsonl"), help="JSONL with text and topics")
+    parser.add_argument("--group-by-length", action="store_true", help="also run each with length grouping")
     args = parser.parse_args()
     if not Path(args.data).exists():
         print(f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)")
@@ -95,14 +104,19 @@ def main() -> int:
     train_file, dev_file = work / "train.jsonl", work / "dev.jsonl"
     train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared), encoding="utf-8")
     dev_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared[:16]), encoding="utf-8")
-    results: dict[str, list[dict]] = {"naba train": [], "HF Trainer": []}
+    groupings = ("0", "1") if args.group_by_length else ("0",)
+    results: dict[str, list[dict]] = {}
     for round_ in range(args.repeats):
-        results["naba train"].append(child(NABA, [args.base, str(train_file), str(dev_file), str(work / f"naba-{round_}"),
-                                                  str(args.length), str(args.batch_size), str(args.steps)],
-                                           work / f"naba-{round_}.log", QUIET_TOKENIZERS))
-        results["HF Trainer"].append(child(TRAINER, [args.base, str(train_file), str(work / f"trainer-{round_}"),
-                                                     str(args.length), str(args.batch_size), str(args.steps)],
-                                           work / f"trainer-{round_}.log", QUIET_TOKENIZERS))
+        for grouped in groupings:
+            suffix = ", grouped by length" if grouped == "1" else ""
+            name = f"naba-{grouped}-{round_}"
+            results.setdefault(f"naba train{suffix}", []).append(
+                child(NABA, [args.base, str(train_file), str(dev_file), str(work / name), str(args.length),
+                             str(args.batch_size), str(args.steps), grouped], work / f"{name}.log", QUIET_TOKENIZERS))
+            name = f"trainer-{grouped}-{round_}"
+            results.setdefault(f"HF Trainer{suffix}", []).append(
+                child(TRAINER, [args.base, str(train_file), str(work / name), str(args.length), str(args.batch_size),
+                                str(args.steps), grouped], work / f"{name}.log", QUIET_TOKENIZERS))
     print(f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, fp32; "
           f"{args.repeats} round(s), naba and Trainer alternating")
     peer = max(r["samples_per_s"] for r in results["HF Trainer"])
