@@ -40,6 +40,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -492,7 +493,7 @@ def _trim_metrics(path: Path, step: int) -> None:
     path.write_text("".join(kept), encoding="utf-8")
 
 
-def _optimizer(model: Any, config: PretrainConfig, new: list[str] = ()) -> Any:
+def _optimizer(model: Any, config: PretrainConfig, new: Sequence[str] = ()) -> Any:
     """AdamW: no weight decay on biases and norms; the newly initialised head at ``train.head_learning_rate``."""
     cfg = config.train
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
