@@ -61,7 +61,7 @@ run_long_set() {  # run_long_set SET: the "long" column, a few epochs each, on t
         --set model.window.length=64 --set model.window.stride=16 --set model.window.max_windows=1 --set train.epochs=3 --set train.batch_size=32 \
         --set train.eval_every=83 --set train.group_by_length=true ;;
     arabicstancex) timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" \
-        "${LR[@]}" --set model.window.length=96 --set train.epochs=2 --set train.batch_size=32 --set train.eval_every=162 \
+        "${LR[@]}" --set model.window.length=96 --set train.epochs=1.5 --set train.batch_size=32 --set train.eval_every=162 \
         --set train.group_by_length=true ;;
     ant) timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
         --set model.window.length=128 --set model.window.stride=32 --set model.window.max_windows=1 --set train.epochs=2 --set train.batch_size=16 \
