@@ -35,53 +35,44 @@ LR=(--set train.learning_rate=1e-4 --set train.head_learning_rate=2e-3 --set tra
     --set train.early_stopping_patience=null --set train.checkpoint_every=null --no-progress --overwrite
     ${THREADS:+--set train.torch_threads=$THREADS})
 
-run_set() {  # run_set ENCODER COLUMN SET
-    local base=$1 column=$2 set=$3
-    case $set in
-    ans) timed "$column-ans" "$NABA" train configs/ans.yaml -o "runs/$column/ans" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=64 --set train.epochs=2 --set train.batch_size=32 --set train.eval_every=epoch ;;
-    asnd) timed "$column-asnd" "$NABA" train configs/aljazeera-posts.yaml -o "runs/$column/asnd" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=64 --set model.window.stride=16 --set model.window.max_windows=1 --set train.epochs=1 --set train.batch_size=32 \
-        --set train.eval_every=84 ;;
-    arabicstancex) timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" \
-        "${LR[@]}" --set model.window.length=96 --set train.max_steps=100 --set train.batch_size=32 --set train.eval_every=50 ;;
-    ant) timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=128 --set model.window.stride=32 --set model.window.max_windows=1 --set train.max_steps=300 --set train.batch_size=16 \
-        --set train.eval_every=150 ;;
-    *) echo "unknown set: $set" >&2; return 2 ;;
-    esac
-}
+# Per set: its config, its windows (fitted to its token lengths), and the budgets
+# of the short columns (e5, dapt) and of the long one.
+declare -A CONFIG=([ans]=configs/ans.yaml [asnd]=configs/aljazeera-posts.yaml [arabicstancex]=configs/stancex.yaml
+                   [ant]=configs/ant.yaml)
+declare -A WINDOW=([ans]="model.window.length=64"
+                   [asnd]="model.window.length=64 model.window.stride=16 model.window.max_windows=1"
+                   [arabicstancex]="model.window.length=96"
+                   [ant]="model.window.length=128 model.window.stride=32 model.window.max_windows=1")
+declare -A SHORT=([ans]="train.epochs=2 train.batch_size=32 train.eval_every=epoch"
+                  [asnd]="train.epochs=1 train.batch_size=32 train.eval_every=84"
+                  [arabicstancex]="train.max_steps=100 train.batch_size=32 train.eval_every=50"
+                  [ant]="train.max_steps=300 train.batch_size=16 train.eval_every=150")
+declare -A LONG=([ans]="train.epochs=3 train.batch_size=32 train.eval_every=epoch"
+                 [asnd]="train.epochs=3 train.batch_size=32 train.eval_every=83 train.group_by_length=true"
+                 [arabicstancex]="train.epochs=1.5 train.batch_size=32 train.eval_every=162 train.group_by_length=true"
+                 [ant]="train.epochs=2 train.batch_size=16 train.eval_every=250")
 
-run_long_set() {  # run_long_set SET: the "long" column, a few epochs each, on the plain encoder
-    local base=runs/encoders/e5-bench column=bench-e5-long set=$1
-    case $set in
-    ans) timed "$column-ans" "$NABA" train configs/ans.yaml -o "runs/$column/ans" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=64 --set train.epochs=3 --set train.batch_size=32 --set train.eval_every=epoch ;;
-    asnd) timed "$column-asnd" "$NABA" train configs/aljazeera-posts.yaml -o "runs/$column/asnd" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=64 --set model.window.stride=16 --set model.window.max_windows=1 --set train.epochs=3 --set train.batch_size=32 \
-        --set train.eval_every=83 --set train.group_by_length=true ;;
-    arabicstancex) timed "$column-stancex" "$NABA" train configs/stancex.yaml -o "runs/$column/arabicstancex" --set model.base="$base" \
-        "${LR[@]}" --set model.window.length=96 --set train.epochs=1.5 --set train.batch_size=32 --set train.eval_every=162 \
-        --set train.group_by_length=true ;;
-    ant) timed "$column-ant" "$NABA" train configs/ant.yaml -o "runs/$column/ant" --set model.base="$base" "${LR[@]}" \
-        --set model.window.length=128 --set model.window.stride=32 --set model.window.max_windows=1 --set train.epochs=2 --set train.batch_size=16 \
-        --set train.eval_every=250 ;;
-    *) echo "unknown set: $set" >&2; return 2 ;;
-    esac
+run_set() {  # run_set ENCODER COLUMN SET short|long
+    local base=$1 column=$2 set=$3 budget=$4 options=() setting
+    [[ -n ${CONFIG[$set]:-} ]] || { echo "unknown set: $set" >&2; return 2; }
+    if [[ $budget == long ]]; then budget=${LONG[$set]}; else budget=${SHORT[$set]}; fi
+    for setting in ${WINDOW[$set]} $budget; do options+=(--set "$setting"); done
+    timed "$column-${set/arabicstancex/stancex}" "$NABA" train "${CONFIG[$set]}" -o "runs/$column/$set" \
+        --set model.base="$base" "${LR[@]}" "${options[@]}"
 }
 
 SETS=("${@:2}")
 [[ ${#SETS[@]} -gt 0 ]] || SETS=(ans asnd arabicstancex ant)
 
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == e5 ]]; then
-    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench bench-e5 "$set"; done
+    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench bench-e5 "$set" short; done
 fi
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
     timed dapt-snn "$NABA" pretrain configs/pretrain-saudi-news.yaml --set model.base=runs/encoders/e5-bench \
         --set output_dir=runs/encoders/e5-bench-snn --set train.max_steps=150 --set train.eval_every=50 --set train.checkpoint_every=null \
         --set train.head_learning_rate=1e-3 --no-progress --overwrite ${THREADS:+--set train.torch_threads=$THREADS}
-    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench-snn bench-e5-snn "$set"; done
+    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench-snn bench-e5-snn "$set" short; done
 fi
 if [[ $COLUMNS_TO_RUN == long ]]; then
-    for set in "${SETS[@]}"; do run_long_set "$set"; done
+    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench bench-e5-long "$set" long; done
 fi
