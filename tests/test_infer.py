@@ -69,6 +69,29 @@ def test_strings_records_and_targets(clf) -> None:
     assert clf.predict([]) == []
 
 
+def test_an_article_with_several_targets_is_normalised_once(clf, monkeypatch) -> None:
+    import naba.infer.classifier as classifier
+
+    texts = ["أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة", "ارتفعت أسعار النفط في الأسواق العالمية"]
+    one_at_a_time = [clf.predict(texts, targets=[t]) for t in ("النفط", "الطاقة النووية")]
+    seen: list[str] = []
+    real = classifier.document_text
+
+    def counted(doc, *args, **kwargs):
+        seen.append(doc if isinstance(doc, str) else doc["text"])
+        return real(doc, *args, **kwargs)
+
+    monkeypatch.setattr(classifier, "document_text", counted)
+    both = clf.predict(texts, targets=["النفط", "الطاقة النووية"])
+    assert sorted(seen) == sorted(texts * 2)  # once for topics, once for stance: not once per target
+    for i, result in enumerate(both):
+        assert [s["target"] for s in result["stance"]] == ["النفط", "الطاقة النووية"]
+        for j, alone in enumerate(one_at_a_time):
+            assert result["stance"][j]["label"] == alone[i]["stance"][0]["label"]
+            for label, p in alone[i]["stance"][0]["scores"].items():
+                assert result["stance"][j]["scores"][label] == pytest.approx(p, abs=1e-4)
+
+
 @pytest.mark.parametrize("text", ["", "   ", "hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ"])
 def test_odd_texts_still_get_results(clf, text: str) -> None:
     result = clf.predict([text])[0]

@@ -260,7 +260,9 @@ class Classifier:
                 wanted = list(targets) if targets else ([record["target"]] if record.get("target") else task.spec.default_targets)
                 prepared.pairs.extend((i, t) for t in wanted)
             if prepared.pairs:
-                texts = [document_text(records[i]["text"], norm) for i, _ in prepared.pairs]
+                # An article scored against several targets is normalised once.
+                normalized = {i: document_text(records[i]["text"], norm) for i in dict.fromkeys(i for i, _ in prepared.pairs)}
+                texts = [normalized[i] for i, _ in prepared.pairs]
                 prepared.docs["stance"] = self._encode(task, texts, [target_text(t, norm) for _, t in prepared.pairs])
         return prepared
 
