@@ -65,3 +65,16 @@ class TfidfBaseline:
                 out.append(chosen or [self.labels[self.columns[int(row.argmax())]]])
             return out
         return [[label] for label in self.model.predict(features)]
+
+    def decision_scores(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Single-label margins, one column per label in ``labels`` order (a label unseen in training scores -inf)."""
+        if self.multi_label:
+            raise ValueError("decision_scores: single-label baselines only")
+        features = self.vectorizer.transform([baseline_text(r, self.task, self.normalization) for r in records])
+        margins = self.model.decision_function(features)
+        if margins.ndim == 1:  # two classes: sklearn gives the margin of classes_[1]
+            margins = np.stack([-margins, margins], axis=1)
+        out = np.full((len(records), len(self.labels)), -np.inf)
+        for j, label in enumerate(self.model.classes_):
+            out[:, self.labels.index(label)] = margins[:, j]
+        return out
