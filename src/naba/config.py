@@ -91,12 +91,15 @@ class ModelConfig(_Section):
 
 
 class ThresholdConfig(_Section):
-    """Per-label decision thresholds for multi-label topics, tuned on dev."""
+    """How scores become labels: per-label thresholds (multi-label) and the prior correction (single-label), tuned on dev."""
 
     tune: bool = True
     default: float = Field(default=0.5, gt=0, lt=1)
     floor: float = Field(default=0.2, ge=0, lt=1, description="a tuned threshold never goes below this")
     at_least_one: bool = True
+    prior_correction: bool = Field(default=True, description="single-label: choose on dev how much of the loss's class "
+                                   "weighting to take back out of the decision (none, half or all), folded into the "
+                                   "classifier's bias")
 
 
 class TrainConfig(_Section):

@@ -40,6 +40,7 @@ class TaskManifest(BaseModel):
     labels: list[str] = Field(min_length=2)
     multi_label: bool
     thresholds: dict[str, float] = {}
+    prior_correction: float = 0.0  # single-label: alpha chosen on dev, already folded into the head's bias
     at_least_one: bool = True
     include_title: bool = True
     default_targets: list[str] = []

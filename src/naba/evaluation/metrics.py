@@ -103,6 +103,36 @@ def tune_thresholds(probabilities: np.ndarray, gold: np.ndarray, labels: Sequenc
     return thresholds
 
 
+PRIOR_CORRECTIONS = (0.0, 0.5, 1.0)
+
+
+def choose_prior_correction(probabilities: np.ndarray, gold: np.ndarray, log_weights: np.ndarray) -> float:
+    """How much of the loss's class weighting to take back out of a single-label decision.
+
+    A model trained with class weights ``w`` learns scores near ``log p(c|x) +
+    log w_c``: rare classes win more often than their probability says. That
+    helps their recall but can cost more than it brings. This chooses alpha in
+    0, 0.5, 1 for the decision ``argmax(log p - alpha log w)`` by macro-F1 on
+    dev; ties go to the smaller correction (0 keeps the model as trained).
+
+    Args:
+        probabilities: [n, labels] softmax scores on dev.
+        gold: [n] gold label indices.
+        log_weights: [labels] log of the class weights the loss used.
+    """
+    from sklearn.metrics import f1_score
+
+    classes = np.arange(probabilities.shape[1])
+    log_p = np.log(np.clip(probabilities, 1e-12, None))
+    best, best_f1 = 0.0, -1.0
+    for alpha in PRIOR_CORRECTIONS:
+        predicted = (log_p - alpha * log_weights).argmax(axis=1)
+        f1 = f1_score(gold, predicted, labels=classes, average="macro", zero_division=0)
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = alpha, f1
+    return best
+
+
 def decide(probabilities: np.ndarray, labels: Sequence[str], multi_label: bool, thresholds: dict[str, float] | None = None,
            at_least_one: bool = True, default: float = 0.5) -> list[list[str]]:
     """Turn scores into label lists: thresholds for multi-label, argmax otherwise."""

@@ -26,6 +26,9 @@ def model_card(manifest: Manifest) -> str:
         lines.append(f"- **{name}**: {kind}; labels: {', '.join(task.labels)}")
         if task.thresholds:
             lines.append("  - thresholds (tuned on dev): " + ", ".join(f"{k} {v:.3f}" for k, v in task.thresholds.items()))
+        if task.prior_correction:
+            lines.append(f"  - prior correction (chosen on dev): alpha {task.prior_correction:g}, the log class weights of "
+                         "the loss taken back out of the decision; already in the classifier's bias")
         if task.default_targets:
             lines.append("  - default stance targets: " + "، ".join(task.default_targets))
     lines += ["", "## Metrics", "", "| task | split | n | macro-F1 | micro-F1 | accuracy |", "|---|---|---|---|---|---|"]

@@ -38,6 +38,7 @@ from naba.data.records import Task, labels_of
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
 from naba.evaluation.metrics import (
     binarize,
+    choose_prior_correction,
     classification_metrics,
     decide,
     tune_thresholds,
@@ -92,6 +93,15 @@ def _targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.nd
     return np.array([index[g[0]] for g in gold], dtype=np.int64)
 
 
+def class_weights(y: np.ndarray, n_labels: int, scheme: str) -> np.ndarray | None:
+    """Single-label class weights: ``n / (labels x count)`` (balanced), its square root (sqrt), or none."""
+    if scheme == "none":
+        return None
+    counts = np.bincount(y, minlength=n_labels).clip(min=1)
+    ratio = len(y) / (n_labels * counts)
+    return np.sqrt(ratio) if scheme == "sqrt" else ratio
+
+
 def _loss_fn(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
     """BCE with positive weights (multi-label) or cross-entropy with class weights."""
     import torch
@@ -102,10 +112,39 @@ def _loss_fn(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
         ratio = (n - positives) / positives
         weight = None if scheme == "none" else torch.tensor(np.sqrt(ratio) if scheme == "sqrt" else ratio, dtype=torch.float32)
         return torch.nn.BCEWithLogitsLoss(pos_weight=weight.clamp(max=50.0) if weight is not None else None)
-    counts = np.bincount(y, minlength=len(task_data.labels)).clip(min=1)
-    ratio = n / (len(counts) * counts)
-    weight = None if scheme == "none" else torch.tensor(np.sqrt(ratio) if scheme == "sqrt" else ratio, dtype=torch.float32)
-    return torch.nn.CrossEntropyLoss(weight=weight)
+    weights = class_weights(y, len(task_data.labels), scheme)
+    return torch.nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32))
+
+
+def output_layer(model: Any, n_labels: int) -> Any:
+    """The classification head's last linear layer (``n_labels`` outputs, with a bias), or None."""
+    from torch import nn
+
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == n_labels and m.bias is not None]
+    return layers[-1] if layers else None
+
+
+def _correct_priors(model: Any, task_data: TaskData, dev_docs: list[list[dict]], pad_id: int, config: NabaConfig) -> float:
+    """Choose the prior correction on dev (:func:`choose_prior_correction`) and fold it into the head's bias.
+
+    Returns the alpha chosen (0: the model is unchanged). Shifting the bias
+    shifts every window's logits, so mean- or max-pooled article scores shift
+    the same way and any tool loading the directory gets the corrected
+    decision.
+    """
+    import torch
+
+    weights = class_weights(_targets_matrix(task_data, task_data.splits["train"]), len(task_data.labels),
+                            config.train.class_weight)
+    head = output_layer(model, len(task_data.labels))
+    if weights is None or head is None or not dev_docs:
+        return 0.0
+    probabilities = _predict_scores(model, dev_docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, False)
+    alpha = choose_prior_correction(probabilities, _targets_matrix(task_data, task_data.splits["dev"]), np.log(weights))
+    if alpha:
+        with torch.no_grad():
+            head.bias -= torch.tensor(alpha * np.log(weights), dtype=head.bias.dtype)
+    return alpha
 
 
 def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str, multi_label: bool) -> np.ndarray:
@@ -306,7 +345,7 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
 
 def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: dict[str, list], pad_id: int, task_dir: Path,
                  log: RunLog, accelerator: Any, progress: _Progress) -> dict[str, Any]:
-    """Reload the best weights, tune thresholds on dev, score test, write ``final/`` and ``result.json``."""
+    """Reload the best weights, tune thresholds or the prior correction on dev, score test, write ``final/`` and ``result.json``."""
     from transformers import AutoModelForSequenceClassification
 
     task = task_data.task
@@ -319,6 +358,10 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         thresholds = (tune_thresholds(dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default)
                       if config.thresholds.tune else {label: config.thresholds.default for label in task_data.labels})
         log.info("%s: thresholds tuned on dev: %s", task, thresholds)
+    prior_correction = 0.0
+    if not task_data.multi_label and config.thresholds.prior_correction:
+        prior_correction = _correct_priors(model, task_data, docs["dev"], pad_id, config)
+        log.info("%s: prior correction chosen on dev: alpha %s", task, prior_correction)
     metrics = {}
     for name in ("dev", "test"):
         if name in task_data.splits:
@@ -328,7 +371,7 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
                                       for name, split_docs in docs.items() if split_docs}
     entry = TaskManifest(task=task, path=task, labels=task_data.labels, multi_label=task_data.multi_label,
-                         thresholds=thresholds, at_least_one=config.thresholds.at_least_one,
+                         thresholds=thresholds, prior_correction=prior_correction, at_least_one=config.thresholds.at_least_one,
                          include_title=config.model.include_title, default_targets=task_data.default_targets,
                          metrics=metrics).model_dump()
     entry["data"] = task_data.fingerprints
@@ -336,6 +379,8 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         final = task_dir / "final"
         shutil.rmtree(final, ignore_errors=True)
         shutil.copytree(best_dir, final)
+        if prior_correction:  # best/ keeps the weights as trained, so a resumed run corrects them once
+            model.save_pretrained(final)
         (task_dir / "result.json").write_text(json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8")
     accelerator.wait_for_everyone()
     return entry
