@@ -60,12 +60,20 @@ def _train(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path], name: str,
     return train(cfg, tmp_path / name, show_progress_bar=False)
 
 
+def _report_text(model: Path, data: dict[str, Path], out: Path) -> str:
+    from naba.evaluation.report import evaluate_model
+
+    assert evaluate_model(model, data["single_test"], out)["prior_correction"] == 0.0
+    return (out / "report.md").read_text(encoding="utf-8")
+
+
 def test_chosen_correction_shifts_only_the_bias_and_is_recorded(tmp_path: Path, tiny_encoder: Path,
                                                               small_data: dict[str, Path], monkeypatch) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification
 
     import naba.train.trainer as trainer
+    from naba.evaluation.report import evaluate_model
     from naba.infer.classifier import Classifier
 
     plain = _train(tmp_path, tiny_encoder, small_data, "plain", correction=False)
@@ -90,6 +98,11 @@ def test_chosen_correction_shifts_only_the_bias_and_is_recorded(tmp_path: Path, 
     results = Classifier.load(corrected).predict(test)
     accuracy = np.mean([r["topics"]["labels"] == t["topics"] for r, t in zip(results, test)])
     assert accuracy == pytest.approx(spec.metrics["test"]["accuracy"])
+    report = evaluate_model(corrected, small_data["single_test"], tmp_path / "report")
+    assert report["prior_correction"] == 1.0 and report["accuracy"] == pytest.approx(accuracy)
+    assert "Prior correction: alpha 1 (chosen on dev in training, in the model's bias)" in (
+        tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "Prior correction" not in _report_text(plain, small_data, tmp_path / "plain-report")
 
 
 def test_no_correction_without_class_weights(tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path],

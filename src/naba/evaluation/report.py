@@ -225,6 +225,8 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
                     "multi_label": spec.multi_label, "labels": spec.labels})
     if spec.multi_label:
         metrics["thresholds"] = spec.thresholds
+    else:
+        metrics["prior_correction"] = spec.prior_correction
     norm = classifier.manifest.normalization
     task_model = classifier.tasks[task]
     texts = [document_text(r, norm, spec.include_title) if task == "topic" else document_text(r["text"], norm) for r in records]
@@ -279,6 +281,8 @@ def _markdown(metrics: dict[str, Any], baseline: Any, other: Any, errors: list[d
         lines.append(f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |{extra}")
     if metrics.get("thresholds"):
         lines += ["", "Thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["thresholds"].items())]
+    if metrics.get("prior_correction"):
+        lines += ["", f"Prior correction: alpha {metrics['prior_correction']:g} (chosen on dev in training, in the model's bias)"]
     lines += ["", "## Figures", ""] + [f"![{name}]({name}.png)" for name in figures]
     lines += ["", "## Most confident errors", "", "| id | gold | predicted | confidence | text |", "|---|---|---|---|---|"]
     for e in errors:
