@@ -53,8 +53,10 @@ def study(model_dir: Path) -> list[tuple[str, str, float, float, float, float]]:
     from naba.config import load_config
     from naba.data.records import labels_of
     from naba.evaluation.baseline import TfidfBaseline
+    from naba.evaluation.metrics import PRIOR_CORRECTIONS
     from naba.infer.classifier import Classifier
     from naba.train.data import load_task_data
+    from naba.train.trainer import class_weights
 
     config = load_config(model_dir / "config.yaml")
     clf = Classifier.load(model_dir)
@@ -80,12 +82,11 @@ def study(model_dir: Path) -> list[tuple[str, str, float, float, float, float]]:
         more = scores(4)
         rows.append(("more windows", "max_windows 4", more["dev"], more["test"]))
 
-    if config.train.class_weight != "none":
-        counts = np.bincount([labels.index(labels_of(r, name)[0]) for r in data.splits["train"]],
-                             minlength=len(labels)).clip(min=1)
-        power = 0.5 if config.train.class_weight == "sqrt" else 1.0
-        log_weight = power * np.log(counts.sum() / (len(counts) * counts))  # the loss's class weights
-        prior = {f"alpha {a}": tuple(np.log(trained[s] + 1e-9) - a * log_weight for s in ("dev", "test")) for a in (0.0, 0.5, 1.0)}
+    train_gold = np.array([labels.index(labels_of(r, name)[0]) for r in data.splits["train"]])
+    weights = class_weights(train_gold, len(labels), config.train.class_weight)  # the loss's class weights
+    if weights is not None:
+        prior = {f"alpha {a}": tuple(np.log(trained[s] + 1e-9) - a * np.log(weights) for s in ("dev", "test"))
+                 for a in PRIOR_CORRECTIONS}
         rows.append(("prior correction", *_pick(prior, gold)))
 
     baseline = TfidfBaseline(name, labels, multi_label=False, normalization=config.normalization).fit(data.splits["train"])
