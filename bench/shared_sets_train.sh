@@ -12,6 +12,8 @@
 #   bash bench/shared_sets_train.sh dapt ant   # domain adaptation, then only ANT
 #   bash bench/shared_sets_train.sh long       # e5 again, with epochs enough to converge (about 2.5 hours)
 #   python bench/shared_sets.py --manifest ant=runs/bench-e5/ant ...   # the table
+#   NAME=bench-rel-off EXTRA="tasks.stance.unrelated=false" bash bench/shared_sets_train.sh e5 ans arabicstancex
+#                                       # the e5 column under another name, with extra settings
 #
 # The budgets are what 2 CPU cores afford: fixed step counts (a fraction of an
 # epoch on the larger sets), short windows fitted to each set's token lengths.
@@ -56,7 +58,7 @@ run_set() {  # run_set ENCODER COLUMN SET short|long
     local base=$1 column=$2 set=$3 budget=$4 options=() setting
     [[ -n ${CONFIG[$set]:-} ]] || { echo "unknown set: $set" >&2; return 2; }
     if [[ $budget == long ]]; then budget=${LONG[$set]}; else budget=${SHORT[$set]}; fi
-    for setting in ${WINDOW[$set]} $budget; do options+=(--set "$setting"); done
+    for setting in ${WINDOW[$set]} $budget ${EXTRA:-}; do options+=(--set "$setting"); done
     timed "$column-${set/arabicstancex/stancex}" "$NABA" train "${CONFIG[$set]}" -o "runs/$column/$set" \
         --set model.base="$base" "${LR[@]}" "${options[@]}"
 }
@@ -65,7 +67,7 @@ SETS=("${@:2}")
 [[ ${#SETS[@]} -gt 0 ]] || SETS=(ans asnd arabicstancex ant)
 
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == e5 ]]; then
-    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench bench-e5 "$set" short; done
+    for set in "${SETS[@]}"; do run_set runs/encoders/e5-bench "${NAME:-bench-e5}" "$set" short; done
 fi
 if [[ $COLUMNS_TO_RUN == all || $COLUMNS_TO_RUN == dapt ]]; then
     timed dapt-snn "$NABA" pretrain configs/pretrain-saudi-news.yaml --set model.base=runs/encoders/e5-bench \

@@ -348,6 +348,15 @@ class PrecisionName(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
     int8 = "int8"
+    auto = "auto"
+
+
+PRECISION_HELP = ("fp32, bf16, int8 (dynamic quantisation of linear layers; a task whose int8 labels disagreed with fp32 "
+                  "on over 1% of its dev set stays fp32, with a warning), or auto (int8 where it agreed, fp32 elsewhere).")
+TasksOption = Annotated[Optional[str], typer.Option(
+    "--tasks", help="Tasks to run, comma-separated: topic, stance, or topic,stance (default: every task of the model).")]
+AllTargets = Annotated[bool, typer.Option(
+    "--all-targets", help="Score stance toward every target the model was trained on (naba.json's default_targets).")]
 
 
 @app.command("predict")
@@ -355,8 +364,12 @@ def predict_command(
     model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
     inputs: Annotated[list[Path], typer.Argument(help="JSONL[.gz], CSV, Parquet, .txt (an article a line) or a folder of raw pages.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions: .jsonl, .csv or .parquet.")],
-    target: Annotated[Optional[list[str]], typer.Option("--target", help="Stance target to score every article against (repeatable).")] = None,
-    precision: Annotated[PrecisionName, typer.Option(help="fp32, bf16, or int8 (dynamic quantisation of linear layers).")] = PrecisionName.fp32,
+    target: Annotated[Optional[list[str]], typer.Option("--target", help="Stance target to score every article against "
+                                                        "(repeatable). Without it, stance is scored only toward each row's "
+                                                        "own target column, or with --all-targets.")] = None,
+    all_targets: AllTargets = False,
+    tasks: TasksOption = None,
+    precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     batch_size: Annotated[int, typer.Option(min=1, help="Forward-pass size in full windows (batches hold this many x window-length tokens).")] = 32,
     chunk_size: Annotated[int, typer.Option(min=1, help="Articles read, classified and flushed at a time.")] = 256,
     max_length: Annotated[Optional[int], typer.Option(min=16, help="Cap the window length (tokens).")] = None,
@@ -377,7 +390,7 @@ def predict_command(
 
         cols = _columns(id_column, text_column, title_column, None, target_column, None)
         clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle, threads=threads)
-        options = dict(targets=target, batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
+        options = dict(targets=target, tasks=tasks, all_targets=all_targets, batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
                        overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1:
@@ -408,8 +421,11 @@ def evaluate_command(
     task: Annotated[Optional[TaskName], typer.Option(help="topic or stance (default: from the model/data).")] = None,
     baseline_train: Annotated[Optional[Path], typer.Option(help="Train a TF-IDF baseline on this split and compare.")] = None,
     compare: Annotated[Optional[Path], typer.Option(help="Another report directory: show deltas.")] = None,
-    precision: Annotated[PrecisionName, typer.Option(help="Inference precision.")] = PrecisionName.fp32,
+    precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
+    unrelated: Annotated[Optional[Path], typer.Option(help="Stance: articles about none of the data's targets (a text "
+                                                           "column), each paired with one of them, for the relevance "
+                                                           "section (default: pairs generated from the data itself).")] = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
     """Score a model on labelled data: metrics.json, report.md and a self-contained report.html."""
@@ -419,11 +435,14 @@ def evaluate_command(
 
         metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
                                  compare=compare, precision=precision.value, batch_size=batch_size,
-                                 allow_pickle=allow_pickle)
+                                 allow_pickle=allow_pickle, unrelated=unrelated)
     line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
     if "baseline" in metrics:
         line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
     typer.echo(line)
+    if "relevance" in metrics:
+        rel = metrics["relevance"]
+        typer.echo(f"relevance: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs labelled {rel['neutral_label']!r}")
     typer.echo(f"report: {output / 'report.html'}")
 
 
@@ -436,7 +455,7 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to bind. The service has no authentication: keep it on loopback "
                                            "unless a proxy in front provides it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
-    precision: Annotated[PrecisionName, typer.Option(help="fp32, bf16, or int8 (dynamic quantisation of linear layers).")] = PrecisionName.fp32,
+    precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     max_batch_size: Annotated[int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")] = 64,
     max_text_chars: Annotated[int, typer.Option(min=1, help="Most characters in one article text (422 beyond).")] = 100_000,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Most bytes in one request body (413 beyond).")] = 10_000_000,

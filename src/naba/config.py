@@ -66,6 +66,26 @@ class TaskDataConfig(_Section):
     epochs: float | None = Field(default=None, gt=0, description="overrides train.epochs for this task")
 
 
+NEUTRAL_LABELS = ("none", "neutral", "other", "unrelated", "neither")
+
+
+class StanceDataConfig(TaskDataConfig):
+    """Stance data, and the unrelated pairs that teach the model relevance.
+
+    With ``unrelated`` on, training adds pairs of an article with a target it
+    was not written about (another target of the stance data; topic articles
+    too when the model also trains topics), labelled ``neutral_label``:
+    ``unrelated_ratio`` generated pairs per real training pair. Each split
+    gets its own pairs from its own articles, and a text that is in dev or test
+    never appears in a generated training pair.
+    """
+
+    unrelated: bool = Field(default=True, description="add (article, unrelated target) pairs labelled neutral")
+    unrelated_ratio: float = Field(default=0.5, gt=0, le=4, description="generated pairs per real training pair")
+    neutral_label: str | None = Field(default=None, description="the label meaning 'no stance' (default: the first of "
+                                      + ", ".join(NEUTRAL_LABELS) + " among the labels)")
+
+
 class WindowConfig(_Section):
     """Long articles are split into overlapping token windows; logits are pooled per article."""
 
@@ -137,7 +157,7 @@ class TrainConfig(_Section):
 
 class TasksConfig(_Section):
     topic: TaskDataConfig | None = None
-    stance: TaskDataConfig | None = None
+    stance: StanceDataConfig | None = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> TasksConfig:

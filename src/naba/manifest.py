@@ -43,7 +43,11 @@ class TaskManifest(BaseModel):
     prior_correction: float = 0.0  # single-label: alpha chosen on dev, already folded into the head's bias
     at_least_one: bool = True
     include_title: bool = True
-    default_targets: list[str] = []
+    default_targets: list[str] = []  # stance: the targets trained on; scored only when asked (all_targets)
+    # stance: the generated unrelated pairs ({label, ratio, pairs per split, sources}); None: trained without them
+    unrelated: dict[str, Any] | None = None
+    # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it
+    precision_agreement: dict[str, float] = {}
     metrics: dict[str, Any] = {}
 
 

@@ -176,7 +176,7 @@ def _metric_rows(metrics: dict[str, Any], baseline: dict[str, Any] | None, other
 def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Path, *, task: Task | None = None,
                    baseline_train: str | Path | None = None, compare: str | Path | None = None, precision: str = "fp32",
                    batch_size: int = 16, overwrite: bool = True, show_progress_bar: bool | None = None,
-                   allow_pickle: bool = False) -> dict[str, Any]:
+                   allow_pickle: bool = False, unrelated: str | Path | None = None) -> dict[str, Any]:
     """Score a model on labelled data and write the report directory.
 
     Args:
@@ -187,6 +187,10 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
         baseline_train: Train a TF-IDF + linear baseline on this split and score it on ``data``.
         compare: Another report directory to compare against (deltas).
         allow_pickle: Allow a model directory with pickle weights (never needed for naba's own models).
+        unrelated: Stance: articles about none of the data's targets (JSONL/CSV/Parquet with a
+            ``text``), each paired with one of the data's targets; the relevance section reports the
+            share labelled neutral. Without it, pairs are generated from the data's own texts and
+            targets (each text with a target it is not paired with in the data).
 
     Returns:
         The metrics dict written to ``metrics.json``.
@@ -213,7 +217,7 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
                          f"model's labels {spec.labels} ({rows} {'row has' if rows == 1 else 'rows have'} them); "
                          "map them or evaluate a model trained on them")
     classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle)
-    results = classifier.predict(records, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    results = classifier.predict(records, tasks=[task], batch_size=batch_size, show_progress_bar=show_progress_bar)
     if task == "topic":
         predicted = [r["topics"]["labels"] for r in results]
         scores = np.array([[r["topics"]["scores"][label] for label in spec.labels] for r in results])
@@ -222,7 +226,11 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
         scores = np.array([[r["stance"][0]["scores"][label] for label in spec.labels] for r in results])
     metrics = classification_metrics(gold, predicted, spec.labels, spec.multi_label, scores)
     metrics.update({"task": task, "model": str(model_dir), "data": str(data), "precision": precision,
-                    "multi_label": spec.multi_label, "labels": spec.labels})
+                    "task_precision": classifier.task_precision[task], "multi_label": spec.multi_label, "labels": spec.labels})
+    if task == "stance":
+        relevance = _relevance(classifier, records, spec, unrelated, batch_size)
+        if relevance is not None:
+            metrics["relevance"] = relevance
     if spec.multi_label:
         metrics["thresholds"] = spec.thresholds
     else:
@@ -264,6 +272,53 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
     return metrics
 
 
+def _relevance(classifier: Any, records: list[dict[str, Any]], spec: Any, unrelated: str | Path | None,
+               batch_size: int) -> dict[str, Any] | None:
+    """The share of unrelated (article, target) pairs labelled neutral, overall and per target."""
+    import random
+
+    from naba.data.unrelated import neutral_label, unrelated_pairs
+
+    try:
+        label = (spec.unrelated or {}).get("label") or neutral_label(spec.labels, None, "model")
+    except InputError:
+        logger.warning("warning: relevance: the model has no neutral stance label (%s); section skipped", ", ".join(spec.labels))
+        return None
+    norm = classifier.manifest.normalization
+    targets = sorted({r["target"] for r in records})
+    if unrelated is not None:
+        from naba.infer.predict import Rejected, iter_inputs
+
+        rng = random.Random(13)
+        items = [item for item in iter_inputs([Path(unrelated)]) if not isinstance(item, Rejected)]
+        pairs = [{"text": item["text"], "target": item.get("target") or rng.choice(targets)} for item in items]
+        source = str(unrelated)
+    else:
+        pairs = unrelated_pairs(records, label, norm, ratio=1.0, seed=13)
+        source = "generated from the evaluated data (each text with another of its targets)"
+    if not pairs:
+        return None
+    results = classifier.predict(pairs, tasks=["stance"], batch_size=batch_size)
+    per_target: dict[str, list[int]] = {}
+    for pair, result in zip(pairs, results):
+        per_target.setdefault(pair["target"], []).append(int(result["stance"][0]["label"] == label))
+    hits = [h for values in per_target.values() for h in values]
+    return {"source": source, "neutral_label": label, "pairs": len(pairs), "neutral_share": round(float(np.mean(hits)), 4),
+            "per_target": {t: {"pairs": len(v), "neutral_share": round(float(np.mean(v)), 4)}
+                           for t, v in sorted(per_target.items())}}
+
+
+def _relevance_lines(metrics: dict[str, Any]) -> list[str]:
+    rel = metrics.get("relevance")
+    if not rel:
+        return []
+    lines = ["", "## Relevance", "", f"{rel['pairs']} pairs of an article with a target it is not about ({rel['source']}): "
+             f"{100 * rel['neutral_share']:.1f}% labelled {rel['neutral_label']!r}.", "",
+             "| target | pairs | labelled neutral |", "|---|---|---|"]
+    lines += [f"| {t.replace('|', '/')} | {v['pairs']} | {100 * v['neutral_share']:.1f}% |" for t, v in rel["per_target"].items()]
+    return lines
+
+
 def _table_header(baseline: Any, other: Any) -> list[str]:
     return ["metric", "naba"] + (["TF-IDF baseline"] if baseline else []) + (["compared", "delta"] if other else [])
 
@@ -283,12 +338,25 @@ def _markdown(metrics: dict[str, Any], baseline: Any, other: Any, errors: list[d
         lines += ["", "Thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["thresholds"].items())]
     if metrics.get("prior_correction"):
         lines += ["", f"Prior correction: alpha {metrics['prior_correction']:g} (chosen on dev in training, in the model's bias)"]
+    lines += _relevance_lines(metrics)
     lines += ["", "## Figures", ""] + [f"![{name}]({name}.png)" for name in figures]
     lines += ["", "## Most confident errors", "", "| id | gold | predicted | confidence | text |", "|---|---|---|---|---|"]
     for e in errors:
         snippet = e["snippet"].replace("|", "/")
         lines.append(f"| {e['id']} | {', '.join(e['gold'])} | {', '.join(e['predicted'])} | {e['confidence']:.3f} | {snippet} |")
     return "\n".join(lines) + "\n"
+
+
+def _relevance_html(metrics: dict[str, Any]) -> str:
+    rel = metrics.get("relevance")
+    if not rel:
+        return ""
+    esc = html.escape
+    rows = "".join(f'<tr><td class="ar" dir="rtl" lang="ar">{esc(t)}</td><td>{v["pairs"]}</td><td>{100 * v["neutral_share"]:.1f}%</td></tr>'
+                   for t, v in rel["per_target"].items())
+    return (f"<h2>Relevance</h2><p>{rel['pairs']} pairs of an article with a target it is not about ({esc(rel['source'])}): "
+            f"{100 * rel['neutral_share']:.1f}% labelled {esc(rel['neutral_label'])}.</p>"
+            f"<table><tr><th>target</th><th>pairs</th><th>labelled neutral</th></tr>{rows}</table>")
 
 
 def _html(metrics: dict[str, Any], baseline: Any, other: Any, errors: list[dict[str, Any]], figures: dict[str, bytes]) -> str:
@@ -320,6 +388,7 @@ th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0.5em; }}
 <table><tr>{header}</tr>{body}</table>
 <h2>Per class</h2>
 <table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>{'<th>baseline F1</th>' if baseline else ''}</tr>{per_class}</table>
+{_relevance_html(metrics)}
 <h2>Figures</h2>{images}
 <h2>Most confident errors</h2>
 <table><tr><th>id</th><th>gold</th><th>predicted</th><th>confidence</th><th>text</th></tr>{rows}</table>

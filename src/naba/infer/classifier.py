@@ -34,7 +34,8 @@ from naba.manifest import Manifest, TaskManifest, read_manifest
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "bf16", "int8"]
+Precision = Literal["fp32", "bf16", "int8", "auto"]
+TASK_NAMES = ("topic", "stance")
 Article = str | dict[str, Any]
 
 
@@ -56,6 +57,7 @@ class _TaskModel:
             raise ModelDirError(f"{directory}: cannot load the model ({type(exc).__name__}: {reason}); "
                                 "the directory is damaged: retrain or restore it") from None
         model.eval()
+        self.precision = precision
         if precision == "int8":
             model = quantize_int8(model)
         elif precision == "bf16":
@@ -66,6 +68,36 @@ class _TaskModel:
         self.model = model
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.lock = threading.Lock()  # see Classifier._encode
+
+
+INT8_MIN_AGREEMENT = 0.99
+
+
+def task_precision(spec: TaskManifest, requested: str) -> str:
+    """What a task runs in when ``requested`` is asked for.
+
+    ``int8`` and ``auto`` read the task's recorded int8 label agreement with
+    fp32 on dev (``precision_agreement.int8`` in ``naba.json``): below 99% the
+    task stays in fp32 (int8 with a warning; auto silently picks). A model that
+    records no agreement (trained before it was measured) gets int8 under
+    ``int8`` (with a warning) and fp32 under ``auto``.
+    """
+    if requested not in ("int8", "auto"):
+        return requested
+    agreement = spec.precision_agreement.get("int8")
+    if agreement is None:
+        if requested == "int8":
+            logger.warning("warning: %s: int8 label agreement with fp32 is not recorded (a model trained before naba measured it); "
+                           "running int8 unchecked", spec.task)
+            return "int8"
+        return "fp32"
+    if agreement >= INT8_MIN_AGREEMENT:
+        return "int8"
+    if requested == "int8":
+        logger.warning("warning: %s: stays in fp32 under --precision int8: int8 changed %.1f%% of its dev labels when trained "
+                       "(agreement %.2f%%, below %.0f%%)", spec.task, 100 * (1 - agreement), 100 * agreement,
+                       100 * INT8_MIN_AGREEMENT)
+    return "fp32"
 
 
 def quantize_int8(model: Any) -> Any:
@@ -154,6 +186,7 @@ class Prepared:
     records: list[dict[str, Any]]
     docs: dict[str, list[list[dict[str, list[int]]]]] = field(default_factory=dict)  # task -> windows per document
     pairs: list[tuple[int, str]] = field(default_factory=list)  # stance: (article index, target) per document
+    tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))  # the tasks to run
 
 
 class Classifier:
@@ -186,8 +219,11 @@ class Classifier:
             model_dir: The directory holding ``naba.json``.
             precision: ``fp32``; ``bf16`` (only on CPUs with native bf16,
                 elsewhere slower than fp32); ``int8`` (dynamic quantisation of
-                linear layers: fastest on CPU, logits slightly off fp32; see
-                README, Prediction).
+                linear layers: fastest on CPU); ``auto`` (int8 for each task
+                whose int8 labels agreed with fp32 on at least 99% of its dev
+                set when trained, fp32 otherwise). Under ``int8`` too, a task
+                whose recorded agreement is below 99% stays in fp32, with a
+                warning: :attr:`task_precision` says what each task runs in.
             allow_pickle: Allow pickle weights (never needed for naba's own models).
             threads: torch intra-op threads, for the whole process (default:
                 torch's choice, one per physical core).
@@ -198,16 +234,22 @@ class Classifier:
         """
         import torch
 
-        if precision not in ("fp32", "bf16", "int8"):
-            raise NabaError(f"precision: expected fp32, bf16 or int8, found {precision!r}")
+        if precision not in ("fp32", "bf16", "int8", "auto"):
+            raise NabaError(f"precision: expected fp32, bf16, int8 or auto, found {precision!r}")
         if threads:
             torch.set_num_threads(threads)
         model_dir = Path(model_dir)
         manifest = read_manifest(model_dir)
-        tasks = {name: _TaskModel(model_dir / spec.path, spec, precision, allow_pickle) for name, spec in manifest.tasks.items()}
         if max_length is not None and max_length < 16:
             raise NabaError(f"max_length: expected at least 16 tokens, found {max_length}")
+        tasks = {name: _TaskModel(model_dir / spec.path, spec, task_precision(spec, precision), allow_pickle)
+                 for name, spec in manifest.tasks.items()}
         return cls(model_dir, manifest, tasks, precision, max_length)
+
+    @property
+    def task_precision(self) -> dict[str, str]:
+        """The precision each task runs in (``int8``/``auto`` keep a task in fp32 where int8 changed its labels)."""
+        return {name: task.precision for name, task in self.tasks.items()}
 
     @property
     def labels(self) -> dict[str, list[str]]:
@@ -235,29 +277,55 @@ class Classifier:
                     progress.update(len(chunk))
         return out
 
-    def prepare(self, articles: Sequence[Article], targets: Sequence[str] | None = None) -> Prepared:
+    def selected_tasks(self, tasks: Sequence[str] | str | None) -> list[str]:
+        """The tasks to run: ``tasks`` (names, or one comma-separated string) checked against the model's; default: all.
+
+        Raises:
+            NabaError: an unknown task name, or one this model was not trained for.
+        """
+        if tasks is None:
+            return list(self.tasks)
+        names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
+        for name in names:
+            if name not in TASK_NAMES:
+                raise NabaError(f"tasks: unknown task {name!r}; expected topic and/or stance")
+            if name not in self.tasks:
+                raise NabaError(f"tasks: this model has no {name} task (it has {', '.join(self.tasks)})")
+        if not names:
+            raise NabaError(f"tasks: expected at least one of {', '.join(self.tasks)}")
+        return [name for name in self.tasks if name in names]
+
+    def prepare(self, articles: Sequence[Article], targets: Sequence[str] | None = None, *,
+                tasks: Sequence[str] | str | None = None, all_targets: bool = False) -> Prepared:
         """Check, normalise and tokenise articles: the CPU work before the model runs.
 
         ``classify(prepare(a, t))`` is ``predict(a, t)``; split in two so that
         a caller can tokenise the next batch while the model runs on this one
-        (``naba predict`` does).
+        (``naba predict`` does). Arguments as in :meth:`predict`.
 
         Raises:
-            NabaError: an article is not a string or a record with a text.
+            NabaError: an article is not a string or a record with a text; see also :meth:`predict`.
         """
+        selected = self.selected_tasks(tasks)
+        if targets and all_targets:
+            raise NabaError("targets and all_targets: pass one of them (all_targets scores the targets the model was trained on)")
+        if all_targets and "stance" in selected and not self.tasks["stance"].spec.default_targets:
+            raise NabaError(f"all_targets: {self.model_dir} records no trained stance targets; name the targets to score")
         records = [_as_record(article, i) for i, article in enumerate(articles)]
-        prepared = Prepared(records)
+        prepared = Prepared(records, tasks=selected)
         if not records:
             return prepared
         norm = self.manifest.normalization
-        if "topic" in self.tasks:
+        if "topic" in selected:
             task = self.tasks["topic"]
             texts = [document_text(r, norm, task.spec.include_title) for r in records]
             prepared.docs["topic"] = self._encode(task, texts, None)
-        if "stance" in self.tasks:
+        if "stance" in selected:
             task = self.tasks["stance"]
             for i, record in enumerate(records):
-                wanted = list(targets) if targets else ([record["target"]] if record.get("target") else task.spec.default_targets)
+                # Stance only where asked: the caller's targets, else the record's own; the trained ones on request.
+                wanted = (list(targets) if targets else task.spec.default_targets if all_targets
+                          else [record["target"]] if record.get("target") else [])
                 prepared.pairs.extend((i, t) for t in wanted)
             if prepared.pairs:
                 # An article scored against several targets is normalised once.
@@ -275,7 +343,7 @@ class Classifier:
         results: list[dict[str, Any]] = [{} for _ in records]
         if not records:
             return results
-        if "topic" in self.tasks:
+        if "topic" in prepared.tasks:
             task = self.tasks["topic"]
             with tqdm(total=len(records), desc="topics", disable=not show_progress_bar, unit="article") as bar:
                 scores = self._scores(task, prepared.docs["topic"], batch_size, bar)
@@ -283,27 +351,34 @@ class Classifier:
             decided = decide(scores, task.spec.labels, task.spec.multi_label, thresholds, task.spec.at_least_one)
             for result, labels, row in zip(results, decided, scores):
                 result["topics"] = {"labels": labels, "scores": _rounded(task.spec.labels, row)}
-        if "stance" in self.tasks:
+        if "stance" in prepared.tasks and prepared.pairs:
             task = self.tasks["stance"]
-            for result in results:
-                result["stance"] = []
-            if prepared.pairs:
-                with tqdm(total=len(prepared.pairs), desc="stance", disable=not show_progress_bar, unit="pair") as bar:
-                    scores = self._scores(task, prepared.docs["stance"], batch_size, bar)
-                decided = decide(scores, task.spec.labels, False)
-                for (i, target), labels, row in zip(prepared.pairs, decided, scores):
-                    results[i]["stance"].append({"target": target, "label": labels[0], "scores": _rounded(task.spec.labels, row)})
+            with tqdm(total=len(prepared.pairs), desc="stance", disable=not show_progress_bar, unit="pair") as bar:
+                scores = self._scores(task, prepared.docs["stance"], batch_size, bar)
+            decided = decide(scores, task.spec.labels, False)
+            for (i, target), labels, row in zip(prepared.pairs, decided, scores):
+                results[i].setdefault("stance", []).append(
+                    {"target": target, "label": labels[0], "scores": _rounded(task.spec.labels, row)})
         return results
 
-    def predict(self, articles: Sequence[Article], targets: Sequence[str] | None = None, *, batch_size: int = 32,
-                threshold: float | None = None, show_progress_bar: bool | None = None) -> list[dict[str, Any]]:
+    def predict(self, articles: Sequence[Article] | Article, targets: Sequence[str] | None = None, *,
+                tasks: Sequence[str] | str | None = None, all_targets: bool = False, batch_size: int = 32,
+                threshold: float | None = None, show_progress_bar: bool | None = None) -> Any:
         """Classify articles; one result per article, in input order.
+
+        Stance is scored only where asked: toward ``targets`` (every article),
+        else toward each record's own ``target``, else (``all_targets=True``)
+        toward every target the model was trained on. An article with no target
+        gets no ``stance`` key; nothing is computed for it.
 
         Args:
             articles: Strings, or records with ``text`` and optional ``title``
-                and ``target``.
-            targets: Stance targets to score every article against; default:
-                the record's own ``target``, else the model's default targets.
+                and ``target``; one string or record is one article.
+            targets: Stance targets to score every article against.
+            tasks: The tasks to run (``["topic"]``, ``"topic,stance"``, ...);
+                default: every task of the model.
+            all_targets: Score every article against the model's trained
+                targets (``default_targets`` in ``naba.json``).
             batch_size: Forward-pass size in full windows: a batch holds at
                 most ``batch_size x window length`` tokens, padding included
                 (more short articles, fewer long ones).
@@ -312,14 +387,23 @@ class Classifier:
 
         Returns:
             ``[{"topics": {"labels": [...], "scores": {label: p}},
-            "stance": [{"target": t, "label": l, "scores": {...}}]}, ...]``;
-            a key is present for each task the model has.
+            "stance": [{"target": t, "label": l, "scores": {...}}]}, ...]``
+            (one such dict for one article): ``topics`` when the topic task
+            runs, ``stance`` when the article has targets.
 
         Raises:
-            NabaError: an article is not a string or a record with a text.
+            NabaError: an article is not a string or a record with a text; an
+                unknown task or one the model lacks; both ``targets`` and
+                ``all_targets``; ``tasks`` asks for stance only and no article
+                has a target.
         """
-        return self.classify(self.prepare(articles, targets), batch_size=batch_size, threshold=threshold,
-                             show_progress_bar=show_progress_bar)
+        if isinstance(articles, (str, dict)):
+            return self.predict([articles], targets, tasks=tasks, all_targets=all_targets, batch_size=batch_size,
+                                threshold=threshold, show_progress_bar=show_progress_bar)[0]
+        prepared = self.prepare(articles, targets, tasks=tasks, all_targets=all_targets)
+        if prepared.tasks == ["stance"] and prepared.records and not prepared.pairs:
+            raise NabaError("stance: no article has a target; pass targets=[...], all_targets=True or records with a 'target'")
+        return self.classify(prepared, batch_size=batch_size, threshold=threshold, show_progress_bar=show_progress_bar)
 
 
 def _rounded(labels: list[str], row: np.ndarray) -> dict[str, float]:

@@ -121,11 +121,17 @@ def _flat(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def output_fields(tasks: list[str]) -> list[str]:
+    """The columns of a CSV or Parquet output: ``stance`` whenever the stance task runs (empty for an article with no target)."""
+    return ["id", *(["topics", "topic_scores"] if "topic" in tasks else []), *(["stance"] if "stance" in tasks else [])]
+
+
 class _Writer:
     """JSONL or CSV rows appended to an open file; Parquet through pyarrow (not resumable)."""
 
-    def __init__(self, path: Path, append: bool, kind_of: Path | None = None) -> None:
+    def __init__(self, path: Path, append: bool, kind_of: Path | None = None, fields: list[str] | None = None) -> None:
         self.path = path
+        self.fields = fields  # CSV and Parquet columns (default: the first row's keys)
         name = (kind_of or path).name  # a partial file takes its format from the output's name
         self.kind = "jsonl" if name.endswith(".jsonl") else "csv" if name.endswith(".csv") else "parquet"
         self.parquet: Any = None
@@ -142,7 +148,7 @@ class _Writer:
             self.handle.write("".join(dumps(r) + "\n" for r in rows).encode("utf-8"))
         elif self.kind == "csv":
             buffer = io.StringIO()
-            fields = list(rows[0])
+            fields = self.fields or list(rows[0])
             writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
             if not self.header_done:
                 writer.writeheader()
@@ -155,8 +161,11 @@ class _Writer:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pylist([{k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) or k == "stance" else v
-                                           for k, v in r.items()} for r in rows])
+            fields = self.fields or list(rows[0])
+            types = {"id": pa.string(), "topics": pa.list_(pa.string()), "topic_scores": pa.string(), "stance": pa.string()}
+            schema = pa.schema([(f, types.get(f, pa.string())) for f in fields])
+            table = pa.Table.from_pylist([{k: json.dumps(r[k], ensure_ascii=False) if k in r and (isinstance(r[k], dict) or k == "stance")
+                                           else r.get(k) for k in fields} for r in rows], schema=schema)
             if self.parquet is None:
                 self.parquet = pq.ParquetWriter(str(self.path), table.schema)
             self.parquet.write_table(table)
@@ -234,6 +243,7 @@ def _publish(state: dict[str, Any], progress_path: Path, partials: dict[str, Pat
 
 
 def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets: list[str] | None = None,
+                  tasks: list[str] | str | None = None, all_targets: bool = False,
                   batch_size: int = 32, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
                   overwrite: bool = False, columns: ColumnsConfig | None = None, fmt: str = "auto",
                   show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None,
@@ -244,6 +254,9 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     when the run is complete; until then they are ``*.partial`` files.
 
     Args:
+        targets, tasks, all_targets: As in :meth:`Classifier.predict`: stance is
+            scored toward ``targets``, else each row's own target, else (with
+            ``all_targets``) the model's trained targets; never otherwise.
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
             and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
         prefetch: Read and tokenise the next chunk in a background thread
@@ -267,8 +280,12 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     finals = {"output": output, "errors": errors_path}
     partials = {name: partial_path(path) for name, path in finals.items()}
     progress_path = output.with_name(output.name + ".progress.json")
+    selected = classifier.selected_tasks(tasks)
+    if targets and all_targets:
+        raise InputError("--target and --all-targets: pass one of them (--all-targets scores the targets the model was trained on)")
     key = _job_key(classifier.model_dir, inputs, output, {"targets": targets, "threshold": threshold,
-                                                          "precision": classifier.precision})
+                                                          "precision": classifier.precision, "tasks": selected,
+                                                          "all_targets": all_targets})
     summary = PredictSummary(output=output, errors_path=errors_path)
     state = {"key": key, "rows": 0, "output_bytes": 0, "errors_bytes": 0, "written": 0, "errors": 0}
     if resume and progress_path.exists():
@@ -281,20 +298,24 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     else:
         progress_path.unlink(missing_ok=True)  # a stale record must not describe this run's fresh files
     if not state.get("done"):
-        _run(classifier, inputs, partials, progress_path, state, output, targets=targets, batch_size=batch_size,
+        _run(classifier, inputs, partials, progress_path, state, output, targets=targets, tasks=selected,
+             all_targets=all_targets, batch_size=batch_size,
              chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard, prefetch=prefetch,
              bar=tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar, dynamic_ncols=True))
     _publish(state, progress_path, partials, finals)
+    if tasks is not None and "stance" in selected and state.get("no_target"):
+        logger.warning("warning: stance: %d articles had no target and got no stance; pass --target T, --all-targets, "
+                       "or a target column", state["no_target"])
     summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
     return summary
 
 
 def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progress_path: Path, state: dict[str, Any],
-         output: Path, *, targets: list[str] | None, batch_size: int, chunk_size: int, threshold: float | None,
+         output: Path, *, targets: list[str] | None, tasks: list[str], all_targets: bool, batch_size: int, chunk_size: int, threshold: float | None,
          columns: ColumnsConfig | None, fmt: str, shard: tuple[int, int] | None, bar: Any, prefetch: bool = False) -> None:
     """Classify the rows not yet done into the partial files, recording progress after every chunk."""
     append = state["rows"] > 0
-    writer = _Writer(partials["output"], append, kind_of=output)
+    writer = _Writer(partials["output"], append, kind_of=output, fields=None if shard else output_fields(tasks))
     errors = open(partials["errors"], "ab" if append else "wb")
     try:
         def chunks() -> Iterator[list[tuple[int, dict[str, Any] | Rejected]]]:
@@ -318,7 +339,8 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
         def prepare(chunk: list[tuple[int, dict[str, Any] | Rejected]]) -> tuple[list, Any]:
             # The CPU work before the model (normalising, tokenising); runs in the prefetch thread.
             records = [item for _, item in chunk if not isinstance(item, Rejected)]
-            return chunk, classifier.prepare(records, targets) if staged and records else None
+            return chunk, (classifier.prepare(records, targets, tasks=tasks, all_targets=all_targets)
+                           if staged and records else None)
 
         def flush(chunk: list[tuple[int, dict[str, Any] | Rejected]], prepared: Any) -> None:
             records = [item for _, item in chunk if not isinstance(item, Rejected)]
@@ -327,7 +349,8 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
             elif prepared is not None:
                 results = classifier.classify(prepared, batch_size=batch_size, threshold=threshold)
             else:
-                results = classifier.predict(records, targets, batch_size=batch_size, threshold=threshold)
+                results = classifier.predict(records, targets, tasks=tasks, all_targets=all_targets,
+                                             batch_size=batch_size, threshold=threshold)
             indices = [i for i, item in chunk if not isinstance(item, Rejected)]
             rows = [_flat(r, res) for r, res in zip(records, results)]
             if shard is not None:
@@ -340,6 +363,7 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
             os.fsync(errors.fileno())
             state["rows"] += len(chunk)
             state["written"] += len(records)
+            state["no_target"] = state.get("no_target", 0) + sum("stance" not in r for r in results)
             state["errors"] += len(problems)
             state["output_bytes"], state["errors_bytes"] = writer.sync(), errors.tell()
             with atomic_file(progress_path) as handle:
@@ -445,7 +469,8 @@ def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int
     summary.errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
     error_parts = [p.with_name(p.name[: -len(".jsonl")] + ".errors.jsonl") for p in parts]
     # The temporary name keeps the extension: the writer picks the format from it.
-    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False)
+    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False,
+                     fields=output_fields(classifier.selected_tasks(kwargs.get("tasks"))))
     try:
         batch: list[dict[str, Any]] = []
         for row in heapq.merge(*(_shard_rows(p) for p in parts), key=lambda r: r["_index"]):

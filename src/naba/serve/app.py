@@ -70,7 +70,7 @@ from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, Union
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -132,7 +132,8 @@ class ServiceClosed(RuntimeError):
 @dataclass
 class _Job:
     articles: list[Any]
-    key: tuple[Optional[tuple[str, ...]], Optional[float]]  # (targets, threshold): what may share a predict call
+    # (targets, threshold, tasks, all_targets): what may share a predict call
+    key: tuple[Optional[tuple[str, ...]], Optional[float], Optional[tuple[str, ...]], bool]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
 
@@ -202,7 +203,8 @@ class MicroBatcher:
             self._fail_queued()
 
     async def classify(self, articles: list[Any], targets: Optional[Sequence[str]] = None,
-                       threshold: Optional[float] = None) -> list[dict[str, Any]]:
+                       threshold: Optional[float] = None, tasks: Optional[Sequence[str]] = None,
+                       all_targets: bool = False) -> list[dict[str, Any]]:
         """Classify one request's articles, sharing a predict call with concurrent requests.
 
         Raises:
@@ -212,7 +214,8 @@ class MicroBatcher:
         self.start()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Job(list(articles), (tuple(targets) if targets else None, threshold), future, loop))
+        key = (tuple(targets) if targets else None, threshold, tuple(tasks) if tasks is not None else None, all_targets)
+        self._queue.put(_Job(list(articles), key, future, loop))
         return await future
 
     def _run(self) -> None:
@@ -250,10 +253,11 @@ class MicroBatcher:
         groups: dict[tuple, list[_Job]] = {}
         for job in jobs:
             groups.setdefault(job.key, []).append(job)
-        for (targets, threshold), group in groups.items():
+        for (targets, threshold, tasks, all_targets), group in groups.items():
             articles = [a for job in group for a in job.articles]
             try:
                 results = self._classifier.predict(articles, list(targets) if targets else None,
+                                                   tasks=list(tasks) if tasks is not None else None, all_targets=all_targets,
                                                    batch_size=self._batch_size, threshold=threshold)
             except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised in each waiting request
                 logger.debug("predict failed for %d requests", len(group), exc_info=True)
@@ -354,8 +358,13 @@ def _request_model(settings: ServeSettings) -> type[BaseModel]:
             description=f"1 to {max_articles} articles: strings, or records with `text` and optional `id`, `title`, "
                         f"`target`; each text at most {max_chars} characters.")
         targets: Optional[list[str]] = Field(
-            default=None, description=f"Stance targets to score every article against (at most {max_targets}); "
-                                      "default: each record's `target`, else the model's default targets.")
+            default=None, description=f"Stance targets to score every article against (at most {max_targets}). "
+                                      "Without them, stance is scored only toward each record's own `target`, or "
+                                      "with `all_targets`; an article with no target gets no `stance`.")
+        all_targets: bool = Field(default=False, description="Score stance toward every target the model was trained "
+                                                             "on (`default_targets` in GET /v1/model).")
+        tasks: Optional[list[Literal["topic", "stance"]]] = Field(
+            default=None, min_length=1, description="The tasks to run (default: every task of the model).")
         threshold: Optional[float] = Field(default=None, ge=0.0, le=1.0,
                                            description="Overrides every tuned topic threshold.")
 
@@ -430,8 +439,10 @@ class StanceResult(BaseModel):
 
 class ArticleResult(BaseModel):
     id: Optional[Union[str, int]] = Field(default=None, description="Present when the article had one.")
-    topics: Optional[TopicResult] = Field(default=None, description="Present when the model has a topic task.")
-    stance: Optional[list[StanceResult]] = Field(default=None, description="Present when the model has a stance task.")
+    topics: Optional[TopicResult] = Field(default=None, description="Present when the topic task runs.")
+    stance: Optional[list[StanceResult]] = Field(
+        default=None, description="Present when the stance task runs and the article has targets (the request's "
+                                  "`targets`, its own `target`, or `all_targets`).")
 
 
 class ModelStamp(BaseModel):
@@ -573,7 +584,12 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
         spec = task.spec
         tasks[name] = {"labels": spec.labels, "multi_label": spec.multi_label, "thresholds": spec.thresholds,
                        "at_least_one": spec.at_least_one, "include_title": spec.include_title,
-                       "default_targets": spec.default_targets, "metrics": _metrics_summary(spec.metrics)}
+                       "default_targets": spec.default_targets, "metrics": _metrics_summary(spec.metrics),
+                       "precision": classifier.task_precision[name], "precision_agreement": spec.precision_agreement}
+        if name == "stance":
+            tasks[name]["targets"] = ("scored only toward the request's `targets`, each article's own `target`, or, "
+                                      "with `all_targets`, the default_targets the model was trained on")
+            tasks[name]["unrelated"] = spec.unrelated
     return {
         "format_version": manifest.format_version,
         "naba_version": manifest.naba_version,
@@ -658,7 +674,7 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
         articles = [a if isinstance(a, str) else a.as_article() for a in body.articles]
         ids = [None if isinstance(a, str) else a.id for a in body.articles]
         try:
-            results = await batcher.classify(articles, body.targets, body.threshold)
+            results = await batcher.classify(articles, body.targets, body.threshold, body.tasks, body.all_targets)
         except NabaError as exc:
             return JSONResponse({"detail": _printable(str(exc))}, status_code=422)
         except ServiceClosed as exc:

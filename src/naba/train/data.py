@@ -10,6 +10,7 @@ from typing import Any
 
 from naba.config import NabaConfig, TaskDataConfig
 from naba.data.records import Task, all_labels, labels_of, load_records, unknown_labels
+from naba.data.unrelated import neutral_label, targets_by_text, text_key, unrelated_pairs
 from naba.errors import InputError
 
 
@@ -21,6 +22,10 @@ class TaskData:
     splits: dict[str, list[dict[str, Any]]]
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_targets: list[str] = field(default_factory=list)
+    # Stance with tasks.stance.unrelated: the neutral label, the ratio, and the
+    # generated pairs per split (train's are also in splits["train"]).
+    unrelated: dict[str, Any] | None = None
+    unrelated_pairs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def fingerprint(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -84,3 +89,45 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
         targets = sorted(t for t, n in counts.items() if n >= 10 and len(t.split()) <= 5)
     return TaskData(task=task, labels=labels, multi_label=multi, splits=splits,
                     fingerprints={name: fingerprint(records) for name, records in splits.items()}, default_targets=targets)
+
+
+
+def add_unrelated_pairs(stance: TaskData, config: NabaConfig, topic: TaskData | None = None) -> None:
+    """Teach relevance: pair articles with targets they were not written about, labelled neutral.
+
+    For each split, ``unrelated_ratio x len(split)`` pairs are drawn from that
+    split's own texts (the stance texts, and the topic articles of the same
+    split when the model also trains topics) and that split's own targets; a
+    text is never paired with a target it appears with anywhere in the data.
+    A text that is in any dev or test split (stance or topic) is never used in
+    a generated training pair, so nothing generated leaks across splits. The
+    train pairs are appended to ``splits["train"]``; dev and test pairs are kept
+    apart in ``unrelated_pairs`` to measure relevance.
+
+    Raises:
+        InputError: the stance labels have no neutral label (see :func:`naba.data.unrelated.neutral_label`).
+    """
+    cfg = config.tasks.stance
+    if cfg is None or not cfg.unrelated:
+        return
+    label = neutral_label(stance.labels, cfg.neutral_label, cfg.train)
+    norm = config.normalization
+    written_about = targets_by_text([r for records in stance.splits.values() for r in records], norm)
+    held_out = {text_key(r["text"], norm) for source in (stance, topic) if source is not None
+                for name in ("dev", "test") for r in source.splits.get(name, [])}
+    counts: dict[str, int] = {}
+    for split in ("train", "dev", "test"):
+        real = stance.splits.get(split)
+        if not real:
+            continue
+        extra = [r["text"] for r in topic.splits.get(split, [])] if topic is not None else []
+        pairs = unrelated_pairs(real, label, norm, ratio=cfg.unrelated_ratio, seed=f"{config.seed}:unrelated:{split}",
+                                extra_texts=extra, exclude=held_out if split == "train" else set(),
+                                written_about=written_about, id_prefix=f"unrelated-{split}")
+        counts[split] = len(pairs)
+        if split == "train":
+            stance.splits["train"] = [*real, *pairs]
+        else:
+            stance.unrelated_pairs[split] = pairs
+    stance.unrelated = {"label": label, "ratio": cfg.unrelated_ratio, "pairs": counts,
+                        "sources": ["stance"] + (["topic"] if topic is not None else [])}

@@ -60,7 +60,7 @@ from naba.train.checkpoints import (
     recover_checkpoint,
     save_checkpoint,
 )
-from naba.train.data import TaskData, load_task_data
+from naba.train.data import TaskData, add_unrelated_pairs, load_task_data
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +174,31 @@ def _evaluate(model: Any, task_data: TaskData, docs: list[list[dict]], records: 
     return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores), scores
 
 
+def _neutral_share(model: Any, docs: list[list[dict]], pad_id: int, config: NabaConfig, labels: list[str],
+                   neutral: str) -> float:
+    """The share of (article, unrelated target) pairs the model labels neutral."""
+    if not docs:
+        return 0.0
+    scores = _predict_scores(model, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, False)
+    return round(float(np.mean(scores.argmax(axis=1) == labels.index(neutral))), 4)
+
+
+def _int8_agreement(model: Any, task_data: TaskData, docs: list[list[dict]], pad_id: int, config: NabaConfig,
+                    thresholds: dict[str, float]) -> float:
+    """The share of dev documents whose labels are the same under int8 as under fp32 (``--precision int8|auto`` reads it)."""
+    from naba.infer.classifier import quantize_int8
+
+    if not docs:
+        return 0.0
+    window, batch = config.model.window, config.train.eval_batch_size
+    labels = []
+    for m in (model, quantize_int8(model)):  # quantize_dynamic copies: the fp32 model is untouched
+        scores = _predict_scores(m, docs, pad_id, batch, window.pooling, task_data.multi_label)
+        labels.append(decide(scores, task_data.labels, task_data.multi_label, thresholds or None,
+                             config.thresholds.at_least_one, config.thresholds.default))
+    return round(float(np.mean([a == b for a, b in zip(*labels)])), 4)
+
+
 def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -228,6 +253,12 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
         model.gradient_checkpointing_enable()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     docs = {name: _doc_inputs(task_data, records, tokenizer, config) for name, records in task_data.splits.items()}
+    for name, pairs in task_data.unrelated_pairs.items():
+        docs[f"{name}_unrelated"] = _doc_inputs(task_data, pairs, tokenizer, config)
+    if task_data.unrelated:
+        log.info("%s: %s unrelated pairs labelled %r (ratio %s)", task,
+                 ", ".join(f"{n} {split}" for split, n in task_data.unrelated["pairs"].items()),
+                 task_data.unrelated["label"], task_data.unrelated["ratio"])
     windows = [len(d) for d in docs["train"]]
     log.info("%s: %.2f windows per training article on average (max %d)", task, float(np.mean(windows)), max(windows))
     y = _targets_matrix(task_data, task_data.splits["train"])
@@ -367,12 +398,22 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         if name in task_data.splits:
             metrics[name], _ = _evaluate(model, task_data, docs[name], task_data.splits[name], pad_id, config, thresholds or None)
             log.info("%s %s: macro-F1 %.4f, accuracy %.4f", task, name, metrics[name]["macro_f1"], metrics[name]["accuracy"])
+    if task_data.unrelated:
+        metrics["relevance"] = {}
+        for name, pairs in task_data.unrelated_pairs.items():
+            share = _neutral_share(model, docs[f"{name}_unrelated"], pad_id, config, task_data.labels, task_data.unrelated["label"])
+            metrics["relevance"][name] = {"pairs": len(pairs), "neutral_share": share}
+            log.info("%s %s: %d unrelated pairs, %.1f%% labelled %r", task, name, len(pairs), 100 * share,
+                     task_data.unrelated["label"])
     metrics["best_step"] = progress.best_step
     metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
-                                      for name, split_docs in docs.items() if split_docs}
+                                      for name, split_docs in docs.items() if split_docs and not name.endswith("_unrelated")}
+    agreement = _int8_agreement(model, task_data, docs["dev"] + docs.get("dev_unrelated", []), pad_id, config, thresholds)
+    log.info("%s: int8 agrees with fp32 on %.2f%% of dev labels", task, 100 * agreement)
     entry = TaskManifest(task=task, path=task, labels=task_data.labels, multi_label=task_data.multi_label,
                          thresholds=thresholds, prior_correction=prior_correction, at_least_one=config.thresholds.at_least_one,
                          include_title=config.model.include_title, default_targets=task_data.default_targets,
+                         unrelated=task_data.unrelated, precision_agreement={"int8": agreement},
                          metrics=metrics).model_dump()
     entry["data"] = task_data.fingerprints
     if accelerator.is_main_process:
@@ -416,6 +457,8 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
     # Every task's data and the base model's weights are checked before anything is
     # written: a bad row in the stance data must not surface after the topic model trained.
     prepared = {task: load_task_data(config, task) for task in TASKS if getattr(config.tasks, task) is not None}
+    if "stance" in prepared:
+        add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
     load_kwargs(config.model.base, config.model.allow_pickle)
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
