@@ -33,8 +33,10 @@ demo: $(VENV)/.installed $(ENCODER)/config.json
 	@echo "== fine-tune topics and stance on the committed sample splits"
 	$(NABA) train configs/quickstart.yaml --output $(DEMO)/model --overwrite --no-progress \
 		$$(test -f $(ENCODER)/.tiny && echo "$(TINY_SETTINGS)")
-	@echo "== predict the sample test articles, then write the evaluation reports"
-	$(NABA) predict $(DEMO)/model data/sample/topic/test.jsonl -o $(DEMO)/predictions.jsonl --overwrite --no-progress
+	@echo "== predict the sample test articles: topics only, then stance toward a named target; then the evaluation reports"
+	$(NABA) predict $(DEMO)/model data/sample/topic/test.jsonl -o $(DEMO)/predictions.jsonl --tasks topic --overwrite --no-progress
+	$(NABA) predict $(DEMO)/model data/sample/topic/test.jsonl -o $(DEMO)/stance-nuclear.jsonl --tasks stance \
+		--target "الطاقة النووية" --overwrite --no-progress
 	$(NABA) evaluate $(DEMO)/model data/sample/topic/test.jsonl --task topic -o $(DEMO)/report-topic \
 		--baseline-train data/sample/topic/train.jsonl
 	$(NABA) evaluate $(DEMO)/model data/sample/stance/test.jsonl --task stance -o $(DEMO)/report-stance \

@@ -30,7 +30,24 @@ def model_card(manifest: Manifest) -> str:
             lines.append(f"  - prior correction (chosen on dev): alpha {task.prior_correction:g}, the log class weights of "
                          "the loss taken back out of the decision; already in the classifier's bias")
         if task.default_targets:
-            lines.append("  - default stance targets: " + "، ".join(task.default_targets))
+            lines.append("  - stance targets trained on (scored only when asked: `--all-targets`, `all_targets=True`): "
+                         + "، ".join(task.default_targets))
+        if name == "stance":
+            lines.append("  - stance is scored only toward the targets a caller names (`--target`, a target column, "
+                         "`targets=[...]`); an article with no target gets no stance")
+        if task.unrelated:
+            u = task.unrelated
+            lines.append(f"  - relevance: trained with {u['pairs'].get('train', 0)} unrelated pairs (an article with a target "
+                         f"it is not about, from {' and '.join(u['sources'])} texts) labelled {u['label']!r}, "
+                         f"{u['ratio']:g} per real pair")
+            for split, rel in task.metrics.get("relevance", {}).items():
+                lines.append(f"    - {split}: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs labelled "
+                             f"{u['label']!r}")
+        if "int8" in task.precision_agreement:
+            agreement = task.precision_agreement["int8"]
+            runs = "int8" if agreement >= 0.99 else "fp32 (int8 changed too many labels)"
+            lines.append(f"  - int8 agreed with fp32 on {100 * agreement:.1f}% of dev labels: under `--precision int8` or "
+                         f"`auto` this task runs in {runs}")
     lines += ["", "## Metrics", "", "| task | split | n | macro-F1 | micro-F1 | accuracy |", "|---|---|---|---|---|---|"]
     for name, task in manifest.tasks.items():
         for split in ("dev", "test"):
