@@ -468,7 +468,7 @@ def test_predict_every_row_is_a_prediction_or_an_error_record(trained_model: Pat
     inputs = [bad(name) for name, _ in PREDICT_ROWS] + [big]
     out = tmp_path / "out.jsonl"
     with caplog.at_level(logging.WARNING, logger="naba.infer.predict"):
-        result = naba("predict", trained_model, *inputs, "-o", out, "--chunk-size", "7", "--no-progress")
+        result = naba("predict", trained_model, *inputs, "-o", out, "--chunk-size", "7", "--no-progress", "--all-targets")
     expected = [(kind, what) for _, rows in PREDICT_ROWS for kind, what in rows] + [("ok", "big-1"), ("ok", "big-2")]
     ids = [what for kind, what in expected if kind == "ok"]
     problems = [what for kind, what in expected if kind == "error"]

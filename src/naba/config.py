@@ -108,6 +108,8 @@ class ModelConfig(_Section):
     window: WindowConfig = WindowConfig()
     allow_pickle: bool = False
     include_title: bool = True
+    hybrid: bool = Field(default=True, description="train a sparse n-gram model beside the encoder and blend the two "
+                                                   "as dev chooses (encoder, sparse, or a weighted blend)")
 
 
 class ThresholdConfig(_Section):

@@ -48,6 +48,8 @@ class TaskManifest(BaseModel):
     unrelated: dict[str, Any] | None = None
     # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it
     precision_agreement: dict[str, float] = {}
+    # the hybrid chosen on dev ({choice, weight, temperature, dev_macro_f1, path}); None: the encoder alone
+    hybrid: dict[str, Any] | None = None
     metrics: dict[str, Any] = {}
 
 

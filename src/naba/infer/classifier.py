@@ -68,6 +68,28 @@ class _TaskModel:
         self.model = model
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.lock = threading.Lock()  # see Classifier._encode
+        self.directory = directory
+        self._sparse: Any = None
+        if self.runs_sparse:
+            self.sparse  # noqa: B018 - load (and check) the sparse part now, not on the first request
+
+    @property
+    def runs_sparse(self) -> bool:
+        """Whether predictions read the sparse part (a hybrid that chose a blend or the sparse model)."""
+        return self.spec.hybrid is not None and self.spec.hybrid["choice"] != "encoder"
+
+    @property
+    def runs_encoder(self) -> bool:
+        return self.spec.hybrid is None or self.spec.hybrid["choice"] != "sparse"
+
+    @property
+    def sparse(self) -> Any:
+        """The task's sparse n-gram model (hybrid models only), loaded on first use."""
+        from naba.sparse import SparseModel
+
+        if self._sparse is None and self.spec.hybrid is not None:
+            self._sparse = SparseModel.load(self.directory / self.spec.hybrid["path"])
+        return self._sparse
 
 
 INT8_MIN_AGREEMENT = 0.99
@@ -187,6 +209,7 @@ class Prepared:
     docs: dict[str, list[list[dict[str, list[int]]]]] = field(default_factory=dict)  # task -> windows per document
     pairs: list[tuple[int, str]] = field(default_factory=list)  # stance: (article index, target) per document
     tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))  # the tasks to run
+    sparse: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # task -> what a hybrid's sparse part reads
 
 
 class Classifier:
@@ -277,6 +300,51 @@ class Classifier:
                     progress.update(len(chunk))
         return out
 
+    def _task_scores(self, task: _TaskModel, prepared: Prepared, name: str, batch_size: int, progress: Any = None,
+                     part: str = "final") -> np.ndarray:
+        """A task's probabilities: the encoder's, the sparse part's, or the hybrid's blend (what the model chose on dev).
+
+        ``part`` asks for one part of a hybrid: ``encoder``, ``sparse`` (at its own temperature) or ``final``.
+        """
+        from naba.blend import blend
+
+        hybrid = task.spec.hybrid
+        if part == "sparse":
+            return blend(None, task.sparse.margins(prepared.sparse[name]), 0.0, hybrid["sparse_temperature"],
+                         task.spec.multi_label)
+        encoder = self._scores(task, prepared.docs[name], batch_size, progress) if name in prepared.docs else None
+        if part == "encoder" or not task.runs_sparse:
+            return encoder
+        if encoder is None and progress is not None:
+            progress.update(len(prepared.sparse[name]))
+        return blend(encoder, task.sparse.margins(prepared.sparse[name]), hybrid["weight"], hybrid["temperature"],
+                     task.spec.multi_label)
+
+    def part_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """A hybrid task's probabilities per part, ``{"encoder", "sparse", "hybrid"}``, for evaluation reports.
+
+        Stance articles are records with their own ``target``. Raises NabaError when the task is not a hybrid.
+        """
+        spec = self.tasks[task].spec
+        if spec.hybrid is None:
+            raise NabaError(f"{task}: not a hybrid model (trained with model.hybrid: false); run `naba blend` to add one")
+        records = [_as_record(article, i) for i, article in enumerate(articles)]
+        norm = self.manifest.normalization
+        model = self.tasks[task]
+        if task == "topic":
+            texts = [document_text(r, norm, spec.include_title) for r in records]
+            prepared = Prepared(records, docs={task: self._encode(model, texts, None)}, tasks=[task], sparse={task: records})
+        else:
+            texts = [document_text(r["text"], norm) for r in records]
+            docs = self._encode(model, texts, [target_text(r["target"], norm) for r in records])
+            prepared = Prepared(records, docs={task: docs}, tasks=[task], sparse={task: records})
+        encoder = self._task_scores(model, prepared, task, batch_size, part="encoder")
+        from naba.blend import blend
+
+        margins = model.sparse.margins(records)
+        return {"encoder": encoder, "sparse": blend(None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label),
+                "hybrid": blend(encoder, margins, spec.hybrid["weight"], spec.hybrid["temperature"], spec.multi_label)}
+
     def selected_tasks(self, tasks: Sequence[str] | str | None) -> list[str]:
         """The tasks to run: ``tasks`` (names, or one comma-separated string) checked against the model's; default: all.
 
@@ -318,8 +386,11 @@ class Classifier:
         norm = self.manifest.normalization
         if "topic" in selected:
             task = self.tasks["topic"]
-            texts = [document_text(r, norm, task.spec.include_title) for r in records]
-            prepared.docs["topic"] = self._encode(task, texts, None)
+            if task.runs_encoder:
+                texts = [document_text(r, norm, task.spec.include_title) for r in records]
+                prepared.docs["topic"] = self._encode(task, texts, None)
+            if task.runs_sparse:
+                prepared.sparse["topic"] = records
         if "stance" in selected:
             task = self.tasks["stance"]
             for i, record in enumerate(records):
@@ -327,11 +398,13 @@ class Classifier:
                 wanted = (list(targets) if targets else task.spec.default_targets if all_targets
                           else [record["target"]] if record.get("target") else [])
                 prepared.pairs.extend((i, t) for t in wanted)
-            if prepared.pairs:
+            if prepared.pairs and task.runs_encoder:
                 # An article scored against several targets is normalised once.
                 normalized = {i: document_text(records[i]["text"], norm) for i in dict.fromkeys(i for i, _ in prepared.pairs)}
                 texts = [normalized[i] for i, _ in prepared.pairs]
                 prepared.docs["stance"] = self._encode(task, texts, [target_text(t, norm) for _, t in prepared.pairs])
+            if prepared.pairs and task.runs_sparse:
+                prepared.sparse["stance"] = [{"text": records[i]["text"], "target": t} for i, t in prepared.pairs]
         return prepared
 
     def classify(self, prepared: Prepared, *, batch_size: int = 32, threshold: float | None = None,
@@ -346,7 +419,7 @@ class Classifier:
         if "topic" in prepared.tasks:
             task = self.tasks["topic"]
             with tqdm(total=len(records), desc="topics", disable=not show_progress_bar, unit="article") as bar:
-                scores = self._scores(task, prepared.docs["topic"], batch_size, bar)
+                scores = self._task_scores(task, prepared, "topic", batch_size, bar)
             thresholds = {label: threshold for label in task.spec.labels} if threshold is not None else task.spec.thresholds
             decided = decide(scores, task.spec.labels, task.spec.multi_label, thresholds, task.spec.at_least_one)
             for result, labels, row in zip(results, decided, scores):
@@ -354,7 +427,7 @@ class Classifier:
         if "stance" in prepared.tasks and prepared.pairs:
             task = self.tasks["stance"]
             with tqdm(total=len(prepared.pairs), desc="stance", disable=not show_progress_bar, unit="pair") as bar:
-                scores = self._scores(task, prepared.docs["stance"], batch_size, bar)
+                scores = self._task_scores(task, prepared, "stance", batch_size, bar)
             decided = decide(scores, task.spec.labels, False)
             for (i, target), labels, row in zip(prepared.pairs, decided, scores):
                 results[i].setdefault("stance", []).append(

@@ -376,55 +376,101 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
 
 def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: dict[str, list], pad_id: int, task_dir: Path,
                  log: RunLog, accelerator: Any, progress: _Progress) -> dict[str, Any]:
-    """Reload the best weights, tune thresholds or the prior correction on dev, score test, write ``final/`` and ``result.json``."""
+    """Reload the best weights, apply the prior correction, fit the hybrid, tune thresholds, score, write ``final/``.
+
+    All choices are made on dev: the prior correction (single-label, folded
+    into the encoder's bias), the hybrid blend (encoder, sparse or both) on the
+    corrected encoder's scores, then the multi-label thresholds on the final
+    scores. Test is only scored.
+    """
     from transformers import AutoModelForSequenceClassification
+
+    from naba.train.hybrid import Hybrid
 
     task = task_data.task
     best_dir = task_dir / "best"
     model = AutoModelForSequenceClassification.from_pretrained(best_dir, use_safetensors=True)
-    thresholds: dict[str, float] = {}
-    if task_data.multi_label:
-        dev_scores = _predict_scores(model, docs["dev"], pad_id, config.train.eval_batch_size, config.model.window.pooling, True)
-        gold = binarize([labels_of(r, task) for r in task_data.splits["dev"]], task_data.labels)
-        thresholds = (tune_thresholds(dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default)
-                      if config.thresholds.tune else {label: config.thresholds.default for label in task_data.labels})
-        log.info("%s: thresholds tuned on dev: %s", task, thresholds)
     prior_correction = 0.0
     if not task_data.multi_label and config.thresholds.prior_correction:
         prior_correction = _correct_priors(model, task_data, docs["dev"], pad_id, config)
         log.info("%s: prior correction chosen on dev: alpha %s", task, prior_correction)
-    metrics = {}
-    for name in ("dev", "test"):
-        if name in task_data.splits:
-            metrics[name], _ = _evaluate(model, task_data, docs[name], task_data.splits[name], pad_id, config, thresholds or None)
-            log.info("%s %s: macro-F1 %.4f, accuracy %.4f", task, name, metrics[name]["macro_f1"], metrics[name]["accuracy"])
+    window, batch = config.model.window, config.train.eval_batch_size
+    encoder = {name: _predict_scores(model, docs[name], pad_id, batch, window.pooling, task_data.multi_label)
+               for name in ("dev", "test") if name in task_data.splits}
+    hybrid = Hybrid.fit(task_data, encoder, config) if config.model.hybrid else None
+    if hybrid is not None:
+        log.info("%s: hybrid chosen on dev: %s (encoder weight %s, temperature %s); dev macro-F1 encoder %.4f, sparse %.4f, "
+                 "hybrid %.4f", task, hybrid.record["choice"], hybrid.record["weight"], hybrid.record["temperature"],
+                 *hybrid.record["dev_macro_f1"].values())
+    final = hybrid.scores if hybrid is not None else encoder
+    thresholds = _thresholds(task_data, final["dev"], config)
+    if thresholds:
+        log.info("%s: thresholds tuned on dev: %s", task, thresholds)
+    metrics: dict[str, Any] = {}
+    for name, scores in final.items():
+        metrics[name] = _split_metrics(task_data, name, scores, thresholds, config)
+        log.info("%s %s: macro-F1 %.4f, accuracy %.4f", task, name, metrics[name]["macro_f1"], metrics[name]["accuracy"])
+    if hybrid is not None:
+        metrics["parts"] = {}
+        for part, scores in (("encoder", encoder), ("sparse", hybrid.sparse_scores), ("hybrid", final)):
+            part_thresholds = _thresholds(task_data, scores["dev"], config)
+            if part_thresholds and part != "hybrid":  # the report's side-by-side reads them
+                hybrid.record.setdefault("part_thresholds", {})[part] = part_thresholds
+            metrics["parts"][part] = {name: {k: round(v, 4) for k, v in _split_metrics(task_data, name, split_scores,
+                                                                                       part_thresholds, config).items()
+                                             if k in ("macro_f1", "accuracy")} for name, split_scores in scores.items()}
     if task_data.unrelated:
         metrics["relevance"] = {}
+        neutral = task_data.labels.index(task_data.unrelated["label"])
         for name, pairs in task_data.unrelated_pairs.items():
-            share = _neutral_share(model, docs[f"{name}_unrelated"], pad_id, config, task_data.labels, task_data.unrelated["label"])
+            scores = _predict_scores(model, docs[f"{name}_unrelated"], pad_id, batch, window.pooling, False)
+            if hybrid is not None:
+                scores = hybrid.apply(scores, pairs)
+            share = round(float(np.mean(scores.argmax(axis=1) == neutral)), 4) if len(pairs) else 0.0
             metrics["relevance"][name] = {"pairs": len(pairs), "neutral_share": share}
             log.info("%s %s: %d unrelated pairs, %.1f%% labelled %r", task, name, len(pairs), 100 * share,
                      task_data.unrelated["label"])
     metrics["best_step"] = progress.best_step
     metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
                                       for name, split_docs in docs.items() if split_docs and not name.endswith("_unrelated")}
-    agreement = _int8_agreement(model, task_data, docs["dev"] + docs.get("dev_unrelated", []), pad_id, config, thresholds)
+    agreement = _int8_agreement(model, task_data, docs["dev"] + docs.get("dev_unrelated", []), pad_id, config,
+                                thresholds if hybrid is None or hybrid.record["choice"] == "encoder" else {})
     log.info("%s: int8 agrees with fp32 on %.2f%% of dev labels", task, 100 * agreement)
     entry = TaskManifest(task=task, path=task, labels=task_data.labels, multi_label=task_data.multi_label,
                          thresholds=thresholds, prior_correction=prior_correction, at_least_one=config.thresholds.at_least_one,
                          include_title=config.model.include_title, default_targets=task_data.default_targets,
                          unrelated=task_data.unrelated, precision_agreement={"int8": agreement},
-                         metrics=metrics).model_dump()
+                         hybrid=hybrid.record if hybrid is not None else None, metrics=metrics).model_dump()
     entry["data"] = task_data.fingerprints
     if accelerator.is_main_process:
-        final = task_dir / "final"
-        shutil.rmtree(final, ignore_errors=True)
-        shutil.copytree(best_dir, final)
+        final_dir = task_dir / "final"
+        shutil.rmtree(final_dir, ignore_errors=True)
+        shutil.copytree(best_dir, final_dir)
         if prior_correction:  # best/ keeps the weights as trained, so a resumed run corrects them once
-            model.save_pretrained(final)
+            model.save_pretrained(final_dir)
+        if hybrid is not None:
+            hybrid.sparse.save(final_dir / hybrid.record["path"])
         (task_dir / "result.json").write_text(json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8")
     accelerator.wait_for_everyone()
     return entry
+
+
+def _thresholds(task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig) -> dict[str, float]:
+    """Multi-label: per-label thresholds tuned on dev scores (or the default for all); single-label: none."""
+    if not task_data.multi_label:
+        return {}
+    if not config.thresholds.tune:
+        return {label: config.thresholds.default for label in task_data.labels}
+    gold = binarize([labels_of(r, task_data.task) for r in task_data.splits["dev"]], task_data.labels)
+    return tune_thresholds(dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default)
+
+
+def _split_metrics(task_data: TaskData, split: str, scores: np.ndarray, thresholds: dict[str, float],
+                   config: NabaConfig) -> dict[str, Any]:
+    predicted = decide(scores, task_data.labels, task_data.multi_label, thresholds or None, config.thresholds.at_least_one,
+                       config.thresholds.default)
+    gold = [labels_of(r, task_data.task) for r in task_data.splits[split]]
+    return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores)
 
 
 def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,

@@ -1,0 +1,89 @@
+"""The hybrid decision: the encoder's probabilities blended with the sparse model's margins.
+
+``blend`` mixes calibrated log-probabilities (single-label) or logits
+(multi-label): ``w x encoder + (1 - w) x sparse / T``; ``w = 1`` is the encoder
+alone, ``w = 0`` the sparse model alone. ``choose_blend`` picks ``w`` and ``T``
+on dev. Training, ``naba blend``, inference and evaluation all use these two
+functions, so the choice made on dev is the decision every door applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+WEIGHTS = (0.25, 0.5, 0.75)  # the encoder's share in a blend
+TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # sparse margins are divided by T before the softmax/sigmoid
+_EPS = 1e-7
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def blend(encoder: np.ndarray | None, margins: np.ndarray | None, weight: float, temperature: float,
+          multi_label: bool) -> np.ndarray:
+    """Blended probabilities (softmax rows, or independent sigmoids for multi-label).
+
+    Args:
+        encoder: The encoder's probabilities (``None`` when ``weight`` is 0).
+        margins: The sparse model's margins (``None`` when ``weight`` is 1).
+        weight: The encoder's share, 0 to 1.
+        temperature: Divides the sparse margins.
+    """
+    if weight >= 1:
+        return encoder.astype(np.float32)
+    sparse = margins.astype(np.float64) / temperature
+    if multi_label:
+        logits = (1 - weight) * sparse + (weight * _logit(encoder) if weight > 0 else 0)
+        return (1 / (1 + np.exp(-logits))).astype(np.float32)
+    logits = (1 - weight) * _log_softmax(sparse) + (weight * np.log(np.clip(encoder, _EPS, 1)) if weight > 0 else 0)
+    return np.exp(_log_softmax(logits)).astype(np.float32)
+
+
+def _nll(probabilities: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
+    p = np.clip(probabilities, _EPS, 1 - _EPS)
+    if multi_label:
+        return float(-np.mean(gold * np.log(p) + (1 - gold) * np.log(1 - p)))
+    return float(-np.mean(np.log(p[np.arange(len(gold)), gold])))
+
+
+def choose_blend(encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, multi_label: bool,
+                 score: Callable[[np.ndarray], float]) -> dict[str, Any]:
+    """Encoder alone, sparse alone, or a blend: the best dev ``score`` (macro-F1); ties keep the simpler.
+
+    The candidates, simplest first: the encoder; the sparse model (its
+    temperature chosen by dev log-loss, which a decision by argmax or by a 0.5
+    threshold does not see); then each blend weight x temperature.
+
+    Args:
+        encoder: Dev probabilities of the encoder.
+        margins: Dev margins of the sparse model.
+        gold: Dev gold: class indices (single-label) or a 0/1 matrix (multi-label).
+        score: Dev macro-F1 of a probability matrix.
+
+    Returns:
+        ``{"choice": "encoder" | "sparse" | "blend", "weight", "temperature",
+        "sparse_temperature", "dev_macro_f1": {"encoder", "sparse", "hybrid"}}``.
+    """
+    sparse_t = min(TEMPERATURES, key=lambda t: _nll(blend(None, margins, 0.0, t, multi_label), gold, multi_label))
+    candidates = [("encoder", 1.0, 1.0), ("sparse", 0.0, sparse_t)]
+    candidates += [("blend", w, t) for w in WEIGHTS for t in TEMPERATURES]
+    best, best_score, scores = candidates[0], -1.0, {}
+    for name, w, t in candidates:
+        value = score(blend(encoder, margins, w, t, multi_label))
+        scores.setdefault(name, value)
+        if value > best_score + 1e-9:
+            best, best_score = (name, w, t), value
+    name, w, t = best
+    return {"choice": name, "weight": w, "temperature": t, "sparse_temperature": sparse_t,
+            "dev_macro_f1": {"encoder": round(scores["encoder"], 4), "sparse": round(scores["sparse"], 4),
+                             "hybrid": round(best_score, 4)}}

@@ -1,0 +1,69 @@
+"""The sparse n-gram model: fit, save and load without pickle, identical scores, odd inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from naba.errors import ModelDirError
+from naba.sparse import UNSEEN, SparseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("task,multi", [("topic", True), ("topic", False), ("stance", False)])
+def test_fit_save_load_gives_identical_scores(task: str, multi: bool, tmp_path: Path) -> None:
+    folder = SAMPLE / task
+    train, test = _rows(folder / "train.jsonl"), _rows(folder / "test.jsonl")
+    if task == "topic" and not multi:
+        train = [{**r, "topics": r["topics"][:1]} for r in train]
+    labels = sorted({l for r in train for l in (r["topics"] if task == "topic" else [r["stance"]])})
+    model = SparseModel(task, labels, multi).fit(train)
+    model.save(tmp_path / "sparse")
+    assert sorted(p.name for p in (tmp_path / "sparse").iterdir()) == ["sparse.json", "vocabulary.json", "weights.safetensors"]
+    loaded = SparseModel.load(tmp_path / "sparse")
+    np.testing.assert_array_equal(loaded.margins(test), model.margins(test))
+    assert loaded.predict(test) == model.predict(test)
+    assert (loaded.labels, loaded.multi_label, loaded.task) == (labels, multi, task)
+    # it learned something: far better than chance on its own training data
+    gold = [r["topics"] if task == "topic" else [r["stance"]] for r in train]
+    hits = [set(p) == set(g) for p, g in zip(model.predict(train), gold)]
+    assert np.mean(hits) > 0.8
+
+
+def test_stance_reads_the_target() -> None:
+    train = [{"text": "نص عن موضوع", "target": t, "stance": s} for t, s in (("النفط", "favor"), ("الغاز", "against"))] * 4
+    model = SparseModel("stance", ["against", "favor"], False).fit(train)
+    assert model.predict([{"text": "نص عن موضوع", "target": "النفط"}, {"text": "نص عن موضوع", "target": "الغاز"}]) == [
+        ["favor"], ["against"]]
+
+
+def test_unseen_ngrams_and_empty_text_get_the_bias_alone(tmp_path: Path) -> None:
+    train = [{"text": "مباراة الفريق هدف", "topics": ["sport"]}, {"text": "السوق البنك التضخم", "topics": ["economy"]}] * 3
+    model = SparseModel("topic", ["economy", "sport", "culture"], False).fit(train)
+    odd = model.margins(["zzzz qqqq", "", "\u200f\u200f", "ـــ"])
+    assert odd.shape == (4, 3) and np.isfinite(odd).all()
+    np.testing.assert_allclose(odd[1], model.bias)  # nothing to read: the bias alone
+    np.testing.assert_allclose(odd[2], model.bias)
+    assert np.all(odd[:, 2] == UNSEEN) and all(p != ["culture"] for p in model.predict(["", "zzzz"]))
+
+
+def test_load_refuses_missing_or_damaged_files(tmp_path: Path) -> None:
+    train = [{"text": "مباراة الفريق هدف", "topics": ["sport"]}, {"text": "السوق البنك التضخم", "topics": ["economy"]}] * 3
+    SparseModel("topic", ["economy", "sport"], False).fit(train).save(tmp_path / "s")
+    (tmp_path / "s" / "weights.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelDirError, match=re.escape(f"{tmp_path / 's'}: the sparse model is damaged")):
+        SparseModel.load(tmp_path / "s")
+    (tmp_path / "s" / "vocabulary.json").unlink()
+    with pytest.raises(ModelDirError, match=re.escape(f"{tmp_path / 's'}: the sparse model is incomplete "
+                                                      "(vocabulary.json missing); refit it with `naba blend`")):
+        SparseModel.load(tmp_path / "s")
