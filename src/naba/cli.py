@@ -410,6 +410,42 @@ def predict_command(
 
 
 
+# ----------------------------------------------------------------------------- blend
+
+
+@app.command("blend")
+def blend_command(
+    model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
+    train: Annotated[Optional[Path], typer.Option(help="Training split for the sparse part (default: the one in naba.json's config).")] = None,
+    dev: Annotated[Optional[Path], typer.Option(help="Dev split the blend is chosen on (default: the one in naba.json's config).")] = None,
+    task: Annotated[Optional[TaskName], typer.Option(help="Only this task (needed with --train/--dev on a two-task model).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads (default: one per core).")] = None,
+    allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
+) -> None:
+    """Add or refit the sparse n-gram part of a model and choose its blend on dev, without retraining the encoder."""
+    with _user_errors():
+        _quiet_libraries()
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from naba.train.hybrid import blend_model
+
+        fitted = blend_model(model, train=train, dev=dev, task=task.value if task else None, allow_pickle=allow_pickle)
+    for name, result in fitted.items():
+        record, metrics = result["hybrid"], result["metrics"]
+        dev_f1 = record["dev_macro_f1"]
+        choice = record["choice"] + (f" (encoder weight {record['weight']}, temperature {record['temperature']})"
+                                     if record["choice"] == "blend" else "")
+        typer.echo(f"{name}: {choice}; dev macro-F1 encoder {dev_f1['encoder']:.4f}, sparse {dev_f1['sparse']:.4f}, "
+                   f"hybrid {dev_f1['hybrid']:.4f}")
+        if "test" in metrics:
+            parts = metrics["parts"]
+            typer.echo(f"{name} test: macro-F1 encoder {parts['encoder']['test']['macro_f1']:.4f}, sparse "
+                       f"{parts['sparse']['test']['macro_f1']:.4f}, hybrid {parts['hybrid']['test']['macro_f1']:.4f}")
+    typer.echo(f"wrote {model}")
+
+
 # ----------------------------------------------------------------------------- evaluate
 
 
@@ -440,6 +476,10 @@ def evaluate_command(
     if "baseline" in metrics:
         line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
     typer.echo(line)
+    if "parts" in metrics:
+        parts = metrics["parts"]
+        typer.echo(f"{metrics['task']}: macro-F1 of the parts: encoder {parts['encoder']['macro_f1']:.4f}, sparse "
+                   f"{parts['sparse']['macro_f1']:.4f}, hybrid {parts['hybrid']['macro_f1']:.4f} ({metrics['hybrid']['choice']})")
     if "relevance" in metrics:
         rel = metrics["relevance"]
         typer.echo(f"relevance: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs labelled {rel['neutral_label']!r}")

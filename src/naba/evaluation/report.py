@@ -21,7 +21,7 @@ from naba.data.records import Task, labels_of, load_records, unknown_labels
 from naba.data.writers import atomic_dir, dumps
 from naba.encoding import document_text, encode_windows
 from naba.errors import InputError
-from naba.evaluation.metrics import binarize, classification_metrics
+from naba.evaluation.metrics import binarize, classification_metrics, decide
 
 logger = logging.getLogger(__name__)
 
@@ -217,14 +217,30 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
                          f"model's labels {spec.labels} ({rows} {'row has' if rows == 1 else 'rows have'} them); "
                          "map them or evaluate a model trained on them")
     classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle)
-    results = classifier.predict(records, tasks=[task], batch_size=batch_size, show_progress_bar=show_progress_bar)
-    if task == "topic":
-        predicted = [r["topics"]["labels"] for r in results]
-        scores = np.array([[r["topics"]["scores"][label] for label in spec.labels] for r in results])
+    parts: dict[str, Any] = {}
+    if spec.hybrid is not None:
+        # Encoder, sparse and hybrid side by side; the hybrid's scores are the ones predict gives.
+        part_scores = classifier.part_scores(records, task, batch_size=batch_size)
+        scores = part_scores["hybrid"]
+        predicted = decide(scores, spec.labels, spec.multi_label, spec.thresholds or None, spec.at_least_one)
+        for part, part_probs in part_scores.items():
+            limits = spec.thresholds if part == "hybrid" else spec.hybrid.get("part_thresholds", {}).get(part)
+            m = classification_metrics(gold, decide(part_probs, spec.labels, spec.multi_label, limits or None, spec.at_least_one),
+                                       spec.labels, spec.multi_label)
+            parts[part] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
+                           "per_class_f1": {label: v["f1"] for label, v in m["per_class"].items()}}
     else:
-        predicted = [[r["stance"][0]["label"]] for r in results]
-        scores = np.array([[r["stance"][0]["scores"][label] for label in spec.labels] for r in results])
+        results = classifier.predict(records, tasks=[task], batch_size=batch_size, show_progress_bar=show_progress_bar)
+        if task == "topic":
+            predicted = [r["topics"]["labels"] for r in results]
+            scores = np.array([[r["topics"]["scores"][label] for label in spec.labels] for r in results])
+        else:
+            predicted = [[r["stance"][0]["label"]] for r in results]
+            scores = np.array([[r["stance"][0]["scores"][label] for label in spec.labels] for r in results])
     metrics = classification_metrics(gold, predicted, spec.labels, spec.multi_label, scores)
+    if parts:
+        metrics["parts"] = parts
+        metrics["hybrid"] = {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
     metrics.update({"task": task, "model": str(model_dir), "data": str(data), "precision": precision,
                     "task_precision": classifier.task_precision[task], "multi_label": spec.multi_label, "labels": spec.labels})
     if task == "stance":
@@ -308,6 +324,26 @@ def _relevance(classifier: Any, records: list[dict[str, Any]], spec: Any, unrela
                            for t, v in sorted(per_target.items())}}
 
 
+def _parts_lines(metrics: dict[str, Any]) -> list[str]:
+    parts = metrics.get("parts")
+    if not parts:
+        return []
+    h = metrics["hybrid"]
+    lines = ["", "## Hybrid: what each part brings", "", f"Chosen on dev: {_choice(h)}.", "",
+             "| | encoder | sparse n-grams | hybrid |", "|---|---|---|---|"]
+    for key, name in (("macro_f1", "macro-F1"), ("accuracy", "accuracy")):
+        lines.append(f"| {name} | " + " | ".join(f"{parts[p][key]:.4f}" for p in ("encoder", "sparse", "hybrid")) + " |")
+    for label in metrics["labels"]:
+        lines.append(f"| F1 {label} | " + " | ".join(f"{parts[p]['per_class_f1'][label]:.4f}" for p in ("encoder", "sparse", "hybrid")) + " |")
+    return lines
+
+
+def _choice(h: dict[str, Any]) -> str:
+    if h["choice"] == "blend":
+        return f"a blend, encoder weight {h['weight']:g}, sparse temperature {h['temperature']:g}"
+    return "the encoder alone" if h["choice"] == "encoder" else "the sparse model alone"
+
+
 def _relevance_lines(metrics: dict[str, Any]) -> list[str]:
     rel = metrics.get("relevance")
     if not rel:
@@ -338,6 +374,7 @@ def _markdown(metrics: dict[str, Any], baseline: Any, other: Any, errors: list[d
         lines += ["", "Thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["thresholds"].items())]
     if metrics.get("prior_correction"):
         lines += ["", f"Prior correction: alpha {metrics['prior_correction']:g} (chosen on dev in training, in the model's bias)"]
+    lines += _parts_lines(metrics)
     lines += _relevance_lines(metrics)
     lines += ["", "## Figures", ""] + [f"![{name}]({name}.png)" for name in figures]
     lines += ["", "## Most confident errors", "", "| id | gold | predicted | confidence | text |", "|---|---|---|---|---|"]
@@ -345,6 +382,20 @@ def _markdown(metrics: dict[str, Any], baseline: Any, other: Any, errors: list[d
         snippet = e["snippet"].replace("|", "/")
         lines.append(f"| {e['id']} | {', '.join(e['gold'])} | {', '.join(e['predicted'])} | {e['confidence']:.3f} | {snippet} |")
     return "\n".join(lines) + "\n"
+
+
+def _parts_html(metrics: dict[str, Any]) -> str:
+    parts = metrics.get("parts")
+    if not parts:
+        return ""
+    esc = html.escape
+    rows = "".join(f"<tr><td>{name}</td>" + "".join(f"<td>{parts[p][key]:.4f}</td>" for p in ("encoder", "sparse", "hybrid")) + "</tr>"
+                   for key, name in (("macro_f1", "macro-F1"), ("accuracy", "accuracy")))
+    rows += "".join(f"<tr><td>F1 {esc(label)}</td>" + "".join(f"<td>{parts[p]['per_class_f1'][label]:.4f}</td>"
+                                                                for p in ("encoder", "sparse", "hybrid")) + "</tr>"
+                    for label in metrics["labels"])
+    return (f"<h2>Hybrid: what each part brings</h2><p>Chosen on dev: {esc(_choice(metrics['hybrid']))}.</p>"
+            f"<table><tr><th></th><th>encoder</th><th>sparse n-grams</th><th>hybrid</th></tr>{rows}</table>")
 
 
 def _relevance_html(metrics: dict[str, Any]) -> str:
@@ -388,6 +439,7 @@ th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0.5em; }}
 <table><tr>{header}</tr>{body}</table>
 <h2>Per class</h2>
 <table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>{'<th>baseline F1</th>' if baseline else ''}</tr>{per_class}</table>
+{_parts_html(metrics)}
 {_relevance_html(metrics)}
 <h2>Figures</h2>{images}
 <h2>Most confident errors</h2>

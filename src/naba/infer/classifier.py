@@ -320,28 +320,35 @@ class Classifier:
         return blend(encoder, task.sparse.margins(prepared.sparse[name]), hybrid["weight"], hybrid["temperature"],
                      task.spec.multi_label)
 
+    def encoder_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> np.ndarray:
+        """The encoder's probabilities for one task (stance: records with their own ``target``), whatever the hybrid."""
+        records = [_as_record(article, i) for i, article in enumerate(articles)]
+        model, norm = self.tasks[task], self.manifest.normalization
+        if not records:
+            return np.zeros((0, len(model.spec.labels)), dtype=np.float32)
+        if task == "topic":
+            docs = self._encode(model, [document_text(r, norm, model.spec.include_title) for r in records], None)
+        else:
+            docs = self._encode(model, [document_text(r["text"], norm) for r in records],
+                                [target_text(r["target"], norm) for r in records])
+        return self._scores(model, docs, batch_size)
+
     def part_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> dict[str, np.ndarray]:
         """A hybrid task's probabilities per part, ``{"encoder", "sparse", "hybrid"}``, for evaluation reports.
 
-        Stance articles are records with their own ``target``. Raises NabaError when the task is not a hybrid.
+        Stance articles are records with their own ``target``.
+
+        Raises:
+            NabaError: the task is not a hybrid.
         """
+        from naba.blend import blend
+
         spec = self.tasks[task].spec
         if spec.hybrid is None:
             raise NabaError(f"{task}: not a hybrid model (trained with model.hybrid: false); run `naba blend` to add one")
         records = [_as_record(article, i) for i, article in enumerate(articles)]
-        norm = self.manifest.normalization
-        model = self.tasks[task]
-        if task == "topic":
-            texts = [document_text(r, norm, spec.include_title) for r in records]
-            prepared = Prepared(records, docs={task: self._encode(model, texts, None)}, tasks=[task], sparse={task: records})
-        else:
-            texts = [document_text(r["text"], norm) for r in records]
-            docs = self._encode(model, texts, [target_text(r["target"], norm) for r in records])
-            prepared = Prepared(records, docs={task: docs}, tasks=[task], sparse={task: records})
-        encoder = self._task_scores(model, prepared, task, batch_size, part="encoder")
-        from naba.blend import blend
-
-        margins = model.sparse.margins(records)
+        encoder = self.encoder_scores(records, task, batch_size=batch_size)
+        margins = self.tasks[task].sparse.margins(records)
         return {"encoder": encoder, "sparse": blend(None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label),
                 "hybrid": blend(encoder, margins, spec.hybrid["weight"], spec.hybrid["temperature"], spec.multi_label)}
 

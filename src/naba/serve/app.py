@@ -585,7 +585,8 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
         tasks[name] = {"labels": spec.labels, "multi_label": spec.multi_label, "thresholds": spec.thresholds,
                        "at_least_one": spec.at_least_one, "include_title": spec.include_title,
                        "default_targets": spec.default_targets, "metrics": _metrics_summary(spec.metrics),
-                       "precision": classifier.task_precision[name], "precision_agreement": spec.precision_agreement}
+                       "precision": classifier.task_precision[name], "precision_agreement": spec.precision_agreement,
+                       "hybrid": ({k: v for k, v in spec.hybrid.items() if k != "part_thresholds"} if spec.hybrid else None)}
         if name == "stance":
             tasks[name]["targets"] = ("scored only toward the request's `targets`, each article's own `target`, or, "
                                       "with `all_targets`, the default_targets the model was trained on")

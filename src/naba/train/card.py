@@ -29,6 +29,17 @@ def model_card(manifest: Manifest) -> str:
         if task.prior_correction:
             lines.append(f"  - prior correction (chosen on dev): alpha {task.prior_correction:g}, the log class weights of "
                          "the loss taken back out of the decision; already in the classifier's bias")
+        if task.hybrid:
+            h, parts = task.hybrid, task.metrics.get("parts", {})
+            how = (f"a blend (encoder weight {h['weight']:g}, sparse temperature {h['temperature']:g})" if h["choice"] == "blend"
+                   else "the encoder alone" if h["choice"] == "encoder" else "the sparse n-gram model alone")
+            lines.append(f"  - hybrid: naba decides with {how}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
+                         f"(`{task.path}/{h['path']}/`) and their blends" + (
+                             "; test macro-F1 encoder {:.4f}, sparse {:.4f}, hybrid {:.4f}".format(
+                                 *(parts[p]["test"]["macro_f1"] for p in ("encoder", "sparse", "hybrid")))
+                             if all("test" in parts.get(p, {}) for p in ("encoder", "sparse", "hybrid")) else ""))
+            lines.append(f"  - plain `transformers` (`pipeline(\"text-classification\", \"{task.path}\")`) loads the encoder "
+                         "alone: its labels are the encoder part's, not naba's hybrid decision")
         if task.default_targets:
             lines.append("  - stance targets trained on (scored only when asked: `--all-targets`, `all_targets=True`): "
                          + "، ".join(task.default_targets))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,66 @@ from naba.data.records import labels_of
 from naba.evaluation.metrics import binarize, classification_metrics, decide, tune_thresholds
 from naba.sparse import SPARSE_DIR, SparseModel
 from naba.train.data import TaskData
+
+
+def split_records(task_data: TaskData, name: str) -> list[dict[str, Any]]:
+    """A split's records: ``dev``, ``test``, or the generated unrelated stance pairs ``dev_unrelated``/``test_unrelated``."""
+    if name.endswith("_unrelated"):
+        return task_data.unrelated_pairs[name[: -len("_unrelated")]]
+    return task_data.splits[name]
+
+
+def thresholds_for(task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig) -> dict[str, float]:
+    """Multi-label: per-label thresholds tuned on dev scores (or the default for all); single-label: none."""
+    if not task_data.multi_label:
+        return {}
+    if not config.thresholds.tune:
+        return {label: config.thresholds.default for label in task_data.labels}
+    gold = binarize([labels_of(r, task_data.task) for r in task_data.splits["dev"]], task_data.labels)
+    return tune_thresholds(dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default)
+
+
+def split_metrics(task_data: TaskData, split: str, scores: np.ndarray, thresholds: dict[str, float],
+                  config: NabaConfig) -> dict[str, Any]:
+    predicted = decide(scores, task_data.labels, task_data.multi_label, thresholds or None, config.thresholds.at_least_one,
+                       config.thresholds.default)
+    gold = [labels_of(r, task_data.task) for r in task_data.splits[split]]
+    return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores)
+
+
+def decide_and_score(task_data: TaskData, encoder: dict[str, np.ndarray], config: NabaConfig,
+                     hybrid: Hybrid | None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Thresholds tuned on the final dev scores, then metrics of every split, the parts of a hybrid, and relevance.
+
+    Args:
+        encoder: Split name -> the encoder's probabilities (``dev``, ``test``,
+            and ``dev_unrelated``/``test_unrelated`` for stance trained with unrelated pairs).
+        hybrid: The fitted hybrid, or None for the encoder alone.
+
+    Returns:
+        The thresholds (multi-label) and the metrics for the manifest.
+    """
+    final = hybrid.scores if hybrid is not None else encoder
+    thresholds = thresholds_for(task_data, final["dev"], config)
+    metrics: dict[str, Any] = {name: split_metrics(task_data, name, final[name], thresholds, config)
+                               for name in ("dev", "test") if name in final}
+    if hybrid is not None:
+        metrics["parts"] = {}
+        for part, scores in (("encoder", encoder), ("sparse", hybrid.sparse_scores), ("hybrid", final)):
+            part_thresholds = thresholds_for(task_data, scores["dev"], config)
+            if part_thresholds and part != "hybrid":  # the report's side-by-side reads them
+                hybrid.record.setdefault("part_thresholds", {})[part] = part_thresholds
+            metrics["parts"][part] = {
+                name: {k: round(v, 4) for k, v in split_metrics(task_data, name, scores[name], part_thresholds, config).items()
+                       if k in ("macro_f1", "accuracy")} for name in ("dev", "test") if name in scores}
+    if task_data.unrelated:
+        neutral = task_data.labels.index(task_data.unrelated["label"])
+        metrics["relevance"] = {}
+        for name, pairs in task_data.unrelated_pairs.items():
+            scores = final.get(f"{name}_unrelated")
+            share = round(float(np.mean(scores.argmax(axis=1) == neutral)), 4) if pairs and scores is not None else 0.0
+            metrics["relevance"][name] = {"pairs": len(pairs), "neutral_share": share}
+    return thresholds, metrics
 
 
 @dataclass
@@ -35,7 +97,7 @@ class Hybrid:
         multi = task_data.multi_label
         sparse = SparseModel(task_data.task, task_data.labels, multi, config.normalization,
                              config.model.include_title).fit(task_data.splits["train"])
-        margins = {name: sparse.margins(task_data.splits[name]) for name in encoder}
+        margins = {name: sparse.margins(split_records(task_data, name)) for name in encoder}
         dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
         gold_matrix = binarize(dev_gold, task_data.labels)
         gold = gold_matrix if multi else gold_matrix.argmax(axis=1)
@@ -58,3 +120,81 @@ class Hybrid:
         """The blended probabilities of other records, given the encoder's."""
         return blend(encoder, self.sparse.margins(records), self.record["weight"], self.record["temperature"],
                      self.sparse.multi_label)
+
+
+def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: str | Path | None = None,
+                task: str | None = None, allow_pickle: bool = False) -> dict[str, dict[str, Any]]:
+    """Add or refit the sparse part and the blend of an existing model directory; the encoder is not retrained.
+
+    Reads each task's splits from the training config recorded in ``naba.json``
+    (``train``/``dev`` replace them; they need ``task`` when the model has two
+    tasks), fits the sparse model on train, scores dev with the encoder,
+    chooses the blend and the multi-label thresholds on dev, rescores dev and
+    test, and rewrites the directory atomically (a copy is built and renamed
+    into place).
+
+    Returns:
+        Task -> its new manifest entry's ``hybrid`` and ``metrics``.
+
+    Raises:
+        InputError: unreadable splits, or ``train``/``dev`` without ``task`` on a two-task model.
+        ModelDirError: the model directory cannot be loaded.
+    """
+    from naba.data.writers import atomic_dir
+    from naba.errors import InputError
+    from naba.infer.classifier import Classifier
+    from naba.manifest import TaskManifest, read_manifest, write_manifest
+    from naba.train.card import model_card
+    from naba.train.data import add_unrelated_pairs, load_task_data
+
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    names = [task] if task else list(manifest.tasks)
+    for name in names:
+        if name not in manifest.tasks:
+            raise InputError(f"{model_dir}: has no {name} task (it has {', '.join(manifest.tasks)})")
+    if (train or dev) and len(names) > 1:
+        raise InputError("--train/--dev: the model has two tasks; name the one they are for with --task")
+    raw = dict(manifest.training_config)
+    raw["tasks"] = {name: dict(raw.get("tasks", {}).get(name) or {}) for name in manifest.tasks}
+    for name, spec in manifest.tasks.items():
+        if name == "stance":
+            raw["tasks"][name]["unrelated"] = spec.unrelated is not None  # as the encoder was trained
+            if spec.unrelated:
+                raw["tasks"][name]["unrelated_ratio"] = spec.unrelated["ratio"]
+                raw["tasks"][name]["neutral_label"] = spec.unrelated["label"]
+        if name in names and train:
+            raw["tasks"][name]["train"] = str(train)
+        if name in names and dev:
+            raw["tasks"][name]["dev"] = str(dev)
+    config = NabaConfig.model_validate(raw)
+    data = {name: load_task_data(config, name) for name in manifest.tasks if getattr(config.tasks, name) is not None}
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise InputError(f"{model_dir}: the recorded training config has no {missing[0]} data; pass --train and --dev")
+    if "stance" in data:
+        add_unrelated_pairs(data["stance"], config, data.get("topic"))
+    classifier = Classifier.load(model_dir, "fp32", allow_pickle=allow_pickle)
+    fitted = {}
+    for name in names:
+        task_data = data[name]
+        task_data.labels = manifest.tasks[name].labels  # the encoder's label order
+        encoder = {split: classifier.encoder_scores(split_records(task_data, split), name)
+                   for split in ("dev", "test", "dev_unrelated", "test_unrelated")
+                   if (split in task_data.splits) or split[:-len("_unrelated")] in task_data.unrelated_pairs}
+        hybrid = Hybrid.fit(task_data, encoder, config)
+        thresholds, metrics = decide_and_score(task_data, encoder, config, hybrid)
+        fitted[name] = (hybrid, thresholds, metrics)
+    with atomic_dir(model_dir, overwrite=True) as tmp:
+        shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+        for name, (hybrid, thresholds, metrics) in fitted.items():
+            spec = manifest.tasks[name]
+            target = tmp / spec.path / SPARSE_DIR
+            shutil.rmtree(target, ignore_errors=True)
+            hybrid.sparse.save(target)
+            kept = {k: v for k, v in spec.metrics.items() if k not in ("dev", "test", "parts", "relevance")}
+            manifest.tasks[name] = TaskManifest.model_validate(
+                {**spec.model_dump(), "hybrid": hybrid.record, "thresholds": thresholds, "metrics": {**kept, **metrics}})
+        write_manifest(manifest, tmp)
+        (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+    return {name: {"hybrid": h.record, "metrics": m} for name, (h, _, m) in fitted.items()}

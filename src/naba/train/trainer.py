@@ -41,7 +41,6 @@ from naba.evaluation.metrics import (
     choose_prior_correction,
     classification_metrics,
     decide,
-    tune_thresholds,
 )
 from naba.hub import load_kwargs, unreachable
 from naba.manifest import (
@@ -172,15 +171,6 @@ def _evaluate(model: Any, task_data: TaskData, docs: list[list[dict]], records: 
                        config.thresholds.default)
     gold = [labels_of(r, task_data.task) for r in records]
     return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores), scores
-
-
-def _neutral_share(model: Any, docs: list[list[dict]], pad_id: int, config: NabaConfig, labels: list[str],
-                   neutral: str) -> float:
-    """The share of (article, unrelated target) pairs the model labels neutral."""
-    if not docs:
-        return 0.0
-    scores = _predict_scores(model, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, False)
-    return round(float(np.mean(scores.argmax(axis=1) == labels.index(neutral))), 4)
 
 
 def _int8_agreement(model: Any, task_data: TaskData, docs: list[list[dict]], pad_id: int, config: NabaConfig,
@@ -385,7 +375,7 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     """
     from transformers import AutoModelForSequenceClassification
 
-    from naba.train.hybrid import Hybrid
+    from naba.train.hybrid import Hybrid, decide_and_score
 
     task = task_data.task
     best_dir = task_dir / "best"
@@ -396,40 +386,21 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         log.info("%s: prior correction chosen on dev: alpha %s", task, prior_correction)
     window, batch = config.model.window, config.train.eval_batch_size
     encoder = {name: _predict_scores(model, docs[name], pad_id, batch, window.pooling, task_data.multi_label)
-               for name in ("dev", "test") if name in task_data.splits}
+               for name in docs if name in ("dev", "test", "dev_unrelated", "test_unrelated")}
     hybrid = Hybrid.fit(task_data, encoder, config) if config.model.hybrid else None
     if hybrid is not None:
         log.info("%s: hybrid chosen on dev: %s (encoder weight %s, temperature %s); dev macro-F1 encoder %.4f, sparse %.4f, "
                  "hybrid %.4f", task, hybrid.record["choice"], hybrid.record["weight"], hybrid.record["temperature"],
                  *hybrid.record["dev_macro_f1"].values())
-    final = hybrid.scores if hybrid is not None else encoder
-    thresholds = _thresholds(task_data, final["dev"], config)
+    thresholds, metrics = decide_and_score(task_data, encoder, config, hybrid)
     if thresholds:
         log.info("%s: thresholds tuned on dev: %s", task, thresholds)
-    metrics: dict[str, Any] = {}
-    for name, scores in final.items():
-        metrics[name] = _split_metrics(task_data, name, scores, thresholds, config)
-        log.info("%s %s: macro-F1 %.4f, accuracy %.4f", task, name, metrics[name]["macro_f1"], metrics[name]["accuracy"])
-    if hybrid is not None:
-        metrics["parts"] = {}
-        for part, scores in (("encoder", encoder), ("sparse", hybrid.sparse_scores), ("hybrid", final)):
-            part_thresholds = _thresholds(task_data, scores["dev"], config)
-            if part_thresholds and part != "hybrid":  # the report's side-by-side reads them
-                hybrid.record.setdefault("part_thresholds", {})[part] = part_thresholds
-            metrics["parts"][part] = {name: {k: round(v, 4) for k, v in _split_metrics(task_data, name, split_scores,
-                                                                                       part_thresholds, config).items()
-                                             if k in ("macro_f1", "accuracy")} for name, split_scores in scores.items()}
-    if task_data.unrelated:
-        metrics["relevance"] = {}
-        neutral = task_data.labels.index(task_data.unrelated["label"])
-        for name, pairs in task_data.unrelated_pairs.items():
-            scores = _predict_scores(model, docs[f"{name}_unrelated"], pad_id, batch, window.pooling, False)
-            if hybrid is not None:
-                scores = hybrid.apply(scores, pairs)
-            share = round(float(np.mean(scores.argmax(axis=1) == neutral)), 4) if len(pairs) else 0.0
-            metrics["relevance"][name] = {"pairs": len(pairs), "neutral_share": share}
-            log.info("%s %s: %d unrelated pairs, %.1f%% labelled %r", task, name, len(pairs), 100 * share,
-                     task_data.unrelated["label"])
+    for name in ("dev", "test"):
+        if name in metrics:
+            log.info("%s %s: macro-F1 %.4f, accuracy %.4f", task, name, metrics[name]["macro_f1"], metrics[name]["accuracy"])
+    for name, rel in metrics.get("relevance", {}).items():
+        log.info("%s %s: %d unrelated pairs, %.1f%% labelled %r", task, name, rel["pairs"], 100 * rel["neutral_share"],
+                 task_data.unrelated["label"])
     metrics["best_step"] = progress.best_step
     metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
                                       for name, split_docs in docs.items() if split_docs and not name.endswith("_unrelated")}
@@ -453,24 +424,6 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         (task_dir / "result.json").write_text(json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8")
     accelerator.wait_for_everyone()
     return entry
-
-
-def _thresholds(task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig) -> dict[str, float]:
-    """Multi-label: per-label thresholds tuned on dev scores (or the default for all); single-label: none."""
-    if not task_data.multi_label:
-        return {}
-    if not config.thresholds.tune:
-        return {label: config.thresholds.default for label in task_data.labels}
-    gold = binarize([labels_of(r, task_data.task) for r in task_data.splits["dev"]], task_data.labels)
-    return tune_thresholds(dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default)
-
-
-def _split_metrics(task_data: TaskData, split: str, scores: np.ndarray, thresholds: dict[str, float],
-                   config: NabaConfig) -> dict[str, Any]:
-    predicted = decide(scores, task_data.labels, task_data.multi_label, thresholds or None, config.thresholds.at_least_one,
-                       config.thresholds.default)
-    gold = [labels_of(r, task_data.task) for r in task_data.splits[split]]
-    return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores)
 
 
 def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,

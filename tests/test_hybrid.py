@@ -1,0 +1,166 @@
+"""Hybrid models: the blend chosen on dev, applied in every door, and `naba blend` on an existing directory."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from naba.blend import TIE, blend, choose_blend
+
+runner = CliRunner()
+TEXTS = ["أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة", "ارتفعت أسعار النفط في الأسواق العالمية",
+         "فاز المنتخب الوطني بالبطولة بعد مباراة مثيرة"]
+
+
+def _macro_f1(gold: np.ndarray):
+    from sklearn.metrics import f1_score
+
+    return lambda p: f1_score(gold, p.argmax(axis=1), average="macro")
+
+
+def test_blend_ends_are_the_parts_and_rows_are_distributions() -> None:
+    rng = np.random.default_rng(0)
+    encoder = rng.dirichlet(np.ones(3), size=20)
+    margins = rng.normal(size=(20, 3))
+    np.testing.assert_allclose(blend(encoder, margins, 1.0, 0.5, False), encoder, rtol=1e-6)
+    sparse = np.exp(margins / 0.5) / np.exp(margins / 0.5).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(blend(None, margins, 0.0, 0.5, False), sparse, rtol=1e-5)
+    mixed = blend(encoder, margins, 0.5, 0.25, False)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-5)
+    multi = blend(rng.uniform(size=(20, 3)), margins, 0.5, 1.0, True)
+    assert ((multi > 0) & (multi < 1)).all()
+    np.testing.assert_allclose(blend(None, margins, 0.0, 1.0, True), 1 / (1 + np.exp(-margins)), rtol=1e-5)
+
+
+def test_choose_blend_keeps_the_simpler_on_ties_and_blends_complementary_parts() -> None:
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 3, size=300)
+    perfect = np.eye(3)[gold] * 0.8 + 0.1
+    noise = rng.normal(size=(300, 3))
+    # The encoder is right: nothing beats it, so it is kept.
+    assert choose_blend(perfect, noise, gold, False, _macro_f1(gold))["choice"] == "encoder"
+    # The encoder is noise and the sparse model right: the sparse model alone.
+    chosen = choose_blend(rng.dirichlet(np.ones(3), size=300), 3 * np.eye(3)[gold], gold, False, _macro_f1(gold))
+    assert chosen["choice"] == "sparse" and chosen["dev_macro_f1"]["sparse"] == 1.0
+    # Each part right on a different half: only a blend gets both.
+    half = np.arange(300) < 150
+    encoder = np.where(half[:, None], perfect, 1 / 3)
+    margins = np.where(half[:, None], 0.0, 3 * np.eye(3)[gold])
+    chosen = choose_blend(encoder, margins, gold, False, _macro_f1(gold))
+    assert chosen["choice"] == "blend" and chosen["dev_macro_f1"]["hybrid"] == 1.0
+    assert chosen["dev_macro_f1"]["hybrid"] > max(chosen["dev_macro_f1"]["encoder"], chosen["dev_macro_f1"]["sparse"]) + TIE
+    # A gain below the tie margin keeps the encoder.
+    scores = iter([0.70] + [0.70 + TIE / 2] * 20)
+    assert choose_blend(perfect, noise, gold, False, lambda p: next(scores))["choice"] == "encoder"
+
+
+@pytest.fixture(scope="module")
+def clf(trained_model: Path):
+    from naba.infer.classifier import Classifier
+
+    return Classifier.load(trained_model)
+
+
+def test_trained_model_is_a_hybrid_every_door_applies(trained_model: Path, clf) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from naba.sparse import SparseModel
+
+    manifest = json.loads((trained_model / "naba.json").read_text(encoding="utf-8"))
+    for task in ("topic", "stance"):
+        record = manifest["tasks"][task]["hybrid"]
+        assert record["choice"] in ("encoder", "sparse", "blend") and record["path"] == "sparse"
+        files = sorted(p.name for p in (trained_model / task / "sparse").iterdir())
+        assert files == ["sparse.json", "vocabulary.json", "weights.safetensors"]
+        parts = manifest["tasks"][task]["metrics"]["parts"]
+        assert parts["hybrid"]["test"]["macro_f1"] == round(manifest["tasks"][task]["metrics"]["test"]["macro_f1"], 4)
+        # the HF directory still loads as it is: the encoder alone
+        AutoModelForSequenceClassification.from_pretrained(trained_model / task)
+    assert not list(trained_model.rglob("*.pkl")) and not list(trained_model.rglob("*.bin"))
+    # The Classifier's scores are the blend of its parts, as recorded.
+    spec = clf.tasks["topic"].spec
+    parts = clf.part_scores(TEXTS, "topic")
+    expected = blend(parts["encoder"], SparseModel.load(trained_model / "topic" / "sparse").margins(TEXTS),
+                     spec.hybrid["weight"], spec.hybrid["temperature"], spec.multi_label)
+    got = np.array([[r["topics"]["scores"][label] for label in spec.labels] for r in clf.predict(TEXTS, tasks=["topic"])])
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    np.testing.assert_allclose(parts["hybrid"], expected, atol=1e-6)
+
+
+def test_evaluate_shows_the_parts_side_by_side(trained_model: Path, small_data: dict[str, Path], tmp_path: Path) -> None:
+    from naba.evaluation.report import evaluate_model
+
+    metrics = evaluate_model(trained_model, small_data["topic_test"], tmp_path / "r", task="topic")
+    manifest = json.loads((trained_model / "naba.json").read_text(encoding="utf-8"))
+    recorded = manifest["tasks"]["topic"]["metrics"]["parts"]
+    for part in ("encoder", "sparse", "hybrid"):
+        assert metrics["parts"][part]["macro_f1"] == pytest.approx(recorded[part]["test"]["macro_f1"], abs=1e-4)
+    assert metrics["macro_f1"] == pytest.approx(metrics["parts"]["hybrid"]["macro_f1"])
+    report = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert "## Hybrid: what each part brings" in report and "| macro-F1 |" in report
+
+
+def _cli(*args):
+    from naba.cli import app
+
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def encoder_only(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, small_data: dict[str, Path]) -> Path:
+    """A single-label topic model trained with model.hybrid: false (today's encoder-only model)."""
+    from conftest import task_paths, write_config
+
+    from naba.config import load_config
+    from naba.train.trainer import train
+
+    d = tmp_path_factory.mktemp("plain")
+    cfg = load_config(write_config(d / "cfg.yaml", tiny_encoder, task_paths(small_data, "single"),
+                                   model={"base": str(tiny_encoder), "hybrid": False}))
+    return train(cfg, d / "model", show_progress_bar=False)
+
+
+def test_hybrid_false_is_the_encoder_alone(encoder_only: Path) -> None:
+    manifest = json.loads((encoder_only / "naba.json").read_text(encoding="utf-8"))
+    assert manifest["tasks"]["topic"]["hybrid"] is None and "parts" not in manifest["tasks"]["topic"]["metrics"]
+    assert not (encoder_only / "topic" / "sparse").exists()
+
+
+def test_naba_blend_adds_a_hybrid_to_an_existing_directory(encoder_only: Path, small_data: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    from naba.infer.classifier import Classifier
+
+    model = tmp_path / "model"
+    shutil.copytree(encoder_only, model)
+    before = json.loads((model / "naba.json").read_text(encoding="utf-8"))["tasks"]["topic"]
+    result = _cli("blend", model)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"wrote {model}"
+    assert re.match(r"topic: (encoder|sparse|blend).*; dev macro-F1 encoder \d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
+                    result.output.splitlines()[0])
+    after = json.loads((model / "naba.json").read_text(encoding="utf-8"))["tasks"]["topic"]
+    assert after["hybrid"]["path"] == "sparse" and (model / "topic" / "sparse" / "weights.safetensors").exists()
+    # the encoder is untouched: its part scores the same as the model before
+    assert after["metrics"]["parts"]["encoder"]["test"]["macro_f1"] == round(before["metrics"]["test"]["macro_f1"], 4)
+    assert (model / "topic" / "model.safetensors").read_bytes() == (encoder_only / "topic" / "model.safetensors").read_bytes()
+    assert "hybrid: naba decides with" in (model / "README.md").read_text(encoding="utf-8")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left
+    clf = Classifier.load(model)
+    assert clf.tasks["topic"].spec.hybrid == after["hybrid"]
+    # refit on other splits, named explicitly
+    again = _cli("blend", model, "--train", small_data["single_train"], "--dev", small_data["single_dev"])
+    assert again.exit_code == 0, again.output
+
+
+def test_naba_blend_errors(trained_model: Path, tmp_path: Path) -> None:
+    two = _cli("blend", trained_model, "--train", tmp_path / "x.jsonl")
+    assert two.exit_code == 2
+    assert "error: --train/--dev: the model has two tasks; name the one they are for with --task" in two.output
+    missing = _cli("blend", tmp_path / "nothing")
+    assert missing.exit_code == 2 and "model directory not found" in missing.output
