@@ -285,3 +285,15 @@ def test_console_script_help(root: Path) -> None:
     assert proc.returncode == 0
     for command in ("import", "validate", "split", "stats"):
         assert command in proc.stdout
+
+
+def test_version_names_naba_torch_and_transformers_without_importing_them() -> None:
+    from importlib.metadata import version
+
+    import naba
+
+    proc = subprocess.run([sys.executable, "-c", CHECK_IMPORTS, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first, heavy = proc.stdout.rstrip().splitlines()
+    assert first == f"naba {naba.__version__}, torch {version('torch')}, transformers {version('transformers')}"
+    assert heavy == "HEAVY="

@@ -164,3 +164,25 @@ def test_naba_blend_errors(trained_model: Path, tmp_path: Path) -> None:
     assert "error: --train/--dev: the model has two tasks; name the one they are for with --task" in two.output
     missing = _cli("blend", tmp_path / "nothing")
     assert missing.exit_code == 2 and "model directory not found" in missing.output
+
+
+def test_the_decision_rule_and_a_card_travel_with_each_task_directory(trained_model: Path) -> None:
+    import yaml
+    from transformers import AutoConfig
+
+    manifest = json.loads((trained_model / "naba.json").read_text(encoding="utf-8"))
+    for task in ("topic", "stance"):
+        spec = manifest["tasks"][task]
+        decision = AutoConfig.from_pretrained(trained_model / task).naba_decision
+        assert decision["thresholds"] == spec["thresholds"] and decision["multi_label"] == spec["multi_label"]
+        assert decision["prior_correction"]["alpha"] == spec["prior_correction"]
+        assert decision["hybrid"]["weight"] == spec["hybrid"]["weight"] and "formula" in decision["hybrid"]
+        card = (trained_model / task / "README.md").read_text(encoding="utf-8")
+        header = yaml.safe_load(card.split("---")[1])
+        assert header["language"] == ["ar"] and header["pipeline_tag"] == "text-classification"
+        assert header["base_model"] == manifest["base_model"] and task in header["tags"]
+        assert header["model-index"][0]["results"][0]["metrics"][0]["value"] == round(spec["metrics"]["test"]["macro_f1"], 4)
+        assert "## With plain transformers" in card
+    whole = yaml.safe_load((trained_model / "README.md").read_text(encoding="utf-8").split("---")[1])
+    assert whole["language"] == ["ar"] and len(whole["model-index"][0]["results"]) == 2
+    assert any(d.endswith("stance_train.jsonl") for d in whole["datasets"])

@@ -107,9 +107,29 @@ TargetColumn = Annotated[Optional[str], typer.Option(help="Column holding the st
 LabelSep = Annotated[Optional[str], typer.Option(help="Split string labels on this separator, e.g. '|'.", rich_help_panel="Columns")]
 
 
+def _version(value: bool) -> None:
+    """``naba --version``: naba's version and those of the libraries that make its numbers (read without importing them)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    import naba
+
+    parts = [f"naba {naba.__version__}"]
+    for name in ("torch", "transformers"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
+    typer.echo(", ".join(parts))
+    raise typer.Exit()
+
+
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False) -> None:
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings and errors only.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print naba's, torch's and transformers' versions and exit.")] = False) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet or not _is_main_process() else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
 

@@ -123,3 +123,32 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+DECISION_KEY = "naba_decision"
+
+
+def write_decision_rule(spec: TaskManifest, task_dir: Path) -> None:
+    """Copy the task's decision rule into its HF ``config.json`` under ``naba_decision``.
+
+    Plain ``transformers`` users then find in the directory itself why naba's
+    label can differ from ``pipeline()``'s: per-label thresholds on the sigmoid
+    scores (multi-label), the prior correction already folded into the bias,
+    and a hybrid blend with the sparse part in ``sparse/``. HF's config loader
+    keeps unknown keys as attributes (``model.config.naba_decision``).
+    """
+    path = task_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config[DECISION_KEY] = {
+        "multi_label": spec.multi_label,
+        "rule": ("labels whose sigmoid score reaches its threshold" + (" (the best label when none does)" if spec.at_least_one else "")
+                 if spec.multi_label else "the label with the highest softmax score"),
+        "thresholds": spec.thresholds,
+        "prior_correction": {"alpha": spec.prior_correction, "note": "already in the classifier bias of these weights"},
+        "hybrid": ({k: v for k, v in spec.hybrid.items() if k != "part_thresholds"} | {
+            "formula": "multi-label: sigmoid(w * logit(p_encoder) + (1 - w) * margins / T); single-label: "
+                       "softmax(w * log p_encoder + (1 - w) * log_softmax(margins / T)); margins from the sparse model "
+                       "in the hybrid's path; w = weight, T = temperature"} if spec.hybrid else None),
+        "see": "naba.json in the parent directory, and README.md here",
+    }
+    path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -10,9 +10,67 @@ def _row(name: str, split: str, metrics: dict) -> str:
             f"{metrics['accuracy']:.4f} |")
 
 
+def metadata_header(manifest: Manifest, tasks: list[str]) -> list[str]:
+    """The Hugging Face model-card metadata block (YAML front matter) for ``tasks`` of the model."""
+    import json
+
+    config_tasks = manifest.training_config.get("tasks", {}) if isinstance(manifest.training_config, dict) else {}
+    datasets = sorted({str(config_tasks[t][split]) for t in tasks if isinstance(config_tasks.get(t), dict)
+                       for split in ("train", "dev", "test") if config_tasks[t].get(split)})
+    results = []
+    for name in tasks:
+        test = manifest.tasks[name].metrics.get("test")
+        if isinstance(test, dict):
+            results.append({"task": {"type": "text-classification", "name": f"{name} classification"},
+                            "dataset": {"name": f"{name} test split", "type": "local"},
+                            "metrics": [{"type": "f1", "name": "macro-F1", "value": round(test["macro_f1"], 4)},
+                                        {"type": "accuracy", "name": "accuracy", "value": round(test["accuracy"], 4)}]})
+    lines = ["---", "language:", "- ar", "license: other",
+             "license_name: the licences of the base model and of the training data",
+             f"base_model: {json.dumps(manifest.base_model)}", "pipeline_tag: text-classification", "library_name: transformers",
+             "tags:", "- naba", "- arabic", "- news", *[f"- {t}" for t in tasks]]
+    if datasets:
+        lines += ["datasets:", *[f"- {json.dumps(d, ensure_ascii=False)}" for d in datasets]]
+    lines += ["metrics:", "- f1", "- accuracy"]
+    if results:
+        lines += ["model-index:", "- name: naba " + "-".join(tasks), f"  results: {json.dumps(results, ensure_ascii=False)}"]
+    return lines + ["---", ""]
+
+
+def task_card(manifest: Manifest, name: str) -> str:
+    """The card in one task's HF directory: what it is alone, and how to reproduce naba's decision with transformers."""
+    task = manifest.tasks[name]
+    lines = metadata_header(manifest, [name]) + [
+        f"# naba {name} model (the encoder part)", "",
+        f"Fine-tuned from `{manifest.base_model}` by naba {manifest.naba_version}; labels: {', '.join(task.labels)}. "
+        "The whole model, with its manifest, is the parent directory (`naba.json`, `README.md`).", "",
+        "## With plain transformers", "",
+        "```python",
+        "from transformers import pipeline",
+        f'clf = pipeline("text-classification", model="{name}", top_k=None)',
+        "```", "",
+        "gives the encoder's scores. naba's decision, copied into `config.json` under `naba_decision`, differs where:",
+    ]
+    if task.multi_label:
+        lines.append("- labels are multi-label: every label whose sigmoid score reaches its threshold "
+                     f"({', '.join(f'{k} {v:.3f}' for k, v in task.thresholds.items())})"
+                     + ("; the best label when none does" if task.at_least_one else ""))
+    if task.prior_correction:
+        lines.append(f"- the prior correction (alpha {task.prior_correction:g}) is already in these weights' bias: nothing to do")
+    if task.hybrid and task.hybrid["choice"] != "encoder":
+        h = task.hybrid
+        lines.append(f"- naba blends the encoder with the sparse n-gram model in `{h['path']}/` (encoder weight {h['weight']:g}, "
+                     f"temperature {h['temperature']:g}; formula in `config.json`): use naba (`naba predict`, `Classifier`) "
+                     "for its labels")
+    if name == "stance":
+        lines.append("- inputs are (target, text) pairs: the target first, as the tokenizer's first segment")
+    lines += ["", f"Normalise text as naba does first (settings in `naba.json`): {manifest.normalization.model_dump()}.", ""]
+    return "\n".join(lines)
+
+
 def model_card(manifest: Manifest) -> str:
     """Markdown: what the model does, how it was trained, its metrics and its limits."""
-    lines = [
+    lines = metadata_header(manifest, list(manifest.tasks)) + [
         "# naba model",
         "",
         f"Arabic news classification fine-tuned from `{manifest.base_model}` with naba {manifest.naba_version} "

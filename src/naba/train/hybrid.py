@@ -143,8 +143,8 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
     from naba.data.writers import atomic_dir
     from naba.errors import InputError
     from naba.infer.classifier import Classifier
-    from naba.manifest import TaskManifest, read_manifest, write_manifest
-    from naba.train.card import model_card
+    from naba.manifest import TaskManifest, read_manifest, write_decision_rule, write_manifest
+    from naba.train.card import model_card, task_card
     from naba.train.data import add_unrelated_pairs, load_task_data
 
     model_dir = Path(model_dir)
@@ -196,5 +196,8 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
             manifest.tasks[name] = TaskManifest.model_validate(
                 {**spec.model_dump(), "hybrid": hybrid.record, "thresholds": thresholds, "metrics": {**kept, **metrics}})
         write_manifest(manifest, tmp)
+        for name, spec in manifest.tasks.items():
+            write_decision_rule(spec, tmp / spec.path)
+            (tmp / spec.path / "README.md").write_text(task_card(manifest, name), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
     return {name: {"hybrid": h.record, "metrics": m} for name, (h, _, m) in fitted.items()}

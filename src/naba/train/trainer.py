@@ -48,6 +48,7 @@ from naba.manifest import (
     Manifest,
     TaskManifest,
     library_versions,
+    write_decision_rule,
     write_manifest,
 )
 from naba.train.checkpoints import (
@@ -481,7 +482,7 @@ def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path
     """Build the final directory next to ``out`` and rename it into place."""
     from naba import __version__
     from naba.data.writers import atomic_dir
-    from naba.train.card import model_card
+    from naba.train.card import model_card, task_card
 
     data = {task: entry.pop("data") for task, entry in entries.items()}
     manifest = Manifest(format_version=FORMAT_VERSION, naba_version=__version__, base_model=config.model.base,
@@ -493,6 +494,9 @@ def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path
         for task in entries:
             shutil.copytree(work / task / "final", tmp / task)
         write_manifest(manifest, tmp)
+        for name, spec in manifest.tasks.items():
+            write_decision_rule(spec, tmp / spec.path)
+            (tmp / spec.path / "README.md").write_text(task_card(manifest, name), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
         shutil.copy(work / "config.yaml", tmp / "config.yaml")
         with open(tmp / "metrics.jsonl", "w", encoding="utf-8") as metrics, open(tmp / "train.log", "w", encoding="utf-8") as logf:
