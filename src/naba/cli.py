@@ -482,11 +482,16 @@ def evaluate_command(
     unrelated: Annotated[Optional[Path], typer.Option(help="Stance: articles about none of the data's targets (a text "
                                                            "column), each paired with one of them, for the relevance "
                                                            "section (default: pairs generated from the data itself).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads (default: one per core).")] = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
     """Score a model on labelled data: metrics.json, report.md and a self-contained report.html."""
     with _user_errors():
         _quiet_libraries()
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         from naba.evaluation.report import evaluate_model
 
         metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
