@@ -518,8 +518,8 @@ def test_predict_unusable_input(inputs: tuple[str, ...], message: str, trained_m
     result = naba("predict", trained_model, *paths, "-o", tmp_path / "out.jsonl", "--no-progress")
     assert result.exit_code == 2, result.output
     assert the_error(result) == message.format(*paths)
-    # No output under its final name: what was done is kept for --resume in the partial files.
-    assert not (tmp_path / "out.jsonl").exists()
+    # Nothing written: it failed before a row was done, so no partial files are left either.
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_predict_with_a_column_mapping(trained_model: Path, tmp_path: Path) -> None:

@@ -303,3 +303,35 @@ def test_evaluate_int8_states_the_task_precision(trained_model: Path, small_data
     int8 = evaluate_model(fallback, small_data["stance_test"], tmp_path / "b", task="stance", precision="int8")
     assert int8["precision"] == "int8" and int8["task_precision"] == "fp32"
     assert int8["macro_f1"] == fp32["macro_f1"]
+
+
+# ----------------------------------------------------------------------------- no silent loss, nothing left on exit 2
+
+
+def test_train_never_discards_an_interrupted_run_silently(tiny_encoder: Path, small_data: dict[str, Path], tmp_path: Path) -> None:
+    from conftest import task_paths, write_config
+
+    from naba.config import load_config
+    from naba.train.trainer import train
+
+    cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, task_paths(small_data, "single")))
+    work = tmp_path / "model.partial"
+    (work / "topic" / "checkpoint").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=re.escape(f"{work}: holds the checkpoints of an interrupted run; pass "
+                                                        "--resume to continue it, or --overwrite to discard it and start again")):
+        train(cfg, tmp_path / "model", show_progress_bar=False)
+    assert (work / "topic" / "checkpoint").is_dir()
+
+
+def test_train_with_a_base_that_cannot_be_loaded_leaves_nothing(tiny_encoder: Path, small_data: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    from conftest import task_paths, write_config
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_encoder, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    config = write_config(tmp_path / "cfg.yaml", broken, task_paths(small_data, "single"))
+    result = _cli("train", config, "-o", tmp_path / "model", "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith(f"error: {broken}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "cfg.yaml"]

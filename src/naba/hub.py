@@ -48,7 +48,9 @@ def load_kwargs(source: str, allow_pickle: bool) -> dict[str, Any]:
 def unreachable(source: str, exc: Exception) -> ModelDirError:
     """The error for a base model that is neither a local directory nor downloadable."""
     if Path(source).exists():
-        return ModelDirError(f"{source}: cannot load the model ({exc})")
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        return ModelDirError(f"{source}: cannot load the model ({type(exc).__name__}: {reason}); the directory is damaged "
+                             "or not a Hugging Face model: rebuild or restore it")
     return ModelDirError(
         f"{source}: not a local directory and could not be fetched from the model hub ({type(exc).__name__}). "
         "Offline, pass a local encoder directory: `naba encoder import-e5 -o DIR` (pretrained e5-small) "

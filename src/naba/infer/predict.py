@@ -298,10 +298,18 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     else:
         progress_path.unlink(missing_ok=True)  # a stale record must not describe this run's fresh files
     if not state.get("done"):
-        _run(classifier, inputs, partials, progress_path, state, output, targets=targets, tasks=selected,
-             all_targets=all_targets, batch_size=batch_size,
-             chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard, prefetch=prefetch,
-             bar=tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar, dynamic_ncols=True))
+        fresh = state["rows"] == 0
+        try:
+            _run(classifier, inputs, partials, progress_path, state, output, targets=targets, tasks=selected,
+                 all_targets=all_targets, batch_size=batch_size,
+                 chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard, prefetch=prefetch,
+                 bar=tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar,
+                          dynamic_ncols=True))
+        except BaseException:
+            if fresh and state["rows"] == 0:  # failed before a row was done: leave nothing behind
+                for path in (*partials.values(), progress_path):
+                    path.unlink(missing_ok=True)
+            raise
     _publish(state, progress_path, partials, finals)
     if tasks is not None and "stance" in selected and state.get("no_target"):
         logger.warning("warning: stance: %d articles had no target and got no stance; pass --target T, --all-targets, "

@@ -42,6 +42,7 @@ from naba.evaluation.metrics import (
     classification_metrics,
     decide,
 )
+from naba.errors import ModelDirError
 from naba.hub import load_kwargs, unreachable
 from naba.manifest import (
     FORMAT_VERSION,
@@ -201,7 +202,7 @@ def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
         model = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(task_data.labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             problem_type="multi_label_classification" if task_data.multi_label else "single_label_classification", **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - transformers, tokenizers and safetensors raise many unrelated types
         raise unreachable(base, exc) from None
     if not getattr(tokenizer, "is_fast", False):
         raise TrainingError(f"{base}: needs a fast (Rust) tokenizer for windowing; found {type(tokenizer).__name__}")
@@ -462,16 +463,27 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
     load_kwargs(config.model.base, config.model.allow_pickle)
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
+    if work.exists() and not resume and not overwrite:
+        raise FileExistsError(f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
+                              "or --overwrite to discard it and start again")
     accelerator = Accelerator(mixed_precision=config.train.mixed_precision, cpu=not torch.cuda.is_available())
     set_seed(config.seed)
+    created = not work.exists()
     if accelerator.is_main_process:
         if work.exists() and not resume:
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
         save_config(config, work / "config.yaml")
     accelerator.wait_for_everyone()
-    entries = {task: train_task(config, task, work, accelerator, resume, show_progress_bar, task_data)
-               for task, task_data in prepared.items()}
+    try:
+        entries = {task: train_task(config, task, work, accelerator, resume, show_progress_bar, task_data)
+                   for task, task_data in prepared.items()}
+    except (ModelDirError, OSError, ValueError):
+        # A base model that cannot be loaded fails before any step: a work directory this call
+        # created, with no checkpoint in it, is removed (nothing written on exit 2).
+        if accelerator.is_main_process and created and not any(work.glob("*/checkpoint")) and not any(work.glob("*/best")):
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     if accelerator.is_main_process:
         _assemble(config, entries, work, out)
     accelerator.wait_for_everyone()
