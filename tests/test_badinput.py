@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, write_config
 from naba.cli import app
+from naba.text import is_blank
 
 BAD = ROOT / "tests" / "badinput"
 
@@ -579,18 +580,28 @@ def clf(trained_model: Path):
     return Classifier.load(trained_model)
 
 
+BLANK = ("empty", "whitespace", "bidi-only")  # nothing to classify: refused by every door alike
+
+
 def test_classifier_classifies_odd_texts(clf, big: Path) -> None:
-    # The API classifies whatever text it is given (the CLI and the service decide what to refuse).
     article = json.loads(big.read_text(encoding="utf-8").splitlines()[0])["text"]
-    texts = [*ODD_TEXTS.values(), article]
-    results = clf.predict(texts)
+    texts = [text for name, text in ODD_TEXTS.items() if name not in BLANK] + [article]
+    results = clf.predict(texts, all_targets=True)
     assert len(results) == len(texts)
     for result in results:
         assert result["topics"]["labels"]  # at_least_one
         assert set(result["topics"]["scores"]) == set(clf.labels["topic"])
         assert [s["target"] for s in result["stance"]] == clf.tasks["stance"].spec.default_targets
     # one result per text, whatever its neighbours: the odd ones do not disturb a batch
-    assert results[3]["topics"]["labels"] == clf.predict([ODD_TEXTS["latin"]])[0]["topics"]["labels"]
+    assert results[1]["topics"]["labels"] == clf.predict([ODD_TEXTS["latin"]])[0]["topics"]["labels"]
+
+
+@pytest.mark.parametrize("name", BLANK)
+def test_classifier_refuses_blank_texts_as_predict_does(clf, name: str) -> None:
+    from naba.errors import NabaError
+
+    with pytest.raises(NabaError, match=re.escape("article 1: text: expected a non-empty string, found ")):
+        clf.predict(["نص سليم", ODD_TEXTS[name]])
 
 
 @pytest.mark.parametrize(("article", "message"), [
@@ -649,9 +660,12 @@ def test_service_answers_every_corpus_row(client) -> None:
     for where, row in rows:
         response = client.post("/v1/classify", json={"articles": [row]})
         text = row.get("text")
-        if isinstance(text, str):
-            assert response.status_code == 200, (where, response.text)  # even "" and invisible-only texts: the API's contract
+        if isinstance(text, str) and text.strip() and not is_blank(text):
+            assert response.status_code == 200, (where, response.text)
             assert response.json()["results"][0]["topics"]["labels"]
+        elif isinstance(text, str):  # empty, whitespace or invisible only: rejected as predict rejects it
+            assert response.status_code == 422, (where, response.text)
+            assert response.json()["detail"][0]["msg"].startswith("article 0: text: expected a non-empty string")
         else:
             assert response.status_code == 422, (where, response.text)
             assert response.json()["detail"][0]["loc"][:3] == ["body", "articles", 0]

@@ -92,10 +92,20 @@ def test_an_article_with_several_targets_is_normalised_once(clf, monkeypatch) ->
                 assert result["stance"][j]["scores"][label] == pytest.approx(p, abs=1e-4)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ"])
+@pytest.mark.parametrize("text", ["hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ"])
 def test_odd_texts_still_get_results(clf, text: str) -> None:
     result = clf.predict([text])[0]
     assert result["topics"]["labels"]  # at_least_one
+
+
+@pytest.mark.parametrize(("text", "found"), [("", "an empty string"), ("  \n", "only whitespace"),
+                                             ("\u200f\u200b", "only invisible characters (bidi or zero-width controls)")])
+def test_blank_texts_are_rejected_naming_the_article(clf, text: str, found: str) -> None:
+    from naba.errors import NabaError
+
+    with pytest.raises(NabaError, match=re.escape(f"article 1: text: expected a non-empty string, found {found}")):
+        clf.predict(["نص", {"text": text}])
+    assert issubclass(NabaError, ValueError)
 
 
 def test_bad_article_type_is_a_clear_error(clf) -> None:

@@ -108,11 +108,21 @@ def test_threshold_overrides_topic_thresholds(client, clf) -> None:
     assert len(high["topics"]["labels"]) == 1  # none passes 1.0; at_least_one keeps the best
 
 
-@pytest.mark.parametrize("text", ["", "   ", "hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ", "نَصٌّ مُشَكَّلٌ"])
+@pytest.mark.parametrize("text", ["hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ", "نَصٌّ مُشَكَّلٌ"])
 def test_odd_texts_are_classified(client, text: str) -> None:
     response = client.post("/v1/classify", json={"articles": [text]})
     assert response.status_code == 200
     assert response.json()["results"][0]["topics"]["labels"]
+
+
+@pytest.mark.parametrize(("text", "found"), [("", "an empty string"), ("   ", "only whitespace"),
+                                             ("\u200b", "only invisible characters (bidi or zero-width controls)")])
+def test_blank_texts_are_422_naming_the_article(client, text: str, found: str) -> None:
+    response = client.post("/v1/classify", json={"articles": ["نص", {"id": "b", "text": text}]})
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"][:2] == ["body", "articles"] and detail["type"] == "empty_text"
+    assert detail["msg"] == f"article 1: text: expected a non-empty string, found {found}"
 
 
 # ----------------------------------------------------------------------------- limits and bad input

@@ -491,9 +491,17 @@ def _rounded(labels: list[str], row: np.ndarray) -> dict[str, float]:
 
 
 def _as_record(article: Article, index: int) -> dict[str, Any]:
+    """A record with a text worth classifying; an empty, whitespace-only or invisible-only text is rejected
+    (as ``naba predict`` turns it into an error record and the service into a 422)."""
+    from naba.data.records import FieldError, required_text
+
     if isinstance(article, str):
-        return {"text": article}
-    if isinstance(article, dict) and isinstance(article.get("text"), str):
-        return article
-    raise NabaError(f"article {index}: expected a string or a record with a 'text' string, found {type(article).__name__}")
+        article = {"text": article}
+    elif not (isinstance(article, dict) and isinstance(article.get("text"), str)):
+        raise NabaError(f"article {index}: expected a string or a record with a 'text' string, found {type(article).__name__}")
+    try:
+        required_text(article, "text")
+    except FieldError as exc:
+        raise NabaError(f"article {index}: text: {exc.message}") from None
+    return article
 

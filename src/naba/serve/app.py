@@ -345,6 +345,17 @@ ArticleItem = Annotated[
 ]
 
 
+def blank_text(text: str) -> Optional[str]:
+    """Why a text cannot be classified (empty, whitespace or invisible only), in the words of ``naba predict``; None if it can."""
+    from naba.data.records import FieldError, required_text
+
+    try:
+        required_text({"text": text}, "text")
+    except FieldError as exc:
+        return exc.message
+    return None
+
+
 def _request_model(settings: ServeSettings) -> type[BaseModel]:
     """The request body model with this app's limits baked in (messages name the limit)."""
     max_articles, max_chars, max_targets = settings.max_batch_size, settings.max_text_chars, settings.max_targets
@@ -389,6 +400,9 @@ def _request_model(settings: ServeSettings) -> type[BaseModel]:
                 fields = {"text": article} if isinstance(article, str) else {
                     "id": article.id if isinstance(article.id, str) else None,
                     "title": article.title, "text": article.text, "target": article.target}
+                blank = blank_text(fields["text"])
+                if blank:
+                    raise PydanticCustomError("empty_text", "article {index}: text: {reason}", {"index": i, "reason": blank})
                 for name, text in fields.items():
                     if text is None:
                         continue
