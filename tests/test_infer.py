@@ -220,7 +220,15 @@ def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
     predict_files(clf, [ROOT / "seeds"], tmp_path / "out.parquet")
     table = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [r["id"] for r in table] == ["000_e3a6e80ea9709108-0", "000_e3a6e80ea9709108-1"]
-    assert json.loads(table[0]["topic_scores"]).keys() == set(clf.labels["topic"])
+    assert table[0]["topic_scores"].keys() == set(clf.labels["topic"])  # a typed struct, not a JSON string
+    assert isinstance(table[0]["topics"], list) and table[0]["stance"] is None  # no target: no stance
+    predict_files(clf, [ROOT / "seeds"], tmp_path / "s.parquet", targets=["النفط"])
+    typed = pq.read_table(tmp_path / "s.parquet")
+    assert str(typed.schema.field("stance").type) == (
+        "list<element: struct<target: string, label: string, scores: struct<against: double, favor: double, none: double>>>")
+    jsonl = tmp_path / "s.jsonl"
+    predict_files(clf, [ROOT / "seeds"], jsonl, targets=["النفط"])
+    assert typed.to_pylist() == [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
 
 
 def test_predict_refuses_to_clobber_and_unknown_types(clf, tmp_path: Path) -> None:

@@ -121,6 +121,21 @@ def _flat(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def parquet_schema(tasks: list[str], labels: dict[str, list[str]]) -> Any:
+    """Typed Parquet columns: ``topics`` a list of strings, ``topic_scores`` a struct of one float per label,
+    ``stance`` a list of structs ``{target, label, scores: struct of floats}`` (null for an article with no target)."""
+    import pyarrow as pa
+
+    columns = [("id", pa.string())]
+    if "topic" in tasks:
+        columns += [("topics", pa.list_(pa.string())),
+                    ("topic_scores", pa.struct([(label, pa.float64()) for label in labels["topic"]]))]
+    if "stance" in tasks:
+        scores = pa.struct([(label, pa.float64()) for label in labels["stance"]])
+        columns.append(("stance", pa.list_(pa.struct([("target", pa.string()), ("label", pa.string()), ("scores", scores)]))))
+    return pa.schema(columns)
+
+
 def output_fields(tasks: list[str]) -> list[str]:
     """The columns of a CSV or Parquet output: ``stance`` whenever the stance task runs (empty for an article with no target)."""
     return ["id", *(["topics", "topic_scores"] if "topic" in tasks else []), *(["stance"] if "stance" in tasks else [])]
@@ -129,9 +144,11 @@ def output_fields(tasks: list[str]) -> list[str]:
 class _Writer:
     """JSONL or CSV rows appended to an open file; Parquet through pyarrow (not resumable)."""
 
-    def __init__(self, path: Path, append: bool, kind_of: Path | None = None, fields: list[str] | None = None) -> None:
+    def __init__(self, path: Path, append: bool, kind_of: Path | None = None, fields: list[str] | None = None,
+                 schema: Any = None) -> None:
         self.path = path
         self.fields = fields  # CSV and Parquet columns (default: the first row's keys)
+        self.schema = schema  # Parquet: typed columns (parquet_schema)
         name = (kind_of or path).name  # a partial file takes its format from the output's name
         self.kind = "jsonl" if name.endswith(".jsonl") else "csv" if name.endswith(".csv") else "parquet"
         self.parquet: Any = None
@@ -162,10 +179,8 @@ class _Writer:
             import pyarrow.parquet as pq
 
             fields = self.fields or list(rows[0])
-            types = {"id": pa.string(), "topics": pa.list_(pa.string()), "topic_scores": pa.string(), "stance": pa.string()}
-            schema = pa.schema([(f, types.get(f, pa.string())) for f in fields])
-            table = pa.Table.from_pylist([{k: json.dumps(r[k], ensure_ascii=False) if k in r and (isinstance(r[k], dict) or k == "stance")
-                                           else r.get(k) for k in fields} for r in rows], schema=schema)
+            schema = self.schema or pa.schema([(f, pa.string()) for f in fields])
+            table = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
             if self.parquet is None:
                 self.parquet = pq.ParquetWriter(str(self.path), table.schema)
             self.parquet.write_table(table)
@@ -323,7 +338,8 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
          columns: ColumnsConfig | None, fmt: str, shard: tuple[int, int] | None, bar: Any, prefetch: bool = False) -> None:
     """Classify the rows not yet done into the partial files, recording progress after every chunk."""
     append = state["rows"] > 0
-    writer = _Writer(partials["output"], append, kind_of=output, fields=None if shard else output_fields(tasks))
+    writer = _Writer(partials["output"], append, kind_of=output, fields=None if shard else output_fields(tasks),
+                     schema=None if shard or not output.name.endswith(".parquet") else parquet_schema(tasks, classifier.labels))
     errors = open(partials["errors"], "ab" if append else "wb")
     try:
         def chunks() -> Iterator[list[tuple[int, dict[str, Any] | Rejected]]]:
@@ -477,8 +493,9 @@ def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int
     summary.errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
     error_parts = [p.with_name(p.name[: -len(".jsonl")] + ".errors.jsonl") for p in parts]
     # The temporary name keeps the extension: the writer picks the format from it.
-    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False,
-                     fields=output_fields(classifier.selected_tasks(kwargs.get("tasks"))))
+    merged_tasks = classifier.selected_tasks(kwargs.get("tasks"))
+    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False, fields=output_fields(merged_tasks),
+                     schema=parquet_schema(merged_tasks, classifier.labels) if output.name.endswith(".parquet") else None)
     try:
         batch: list[dict[str, Any]] = []
         for row in heapq.merge(*(_shard_rows(p) for p in parts), key=lambda r: r["_index"]):
