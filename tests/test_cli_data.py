@@ -297,3 +297,17 @@ def test_version_names_naba_torch_and_transformers_without_importing_them() -> N
     first, heavy = proc.stdout.rstrip().splitlines()
     assert first == f"naba {naba.__version__}, torch {version('torch')}, transformers {version('transformers')}"
     assert heavy == "HEAVY="
+
+
+def test_import_reads_each_source_by_its_name(tmp_path: Path, root: Path) -> None:
+    csv_path = tmp_path / "x.csv"
+    csv_path.write_text("id,text,topics\n1,ارتفعت أسعار النفط,economy\n2,فاز المنتخب,sports\n", encoding="utf-8")
+    jsonl_path = write_jsonl(tmp_path / "y.jsonl", topic_rows(2))
+    result = invoke("data", "import", csv_path, jsonl_path, root / "seeds", "-o", tmp_path / "out.jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows[:4]] == ["1", "2", *[r["id"] for r in topic_rows(2)]]
+    assert len(rows) == 4 + 2  # and the two articles of the seed page
+    assert not (tmp_path / "out.errors.jsonl").exists()
+    unknown = invoke("data", "import", tmp_path / "z.xlsx", "-o", tmp_path / "z.jsonl")
+    assert unknown.exit_code == 2 and "unknown file type" in unknown.output

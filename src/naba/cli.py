@@ -38,6 +38,7 @@ class TaskName(str, Enum):
 
 
 class ImportFormatName(str, Enum):
+    auto = "auto"
     page = "page"
     trec = "trec"
     jsonl = "jsonl"
@@ -141,7 +142,9 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Page files or folders, TREC folders or .tar.gz, or tabular files.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Canonical JSONL to write.")],
-    fmt: Annotated[ImportFormatName, typer.Option("--format", "-f", help="Input format.")] = ImportFormatName.jsonl,
+    fmt: Annotated[ImportFormatName, typer.Option("--format", "-f", help="Input format (auto: from each source's name: "
+                                                                        ".jsonl/.csv/.tsv/.parquet, .tar.gz TREC, a folder "
+                                                                        "or .txt of raw pages).")] = ImportFormatName.auto,
     task: Annotated[TaskName, typer.Option(help="Record schema to produce.")] = TaskName.topic,
     taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy YAML: assign topics from tags/title.")] = None,
     id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,

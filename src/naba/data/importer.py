@@ -22,7 +22,7 @@ from naba.data.trec import import_trec
 from naba.data.writers import atomic_file, dumps
 from naba.errors import InputError, Problem
 
-ImportFormat = Literal["page", "trec", "jsonl", "csv", "parquet", "hf"]
+ImportFormat = Literal["auto", "page", "trec", "jsonl", "csv", "parquet", "hf"]
 
 
 @dataclass
@@ -40,7 +40,11 @@ class ImportSummary:
 
 def iter_import(sources: list[Path], fmt: ImportFormat, task: Task = "topic",
                 columns: ColumnsConfig | None = None) -> Iterator[dict[str, Any] | Problem]:
-    """Records (or Problems) from every source, in order."""
+    """Records (or Problems) from every source, in order (``auto``: each source's format from its name, see :func:`source_format`)."""
+    if fmt == "auto":
+        for source in sources:
+            yield from iter_import([source], source_format(source), task, columns)
+        return
     if fmt == "page":
         yield from import_pages(sources)
     elif fmt == "trec":
@@ -51,6 +55,29 @@ def iter_import(sources: list[Path], fmt: ImportFormat, task: Task = "topic",
                 raise InputError(f"{source}: is a directory; --format {fmt} expects files")
             for _, item in iter_records(source, task, columns, fmt, require_label=False):
                 yield item
+
+
+def source_format(source: Path) -> ImportFormat:
+    """What ``--format auto`` reads a source as: ``.tar.gz``/``.tgz`` TREC archives; a ``datasets`` directory;
+    a folder or ``.txt`` file of raw article pages; a folder without page files TREC XML; otherwise the
+    tabular format the extension names (``.jsonl[.gz]``, ``.csv``, ``.tsv``, ``.parquet``).
+
+    Raises:
+        InputError: a file whose extension names no format naba imports.
+    """
+    from naba.data.readers import detect_format
+
+    name = source.name.lower()
+    if name.endswith((".tar.gz", ".tgz")):
+        return "trec"
+    if source.is_dir():
+        if any((source / marker).exists() for marker in ("dataset_info.json", "dataset_dict.json", "state.json")):
+            return "hf"
+        return "page" if any(source.rglob("*.txt")) else "trec"
+    if name.endswith(".txt"):
+        return "page"
+    found = detect_format(source)
+    return "jsonl" if found == "txt" else found  # type: ignore[return-value]
 
 
 def side_path(output: Path, kind: str) -> Path:
