@@ -216,3 +216,46 @@ def test_is_blank(text: str, blank: bool) -> None:
     from naba.text import is_blank
 
     assert is_blank(text) is blank
+
+
+# ----------------------------------------------------------------------------- markup
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("<p>ارتفعت أسعار &quot;النفط&quot;</p><br/>اليوم", 'ارتفعت أسعار "النفط" اليوم'),
+    ('<div class="x">نص</div>', "نص"),
+    ("<script>var x = '<p>';</script><style>p {}</style>خبر", "خبر"),
+    ("<!-- تعليق -->نص", "نص"),
+    ("&lt;b&gt;نص&lt;/b&gt;", "نص"),  # escaped markup is markup once decoded
+    ("&#1606;&#x635;", "نص"),
+    ("AT&T و x<5 و a < b > c", "AT&T و x<5 و a < b > c"),  # not markup: left as it is
+])
+def test_markup_is_stripped_and_entities_decoded(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+    assert (normalize(raw, NormalizationConfig(strip_markup=False)) == expected) == (raw == expected)  # the setting is the cause
+
+
+_MARKUP_BITS = ["<p>", "</p>", "<br/>", "<b>", "&lt;", "&gt;", "&amp;", "&quot;", "&#x200b;", "&#1575;", "<!--", "-->",
+                "<script>", "</script>", "<", ">", "&", ";", "#", "b", "p", " ", "نص", "\u200b", "\u064e", "ـ"]
+
+
+@PROPS
+@given(st.lists(st.sampled_from(_MARKUP_BITS), max_size=25).map("".join), st.sampled_from(range(len(CONFIGS))))
+def test_normalize_with_markup_is_idempotent(text: str, which: int) -> None:
+    once = normalize(text, CONFIGS[which])
+    assert normalize(once, CONFIGS[which]) == once
+
+
+def test_a_model_trained_before_markup_stripping_keeps_its_normalisation(trained_model, tmp_path) -> None:
+    import json
+    import shutil
+
+    from naba.manifest import read_manifest
+
+    old = tmp_path / "old"
+    shutil.copytree(trained_model, old)
+    manifest = json.loads((old / "naba.json").read_text(encoding="utf-8"))
+    assert manifest["normalization"]["strip_markup"] is True  # new models record it
+    del manifest["normalization"]["strip_markup"]
+    (old / "naba.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert read_manifest(old).normalization.strip_markup is False

@@ -29,6 +29,7 @@ class _Section(BaseModel):
 class NormalizationConfig(_Section):
     """Arabic text normalisation (see :mod:`naba.text`). Saved with every model."""
 
+    strip_markup: bool = True  # HTML tags, comments, script/style blocks out; entities (&quot; &#1575;) decoded
     unicode: bool = True
     remove_diacritics: bool = True
     remove_tatweel: bool = True

@@ -95,6 +95,9 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     version = raw.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise ModelDirError(f"{path}: format_version {version} is newer than this naba reads ({FORMAT_VERSION}); upgrade naba")
+    if isinstance(raw.get("normalization"), dict):
+        # Models trained before markup stripping existed never saw it: keep their normalisation as trained.
+        raw["normalization"].setdefault("strip_markup", False)
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:

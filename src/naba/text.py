@@ -9,6 +9,7 @@ Every step is idempotent, so ``normalize(normalize(t)) == normalize(t)``.
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from functools import lru_cache
@@ -31,6 +32,10 @@ _PRESENTATION = re.compile("[\ufb50-\ufdff\ufe70-\ufeff]+")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@\w+")
 _SPACES = re.compile(r"\s+")
+# Markup in scraped articles: script/style blocks (with their content), comments, and tags (a name right
+# after "<", so "a < b" and "x<5" are text). Replaced by a space: <p> and <br> separate words.
+_MARKUP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)|</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>",
+                     re.IGNORECASE | re.DOTALL)
 
 _ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا"})
 _ALEF_MAKSURA = str.maketrans({"ى": "ي"})
@@ -62,6 +67,31 @@ def normalize(text: str, config: NormalizationConfig | None = None) -> str:
         'العربية'
     """
     cfg = config if config is not None else _default_config()
+    out = _normalize_once(text, cfg)
+    if cfg.strip_markup:
+        # Decoding an entity can reveal markup ("&lt;b&gt;") or a mark a step before it removes ("&#x200b;"),
+        # and removing a mark can complete a tag ("<\u200bb>"): pass again until nothing changes, so that the
+        # whole function stays idempotent. Texts without "<" or "&" take one pass.
+        for _ in range(8):
+            if "<" not in out and "&" not in out:
+                break
+            again = _normalize_once(out, cfg)
+            if again == out:
+                break
+            out = again
+    return out
+
+
+def strip_markup(text: str) -> str:
+    """HTML tags, comments and script/style blocks replaced by a space; entities decoded (one pass)."""
+    if "<" in text:
+        text = _MARKUP.sub(" ", text)
+    return html.unescape(text) if "&" in text else text
+
+
+def _normalize_once(text: str, cfg: NormalizationConfig) -> str:
+    if cfg.strip_markup:
+        text = strip_markup(text)
     if cfg.unicode:
         text = unicodedata.normalize("NFC", _PRESENTATION.sub(_presentation_to_base, text))
     if cfg.remove_controls:
