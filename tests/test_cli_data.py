@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -311,3 +312,21 @@ def test_import_reads_each_source_by_its_name(tmp_path: Path, root: Path) -> Non
     assert not (tmp_path / "out.errors.jsonl").exists()
     unknown = invoke("data", "import", tmp_path / "z.xlsx", "-o", tmp_path / "z.jsonl")
     assert unknown.exit_code == 2 and "unknown file type" in unknown.output
+
+
+def test_data_commands_read_standard_input(tmp_path: Path) -> None:
+    rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in topic_rows(3))
+    proc = subprocess.run([sys.executable, "-m", "naba", "data", "validate", "-", "--task", "topic"], input=rows.encode("utf-8"),
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode("utf-8").splitlines()[-1] == "-: 3 rows, 3 valid, 0 problems"
+    table = "id,text,topics\n1,ارتفعت أسعار النفط,economy\n"
+    result = runner.invoke(app, ["data", "import", "-", "--format", "csv", "-o", str(tmp_path / "o.jsonl")], input=table.encode("utf-8"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o.jsonl").read_text(encoding="utf-8")) == {"id": "1", "text": "ارتفعت أسعار النفط",
+                                                                             "topics": ["economy"]}
+    from naba.data.readers import read_rows
+    from naba.errors import InputError
+
+    with pytest.raises(InputError, match=re.escape("standard input: parquet cannot be streamed from a pipe; pass the file itself")):
+        read_rows("-", "parquet")

@@ -335,3 +335,18 @@ def test_train_with_a_base_that_cannot_be_loaded_leaves_nothing(tiny_encoder: Pa
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines()[-1].startswith(f"error: {broken}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "cfg.yaml"]
+
+
+def test_predict_reads_standard_input(trained_model: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lines = "ارتفعت أسعار النفط\n\nفاز المنتخب بالبطولة\n"
+    out = tmp_path / "o.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "naba", "predict", str(trained_model), "-", "--format", "txt", "-o", str(out),
+                           "--tasks", "topic", "--no-progress"], input=lines.encode("utf-8"), capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["1", "3"]
+    resumed = _cli("predict", trained_model, "-", "-o", tmp_path / "r.jsonl", "--resume")
+    assert resumed.exit_code == 2
+    assert "error: --resume: standard input cannot be read again; save it to a file to make the run resumable" in resumed.output

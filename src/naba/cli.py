@@ -47,6 +47,15 @@ class ImportFormatName(str, Enum):
     hf = "hf"
 
 
+class InputFormatName(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+    txt = "txt"
+    page = "page"
+
+
 class Grouping(str, Enum):
     auto = "auto"
     target = "target"
@@ -385,13 +394,16 @@ AllTargets = Annotated[bool, typer.Option(
 @app.command("predict")
 def predict_command(
     model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
-    inputs: Annotated[list[Path], typer.Argument(help="JSONL[.gz], CSV, Parquet, .txt (an article a line) or a folder of raw pages.")],
+    inputs: Annotated[list[Path], typer.Argument(help="JSONL[.gz], CSV, Parquet, .txt (an article a line), a folder of raw "
+                                                     "pages, or - for standard input (JSONL unless --format says otherwise).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions: .jsonl, .csv or .parquet.")],
     target: Annotated[Optional[list[str]], typer.Option("--target", help="Stance target to score every article against "
                                                         "(repeatable). Without it, stance is scored only toward each row's "
                                                         "own target column, or with --all-targets.")] = None,
     all_targets: AllTargets = False,
     tasks: TasksOption = None,
+    fmt: Annotated[Optional[InputFormatName], typer.Option("--format", "-f", help="Input format (auto: from each file's extension; "
+                                                                     "standard input: jsonl).")] = None,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     batch_size: Annotated[int, typer.Option(min=1, help="Forward-pass size in full windows (batches hold this many x window-length tokens).")] = 32,
     chunk_size: Annotated[int, typer.Option(min=1, help="Articles read, classified and flushed at a time.")] = 256,
@@ -413,7 +425,8 @@ def predict_command(
 
         cols = _columns(id_column, text_column, title_column, None, target_column, None)
         clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle, threads=threads)
-        options = dict(targets=target, tasks=tasks, all_targets=all_targets, batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
+        options = dict(targets=target, tasks=tasks, all_targets=all_targets, fmt=fmt.value if fmt else "auto",
+                       batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
                        overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1:

@@ -36,6 +36,8 @@ def detect_format(path: Path) -> str:
     Raises:
         InputError: the extension is not one naba reads.
     """
+    if is_stdin(path):
+        return "jsonl"
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
             return "hf"
@@ -52,7 +54,16 @@ def detect_format(path: Path) -> str:
     raise InputError(f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt or a datasets directory (or pass --format)")
 
 
+STDIN = "-"  # a path of "-" reads standard input (JSONL unless a format is given)
+
+
+def is_stdin(path: str | Path) -> bool:
+    return str(path) == STDIN
+
+
 def _check_file(path: Path) -> None:
+    if is_stdin(path):
+        return
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -60,10 +71,30 @@ def _check_file(path: Path) -> None:
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
-    handle: Any = path.open("rb")
+    if is_stdin(path):
+        import sys
+
+        handle: Any = io.BufferedReader(_Unclosed(sys.stdin.buffer))
+        return gzip.GzipFile(fileobj=handle) if handle.peek(2)[:2] == b"\x1f\x8b" else handle
+    handle = path.open("rb")
     if handle.peek(2)[:2] == b"\x1f\x8b":
         handle = gzip.GzipFile(fileobj=handle)
     return handle
+
+
+class _Unclosed(io.RawIOBase):
+    """Standard input for a reader that closes what it reads: closing this leaves stdin open."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read1(len(buffer)) if hasattr(self._raw, "read1") else self._raw.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def _check_encoding(path: Path, head: bytes) -> None:
@@ -255,6 +286,10 @@ def read_rows(path: str | Path, fmt: str = "auto") -> Iterator[tuple[int, Row | 
         InputError: the file is missing, of unknown type, or unreadable as a whole.
     """
     path = Path(path)
+    if is_stdin(path):
+        fmt = "jsonl" if fmt == "auto" else fmt
+        if fmt in ("parquet", "hf"):
+            raise InputError(f"standard input: {fmt} cannot be streamed from a pipe; pass the file itself")
     if fmt == "auto":
         if not path.exists():
             raise InputError(f"{path}: no such file")

@@ -31,7 +31,7 @@ from typing import Any
 
 from naba.config import ColumnsConfig
 from naba.data.pages import import_pages
-from naba.data.readers import detect_format, read_rows
+from naba.data.readers import detect_format, is_stdin, read_rows
 from naba.data.records import STRING_FORMATS, FieldError, check_header, required_text
 from naba.data.writers import atomic_file, dumps
 from naba.errors import InputError, Problem
@@ -85,7 +85,8 @@ def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: s
                 yield Rejected(item) if isinstance(item, Problem) else item
             continue
         rows = read_rows(path, fmt)
-        checked = (detect_format(path) if fmt == "auto" else fmt) not in STRING_FORMATS
+        resolved = ("jsonl" if is_stdin(path) else detect_format(path)) if fmt == "auto" else fmt
+        checked = resolved not in STRING_FORMATS
         seen = 0
         for line, row in rows:
             seen += 1
@@ -101,7 +102,8 @@ def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: s
             except FieldError as exc:
                 yield Rejected(Problem(str(path), line, cols.text_column, exc.message), raw_id)
                 continue
-            record: dict[str, Any] = {"id": raw_id if raw_id is not None else f"{path.name}:{line}", "text": text}
+            record: dict[str, Any] = {"id": raw_id if raw_id is not None else f"{'stdin' if is_stdin(path) else path.name}:{line}",
+                                      "text": text}
             if title := _text(row.get(cols.title_column)):
                 record["title"] = title
             if target := _text(row.get(cols.target_column)):
@@ -289,8 +291,10 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     if not output.name.endswith((".jsonl", ".csv", ".parquet")):
         raise InputError(f"{output}: unknown output type; expected .jsonl, .csv or .parquet")
     for path in inputs:
-        if not path.exists():
+        if not path.exists() and not is_stdin(path):
             raise InputError(f"{path}: no such file or directory")
+    if resume and any(is_stdin(path) for path in inputs):
+        raise InputError("--resume: standard input cannot be read again; save it to a file to make the run resumable")
     errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
     finals = {"output": output, "errors": errors_path}
     partials = {name: partial_path(path) for name, path in finals.items()}
