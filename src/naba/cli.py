@@ -385,6 +385,9 @@ class PrecisionName(str, Enum):
 
 PRECISION_HELP = ("fp32, bf16, int8 (dynamic quantisation of linear layers; a task whose int8 labels disagreed with fp32 "
                   "on over 1% of its dev set stays fp32, with a warning), or auto (int8 where it agreed, fp32 elsewhere).")
+DeviceOption = Annotated[str, typer.Option(
+    help="auto (the first GPU torch sees, else the CPU; under torchrun each process its LOCAL_RANK-th GPU), cpu, cuda "
+         "or cuda:N.")]
 TasksOption = Annotated[Optional[str], typer.Option(
     "--tasks", help="Tasks to run, comma-separated: topic, stance, or topic,stance (default: every task of the model).")]
 AllTargets = Annotated[bool, typer.Option(
@@ -405,6 +408,7 @@ def predict_command(
     fmt: Annotated[Optional[InputFormatName], typer.Option("--format", "-f", help="Input format (auto: from each file's extension; "
                                                                      "standard input: jsonl).")] = None,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
+    device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Forward-pass size in full windows (batches hold this many x window-length tokens).")] = 32,
     chunk_size: Annotated[int, typer.Option(min=1, help="Articles read, classified and flushed at a time.")] = 256,
     max_length: Annotated[Optional[int], typer.Option(min=16, help="Cap the window length (tokens).")] = None,
@@ -424,7 +428,8 @@ def predict_command(
         from naba.infer.predict import predict_files
 
         cols = _columns(id_column, text_column, title_column, None, target_column, None)
-        clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle, threads=threads)
+        clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle, threads=threads,
+                              device=device)
         options = dict(targets=target, tasks=tasks, all_targets=all_targets, fmt=fmt.value if fmt else "auto",
                        batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
                        overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
@@ -494,6 +499,7 @@ def evaluate_command(
     baseline_train: Annotated[Optional[Path], typer.Option(help="Train a TF-IDF baseline on this split and compare.")] = None,
     compare: Annotated[Optional[Path], typer.Option(help="Another report directory: show deltas.")] = None,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
+    device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
     unrelated: Annotated[Optional[Path], typer.Option(help="Stance: articles about none of the data's targets (a text "
                                                            "column), each paired with one of them, for the relevance "
@@ -512,7 +518,7 @@ def evaluate_command(
 
         metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
                                  compare=compare, precision=precision.value, batch_size=batch_size,
-                                 allow_pickle=allow_pickle, unrelated=unrelated)
+                                 allow_pickle=allow_pickle, unrelated=unrelated, device=device)
     line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
     if "baseline" in metrics:
         line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
@@ -537,6 +543,7 @@ def serve_command(
                                            "unless a proxy in front provides it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")] = 8000,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
+    device: DeviceOption = "auto",
     max_batch_size: Annotated[int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")] = 64,
     max_text_chars: Annotated[int, typer.Option(min=1, help="Most characters in one article text (422 beyond).")] = 100_000,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Most bytes in one request body (413 beyond).")] = 10_000_000,
@@ -550,7 +557,7 @@ def serve_command(
 
         settings = ServeSettings(max_batch_size=max_batch_size, max_text_chars=max_text_chars,
                                  max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms)
-        serve(model, host, port, precision=precision.value, settings=settings, allow_pickle=allow_pickle)
+        serve(model, host, port, precision=precision.value, settings=settings, allow_pickle=allow_pickle, device=device)
 
 
 # ----------------------------------------------------------------------------- pretrain

@@ -176,7 +176,7 @@ def _metric_rows(metrics: dict[str, Any], baseline: dict[str, Any] | None, other
 def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Path, *, task: Task | None = None,
                    baseline_train: str | Path | None = None, compare: str | Path | None = None, precision: str = "fp32",
                    batch_size: int = 16, overwrite: bool = True, show_progress_bar: bool | None = None,
-                   allow_pickle: bool = False, unrelated: str | Path | None = None) -> dict[str, Any]:
+                   allow_pickle: bool = False, unrelated: str | Path | None = None, device: str | None = "auto") -> dict[str, Any]:
     """Score a model on labelled data and write the report directory.
 
     Args:
@@ -216,7 +216,7 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
         raise InputError(f"{data}:{line}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not among the "
                          f"model's labels {spec.labels} ({rows} {'row has' if rows == 1 else 'rows have'} them); "
                          "map them or evaluate a model trained on them")
-    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle)
+    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)
     parts: dict[str, Any] = {}
     if spec.hybrid is not None:
         # Encoder, sparse and hybrid side by side; the hybrid's scores are the ones predict gives.
@@ -242,7 +242,7 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
         metrics["parts"] = parts
         metrics["hybrid"] = {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
     metrics.update({"task": task, "model": str(model_dir), "data": str(data), "precision": precision,
-                    "task_precision": classifier.task_precision[task], "multi_label": spec.multi_label, "labels": spec.labels})
+                    "task_precision": classifier.task_precision[task], "device": classifier.device, "multi_label": spec.multi_label, "labels": spec.labels})
     if task == "stance":
         relevance = _relevance(classifier, records, spec, unrelated, batch_size)
         if relevance is not None:

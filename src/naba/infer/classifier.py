@@ -15,6 +15,7 @@ model and the model itself, so a caller can overlap the two.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -42,9 +43,13 @@ Article = str | dict[str, Any]
 class _TaskModel:
     """One task's tokenizer and model, ready for inference."""
 
-    def __init__(self, directory: Path, spec: TaskManifest, precision: Precision, allow_pickle: bool) -> None:
+    def __init__(self, directory: Path, spec: TaskManifest, precision: Precision, allow_pickle: bool,
+                 device: Any = None) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device = device if device is not None else torch.device("cpu")
+        self.autocast: Any = None  # GPU: the dtype of mixed-precision inference (bf16/fp16), weights kept fp32
 
         check_local_weights(directory, allow_pickle)
         self.spec = spec
@@ -58,7 +63,12 @@ class _TaskModel:
                                 "the directory is damaged: retrain or restore it") from None
         model.eval()
         self.precision = precision
-        if precision == "int8":
+        if self.device.type == "cuda":
+            self.autocast = gpu_dtype(precision)
+            if self.autocast is not None:
+                self.precision = "bf16" if self.autocast == torch.bfloat16 else "fp16"
+            model = model.to(self.device)
+        elif precision == "int8":
             model = quantize_int8(model)
         elif precision == "bf16":
             if not native_bf16():
@@ -120,6 +130,56 @@ def task_precision(spec: TaskManifest, requested: str) -> str:
                        "(agreement %.2f%%, below %.0f%%)", spec.task, 100 * (1 - agreement), 100 * agreement,
                        100 * INT8_MIN_AGREEMENT)
     return "fp32"
+
+
+def resolve_device(device: str | None) -> Any:
+    """``auto`` (the first GPU torch sees, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``, as a torch device.
+
+    Raises:
+        NabaError: an unknown name, or a GPU torch cannot see (with what to do).
+    """
+    import torch
+
+    import os
+
+    name = (device or "auto").strip().lower()
+    # Under torchrun / accelerate launch each process takes its own GPU: the LOCAL_RANK-th of this machine.
+    local = int(os.environ.get("LOCAL_RANK", "0")) if os.environ.get("LOCAL_RANK", "").isdigit() else 0
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device(f"cuda:{local % torch.cuda.device_count()}")
+    if name == "cuda" and torch.cuda.is_available():
+        return torch.device(f"cuda:{local % torch.cuda.device_count()}")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise NabaError(f"device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu (or auto), "
+                            "or install a CUDA build of torch on a machine with a GPU")
+        index = int(name[5:]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise NabaError(f"device {name}: torch sees {torch.cuda.device_count()} GPU(s) (cuda:0 to "
+                            f"cuda:{torch.cuda.device_count() - 1})")
+        return torch.device(f"cuda:{index}")
+    raise NabaError(f"device: expected auto, cpu, cuda or cuda:N, found {device!r}")
+
+
+def gpu_dtype(precision: str) -> Any:
+    """The autocast dtype for ``precision`` on a GPU: None (fp32) for fp32 and auto; bf16 where the GPU has it,
+    else fp16, for bf16.
+
+    Raises:
+        NabaError: int8 (dynamic quantisation runs on CPUs only).
+    """
+    import torch
+
+    if precision in ("fp32", "auto"):
+        return None
+    if precision == "int8":
+        raise NabaError("precision int8: dynamic int8 quantisation runs on the CPU only; on a GPU use bf16 "
+                        "(or --device cpu)")
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def quantize_int8(model: Any) -> Any:
@@ -235,7 +295,7 @@ class Classifier:
 
     @classmethod
     def load(cls, model_dir: str | Path, precision: Precision = "fp32", *, allow_pickle: bool = False,
-             threads: int | None = None, max_length: int | None = None) -> Classifier:
+             threads: int | None = None, max_length: int | None = None, device: str | None = "auto") -> Classifier:
         """Load a model directory written by ``naba train``.
 
         Args:
@@ -251,9 +311,13 @@ class Classifier:
             threads: torch intra-op threads, for the whole process (default:
                 torch's choice, one per physical core).
             max_length: Cap the window length below the trained one (faster, less accurate).
+            device: ``auto`` (the first GPU torch sees, else the CPU), ``cpu``, ``cuda`` or
+                ``cuda:N``. On a GPU, ``bf16`` runs under autocast (bf16 where the GPU has it,
+                else fp16), ``fp32`` and ``auto`` in fp32, and ``int8`` is refused (CPU only).
 
         Raises:
             ModelDirError: missing, incomplete, corrupt or newer-format directory.
+            NabaError: an unknown device, a GPU torch cannot see, int8 on a GPU.
         """
         import torch
 
@@ -265,9 +329,18 @@ class Classifier:
         manifest = read_manifest(model_dir)
         if max_length is not None and max_length < 16:
             raise NabaError(f"max_length: expected at least 16 tokens, found {max_length}")
-        tasks = {name: _TaskModel(model_dir / spec.path, spec, task_precision(spec, precision), allow_pickle)
+        resolved = resolve_device(device)
+        if resolved.type == "cuda":
+            gpu_dtype(precision)  # refuse int8 before loading anything
+        tasks = {name: _TaskModel(model_dir / spec.path, spec,
+                                  task_precision(spec, precision) if resolved.type == "cpu" else precision, allow_pickle, resolved)
                  for name, spec in manifest.tasks.items()}
         return cls(model_dir, manifest, tasks, precision, max_length)
+
+    @property
+    def device(self) -> str:
+        """Where the encoders run (``cpu``, ``cuda:0``, ...)."""
+        return str(next(iter(self.tasks.values())).device)
 
     @property
     def task_precision(self) -> dict[str, str]:
@@ -290,12 +363,19 @@ class Classifier:
         out = np.zeros((len(docs), len(task.spec.labels)), dtype=np.float32)
         lengths = [max((len(w["input_ids"]) for w in doc), default=0) for doc in docs]
         windows = [len(doc) for doc in docs]
-        with torch.inference_mode():
+        gpu = task.device.type == "cuda"
+        autocast = (torch.autocast("cuda", dtype=task.autocast) if gpu and task.autocast is not None
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
             for chunk in token_batches(lengths, windows, batch_size * self.window.length):
                 batch = collate([docs[i] for i in chunk], task.pad_id)
-                logits = pool(task.model(**batch.inputs).logits.float(), batch.doc_index, batch.n_docs, self.window.pooling)
+                inputs = batch.inputs
+                if gpu:  # pinned host memory, copied while the GPU still works on the previous batch
+                    inputs = {k: v.pin_memory().to(task.device, non_blocking=True) for k, v in inputs.items()}
+                doc_index = batch.doc_index.to(task.device) if gpu else batch.doc_index
+                logits = pool(task.model(**inputs).logits.float(), doc_index, batch.n_docs, self.window.pooling)
                 probs = torch.sigmoid(logits) if task.spec.multi_label else torch.softmax(logits, dim=-1)
-                out[chunk] = probs.numpy()
+                out[chunk] = probs.cpu().numpy()
                 if progress is not None:
                     progress.update(len(chunk))
         return out

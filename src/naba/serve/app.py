@@ -612,6 +612,7 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
         "base_model": manifest.base_model,
         "created": manifest.created,
         "precision": classifier.precision,
+        "device": classifier.device,
         "labels": classifier.labels,
         "tasks": tasks,
         "window": classifier.window.model_dump(),
@@ -708,7 +709,7 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
     return app
 
 
-def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *, precision: str = "fp32",
+def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *, precision: str = "fp32", device: str | None = "auto",
           settings: Optional[ServeSettings] = None, allow_pickle: bool = False) -> None:
     """Load a model directory and serve it over HTTP until interrupted (SIGINT/SIGTERM).
 
@@ -732,7 +733,7 @@ def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *,
     settings = settings or ServeSettings()
     if host not in LOOPBACK:
         logger.warning("binding %s: the service has no authentication; anyone who can reach this address can use it", host)
-    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle)  # type: ignore[arg-type]
+    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)  # type: ignore[arg-type]
     app = create_app(classifier, settings)
     # log_config=None: uvicorn's records go through the logging the CLI configured (--quiet, --verbose).
     uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
