@@ -378,3 +378,17 @@ def test_max_length_caps_the_windows(trained_model: Path) -> None:
     assert capped.window.length == 32 and capped.window.stride <= 8
     long_text = " ".join(["ارتفعت أسعار النفط في الأسواق العالمية"] * 40)
     assert capped.predict([long_text])[0]["topics"]["labels"]
+
+
+def test_predict_progress_has_a_total_and_moves_per_batch(clf, tmp_path: Path, capsys) -> None:
+    from naba.infer.predict import _count_rows, predict_files
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": f"خبر رقم {i} عن النفط"}, ensure_ascii=False) + "\n"
+                           for i in range(7)) + "\n", encoding="utf-8")
+    assert _count_rows([src], "auto", None) == 8  # lines: the blank one included, corrected at the end
+    assert _count_rows([src], "auto", (1, 2)) == 4
+    assert _count_rows([src.with_suffix(".jsonl.gz")], "auto", None) is None
+    predict_files(clf, [src], tmp_path / "out.jsonl", chunk_size=4, batch_size=1, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert "/8 [" in err and err.rstrip().splitlines()[-1].split("|")[-1].strip().startswith("7/7 [")

@@ -495,17 +495,30 @@ class Classifier:
         return prepared
 
     def classify(self, prepared: Prepared, *, batch_size: int = 32, threshold: float | None = None,
-                 show_progress_bar: bool | None = None) -> list[dict[str, Any]]:
-        """Run the model on articles from :meth:`prepare`; the results of :meth:`predict`."""
+                 show_progress_bar: bool | None = None, progress: Any = None) -> list[dict[str, Any]]:
+        """Run the model on articles from :meth:`prepare`; the results of :meth:`predict`.
+
+        Args:
+            progress: A tqdm bar counting articles (``naba predict``'s): advanced
+                batch by batch, in fractions of an article when several tasks
+                or targets share it, by ``len(prepared.records)`` in all.
+        """
         from tqdm.auto import tqdm
 
         records = prepared.records
         results: list[dict[str, Any]] = [{} for _ in records]
         if not records:
             return results
+        running = [t for t in prepared.tasks if t == "topic" or prepared.pairs]
+
+        def bar_for(name: str, total: int, unit: str) -> Any:
+            if progress is not None:  # each running task is an equal share of these articles
+                return _Share(progress, len(records) / max(total, 1) / max(len(running), 1))
+            return tqdm(total=total, desc=name, disable=not show_progress_bar, unit=unit)
+
         if "topic" in prepared.tasks:
             task = self.tasks["topic"]
-            with tqdm(total=len(records), desc="topics", disable=not show_progress_bar, unit="article") as bar:
+            with bar_for("topics", len(records), "article") as bar:
                 scores = self._task_scores(task, prepared, "topic", batch_size, bar)
             thresholds = {label: threshold for label in task.spec.labels} if threshold is not None else task.spec.thresholds
             decided = decide(scores, task.spec.labels, task.spec.multi_label, thresholds, task.spec.at_least_one)
@@ -513,7 +526,7 @@ class Classifier:
                 result["topics"] = {"labels": labels, "scores": _rounded(task.spec.labels, row)}
         if "stance" in prepared.tasks and prepared.pairs:
             task = self.tasks["stance"]
-            with tqdm(total=len(prepared.pairs), desc="stance", disable=not show_progress_bar, unit="pair") as bar:
+            with bar_for("stance", len(prepared.pairs), "pair") as bar:
                 scores = self._task_scores(task, prepared, "stance", batch_size, bar)
             decided = decide(scores, task.spec.labels, False)
             for (i, target), labels, row in zip(prepared.pairs, decided, scores):
@@ -564,6 +577,22 @@ class Classifier:
         if prepared.tasks == ["stance"] and prepared.records and not prepared.pairs:
             raise NabaError("stance: no article has a target; pass targets=[...], all_targets=True or records with a 'target'")
         return self.classify(prepared, batch_size=batch_size, threshold=threshold, show_progress_bar=show_progress_bar)
+
+
+class _Share:
+    """Advances an outer progress bar by ``scale`` per unit of work (a context manager, like a tqdm bar)."""
+
+    def __init__(self, bar: Any, scale: float) -> None:
+        self.bar, self.scale = bar, scale
+
+    def update(self, n: float = 1) -> None:
+        self.bar.update(n * self.scale)
+
+    def __enter__(self) -> _Share:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def _rounded(labels: list[str], row: np.ndarray) -> dict[str, float]:

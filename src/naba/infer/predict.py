@@ -201,6 +201,46 @@ class _Writer:
             self.parquet.close()
 
 
+def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> int | None:
+    """The number of input rows when it is cheap to know (for the progress bar's total and ETA), else None.
+
+    Lines of uncompressed JSONL and text files (a binary scan), records of CSV
+    (lines after the header; a quoted field over several lines makes it an
+    upper bound), Parquet's row count from its footer. Compressed files,
+    standard input, page folders and ``datasets`` directories: unknown.
+    """
+    total = 0
+    for path in inputs:
+        name = path.name.lower()
+        kind = fmt if fmt != "auto" else ("" if is_stdin(path) or path.is_dir() or name.endswith(".gz") else
+                                          "parquet" if name.endswith(".parquet") else "csv" if name.endswith((".csv", ".tsv"))
+                                          else "lines" if name.endswith((".jsonl", ".json", ".ndjson", ".txt")) else "")
+        if kind in ("jsonl", "txt"):
+            kind = "lines"
+        if not kind or kind not in ("lines", "csv", "parquet") or is_stdin(path) or name.endswith(".gz"):
+            return None
+        try:
+            if kind == "parquet":
+                import pyarrow.parquet as pq
+
+                total += pq.ParquetFile(path).metadata.num_rows
+                continue
+            lines = 0
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    lines += block.count(b"\n")
+                    last = block
+            if path.stat().st_size and not last.endswith(b"\n"):
+                lines += 1
+            total += max(lines - 1, 0) if kind == "csv" else lines
+        except Exception:  # noqa: BLE001 - a total is a nicety: a file the reader will reject has none
+            return None
+    if shard is not None:
+        rank, world = shard
+        total = len(range(rank, total, world))
+    return total
+
+
 def _job_key(model_dir: Path, inputs: list[Path], output: Path, options: dict[str, Any]) -> str:
     text = json.dumps({"model": str(model_dir.resolve()), "inputs": [str(p.resolve()) for p in inputs],
                        "output": str(output.resolve()), **options}, sort_keys=True)
@@ -323,7 +363,8 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
                  all_targets=all_targets, batch_size=batch_size,
                  chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard, prefetch=prefetch,
                  bar=tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar,
-                          dynamic_ncols=True))
+                          total=_count_rows(inputs, fmt, shard) if show_progress_bar else None, dynamic_ncols=True,
+                          bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"))
         except BaseException:
             if fresh and state["rows"] == 0:  # failed before a row was done: leave nothing behind
                 for path in (*partials.values(), progress_path):
@@ -375,7 +416,7 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
             if not records:
                 results = []
             elif prepared is not None:
-                results = classifier.classify(prepared, batch_size=batch_size, threshold=threshold)
+                results = classifier.classify(prepared, batch_size=batch_size, threshold=threshold, progress=bar)
             else:
                 results = classifier.predict(records, targets, tasks=tasks, all_targets=all_targets,
                                              batch_size=batch_size, threshold=threshold)
@@ -396,11 +437,15 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
             state["output_bytes"], state["errors_bytes"] = writer.sync(), errors.tell()
             with atomic_file(progress_path) as handle:
                 json.dump(state, handle)
-            bar.update(len(chunk))
+            bar.n = state["rows"]  # exact at every chunk: rejected rows, and the fractions the batches advanced
+            bar.refresh()
 
         staged_chunks = map(prepare, chunks())
         for chunk, prepared in (ahead(staged_chunks) if prefetch else staged_chunks):
             flush(chunk, prepared)
+        if bar.total is not None and bar.total != state["rows"]:  # a counted total can include blank lines
+            bar.total = state["rows"]
+            bar.refresh()
     finally:
         bar.close()
         writer.close()
