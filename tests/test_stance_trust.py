@@ -350,3 +350,28 @@ def test_predict_reads_standard_input(trained_model: Path, tmp_path: Path) -> No
     resumed = _cli("predict", trained_model, "-", "-o", tmp_path / "r.jsonl", "--resume")
     assert resumed.exit_code == 2
     assert "error: --resume: standard input cannot be read again; save it to a file to make the run resumable" in resumed.output
+
+
+# ----------------------------------------------------------------------------- data checks agree with validate
+
+
+def test_training_drops_duplicate_pairs_and_never_splits_a_text_across_train_and_dev(tmp_path: Path, caplog) -> None:
+    from naba.data.unrelated import text_key
+    from naba.train.data import load_task_data
+
+    rows = _pairs("تدريب", ["أ", "ب", "ج"], 12)
+    rows.append({**rows[0], "id": "again"})  # the same (target, text) pair twice
+    rows += [{"id": f"multi{i}", "text": rows[i]["text"], "target": "د", "stance": "none"} for i in range(0, 36, 3)]
+    config = _stance_config(tmp_path, rows, rows[:1], rows[:1])
+    config.tasks.stance.dev = None
+    config.tasks.stance.dev_fraction = 0.3
+    with caplog.at_level(logging.WARNING, logger="naba"):
+        data = load_task_data(config, "stance")
+    assert (f"warning: {tmp_path / 'stance_train.jsonl'}: 1 duplicate (target, text) pairs removed, the first of each kept "
+            f"(e.g. id again repeats {rows[0]['id']})") in caplog.text
+    assert data.fingerprints["train"]["duplicates_removed"] == 1 and data.fingerprints["train"]["rows"] == len(rows)
+    assert len(data.splits["train"]) + len(data.splits["dev"]) == len(rows) - 1
+    norm = config.normalization
+    train_texts = {text_key(r["text"], norm) for r in data.splits["train"]}
+    assert not train_texts & {text_key(r["text"], norm) for r in data.splits["dev"]}
+    assert 0.2 * len(rows) <= len(data.splits["dev"]) <= 0.4 * len(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,9 @@ from naba.config import NabaConfig, TaskDataConfig
 from naba.data.records import Task, all_labels, labels_of, load_records, unknown_labels
 from naba.data.unrelated import neutral_label, targets_by_text, text_key, unrelated_pairs
 from naba.errors import InputError
+from naba.text import dedup_key
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,11 +46,39 @@ def _rows(n: int) -> str:
 
 
 def _carve_dev(records: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    order = list(range(len(records)))
+    """Dev carved out of train, a text never in both: records sharing a text (by :func:`dedup_key`) move together.
+
+    The groups are shuffled with the seed; where no text repeats, this is the
+    split a shuffle of the rows gives (the same permutation and cut).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(dedup_key(record["text"]), []).append(i)
+    order = list(groups.values())
     random.Random(seed).shuffle(order)
     n_dev = max(1, int(round(len(records) * fraction)))
-    dev_ids = set(order[:n_dev])
+    dev_ids: set[int] = set()
+    for group in order:
+        if len(dev_ids) >= n_dev:
+            break
+        dev_ids.update(group)
     return ([r for i, r in enumerate(records) if i not in dev_ids], [r for i, r in enumerate(records) if i in dev_ids])
+
+
+def _without_duplicates(records: list[dict[str, Any]], task: Task, path: Any, log: Any) -> tuple[list[dict[str, Any]], int]:
+    """Drop repeated texts (topic) or (target, text) pairs (stance) after normalisation, keeping the first, as
+    ``naba data validate`` flags them and ``naba data split`` drops them; say how many went, and where."""
+    from naba.data.split import deduplicate
+
+    kept, report = deduplicate(records, task)
+    removed = report["exact_duplicates_removed"] + report["normalised_duplicates_removed"]
+    if removed:
+        what = "texts" if task == "topic" else "(target, text) pairs"
+        first = report["removed"][0]
+        log.warning("warning: %s: %d duplicate %s removed, the first of each kept (e.g. id %s repeats %s)%s", path, removed, what,
+                    first["id"], first["duplicate_of"],
+                    f"; {len(report['label_conflicts'])} with different labels" if report["label_conflicts"] else "")
+    return kept, removed
 
 
 def load_task_data(config: NabaConfig, task: Task) -> TaskData:
@@ -63,6 +95,10 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
         path = getattr(task_cfg, name)
         if path is not None:
             splits[name] = load_records(path, task, task_cfg.columns, task_cfg.format)
+    fingerprints = {name: fingerprint(records) for name, records in splits.items()}  # the files as given
+    duplicates = {}
+    for name in list(splits):
+        splits[name], duplicates[name] = _without_duplicates(splits[name], task, getattr(task_cfg, name) or task_cfg.train, logger)
     if "dev" not in splits:
         splits["train"], splits["dev"] = _carve_dev(splits["train"], task_cfg.dev_fraction, config.seed)
     labels = list(task_cfg.labels) if task_cfg.labels else all_labels(splits["train"], task)
@@ -87,8 +123,11 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
             counts[r["target"]] = counts.get(r["target"], 0) + 1
         # Short named targets seen often enough are the model's default targets.
         targets = sorted(t for t, n in counts.items() if n >= 10 and len(t.split()) <= 5)
-    return TaskData(task=task, labels=labels, multi_label=multi, splits=splits,
-                    fingerprints={name: fingerprint(records) for name, records in splits.items()}, default_targets=targets)
+    fingerprints = {**fingerprints, **{name: fingerprint(records) for name, records in splits.items() if name not in fingerprints}}
+    for name, removed in duplicates.items():
+        fingerprints[name]["duplicates_removed"] = removed
+    return TaskData(task=task, labels=labels, multi_label=multi, splits=splits, fingerprints=fingerprints,
+                    default_targets=targets)
 
 
 
