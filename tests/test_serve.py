@@ -373,3 +373,21 @@ def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_p
     assert health["requests"] == 40 and health["articles"] == 120
     assert health["batches"] < 40, health  # concurrent requests shared predict calls
     assert "Application shutdown complete" in log_path.read_text(encoding="utf-8")
+
+
+def test_docs_are_served_offline(client) -> None:
+    """/docs and /redoc reference only assets the service itself serves (an air-gapped network has no CDN)."""
+    import re as _re
+
+    for page in ("/docs", "/redoc"):
+        response = client.get(page)
+        assert response.status_code == 200
+        html_page = response.text
+        assert "cdn.jsdelivr" not in html_page and "unpkg" not in html_page and "fonts.googleapis" not in html_page
+        assets = _re.findall(r'(?:src|href)="([^"]+)"', html_page)
+        assert assets and all(a.startswith("/static-docs/") for a in assets), assets
+        for asset in assets:
+            served = client.get(asset)
+            assert served.status_code == 200 and len(served.content) > 1000, asset
+    bundle = client.get("/static-docs/swagger-ui-bundle.js").text
+    assert "SwaggerUIBundle" in bundle  # Swagger UI 5, which renders FastAPI's OpenAPI 3.1 schema

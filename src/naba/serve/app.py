@@ -640,6 +640,31 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     return detail
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` served from the package's own assets, never from a CDN.
+
+    The assets come from the ``fastapi-offline`` package (MIT; Swagger UI 5 itself is Apache-2.0, ReDoc MIT),
+    so an air-gapped network gets working interactive docs.
+    """
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = files("fastapi_offline") / "static"
+    app.mount("/static-docs", StaticFiles(directory=str(static)), name="static-docs")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="naba - docs", swagger_favicon_url="/static-docs/favicon.png",
+                                   swagger_js_url="/static-docs/swagger-ui-bundle.js", swagger_css_url="/static-docs/swagger-ui.css")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> Any:
+        return get_redoc_html(openapi_url="/openapi.json", title="naba - ReDoc", redoc_js_url="/static-docs/redoc.standalone.js",
+                              redoc_favicon_url="/static-docs/favicon.png", with_google_fonts=False)
+
+
 def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = None) -> FastAPI:
     """Build the FastAPI app serving ``classifier`` (no server started; test it with ``TestClient``).
 
@@ -670,8 +695,9 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
         yield
         await asyncio.to_thread(batcher.close)
 
-    app = FastAPI(title="naba", version=naba.__version__, lifespan=lifespan,
+    app = FastAPI(title="naba", version=naba.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Arabic news topic and stance classification.")
+    _offline_docs(app)
     app.router.route_class = _StrictJSONRoute
     app.state.batcher = batcher
     app.state.settings = settings
