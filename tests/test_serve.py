@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -330,13 +331,11 @@ def test_serve_bad_model_dir_is_exit_2(tmp_path: Path) -> None:
     assert "model directory not found" in result.output
 
 
-def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_path: Path) -> None:
-    import httpx
-
-    log_path = tmp_path / "server.log"
+@contextmanager
+def _served(model: Path, log_path: Path, *options: str):
+    """A real `naba serve` on a free port; yields its base URL and the process, and stops it afterwards."""
     # --port 0: the OS picks a free port (no race); the log says which.
-    args = [sys.executable, "-m", "naba", "serve", str(trained_model), "--host", "127.0.0.1", "--port", "0",
-            "--max-batch-size", "16", "--batch-wait-ms", "20"]
+    args = [sys.executable, "-m", "naba", "serve", str(model), "--host", "127.0.0.1", "--port", "0", *options]
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=ENV)
     try:
@@ -348,6 +347,21 @@ def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_p
             match = re.search(r"running on (http://127\.0\.0\.1:\d+)", log_path.read_text(encoding="utf-8"))
             base = match.group(1) if match else None
             time.sleep(0.2)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_path: Path) -> None:
+    import httpx
+
+    log_path = tmp_path / "server.log"
+    with _served(trained_model, log_path, "--max-batch-size", "16", "--batch-wait-ms", "20") as (base, _):
         # trust_env=False: never route loopback traffic through a proxy from the environment.
         with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
             assert http.get("/healthz").json() == {"status": "ok", "batches": 0, "articles": 0, "requests": 0}
@@ -363,16 +377,36 @@ def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_p
                 assert status == 200
                 assert ids == [f"r{i}-{j}" for j in range(3)]
             health = http.get("/healthz").json()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     assert health["requests"] == 40 and health["articles"] == 120
     assert health["batches"] < 40, health  # concurrent requests shared predict calls
     assert "Application shutdown complete" in log_path.read_text(encoding="utf-8")
+
+
+def test_docs_render_in_a_browser_with_no_network(trained_model: Path, tmp_path: Path) -> None:
+    """Headless Chromium, with every host but loopback unresolvable, renders Swagger UI at /docs."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    shot = tmp_path / "docs.png"
+    with _served(trained_model, tmp_path / "server.log") as (base, _):
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=8000",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1400", f"--screenshot={shot}",
+                        f"{base}/docs"], capture_output=True, timeout=120, check=False)
+    assert shot.exists()
+    from matplotlib.image import imread
+
+    rgb = imread(str(shot))[..., :3]
+
+    def share(colour: tuple[int, int, int]) -> float:
+        return float((abs(rgb - [c / 255 for c in colour]).max(axis=2) < 0.05).mean())
+
+    # Swagger UI drew the operations: its POST button green (#49cc90) and GET buttons blue (#61affe).
+    assert share((0x49, 0xCC, 0x90)) > 0.001 and share((0x61, 0xAF, 0xFE)) > 0.002, (share((0x49, 0xCC, 0x90)), share((0x61, 0xAF, 0xFE)))
+    shutil.copy(shot, Path(os.environ.get("NABA_SCREENSHOTS", tmp_path)) / "docs.png")
 
 
 def test_docs_are_served_offline(client) -> None:
