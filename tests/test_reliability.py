@@ -201,7 +201,7 @@ def test_requests_cannot_name_paths(trained_model: Path, monkeypatch: pytest.Mon
     with TestClient(create_app(Classifier.load(trained_model)), raise_server_exceptions=False) as client:
         schema = client.get("/openapi.json").json()["components"]["schemas"]
         request = next(v for k, v in schema.items() if k.startswith("ClassifyRequest"))
-        assert set(request["properties"]) == {"articles", "targets", "threshold"}
+        assert set(request["properties"]) == {"articles", "targets", "all_targets", "tasks", "threshold"}
         assert set(schema["ArticleIn"]["properties"]) == {"id", "title", "text", "target"}
         # A path-like key at the top level is refused, inside an article ignored; nothing on disk is opened.
         opened: list[str] = []
