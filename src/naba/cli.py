@@ -388,6 +388,16 @@ PRECISION_HELP = ("fp32, bf16, int8 (dynamic quantisation of linear layers; a ta
 DeviceOption = Annotated[str, typer.Option(
     help="auto (the first GPU torch sees, else the CPU; under torchrun each process its LOCAL_RANK-th GPU), cpu, cuda "
          "or cuda:N.")]
+ThreadsOption = Annotated[Optional[int], typer.Option(min=1, help="torch threads (default: one per core).")]
+
+
+def _torch_threads(threads: Optional[int]) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 TasksOption = Annotated[Optional[str], typer.Option(
     "--tasks", help="Tasks to run, comma-separated: topic, stance, or topic,stance (default: every task of the model).")]
 AllTargets = Annotated[bool, typer.Option(
@@ -460,16 +470,13 @@ def blend_command(
     train: Annotated[Optional[Path], typer.Option(help="Training split for the sparse part (default: the one in naba.json's config).")] = None,
     dev: Annotated[Optional[Path], typer.Option(help="Dev split the blend is chosen on (default: the one in naba.json's config).")] = None,
     task: Annotated[Optional[TaskName], typer.Option(help="Only this task (needed with --train/--dev on a two-task model).")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads (default: one per core).")] = None,
+    threads: ThreadsOption = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
     """Add or refit the sparse n-gram part of a model and choose its blend on dev, without retraining the encoder."""
     with _user_errors():
         _quiet_libraries()
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        _torch_threads(threads)
         from naba.train.hybrid import blend_model
 
         fitted = blend_model(model, train=train, dev=dev, task=task.value if task else None, allow_pickle=allow_pickle)
@@ -504,16 +511,13 @@ def evaluate_command(
     unrelated: Annotated[Optional[Path], typer.Option(help="Stance: articles about none of the data's targets (a text "
                                                            "column), each paired with one of them, for the relevance "
                                                            "section (default: pairs generated from the data itself).")] = None,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads (default: one per core).")] = None,
+    threads: ThreadsOption = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
     """Score a model on labelled data: metrics.json, report.md and a self-contained report.html."""
     with _user_errors():
         _quiet_libraries()
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        _torch_threads(threads)
         from naba.evaluation.report import evaluate_model
 
         metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
