@@ -45,7 +45,7 @@ def main() -> int:
         return 0
 
     from naba.data.records import load_records
-    from naba.data.unrelated import unrelated_pairs
+    from naba.data.unrelated import neutral_label, unrelated_pairs
     from naba.evaluation.metrics import classification_metrics
     from naba.infer.classifier import Classifier
 
@@ -56,7 +56,7 @@ def main() -> int:
         label, _, path = item.partition("=")
         clf = Classifier.load(path, threads=args.threads)
         spec = clf.tasks["stance"].spec
-        neutral = (spec.unrelated or {}).get("label") or next(l for l in spec.labels if l.lower() in ("none", "other", "neutral"))
+        neutral = (spec.unrelated or {}).get("label") or neutral_label(spec.labels, None, path)
         started = time.perf_counter()
         results = clf.predict(test, tasks=["stance"])
         gold = [[r["stance"]] for r in test]

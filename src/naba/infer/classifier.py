@@ -380,23 +380,17 @@ class Classifier:
                     progress.update(len(chunk))
         return out
 
-    def _task_scores(self, task: _TaskModel, prepared: Prepared, name: str, batch_size: int, progress: Any = None,
-                     part: str = "final") -> np.ndarray:
-        """A task's probabilities: the encoder's, the sparse part's, or the hybrid's blend (what the model chose on dev).
-
-        ``part`` asks for one part of a hybrid: ``encoder``, ``sparse`` (at its own temperature) or ``final``.
-        """
+    def _task_scores(self, task: _TaskModel, prepared: Prepared, name: str, batch_size: int,
+                     progress: Any = None) -> np.ndarray:
+        """A task's probabilities: the encoder's, the sparse part's, or the hybrid's blend (what the model chose on dev)."""
         from naba.blend import blend
 
-        hybrid = task.spec.hybrid
-        if part == "sparse":
-            return blend(None, task.sparse.margins(prepared.sparse[name]), 0.0, hybrid["sparse_temperature"],
-                         task.spec.multi_label)
         encoder = self._scores(task, prepared.docs[name], batch_size, progress) if name in prepared.docs else None
-        if part == "encoder" or not task.runs_sparse:
+        if not task.runs_sparse:
             return encoder
         if encoder is None and progress is not None:
             progress.update(len(prepared.sparse[name]))
+        hybrid = task.spec.hybrid
         return blend(encoder, task.sparse.margins(prepared.sparse[name]), hybrid["weight"], hybrid["temperature"],
                      task.spec.multi_label)
 

@@ -175,19 +175,20 @@ def _evaluate(model: Any, task_data: TaskData, docs: list[list[dict]], records: 
     return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores), scores
 
 
-def _int8_agreement(model: Any, task_data: TaskData, docs: list[list[dict]], pad_id: int, config: NabaConfig,
-                    thresholds: dict[str, float]) -> float:
-    """The share of dev documents whose labels are the same under int8 as under fp32 (``--precision int8|auto`` reads it)."""
+def _int8_agreement(model: Any, task_data: TaskData, docs: list[list[dict]], fp32_scores: np.ndarray, pad_id: int,
+                    config: NabaConfig, thresholds: dict[str, float]) -> float:
+    """The share of dev documents whose labels are the same under int8 as under fp32 (``--precision int8|auto`` reads it).
+
+    ``fp32_scores`` are the fp32 model's probabilities for ``docs``, already computed for the hybrid and thresholds.
+    """
     from naba.infer.classifier import quantize_int8
 
     if not docs:
         return 0.0
     window, batch = config.model.window, config.train.eval_batch_size
-    labels = []
-    for m in (model, quantize_int8(model)):  # quantize_dynamic copies: the fp32 model is untouched
-        scores = _predict_scores(m, docs, pad_id, batch, window.pooling, task_data.multi_label)
-        labels.append(decide(scores, task_data.labels, task_data.multi_label, thresholds or None,
-                             config.thresholds.at_least_one, config.thresholds.default))
+    int8_scores = _predict_scores(quantize_int8(model), docs, pad_id, batch, window.pooling, task_data.multi_label)
+    labels = [decide(scores, task_data.labels, task_data.multi_label, thresholds or None, config.thresholds.at_least_one,
+                     config.thresholds.default) for scores in (fp32_scores, int8_scores)]
     return round(float(np.mean([a == b for a, b in zip(*labels)])), 4)
 
 
@@ -406,7 +407,8 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     metrics["best_step"] = progress.best_step
     metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
                                       for name, split_docs in docs.items() if split_docs and not name.endswith("_unrelated")}
-    agreement = _int8_agreement(model, task_data, docs["dev"] + docs.get("dev_unrelated", []), pad_id, config,
+    dev_fp32 = np.concatenate([encoder[name] for name in ("dev", "dev_unrelated") if name in encoder and len(encoder[name])])
+    agreement = _int8_agreement(model, task_data, docs["dev"] + docs.get("dev_unrelated", []), dev_fp32, pad_id, config,
                                 thresholds if hybrid is None or hybrid.record["choice"] == "encoder" else {})
     log.info("%s: int8 agrees with fp32 on %.2f%% of dev labels", task, 100 * agreement)
     entry = TaskManifest(task=task, path=task, labels=task_data.labels, multi_label=task_data.multi_label,
