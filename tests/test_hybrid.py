@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import task_paths, write_config
 from naba.blend import TIE, blend, choose_blend
 
 runner = CliRunner()
@@ -186,3 +187,27 @@ def test_the_decision_rule_and_a_card_travel_with_each_task_directory(trained_mo
     whole = yaml.safe_load((trained_model / "README.md").read_text(encoding="utf-8").split("---")[1])
     assert whole["language"] == ["ar"] and len(whole["model-index"][0]["results"]) == 2
     assert any(d.endswith("stance_train.jsonl") for d in whole["datasets"])
+
+
+def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_relevance(
+        tiny_encoder: Path, small_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from naba.config import load_config
+    from naba.sparse import SparseModel
+    from naba.train.data import add_unrelated_pairs, load_task_data
+    from naba.train.hybrid import Hybrid
+
+    config = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, task_paths(small_data, "stance")))
+    data = load_task_data(config, "stance")
+    real = list(data.splits["train"])
+    add_unrelated_pairs(data, config)
+    assert len(data.splits["train"]) > len(real)
+    seen: list[list[dict]] = []
+    fit = SparseModel.fit
+    monkeypatch.setattr(SparseModel, "fit", lambda self, records: seen.append(records) or fit(self, records))
+    rng = np.random.default_rng(0)
+    encoder = {name: rng.dirichlet(np.ones(len(data.labels)), size=len(records))
+               for name, records in (("dev", data.splits["dev"]), ("dev_unrelated", data.unrelated_pairs["dev"]))}
+    hybrid = Hybrid.fit(data, encoder, config)
+    assert seen == [real]
+    assert hybrid.record["chosen_on"] == "dev and its generated unrelated pairs"
+    assert set(hybrid.scores) == {"dev", "dev_unrelated"}

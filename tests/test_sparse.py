@@ -67,3 +67,38 @@ def test_load_refuses_missing_or_damaged_files(tmp_path: Path) -> None:
     with pytest.raises(ModelDirError, match=re.escape(f"{tmp_path / 's'}: the sparse model is incomplete "
                                                       "(vocabulary.json missing); refit it with `naba blend`")):
         SparseModel.load(tmp_path / "s")
+
+
+def test_relevance_columns_measure_how_much_of_the_target_the_text_mentions() -> None:
+    from naba.sparse import relevance_features
+
+    rows = relevance_features(["الطاقة النووية", "السيارات الكهربائية", "النفط", ""],
+                              ["محطة للطاقة النووية في الشمال", "مباراة كرة القدم انتهت بالتعادل", "أسعار النفط ترتفع", "نص"])
+    np.testing.assert_allclose(rows[0], [1.0, 1.0, 0.0])  # both words (الطاقة matches طاقة after the article)
+    np.testing.assert_allclose(rows[1], [0.0, 0.0, 1.0])  # nothing of the target in the text
+    assert rows[2][0] == 1.0 and rows[2][2] == 0.0
+    np.testing.assert_allclose(rows[3], [0.0, 0.0, 0.0])  # no target words: no evidence either way
+
+
+def test_stance_learns_relevance_that_ngrams_alone_cannot() -> None:
+    """The same text with its own target (favor) and with another (none): only the overlap tells them apart."""
+    texts = {"النفط": ["ارتفاع أسعار النفط يفيد الاقتصاد", "النفط ثروة وطنية يجب استثمارها"],
+             "الغاز": ["الغاز الطبيعي مصدر نظيف للطاقة", "تصدير الغاز يزيد دخل الدولة"]}
+    train = [{"text": x, "target": t, "stance": "favor"} for t, xs in texts.items() for x in xs]
+    train += [{"text": x, "target": other, "stance": "none"} for t, xs in texts.items() for x in xs
+              for other in texts if other != t]
+    model = SparseModel("stance", ["favor", "none"], False).fit(train * 3)
+    assert model.predict(train) == [[r["stance"]] for r in train]
+
+
+def test_a_stance_model_saved_before_the_relevance_columns_still_loads(tmp_path: Path) -> None:
+    train = [{"text": "نص عن النفط", "target": "النفط", "stance": "favor"}, {"text": "نص عن الغاز", "target": "الغاز", "stance": "against"}] * 3
+    model = SparseModel("stance", ["against", "favor"], False)
+    model.relevance = False  # as sparse parts written before the relevance columns were
+    model.fit(train).save(tmp_path / "sparse")
+    meta = json.loads((tmp_path / "sparse" / "sparse.json").read_text(encoding="utf-8"))
+    del meta["relevance"]
+    (tmp_path / "sparse" / "sparse.json").write_text(json.dumps(meta), encoding="utf-8")
+    loaded = SparseModel.load(tmp_path / "sparse")
+    assert not loaded.relevance
+    np.testing.assert_array_equal(loaded.margins(train), model.margins(train))

@@ -299,6 +299,8 @@ def train_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
     allow_pickle: Annotated[bool, typer.Option(help="Allow loading pickle (.bin) weights of the base model.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    search: Annotated[int, typer.Option("--search", min=0, help="First run N Optuna trials on dev over learning rate, epochs, "
+                                        "batch size and window length; train with the best (needs naba[search]).")] = 0,
 ) -> None:
     """Fine-tune an encoder for topics and/or stance; write a model directory."""
     with _user_errors():
@@ -311,7 +313,7 @@ def train_command(
         _quiet_libraries()
         from naba.train.trainer import train
 
-        out = train(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=progress)
+        out = train(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=progress, search_trials=search)
     if not _is_main_process():
         return
     from naba.manifest import read_manifest

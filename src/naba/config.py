@@ -138,6 +138,9 @@ class TrainConfig(_Section):
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers Trainer logs to (offline: TensorBoard event files in the "
+        "model's logs/, MLflow to MLFLOW_TRACKING_URI)")
     eval_every: int | Literal["epoch"] = "epoch"
     log_every: int = Field(default=50, ge=1, description="steps between progress lines in train.log")
     checkpoint_every: int | None = Field(default=None, ge=1, description="steps between resumable checkpoints")

@@ -2,7 +2,7 @@
 
 Character 2-5-grams (word-bounded) and word 1-2-grams of naba's normalised
 text, a class-balanced linear SVM (single-label; stance reads the target and
-the text joined) or one-vs-rest logistic regression (multi-label). It is the
+the text joined, plus how much of the target the text mentions) or one-vs-rest logistic regression (multi-label). It is the
 sparse part of a hybrid model (:mod:`naba.train.hybrid`) and the TF-IDF
 baseline of ``naba evaluate``: one implementation.
 
@@ -31,6 +31,45 @@ UNSEEN = -1e4  # the margin of a label with no training example: never chosen, n
 BLOCKS = {"char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
           "word": {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1}}
 MAX_FEATURES = 300_000
+# Stance: whether the text is about the target at all. A linear model over target and text n-grams cannot
+# learn it (the text's features are the same whatever the target), so it gets the overlap of the two as
+# features of their own: shares of the target's words and character 4-grams found in the text, and
+# whether nothing of the target is there.
+RELEVANCE = ("target_words_in_text", "target_4grams_in_text", "no_target_word_in_text")
+
+
+ARTICLES = ("وال", "بال", "كال", "فال", "لل", "ال")  # the article and the particles fused with it
+
+
+def _words(text: str) -> set[str]:
+    """Words of 3+ letters, without the article (so الطاقة and للطاقة both match طاقة)."""
+    out = set()
+    for word in text.split():
+        word = word.strip(".,:;!?()[]{}\"'«»،؛؟#@")
+        for article in ARTICLES:
+            if word.startswith(article) and len(word) - len(article) >= 3:
+                word = word[len(article):]
+                break
+        if len(word) >= 3:
+            out.add(word)
+    return out
+
+
+def _grams(words: set[str], n: int = 4) -> set[str]:
+    return {w[i:i + n] for w in words for i in range(max(1, len(w) - n + 1))}
+
+
+def relevance_features(targets: list[str], texts: list[str]) -> np.ndarray:
+    """One row per (normalised target, normalised text): the :data:`RELEVANCE` columns, each in [0, 1]."""
+    rows = np.zeros((len(texts), len(RELEVANCE)), dtype=np.float32)
+    for i, (target, text) in enumerate(zip(targets, texts)):
+        t_words, x_words = _words(target), _words(text)
+        if not t_words:
+            continue
+        t_grams, x_grams = _grams(t_words), _grams(x_words)
+        words = len(t_words & x_words) / len(t_words)
+        rows[i] = (words, len(t_grams & x_grams) / max(1, len(t_grams)), float(words == 0))
+    return rows
 
 
 def sparse_text(record: dict[str, Any] | str, task: Task, normalization: NormalizationConfig, include_title: bool = True) -> str:
@@ -65,6 +104,7 @@ class SparseModel:
         self.task, self.labels, self.multi_label = task, list(labels), multi_label
         self.normalization = normalization or NormalizationConfig()
         self.include_title = include_title
+        self.relevance = task == "stance"
         self.vectorizers: dict[str, Any] = {}
         self.weights = np.zeros((len(self.labels), 0), dtype=np.float32)
         self.bias = np.zeros(len(self.labels), dtype=np.float32)
@@ -72,16 +112,27 @@ class SparseModel:
     def texts(self, records: list[dict[str, Any]] | list[str]) -> list[str]:
         return [sparse_text(r, self.task, self.normalization, self.include_title) for r in records]
 
+    def features(self, records: list[dict[str, Any]] | list[str]) -> Any:
+        """The n-gram blocks, and for stance the relevance columns (:data:`RELEVANCE`)."""
+        from scipy.sparse import csr_matrix, hstack
+
+        texts = self.texts(records)
+        blocks = [v.transform(texts) for v in self.vectorizers.values()]
+        if self.relevance:
+            pairs = [(document_text(r["target"], self.normalization), document_text(r["text"], self.normalization))
+                     if isinstance(r, dict) else ("", document_text(r, self.normalization)) for r in records]
+            blocks.append(csr_matrix(relevance_features([t for t, _ in pairs], [x for _, x in pairs])))
+        return hstack(blocks).tocsr()
+
     def fit(self, records: list[dict[str, Any]]) -> SparseModel:
         """Train on canonical records (seconds to a minute on tens of thousands of articles)."""
-        from scipy.sparse import hstack
         from sklearn.linear_model import LogisticRegression
         from sklearn.multiclass import OneVsRestClassifier
         from sklearn.svm import LinearSVC
 
         texts = self.texts(records)
         self.vectorizers = {block: _vectorizer(block).fit(texts) for block in BLOCKS}
-        features = hstack([v.transform(texts) for v in self.vectorizers.values()]).tocsr()
+        features = self.features(records)
         n_features = features.shape[1]
         self.weights = np.zeros((len(self.labels), n_features), dtype=np.float32)
         self.bias = np.full(len(self.labels), UNSEEN, dtype=np.float32)
@@ -107,12 +158,9 @@ class SparseModel:
 
     def margins(self, records: list[dict[str, Any]] | list[str]) -> np.ndarray:
         """Decision margins, one column per label (a label never seen in training: a large negative margin)."""
-        from scipy.sparse import hstack
-
-        texts = self.texts(records)
-        if not texts:
+        if not records:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        features = hstack([v.transform(texts) for v in self.vectorizers.values()]).tocsr()
+        features = self.features(records)
         return np.asarray(features @ self.weights.T, dtype=np.float32) + self.bias
 
     def decision_scores(self, records: list[dict[str, Any]]) -> np.ndarray:
@@ -136,7 +184,8 @@ class SparseModel:
 
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"format_version": SPARSE_FORMAT, "task": self.task, "labels": self.labels, "multi_label": self.multi_label,
-                "include_title": self.include_title, "normalization": self.normalization.model_dump(),
+                "include_title": self.include_title, "relevance": list(RELEVANCE) if self.relevance else [],
+                "normalization": self.normalization.model_dump(),
                 "blocks": {name: {**BLOCKS[name], "ngram_range": list(BLOCKS[name]["ngram_range"]),
                                   "features": len(v.vocabulary_)} for name, v in self.vectorizers.items()},
                 "classifier": "one-vs-rest logistic regression" if self.multi_label else "linear SVM (class-balanced)"}
@@ -169,11 +218,13 @@ class SparseModel:
             raise ModelDirError(f"{directory}: sparse format {meta['format_version']} is newer than this naba reads; upgrade naba")
         model = cls(meta["task"], meta["labels"], meta["multi_label"], NormalizationConfig(**meta["normalization"]),
                     meta.get("include_title", True))
+        model.relevance = bool(meta.get("relevance"))  # files written before the relevance columns have none
         for name in BLOCKS:
             vectorizer = _vectorizer(name, vocab[name])
             vectorizer.idf_ = tensors[f"idf.{name}"]
             model.vectorizers[name] = vectorizer
         model.weights, model.bias = tensors["weights"], tensors["bias"]
-        if model.weights.shape != (len(model.labels), sum(len(vocab[name]) for name in BLOCKS)):
+        width = sum(len(vocab[name]) for name in BLOCKS) + (len(RELEVANCE) if model.relevance else 0)
+        if model.weights.shape != (len(model.labels), width):
             raise ModelDirError(f"{directory}: the sparse weights do not match its vocabulary; refit it with `naba blend`")
         return model

@@ -1,17 +1,19 @@
-"""Fine-tuning: one code path for one process and many (``accelerate launch`` / ``torchrun``).
+"""Fine-tuning: one code path for one process and many (``accelerate launch`` / ``torchrun``), on ``transformers.Trainer``.
 
-Per task (topic, stance) the loop trains on document batches: every window
-of a batch's documents goes through the encoder, window logits are pooled
-per document (the same pooling inference uses) and the loss is taken on the
-pooled logits. Dev is scored every ``eval_every`` steps (or each epoch); the
-best checkpoint by macro-F1 is kept and training stops after
-``early_stopping_patience`` evaluations without improvement.
+Per task (topic, stance) :class:`~naba.train.engine.ArticleTrainer` trains on
+article batches: every window of a batch's articles goes through the encoder,
+window logits are pooled per article (the same pooling inference uses) and
+the loss is taken on the pooled logits. Dev is scored every ``eval_every``
+steps (or each epoch) with naba's own decision rule; ``Trainer`` keeps the
+best checkpoint by dev macro-F1 and stops after ``early_stopping_patience``
+evaluations without improvement.
 
-Resumable checkpoints (every ``checkpoint_every`` optimizer steps, and at
-each evaluation) hold the weights, optimizer, scheduler, every process's
-torch RNG state and the position in the data. The batch order of an epoch is
-a pure function of (seed, epoch), so a resumed run replays exactly the
-batches an uninterrupted run would have seen.
+Resumable checkpoints (``Trainer``'s ``checkpoint-N``: weights, optimizer,
+scheduler, RNG states, trainer state) are written at every evaluation and
+every ``checkpoint_every`` steps. The batch order of an epoch is a pure
+function of (seed, epoch), so a resumed run replays exactly the batches an
+uninterrupted run would have seen. After training, the prior correction,
+the hybrid blend and the thresholds are chosen on dev and test is scored.
 
 Work in progress lives in ``OUT.partial/``; the finished model directory is
 assembled there and renamed to ``OUT`` in one step.
@@ -19,14 +21,10 @@ assembled there and renamed to ``OUT`` in one step.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import math
 import os
 import shutil
-import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,32 +50,12 @@ from naba.manifest import (
     write_decision_rule,
     write_manifest,
 )
-from naba.train.checkpoints import (
-    RunLog,
-    TrainingError,
-    adamw,
-    epoch_batches,
-    load_checkpoint,
-    recover_checkpoint,
-    save_checkpoint,
-)
+from naba.train.engine import RunLog, TrainingError
 from naba.train.data import TaskData, add_unrelated_pairs, load_task_data
 
 logger = logging.getLogger(__name__)
 
 TASKS: tuple[Task, ...] = ("topic", "stance")
-
-
-@dataclass
-class _Progress:
-    """Resumable position; saved in every checkpoint as JSON."""
-
-    micro: int = 0  # micro-batches done (global, per process)
-    step: int = 0  # optimizer steps done
-    best_f1: float = -1.0
-    best_step: int = 0
-    bad_evals: int = 0
-    stopped_early: bool = False
 
 
 def _doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
@@ -210,30 +188,80 @@ def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _recovered(accelerator: Any, checkpoint: Path) -> bool:
-    """Whether a checkpoint exists to resume from, after finishing an interrupted swap (main process)."""
-    if accelerator.is_main_process:
-        recover_checkpoint(checkpoint)
-    accelerator.wait_for_everyone()
-    return checkpoint.exists()
+def _parameter_groups(config: NabaConfig) -> Any:
+    """The optimizer's groups: encoder and head (at ``head_learning_rate``), each with and without weight decay."""
+    cfg = config.train
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+    def groups(model: Any) -> list[dict[str, Any]]:
+        head = {n for n, _ in model.named_parameters() if n.startswith(("classifier", "score", "pre_classifier"))}
+        out: list[dict[str, Any]] = []
+        for is_head in (False, True):
+            for decay in (True, False):
+                params = [p for n, p in model.named_parameters()
+                          if (n in head) == is_head and (not any(k in n for k in no_decay)) == decay]
+                if params:
+                    lr = (cfg.head_learning_rate or cfg.learning_rate) if is_head else cfg.learning_rate
+                    out.append({"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decay else 0.0})
+        return out
+
+    return groups
 
 
-def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, resume: bool,
-               show_progress_bar: bool | None, task_data: TaskData | None = None) -> dict[str, Any]:
-    """Train one task into ``work/<task>/final``; return its manifest entry (``task_data``: already loaded)."""
+def last_checkpoint(directory: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` under ``directory`` (``Trainer`` writes ``trainer_state.json`` last)."""
+    found = [p for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _checkpointing_field(arguments: type) -> str:
+    """``activation_checkpointing`` (transformers 5.x) or its older name ``gradient_checkpointing``."""
+    return "activation_checkpointing" if "activation_checkpointing" in arguments.__dataclass_fields__ else "gradient_checkpointing"
+
+
+def training_arguments(config: NabaConfig, task: Task, output_dir: Path, eval_steps: int, show: bool) -> Any:
+    """``TrainingArguments`` from naba's config: best checkpoint and early stopping on dev macro-F1."""
     import torch
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import TrainingArguments
+
+    cfg = config.train
+    return TrainingArguments(
+        output_dir=str(output_dir), seed=config.seed, data_seed=config.seed,
+        num_train_epochs=getattr(config.tasks, task).epochs or cfg.epochs, max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
+        max_grad_norm=cfg.max_grad_norm, eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps",
+        save_steps=eval_steps, save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="macro_f1",
+        greater_is_better=True, logging_strategy="steps", logging_steps=cfg.log_every,
+        bf16=cfg.mixed_precision == "bf16", fp16=cfg.mixed_precision == "fp16",
+        **{_checkpointing_field(TrainingArguments): cfg.gradient_checkpointing}, report_to=list(cfg.report_to) or "none",
+        disable_tqdm=not show, use_cpu=not torch.cuda.is_available(), remove_unused_columns=False,
+        dataloader_num_workers=0, save_only_model=False)
+
+
+def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: bool,
+               show_progress_bar: bool | None, task_data: TaskData | None = None) -> dict[str, Any]:
+    """Train one task into ``work/<task>/final`` with :class:`~naba.train.engine.ArticleTrainer`; return its manifest entry.
+
+    ``state`` is Accelerate's ``PartialState`` (which process this is);
+    ``task_data``: the task's data, already loaded.
+    """
+    import torch
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from naba.train.engine import ArticleDataset, ArticleTrainer, EpochBatches, QuietProgress, RunLogCallback, collator
 
     task_dir = work / task
     final = task_dir / "final"
     result_file = task_dir / "result.json"
     if resume and result_file.exists() and final.exists():
         return json.loads(result_file.read_text(encoding="utf-8"))
-    if accelerator.is_main_process:
+    if state.is_main_process:
         task_dir.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    log = RunLog(task_dir, accelerator.is_main_process)
+    state.wait_for_everyone()
+    log = RunLog(task_dir, state.is_main_process)
     cfg = config.train
     task_data = task_data or load_task_data(config, task)
     log.info("%s: %d labels (%s), %s; train %d, dev %d, test %d", task, len(task_data.labels), ", ".join(task_data.labels),
@@ -242,8 +270,6 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
 
     torch.manual_seed(config.seed)  # the classification head's initial weights
     model, tokenizer = _load_model(config, task_data)
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     docs = {name: _doc_inputs(task_data, records, tokenizer, config) for name, records in task_data.splits.items()}
     for name, pairs in task_data.unrelated_pairs.items():
@@ -255,120 +281,60 @@ def train_task(config: NabaConfig, task: Task, work: Path, accelerator: Any, res
     windows = [len(d) for d in docs["train"]]
     log.info("%s: %.2f windows per training article on average (max %d)", task, float(np.mean(windows)), max(windows))
     y = _targets_matrix(task_data, task_data.splits["train"])
-    loss_fn = _loss_fn(task_data, y, cfg.class_weight)
 
-    world = accelerator.num_processes
-    n_train = len(task_data.splits["train"])
-    micro_per_epoch = len(epoch_batches(n_train, cfg.batch_size, config.seed, 0, world)) // world
-    epochs = getattr(config.tasks, task).epochs or cfg.epochs
-    total_micro = math.ceil(epochs * micro_per_epoch)
-    total_steps = math.ceil(total_micro / cfg.gradient_accumulation_steps)
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-        total_micro = min(total_micro, total_steps * cfg.gradient_accumulation_steps)
+    world = state.num_processes
     lengths = [sum(len(w["input_ids"]) for w in doc) for doc in docs["train"]] if cfg.group_by_length else None
-    eval_every = max(1, micro_per_epoch // cfg.gradient_accumulation_steps) if cfg.eval_every == "epoch" else cfg.eval_every
+    sampler = EpochBatches(len(docs["train"]), cfg.batch_size, config.seed, world, lengths)
+    steps_per_epoch = max(1, len(sampler) // world // cfg.gradient_accumulation_steps)
+    eval_steps = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
 
-    head = {n for n, _ in model.named_parameters() if n.startswith(("classifier", "score", "pre_classifier"))}
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    groups: list[dict[str, Any]] = []
-    for is_head in (False, True):
-        for decay in (True, False):
-            params = [p for n, p in model.named_parameters() if (n in head) == is_head and (not any(k in n for k in no_decay)) == decay]
-            if params:
-                lr = (cfg.head_learning_rate or cfg.learning_rate) if is_head else cfg.learning_rate
-                groups.append({"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decay else 0.0})
-    optimizer = adamw(groups, cfg.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-
-    checkpoint = task_dir / "checkpoint"
-    best_dir = task_dir / "best"
-    progress = _Progress()
-    if resume and _recovered(accelerator, checkpoint):
-        progress = _Progress(**load_checkpoint(accelerator, accelerator.unwrap_model(model), optimizer, scheduler, checkpoint))
-        log.info("%s: resumed at step %d (micro-batch %d)", task, progress.step, progress.micro)
-    elif accelerator.is_main_process:
-        for stale in (checkpoint, best_dir, task_dir / "metrics.jsonl"):
+    trainer_dir = task_dir / "trainer"
+    checkpoint = last_checkpoint(trainer_dir) if resume else None
+    if checkpoint is None and state.is_main_process:
+        for stale in (trainer_dir, task_dir / "best", task_dir / "metrics.jsonl"):
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
+    state.wait_for_everyone()
 
-    show = accelerator.is_main_process and (show_progress_bar if show_progress_bar is not None else True)
-    bar = tqdm(total=total_steps, initial=progress.step, desc=f"train {task}", disable=not show, dynamic_ncols=True)
-    started, samples, running = time.perf_counter(), 0, []
-    model.train()
-    this_epoch: list[list[int]] = []
-    current_epoch = -1
-    while progress.micro < total_micro and not progress.stopped_early:
-        epoch, position = divmod(progress.micro, micro_per_epoch)
-        if epoch != current_epoch:
-            this_epoch = epoch_batches(n_train, cfg.batch_size, config.seed, epoch, world,
-                                       lengths)[accelerator.process_index::world]
-            current_epoch = epoch
-        indices = this_epoch[position]
-        batch = collate([docs["train"][i] for i in indices], pad_id)
-        sync = (progress.micro + 1) % cfg.gradient_accumulation_steps == 0 or progress.micro + 1 == total_micro
-        context = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model)
-        with context, accelerator.autocast():
-            logits = model(**{k: v.to(accelerator.device) for k, v in batch.inputs.items()}).logits
-            pooled = pool(logits.float(), batch.doc_index.to(accelerator.device), batch.n_docs, config.model.window.pooling)
-            target = torch.from_numpy(y[indices]).to(accelerator.device)
-            loss = loss_fn.to(accelerator.device)(pooled, target) / cfg.gradient_accumulation_steps
-            accelerator.backward(loss)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"{task}: loss became {loss.item()} at step {progress.step}; lower train.learning_rate")
-        running.append(loss.item() * cfg.gradient_accumulation_steps)
-        samples += len(indices) * world
-        progress.micro += 1
-        if not sync:
-            continue
-        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        progress.step += 1
-        rate = samples / max(time.perf_counter() - started, 1e-9)
-        bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}", samples_s=f"{rate:.1f}")
-        bar.update(1)
-        if progress.step % cfg.log_every == 0:
-            log.info("%s step %d/%d: loss %.4f, %.1f samples/s", task, progress.step, total_steps,
-                     float(np.mean(running[-cfg.log_every:])), rate)
-        last = progress.micro >= total_micro
-        if progress.step % eval_every == 0 or last:
-            metrics, _ = _evaluate(model, task_data, docs["dev"], task_data.splits["dev"], pad_id, config)
-            model.train()
-            improved = metrics["macro_f1"] > progress.best_f1 + 1e-9
-            if improved:
-                progress.best_f1, progress.best_step, progress.bad_evals = metrics["macro_f1"], progress.step, 0
-                if accelerator.is_main_process:
-                    tmp_best = best_dir.with_name("best.tmp")
-                    shutil.rmtree(tmp_best, ignore_errors=True)
-                    accelerator.unwrap_model(model).save_pretrained(tmp_best, safe_serialization=True)
-                    tokenizer.save_pretrained(tmp_best)
-                    shutil.rmtree(best_dir, ignore_errors=True)
-                    os.replace(tmp_best, best_dir)
-            else:
-                progress.bad_evals += 1
-            log.metrics({"task": task, "step": progress.step, "epoch": round(progress.micro / micro_per_epoch, 3),
-                         "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0], "samples_per_s": round(rate, 2),
-                         "dev_macro_f1": metrics["macro_f1"], "dev_accuracy": metrics["accuracy"], "best": improved})
-            log.info("%s step %d: loss %.4f, dev macro-F1 %.4f, accuracy %.4f%s", task, progress.step, float(np.mean(running)),
-                     metrics["macro_f1"], metrics["accuracy"], " (best)" if improved else "")
-            running = []
-            patience = cfg.early_stopping_patience
-            if patience is not None and progress.bad_evals >= patience:
-                progress.stopped_early = True
-                log.info("%s: no dev improvement in %d evaluations; stopping early", task, patience)
-            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
-        elif cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
-            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
-    bar.close()
-    accelerator.wait_for_everyone()
-    return _finish_task(config, task_data, tokenizer, docs, pad_id, task_dir, log, accelerator, progress)
+    def dev_metrics(current: Any) -> dict[str, Any]:
+        return _evaluate(current, task_data, docs["dev"], task_data.splits["dev"], pad_id, config)[0]
+
+    show = state.is_main_process and (show_progress_bar if show_progress_bar is not None else True)
+    run_log = RunLogCallback(log, task, cfg.checkpoint_every)
+    trainer = ArticleTrainer(
+        model=model, args=training_arguments(config, task, trainer_dir, eval_steps, show),
+        train_dataset=ArticleDataset(docs["train"], y),
+        eval_dataset=ArticleDataset(docs["dev"], _targets_matrix(task_data, task_data.splits["dev"])), data_collator=collator(pad_id), processing_class=tokenizer,
+        loss_fn=_loss_fn(task_data, y, cfg.class_weight), pooling=config.model.window.pooling, sampler=sampler,
+        dev_metrics=dev_metrics, param_groups=_parameter_groups(config),
+        callbacks=[run_log]
+        + ([EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []))
+    run_log.trainer = trainer
+    trainer.remove_callback(PrinterCallback)  # naba logs its own lines
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress)
+    if checkpoint is not None:
+        log.info("%s: resumed at step %s (%s)", task, checkpoint.name.split("-")[-1], checkpoint.name)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    if trainer.state.best_global_step is not None and trainer.state.best_global_step < trainer.state.global_step \
+            and cfg.early_stopping_patience and trainer.control.should_training_stop \
+            and trainer.state.global_step < trainer.state.max_steps:
+        log.info("%s: no dev improvement in %d evaluations; stopping early", task, cfg.early_stopping_patience)
+    best_dir = task_dir / "best"
+    if state.is_main_process:
+        tmp_best = best_dir.with_name("best.tmp")
+        shutil.rmtree(tmp_best, ignore_errors=True)
+        trainer.model.save_pretrained(tmp_best, safe_serialization=True)  # the best weights (load_best_model_at_end)
+        tokenizer.save_pretrained(tmp_best)
+        shutil.rmtree(best_dir, ignore_errors=True)
+        os.replace(tmp_best, best_dir)
+    state.wait_for_everyone()
+    best_step = trainer.state.best_global_step or trainer.state.global_step
+    del trainer
+    return _finish_task(config, task_data, tokenizer, docs, pad_id, task_dir, log, state, best_step)
 
 
 def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: dict[str, list], pad_id: int, task_dir: Path,
-                 log: RunLog, accelerator: Any, progress: _Progress) -> dict[str, Any]:
+                 log: RunLog, state: Any, best_step: int) -> dict[str, Any]:
     """Reload the best weights, apply the prior correction, fit the hybrid, tune thresholds, score, write ``final/``.
 
     All choices are made on dev: the prior correction (single-label, folded
@@ -404,7 +370,7 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     for name, rel in metrics.get("relevance", {}).items():
         log.info("%s %s: %d unrelated pairs, %.1f%% labelled %r", task, name, rel["pairs"], 100 * rel["neutral_share"],
                  task_data.unrelated["label"])
-    metrics["best_step"] = progress.best_step
+    metrics["best_step"] = best_step
     metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
                                       for name, split_docs in docs.items() if split_docs and not name.endswith("_unrelated")}
     dev_fp32 = np.concatenate([encoder[name] for name in ("dev", "dev_unrelated") if name in encoder and len(encoder[name])])
@@ -417,7 +383,7 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
                          unrelated=task_data.unrelated, precision_agreement={"int8": agreement},
                          hybrid=hybrid.record if hybrid is not None else None, metrics=metrics).model_dump()
     entry["data"] = task_data.fingerprints
-    if accelerator.is_main_process:
+    if state.is_main_process:
         final_dir = task_dir / "final"
         shutil.rmtree(final_dir, ignore_errors=True)
         shutil.copytree(best_dir, final_dir)
@@ -426,12 +392,12 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         if hybrid is not None:
             hybrid.sparse.save(final_dir / hybrid.record["path"])
         (task_dir / "result.json").write_text(json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8")
-    accelerator.wait_for_everyone()
+    state.wait_for_everyone()
     return entry
 
 
 def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
-          show_progress_bar: bool | None = None) -> Path:
+          show_progress_bar: bool | None = None, search_trials: int = 0) -> Path:
     """Fine-tune every configured task and write one model directory.
 
     Args:
@@ -440,6 +406,8 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
         resume: Continue from the checkpoints in ``OUTPUT.partial/``.
         overwrite: Replace an existing model directory.
         show_progress_bar: Progress bars (default: on, main process only).
+        search_trials: First run this many Optuna trials on dev (:mod:`naba.train.search`) and train
+            with the best trial's settings; the search is recorded in the manifest (``search``).
 
     Returns:
         The model directory: ``naba.json``, ``README.md``, ``config.yaml``,
@@ -450,7 +418,7 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
         InputError, ModelDirError, TrainingError: bad data, base model or state.
     """
     import torch
-    from accelerate import Accelerator
+    from accelerate import PartialState
     from accelerate.utils import set_seed
 
     out = Path(output or config.output_dir)
@@ -468,31 +436,68 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
     if work.exists() and not resume and not overwrite:
         raise FileExistsError(f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
                               "or --overwrite to discard it and start again")
-    accelerator = Accelerator(mixed_precision=config.train.mixed_precision, cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=not torch.cuda.is_available())
+    searched = None
+    if search_trials:
+        from naba.train.search import apply, search
+
+        saved_search = work / "search.json"
+        if resume and saved_search.exists():
+            searched = json.loads(saved_search.read_text(encoding="utf-8"))
+        else:
+            searched = search(config, search_trials, out.with_name(out.name + ".search"))
+        config = apply(config, searched["best"]["params"])
+    if resume:
+        _same_config(config, work)
     set_seed(config.seed)
     created = not work.exists()
-    if accelerator.is_main_process:
+    if state.is_main_process:
         if work.exists() and not resume:
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
         save_config(config, work / "config.yaml")
-    accelerator.wait_for_everyone()
+        if searched is not None:
+            (work / "search.json").write_text(json.dumps(searched, ensure_ascii=False, indent=2), encoding="utf-8")
+    state.wait_for_everyone()
     try:
-        entries = {task: train_task(config, task, work, accelerator, resume, show_progress_bar, task_data)
+        entries = {task: train_task(config, task, work, state, resume, show_progress_bar, task_data)
                    for task, task_data in prepared.items()}
     except (ModelDirError, OSError, ValueError):
         # A base model that cannot be loaded fails before any step: a work directory this call
         # created, with no checkpoint in it, is removed (nothing written on exit 2).
-        if accelerator.is_main_process and created and not any(work.glob("*/checkpoint")) and not any(work.glob("*/best")):
+        if state.is_main_process and created and not any(work.glob("*/trainer/checkpoint-*")) and not any(work.glob("*/best")):
             shutil.rmtree(work, ignore_errors=True)
         raise
-    if accelerator.is_main_process:
-        _assemble(config, entries, work, out)
-    accelerator.wait_for_everyone()
+    if state.is_main_process:
+        _assemble(config, entries, work, out, searched)
+    state.wait_for_everyone()
     return out
 
 
-def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path) -> None:
+def _same_config(config: NabaConfig, work: Path) -> None:
+    """Refuse to resume ``work`` with another config than the one it was started with (the output path aside)."""
+    from naba.config import load_config
+
+    saved = work / "config.yaml"
+    if not saved.exists():
+        return
+    before, now = load_config(saved).to_dict(), config.to_dict()
+    before.pop("output_dir", None)
+    now.pop("output_dir", None)
+    if before != now:
+        changed = sorted(_changed_keys(before, now))
+        raise TrainingError(f"{work}: was started with another config (differs in {', '.join(changed[:5])}); resume with the "
+                            "same config and --set options, or pass --overwrite to start again")
+
+
+def _changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b)) for k in _changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [prefix.rstrip(".")] if a != b else []
+
+
+def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path,
+              searched: dict[str, Any] | None = None) -> None:
     """Build the final directory next to ``out`` and rename it into place."""
     from naba import __version__
     from naba.data.writers import atomic_dir
@@ -503,10 +508,13 @@ def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path
                         normalization=config.normalization, window=config.model.window,
                         tasks={t: TaskManifest.model_validate(e) for t, e in entries.items()}, data=data,
                         training_config=config.to_dict(), versions=library_versions(),
-                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        **({"search": searched} if searched is not None else {}))
     with atomic_dir(out, overwrite=True) as tmp:
         for task in entries:
             shutil.copytree(work / task / "final", tmp / task)
+            for events in (work / task / "trainer").glob("runs/*"):  # report_to: tensorboard
+                shutil.copytree(events, tmp / "logs" / task / events.name)
         write_manifest(manifest, tmp)
         for name, spec in manifest.tasks.items():
             write_decision_rule(spec, tmp / spec.path)
