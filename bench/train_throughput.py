@@ -2,6 +2,7 @@
 
     python bench/train_throughput.py --base runs/encoders/e5-ant --steps 20
     python bench/train_throughput.py --base runs/encoders/tiny --steps 50 --repeats 3
+    python bench/train_throughput.py --base runs/encoders/e5-bench --steps 20 --repeats 2 --before /tmp/naba-before/src
     python bench/train_throughput.py --base runs/encoders/e5-bench --data ../shared/data/asnd/train.jsonl \
         --length 64 --batch-size 32 --group-by-length
 
@@ -87,6 +88,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--data", default=str(SHARED / "train.jsonl"), help="JSONL with text and topics")
     parser.add_argument("--group-by-length", action="store_true", help="also run each with length grouping")
+    parser.add_argument("--before", help="another naba source tree (its src/), run as a third contender: e.g. a "
+                        "`git worktree` of the commit before a change")
     args = parser.parse_args()
     if not Path(args.data).exists():
         print(f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)")
@@ -113,6 +116,12 @@ def main() -> int:
             results.setdefault(f"naba train{suffix}", []).append(
                 child(NABA, [args.base, str(train_file), str(dev_file), str(work / name), str(args.length),
                              str(args.batch_size), str(args.steps), grouped], work / f"{name}.log", QUIET_TOKENIZERS))
+            if args.before:
+                name = f"before-{grouped}-{round_}"
+                results.setdefault(f"naba train, before{suffix}", []).append(
+                    child(NABA, [args.base, str(train_file), str(dev_file), str(work / name), str(args.length),
+                                 str(args.batch_size), str(args.steps), grouped], work / f"{name}.log",
+                          {**QUIET_TOKENIZERS, "PYTHONPATH": str(Path(args.before).resolve())}))
             name = f"trainer-{grouped}-{round_}"
             results.setdefault(f"HF Trainer{suffix}", []).append(
                 child(TRAINER, [args.base, str(train_file), str(work / name), str(args.length), str(args.batch_size),

