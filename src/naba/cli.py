@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -81,9 +81,21 @@ def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C (exit 143 instead of 130)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 @contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn domain errors into one line on stderr and exit code 2 (never a traceback)."""
+def _user_errors(interrupted: Callable[[], str] = lambda: "nothing was written") -> Iterator[None]:
+    """Turn domain errors into one line on stderr and exit code 2 (never a traceback).
+
+    Ctrl-C (exit 130) and SIGTERM (exit 143) print one line saying what the
+    command left behind and how to continue, as ``interrupted()`` words it.
+    """
     from naba.config import ConfigError
     from naba.errors import NabaError
 
@@ -95,9 +107,37 @@ def _user_errors() -> Iterator[None]:
     except FileExistsError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(code=2) from None
-    except KeyboardInterrupt:
-        _err("interrupted")
-        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        _err(f"interrupted ({'SIGTERM' if terminated else 'Ctrl-C'}): {interrupted()}")
+        raise typer.Exit(code=143 if terminated else 130) from None
+
+
+def _train_left(out: Callable[[], Path | None]) -> Callable[[], str]:
+    """What an interrupted ``naba train``/``pretrain`` left: checkpoints to resume from, or a work directory to discard."""
+
+    def said() -> str:
+        model = out()
+        work = model.with_name(model.name + ".partial") if model is not None else None
+        if work is None or not work.exists():
+            return "nothing was written"
+        if any(work.glob("*/trainer/checkpoint-*")) or any(work.glob("checkpoint*")):
+            return f"{work}/ keeps the checkpoints; run the same command with --resume to continue"
+        return f"{work}/ holds no checkpoint yet; run the same command with --overwrite to start again"
+
+    return said
+
+
+def _predict_left(output: Path) -> Callable[[], str]:
+    def said() -> str:
+        from naba.infer.predict import partial_path
+
+        partial = partial_path(output)
+        if partial.exists():
+            return f"the rows done so far are in {partial}; run the same command with --resume to continue"
+        return "nothing was written"
+
+    return said
 
 
 def _columns(id_column: str | None, text_column: str | None, title_column: str | None, label_column: str | None,
@@ -303,13 +343,15 @@ def train_command(
                                         "batch size and window length; train with the best (needs naba[search]).")] = 0,
 ) -> None:
     """Fine-tune an encoder for topics and/or stance; write a model directory."""
-    with _user_errors():
+    resolved: list[Path] = []
+    with _user_errors(_train_left(lambda: resolved[0] if resolved else None)):
         from naba.config import load_config
 
         overrides = list(set_ or [])
         if allow_pickle:
             overrides.append("model.allow_pickle=true")
         cfg = load_config(config, overrides)
+        resolved.append(Path(output or cfg.output_dir))
         _quiet_libraries()
         from naba.train.trainer import train
 
@@ -434,7 +476,7 @@ def predict_command(
     target_column: TargetColumn = None,
 ) -> None:
     """Classify articles from files into JSONL, CSV or Parquet, in input order."""
-    with _user_errors():
+    with _user_errors(_predict_left(output)):
         _quiet_libraries()
         from naba.infer.classifier import Classifier
         from naba.infer.predict import predict_files
@@ -580,13 +622,15 @@ def pretrain_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Masked-language-model training on unlabelled text; write an encoder directory for `naba train`."""
-    with _user_errors():
+    resolved: list[Path] = []
+    with _user_errors(_train_left(lambda: resolved[0] if resolved else None)):
         from naba.config import load_pretrain_config
 
         overrides = list(set_ or [])
         if allow_pickle:
             overrides.append("model.allow_pickle=true")
         cfg = load_pretrain_config(config, overrides)
+        resolved.append(Path(output or cfg.output_dir))
         _quiet_libraries()
         from naba.train.pretrain import PRETRAIN_FILE, pretrain
 
@@ -602,4 +646,7 @@ def pretrain_command(
 
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()

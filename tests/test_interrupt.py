@@ -1,0 +1,59 @@
+"""Ctrl-C and SIGTERM: one line saying what was left and how to continue; exit 130 / 143."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import task_paths, write_config
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "naba", "-q", *args], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be interrupted: " + proc.stderr.read()
+
+
+def test_sigterm_during_training_keeps_the_checkpoints_and_says_resume(tmp_path: Path, tiny_encoder: Path,
+                                                                         small_data: dict[str, Path]) -> None:
+    config = write_config(tmp_path / "cfg.yaml", tiny_encoder, task_paths(small_data, "topic"),
+                          train={"epochs": 50, "checkpoint_every": 1, "batch_size": 4, "eval_every": 1000})
+    out = tmp_path / "model"
+    work = tmp_path / "model.partial"
+    proc = _start("train", str(config), "-o", str(out), "--no-progress")
+    _wait_for(proc, lambda: any(work.glob("topic/trainer/checkpoint-*/trainer_state.json")))
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted (SIGTERM): {work}/ keeps the checkpoints; run the same command with --resume to continue")
+    assert not out.exists() and any(work.glob("topic/trainer/checkpoint-*"))
+
+
+def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(trained_model: Path, tmp_path: Path) -> None:
+    source = tmp_path / "many.txt"
+    source.write_text("أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة في الشمال\n" * 8000, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    proc = _start("predict", str(trained_model), str(source), "-o", str(out), "--no-progress", "--chunk-size", "64")
+    _wait_for(proc, lambda: (tmp_path / "out.jsonl.progress.json").exists())
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted (Ctrl-C): the rows done so far are in {out}.partial; run the same command with --resume to continue")
+    resumed = subprocess.run([sys.executable, "-m", "naba", "-q", "predict", str(trained_model), str(source), "-o", str(out),
+                              "--no-progress", "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 8000
