@@ -100,7 +100,7 @@ def test_mlflow_records_a_run_with_dev_macro_f1_offline(tmp_path: Path, tiny_enc
 
     from naba.train.trainer import train
 
-    uri = (tmp_path / "mlruns").as_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "naba-test")
     train(load_config(_config(tmp_path, tiny_encoder, small_data, report_to=["mlflow"])), tmp_path / "model",

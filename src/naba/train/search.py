@@ -58,7 +58,7 @@ def apply(config: NabaConfig, params: dict[str, Any]) -> NabaConfig:
             data["tasks"][task]["epochs"] = None
     window = data["model"]["window"]
     window["length"] = params["window_length"]
-    window["stride"] = min(window["stride"], params["window_length"] // 2)
+    window["stride"] = min(window["stride"], params["window_length"] // 4)  # must stay under half a window
     return NabaConfig.model_validate(data)
 
 
