@@ -21,7 +21,8 @@ from naba.data.records import Task, labels_of, load_records, unknown_labels
 from naba.data.writers import atomic_dir, dumps
 from naba.encoding import document_text, encode_windows
 from naba.errors import InputError
-from naba.evaluation.metrics import binarize, classification_metrics, decide
+from naba.decision import binarize, decide, f1_at_threshold
+from naba.evaluation.metrics import calibration_bins, classification_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +43,7 @@ def _detect_task(tasks: dict[str, Any], data: Path) -> Task:
 
 def _f1_curves(scores: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict[str, list[tuple[float, float]]]:
     grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
-    curves = {}
-    for j, label in enumerate(labels):
-        points = []
-        for t in grid:
-            pred = scores[:, j] >= t
-            tp = float((pred & (gold[:, j] == 1)).sum())
-            denom = pred.sum() + gold[:, j].sum()
-            points.append((float(t), 2 * tp / denom if denom else 0.0))
-        curves[label] = points
-    return curves
+    return {label: [(float(t), f1_at_threshold(scores[:, j], gold[:, j], t)) for t in grid] for j, label in enumerate(labels)}
 
 
 def _figures(task: Task, labels: list[str], gold: list[list[str]], predicted: list[list[str]], scores: np.ndarray,
@@ -113,17 +105,10 @@ def _figures(task: Task, labels: list[str], gold: list[list[str]], predicted: li
     else:
         confidence = scores.max(axis=1)
         correct = np.array([g[0] == p[0] for g, p in zip(gold, predicted)], dtype=float)
-    edges = np.linspace(0, 1, 11)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, 9)
+    bins = calibration_bins(confidence, correct)
     fig, ax = plt.subplots(figsize=(4.2, 4))
-    centers, accuracy = [], []
-    for b in range(10):
-        members = which == b
-        if members.any():
-            centers.append(confidence[members].mean())
-            accuracy.append(correct[members].mean())
     ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.plot(centers, accuracy, "o-")
+    ax.plot([mean for _, mean, _ in bins], [accuracy for _, _, accuracy in bins], "o-")
     ax.set_xlabel("confidence")
     ax.set_ylabel("observed frequency")
     ax.set_title(f"reliability (ECE {metrics.get('ece', 0):.3f})")

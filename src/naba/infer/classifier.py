@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from naba.decision import decide
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
 from naba.errors import ModelDirError, NabaError
-from naba.evaluation.metrics import decide
 from naba.hub import check_local_weights
 from naba.manifest import Manifest, TaskManifest, read_manifest
 

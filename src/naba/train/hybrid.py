@@ -12,7 +12,8 @@ import numpy as np
 from naba.blend import blend, choose_blend
 from naba.config import NabaConfig
 from naba.data.records import labels_of
-from naba.evaluation.metrics import binarize, classification_metrics, decide, tune_thresholds
+from naba.decision import binarize, decide, tune_thresholds
+from naba.evaluation.metrics import classification_metrics
 from naba.sparse import SPARSE_DIR, SparseModel
 from naba.train.data import TaskData
 

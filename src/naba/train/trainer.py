@@ -35,13 +35,9 @@ import numpy as np
 
 from naba.config import NabaConfig, save_config
 from naba.data.records import Task, labels_of
+from naba.decision import binarize, choose_prior_correction, decide
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
-from naba.evaluation.metrics import (
-    binarize,
-    choose_prior_correction,
-    classification_metrics,
-    decide,
-)
+from naba.evaluation.metrics import classification_metrics
 from naba.errors import ModelDirError
 from naba.hub import load_kwargs, unreachable
 from naba.manifest import (
