@@ -226,9 +226,10 @@ def data_split(
 ) -> None:
     """Deduplicate and split into train/dev/test (stratified, iterative or grouped) with a leakage report."""
     with _user_errors():
+        from naba.atomic import atomic_file
         from naba.data.records import load_records
         from naba.data.split import split_records
-        from naba.data.writers import atomic_file, write_jsonl
+        from naba.data.writers import write_jsonl
 
         cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
         records = load_records(path, task.value, cols)

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from naba.atomic import atomic_dir
 from naba.data.readers import read_rows
 from naba.data.records import Task, labels_of, load_records, unknown_labels
-from naba.data.writers import atomic_dir, dumps
+from naba.data.writers import dumps
 from naba.encoding import document_text, encode_windows
 from naba.errors import InputError
 from naba.decision import binarize, decide, f1_at_threshold

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from naba.atomic import atomic_file
 from naba.config import ColumnsConfig
 from naba.data.pages import import_pages
 from naba.data.readers import detect_format, is_stdin, read_rows
 from naba.data.records import STRING_FORMATS, FieldError, check_header, required_text
-from naba.data.writers import atomic_file, dumps
+from naba.data.writers import dumps
 from naba.errors import InputError, Problem
 
 RESUMABLE = (".jsonl", ".csv")

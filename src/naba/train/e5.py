@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from naba.data.writers import atomic_dir
+from naba.atomic import atomic_dir
 from naba.errors import InputError, NabaError
 from naba.train.encoders import corpus_lines
 

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from naba.atomic import atomic_dir
 from naba.config import NormalizationConfig
-from naba.data.writers import atomic_dir
 from naba.errors import InputError
 from naba.text import normalize
 

@@ -141,7 +141,7 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
         InputError: unreadable splits, or ``train``/``dev`` without ``task`` on a two-task model.
         ModelDirError: the model directory cannot be loaded.
     """
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
     from naba.errors import InputError
     from naba.infer.classifier import Classifier
     from naba.manifest import TaskManifest, read_manifest, write_decision_rule, write_manifest

@@ -328,7 +328,7 @@ def build_scratch_encoder(train_texts: list[str], config: PretrainConfig, direct
     import torch
     from transformers import BertConfig, BertModel
 
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
 
     shape = config.model.from_scratch
     tokenizer = train_wordpiece(train_texts, shape.vocab_size, shape.max_positions)
@@ -683,7 +683,7 @@ def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, c
               new: list[str], work: Path, out: Path) -> None:
     """Write the base encoder (no MLM head), tokenizer and records next to ``out``; rename into place."""
     from naba import __version__
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
     from naba.manifest import library_versions
 
     base = getattr(model, model.base_model_prefix)

@@ -491,7 +491,7 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
 def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path) -> None:
     """Build the final directory next to ``out`` and rename it into place."""
     from naba import __version__
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
     from naba.train.card import model_card, task_card
 
     data = {task: entry.pop("data") for task, entry in entries.items()}
