@@ -157,6 +157,8 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
     if (train or dev) and len(names) > 1:
         raise InputError("--train/--dev: the model has two tasks; name the one they are for with --task")
     raw = dict(manifest.training_config)
+    # Models trained before train.num_workers was removed record it (it configured nothing).
+    raw["train"] = {k: v for k, v in (raw.get("train") or {}).items() if k != "num_workers"}
     raw["tasks"] = {name: dict(raw.get("tasks", {}).get(name) or {}) for name in manifest.tasks}
     for name, spec in manifest.tasks.items():
         if name == "stance":
