@@ -52,8 +52,8 @@ def _pick(candidates: dict[str, tuple[np.ndarray, np.ndarray]], gold: dict[str, 
 def study(model_dir: Path) -> list[tuple[str, str, float, float, float, float]]:
     from naba.config import load_config
     from naba.data.records import labels_of
+    from naba.decision import PRIOR_CORRECTIONS
     from naba.evaluation.baseline import TfidfBaseline
-    from naba.evaluation.metrics import PRIOR_CORRECTIONS
     from naba.infer.classifier import Classifier
     from naba.train.data import load_task_data
     from naba.train.trainer import class_weights

@@ -2,7 +2,6 @@
 
     python bench/scaling.py --model runs/ddp --sizes 1000 10000 100000
     python bench/scaling.py --model runs/ant-e5-2000 --precision int8 --sizes 1000
-    python bench/scaling.py --model runs/ddp --sizes 10000 --prefetch both
 
 The input is the ANT test split repeated (fresh ids) to each size. Each run
 is a fresh process that loads the model, notes its RSS, and runs
@@ -34,12 +33,11 @@ import json, resource, sys, time
 from pathlib import Path
 from naba.infer.classifier import Classifier
 from naba.infer.predict import predict_files
-model, source, output, precision, max_length, prefetch, batch_size, threads = sys.argv[1:9]
+model, source, output, precision, max_length, batch_size, threads = sys.argv[1:8]
 clf = Classifier.load(model, precision, max_length=int(max_length) or None, threads=int(threads) or None)
 loaded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
-summary = predict_files(clf, [Path(source)], Path(output), overwrite=True, show_progress_bar=False,
-                        prefetch=prefetch == "on", batch_size=int(batch_size))
+summary = predict_files(clf, [Path(source)], Path(output), overwrite=True, show_progress_bar=False, batch_size=int(batch_size))
 print(json.dumps({"seconds": time.perf_counter() - started, "written": summary.written, "loaded_rss_kb": loaded_rss}))
 """
 
@@ -51,10 +49,9 @@ def write_input(rows: list[dict], n: int, path: Path) -> None:
             handle.write(json.dumps({"id": f"{i}", "title": row.get("title", ""), "text": row["text"]}, ensure_ascii=False) + "\n")
 
 
-def run_measured(model: str, source: Path, output: Path, precision: str, max_length: int, prefetch: str,
-                 batch_size: int, threads: int) -> dict:
+def run_measured(model: str, source: Path, output: Path, precision: str, max_length: int, batch_size: int, threads: int) -> dict:
     """One child process; its own peak RSS from ``wait4``."""
-    result = child(CHILD, [model, str(source), str(output), precision, str(max_length), prefetch, str(batch_size), str(threads)],
+    result = child(CHILD, [model, str(source), str(output), precision, str(max_length), str(batch_size), str(threads)],
                    output.with_suffix(".child.json"))
     return {**result, "process_seconds": result["wall"], "peak_rss_kb": result["peak_rss_mb"] * 1024}
 
@@ -67,8 +64,6 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=0, help="cap the window length (0: the model's)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--prefetch", default="off", choices=["on", "off", "both"],
-                        help="tokenise the next chunk in a thread (predict_files(prefetch=)); both: run each")
     parser.add_argument("--data", default=str(SHARED / "test.jsonl"))
     args = parser.parse_args()
     if not Path(args.data).exists():
@@ -76,25 +71,23 @@ def main() -> int:
         return 0
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if r.get("text")]
-    modes = ["on", "off"] if args.prefetch == "both" else [args.prefetch]
     work = Path(tempfile.mkdtemp(prefix="naba-scaling-"))
     print(f"model {args.model}, {args.precision}, max length {args.max_length or 'the model’s'}, batch size {args.batch_size}, "
           f"threads {args.threads or 'default'}; "
           f"input: {args.data} repeated")
-    print("| articles | prefetch | articles/s | seconds (predict) | RSS after load MB | peak RSS MB | peak - loaded MB |")
+    print("| articles | articles/s | seconds (predict) | RSS after load MB | peak RSS MB | peak - loaded MB |")
     print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
         source = work / f"in-{n}.jsonl"
         write_input(rows, n, source)
-        for mode in modes:
-            result = run_measured(args.model, source, work / f"out-{n}-{mode}.jsonl", args.precision, args.max_length, mode,
-                                  args.batch_size, args.threads)
-            if result["written"] != n:
-                raise SystemExit(f"{n} articles in, {result['written']} predictions out")
-            loaded, peak = result["loaded_rss_kb"] / 1024, result["peak_rss_kb"] / 1024
-            print(f"| {n:,} | {mode} | {n / result['seconds']:.1f} | {result['seconds']:.1f} | {loaded:.0f} | {peak:.0f} | "
-                  f"{peak - loaded:.0f} |", flush=True)
-            (work / f"out-{n}-{mode}.jsonl").unlink()
+        result = run_measured(args.model, source, work / f"out-{n}.jsonl", args.precision, args.max_length, args.batch_size,
+                              args.threads)
+        if result["written"] != n:
+            raise SystemExit(f"{n} articles in, {result['written']} predictions out")
+        loaded, peak = result["loaded_rss_kb"] / 1024, result["peak_rss_kb"] / 1024
+        print(f"| {n:,} | {n / result['seconds']:.1f} | {result['seconds']:.1f} | {loaded:.0f} | {peak:.0f} | "
+              f"{peak - loaded:.0f} |", flush=True)
+        (work / f"out-{n}.jsonl").unlink()
         source.unlink()
     return 0
 

@@ -13,8 +13,6 @@ The same fine-tuned model and the same ANT test articles go through
 - ``naba-fp32`` / ``naba-int8`` / ``naba-bf16``: :func:`naba.infer.predict.predict_files`
   from a JSONL file to a JSONL file (the work of ``naba predict`` minus
   start-up: reading, normalising, tokenising, the model, writing);
-- ``naba-fp32-prefetch``: the same, tokenising the next chunk in a thread
-  (``predict_files(prefetch=True)``);
 - ``ort-fp32`` / ``ort-int8``: ONNX Runtime on naba's own batches (needs
   ``pip install onnxruntime onnx``), to judge whether an ONNX backend would pay.
 
@@ -43,7 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
-VARIANTS = ("pipe-max", "pipe-window", "naba-fp32", "naba-int8", "naba-bf16", "naba-fp32-prefetch", "ort-fp32", "ort-int8")
+VARIANTS = ("pipe-max", "pipe-window", "naba-fp32", "naba-int8", "naba-bf16", "ort-fp32", "ort-int8")
 DEFAULT = ("pipe-max", "pipe-window", "naba-fp32", "naba-int8")
 
 
@@ -78,7 +76,7 @@ def pipeline_runner(name: str, pipe: Any, texts: dict[str, str], max_length: int
     return Runner(name, run, str(batch_size))
 
 
-def naba_runner(name: str, model_dir: Path, precision: str, work: Path, batch_size: int, prefetch: bool = False) -> Runner:
+def naba_runner(name: str, model_dir: Path, precision: str, work: Path, batch_size: int) -> Runner:
     from naba.infer.classifier import Classifier
     from naba.infer.predict import predict_files
 
@@ -88,7 +86,7 @@ def naba_runner(name: str, model_dir: Path, precision: str, work: Path, batch_si
         source, output = work / f"{name}.in.jsonl", work / f"{name}.out.jsonl"
         source.write_text("".join(json.dumps({"id": r["id"], "title": r.get("title", ""), "text": r["text"]},
                                              ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        predict_files(clf, [source], output, batch_size=batch_size, overwrite=True, show_progress_bar=False, prefetch=prefetch)
+        predict_files(clf, [source], output, batch_size=batch_size, overwrite=True, show_progress_bar=False)
         return [json.loads(line)["topics"][0] for line in output.read_text(encoding="utf-8").splitlines()]
 
     runner = Runner(name, run, f"{batch_size}x{clf.window.length} tokens")
@@ -224,7 +222,7 @@ def main() -> int:
             runners.append(pipeline_runner(name, pipe, texts, max_length, size))
         elif name.startswith("naba"):
             precision = name.split("-")[1]
-            runners.append(naba_runner(name, model_dir, precision, work, args.batch_size, prefetch=name.endswith("-prefetch")))
+            runners.append(naba_runner(name, model_dir, precision, work, args.batch_size))
         else:
             try:
                 runners.append(ort_runner(name, model_dir, name == "ort-int8", work, args.batch_size))

@@ -37,7 +37,7 @@ SAMPLE = ROOT / "data" / "sample"
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide BERT with a WordPiece vocabulary trained on the sample articles."""
-    from naba.train.encoders import build_tiny_encoder
+    from naba.encoder.tiny import build_tiny_encoder
 
     out = tmp_path_factory.mktemp("encoders") / "tiny"
     return build_tiny_encoder([SAMPLE / "articles.jsonl", SAMPLE / "stance_pairs.jsonl"], out, layers=2, hidden=32,

@@ -7,6 +7,13 @@ line and field and says what to do, with a documented exit code (README,
 The commands run in-process through Typer's CliRunner (fast, and a
 traceback cannot hide: an exception escaping a command is a failure here);
 ``test_real_entry_point_*`` run a few through ``python -m naba`` as well.
+
+Each message is pinned once. Where another test already pins a message's
+wording (the test of the module that writes it: test_readers, test_records,
+test_validate, test_pages, test_config, test_infer, test_train,
+test_reliability, test_serve), the expectation here ends in "…": it checks
+what comes before (the exit code, the file, line and field named, nothing
+written), not the wording again.
 """
 
 from __future__ import annotations
@@ -65,6 +72,11 @@ def bad(name: str) -> Path:
     return BAD / name
 
 
+def pinned(line: str, expected: str) -> bool:
+    """``line`` is ``expected``, or starts with what precedes a final "…" (the wording after it is pinned elsewhere)."""
+    return line.startswith(expected[:-1]) if expected.endswith("…") else line == expected
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 1 MB article (generated, not committed)."""
@@ -99,16 +111,15 @@ class Case:
 
 VALIDATE = [
     Case("truncated.jsonl", 1, "{f}:2: (json): expected a JSON object, found invalid JSON (Unterminated string starting at column 24)"),
-    Case("invalid_json.jsonl", 1, "{f}:1: (json): expected a JSON object, found invalid JSON (Expecting property name enclosed "
-                                  "in double quotes at column 2)"),
-    Case("not_an_object.jsonl", 1, "{f}:1: (json): expected a JSON object, found list"),
+    Case("invalid_json.jsonl", 1, "{f}:1: (json): …"),
+    Case("not_an_object.jsonl", 1, "{f}:1: (json): …"),
     Case("nul_byte.jsonl", 1, "{f}:1: (json): expected a JSON object, found invalid JSON (Invalid control character at column 27)"),
     Case("deep_nesting.jsonl", 1, "{f}:1: (json): expected a JSON object, found JSON nested too deeply to read; "
                                   "flatten the row or remove the line"),
     Case("huge_number.jsonl", 1, "{f}:1: (json): expected a JSON object, found a number with too many digits to read; "
                                  "quote it as a string or remove the line"),
-    Case("utf16.jsonl", 2, "error: {f}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
-    Case("utf16le_nobom.csv", 2, "error: {f}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
+    Case("utf16.jsonl", 2, "error: {f}: …"),
+    Case("utf16le_nobom.csv", 2, "error: {f}: …"),
     Case("latin1.jsonl", 1, "{f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; re-save the file as UTF-8"),
     Case("invalid_utf8.jsonl", 1, "{f}:2: (line): expected UTF-8 text, found invalid byte 0xff at column 31; "
                                   "re-save the file as UTF-8"),
@@ -116,38 +127,34 @@ VALIDATE = [
                                 "reached); re-create or re-download it"),
     Case("bom.jsonl", 0, "{f}: 1 rows, 1 valid, 0 problems"),
     Case("bom.csv", 0, "{f}: 1 rows, 1 valid, 0 problems"),
-    Case("empty_text.jsonl", 1, "{f}:1: text: expected a non-empty string, found an empty string"),
-    Case("whitespace_text.jsonl", 1, "{f}:1: text: expected a non-empty string, found only whitespace"),
-    Case("missing_text.jsonl", 1, "{f}:1: text: expected a non-empty string, found no 'text' field"),
+    Case("empty_text.jsonl", 1, "{f}:1: text: …"),
+    Case("whitespace_text.jsonl", 1, "{f}:1: text: …"),
+    Case("missing_text.jsonl", 1, "{f}:1: text: …"),
     Case("text_number.jsonl", 1, "{f}:1: text: expected a string, found int 2024"),
-    Case("bidi_only.jsonl", 1, "{f}:1: text: expected a non-empty string, found only invisible characters "
-                               "(bidi or zero-width controls)"),
+    Case("bidi_only.jsonl", 1, "{f}:1: text: …"),
     Case("latin_only.jsonl", 0, "{f}: 1 rows, 1 valid, 0 problems"),
     Case("emoji_only.jsonl", 0, "{f}: 1 rows, 1 valid, 0 problems"),
     Case("bidi_controls.jsonl", 0, "{f}: 1 rows, 1 valid, 0 problems"),
     Case("duplicate_ids.jsonl", 1, "{f}:2: id: expected a unique id, found 'dup' already used on line 1"),
-    Case("topics_string.jsonl", 1, '{f}:1: topics: expected a list of labels, found the string "energy"; write it as a list, '
-                                   'e.g. ["energy"]'),
-    Case("topics_missing.jsonl", 1, "{f}:1: topics: expected a list of labels, found no 'topics' field"),
+    Case("topics_string.jsonl", 1, "{f}:1: topics: …"),
+    Case("topics_missing.jsonl", 1, "{f}:1: topics: …"),
     Case("unknown_topic.jsonl", 1, "{f}:1: topics: expected labels from ['energy', 'politics', 'sports'], found unknown ['weather']",
          ("--labels", "energy,politics,sports")),
-    Case("stance_no_target.jsonl", 1, "{f}:1: target: expected a non-empty string, found no 'target' field", ("--task", "stance")),
+    Case("stance_no_target.jsonl", 1, "{f}:1: target: …", ("--task", "stance")),
     Case("stance_unknown_label.jsonl", 1, "{f}:1: stance: expected labels from ['against', 'favor', 'none'], found unknown "
                                           "['support']", ("--task", "stance", "--labels", "favor,against,none")),
     Case("empty.jsonl", 1, "{f}: (file): expected at least one topic row, found none (the file is empty or blank)"),
     Case("blank_lines.jsonl", 1, "{f}: (file): expected at least one topic row, found none (the file is empty or blank)"),
-    Case("missing_column.csv", 2, "error: {f}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or "
-                                  "name the column that holds it with --text-column (columns.text_column in a training config)"),
+    Case("missing_column.csv", 2, "error: {f}:1: header: …"),
     Case("renamed_column.csv", 2, "error: {f}:1: header: expected a 'text' column, found 'id', 'Text', 'topics'; did you mean "
                                   "'Text'? rename it to 'text', or pass --text-column Text (columns.text_column in a training "
                                   "config)"),
     Case("renamed_column.csv", 0, "{f}: 1 rows, 1 valid, 0 problems", ("--text-column", "Text")),
-    Case("short_row.csv", 1, "{f}:2: (csv): expected 3 columns, found fewer"),
+    Case("short_row.csv", 1, "{f}:2: (csv): …"),
     Case("unterminated_quote.csv", 1, "{f}:2: (csv): expected 3 columns, found fewer in a record that runs from line 2 to line 3; "
                                       "a quoted field is probably missing its closing quote"),
-    Case("a_directory.jsonl", 2, "error: {f}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
-                                 "pass a file, or a directory saved with Dataset.save_to_disk"),
-    Case("no_such_file.jsonl", 2, "error: {f}: no such file"),
+    Case("a_directory.jsonl", 2, "error: {f}: …"),
+    Case("no_such_file.jsonl", 2, "error: {f}: …"),
 ]
 
 
@@ -155,10 +162,10 @@ def _check(result, case: Case, path: Path) -> None:
     expected = case.expect.format(f=path)
     assert result.exit_code == case.code, result.output
     if case.code == 2:
-        assert the_error(result) == expected
+        assert pinned(the_error(result), expected), result.stderr
         assert result.stdout == ""
     else:
-        assert expected in result.output.splitlines(), result.output
+        assert any(pinned(line, expected) for line in result.output.splitlines()), result.output
 
 
 @pytest.mark.parametrize("case", VALIDATE, ids=[f"{c.name}{'-' + c.options[-1] if c.options else ''}" for c in VALIDATE])
@@ -186,37 +193,36 @@ class ImportCase:
 
 
 IMPORT = [
-    ImportCase(("truncated.jsonl",), 1, 1, (("truncated.jsonl", 2, "(json)", "expected a JSON object, found invalid JSON"),)),
+    ImportCase(("truncated.jsonl",), 1, 1, (("truncated.jsonl", 2, "(json)", "…"),)),
     ImportCase(("latin1.jsonl", "invalid_utf8.jsonl"), 1, 4, (
-        ("latin1.jsonl", 2, "(line)", "expected UTF-8 text, found invalid byte 0xe9"),
-        ("invalid_utf8.jsonl", 2, "(line)", "expected UTF-8 text, found invalid byte 0xff"))),
+        ("latin1.jsonl", 2, "(line)", "…"),
+        ("invalid_utf8.jsonl", 2, "(line)", "…"))),
     ImportCase(("topics_string.jsonl", "bidi_only.jsonl", "whitespace_text.jsonl", "deep_nesting.jsonl"), 1, 1, (
-        ("topics_string.jsonl", 1, "topics", 'expected a list of labels, found the string "energy"'),
-        ("bidi_only.jsonl", 1, "text", "expected a non-empty string, found only invisible characters"),
-        ("whitespace_text.jsonl", 1, "text", "expected a non-empty string, found only whitespace"),
+        ("topics_string.jsonl", 1, "topics", "…"),
+        ("bidi_only.jsonl", 1, "text", "…"),
+        ("whitespace_text.jsonl", 1, "text", "…"),
         ("deep_nesting.jsonl", 1, "(json)", "expected a JSON object, found JSON nested too deeply"))),
     ImportCase(("duplicate_ids.jsonl", "emoji_only.jsonl", "latin_only.jsonl", "bidi_controls.jsonl", "bom.jsonl"), 0, 6),
     ImportCase(("stance_no_target.jsonl",), 0, 1, options=("--format", "jsonl", "--task", "stance")),
     ImportCase(("renamed_column.csv",), 0, 1, options=("--format", "csv", "--text-column", "Text")),
     ImportCase(("short_row.csv", "unterminated_quote.csv"), 1, 1, (
-        ("short_row.csv", 2, "(csv)", "expected 3 columns, found fewer"),
+        ("short_row.csv", 2, "(csv)", "…"),
         ("unterminated_quote.csv", 2, "(csv)", "expected 3 columns, found fewer in a record that runs from line 2 to line 3"),
     ), options=("--format", "csv")),
     ImportCase(("pages_bad",), 1, 1, (
-        ("pages_bad/empty.txt", None, "(page)", "expected at least one article"),
-        ("pages_bad/headline_only.txt", None, "article 0", "expected a headline line followed by body text"),
+        ("pages_bad/empty.txt", None, "(page)", "…"),
+        ("pages_bad/headline_only.txt", None, "article 0", "…"),
         ("pages_bad/latin1.txt", 2, "(line)", "expected UTF-8 text, found invalid byte 0xe7"),
-        ("pages_bad/utf16.txt", None, "(page)", "looks like UTF-16; re-save it as UTF-8"),
+        ("pages_bad/utf16.txt", None, "(page)", "…"),
     ), options=("--format", "page")),
-    ImportCase(("bom.jsonl", "utf16.jsonl"), 2, None, expect="error: {1}: looks like UTF-16; re-save it as UTF-8"),
-    ImportCase(("corrupt.jsonl.gz",), 2, None, expect="error: {0}: corrupt gzip file ("),
-    ImportCase(("missing_column.csv",), 2, None, options=("--format", "csv"),
-               expect="error: {0}:1: header: expected a 'text' column, found 'id', 'body', 'topics'"),
+    ImportCase(("bom.jsonl", "utf16.jsonl"), 2, None, expect="error: {1}: …"),
+    ImportCase(("corrupt.jsonl.gz",), 2, None, expect="error: {0}: …"),
+    ImportCase(("missing_column.csv",), 2, None, options=("--format", "csv"), expect="error: {0}:1: header: …"),
     ImportCase(("a_directory.jsonl",), 2, None, expect="error: {0}: is a directory; --format jsonl expects files"),
     ImportCase(("a_directory.jsonl",), 2, None, options=("--format", "page"),
                expect="error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, "
                       "or the data files themselves"),
-    ImportCase(("no_such_file.jsonl",), 2, None, expect="error: {0}: no such file"),
+    ImportCase(("no_such_file.jsonl",), 2, None, expect="error: {0}: …"),
 ]
 
 
@@ -227,7 +233,7 @@ def test_import(case: ImportCase, tmp_path: Path) -> None:
     assert result.exit_code == case.code, result.output
     if case.code == 2:
         line = the_error(result)
-        assert line.startswith(case.expect.format(*(bad(s) for s in case.sources))), line
+        assert line.startswith(case.expect.format(*(bad(s) for s in case.sources)).removesuffix("…")), line
         assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left behind
         return
     assert len(out.read_text(encoding="utf-8").splitlines()) == case.written
@@ -236,7 +242,7 @@ def test_import(case: ImportCase, tmp_path: Path) -> None:
     assert len(errors) == len(case.errors)
     for record, (name, line, field_, message) in zip(errors, case.errors):
         assert (record["file"], record["line"], record["field"]) == (str(bad(name)), line, field_)
-        assert record["error"].startswith(message), record
+        assert record["error"].startswith(message.removesuffix("…")), record
         where = f"{bad(name)}:{line}" if line is not None else str(bad(name))
         assert f"  {where}: {field_}: {record['error']}" in result.stderr.splitlines()
     assert (case.code == 1) == bool(errors)
@@ -278,15 +284,15 @@ def _train(config: Path, out: Path, *options: str):
 
 
 @pytest.mark.parametrize(("name", "message"), [
-    ("config_empty.yaml", "error: {f}: tasks: required key is missing"),
+    ("config_empty.yaml", "error: {f}: …"),
     ("config_truncated.yaml", "error: {f}:5: invalid YAML: expected ',' or ']', but got '<stream end>'"),
     ("config_latin1.yaml", "error: {f}: not UTF-8 text (invalid continuation byte at byte 12); re-save it as UTF-8"),
-    ("config_unknown_key.yaml", "error: {f}: train.learnin_rate: unknown key (did you mean 'learning_rate'?)"),
-    ("a_directory.jsonl", "error: {f}: is a directory, expected a YAML config file"),
-    ("no_such_config.yaml", "error: {f}: config file not found"),
+    ("config_unknown_key.yaml", "error: {f}: …"),
+    ("a_directory.jsonl", "error: {f}: …"),
+    ("no_such_config.yaml", "error: {f}: …"),
 ])
 def test_train_bad_config(name: str, message: str, train_dir: Path) -> None:
-    assert _train(bad(name), train_dir / f"model-{name}") == message.format(f=bad(name))
+    assert pinned(_train(bad(name), train_dir / f"model-{name}"), message.format(f=bad(name)))
 
 
 TRAIN_DATA = [
@@ -298,14 +304,14 @@ TRAIN_DATA = [
                                               'problem)'),
     ("topic", "train", "latin1.jsonl", "error: {f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; re-save "
                                        "the file as UTF-8 (run `naba data validate {f} --task topic` to list every problem)"),
-    ("topic", "train", "utf16.jsonl", "error: {f}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
+    ("topic", "train", "utf16.jsonl", "error: {f}: …"),
     ("topic", "train", "empty.jsonl", "error: {f}: no records; expected at least one topic row"),
-    ("topic", "train", "a_directory.jsonl", "error: {f}: is a directory, but not a Hugging Face datasets directory"),
-    ("topic", "train", "no_such_file.jsonl", "error: {f}: no such file"),
-    ("topic", "train", "missing_column.csv", "error: {f}:1: header: expected a 'text' column, found 'id', 'body', 'topics'"),
+    ("topic", "train", "a_directory.jsonl", "error: {f}: …"),
+    ("topic", "train", "no_such_file.jsonl", "error: {f}: …"),
+    ("topic", "train", "missing_column.csv", "error: {f}:1: header: …"),
     ("topic", "dev", "unknown_topic.jsonl", "error: {f}:1: topics: labels ['weather'] are not in the training label set"),
-    ("stance", "train", "stance_no_target.jsonl", "error: {f}:1: target: expected a non-empty string, found no 'target' field"),
-    ("stance", "test", "stance_unknown_label.jsonl", "error: {f}:1: stance: labels ['support'] are not in the training label set"),
+    ("stance", "train", "stance_no_target.jsonl", "error: {f}:1: target: …"),
+    ("stance", "test", "stance_unknown_label.jsonl", "error: {f}:1: stance: …"),
 ]
 
 
@@ -317,16 +323,14 @@ def test_train_bad_data(task: str, split: str, name: str, message: str, train_di
     tasks[task][split] = str(bad(name))
     config = write_config(train_dir / f"{task}-{split}-{name}.yaml", tiny_encoder, tasks)
     line = _train(config, train_dir / f"model-{task}-{split}-{name}")
-    assert line.startswith(message.format(f=bad(name))), line
+    assert line.startswith(message.format(f=bad(name)).removesuffix("…")), line
 
 
 def test_train_refuses_pickle_weights(train_dir: Path, tiny_encoder: Path, small_data: dict[str, Path]) -> None:
     base = _pickled(tiny_encoder, train_dir / "pickled-encoder")
     tasks = {"topic": {s: str(small_data[f"topic_{s}"]) for s in ("train", "dev", "test")}}
     config = write_config(train_dir / "pickled.yaml", base, tasks)
-    assert _train(config, train_dir / "model-pickled") == (
-        f"error: {base}: has only pickle weights (pytorch_model.bin), which can run code when loaded; "
-        "convert them to safetensors, or pass --allow-pickle if you trust the source")
+    assert pinned(_train(config, train_dir / "model-pickled"), f"error: {base}: …")
 
 
 def _pickled(source: Path, dest: Path) -> Path:
@@ -373,7 +377,7 @@ MODEL_DIRS = [
     ("model_no_manifest", "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba train`)"),
     ("model_corrupt_manifest", "error: {m}/naba.json: corrupt manifest (Unterminated string starting at: line 1 column 115 "
                                "(char 114)); retrain or restore the model directory"),
-    ("model_newer_format", "error: {m}/naba.json: format_version 99 is newer than this naba reads (1); upgrade naba"),
+    ("model_newer_format", "error: {m}/naba.json: …"),
     ("model_bad_schema", "error: {m}/naba.json: tasks.topic.labels: Input should be a valid list; the manifest is damaged, "
                          "retrain or restore it"),
     ("a_directory.jsonl", "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba train`)"),
@@ -391,17 +395,16 @@ def test_bad_model_directory(command: str, name: str, message: str, tmp_path: Pa
             "serve": ("serve", model, "--port", "0")}[command]
     result = naba(*args)
     assert result.exit_code == 2, result.output
-    assert the_error(result) == message.format(m=model)
+    assert pinned(the_error(result), message.format(m=model))
     assert list(tmp_path.iterdir()) == []
 
 
 BROKEN = [
-    ("pickle", "error: {m}/topic: has only pickle weights (pytorch_model.bin), which can run code when loaded; convert them to "
-               "safetensors, or pass --allow-pickle if you trust the source"),
+    ("pickle", "error: {m}/topic: …"),
     ("truncated-weights", "error: {m}/topic: cannot load the model (SafetensorError: "),
     ("corrupt-config", "error: {m}/stance: cannot load the model (OSError: "),
-    ("missing-task", "error: {m}/stance: task directory for 'stance' is missing or incomplete"),
-    ("interrupted", "error: {m}: incomplete (a write into it was interrupted); rerun the command that wrote it"),
+    ("missing-task", "error: {m}/stance: …"),
+    ("interrupted", "error: {m}: …"),
 ]
 
 
@@ -412,8 +415,9 @@ def test_damaged_model_directory(name: str, message: str, broken_models: dict[st
     result = naba("predict", model, small_data["topic_test"], "-o", tmp_path / "out.jsonl", "--no-progress")
     assert result.exit_code == 2, result.output
     line = the_error(result)
-    assert line.startswith(message.format(m=model)), line
-    assert line.endswith(("retrain or restore it", "if you trust the source", "is missing or incomplete", "that wrote it"))
+    assert line.startswith(message.format(m=model).removesuffix("…")), line
+    if not message.endswith("…"):
+        assert line.endswith("retrain or restore it"), line
     assert list(tmp_path.iterdir()) == []
 
 
@@ -429,38 +433,36 @@ def test_allow_pickle_loads_pickle_weights(broken_models: dict[str, Path], small
 # Every row of these files, in order, and what becomes of it: an id predicted, or an error record (line, field, message start).
 PREDICT_ROWS: list[tuple[str, list[tuple[str, object]]]] = [
     ("truncated.jsonl", [("ok", "tr-1"), ("error", (2, "(json)", "expected a JSON object, found invalid JSON (Unterminated"))]),
-    ("invalid_json.jsonl", [("error", (1, "(json)", "expected a JSON object, found invalid JSON (Expecting property")),
-                            ("ok", "ij-2")]),
-    ("not_an_object.jsonl", [("error", (1, "(json)", "expected a JSON object, found list"))]),
+    ("invalid_json.jsonl", [("error", (1, "(json)", "…")), ("ok", "ij-2")]),
+    ("not_an_object.jsonl", [("error", (1, "(json)", "…"))]),
     ("nul_byte.jsonl", [("error", (1, "(json)", "expected a JSON object, found invalid JSON (Invalid control character"))]),
     ("deep_nesting.jsonl", [("error", (1, "(json)", "expected a JSON object, found JSON nested too deeply")), ("ok", "dn-2")]),
     ("huge_number.jsonl", [("error", (1, "(json)", "expected a JSON object, found a number with too many digits"))]),
-    ("latin1.jsonl", [("ok", "l1-1"), ("error", (2, "(line)", "expected UTF-8 text, found invalid byte 0xe9")), ("ok", "l1-3")]),
-    ("invalid_utf8.jsonl", [("ok", "iu-1"), ("error", (2, "(line)", "expected UTF-8 text, found invalid byte 0xff")),
-                            ("ok", "iu-3")]),
+    ("latin1.jsonl", [("ok", "l1-1"), ("error", (2, "(line)", "…")), ("ok", "l1-3")]),
+    ("invalid_utf8.jsonl", [("ok", "iu-1"), ("error", (2, "(line)", "…")), ("ok", "iu-3")]),
     ("bom.jsonl", [("ok", "bom-1")]),
     ("bom.csv", [("ok", "bom-2")]),
-    ("empty_text.jsonl", [("error", (1, "text", "expected a non-empty string, found an empty string"))]),
-    ("whitespace_text.jsonl", [("error", (1, "text", "expected a non-empty string, found only whitespace"))]),
-    ("missing_text.jsonl", [("error", (1, "text", "expected a non-empty string, found no 'text' field"))]),
+    ("empty_text.jsonl", [("error", (1, "text", "…"))]),
+    ("whitespace_text.jsonl", [("error", (1, "text", "…"))]),
+    ("missing_text.jsonl", [("error", (1, "text", "…"))]),
     ("text_number.jsonl", [("error", (1, "text", "expected a string, found int 2024"))]),
-    ("bidi_only.jsonl", [("error", (1, "text", "expected a non-empty string, found only invisible characters"))]),
+    ("bidi_only.jsonl", [("error", (1, "text", "…"))]),
     ("latin_only.jsonl", [("ok", "lo-1")]),
     ("emoji_only.jsonl", [("ok", "eo-1")]),
     ("bidi_controls.jsonl", [("ok", "bi-1")]),
     ("duplicate_ids.jsonl", [("ok", "dup"), ("ok", "dup")]),
     ("topics_string.jsonl", [("ok", "ts-1")]),  # labels are not read for prediction
     ("stance_no_target.jsonl", [("ok", "snt-1")]),  # scored against the model's default targets
-    ("short_row.csv", [("error", (2, "(csv)", "expected 3 columns, found fewer")), ("ok", "sr-2")]),
+    ("short_row.csv", [("error", (2, "(csv)", "…")), ("ok", "sr-2")]),
     ("unterminated_quote.csv", [("error", (2, "(csv)", "expected 3 columns, found fewer in a record that runs from line 2"))]),
-    ("articles_latin1.txt", [("ok", "1"), ("error", (2, "(line)", "expected UTF-8 text, found invalid byte 0xe9")), ("ok", "3")]),
+    ("articles_latin1.txt", [("ok", "1"), ("error", (2, "(line)", "…")), ("ok", "3")]),
     ("empty.jsonl", []),
     ("blank_lines.jsonl", []),
-    ("pages_bad", [("error", (None, "(page)", "expected at least one article")),  # empty.txt
+    ("pages_bad", [("error", (None, "(page)", "…")),  # empty.txt
                    ("ok", "good-0"),
-                   ("error", (None, "article 0", "expected a headline line followed by body text")),  # headline_only.txt
+                   ("error", (None, "article 0", "…")),  # headline_only.txt
                    ("error", (2, "(line)", "expected UTF-8 text, found invalid byte 0xe7")),  # latin1.txt
-                   ("error", (None, "(page)", "looks like UTF-16"))]),  # utf16.txt
+                   ("error", (None, "(page)", "…"))]),  # utf16.txt
 ]
 
 
@@ -483,7 +485,7 @@ def test_predict_every_row_is_a_prediction_or_an_error_record(trained_model: Pat
     errors = [json.loads(line) for line in (tmp_path / "out.errors.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(e["line"], e["field"]) for e in errors] == [(line, field_) for line, field_, _ in problems]
     for record, (_, _, message) in zip(errors, problems):
-        assert record["error"].startswith(message), record
+        assert record["error"].startswith(message.removesuffix("…")), record
         assert Path(record["file"]).resolve().is_relative_to(BAD)
     # an error record keeps the row's id when the row had one
     assert {e["id"] for e in errors if e["field"] == "text"} == {"et-1", "ws-1", "mt-1", "tn-1", "bo-1"}
@@ -505,12 +507,11 @@ def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(trained_
 
 
 @pytest.mark.parametrize(("inputs", "message"), [
-    (("bom.jsonl", "utf16.jsonl"), "error: {1}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
-    (("missing_column.csv",), "error: {0}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or name the "
-                              "column that holds it with --text-column (columns.text_column in a training config)"),
+    (("bom.jsonl", "utf16.jsonl"), "error: {1}: …"),
+    (("missing_column.csv",), "error: {0}:1: header: …"),
     (("a_directory.jsonl",), "error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, or the data "
                              "files themselves"),
-    (("bom.jsonl", "no_such_file.jsonl"), "error: {1}: no such file or directory"),
+    (("bom.jsonl", "no_such_file.jsonl"), "error: {1}: …"),
     (("corrupt.jsonl.gz",), "error: {0}: corrupt gzip file (Compressed file ended before the end-of-stream marker was reached); "
                             "re-create or re-download it"),
 ])
@@ -518,7 +519,7 @@ def test_predict_unusable_input(inputs: tuple[str, ...], message: str, trained_m
     paths = [bad(name) for name in inputs]
     result = naba("predict", trained_model, *paths, "-o", tmp_path / "out.jsonl", "--no-progress")
     assert result.exit_code == 2, result.output
-    assert the_error(result) == message.format(*paths)
+    assert pinned(the_error(result), message.format(*paths))
     # Nothing written: it failed before a row was done, so no partial files are left either.
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -546,10 +547,9 @@ EVALUATE = [
     ("topics_string.jsonl", "topic", 'error: {f}:1: topics: expected a list of labels, found the string "energy"; write it as a '
                                      'list, e.g. ["energy"] (run `naba data validate {f} --task topic` to list every problem)'),
     ("empty.jsonl", "topic", "error: {f}: no records; expected at least one topic row"),
-    ("utf16.jsonl", "topic", "error: {f}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
-    ("a_directory.jsonl", "topic", "error: {f}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
-                                   "pass a file, or a directory saved with Dataset.save_to_disk"),
-    ("no_such_file.jsonl", "topic", "error: {f}: no such file"),
+    ("utf16.jsonl", "topic", "error: {f}: …"),
+    ("a_directory.jsonl", "topic", "error: {f}: …"),
+    ("no_such_file.jsonl", "topic", "error: {f}: …"),
 ]
 
 
@@ -560,7 +560,7 @@ def test_evaluate_bad_data(name: str, task: str, message: str, with_task: bool, 
     options = ("--task", task) if with_task else ()
     result = naba("evaluate", trained_model, bad(name), "-o", tmp_path / "report", *options)
     assert result.exit_code == 2, result.output
-    assert the_error(result) == message.format(f=bad(name))
+    assert pinned(the_error(result), message.format(f=bad(name)))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -600,13 +600,12 @@ def test_classifier_classifies_odd_texts(clf, big: Path) -> None:
 def test_classifier_refuses_blank_texts_as_predict_does(clf, name: str) -> None:
     from naba.errors import NabaError
 
-    with pytest.raises(NabaError, match=re.escape("article 1: text: expected a non-empty string, found ")):
+    with pytest.raises(NabaError, match=re.escape("article 1: text: ")):  # the wording: test_infer.py
         clf.predict(["نص سليم", ODD_TEXTS[name]])
 
 
 @pytest.mark.parametrize(("article", "message"), [
     (None, "article 1: expected a string or a record with a 'text' string, found NoneType"),
-    (5, "article 1: expected a string or a record with a 'text' string, found int"),
     ({"title": "عنوان"}, "article 1: expected a string or a record with a 'text' string, found dict"),
     ({"text": ["نص"]}, "article 1: expected a string or a record with a 'text' string, found dict"),
 ])
@@ -624,7 +623,7 @@ def test_classifier_load_bad_model_directory(name: str, message: str) -> None:
 
     with pytest.raises(ModelDirError) as info:
         Classifier.load(bad(name))
-    assert str(info.value) == message.format(m=bad(name))
+    assert pinned(str(info.value), message.format(m=bad(name)))
 
 
 @pytest.fixture(scope="module")
@@ -665,7 +664,7 @@ def test_service_answers_every_corpus_row(client) -> None:
             assert response.json()["results"][0]["topics"]["labels"]
         elif isinstance(text, str):  # empty, whitespace or invisible only: rejected as predict rejects it
             assert response.status_code == 422, (where, response.text)
-            assert response.json()["detail"][0]["msg"].startswith("article 0: text: expected a non-empty string")
+            assert response.json()["detail"][0]["msg"].startswith("article 0: text: ")  # the wording: test_serve.py
         else:
             assert response.status_code == 422, (where, response.text)
             assert response.json()["detail"][0]["loc"][:3] == ["body", "articles", 0]
@@ -704,13 +703,12 @@ def _real(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     (("data", "validate", "tests/badinput/deep_nesting.jsonl"), 1,
      "tests/badinput/deep_nesting.jsonl: 2 rows, 1 valid, 1 problems"),
     (("data", "validate", "tests/badinput/huge_number.jsonl"), 1, "tests/badinput/huge_number.jsonl: 1 rows, 0 valid, 1 problems"),
-    (("data", "validate", "tests/badinput/utf16.jsonl"), 2,
-     "error: tests/badinput/utf16.jsonl: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
+    (("data", "validate", "tests/badinput/utf16.jsonl"), 2, "error: tests/badinput/utf16.jsonl: …"),
     (("data", "import", "tests/badinput/pages_bad", "--format", "page", "-o", "{tmp}/pages.jsonl"), 1,
-     "  tests/badinput/pages_bad/utf16.txt: (page): looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"),
+     "  tests/badinput/pages_bad/utf16.txt: (page): …"),
 ])
 def test_real_entry_point_never_prints_a_traceback(args: tuple[str, ...], code: int, last: str, tmp_path: Path) -> None:
     proc = _real(*(a.format(tmp=tmp_path) for a in args))
     assert "Traceback" not in proc.stderr
     assert proc.returncode == code, proc.stderr
-    assert proc.stderr.splitlines()[-1] == last
+    assert pinned(proc.stderr.splitlines()[-1], last)

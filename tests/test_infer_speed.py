@@ -1,10 +1,9 @@
-"""The speed-ups of inference keep its results: token batches, prefetching, int8, threads (no timing here)."""
+"""The speed-ups of inference keep its results: token batches, chunks, int8, threads (no timing here)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import warnings
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from naba.infer.classifier import token_batches
-from naba.infer.predict import ahead
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +69,7 @@ def test_prepare_then_classify_is_predict(clf, mixed_articles: list[dict]) -> No
     assert clf.classify(clf.prepare([])) == []
 
 
-def test_prefetch_gives_the_same_files(clf, mixed_articles: list[dict], tmp_path: Path) -> None:
+def test_chunks_give_the_files_one_chunk_gives(clf, mixed_articles: list[dict], tmp_path: Path) -> None:
     from naba.infer.predict import predict_files
 
     source = tmp_path / "in.jsonl"
@@ -79,46 +77,14 @@ def test_prefetch_gives_the_same_files(clf, mixed_articles: list[dict], tmp_path
     lines.insert(5, "{broken")
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     outputs = {}
-    for prefetch in (True, False):
-        out = tmp_path / f"out-{prefetch}.jsonl"
-        summary = predict_files(clf, [source], out, chunk_size=5, prefetch=prefetch)
+    for chunk_size in (5, 1000):
+        out = tmp_path / f"out-{chunk_size}.jsonl"
+        summary = predict_files(clf, [source], out, chunk_size=chunk_size)
         assert (summary.rows, summary.written, summary.errors) == (43, 42, 1)
-        outputs[prefetch] = (out.read_bytes(), (tmp_path / f"out-{prefetch}.errors.jsonl").read_bytes())
-    assert outputs[True] == outputs[False]
-    ids = [json.loads(line)["id"] for line in outputs[True][0].decode("utf-8").splitlines()]
+        outputs[chunk_size] = (out.read_bytes(), (tmp_path / f"out-{chunk_size}.errors.jsonl").read_bytes())
+    assert outputs[5] == outputs[1000]
+    ids = [json.loads(line)["id"] for line in outputs[5][0].decode("utf-8").splitlines()]
     assert ids == [a["id"] for a in mixed_articles * 3]
-
-
-def test_ahead_keeps_order_and_raises_where_the_producer_failed() -> None:
-    assert list(ahead(iter(range(50)))) == list(range(50))
-
-    def failing():
-        yield 1
-        yield 2
-        raise ValueError("row 3 is bad")
-
-    seen = []
-    with pytest.raises(ValueError, match="row 3 is bad"):
-        for item in ahead(failing()):
-            seen.append(item)  # noqa: PERF402 - the items before the error, one by one
-    assert seen == [1, 2]
-
-
-def test_ahead_stops_its_thread_when_the_consumer_stops() -> None:
-    produced = []
-
-    def endless():
-        i = 0
-        while True:
-            produced.append(i)
-            yield i
-            i += 1
-
-    stream = ahead(endless())
-    assert [next(stream) for _ in range(3)] == [0, 1, 2]
-    stream.close()
-    assert not any(t.name == "naba-prefetch" and t.is_alive() for t in threading.enumerate())
-    assert len(produced) <= 6  # one item ahead (and one in the making), not the whole stream
 
 
 def test_int8_agrees_with_fp32_and_warns_nothing(trained_model: Path, mixed_articles: list[dict]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import task_paths, write_config
 from naba.config import load_config
-from naba.evaluation.metrics import choose_prior_correction
+from naba.decision import choose_prior_correction
 from naba.manifest import read_manifest
 
 LOG_W = np.log(np.array([0.5, 2.0]))  # class 1 is rare: the loss weighted it up

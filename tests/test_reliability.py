@@ -30,7 +30,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "
 
 
 def test_atomic_dir_interrupted_by_an_error_leaves_nothing(tmp_path: Path) -> None:
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
 
     with pytest.raises(RuntimeError, match="boom"), atomic_dir(tmp_path / "model") as tmp:
         (tmp / "naba.json").write_text("{}", encoding="utf-8")
@@ -39,7 +39,7 @@ def test_atomic_dir_interrupted_by_an_error_leaves_nothing(tmp_path: Path) -> No
 
 
 def test_atomic_dir_replaces_a_directory_only_when_complete(tmp_path: Path) -> None:
-    from naba.data.writers import INCOMPLETE, atomic_dir
+    from naba.atomic import INCOMPLETE, atomic_dir
 
     target = tmp_path / "report"
     with atomic_dir(target) as tmp:
@@ -55,7 +55,7 @@ def test_atomic_dir_replaces_a_directory_only_when_complete(tmp_path: Path) -> N
 
 KILL_INSIDE_ATOMIC_DIR = """
 import os, shutil, signal, sys
-from naba.data.writers import atomic_dir
+from naba.atomic import atomic_dir
 with atomic_dir(sys.argv[2]) as tmp:
     shutil.copytree(sys.argv[1], tmp, dirs_exist_ok=True)  # a whole model, naba.json and all
     os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies before the rename

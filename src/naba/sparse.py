@@ -138,7 +138,7 @@ class SparseModel:
         self.bias = np.full(len(self.labels), UNSEEN, dtype=np.float32)
         gold = [labels_of(r, self.task) for r in records]
         if self.multi_label:
-            from naba.evaluation.metrics import binarize
+            from naba.decision import binarize
 
             y = binarize(gold, self.labels)
             seen = np.flatnonzero(y.sum(axis=0) > 0)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from naba.atomic import atomic_file
 from naba.config import ColumnsConfig
 from naba.data.pages import import_pages
 from naba.data.records import Task, iter_records
 from naba.data.taxonomy import Taxonomy
 from naba.data.trec import import_trec
-from naba.data.writers import atomic_file, dumps
+from naba.data.writers import dumps
 from naba.errors import InputError, Problem
 
 ImportFormat = Literal["auto", "page", "trec", "jsonl", "csv", "parquet", "hf"]

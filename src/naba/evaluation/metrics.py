@@ -1,4 +1,7 @@
-"""Classification metrics (scikit-learn, no network) and threshold tuning."""
+"""Classification metrics (scikit-learn, no network) and calibration.
+
+The decision rule they score (thresholds, ``decide``) is :mod:`naba.decision`.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,18 @@ from typing import Any
 
 import numpy as np
 
+from naba.decision import binarize
 
-def binarize(label_sets: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:
-    """Indicator matrix [n, len(labels)]; labels outside ``labels`` are ignored."""
-    index = {label: i for i, label in enumerate(labels)}
-    out = np.zeros((len(label_sets), len(labels)), dtype=np.int64)
-    for row, items in enumerate(label_sets):
-        for label in items:
-            if label in index:
-                out[row, index[label]] = 1
+
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[tuple[float, float, float]]:
+    """Equal-width confidence bins: ``(share of examples, mean confidence, accuracy)`` for each non-empty bin, in order."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            out.append((members.mean(), confidence[members].mean(), correct[members].mean()))
     return out
 
 
@@ -23,13 +29,9 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     """ECE: mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     if len(confidence) == 0:
         return 0.0
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    for share, mean_confidence, accuracy in calibration_bins(confidence, correct, bins):
+        total += share * abs(accuracy - mean_confidence)
     return float(total)
 
 
@@ -73,77 +75,4 @@ def classification_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Se
             top = scores.argmax(axis=1)
             correct = np.array([index.get(g[0], -1) == t for g, t in zip(gold, top)], dtype=float)
             out["ece"] = expected_calibration_error(scores.max(axis=1), correct)
-    return out
-
-
-def tune_thresholds(probabilities: np.ndarray, gold: np.ndarray, labels: Sequence[str], floor: float = 0.2,
-                    default: float = 0.5) -> dict[str, float]:
-    """Per-label threshold maximising that label's F1 on dev.
-
-    Candidates are a grid from ``floor`` to 0.95; a label with no positive in
-    dev keeps ``default`` (its F1 there says nothing). Ties go to the
-    threshold closest to ``default``, which generalises better than an
-    extreme one chosen by a handful of dev examples.
-    """
-    grid = np.round(np.arange(max(floor, 0.05), 0.951, 0.025), 3)
-    thresholds = {}
-    for j, label in enumerate(labels):
-        positives = gold[:, j].sum()
-        if positives == 0:
-            thresholds[label] = default
-            continue
-        best, best_f1 = default, -1.0
-        for t in sorted(grid, key=lambda t: abs(t - default)):
-            pred = probabilities[:, j] >= t
-            tp = float((pred & (gold[:, j] == 1)).sum())
-            f1 = 2 * tp / (pred.sum() + positives) if (pred.sum() + positives) else 0.0
-            if f1 > best_f1 + 1e-12:
-                best, best_f1 = float(t), f1
-        thresholds[label] = best
-    return thresholds
-
-
-PRIOR_CORRECTIONS = (0.0, 0.5, 1.0)
-
-
-def choose_prior_correction(probabilities: np.ndarray, gold: np.ndarray, log_weights: np.ndarray) -> float:
-    """How much of the loss's class weighting to take back out of a single-label decision.
-
-    A model trained with class weights ``w`` learns scores near ``log p(c|x) +
-    log w_c``: rare classes win more often than their probability says. That
-    helps their recall but can cost more than it brings. This chooses alpha in
-    0, 0.5, 1 for the decision ``argmax(log p - alpha log w)`` by macro-F1 on
-    dev; ties go to the smaller correction (0 keeps the model as trained).
-
-    Args:
-        probabilities: [n, labels] softmax scores on dev.
-        gold: [n] gold label indices.
-        log_weights: [labels] log of the class weights the loss used.
-    """
-    from sklearn.metrics import f1_score
-
-    classes = np.arange(probabilities.shape[1])
-    log_p = np.log(np.clip(probabilities, 1e-12, None))
-    best, best_f1 = 0.0, -1.0
-    for alpha in PRIOR_CORRECTIONS:
-        predicted = (log_p - alpha * log_weights).argmax(axis=1)
-        f1 = f1_score(gold, predicted, labels=classes, average="macro", zero_division=0)
-        if f1 > best_f1 + 1e-9:
-            best, best_f1 = alpha, f1
-    return best
-
-
-def decide(probabilities: np.ndarray, labels: Sequence[str], multi_label: bool, thresholds: dict[str, float] | None = None,
-           at_least_one: bool = True, default: float = 0.5) -> list[list[str]]:
-    """Turn scores into label lists: thresholds for multi-label, argmax otherwise."""
-    labels = list(labels)
-    if not multi_label:
-        return [[labels[int(i)]] for i in probabilities.argmax(axis=1)]
-    limits = np.array([(thresholds or {}).get(label, default) for label in labels])
-    out = []
-    for row in probabilities:
-        chosen = [labels[j] for j in np.flatnonzero(row >= limits)]
-        if not chosen and at_least_one and len(row):
-            chosen = [labels[int(row.argmax())]]
-        out.append(chosen)
     return out

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from naba.atomic import atomic_dir
 from naba.data.readers import read_rows
 from naba.data.records import Task, labels_of, load_records, unknown_labels
-from naba.data.writers import atomic_dir, dumps
-from naba.encoding import document_text, encode_windows
+from naba.data.writers import dumps
+from naba.decision import binarize, decide, f1_at_threshold
 from naba.errors import InputError
-from naba.evaluation.metrics import binarize, classification_metrics, decide
+from naba.evaluation.metrics import calibration_bins, classification_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,37 +43,37 @@ def _detect_task(tasks: dict[str, Any], data: Path) -> Task:
 
 def _f1_curves(scores: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict[str, list[tuple[float, float]]]:
     grid = np.round(np.arange(0.05, 0.951, 0.05), 2)
-    curves = {}
-    for j, label in enumerate(labels):
-        points = []
-        for t in grid:
-            pred = scores[:, j] >= t
-            tp = float((pred & (gold[:, j] == 1)).sum())
-            denom = pred.sum() + gold[:, j].sum()
-            points.append((float(t), 2 * tp / denom if denom else 0.0))
-        curves[label] = points
-    return curves
+    return {label: [(float(t), f1_at_threshold(scores[:, j], gold[:, j], t)) for t in grid] for j, label in enumerate(labels)}
 
 
-def _figures(task: Task, labels: list[str], gold: list[list[str]], predicted: list[list[str]], scores: np.ndarray,
-             multi_label: bool, metrics: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, bytes]:
-    import io
-
+def _figures(labels: list[str], gold: list[list[str]], predicted: list[list[str]], scores: np.ndarray, multi_label: bool,
+             metrics: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, bytes]:
+    """The report's figures as PNG bytes, by name."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figures: dict[str, bytes] = {}
+    figures = {"confusion_matrix": _confusion_figure(plt, labels, gold, predicted, multi_label),
+               "per_class_f1": _per_class_figure(plt, labels, metrics, baseline),
+               "reliability": _reliability_figure(plt, labels, gold, predicted, scores, multi_label, metrics)}
+    if multi_label:
+        figures["f1_vs_threshold"] = _threshold_figure(plt, labels, gold, scores, metrics)
+    return figures
 
-    def save(name: str, fig: Any) -> None:
-        buffer = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buffer, format="png", dpi=110)
-        plt.close(fig)
-        figures[name] = buffer.getvalue()
 
-    # Confusion: single-label counts gold x predicted; multi-label counts every (gold, predicted) pair.
+def _png(plt: Any, fig: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _confusion_figure(plt: Any, labels: list[str], gold: list[list[str]], predicted: list[list[str]], multi_label: bool) -> bytes:
+    # Single-label counts gold x predicted; multi-label counts every (gold, predicted) pair.
     n = len(labels)
     index = {label: i for i, label in enumerate(labels)}
     matrix = np.zeros((n, n), dtype=int)
@@ -91,8 +92,11 @@ def _figures(task: Task, labels: list[str], gold: list[list[str]], predicted: li
         for j in range(n):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color="white" if matrix[i, j] > matrix.max() / 2 else "black", fontsize=8)
     ax.set_title("confusion (gold x predicted pairs)" if multi_label else "confusion matrix")
-    save("confusion_matrix", fig)
+    return _png(plt, fig)
 
+
+def _per_class_figure(plt: Any, labels: list[str], metrics: dict[str, Any], baseline: dict[str, Any] | None) -> bytes:
+    n = len(labels)
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * n), 3.5))
     xs = np.arange(n)
     model_f1 = [metrics["per_class"][label]["f1"] for label in labels]
@@ -105,43 +109,39 @@ def _figures(task: Task, labels: list[str], gold: list[list[str]], predicted: li
     ax.set_ylim(0, 1)
     ax.set_ylabel("F1")
     ax.set_title("per-class F1")
-    save("per_class_f1", fig)
+    return _png(plt, fig)
 
+
+def _reliability_figure(plt: Any, labels: list[str], gold: list[list[str]], predicted: list[list[str]], scores: np.ndarray,
+                        multi_label: bool, metrics: dict[str, Any]) -> bytes:
     if multi_label:
         y = binarize(gold, labels)
         confidence, correct = scores.reshape(-1), (y.reshape(-1) == 1).astype(float)
     else:
         confidence = scores.max(axis=1)
         correct = np.array([g[0] == p[0] for g, p in zip(gold, predicted)], dtype=float)
-    edges = np.linspace(0, 1, 11)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, 9)
+    bins = calibration_bins(confidence, correct)
     fig, ax = plt.subplots(figsize=(4.2, 4))
-    centers, accuracy = [], []
-    for b in range(10):
-        members = which == b
-        if members.any():
-            centers.append(confidence[members].mean())
-            accuracy.append(correct[members].mean())
     ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.plot(centers, accuracy, "o-")
+    ax.plot([mean for _, mean, _ in bins], [accuracy for _, _, accuracy in bins], "o-")
     ax.set_xlabel("confidence")
     ax.set_ylabel("observed frequency")
     ax.set_title(f"reliability (ECE {metrics.get('ece', 0):.3f})")
-    save("reliability", fig)
+    return _png(plt, fig)
 
-    if multi_label:
-        curves = _f1_curves(scores, binarize(gold, labels), labels)
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for label, points in curves.items():
-            ax.plot([t for t, _ in points], [f for _, f in points], label=label)
-        for label, t in metrics.get("thresholds", {}).items():
-            ax.axvline(t, color="grey", alpha=0.15)
-        ax.set_xlabel("threshold")
-        ax.set_ylabel("F1")
-        ax.set_title("F1 vs threshold per label")
-        ax.legend(fontsize=7, ncol=2)
-        save("f1_vs_threshold", fig)
-    return figures
+
+def _threshold_figure(plt: Any, labels: list[str], gold: list[list[str]], scores: np.ndarray, metrics: dict[str, Any]) -> bytes:
+    curves = _f1_curves(scores, binarize(gold, labels), labels)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in curves.items():
+        ax.plot([t for t, _ in points], [f for _, f in points], label=label)
+    for label, t in metrics.get("thresholds", {}).items():
+        ax.axvline(t, color="grey", alpha=0.15)
+    ax.set_xlabel("threshold")
+    ax.set_ylabel("F1")
+    ax.set_title("F1 vs threshold per label")
+    ax.legend(fontsize=7, ncol=2)
+    return _png(plt, fig)
 
 
 def _confident_errors(records: list[dict[str, Any]], gold: list[list[str]], predicted: list[list[str]], scores: np.ndarray,
@@ -217,10 +217,12 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
                          f"model's labels {spec.labels} ({rows} {'row has' if rows == 1 else 'rows have'} them); "
                          "map them or evaluate a model trained on them")
     classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)
+    # One tokenisation: the windows scored are the windows counted.
+    prepared = classifier.prepare(records, tasks=[task], parts=spec.hybrid is not None)
     parts: dict[str, Any] = {}
     if spec.hybrid is not None:
         # Encoder, sparse and hybrid side by side; the hybrid's scores are the ones predict gives.
-        part_scores = classifier.part_scores(records, task, batch_size=batch_size)
+        part_scores = classifier.part_scores(prepared, task, batch_size=batch_size)
         scores = part_scores["hybrid"]
         predicted = decide(scores, spec.labels, spec.multi_label, spec.thresholds or None, spec.at_least_one)
         for part, part_probs in part_scores.items():
@@ -230,7 +232,7 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
             parts[part] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
                            "per_class_f1": {label: v["f1"] for label, v in m["per_class"].items()}}
     else:
-        results = classifier.predict(records, tasks=[task], batch_size=batch_size, show_progress_bar=show_progress_bar)
+        results = classifier.classify(prepared, batch_size=batch_size, show_progress_bar=show_progress_bar)
         if task == "topic":
             predicted = [r["topics"]["labels"] for r in results]
             scores = np.array([[r["topics"]["scores"][label] for label in spec.labels] for r in results])
@@ -252,10 +254,7 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
     else:
         metrics["prior_correction"] = spec.prior_correction
     norm = classifier.manifest.normalization
-    task_model = classifier.tasks[task]
-    texts = [document_text(r, norm, spec.include_title) if task == "topic" else document_text(r["text"], norm) for r in records]
-    windows = encode_windows(task_model.tokenizer, texts, classifier.window, [r["target"] for r in records] if task == "stance" else None)
-    counts = [len(w) for w in windows]
+    counts = prepared.windows(task)
     metrics["windows_per_article"] = {"mean": round(float(np.mean(counts)), 3), "max": int(max(counts))}
     baseline = None
     if baseline_train is not None:
@@ -274,7 +273,7 @@ def evaluate_model(model_dir: str | Path, data: str | Path, report_dir: str | Pa
         other = json.loads(other_path.read_text(encoding="utf-8"))
         metrics["compared_with"] = str(compare)
     errors = _confident_errors(records, gold, predicted, scores, spec.labels)
-    figures = _figures(task, spec.labels, gold, predicted, scores, spec.multi_label, metrics, baseline)
+    figures = _figures(spec.labels, gold, predicted, scores, spec.multi_label, metrics, baseline)
     with atomic_dir(report_dir, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
         with open(tmp / "predictions.jsonl", "w", encoding="utf-8") as handle:

@@ -10,7 +10,8 @@ Speed on CPU (measured in ``bench/RESULTS.md``): the encoder forward is
 nearly all the time; ``int8`` (dynamic quantisation, per-channel weights) is
 the one large win on CPUs without AMX. :meth:`Classifier.prepare` and
 :meth:`Classifier.classify` split ``predict`` into the CPU work before the
-model and the model itself, so a caller can overlap the two.
+model (records to windows) and the model itself; what was prepared says how
+many windows each article took.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from naba.decision import decide
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
 from naba.errors import ModelDirError, NabaError
-from naba.evaluation.metrics import decide
 from naba.hub import check_local_weights
 from naba.manifest import Manifest, TaskManifest, read_manifest
 
@@ -40,8 +41,15 @@ TASK_NAMES = ("topic", "stance")
 Article = str | dict[str, Any]
 
 
-class _TaskModel:
-    """One task's tokenizer and model, ready for inference."""
+class TaskModel:
+    """One task's tokenizer and model, ready for inference: what :attr:`Classifier.tasks` holds per task.
+
+    Attributes:
+        spec: The task's entry in ``naba.json`` (labels, thresholds, hybrid, metrics).
+        tokenizer, model: The Hugging Face tokenizer and sequence-classification model.
+        device, precision: Where the model runs and in what (``fp32``, ``bf16``, ``int8``; ``fp16`` on a GPU).
+        pad_id: The tokenizer's padding id.
+    """
 
     def __init__(self, directory: Path, spec: TaskManifest, precision: Precision, allow_pickle: bool,
                  device: Any = None) -> None:
@@ -77,7 +85,7 @@ class _TaskModel:
             model = model.to(torch.bfloat16)
         self.model = model
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.lock = threading.Lock()  # see Classifier._encode
+        self.lock = threading.Lock()  # see Classifier._windows
         self.directory = directory
         self._sparse: Any = None
         if self.runs_sparse:
@@ -271,6 +279,10 @@ class Prepared:
     tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))  # the tasks to run
     sparse: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # task -> what a hybrid's sparse part reads
 
+    def windows(self, task: str) -> list[int]:
+        """The windows the encoder reads for each document of ``task`` (stance: each (article, target) pair)."""
+        return [len(doc) for doc in self.docs.get(task, [])]
+
 
 class Classifier:
     """Topic and stance classifier loaded from a naba model directory.
@@ -281,7 +293,7 @@ class Classifier:
         ['energy', 'economy']
     """
 
-    def __init__(self, model_dir: Path, manifest: Manifest, tasks: dict[str, _TaskModel], precision: Precision,
+    def __init__(self, model_dir: Path, manifest: Manifest, tasks: dict[str, TaskModel], precision: Precision,
                  max_length: int | None = None) -> None:
         self.model_dir = model_dir
         self.manifest = manifest
@@ -332,8 +344,8 @@ class Classifier:
         resolved = resolve_device(device)
         if resolved.type == "cuda":
             gpu_dtype(precision)  # refuse int8 before loading anything
-        tasks = {name: _TaskModel(model_dir / spec.path, spec,
-                                  task_precision(spec, precision) if resolved.type == "cpu" else precision, allow_pickle, resolved)
+        tasks = {name: TaskModel(model_dir / spec.path, spec,
+                                 task_precision(spec, precision) if resolved.type == "cpu" else precision, allow_pickle, resolved)
                  for name, spec in manifest.tasks.items()}
         return cls(model_dir, manifest, tasks, precision, max_length)
 
@@ -351,12 +363,26 @@ class Classifier:
     def labels(self) -> dict[str, list[str]]:
         return {name: task.spec.labels for name, task in self.tasks.items()}
 
-    def _encode(self, task: _TaskModel, texts: list[str], targets: list[str] | None) -> list[list[dict[str, list[int]]]]:
+    def _windows(self, name: str, records: list[dict[str, Any]],
+                 pairs: Sequence[tuple[int, str]] | None = None) -> list[list[dict[str, list[int]]]]:
+        """Records to one task's model inputs, the one way inference makes them (see :mod:`naba.encoding`).
+
+        Topic: one document per record (title and text). Stance: one document
+        per ``(record index, target)`` in ``pairs``, the target as the first
+        segment of every window.
+        """
+        task, norm = self.tasks[name], self.manifest.normalization
+        if name == "topic":
+            texts, targets = [document_text(r, norm, task.spec.include_title) for r in records], None
+        else:
+            # An article scored against several targets is normalised once.
+            normalized = {i: document_text(records[i]["text"], norm) for i in dict.fromkeys(i for i, _ in pairs or ())}
+            texts, targets = [normalized[i] for i, _ in pairs or ()], [target_text(t, norm) for _, t in pairs or ()]
         # Fast tokenizers change their truncation settings on every call: one caller at a time.
         with task.lock:
             return encode_windows(task.tokenizer, texts, self.window, targets)
 
-    def _scores(self, task: _TaskModel, docs: list[list[dict[str, list[int]]]], batch_size: int,
+    def _scores(self, task: TaskModel, docs: list[list[dict[str, list[int]]]], batch_size: int,
                 progress: Any = None) -> np.ndarray:
         import torch
 
@@ -380,7 +406,7 @@ class Classifier:
                     progress.update(len(chunk))
         return out
 
-    def _task_scores(self, task: _TaskModel, prepared: Prepared, name: str, batch_size: int,
+    def _task_scores(self, task: TaskModel, prepared: Prepared, name: str, batch_size: int,
                      progress: Any = None) -> np.ndarray:
         """A task's probabilities: the encoder's, the sparse part's, or the hybrid's blend (what the model chose on dev)."""
         from naba.blend import blend
@@ -397,32 +423,37 @@ class Classifier:
     def encoder_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> np.ndarray:
         """The encoder's probabilities for one task (stance: records with their own ``target``), whatever the hybrid."""
         records = [_as_record(article, i) for i, article in enumerate(articles)]
-        model, norm = self.tasks[task], self.manifest.normalization
+        model = self.tasks[task]
         if not records:
             return np.zeros((0, len(model.spec.labels)), dtype=np.float32)
-        if task == "topic":
-            docs = self._encode(model, [document_text(r, norm, model.spec.include_title) for r in records], None)
-        else:
-            docs = self._encode(model, [document_text(r["text"], norm) for r in records],
-                                [target_text(r["target"], norm) for r in records])
-        return self._scores(model, docs, batch_size)
+        pairs = None if task == "topic" else [(i, r["target"]) for i, r in enumerate(records)]
+        return self._scores(model, self._windows(task, records, pairs), batch_size)
 
-    def part_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> dict[str, np.ndarray]:
+    def part_scores(self, articles: Sequence[Article] | Prepared, task: str, *, batch_size: int = 32) -> dict[str, np.ndarray]:
         """A hybrid task's probabilities per part, ``{"encoder", "sparse", "hybrid"}``, for evaluation reports.
 
-        Stance articles are records with their own ``target``.
+        Args:
+            articles: Articles (stance: records with their own ``target``), or what
+                ``prepare(articles, tasks=[task], parts=True)`` made of them (its
+                :meth:`Prepared.windows` then says what the encoder read).
 
         Raises:
-            NabaError: the task is not a hybrid.
+            NabaError: the task is not a hybrid; a stance article has no target.
         """
         from naba.blend import blend
 
         spec = self.tasks[task].spec
         if spec.hybrid is None:
             raise NabaError(f"{task}: not a hybrid model (trained with model.hybrid: false); run `naba blend` to add one")
-        records = [_as_record(article, i) for i, article in enumerate(articles)]
-        encoder = self.encoder_scores(records, task, batch_size=batch_size)
-        margins = self.tasks[task].sparse.margins(records)
+        prepared = articles if isinstance(articles, Prepared) else self.prepare(articles, tasks=[task], parts=True)
+        if task == "stance" and [i for i, _ in prepared.pairs] != list(range(len(prepared.records))):
+            raise NabaError("stance: part_scores scores each record against its own target; every article needs a 'target' "
+                            "(and no targets or all_targets)")
+        if not prepared.records:
+            empty = np.zeros((0, len(spec.labels)), dtype=np.float32)
+            return {"encoder": empty, "sparse": empty, "hybrid": empty}
+        encoder = self._scores(self.tasks[task], prepared.docs[task], batch_size)
+        margins = self.tasks[task].sparse.margins(prepared.sparse[task])
         return {"encoder": encoder, "sparse": blend(None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label),
                 "hybrid": blend(encoder, margins, spec.hybrid["weight"], spec.hybrid["temperature"], spec.multi_label)}
 
@@ -445,12 +476,14 @@ class Classifier:
         return [name for name in self.tasks if name in names]
 
     def prepare(self, articles: Sequence[Article], targets: Sequence[str] | None = None, *,
-                tasks: Sequence[str] | str | None = None, all_targets: bool = False) -> Prepared:
+                tasks: Sequence[str] | str | None = None, all_targets: bool = False, parts: bool = False) -> Prepared:
         """Check, normalise and tokenise articles: the CPU work before the model runs.
 
-        ``classify(prepare(a, t))`` is ``predict(a, t)``; split in two so that
-        a caller can tokenise the next batch while the model runs on this one
-        (``naba predict`` does). Arguments as in :meth:`predict`.
+        ``classify(prepare(a, t))`` is ``predict(a, t)``, split in two so that
+        a caller can read what was prepared (:meth:`Prepared.windows`: the
+        evaluation report counts windows per article there). Arguments as in
+        :meth:`predict`; ``parts`` also prepares the part a hybrid task does
+        not run (its encoder, or its sparse model), for :meth:`part_scores`.
 
         Raises:
             NabaError: an article is not a string or a record with a text; see also :meth:`predict`.
@@ -464,13 +497,11 @@ class Classifier:
         prepared = Prepared(records, tasks=selected)
         if not records:
             return prepared
-        norm = self.manifest.normalization
         if "topic" in selected:
             task = self.tasks["topic"]
-            if task.runs_encoder:
-                texts = [document_text(r, norm, task.spec.include_title) for r in records]
-                prepared.docs["topic"] = self._encode(task, texts, None)
-            if task.runs_sparse:
+            if task.runs_encoder or parts:
+                prepared.docs["topic"] = self._windows("topic", records)
+            if task.runs_sparse or (parts and task.spec.hybrid is not None):
                 prepared.sparse["topic"] = records
         if "stance" in selected:
             task = self.tasks["stance"]
@@ -479,12 +510,9 @@ class Classifier:
                 wanted = (list(targets) if targets else task.spec.default_targets if all_targets
                           else [record["target"]] if record.get("target") else [])
                 prepared.pairs.extend((i, t) for t in wanted)
-            if prepared.pairs and task.runs_encoder:
-                # An article scored against several targets is normalised once.
-                normalized = {i: document_text(records[i]["text"], norm) for i in dict.fromkeys(i for i, _ in prepared.pairs)}
-                texts = [normalized[i] for i, _ in prepared.pairs]
-                prepared.docs["stance"] = self._encode(task, texts, [target_text(t, norm) for _, t in prepared.pairs])
-            if prepared.pairs and task.runs_sparse:
+            if prepared.pairs and (task.runs_encoder or parts):
+                prepared.docs["stance"] = self._windows("stance", records, prepared.pairs)
+            if prepared.pairs and (task.runs_sparse or (parts and task.spec.hybrid is not None)):
                 prepared.sparse["stance"] = [{"text": records[i]["text"], "target": t} for i, t in prepared.pairs]
         return prepared
 

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from naba.atomic import atomic_file
 from naba.config import ColumnsConfig
 from naba.data.pages import import_pages
 from naba.data.readers import detect_format, is_stdin, read_rows
 from naba.data.records import STRING_FORMATS, FieldError, check_header, required_text
-from naba.data.writers import atomic_file, dumps
+from naba.data.writers import dumps
 from naba.errors import InputError, Problem
 
 RESUMABLE = (".jsonl", ".csv")
@@ -299,12 +300,31 @@ def _publish(state: dict[str, Any], progress_path: Path, partials: dict[str, Pat
     progress_path.unlink(missing_ok=True)
 
 
+@dataclass
+class _Job:
+    """One :func:`predict_files` run: the classifier, what it reads and writes, and how it classifies."""
+
+    classifier: Any
+    inputs: list[Path]
+    output: Path
+    partials: dict[str, Path]  # "output" and "errors": where rows go until the run is complete
+    progress_path: Path
+    tasks: list[str]
+    targets: list[str] | None
+    all_targets: bool
+    batch_size: int
+    chunk_size: int
+    threshold: float | None
+    columns: ColumnsConfig | None
+    fmt: str
+    shard: tuple[int, int] | None
+
+
 def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets: list[str] | None = None,
                   tasks: list[str] | str | None = None, all_targets: bool = False,
                   batch_size: int = 32, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
                   overwrite: bool = False, columns: ColumnsConfig | None = None, fmt: str = "auto",
-                  show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None,
-                  prefetch: bool = False) -> PredictSummary:
+                  show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
 
     The output (and ``OUTPUT.errors.jsonl``) appear under their names only
@@ -316,10 +336,6 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
             ``all_targets``) the model's trained targets; never otherwise.
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
             and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
-        prefetch: Read and tokenise the next chunk in a background thread
-            while the model runs on this one (same output either way). Off by
-            default: it did not pay on a 2-core machine (tokenising is ~1% of
-            an e5-small run, and a tiny model holds the GIL; bench/RESULTS.md).
 
     Raises:
         InputError: unknown output type, an output that exists (without
@@ -358,13 +374,12 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
         progress_path.unlink(missing_ok=True)  # a stale record must not describe this run's fresh files
     if not state.get("done"):
         fresh = state["rows"] == 0
+        job = _Job(classifier, inputs, output, partials, progress_path, tasks=selected, targets=targets, all_targets=all_targets,
+                   batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard)
         try:
-            _run(classifier, inputs, partials, progress_path, state, output, targets=targets, tasks=selected,
-                 all_targets=all_targets, batch_size=batch_size,
-                 chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard, prefetch=prefetch,
-                 bar=tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar,
-                          total=_count_rows(inputs, fmt, shard) if show_progress_bar else None, dynamic_ncols=True,
-                          bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"))
+            _run(job, state, tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar,
+                                  total=_count_rows(inputs, fmt, shard) if show_progress_bar else None, dynamic_ncols=True,
+                                  bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"))
         except BaseException:
             if fresh and state["rows"] == 0:  # failed before a row was done: leave nothing behind
                 for path in (*partials.values(), progress_path):
@@ -378,48 +393,38 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
     return summary
 
 
-def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progress_path: Path, state: dict[str, Any],
-         output: Path, *, targets: list[str] | None, tasks: list[str], all_targets: bool, batch_size: int, chunk_size: int, threshold: float | None,
-         columns: ColumnsConfig | None, fmt: str, shard: tuple[int, int] | None, bar: Any, prefetch: bool = False) -> None:
+def _chunks(job: _Job, done: int) -> Iterator[list[tuple[int, dict[str, Any] | Rejected]]]:
+    """The job's input rows not yet done (``done`` of them are), ``chunk_size`` at a time, with their input positions."""
+    chunk: list[tuple[int, dict[str, Any] | Rejected]] = []
+    consumed = 0
+    for index, item in enumerate(iter_inputs(job.inputs, job.columns, job.fmt)):
+        if job.shard is not None and index % job.shard[1] != job.shard[0]:
+            continue
+        consumed += 1
+        if consumed <= done:
+            continue
+        chunk.append((index, item))
+        if len(chunk) >= job.chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
     """Classify the rows not yet done into the partial files, recording progress after every chunk."""
+    classifier, shard = job.classifier, job.shard
     append = state["rows"] > 0
-    writer = _Writer(partials["output"], append, kind_of=output, fields=None if shard else output_fields(tasks),
-                     schema=None if shard or not output.name.endswith(".parquet") else parquet_schema(tasks, classifier.labels))
-    errors = open(partials["errors"], "ab" if append else "wb")
+    writer = _Writer(job.partials["output"], append, kind_of=job.output, fields=None if shard else output_fields(job.tasks),
+                     schema=None if shard or not job.output.name.endswith(".parquet") else parquet_schema(job.tasks, classifier.labels))
+    errors = open(job.partials["errors"], "ab" if append else "wb")
     try:
-        def chunks() -> Iterator[list[tuple[int, dict[str, Any] | Rejected]]]:
-            chunk: list[tuple[int, dict[str, Any] | Rejected]] = []
-            consumed, done = 0, state["rows"]  # rows already done by an interrupted run
-            for index, item in enumerate(iter_inputs(inputs, columns, fmt)):
-                if shard is not None and index % shard[1] != shard[0]:
-                    continue
-                consumed += 1
-                if consumed <= done:
-                    continue
-                chunk.append((index, item))
-                if len(chunk) >= chunk_size:
-                    yield chunk
-                    chunk = []
-            if chunk:
-                yield chunk
-
-        staged = hasattr(classifier, "prepare") and hasattr(classifier, "classify")
-
-        def prepare(chunk: list[tuple[int, dict[str, Any] | Rejected]]) -> tuple[list, Any]:
-            # The CPU work before the model (normalising, tokenising); runs in the prefetch thread.
+        for chunk in _chunks(job, state["rows"]):
             records = [item for _, item in chunk if not isinstance(item, Rejected)]
-            return chunk, (classifier.prepare(records, targets, tasks=tasks, all_targets=all_targets)
-                           if staged and records else None)
-
-        def flush(chunk: list[tuple[int, dict[str, Any] | Rejected]], prepared: Any) -> None:
-            records = [item for _, item in chunk if not isinstance(item, Rejected)]
-            if not records:
-                results = []
-            elif prepared is not None:
-                results = classifier.classify(prepared, batch_size=batch_size, threshold=threshold, progress=bar)
-            else:
-                results = classifier.predict(records, targets, tasks=tasks, all_targets=all_targets,
-                                             batch_size=batch_size, threshold=threshold)
+            results = []
+            if records:
+                prepared = classifier.prepare(records, job.targets, tasks=job.tasks, all_targets=job.all_targets)
+                results = classifier.classify(prepared, batch_size=job.batch_size, threshold=job.threshold, progress=bar)
             indices = [i for i, item in chunk if not isinstance(item, Rejected)]
             rows = [_flat(r, res) for r, res in zip(records, results)]
             if shard is not None:
@@ -435,14 +440,10 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
             state["no_target"] = state.get("no_target", 0) + sum("stance" not in r for r in results)
             state["errors"] += len(problems)
             state["output_bytes"], state["errors_bytes"] = writer.sync(), errors.tell()
-            with atomic_file(progress_path) as handle:
+            with atomic_file(job.progress_path) as handle:
                 json.dump(state, handle)
             bar.n = state["rows"]  # exact at every chunk: rejected rows, and the fractions the batches advanced
             bar.refresh()
-
-        staged_chunks = map(prepare, chunks())
-        for chunk, prepared in (ahead(staged_chunks) if prefetch else staged_chunks):
-            flush(chunk, prepared)
         if bar.total is not None and bar.total != state["rows"]:  # a counted total can include blank lines
             bar.total = state["rows"]
             bar.refresh()
@@ -450,56 +451,6 @@ def _run(classifier: Any, inputs: list[Path], partials: dict[str, Path], progres
         bar.close()
         writer.close()
         errors.close()
-
-
-def ahead(items: Iterator[Any]) -> Iterator[Any]:
-    """``items``, each produced one step ahead in a background thread.
-
-    ``predict_files(prefetch=True)`` reads, normalises and tokenises the next
-    chunk while the model runs on this one (the Rust tokenizer and torch
-    release the GIL; naba's normalisation does not).
-    At most one item waits in the queue, so memory stays flat. An exception
-    in the thread is raised here, after the items produced before it; when the
-    consumer stops early the thread stops after its current item.
-    """
-    import queue
-    import threading
-
-    box: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    end = object()
-
-    def put(value: tuple[Any, BaseException | None]) -> None:
-        while not stop.is_set():
-            try:
-                box.put(value, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def work() -> None:
-        try:
-            for item in items:
-                put((item, None))
-                if stop.is_set():
-                    return
-            put((end, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread, which raises it
-            put((end, exc))
-
-    thread = threading.Thread(target=work, name="naba-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = box.get()
-            if item is end:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _shard_rows(path: Path) -> Iterator[dict[str, Any]]:

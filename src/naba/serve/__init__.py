@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {"create_app": "naba.serve.app", "serve": "naba.serve.app", "ServeSettings": "naba.serve.app",
-            "MicroBatcher": "naba.serve.app"}
+            "MicroBatcher": "naba.serve.batcher"}
 
 __all__ = list(_EXPORTS)
 

@@ -12,7 +12,8 @@ import numpy as np
 from naba.blend import blend, choose_blend
 from naba.config import NabaConfig
 from naba.data.records import labels_of
-from naba.evaluation.metrics import binarize, classification_metrics, decide, tune_thresholds
+from naba.decision import binarize, decide, tune_thresholds
+from naba.evaluation.metrics import classification_metrics
 from naba.sparse import SPARSE_DIR, SparseModel
 from naba.train.data import TaskData
 
@@ -158,7 +159,7 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
         InputError: unreadable splits, or ``train``/``dev`` without ``task`` on a two-task model.
         ModelDirError: the model directory cannot be loaded.
     """
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
     from naba.errors import InputError
     from naba.infer.classifier import Classifier
     from naba.manifest import TaskManifest, read_manifest, write_decision_rule, write_manifest
@@ -174,6 +175,8 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
     if (train or dev) and len(names) > 1:
         raise InputError("--train/--dev: the model has two tasks; name the one they are for with --task")
     raw = dict(manifest.training_config)
+    # Models trained before train.num_workers was removed record it (it configured nothing).
+    raw["train"] = {k: v for k, v in (raw.get("train") or {}).items() if k != "num_workers"}
     raw["tasks"] = {name: dict(raw.get("tasks", {}).get(name) or {}) for name in manifest.tasks}
     for name, spec in manifest.tasks.items():
         if name == "stance":

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from naba.config import NormalizationConfig, PretrainConfig, save_config
+from naba.encoder.build import build_bert, corpus_lines
 from naba.errors import InputError
 from naba.hub import load_kwargs, unreachable
 from naba.train.checkpoints import (
@@ -60,7 +61,6 @@ from naba.train.checkpoints import (
     recover_checkpoint,
     save_checkpoint,
 )
-from naba.train.encoders import corpus_lines
 
 logger = logging.getLogger(__name__)
 
@@ -254,92 +254,13 @@ def pack_corpus(tokenizer: Any, train_texts: list[str], eval_texts: list[str], c
 # ----------------------------------------------------------------------------- model
 
 
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-_WORD_START = "\u2581"
-
-
-def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512) -> Any:
-    """A WordPiece tokenizer trained on ``texts``, the same on every run.
-
-    ``tokenizers``' ``WordPieceTrainer`` (0.23) numbers the ``##`` pieces in
-    hash-map order, and ties between equally frequent merges are broken by
-    those numbers: two runs on the same text give vocabularies that differ in
-    dozens of pieces. Its BPE trainer without a subword prefix is
-    deterministic, so the merges are learned by BPE on words marked with a
-    word-start symbol, and converted: ``▁piece`` -> ``piece`` (starts a
-    word), ``piece`` -> ``##piece`` (continues one). Every character of the
-    corpus is kept in both forms, then merges in rank order up to
-    ``vocab_size``. The pipeline is ``naba encoder tiny``'s: NFC, BERT
-    pre-tokenisation, ``[CLS] ... [SEP]``.
-
-    Args:
-        texts: Normalised texts.
-        vocab_size: Pieces, special tokens included (more when the corpus has more characters than that).
-        max_positions: The ``model_max_length`` written with the tokenizer.
-
-    Returns:
-        A ``PreTrainedTokenizerFast``.
-    """
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        trainers,
-    )
-    from tokenizers.processors import TemplateProcessing
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
-    bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.BertPreTokenizer(),
-        pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=False)])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, show_progress=False)
-    bpe.train_from_iterator((t.replace(_WORD_START, " ") for t in texts), trainer=trainer)
-    learned = [piece for piece, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1]) if piece not in SPECIAL_TOKENS]
-    vocab: dict[str, int] = {}
-    for piece in SPECIAL_TOKENS:
-        vocab[piece] = len(vocab)
-    for char in (p for p in learned if len(p) == 1 and p != _WORD_START):
-        for piece in (char, "##" + char):
-            vocab.setdefault(piece, len(vocab))
-    for piece in learned:  # ids follow merge rank: the most frequent merges first
-        if len(vocab) >= vocab_size:
-            break
-        converted = piece[len(_WORD_START):] if piece.startswith(_WORD_START) else "##" + piece
-        if converted and converted != "##":
-            vocab.setdefault(converted, len(vocab))
-
-    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
-    tokenizer.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-                                                  special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_positions)
-
-
 def build_scratch_encoder(train_texts: list[str], config: PretrainConfig, directory: Path) -> Path:
     """A WordPiece vocabulary trained on ``train_texts`` and a BERT initialised from ``train.seed`` (as ``naba encoder tiny``)."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from naba.data.writers import atomic_dir
-
     shape = config.model.from_scratch
-    tokenizer = train_wordpiece(train_texts, shape.vocab_size, shape.max_positions)
-    torch.manual_seed(config.train.seed)
-    bert = BertConfig(vocab_size=len(tokenizer), hidden_size=shape.hidden, num_hidden_layers=shape.layers,
-                      num_attention_heads=shape.heads, intermediate_size=shape.hidden * 4,
-                      max_position_embeddings=shape.max_positions, pad_token_id=tokenizer.pad_token_id)
-    with atomic_dir(directory, overwrite=True) as tmp:
-        BertModel(bert).save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-    logger.info("built a BERT from scratch (%d layers, hidden %d, vocabulary %d)", shape.layers, shape.hidden, len(tokenizer))
+    vocabulary = build_bert(train_texts, directory, layers=shape.layers, hidden=shape.hidden, heads=shape.heads,
+                            vocab_size=shape.vocab_size, max_positions=shape.max_positions, seed=config.train.seed,
+                            overwrite=True)
+    logger.info("built a BERT from scratch (%d layers, hidden %d, vocabulary %d)", shape.layers, shape.hidden, vocabulary)
     return directory
 
 
@@ -683,7 +604,7 @@ def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, c
               new: list[str], work: Path, out: Path) -> None:
     """Write the base encoder (no MLM head), tokenizer and records next to ``out``; rename into place."""
     from naba import __version__
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
     from naba.manifest import library_versions
 
     base = getattr(model, model.base_model_prefix)

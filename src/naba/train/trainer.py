@@ -33,13 +33,9 @@ import numpy as np
 
 from naba.config import NabaConfig, save_config
 from naba.data.records import Task, labels_of
+from naba.decision import binarize, choose_prior_correction, decide
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
-from naba.evaluation.metrics import (
-    binarize,
-    choose_prior_correction,
-    classification_metrics,
-    decide,
-)
+from naba.evaluation.metrics import classification_metrics
 from naba.errors import ModelDirError
 from naba.hub import AUTO, load_kwargs, resolve_base, unreachable
 from naba.manifest import (
@@ -504,7 +500,7 @@ def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path
               searched: dict[str, Any] | None = None) -> None:
     """Build the final directory next to ``out`` and rename it into place."""
     from naba import __version__
-    from naba.data.writers import atomic_dir
+    from naba.atomic import atomic_dir
     from naba.train.card import model_card, task_card
 
     data = {task: entry.pop("data") for task, entry in entries.items()}

@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from naba.data.writers import atomic_dir
+from naba.atomic import atomic_dir
+from naba.encoder.build import corpus_lines
 from naba.errors import InputError, NabaError
-from naba.train.encoders import corpus_lines
 
 logger = logging.getLogger(__name__)
 
