@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from naba.config import NabaConfig
@@ -62,8 +63,10 @@ def apply(config: NabaConfig, params: dict[str, Any]) -> NabaConfig:
     return NabaConfig.model_validate(data)
 
 
-def search(config: NabaConfig, trials: int, scratch: Path) -> dict[str, Any]:
+def search(config: NabaConfig, trials: int, scratch: Path, train: Callable[..., Path]) -> dict[str, Any]:
     """Run ``trials`` Optuna trials (TPE, seeded with ``config.seed``); return the search record.
+
+    ``train`` is :func:`naba.train.trainer.train` (passed in: the trainer calls the search, not the reverse).
 
     The record: ``{"trials": [{"number", "params", "dev_macro_f1"}...], "best": {...}, "objective": ...}``.
     ``scratch`` holds one trial's model at a time and is removed at the end.
@@ -76,7 +79,6 @@ def search(config: NabaConfig, trials: int, scratch: Path) -> dict[str, Any]:
     except ImportError:
         raise SearchError("--search needs optuna: pip install 'naba[search]'") from None
     from naba.manifest import read_manifest
-    from naba.train.trainer import train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     done: list[dict[str, Any]] = []

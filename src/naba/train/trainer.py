@@ -37,7 +37,8 @@ from naba.decision import binarize, choose_prior_correction, decide
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
 from naba.evaluation.metrics import classification_metrics
 from naba.errors import ModelDirError
-from naba.hub import AUTO, load_kwargs, resolve_base, unreachable
+from naba.encoder.auto import AUTO, resolve_base
+from naba.hub import load_kwargs, unreachable
 from naba.manifest import (
     FORMAT_VERSION,
     Manifest,
@@ -445,7 +446,7 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
         if resume and saved_search.exists():
             searched = json.loads(saved_search.read_text(encoding="utf-8"))
         else:
-            searched = search(config, search_trials, out.with_name(out.name + ".search"))
+            searched = search(config, search_trials, out.with_name(out.name + ".search"), train)
         config = apply(config, searched["best"]["params"])
     if resume:
         _same_config(config, work)

