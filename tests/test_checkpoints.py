@@ -1,28 +1,21 @@
-"""Checkpoint swaps that a kill interrupted are finished on resume."""
+"""Resumable checkpoints and the batch order they replay: Trainer's checkpoint-N, naba's epoch batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
-def test_an_interrupted_checkpoint_swap_is_recovered(tmp_path):
-    from naba.train.checkpoints import recover_checkpoint
+def test_resume_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
+    from naba.train.engine import last_checkpoint
 
-    checkpoint = tmp_path / "checkpoint"
-    # killed between the two renames: the previous checkpoint is NAME.old, the complete new one NAME.tmp
-    for name, step in (("checkpoint.old", 3), ("checkpoint.tmp", 4)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "progress.json").write_text(f'{{"step": {step}}}', encoding="utf-8")
-    assert recover_checkpoint(checkpoint)
-    assert (checkpoint / "progress.json").read_text(encoding="utf-8") == '{"step": 4}'
-
-
-def test_a_half_written_new_checkpoint_falls_back_to_the_previous_one(tmp_path):
-    from naba.train.checkpoints import recover_checkpoint
-
-    checkpoint = tmp_path / "checkpoint"
-    (tmp_path / "checkpoint.old").mkdir()
-    (tmp_path / "checkpoint.old" / "progress.json").write_text('{"step": 3}', encoding="utf-8")
-    (tmp_path / "checkpoint.tmp").mkdir()  # no progress.json: the write was cut short
-    assert recover_checkpoint(checkpoint)
-    assert (checkpoint / "progress.json").read_text(encoding="utf-8") == '{"step": 3}'
-    assert not recover_checkpoint(tmp_path / "nothing")
+    assert last_checkpoint(tmp_path / "nothing") is None
+    for step, complete in ((4, True), (8, True), (12, False)):  # a kill while checkpoint-12 was being written
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"")
+        if complete:  # Trainer writes trainer_state.json last
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "checkpoint-tmp").mkdir()
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-8"
 
 
 def _padding(batches: list[list[int]], lengths: list[int]) -> int:
@@ -32,7 +25,7 @@ def _padding(batches: list[list[int]], lengths: list[int]) -> int:
 def test_length_grouped_batches_cover_the_epoch_with_less_padding():
     import numpy as np
 
-    from naba.train.checkpoints import GROUP_SPAN, epoch_batches
+    from naba.train.engine import GROUP_SPAN, epoch_batches
 
     n, size = 1000, 8
     lengths = np.random.default_rng(0).integers(5, 300, n).tolist()
@@ -49,7 +42,7 @@ def test_length_grouped_batches_cover_the_epoch_with_less_padding():
 
 
 def test_length_grouping_keeps_the_process_padding():
-    from naba.train.checkpoints import epoch_batches
+    from naba.train.engine import epoch_batches
 
     batches = epoch_batches(10, 4, seed=1, epoch=0, world=2, lengths=list(range(10)))
     assert len(batches) == 4 and sorted(i for b in batches[:3] for i in b) == list(range(10))

@@ -167,11 +167,11 @@ def _cli(*args: str) -> subprocess.Popen:
 
 def test_kill_and_resume_matches_uninterrupted_run(scratch: Path, scratch_config: Path) -> None:
     out = scratch_config.parent / "killed"
-    progress = out.with_name(out.name + ".partial") / "checkpoint" / "progress.json"
+    checkpoints = out.with_name(out.name + ".partial") / "trainer"
     proc = _cli("pretrain", str(scratch_config), "-o", str(out), "--no-progress")
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if progress.exists() and json.loads(progress.read_text())["step"] >= 12:
+        if any(int(p.parent.name.split("-")[-1]) >= 12 for p in checkpoints.glob("checkpoint-*/trainer_state.json")):
             break
         time.sleep(0.02)
     assert proc.poll() is None, "pretraining finished before it could be killed: " + proc.stderr.read()
@@ -375,3 +375,18 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "exists").mkdir()
     result = CliRunner().invoke(app, ["pretrain", str(config), "-o", str(tmp_path / "exists")])
     assert result.exit_code == 2 and "already exists; pass --overwrite" in result.output
+
+
+def test_two_process_ddp_pretraining_writes_an_encoder(tmp_path: Path, scratch_config: Path) -> None:
+    """Under DDP the loss goes through the wrapped model (gradients synchronise); the output is an ordinary encoder."""
+    config = write_pretrain_config(tmp_path / "ddp.yaml", train={"max_steps": 4, "eval_every": 2, "checkpoint_every": None})
+    out = tmp_path / "encoder"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+                           "-m", "naba", "-q", "pretrain", str(config), "-o", str(out), "--no-progress"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _steps(out) == [0, 2, 4]
+    assert _record(out)["tokens_seen"] == 4 * 2 * 8 * 64  # 4 steps, 2 processes, 8 blocks of 64 tokens each
+    from transformers import AutoModel
+
+    assert AutoModel.from_pretrained(out).config.hidden_size == 32

@@ -72,6 +72,25 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int,
     return batches
 
 
+def adamw(groups: list[dict[str, Any]], lr: float) -> Any:
+    """``torch.optim.AdamW`` over parameter groups, fused (one kernel per step) where this torch build has it.
+
+    The fused kernel runs on CPU since torch 2.4 and is what ``Trainer`` uses by
+    default; older builds fall back to the multi-tensor implementation.
+    """
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr)
+
+
+def last_checkpoint(directory: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` under ``directory`` (``Trainer`` writes ``trainer_state.json`` last)."""
+    found = [p for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+
 class ArticleDataset(torch.utils.data.Dataset):
     """Articles as lists of encoded windows, with their label (class index, or a 0/1 row for multi-label)."""
 
@@ -149,11 +168,7 @@ class ArticleTrainer(Trainer):
     def create_optimizer(self, model: Any = None) -> Any:
         """AdamW over naba's parameter groups (the head at its own learning rate), fused where torch has it."""
         if self.optimizer is None:
-            groups = self.param_groups(self.model)
-            try:
-                self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate, fused=True)
-            except (RuntimeError, TypeError, ValueError):
-                self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate)
+            self.optimizer = adamw(self.param_groups(self.model), self.args.learning_rate)
         return self.optimizer
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,

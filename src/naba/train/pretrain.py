@@ -19,12 +19,13 @@ tokens, each ``[CLS] ... [SEP]`` (the ``group_texts`` packing of
 transformers' ``run_mlm.py``). A fraction of the *texts* (not blocks) is held
 out, so no held-out sentence is seen in training.
 
-Determinism and resume follow :mod:`naba.train.trainer`: the block order of
-an epoch is a function of (seed, epoch), the masks of a step a function of
-(seed, step, process), the held-out masks are drawn once; checkpoints hold
-the weights, optimizer, scheduler, torch RNG and progress, and are swapped
-in atomically. A run killed at any point and resumed ends with the same
-weights and losses as an uninterrupted one.
+Training runs on the same engine as fine-tuning (:mod:`naba.train.engine`):
+``transformers.Trainer`` (:class:`MLMTrainer`), with naba's batch order (a
+function of seed and epoch), masks that are a function of (seed, epoch,
+block), held-out masks drawn once, and ``Trainer``'s checkpoints (weights,
+optimizer, scheduler, RNG states). A run killed at any point and resumed
+from its last checkpoint ends with the same weights and losses as an
+uninterrupted one.
 
 The output is a standard encoder directory (the base model, *without* the
 MLM head, as safetensors, plus the tokenizer) that ``naba train`` accepts as
@@ -47,38 +48,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformers import Trainer, TrainerCallback
 
 from naba.config import NormalizationConfig, PretrainConfig, save_config
 from naba.encoder.build import build_bert, corpus_lines
 from naba.errors import InputError
 from naba.hub import load_kwargs, unreachable
-from naba.train.checkpoints import (
-    RunLog,
-    TrainingError,
-    adamw,
-    epoch_batches,
-    load_checkpoint,
-    recover_checkpoint,
-    save_checkpoint,
-)
+from naba.train.engine import EpochBatches, QuietProgress, RunLog, TrainingError, adamw, epoch_batches, last_checkpoint
 
 logger = logging.getLogger(__name__)
 
 PRETRAIN_FILE = "pretrain.json"
 FORMAT_VERSION = 1
 IGNORE_INDEX = -100  # label of a position with nothing to predict (PyTorch's cross-entropy default)
-
-
-@dataclass
-class _Progress:
-    """Resumable position; saved in every checkpoint as JSON."""
-
-    step: int = 0
-    tokens: int = 0  # training tokens seen, all processes together
-    initial_eval_loss: float | None = None
-    last_eval_loss: float | None = None
-    best_eval_loss: float | None = None
-    best_step: int = 0
 
 
 @dataclass
@@ -459,9 +441,9 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
         PosixPath('runs/encoders/scratch')
     """
     import torch
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+    from accelerate import PartialState
+    from transformers import TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     cfg = config.train
     out = Path(output or config.output_dir)
@@ -473,8 +455,8 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     work = out.with_name(out.name + ".partial")
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    main = accelerator.is_main_process
+    state = PartialState(cpu=not torch.cuda.is_available())
+    main = state.is_main_process
     saved = work / "config.yaml"
     if resume and saved.exists():  # checked by every process, so that all of them stop
         import yaml
@@ -486,7 +468,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
         save_config(config, saved)
-    accelerator.wait_for_everyone()
+    state.wait_for_everyone()
     log = RunLog(work, main)
 
     train_texts, eval_texts, fingerprint = read_corpus(config)
@@ -495,7 +477,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
         source = str(work / "scratch-init")
         if main and not (work / "scratch-init").exists():
             build_scratch_encoder(train_texts, config, work / "scratch-init")
-        accelerator.wait_for_everyone()
+        state.wait_for_everyone()
     model, tokenizer, new = load_mlm_model(source, config.model.allow_pickle, cfg.seed)
     limit = tokenizer.model_max_length
     if limit and limit < 1_000_000 and config.corpus.max_length > limit:
@@ -512,95 +494,209 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     # the held-out masks are drawn once: every evaluation scores the same predictions
     eval_inputs, eval_labels = mask_tokens(corpus.eval, np.random.default_rng([cfg.seed, 2]), cfg.mlm_probability,
                                            tokenizer.mask_token_id, vocab_size, special_ids)
-    eval_attention = (corpus.eval != pad_id).astype(np.int64)
+    held_out = (eval_inputs, eval_labels, (corpus.eval != pad_id).astype(np.int64))
 
-    world, rank = accelerator.num_processes, accelerator.process_index
-    n_train = len(corpus.train)
-    batches_per_epoch = len(epoch_batches(n_train, cfg.batch_size, cfg.seed, 0, world)) // world
-    optimizer = _optimizer(model, config, new)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
-    model, optimizer = accelerator.prepare(masked_lm_loss(model), optimizer)
-    device = accelerator.device
-
-    checkpoint = work / "checkpoint"
-    progress = _Progress()
-    if main and resume:
-        recover_checkpoint(checkpoint)
-    accelerator.wait_for_everyone()
-    if resume and checkpoint.exists():
-        # the tied decoder weight is not in the file; loading the embeddings in place keeps the tie
-        progress = _Progress(**load_checkpoint(accelerator, accelerator.unwrap_model(model).mlm, optimizer, scheduler, checkpoint))
-        if main:
-            _trim_metrics(work / "metrics.jsonl", progress.step)
-        log.info("pretrain: resumed at step %d", progress.step)
-    elif main:
-        # --resume without a checkpoint starts over: metrics of the lost attempt would mislead
-        shutil.rmtree(checkpoint, ignore_errors=True)
-        (work / "metrics.jsonl").unlink(missing_ok=True)
-    accelerator.wait_for_everyone()
-
-    def evaluate_and_log(train_loss: float | None, rate: float | None) -> None:
-        loss = _evaluate(accelerator.unwrap_model(model), eval_inputs, eval_labels, eval_attention, cfg.eval_batch_size, device)
-        if progress.step == 0:
-            progress.initial_eval_loss = loss
-        improved = progress.best_eval_loss is None or loss < progress.best_eval_loss - 1e-9
-        if improved:
-            progress.best_eval_loss, progress.best_step = loss, progress.step
-        progress.last_eval_loss = loss
-        log.metrics({"step": progress.step, "loss": train_loss, "lr": scheduler.get_last_lr()[0], "tokens": progress.tokens,
-                     "tokens_per_s": None if rate is None else round(rate, 1), "eval_loss": loss,
-                     "eval_perplexity": perplexity(loss), "best": improved})
-        log.info("pretrain step %d: %seval MLM loss %.4f, perplexity %.2f%s", progress.step,
-                 "" if train_loss is None else f"loss {train_loss:.4f}, ", loss, perplexity(loss), " (best)" if improved else "")
-
-    if progress.step == 0 and progress.initial_eval_loss is None:
-        evaluate_and_log(None, None)
-
-    show = main and (show_progress_bar if show_progress_bar is not None else True)
-    bar = tqdm(total=cfg.max_steps, initial=progress.step, desc="pretrain", disable=not show, dynamic_ncols=True)
-    started, tokens_here, running = time.perf_counter(), 0, []
-    current_epoch, this_epoch = -1, []
-    model.train()
-    while progress.step < cfg.max_steps:
-        epoch, position = divmod(progress.step, batches_per_epoch)
-        if epoch != current_epoch:
-            this_epoch = epoch_batches(n_train, cfg.batch_size, cfg.seed, epoch, world)[rank::world]
-            current_epoch = epoch
-        blocks = corpus.train[this_epoch[position]]
-        # masks depend on (seed, step, process) only, so a resumed run masks exactly as the uninterrupted one
-        inputs, labels = mask_tokens(blocks, np.random.default_rng([cfg.seed, 1, progress.step, rank]), cfg.mlm_probability,
-                                     tokenizer.mask_token_id, vocab_size, special_ids)
-        loss = model(torch.from_numpy(inputs).to(device), torch.from_numpy((blocks != pad_id).astype(np.int64)).to(device),
-                     torch.from_numpy(labels).to(device))
-        if not torch.isfinite(loss):
-            raise TrainingError(f"pretrain: loss became {loss.item()} at step {progress.step}; lower train.learning_rate")
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        running.append(loss.item())
-        progress.step += 1
-        progress.tokens += blocks.size * world
-        tokens_here += blocks.size * world
-        rate = tokens_here / max(time.perf_counter() - started, 1e-9)
-        bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}", tokens_s=f"{rate:.0f}")
-        bar.update(1)
-        if progress.step % cfg.eval_every == 0 or progress.step == cfg.max_steps:
-            evaluate_and_log(float(np.mean(running)), rate)
-            running = []
-            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
-        elif cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0:
-            save_checkpoint(accelerator, model, optimizer, scheduler, progress, checkpoint)
-    bar.close()
-    accelerator.wait_for_everyone()
+    sampler = EpochBatches(len(corpus.train), cfg.batch_size, cfg.seed, state.num_processes)
+    masker = BlockMasker(sampler, cfg.seed, cfg.mlm_probability, tokenizer.mask_token_id, vocab_size, special_ids, pad_id)
+    trainer_dir = work / "trainer"
+    checkpoint = last_checkpoint(trainer_dir) if resume else None
     if main:
-        _assemble(config, accelerator.unwrap_model(model).mlm, tokenizer, source, corpus, progress, new, work, out)
-    accelerator.wait_for_everyone()
+        if checkpoint is None:
+            # --resume without a checkpoint starts over: metrics of the lost attempt would mislead
+            shutil.rmtree(trainer_dir, ignore_errors=True)
+            (work / "metrics.jsonl").unlink(missing_ok=True)
+        else:
+            _trim_metrics(work / "metrics.jsonl", int(checkpoint.name.split("-")[-1]))
+    state.wait_for_everyone()
+    show = main and (show_progress_bar if show_progress_bar is not None else True)
+    args = TrainingArguments(
+        output_dir=str(trainer_dir), seed=cfg.seed, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, lr_scheduler_type="linear",
+        warmup_steps=int(cfg.warmup_ratio * cfg.max_steps), max_grad_norm=cfg.max_grad_norm, eval_strategy="steps",
+        eval_steps=cfg.eval_every, save_strategy="steps", save_steps=cfg.eval_every, save_total_limit=1,
+        logging_strategy="steps", logging_steps=1, report_to="none", disable_tqdm=not show,
+        use_cpu=not torch.cuda.is_available(), remove_unused_columns=False, dataloader_num_workers=0)
+    callback = PretrainLog(log, cfg.checkpoint_every, blocks_seen(sampler), config.corpus.max_length)
+    trainer = MLMTrainer(model=model, args=args, train_dataset=_Blocks(corpus.train), eval_dataset=_Blocks(corpus.eval),
+                         data_collator=masker, processing_class=tokenizer, sampler=sampler,
+                         loss_module=masked_lm_loss(model), held_out=held_out, eval_batch_size=cfg.eval_batch_size,
+                         optimizer_groups=lambda m: _optimizer(m, config, new), callbacks=[callback])
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress)
+    if checkpoint is None:
+        trainer.evaluate()  # step 0: the starting point of the held-out loss
+    else:
+        log.info("pretrain: resumed at step %s", checkpoint.name.split("-")[-1])
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    state.wait_for_everyone()
+    if main:
+        _assemble(config, trainer.model, tokenizer, source, corpus, _summary(work / "metrics.jsonl"), new, work, out)
+    state.wait_for_everyone()
     return out
 
 
-def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, corpus: PackedCorpus, progress: _Progress,
+class _Blocks:
+    """Token blocks as a dataset: each item is a block and its index (the index seeds its mask)."""
+
+    def __init__(self, blocks: np.ndarray) -> None:
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"block": self.blocks[i], "index": i}
+
+
+class BlockMasker:
+    """The collator: masks each block with a generator seeded by (seed, epoch, block), stacks the batch.
+
+    Masks are a function of the block and the epoch only (the sampler says
+    which epoch), so a resumed run masks exactly as an uninterrupted one, on
+    any number of processes.
+    """
+
+    def __init__(self, sampler: EpochBatches, seed: int, probability: float, mask_id: int, vocab_size: int,
+                 special_ids: list[int], pad_id: int) -> None:
+        self.sampler, self.seed, self.probability = sampler, seed, probability
+        self.mask_id, self.vocab_size, self.special_ids, self.pad_id = mask_id, vocab_size, special_ids, pad_id
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        inputs, labels = zip(*(mask_tokens(item["block"][None], np.random.default_rng([self.seed, 1, self.sampler.epoch, item["index"]]),
+                                           self.probability, self.mask_id, self.vocab_size, self.special_ids) for item in items))
+        blocks = np.stack([item["block"] for item in items])
+        return {"input_ids": torch.from_numpy(np.concatenate(inputs)), "labels": torch.from_numpy(np.concatenate(labels)),
+                "attention_mask": torch.from_numpy((blocks != self.pad_id).astype(np.int64))}
+
+
+def blocks_seen(sampler: EpochBatches) -> Any:
+    """Blocks trained on by every process together after ``step`` optimizer steps (the order is known in advance)."""
+    cache: dict[int, list[int]] = {}
+
+    def seen(step: int) -> int:
+        world, total, epoch = sampler.world, 0, 0
+        while step > 0:
+            if epoch not in cache:
+                batches = epoch_batches(sampler.n, sampler.batch_size, sampler.seed, epoch, world)
+                cache[epoch] = [sum(len(b) for b in batches[i:i + world]) for i in range(0, len(batches), world)]
+            sizes = cache[epoch]
+            total += sum(sizes[:step])
+            step -= len(sizes)
+            epoch += 1
+        return total
+
+    return seen
+
+
+class MLMTrainer(Trainer):
+    """``Trainer`` for MLM on naba's packed blocks: naba's batch order and masks, its held-out loss, its optimizer groups.
+
+    One process computes the loss with the vocabulary projection at masked
+    positions only (:func:`masked_lm_loss`: the same loss for about a
+    quarter less compute); under DDP the model's own loss goes through the
+    wrapped model, so that gradients synchronise.
+    """
+
+    def __init__(self, *args: Any, sampler: EpochBatches, loss_module: Any, held_out: tuple, eval_batch_size: int,
+                 optimizer_groups: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sampler, self.loss_module, self.held_out = sampler, loss_module, held_out
+        self.eval_batch_size, self.optimizer_groups = eval_batch_size, optimizer_groups
+        self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = False
+
+    def get_train_dataloader(self) -> Any:
+        import torch
+
+        loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.data_collator)
+        return self.accelerator.prepare(loader)
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        if self.optimizer is None:
+            self.optimizer = self.optimizer_groups(self.model)
+        return self.optimizer
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        import torch
+
+        if self.args.world_size > 1:
+            loss = model(**inputs).loss
+        else:
+            loss = self.loss_module(inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        if not torch.isfinite(loss):
+            raise TrainingError(f"pretrain: loss became {loss.item()} at step {self.state.global_step}; "
+                                "lower train.learning_rate")
+        return (loss, None) if return_outputs else loss
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        loss = _evaluate(self.loss_module, *self.held_out, self.eval_batch_size, self.args.device)
+        metrics = {f"{metric_key_prefix}_loss": loss}
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self.model.train()
+        return metrics
+
+
+
+
+class PretrainLog(TrainerCallback):
+    """``train.log`` lines and one ``metrics.jsonl`` record per held-out evaluation."""
+
+    def __init__(self, log: RunLog, checkpoint_every: int | None, seen: Any, block_tokens: int) -> None:
+        self.log, self.checkpoint_every, self.seen, self.block_tokens = log, checkpoint_every, seen, block_tokens
+        self.losses: list[float] = []
+        self.lr: float | None = None
+        self.started, self.started_step = time.perf_counter(), 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started, self.started_step = time.perf_counter(), state.global_step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.checkpoint_every and state.global_step % self.checkpoint_every == 0:
+            control.should_save = True
+        if state.global_step >= state.max_steps:
+            control.should_evaluate = control.should_save = True
+        return control
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.losses.append(logs["loss"])
+            self.lr = logs.get("learning_rate")
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
+        loss, step = (metrics or {})["eval_loss"], state.global_step
+        done = self.seen(step) - self.seen(self.started_step)
+        rate = done * self.block_tokens / max(time.perf_counter() - self.started, 1e-9) if step else None
+        best = min([r["eval_loss"] for r in _records(self.log.directory / "metrics.jsonl")] or [float("inf")])
+        improved = loss < best - 1e-9
+        train_loss = float(np.mean(self.losses)) if self.losses else None
+        self.log.metrics({"step": step, "loss": train_loss, "lr": self.lr, "tokens": self.seen(step) * self.block_tokens,
+                          "tokens_per_s": None if rate is None else round(rate, 1), "eval_loss": loss,
+                          "eval_perplexity": perplexity(loss), "best": improved})
+        self.log.info("pretrain step %d: %seval MLM loss %.4f, perplexity %.2f%s", step,
+                      "" if train_loss is None else f"loss {train_loss:.4f}, ", loss, perplexity(loss),
+                      " (best)" if improved else "")
+        self.losses = []
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _summary(metrics: Path) -> dict[str, Any]:
+    """Steps, tokens and held-out losses of the run, from its ``metrics.jsonl`` (resumed runs included)."""
+    records = _records(metrics)
+    best = min(records, key=lambda r: r["eval_loss"])
+    return {"step": records[-1]["step"], "tokens": records[-1]["tokens"], "initial_eval_loss": records[0]["eval_loss"],
+            "last_eval_loss": records[-1]["eval_loss"], "best_eval_loss": best["eval_loss"], "best_step": best["step"]}
+
+
+def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, corpus: PackedCorpus, summary: dict[str, Any],
               new: list[str], work: Path, out: Path) -> None:
     """Write the base encoder (no MLM head), tokenizer and records next to ``out``; rename into place."""
     from naba import __version__
@@ -617,15 +713,15 @@ def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, c
         "base_model": config.model.base,
         "from_scratch": config.model.from_scratch.model_dump() if config.model.base is None else None,
         "architecture": type(base).__name__,
-        "steps": progress.step,
-        "tokens_seen": progress.tokens,
-        "initial_eval_loss": progress.initial_eval_loss,
-        "initial_eval_perplexity": perplexity(progress.initial_eval_loss),
-        "final_eval_loss": progress.last_eval_loss,
-        "final_eval_perplexity": perplexity(progress.last_eval_loss),
-        "best_eval_loss": progress.best_eval_loss,
-        "best_eval_perplexity": perplexity(progress.best_eval_loss),
-        "best_step": progress.best_step,
+        "steps": summary["step"],
+        "tokens_seen": summary["tokens"],
+        "initial_eval_loss": summary["initial_eval_loss"],
+        "initial_eval_perplexity": perplexity(summary["initial_eval_loss"]),
+        "final_eval_loss": summary["last_eval_loss"],
+        "final_eval_perplexity": perplexity(summary["last_eval_loss"]),
+        "best_eval_loss": summary["best_eval_loss"],
+        "best_eval_perplexity": perplexity(summary["best_eval_loss"]),
+        "best_step": summary["best_step"],
         "weights": "final",  # the last step's weights; best_* only reports
         "newly_initialised": new,
         "corpus": corpus.stats,
@@ -647,5 +743,5 @@ def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, c
             if (work / name).exists():
                 shutil.copy(work / name, tmp / name)
     shutil.rmtree(work, ignore_errors=True)
-    logger.info("wrote %s: eval MLM loss %.4f (perplexity %.2f) after %d steps", out, progress.last_eval_loss,
-                perplexity(progress.last_eval_loss), progress.step)
+    logger.info("wrote %s: eval MLM loss %.4f (perplexity %.2f) after %d steps", out, summary["last_eval_loss"],
+                perplexity(summary["last_eval_loss"]), summary["step"])

@@ -205,12 +205,6 @@ def _parameter_groups(config: NabaConfig) -> Any:
     return groups
 
 
-def last_checkpoint(directory: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` under ``directory`` (``Trainer`` writes ``trainer_state.json`` last)."""
-    found = [p for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
 def _checkpointing_field(arguments: type) -> str:
     """``activation_checkpointing`` (transformers 5.x) or its older name ``gradient_checkpointing``."""
     return "activation_checkpointing" if "activation_checkpointing" in arguments.__dataclass_fields__ else "gradient_checkpointing"
@@ -248,7 +242,8 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from naba.train.engine import ArticleDataset, ArticleTrainer, EpochBatches, QuietProgress, RunLogCallback, collator
+    from naba.train.engine import (ArticleDataset, ArticleTrainer, EpochBatches, QuietProgress, RunLogCallback, collator,
+                                   last_checkpoint)
 
     task_dir = work / task
     final = task_dir / "final"
