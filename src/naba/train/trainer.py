@@ -56,9 +56,13 @@ TASKS: tuple[Task, ...] = ("topic", "stance")
 
 
 def _doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
-    texts = [document_text(r, config.normalization, config.model.include_title) for r in records]
-    targets = [target_text(r["target"], config.normalization) for r in records] if task_data.task == "stance" else None
-    return encode_windows(tokenizer, texts, config.model.window, targets)
+    """Records to windows as inference makes them (``Classifier._windows``): topics read title and text, stance
+    reads the text alone after its target."""
+    norm = config.normalization
+    if task_data.task == "stance":
+        texts = [document_text(r["text"], norm) for r in records]
+        return encode_windows(tokenizer, texts, config.model.window, [target_text(r["target"], norm) for r in records])
+    return encode_windows(tokenizer, [document_text(r, norm, config.model.include_title) for r in records], config.model.window)
 
 
 def _targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.ndarray:
