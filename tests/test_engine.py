@@ -61,7 +61,8 @@ def test_collator_maps_windows_to_articles_and_loss_is_on_pooled_logits(tiny_enc
     inputs = dict(batch)
     from types import SimpleNamespace
 
-    trainer = SimpleNamespace(loss_fn=loss_fn, pooling="mean", state=None, articles_seen=0, args=SimpleNamespace(world_size=1))
+    trainer = SimpleNamespace(loss_fn=loss_fn, pooling="mean", state=None, articles_seen=0, loss_sum=0.0, loss_count=0,
+                              args=SimpleNamespace(world_size=1))
     loss = ArticleTrainer.compute_loss(trainer, model, inputs)
     assert trainer.articles_seen == 2
     with torch.no_grad():

@@ -155,6 +155,7 @@ class ArticleTrainer(Trainer):
         self.loss_fn, self.pooling, self.sampler = loss_fn, pooling, sampler
         self.dev_metrics, self.param_groups = dev_metrics, param_groups
         self.articles_seen = 0  # by every process, for samples/s
+        self.loss_sum, self.loss_count = 0.0, 0  # since the last dev evaluation, for metrics.jsonl
         self.eval_seconds = 0.0  # spent scoring dev, left out of samples/s
         # compute_loss returns the mean over the batch's articles: Trainer divides it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
@@ -178,6 +179,7 @@ class ArticleTrainer(Trainer):
         pooled = pool(outputs.logits.float(), doc_index, labels.shape[0], self.pooling)
         loss = self.loss_fn.to(pooled.device)(pooled, labels)
         self.articles_seen += labels.shape[0] * self.args.world_size
+        self.loss_sum, self.loss_count = self.loss_sum + loss.detach(), self.loss_count + 1
         if not torch.isfinite(loss):
             raise TrainingError(f"loss became {loss.item()} at step {self.state.global_step}; lower train.learning_rate")
         return (loss, outputs) if return_outputs else loss
@@ -218,7 +220,6 @@ class RunLogCallback(TrainerCallback):
 
     def __init__(self, log: RunLog, task: str, checkpoint_every: int | None) -> None:
         self.log, self.task, self.checkpoint_every = log, task, checkpoint_every
-        self.losses: list[float] = []
         self.last: dict[str, float] = {}
         self.trainer: ArticleTrainer | None = None  # set by the trainer's owner, for samples/s
         self.started = time.perf_counter()
@@ -242,7 +243,6 @@ class RunLogCallback(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         logs = logs or {}
         if "loss" in logs:
-            self.losses.append(logs["loss"])
             self.last = {"lr": logs.get("learning_rate", 0.0)}
             self.log.info("%s step %d/%d: loss %.4f, learning rate %.3g, %.1f samples/s", self.task, state.global_step,
                           state.max_steps, logs["loss"], self.last["lr"], self.rate())
@@ -251,13 +251,19 @@ class RunLogCallback(TrainerCallback):
         metrics = metrics or {}
         f1 = metrics.get("eval_macro_f1", float("nan"))
         improved = state.best_metric is None or f1 > state.best_metric + 1e-9
-        loss = float(np.mean(self.losses)) if self.losses else None
+        trainer = self.trainer
+        loss = float(trainer.loss_sum / trainer.loss_count) if trainer is not None and trainer.loss_count else None
+        lr = None
+        if trainer is not None:
+            trainer.loss_sum, trainer.loss_count = 0.0, 0
+            if trainer.lr_scheduler is not None:
+                lr = float(trainer.lr_scheduler.get_last_lr()[0])
         self.log.metrics({"task": self.task, "step": state.global_step, "epoch": round(state.epoch or 0.0, 3), "loss": loss,
-                          "lr": self.last.get("lr"), "samples_per_s": self.rate(), "dev_macro_f1": f1, "dev_accuracy": metrics.get("eval_accuracy"),
-                          "best": improved})
-        self.log.info("%s step %d: dev macro-F1 %.4f, accuracy %.4f%s", self.task, state.global_step, f1,
-                      metrics.get("eval_accuracy", float("nan")), " (best)" if improved else "")
-        self.losses = []
+                          "lr": lr, "samples_per_s": self.rate(), "dev_macro_f1": f1,
+                          "dev_accuracy": metrics.get("eval_accuracy"), "best": improved})
+        self.log.info("%s step %d: %sdev macro-F1 %.4f, accuracy %.4f%s", self.task, state.global_step,
+                      "" if loss is None else f"loss {loss:.4f}, ", f1, metrics.get("eval_accuracy", float("nan")),
+                      " (best)" if improved else "")
 
 
 class QuietProgress(TrainerCallback):
