@@ -11,7 +11,9 @@ from pathlib import Path
 
 
 def child(code: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> dict:
-    """Run ``python -c code argv...``; its last stdout line (JSON) plus ``wall`` seconds and ``peak_rss_mb``.
+    """Run ``python -c code argv...``; its last stdout line (JSON) plus ``wall`` seconds, ``peak_rss_mb`` and ``cpu_s``.
+
+    ``cpu_s`` (user + system CPU seconds of the child) moves less than wall time when other jobs share the cores.
 
     stdout goes to ``log``, stderr beside it (``.err``); the peak RSS comes
     from ``wait4``, so it is the child's alone. A failed child stops the
@@ -26,4 +28,5 @@ def child(code: str, argv: list[str], log: Path, env: dict[str, str] | None = No
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"child failed:\n{log.with_suffix('.err').read_text(encoding='utf-8')[-3000:]}")
     result = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
-    return {**result, "wall": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {**result, "wall": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime}
