@@ -76,7 +76,7 @@ def scratch(scratch_config: Path) -> Path:
 def test_pack_blocks_wraps_each_block_and_drops_the_partial_tail(tiny_encoder: Path) -> None:
     from transformers import AutoTokenizer
 
-    from naba.train.pretrain import pack_blocks
+    from naba.train.mlm_data import pack_blocks
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
     texts = ["عقد العراق والولايات المتحدة الجلسة الأولى من المحادثات الرسمية في بغداد"] * 10
@@ -91,7 +91,7 @@ def test_pack_blocks_wraps_each_block_and_drops_the_partial_tail(tiny_encoder: P
 
 
 def test_mask_tokens_is_seeded_and_spares_special_tokens() -> None:
-    from naba.train.pretrain import IGNORE_INDEX, mask_tokens
+    from naba.train.mlm_data import IGNORE_INDEX, mask_tokens
 
     blocks = np.random.default_rng(0).integers(5, 1000, size=(64, 32)).astype(np.int32)
     blocks[:, 0], blocks[:, -1], blocks[-1, 20:] = 2, 3, 0
@@ -202,7 +202,7 @@ def test_resume_with_another_config_is_refused(tmp_path: Path, scratch_config: P
 
 
 def test_mlm_head_decoder_is_tied_to_the_embeddings(tiny_encoder: Path) -> None:
-    from naba.train.pretrain import load_mlm_model
+    from naba.train.mlm_model import load_mlm_model
 
     model, tokenizer, new = load_mlm_model(tiny_encoder)
     decoder, embeddings = model.get_output_embeddings().weight, model.get_input_embeddings().weight
@@ -214,7 +214,8 @@ def test_mlm_head_decoder_is_tied_to_the_embeddings(tiny_encoder: Path) -> None:
 def test_masked_only_loss_equals_the_models_own_loss(tiny_encoder: Path) -> None:
     import torch
 
-    from naba.train.pretrain import load_mlm_model, mask_tokens, masked_lm_loss
+    from naba.train.mlm_data import mask_tokens
+    from naba.train.mlm_model import load_mlm_model, masked_lm_loss
 
     model, tokenizer, _ = load_mlm_model(tiny_encoder)
     model.eval()
@@ -245,7 +246,7 @@ def xlmr_encoder(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -
 
 
 def test_headless_xlm_roberta_gets_a_tied_lm_head(xlmr_encoder: Path) -> None:
-    from naba.train.pretrain import load_mlm_model
+    from naba.train.mlm_model import load_mlm_model
 
     model, _, new = load_mlm_model(xlmr_encoder)
     assert type(model).__name__ == "XLMRobertaForMaskedLM"
@@ -255,7 +256,8 @@ def test_headless_xlm_roberta_gets_a_tied_lm_head(xlmr_encoder: Path) -> None:
 
 
 def test_new_head_learns_at_head_learning_rate_the_encoder_at_learning_rate(xlmr_encoder: Path, tmp_path: Path) -> None:
-    from naba.train.pretrain import _optimizer, load_mlm_model
+    from naba.train.mlm_model import load_mlm_model
+    from naba.train.pretrain import _optimizer
 
     model, _, new = load_mlm_model(xlmr_encoder)
     config = load_pretrain_config(write_pretrain_config(tmp_path / "cfg.yaml", model={"base": str(xlmr_encoder)},

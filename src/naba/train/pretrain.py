@@ -12,12 +12,8 @@ Two starting points:
   (the shape and pipeline of ``naba encoder tiny``, with a vocabulary that
   is the same on every run).
 
-Texts are normalised exactly as ``naba train`` normalises (the default
-:class:`~naba.config.NormalizationConfig`), tokenised, concatenated with a
-separator after each text and cut into blocks of ``corpus.max_length``
-tokens, each ``[CLS] ... [SEP]`` (the ``group_texts`` packing of
-transformers' ``run_mlm.py``). A fraction of the *texts* (not blocks) is held
-out, so no held-out sentence is seen in training.
+The corpus (reading, normalising, holding out, packing, masking) is
+:mod:`naba.train.mlm_data`; the model and its loss :mod:`naba.train.mlm_model`.
 
 Training runs on the same engine as fine-tuning (:mod:`naba.train.engine`):
 ``transformers.Trainer`` (:class:`MLMTrainer`), with naba's batch order (a
@@ -35,14 +31,11 @@ and ``train.log`` beside it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,341 +43,25 @@ from typing import Any
 import numpy as np
 from transformers import Trainer, TrainerCallback
 
-from naba.config import NormalizationConfig, PretrainConfig, save_config
-from naba.encoder.build import build_bert, corpus_lines
-from naba.errors import InputError
-from naba.hub import load_kwargs, unreachable
-from naba.train.engine import EpochBatches, QuietProgress, RunLog, TrainingError, adamw, epoch_batches, last_checkpoint
+from naba.config import PretrainConfig, save_config
+from naba.train.engine import EpochBatches, QuietProgress, RunLog, TrainingError, adamw, last_checkpoint
+from naba.train.mlm_data import BlockMasker, Blocks, PackedCorpus, blocks_seen, mask_tokens, pack_corpus, read_corpus
+from naba.train.mlm_model import (
+    _source_pooler,
+    build_scratch_encoder,
+    held_out_loss,
+    load_mlm_model,
+    masked_lm_loss,
+    perplexity,
+)
 
 logger = logging.getLogger(__name__)
 
 PRETRAIN_FILE = "pretrain.json"
 FORMAT_VERSION = 1
-IGNORE_INDEX = -100  # label of a position with nothing to predict (PyTorch's cross-entropy default)
-
-
-@dataclass
-class PackedCorpus:
-    """Token blocks ready for masking, and the facts about them that ``pretrain.json`` records."""
-
-    train: np.ndarray  # [blocks, max_length] int32 token ids
-    eval: np.ndarray
-    stats: dict[str, Any]
-
-
-# ----------------------------------------------------------------------------- text preparation
-
-
-def split_texts(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Hold out ``fraction`` of the texts (at least one) for evaluation; both parts keep corpus order.
-
-    Raises:
-        InputError: fewer than two texts.
-    """
-    if len(texts) < 2:
-        raise InputError(f"the corpus has {len(texts)} text(s); need at least 2 (to train on and to evaluate on)")
-    n_eval = min(len(texts) - 1, max(1, round(len(texts) * fraction)))
-    held_out = set(np.random.default_rng([seed, 0]).permutation(len(texts))[:n_eval].tolist())
-    return ([t for i, t in enumerate(texts) if i not in held_out], [t for i, t in enumerate(texts) if i in held_out])
-
-
-def _special_layout(tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
-    """Token ids that open a block, close a block, and follow each text ([CLS]/[SEP] or <s>/</s>)."""
-    first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-    last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-    start = [first] if first is not None else []
-    end = [last] if last is not None else []
-    return start, end, end
-
-
-def pack_blocks(tokenizer: Any, texts: list[str], max_length: int, batch: int = 1000) -> np.ndarray:
-    """Tokenise, concatenate (a separator after each text) and cut into ``[CLS] ... [SEP]`` blocks.
-
-    The last, partial block is dropped, unless it is the only one: then it is
-    padded (the padding is masked out of attention and of the loss).
-
-    Args:
-        tokenizer: A fast tokenizer.
-        texts: Normalised texts.
-        max_length: Tokens per block, special tokens included.
-        batch: Texts tokenised per call.
-
-    Returns:
-        An int32 array ``[blocks, max_length]`` (no rows for no text).
-    """
-    from tokenizers import Tokenizer
-
-    start, end, separator = _special_layout(tokenizer)
-    body = max_length - len(start) - len(end)
-    # a private copy: a tokenizer.json may carry truncation or padding settings
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
-    backend.no_truncation()
-    backend.no_padding()
-    sep = np.asarray(separator, dtype=np.int32)
-    parts: list[np.ndarray] = []
-    for first in range(0, len(texts), batch):
-        for encoding in backend.encode_batch(texts[first:first + batch], add_special_tokens=False):
-            parts.append(np.asarray(encoding.ids, dtype=np.int32))
-            parts.append(sep)
-    stream = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-    n_full = len(stream) // body
-    if n_full == 0 and len(stream):
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        block = np.full(max_length, pad, np.int32)
-        row = np.concatenate([start, stream, end]).astype(np.int32)
-        block[:len(row)] = row
-        return block[None]
-    chunks = stream[:n_full * body].reshape(n_full, body)
-    columns = [np.full((n_full, 1), t, np.int32) for t in start] + [chunks] + [np.full((n_full, 1), t, np.int32) for t in end]
-    return np.concatenate(columns, axis=1)
-
-
-def mask_tokens(blocks: np.ndarray, rng: np.random.Generator, probability: float, mask_id: int, vocab_size: int,
-                special_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """BERT's masking: pick ``probability`` of the ordinary tokens; of those 80% become the mask, 10% a random token.
-
-    Special tokens (and padding) are never picked. At least one token is
-    picked when any can be, so a batch always has a loss.
-
-    Args:
-        blocks: Token ids ``[n, length]``.
-        rng: The generator that decides everything (seeded by the caller: the same seed, the same masks).
-        probability: The share of tokens to predict.
-        mask_id: The mask token.
-        vocab_size: Random replacements are drawn from ``[0, vocab_size)``.
-        special_ids: Ids never picked.
-
-    Returns:
-        ``(input_ids, labels)``, int64; ``labels`` is the original id where a prediction is asked, else -100.
-    """
-    candidates = ~np.isin(blocks, special_ids)
-    picked = (rng.random(blocks.shape) < probability) & candidates
-    if not picked.any() and candidates.any():
-        flat = np.flatnonzero(candidates)
-        picked.flat[flat[rng.integers(len(flat))]] = True
-    labels = np.where(picked, blocks, IGNORE_INDEX).astype(np.int64)
-    inputs = blocks.astype(np.int64)
-    roll = rng.random(blocks.shape)
-    inputs[picked & (roll < 0.8)] = mask_id
-    random_token = picked & (roll >= 0.8) & (roll < 0.9)
-    inputs[random_token] = rng.integers(0, vocab_size, size=int(random_token.sum()))
-    return inputs, labels
-
-
-def _file_digest(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
-def _texts_digest(texts: list[str]) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def read_corpus(config: PretrainConfig) -> tuple[list[str], list[str], dict[str, Any]]:
-    """The normalised training and held-out texts, and the corpus fingerprint.
-
-    Raises:
-        InputError: a file is missing or the files hold fewer than two texts.
-    """
-    files = [Path(p) for p in config.corpus.files]
-    texts = list(corpus_lines(files, config.corpus.max_texts))
-    if len(texts) < 2:
-        raise InputError(f"{', '.join(map(str, files))}: {len(texts)} text(s) after normalisation; "
-                         "need at least 2 (to train on and to evaluate on)")
-    train_texts, eval_texts = split_texts(texts, config.corpus.eval_fraction, config.train.seed)
-    fingerprint = {
-        "files": [_file_digest(p) for p in files],
-        "texts": len(texts),
-        "texts_sha256": _texts_digest(texts),
-        "train_texts": len(train_texts),
-        "eval_texts": len(eval_texts),
-        "max_texts": config.corpus.max_texts,
-        "normalization": NormalizationConfig().model_dump(),
-    }
-    return train_texts, eval_texts, fingerprint
-
-
-def pack_corpus(tokenizer: Any, train_texts: list[str], eval_texts: list[str], config: PretrainConfig,
-                fingerprint: dict[str, Any]) -> PackedCorpus:
-    """Pack both parts into blocks; the held-out part is capped at ``corpus.max_eval_blocks``.
-
-    Raises:
-        InputError: the training texts do not fill one block.
-    """
-    length = config.corpus.max_length
-    train = pack_blocks(tokenizer, train_texts, length)
-    held_out = pack_blocks(tokenizer, eval_texts, length)
-    available = len(held_out)
-    if config.corpus.max_eval_blocks is not None:
-        held_out = held_out[:config.corpus.max_eval_blocks]
-    if not len(train) or not len(held_out):
-        raise InputError(f"{', '.join(map(str, config.corpus.files))}: too little text for blocks of {length} tokens; "
-                         "add text or lower corpus.max_length")
-    pad = tokenizer.pad_token_id
-    stats = {**fingerprint, "max_length": length, "train_blocks": len(train), "eval_blocks": len(held_out),
-             "eval_blocks_available": available, "train_tokens": int((train != pad).sum()) if pad is not None else train.size}
-    return PackedCorpus(train=train, eval=held_out, stats=stats)
-
-
-# ----------------------------------------------------------------------------- model
-
-
-def build_scratch_encoder(train_texts: list[str], config: PretrainConfig, directory: Path) -> Path:
-    """A WordPiece vocabulary trained on ``train_texts`` and a BERT initialised from ``train.seed`` (as ``naba encoder tiny``)."""
-    shape = config.model.from_scratch
-    vocabulary = build_bert(train_texts, directory, layers=shape.layers, hidden=shape.hidden, heads=shape.heads,
-                            vocab_size=shape.vocab_size, max_positions=shape.max_positions, seed=config.train.seed,
-                            overwrite=True)
-    logger.info("built a BERT from scratch (%d layers, hidden %d, vocabulary %d)", shape.layers, shape.hidden, vocabulary)
-    return directory
-
-
-def load_mlm_model(source: str | Path, allow_pickle: bool = False, seed: int = 13) -> tuple[Any, Any, list[str]]:
-    """An encoder with a masked-language-model head, its tokenizer, and the parameters that were newly initialised.
-
-    A checkpoint without a head (``BertModel``, ``XLMRobertaModel``: the
-    converted e5-small) gets a head initialised from ``seed`` whose decoder is
-    the word-embedding matrix itself (tied), as in BERT and XLM-R
-    pretraining. A checkpoint that ships its own untied decoder keeps it.
-
-    Args:
-        source: Encoder directory or hub id.
-        allow_pickle: Allow pickle (``.bin``) weights.
-        seed: Seeds the new head's initial weights.
-
-    Returns:
-        ``(model, tokenizer, newly_initialised)``.
-
-    Raises:
-        ModelDirError: the source cannot be loaded.
-        TrainingError: no fast tokenizer, no mask token, or the decoder cannot be tied.
-    """
-    import torch
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    source = str(source)
-    kwargs = load_kwargs(source, allow_pickle)
-    torch.manual_seed(seed)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-        model, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise unreachable(source, exc) from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise TrainingError(f"{source}: needs a fast (Rust) tokenizer; found {type(tokenizer).__name__}")
-    if tokenizer.mask_token_id is None:
-        raise TrainingError(f"{source}: the tokenizer has no mask token; masked-language-model training needs one")
-    new = sorted(info.get("missing_keys", ()))
-    decoder = model.get_output_embeddings()
-    embeddings = model.get_input_embeddings()
-    if decoder is None or embeddings is None:
-        raise TrainingError(f"{source}: {type(model).__name__} exposes no input/output embeddings to tie")
-    decoder_names = [n for n, p in model.named_parameters(remove_duplicate=False) if p is decoder.weight]
-    loaded_untied = decoder.weight is not embeddings.weight and not any(n in new for n in decoder_names)
-    if loaded_untied and not model.config.tie_word_embeddings:
-        logger.info("%s: keeping the checkpoint's own (untied) MLM decoder", source)
-    else:
-        # a new decoder would be a random vocabulary-sized matrix: tie it to the embeddings instead
-        model.config.tie_word_embeddings = True
-        model.tie_weights()
-        if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
-            raise TrainingError(f"{source}: could not tie the MLM decoder to the word embeddings")
-    if len(tokenizer) > model.config.vocab_size:
-        raise TrainingError(f"{source}: the tokenizer has {len(tokenizer)} tokens but the model only "
-                            f"{model.config.vocab_size} embeddings")
-    return model, tokenizer, new
-
-
-def _source_pooler(source: str, allow_pickle: bool) -> dict[str, Any]:
-    """The source checkpoint's pooler weights, if it has trained ones (MLM models are built without a pooler)."""
-    from transformers import AutoModel
-
-    model, info = AutoModel.from_pretrained(source, output_loading_info=True, **load_kwargs(source, allow_pickle))
-    pooler = getattr(model, "pooler", None)
-    if pooler is None or any(k.startswith("pooler.") for k in info.get("missing_keys", ())):
-        return {}
-    return {f"pooler.{k}": v.detach().clone() for k, v in pooler.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- training
-
-
-def _evaluate(model: Any, inputs: np.ndarray, labels: np.ndarray, attention: np.ndarray, batch_size: int,
-              device: Any) -> float:
-    """Mean cross-entropy over every masked held-out token (not a mean of batch means)."""
-    import torch
-
-    model.eval()
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for first in range(0, len(inputs), batch_size):
-            batch_labels = labels[first:first + batch_size]
-            n = int((batch_labels != IGNORE_INDEX).sum())
-            if not n:
-                continue
-            loss = model(torch.from_numpy(inputs[first:first + batch_size]).to(device),
-                         torch.from_numpy(attention[first:first + batch_size]).to(device),
-                         torch.from_numpy(batch_labels).to(device))
-            total += loss.item() * n
-            count += n
-    model.train()
-    return total / max(count, 1)
-
-
-def masked_lm_loss(model: Any) -> Any:
-    """A module computing the MLM loss of ``model`` with the vocabulary projection only at masked positions.
-
-    Transformers' MLM models project every position onto the vocabulary
-    (16 x 128 x 24k logits for e5-small) and then ignore the 85% that are not
-    masked; projecting only the masked positions gives the same loss for
-    about a quarter less compute. Works for models whose children are the
-    base model and one head taking hidden states (BERT, RoBERTa, XLM-R);
-    others fall back to the model's own loss. The module is what
-    ``accelerator.prepare`` wraps, so gradients synchronise across processes.
-
-    Args:
-        model: An ``AutoModelForMaskedLM`` model.
-
-    Returns:
-        A ``torch.nn.Module``: ``module(input_ids, attention_mask, labels)`` is the mean cross-entropy over
-        positions whose label is not -100; ``module.mlm`` is ``model``.
-    """
-    import torch
-
-    base_name = model.base_model_prefix
-    others = [name for name, _ in model.named_children() if name != base_name]
-    head_name = others[0] if len(others) == 1 and hasattr(model, base_name) else None
-
-    class MaskedLMLoss(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.mlm = model
-
-        def forward(self, input_ids: Any, attention_mask: Any, labels: Any) -> Any:
-            if head_name is None:
-                return self.mlm(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-            hidden = getattr(self.mlm, base_name)(input_ids=input_ids, attention_mask=attention_mask)[0]
-            picked = labels != IGNORE_INDEX
-            logits = getattr(self.mlm, head_name)(hidden[picked])
-            return torch.nn.functional.cross_entropy(logits.float(), labels[picked])
-
-        def save_pretrained(self, *args: Any, **kwargs: Any) -> Any:
-            # checkpoints (checkpoints.save_checkpoint) save the MLM model itself
-            return self.mlm.save_pretrained(*args, **kwargs)
-
-    return MaskedLMLoss()
-
-
-def perplexity(loss: float | None) -> float | None:
-    """``exp(loss)``, capped so that a diverged run still writes valid JSON."""
-    return None if loss is None else math.exp(min(loss, 50.0))
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -517,7 +194,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
         logging_strategy="steps", logging_steps=1, report_to="none", disable_tqdm=not show,
         use_cpu=not torch.cuda.is_available(), remove_unused_columns=False, dataloader_num_workers=0)
     callback = PretrainLog(log, cfg.checkpoint_every, blocks_seen(sampler), config.corpus.max_length)
-    trainer = MLMTrainer(model=model, args=args, train_dataset=_Blocks(corpus.train), eval_dataset=_Blocks(corpus.eval),
+    trainer = MLMTrainer(model=model, args=args, train_dataset=Blocks(corpus.train), eval_dataset=Blocks(corpus.eval),
                          data_collator=masker, processing_class=tokenizer, sampler=sampler,
                          loss_module=masked_lm_loss(model), held_out=held_out, eval_batch_size=cfg.eval_batch_size,
                          optimizer_groups=lambda m: _optimizer(m, config, new), callbacks=[callback])
@@ -534,61 +211,6 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
         _assemble(config, trainer.model, tokenizer, source, corpus, _summary(work / "metrics.jsonl"), new, work, out)
     state.wait_for_everyone()
     return out
-
-
-class _Blocks:
-    """Token blocks as a dataset: each item is a block and its index (the index seeds its mask)."""
-
-    def __init__(self, blocks: np.ndarray) -> None:
-        self.blocks = blocks
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"block": self.blocks[i], "index": i}
-
-
-class BlockMasker:
-    """The collator: masks each block with a generator seeded by (seed, epoch, block), stacks the batch.
-
-    Masks are a function of the block and the epoch only (the sampler says
-    which epoch), so a resumed run masks exactly as an uninterrupted one, on
-    any number of processes.
-    """
-
-    def __init__(self, sampler: EpochBatches, seed: int, probability: float, mask_id: int, vocab_size: int,
-                 special_ids: list[int], pad_id: int) -> None:
-        self.sampler, self.seed, self.probability = sampler, seed, probability
-        self.mask_id, self.vocab_size, self.special_ids, self.pad_id = mask_id, vocab_size, special_ids, pad_id
-
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        inputs, labels = zip(*(mask_tokens(item["block"][None], np.random.default_rng([self.seed, 1, self.sampler.epoch, item["index"]]),
-                                           self.probability, self.mask_id, self.vocab_size, self.special_ids) for item in items))
-        blocks = np.stack([item["block"] for item in items])
-        return {"input_ids": torch.from_numpy(np.concatenate(inputs)), "labels": torch.from_numpy(np.concatenate(labels)),
-                "attention_mask": torch.from_numpy((blocks != self.pad_id).astype(np.int64))}
-
-
-def blocks_seen(sampler: EpochBatches) -> Any:
-    """Blocks trained on by every process together after ``step`` optimizer steps (the order is known in advance)."""
-    cache: dict[int, list[int]] = {}
-
-    def seen(step: int) -> int:
-        world, total, epoch = sampler.world, 0, 0
-        while step > 0:
-            if epoch not in cache:
-                batches = epoch_batches(sampler.n, sampler.batch_size, sampler.seed, epoch, world)
-                cache[epoch] = [sum(len(b) for b in batches[i:i + world]) for i in range(0, len(batches), world)]
-            sizes = cache[epoch]
-            total += sum(sizes[:step])
-            step -= len(sizes)
-            epoch += 1
-        return total
-
-    return seen
 
 
 class MLMTrainer(Trainer):
@@ -633,7 +255,7 @@ class MLMTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        loss = _evaluate(self.loss_module, *self.held_out, self.eval_batch_size, self.args.device)
+        loss = held_out_loss(self.loss_module, *self.held_out, self.eval_batch_size, self.args.device)
         metrics = {f"{metric_key_prefix}_loss": loss}
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         self.model.train()
