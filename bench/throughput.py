@@ -87,7 +87,7 @@ def naba_runner(name: str, model_dir: Path, precision: str, work: Path, batch_si
         source.write_text("".join(json.dumps({"id": r["id"], "title": r.get("title", ""), "text": r["text"]},
                                              ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         predict_files(clf, [source], output, batch_size=batch_size, overwrite=True, show_progress_bar=False)
-        return [json.loads(line)["topics"][0] for line in output.read_text(encoding="utf-8").splitlines()]
+        return [json.loads(line)["topics"]["labels"][0] for line in output.read_text(encoding="utf-8").splitlines()]
 
     runner = Runner(name, run, f"{batch_size}x{clf.window.length} tokens")
     runner.classifier = clf  # type: ignore[attr-defined]

@@ -481,7 +481,7 @@ def test_predict_every_row_is_a_prediction_or_an_error_record(trained_model: Pat
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ids  # input order, nothing lost, nothing twice
     for row in rows:
-        assert row["topics"] and set(row["topic_scores"]) and row["stance"]
+        assert row["topics"]["labels"] and set(row["topics"]["scores"]) and row["stance"]
     errors = [json.loads(line) for line in (tmp_path / "out.errors.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(e["line"], e["field"]) for e in errors] == [(line, field_) for line, field_, _ in problems]
     for record, (_, _, message) in zip(errors, problems):

@@ -214,14 +214,16 @@ def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
     text.write_text("ارتفعت أسعار النفط\n\nفاز المنتخب بالبطولة\n", encoding="utf-8")
     summary = predict_files(clf, [text], tmp_path / "out.csv")
     csv_lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
-    assert csv_lines[0] == "id,topics,topic_scores,stance"
+    assert csv_lines[0] == ",".join(["id", "topics.labels", *(f"topics.scores.{label}" for label in clf.labels["topic"]),
+                                     "stance.0.target", "stance.0.label",
+                                     *(f"stance.0.scores.{label}" for label in clf.labels["stance"])])
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "3"]
     assert summary.written == 2
     predict_files(clf, [ROOT / "seeds"], tmp_path / "out.parquet")
     table = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [r["id"] for r in table] == ["000_e3a6e80ea9709108-0", "000_e3a6e80ea9709108-1"]
-    assert table[0]["topic_scores"].keys() == set(clf.labels["topic"])  # a typed struct, not a JSON string
-    assert isinstance(table[0]["topics"], list) and table[0]["stance"] is None  # no target: no stance
+    assert table[0]["topics"]["scores"].keys() == set(clf.labels["topic"])  # a typed struct, not a JSON string
+    assert isinstance(table[0]["topics"]["labels"], list) and table[0]["stance"] is None  # no target: no stance
     predict_files(clf, [ROOT / "seeds"], tmp_path / "s.parquet", targets=["النفط"])
     typed = pq.read_table(tmp_path / "s.parquet")
     assert str(typed.schema.field("stance").type) == (

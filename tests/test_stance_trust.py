@@ -82,7 +82,7 @@ def _cli(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_cli_predict_tasks_targets_and_all_targets(trained_model: Path, tmp_path: Path) -> None:
+def test_cli_predict_tasks_targets_and_all_targets(clf, trained_model: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": f"a{i}", "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(TEXTS))
                    + json.dumps({"id": "own", "text": TEXTS[0], "target": NUCLEAR}, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -96,7 +96,7 @@ def test_cli_predict_tasks_targets_and_all_targets(trained_model: Path, tmp_path
     assert [("stance" in r) for r in plain] == [False, False, False, True]  # only the row with a target column
     assert [s["target"] for s in plain[3]["stance"]] == [NUCLEAR]
     topics = run("topics.jsonl", "--tasks", "topic")
-    assert [sorted(r) for r in topics] == [["id", "topic_scores", "topics"]] * 4
+    assert [sorted(r) for r in topics] == [["id", "topics"]] * 4
     named = run("named.jsonl", "--tasks", "stance", "--target", "العمل عن بعد")
     assert [sorted(r) for r in named] == [["id", "stance"]] * 4
     assert {s["target"] for r in named for s in r["stance"]} == {"العمل عن بعد"}
@@ -104,7 +104,8 @@ def test_cli_predict_tasks_targets_and_all_targets(trained_model: Path, tmp_path
     assert all(len(r["stance"]) == 4 for r in every)
     csv_topics = _cli("predict", trained_model, src, "-o", tmp_path / "t.csv", "--no-progress", "--tasks", "topic")
     assert csv_topics.exit_code == 0, csv_topics.output
-    assert (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines()[0] == "id,topics,topic_scores"
+    assert (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines()[0] == ",".join(
+        ["id", "topics.labels", *(f"topics.scores.{label}" for label in clf.labels["topic"])])
     bad = _cli("predict", trained_model, src, "-o", tmp_path / "bad.jsonl", "--tasks", "sentiment")
     assert bad.exit_code == 2
     assert "error: tasks: unknown task 'sentiment'; expected topic and/or stance" in bad.output

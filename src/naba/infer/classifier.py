@@ -518,7 +518,8 @@ class Classifier:
 
     def classify(self, prepared: Prepared, *, batch_size: int = 32, threshold: float | None = None,
                  show_progress_bar: bool | None = None, progress: Any = None) -> list[dict[str, Any]]:
-        """Run the model on articles from :meth:`prepare`; the results of :meth:`predict`.
+        """Run the model on articles from :meth:`prepare`; the results of :meth:`predict` (prediction records,
+        :class:`naba.infer.schema.Prediction`), always a list.
 
         Args:
             progress: A tqdm bar counting articles (``naba predict``'s): advanced
@@ -528,7 +529,7 @@ class Classifier:
         from tqdm.auto import tqdm
 
         records = prepared.records
-        results: list[dict[str, Any]] = [{} for _ in records]
+        results = [_record_head(record) for record in records]
         if not records:
             return results
         running = [t for t in prepared.tasks if t == "topic" or prepared.pairs]
@@ -567,8 +568,9 @@ class Classifier:
         gets no ``stance`` key; nothing is computed for it.
 
         Args:
-            articles: Strings, or records with ``text`` and optional ``title``
-                and ``target``; one string or record is one article.
+            articles: Strings, or records with ``text`` and optional ``id``,
+                ``title`` and ``target``; one string or record is one article.
+                A record's ``id`` is echoed first in its result.
             targets: Stance targets to score every article against.
             tasks: The tasks to run (``["topic"]``, ``"topic,stance"``, ...);
                 default: every task of the model.
@@ -581,10 +583,13 @@ class Classifier:
             show_progress_bar: Show a progress bar (default: off).
 
         Returns:
-            ``[{"topics": {"labels": [...], "scores": {label: p}},
+            Prediction records (:class:`naba.infer.schema.Prediction`, as plain
+            dicts), the same as ``naba predict`` writes and the service returns:
+            ``[{"id": ..., "topics": {"labels": [...], "scores": {label: p}},
             "stance": [{"target": t, "label": l, "scores": {...}}]}, ...]``
-            (one such dict for one article): ``topics`` when the topic task
-            runs, ``stance`` when the article has targets.
+            (one such dict for one article): ``id`` when the record has one,
+            ``topics`` when the topic task runs, ``stance`` when the article
+            has targets.
 
         Raises:
             NabaError: an article is not a string or a record with a text; an
@@ -615,6 +620,15 @@ class _Share:
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+
+def _record_head(record: dict[str, Any]) -> dict[str, Any]:
+    """A prediction record's start: the article's ``id`` (a string or an integer as given, anything else as its
+    string), or nothing when it has none."""
+    value = record.get("id")
+    if value is None:
+        return {}
+    return {"id": value if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)) else str(value)}
 
 
 def _rounded(labels: list[str], row: np.ndarray) -> dict[str, float]:

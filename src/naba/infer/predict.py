@@ -3,7 +3,9 @@
 Input rows are read a chunk at a time, classified (each chunk's batches
 sorted by length inside :meth:`Classifier.predict`) and written in input
 order. Every input row becomes an output row or an error record in
-``OUTPUT.errors.jsonl``.
+``OUTPUT.errors.jsonl``. An output row is the prediction record of
+:meth:`Classifier.predict` (:mod:`naba.infer.schema`): as it is in JSONL,
+typed columns in Parquet, flattened to one column per value in CSV.
 
 Atomic outputs: rows go to ``OUTPUT.partial`` (and ``OUTPUT.errors.jsonl.partial``),
 renamed to their final names only when the run is complete, so a file under
@@ -36,6 +38,7 @@ from naba.data.readers import detect_format, is_stdin, read_rows
 from naba.data.records import STRING_FORMATS, FieldError, check_header, required_text
 from naba.data.writers import dumps
 from naba.errors import InputError, Problem
+from naba.infer.schema import csv_columns, csv_row, parquet_schema, stance_slots
 
 RESUMABLE = (".jsonl", ".csv")
 logger = logging.getLogger(__name__)
@@ -114,44 +117,30 @@ def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: s
             logger.warning("warning: %s: no rows (the file is empty or blank); nothing to classify in it", path)
 
 
-def _flat(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": record["id"]}
-    if "topics" in result:
-        row["topics"] = result["topics"]["labels"]
-        row["topic_scores"] = result["topics"]["scores"]
-    if "stance" in result:
-        row["stance"] = result["stance"]
-    return row
-
-
-def parquet_schema(tasks: list[str], labels: dict[str, list[str]]) -> Any:
-    """Typed Parquet columns: ``topics`` a list of strings, ``topic_scores`` a struct of one float per label,
-    ``stance`` a list of structs ``{target, label, scores: struct of floats}`` (null for an article with no target)."""
-    import pyarrow as pa
-
-    columns = [("id", pa.string())]
-    if "topic" in tasks:
-        columns += [("topics", pa.list_(pa.string())),
-                    ("topic_scores", pa.struct([(label, pa.float64()) for label in labels["topic"]]))]
-    if "stance" in tasks:
-        scores = pa.struct([(label, pa.float64()) for label in labels["stance"]])
-        columns.append(("stance", pa.list_(pa.struct([("target", pa.string()), ("label", pa.string()), ("scores", scores)]))))
-    return pa.schema(columns)
-
-
-def output_fields(tasks: list[str]) -> list[str]:
-    """The columns of a CSV or Parquet output: ``stance`` whenever the stance task runs (empty for an article with no target)."""
-    return ["id", *(["topics", "topic_scores"] if "topic" in tasks else []), *(["stance"] if "stance" in tasks else [])]
+def _layout(output: Path, classifier: Any, tasks: list[str], targets: list[str] | None,
+            all_targets: bool) -> tuple[list[str] | None, Any]:
+    """A CSV output's columns, or a Parquet output's schema (:mod:`naba.infer.schema`): a column for each task that runs."""
+    if output.name.endswith(".csv"):
+        trained = classifier.tasks["stance"].spec.default_targets if "stance" in classifier.tasks else []
+        return csv_columns(tasks, classifier.labels, stance_slots(targets, all_targets, trained)), None
+    if output.name.endswith(".parquet"):
+        return None, parquet_schema(tasks, classifier.labels)
+    return None, None
 
 
 class _Writer:
-    """JSONL or CSV rows appended to an open file; Parquet through pyarrow (not resumable)."""
+    """Prediction records appended to an open JSONL or CSV file; Parquet through pyarrow (not resumable).
 
-    def __init__(self, path: Path, append: bool, kind_of: Path | None = None, fields: list[str] | None = None,
+    JSONL holds the records as they are; CSV their flattening (``columns``:
+    :func:`naba.infer.schema.csv_columns`); Parquet their typed columns
+    (``schema``: :func:`naba.infer.schema.parquet_schema`).
+    """
+
+    def __init__(self, path: Path, append: bool, kind_of: Path | None = None, columns: list[str] | None = None,
                  schema: Any = None) -> None:
         self.path = path
-        self.fields = fields  # CSV and Parquet columns (default: the first row's keys)
-        self.schema = schema  # Parquet: typed columns (parquet_schema)
+        self.columns = columns
+        self.schema = schema
         name = (kind_of or path).name  # a partial file takes its format from the output's name
         self.kind = "jsonl" if name.endswith(".jsonl") else "csv" if name.endswith(".csv") else "parquet"
         self.parquet: Any = None
@@ -168,22 +157,17 @@ class _Writer:
             self.handle.write("".join(dumps(r) + "\n" for r in rows).encode("utf-8"))
         elif self.kind == "csv":
             buffer = io.StringIO()
-            fields = self.fields or list(rows[0])
-            writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+            writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
             if not self.header_done:
                 writer.writeheader()
                 self.header_done = True
-            for r in rows:
-                writer.writerow({k: ("|".join(v) if k == "topics" else json.dumps(v, ensure_ascii=False)) if isinstance(v, (list, dict)) else v
-                                 for k, v in r.items()})
+            writer.writerows(csv_row(r) for r in rows)
             self.handle.write(buffer.getvalue().encode("utf-8"))
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            fields = self.fields or list(rows[0])
-            schema = self.schema or pa.schema([(f, pa.string()) for f in fields])
-            table = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+            table = pa.Table.from_pylist([{k: r.get(k) for k in self.schema.names} for r in rows], schema=self.schema)
             if self.parquet is None:
                 self.parquet = pq.ParquetWriter(str(self.path), table.schema)
             self.parquet.write_table(table)
@@ -415,8 +399,8 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
     """Classify the rows not yet done into the partial files, recording progress after every chunk."""
     classifier, shard = job.classifier, job.shard
     append = state["rows"] > 0
-    writer = _Writer(job.partials["output"], append, kind_of=job.output, fields=None if shard else output_fields(job.tasks),
-                     schema=None if shard or not job.output.name.endswith(".parquet") else parquet_schema(job.tasks, classifier.labels))
+    columns, schema = _layout(job.output, classifier, job.tasks, job.targets, job.all_targets)
+    writer = _Writer(job.partials["output"], append, kind_of=job.output, columns=columns, schema=schema)
     errors = open(job.partials["errors"], "ab" if append else "wb")
     try:
         for chunk in _chunks(job, state["rows"]):
@@ -425,11 +409,10 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
             if records:
                 prepared = classifier.prepare(records, job.targets, tasks=job.tasks, all_targets=job.all_targets)
                 results = classifier.classify(prepared, batch_size=job.batch_size, threshold=job.threshold, progress=bar)
-            indices = [i for i, item in chunk if not isinstance(item, Rejected)]
-            rows = [_flat(r, res) for r, res in zip(records, results)]
-            if shard is not None:
-                rows = [{"_index": i, **row} for i, row in zip(indices, rows)]
-            writer.write(rows)
+            if shard is not None:  # the part files are JSONL: each record tagged with its input position
+                indices = [i for i, item in chunk if not isinstance(item, Rejected)]
+                results = [{"_index": i, **result} for i, result in zip(indices, results)]
+            writer.write(results)
             problems = [({"_index": i} if shard is not None else {}) | item.to_dict()
                         for i, item in chunk if isinstance(item, Rejected)]
             errors.write("".join(dumps(p) + "\n" for p in problems).encode("utf-8"))
@@ -493,9 +476,9 @@ def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int
     summary.errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
     error_parts = [p.with_name(p.name[: -len(".jsonl")] + ".errors.jsonl") for p in parts]
     # The temporary name keeps the extension: the writer picks the format from it.
-    merged_tasks = classifier.selected_tasks(kwargs.get("tasks"))
-    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False, fields=output_fields(merged_tasks),
-                     schema=parquet_schema(merged_tasks, classifier.labels) if output.name.endswith(".parquet") else None)
+    columns, schema = _layout(output, classifier, classifier.selected_tasks(kwargs.get("tasks")), kwargs.get("targets"),
+                              kwargs.get("all_targets", False))
+    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False, columns=columns, schema=schema)
     try:
         batch: list[dict[str, Any]] = []
         for row in heapq.merge(*(_shard_rows(p) for p in parts), key=lambda r: r["_index"]):

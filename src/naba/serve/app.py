@@ -4,8 +4,11 @@ Endpoints:
 
 - ``POST /v1/classify``: ``{"articles": [str | {"id"?, "title"?, "text", "target"?}],
   "targets"?: [str], "threshold"?: float}`` -> ``{"results": [...], "model": {...}}``;
-  one result per article in input order, the schema of :meth:`Classifier.predict`
-  plus the article's ``id`` when it has one.
+  one prediction record per article in input order, the record of
+  :meth:`Classifier.predict` and ``naba predict`` (its ``id`` echoed when the
+  article has one).
+- ``GET /v1/schema``: the JSON Schema of one prediction record
+  (:mod:`naba.infer.schema`).
 - ``GET /v1/model``: tasks, labels, thresholds, default targets, window,
   normalisation, versions, base model, dev/test metrics and the request limits.
 - ``GET /healthz``: ``{"status": "ok", "batches": N, "articles": M, "requests": R}``.
@@ -54,6 +57,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from naba.errors import NabaError
+from naba.infer.schema import prediction_json_schema
 from naba.serve.batcher import MicroBatcher, ServiceClosed
 from naba.serve.schemas import ClassifyResponse, ErrorBody, ValidationErrorBody, request_model
 from naba.serve.transport import BodyLimit, StrictJSONRoute, printable, validation_detail
@@ -188,6 +192,7 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
     batcher = MicroBatcher(classifier, max_batch_size=settings.max_batch_size, batch_wait_ms=settings.batch_wait_ms,
                            batch_size=settings.batch_size)
     info = model_info(classifier, settings)
+    prediction_schema = prediction_json_schema()
     stamp = {"format_version": classifier.manifest.format_version, "naba_version": classifier.manifest.naba_version}
     ClassifyRequest = request_model(settings.max_batch_size, settings.max_text_chars, settings.max_targets)  # noqa: N806 - a class
 
@@ -216,15 +221,18 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
     async def classify(body: ClassifyRequest) -> JSONResponse:
         """One result per article, in input order; `id` echoed when the article has one."""
         articles = [a if isinstance(a, str) else a.as_article() for a in body.articles]
-        ids = [None if isinstance(a, str) else a.id for a in body.articles]
         try:
             results = await batcher.classify(articles, body.targets, body.threshold, body.tasks, body.all_targets)
         except NabaError as exc:
             return JSONResponse({"detail": printable(str(exc))}, status_code=422)
         except ServiceClosed as exc:
             return JSONResponse({"detail": str(exc)}, status_code=503)
-        out = [result if id_ is None else {"id": id_, **result} for id_, result in zip(ids, results)]
-        return JSONResponse({"results": out, "model": stamp})
+        return JSONResponse({"results": results, "model": stamp})
+
+    @app.get("/v1/schema", summary="The JSON Schema of one prediction record")
+    async def schema() -> dict[str, Any]:
+        """What each of `results` is: the record of the Python API and `naba predict` too."""
+        return prediction_schema
 
     @app.get("/v1/model", summary="The model's tasks, labels, thresholds, settings and metrics")
     async def model() -> dict[str, Any]:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
 
+from naba.infer.schema import Prediction
+
 
 def _has_surrogates(text: str) -> bool:
     try:
@@ -39,9 +41,10 @@ class ArticleIn(BaseModel):
     text: str
     target: Optional[str] = Field(default=None, description="Stance target for this article (when `targets` is not given).")
 
-    def as_article(self) -> dict[str, str]:
-        """The record :meth:`Classifier.predict` takes."""
-        record = {"text": self.text}
+    def as_article(self) -> dict[str, Any]:
+        """The record :meth:`Classifier.predict` takes (which echoes its ``id`` in the result)."""
+        record: dict[str, Any] = {} if self.id is None else {"id": self.id}
+        record["text"] = self.text
         if self.title is not None:
             record["title"] = self.title
         if self.target is not None:
@@ -156,32 +159,14 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
     return ClassifyRequest
 
 
-class TopicResult(BaseModel):
-    labels: list[str]
-    scores: dict[str, float]
-
-
-class StanceResult(BaseModel):
-    target: str
-    label: str
-    scores: dict[str, float]
-
-
-class ArticleResult(BaseModel):
-    id: Optional[Union[str, int]] = Field(default=None, description="Present when the article had one.")
-    topics: Optional[TopicResult] = Field(default=None, description="Present when the topic task runs.")
-    stance: Optional[list[StanceResult]] = Field(
-        default=None, description="Present when the stance task runs and the article has targets (the request's "
-                                  "`targets`, its own `target`, or `all_targets`).")
-
-
 class ModelStamp(BaseModel):
     format_version: int
     naba_version: str
 
 
 class ClassifyResponse(BaseModel):
-    results: list[ArticleResult]
+    results: list[Prediction] = Field(description="One prediction record per article, in input order: the records of "
+                                                  "the Python API and `naba predict` (GET /v1/schema).")
     model: ModelStamp
 
 
