@@ -56,7 +56,7 @@ def study(model_dir: Path) -> list[tuple[str, str, float, float, float, float]]:
     from naba.evaluation.baseline import TfidfBaseline
     from naba.infer.classifier import Classifier
     from naba.train.data import load_task_data
-    from naba.train.trainer import class_weights
+    from naba.decision import class_weights
 
     config = load_config(model_dir / "config.yaml")
     clf = Classifier.load(model_dir)

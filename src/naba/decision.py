@@ -100,3 +100,12 @@ def choose_prior_correction(probabilities: np.ndarray, gold: np.ndarray, log_wei
         if f1 > best_f1 + 1e-9:
             best, best_f1 = alpha, f1
     return best
+
+
+def class_weights(y: np.ndarray, n_labels: int, scheme: str) -> np.ndarray | None:
+    """Single-label class weights: ``n / (labels x count)`` (balanced), its square root (sqrt), or none."""
+    if scheme == "none":
+        return None
+    counts = np.bincount(y, minlength=n_labels).clip(min=1)
+    ratio = len(y) / (n_labels * counts)
+    return np.sqrt(ratio) if scheme == "sqrt" else ratio

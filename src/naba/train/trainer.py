@@ -33,11 +33,11 @@ import numpy as np
 
 from naba.config import NabaConfig, save_config
 from naba.data.records import Task, labels_of
-from naba.decision import binarize, choose_prior_correction, decide
+from naba.decision import binarize, choose_prior_correction, class_weights, decide
 from naba.encoding import collate, document_text, encode_windows, pool, target_text
 from naba.evaluation.metrics import classification_metrics
-from naba.errors import ModelDirError
 from naba.encoder.auto import AUTO, resolve_base
+from naba.errors import ModelDirError
 from naba.hub import load_kwargs, unreachable
 from naba.manifest import (
     FORMAT_VERSION,
@@ -71,15 +71,6 @@ def _targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.nd
         return binarize(gold, task_data.labels).astype(np.float32)
     index = {label: i for i, label in enumerate(task_data.labels)}
     return np.array([index[g[0]] for g in gold], dtype=np.int64)
-
-
-def class_weights(y: np.ndarray, n_labels: int, scheme: str) -> np.ndarray | None:
-    """Single-label class weights: ``n / (labels x count)`` (balanced), its square root (sqrt), or none."""
-    if scheme == "none":
-        return None
-    counts = np.bincount(y, minlength=n_labels).clip(min=1)
-    ratio = len(y) / (n_labels * counts)
-    return np.sqrt(ratio) if scheme == "sqrt" else ratio
 
 
 def _loss_fn(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
