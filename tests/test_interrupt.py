@@ -57,3 +57,23 @@ def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(trained_mo
                               "--no-progress", "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert len(out.read_text(encoding="utf-8").splitlines()) == 8000
+
+
+def test_evaluate_shows_progress_on_a_terminal_only(trained_model: Path, small_data: dict[str, Path], tmp_path: Path,
+                                                    monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import naba.evaluation.report as report
+    from naba.cli import app
+
+    asked: list = []
+
+    def record(*args, **kwargs):
+        asked.append(kwargs["show_progress_bar"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "evaluate_model", record)
+    args = ["evaluate", str(trained_model), str(small_data["topic_test"]), "-o", str(tmp_path / "r")]
+    results = [CliRunner().invoke(app, args), CliRunner().invoke(app, [*args, "--no-progress"])]
+    assert [r.exit_code for r in results] == [130, 130]
+    assert asked == [False, False]  # CliRunner's stderr is not a terminal; and asked off

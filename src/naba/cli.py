@@ -558,6 +558,7 @@ def evaluate_command(
                                                            "section (default: pairs generated from the data itself).")] = None,
     threads: ThreadsOption = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per task (articles, total, ETA) on a terminal.")] = True,
 ) -> None:
     """Score a model on labelled data: metrics.json, report.md and a self-contained report.html."""
     with _user_errors():
@@ -567,7 +568,8 @@ def evaluate_command(
 
         metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
                                  compare=compare, precision=precision.value, batch_size=batch_size,
-                                 allow_pickle=allow_pickle, unrelated=unrelated, device=device)
+                                 allow_pickle=allow_pickle, unrelated=unrelated, device=device,
+                                 show_progress_bar=progress and sys.stderr.isatty())
     line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
     if "baseline" in metrics:
         line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
