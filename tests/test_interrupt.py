@@ -44,7 +44,9 @@ def test_sigterm_during_training_keeps_the_checkpoints_and_says_resume(tmp_path:
 
 def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(trained_model: Path, tmp_path: Path) -> None:
     source = tmp_path / "many.txt"
-    source.write_text("أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة في الشمال\n" * 8000, encoding="utf-8")
+    # far more than a quiet machine classifies before the signal lands (completing a run by --resume is
+    # tested in test_reliability.py)
+    source.write_text("أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة في الشمال\n" * 200000, encoding="utf-8")
     out = tmp_path / "out.jsonl"
     proc = _start("predict", str(trained_model), str(source), "-o", str(out), "--no-progress", "--chunk-size", "64")
     _wait_for(proc, lambda: (tmp_path / "out.jsonl.progress.json").exists())
@@ -53,10 +55,7 @@ def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(trained_mo
     assert proc.returncode == 130
     assert stderr.strip().splitlines()[-1] == (
         f"interrupted (Ctrl-C): the rows done so far are in {out}.partial; run the same command with --resume to continue")
-    resumed = subprocess.run([sys.executable, "-m", "naba", "-q", "predict", str(trained_model), str(source), "-o", str(out),
-                              "--no-progress", "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    assert len(out.read_text(encoding="utf-8").splitlines()) == 8000
+    assert not out.exists() and 0 < len((tmp_path / "out.jsonl.partial").read_text(encoding="utf-8").splitlines()) < 200000
 
 
 def test_evaluate_shows_progress_on_a_terminal_only(trained_model: Path, small_data: dict[str, Path], tmp_path: Path,
