@@ -40,8 +40,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="naba-train-profile-"))
     rows = [json.loads(line) for line in (SHARED / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     picked = [{"id": r["id"], "text": r["text"], "topics": r["topics"][:1]} for r in rows[:: len(rows) // 112][:112]]
-    for name, part in (("train", picked[:96]), ("dev", picked[96:])):
-        (work / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
+    (work / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked[:96]), encoding="utf-8")
     known = {r["topics"][0] for r in picked[:96]}
     dev = [r for r in picked[96:] if r["topics"][0] in known]
     (work / "dev.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dev), encoding="utf-8")

@@ -85,7 +85,7 @@ def search(config: NabaConfig, trials: int, scratch: Path, train: Callable[..., 
 
     def objective(trial: Any) -> float:
         params = suggest(trial, config)
-        trial_config = apply(config, params).model_copy(deep=True)
+        trial_config = apply(config, params)  # a new config: the caller's is untouched
         trial_config.model.hybrid = False
         out = scratch / f"trial-{trial.number}"
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)

@@ -302,9 +302,7 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
     if checkpoint is not None:
         log.info("%s: resumed at step %s (%s)", task, checkpoint.name.split("-")[-1], checkpoint.name)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
-    if trainer.state.best_global_step is not None and trainer.state.best_global_step < trainer.state.global_step \
-            and cfg.early_stopping_patience and trainer.control.should_training_stop \
-            and trainer.state.global_step < trainer.state.max_steps:
+    if trainer.state.global_step < trainer.state.max_steps:  # only early stopping ends a run before its last step
         log.info("%s: no dev improvement in %d evaluations; stopping early", task, cfg.early_stopping_patience)
     best_dir = task_dir / "best"
     if state.is_main_process:
