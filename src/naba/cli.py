@@ -37,6 +37,11 @@ class TaskName(str, Enum):
     stance = "stance"
 
 
+class LayerPick(str, Enum):
+    every = "every"
+    first = "first"
+
+
 class ImportFormatName(str, Enum):
     auto = "auto"
     page = "page"
@@ -367,6 +372,48 @@ def train_command(
             if split in task.metrics:
                 m = task.metrics[split]
                 typer.echo(f"{name} {split}: macro-F1 {m['macro_f1']:.4f}  accuracy {m['accuracy']:.4f}  (n={m['n']})")
+    typer.echo(f"wrote {out}")
+
+
+@app.command("distill")
+def distill_command(
+    teacher: Annotated[Path, typer.Argument(help="Model directory written by `naba train` (the teacher).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The student's model directory.")],
+    layers: Annotated[int, typer.Option(min=1, help="Encoder layers the student keeps.")] = 6,
+    pick: Annotated[LayerPick, typer.Option(help="every: spread evenly, the top layer kept; first: the first K.")] = LayerPick.every,
+    unlabeled: Annotated[Optional[list[Path]], typer.Option(help="Unlabeled articles the teacher labels for the student "
+                                                            "(.txt/.txt.gz a line each, or JSONL with title/text; repeatable).")] = None,
+    max_unlabeled: Annotated[Optional[int], typer.Option(min=1, help="Read at most this many unlabeled articles.")] = None,
+    temperature: Annotated[float, typer.Option(min=0.01, help="Softens teacher and student logits in the soft loss.")] = 2.0,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of the teacher's soft targets; 1 - alpha on gold labels.")] = 0.5,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override the teacher's training config for the student: "
+                                                      "--set train.epochs=3 (repeatable).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoints of an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Distil a model into a smaller student made from its own layers: faster prediction, close to its accuracy."""
+    with _user_errors(_train_left(lambda: output)):
+        _quiet_libraries()
+        from naba.train.distill import DistillSettings, distill
+
+        settings = DistillSettings(layers=layers, pick=pick.value, temperature=temperature, alpha=alpha,
+                                   unlabeled=[str(p) for p in unlabeled or []], max_unlabeled=max_unlabeled)
+        out = distill(teacher, output, settings, overrides=list(set_ or []), resume=resume, overwrite=overwrite,
+                      show_progress_bar=progress)
+    if not _is_main_process():
+        return
+    from naba.manifest import read_manifest
+
+    manifest = read_manifest(out)
+    for name, task in manifest.tasks.items():
+        done = (manifest.distilled_from or {}).get("tasks", {}).get(name, {})
+        before = done.get("teacher_metrics", {}).get("test")
+        if "test" in task.metrics:
+            m = task.metrics["test"]
+            versus = f"  (teacher {before['macro_f1']:.4f})" if before else ""
+            typer.echo(f"{name} test: macro-F1 {m['macro_f1']:.4f}{versus}  accuracy {m['accuracy']:.4f}  "
+                       f"{len(done.get('layers', []))} of {done.get('teacher_layers', '?')} layers")
     typer.echo(f"wrote {out}")
 
 

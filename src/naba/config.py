@@ -285,12 +285,20 @@ Model = TypeVar("Model", bound=BaseModel)
 def _load(model: type[Model], path: str | Path, overrides: list[str] | tuple[str, ...]) -> Model:
     """Read a YAML config, apply ``--set`` overrides and validate it: both config loaders, one way."""
     path = Path(path)
-    data = _merge(_read_yaml_mapping(path), parse_overrides(overrides))
-    source = f"{path}" + (" (with --set overrides)" if overrides else "")
+    return validate_config(model, _read_yaml_mapping(path), str(path), overrides)
+
+
+def validate_config(model: type[Model], data: dict[str, Any], source: str, overrides: list[str] | tuple[str, ...] = ()) -> Model:
+    """Apply ``--set`` overrides to a config mapping and validate it; errors name ``source`` and the key.
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type.
+    """
+    data = _merge(data, parse_overrides(overrides))
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source, model)) from None
+        raise ConfigError(format_validation_error(exc, source + (" (with --set overrides)" if overrides else ""), model)) from None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NabaConfig:

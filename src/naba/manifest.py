@@ -66,6 +66,8 @@ class Manifest(BaseModel):
     training_config: dict[str, Any] = {}
     versions: dict[str, str] = {}
     created: str = ""
+    # naba distill: the teacher, the layers kept, the loss settings and the unlabeled data; None for a fine-tuned model
+    distilled_from: dict[str, Any] | None = None
 
 
 def read_manifest(model_dir: str | Path) -> Manifest:

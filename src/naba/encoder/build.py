@@ -19,9 +19,11 @@ from naba.errors import InputError
 from naba.text import normalize
 
 
-def corpus_lines(paths: Iterable[Path], limit: int | None = None) -> Iterator[str]:
-    """Texts from ``.txt``/``.txt.gz`` (a line each) and JSONL (``title`` + ``text``), normalised."""
-    config = NormalizationConfig()
+def corpus_lines(paths: Iterable[Path], limit: int | None = None,
+                 normalization: NormalizationConfig | None = None) -> Iterator[str]:
+    """Texts from ``.txt``/``.txt.gz`` (a line each) and JSONL (``title`` + ``text``), normalised
+    (with naba's default settings unless ``normalization`` is given)."""
+    config = normalization or NormalizationConfig()
     count = 0
     for path in paths:
         if not path.exists():

@@ -37,12 +37,39 @@ def metadata_header(manifest: Manifest, tasks: list[str]) -> list[str]:
     return lines + ["---", ""]
 
 
+def _origin(manifest: Manifest) -> str:
+    """``fine-tuned from `BASE``` or, for a student, ``distilled from `TEACHER` (a fine-tune of `BASE`)``."""
+    if manifest.distilled_from:
+        return f"distilled from `{manifest.distilled_from['teacher']}` (a fine-tune of `{manifest.base_model}`)"
+    return f"fine-tuned from `{manifest.base_model}`"
+
+
+def _distillation(manifest: Manifest) -> list[str]:
+    """The card's distillation section: the teacher, the layers kept, the loss, and teacher vs student on test."""
+    record = manifest.distilled_from
+    if not record:
+        return []
+    lines = ["## Distillation", "",
+             f"A student of `{record['teacher']}` (created {record['teacher_created']}), trained by `naba distill` to match "
+             f"the teacher's article logits at temperature {record['temperature']:g} (weight {record['alpha']:g}; the gold "
+             f"labels weigh {1 - record['alpha']:g}), starting from the teacher's own weights.", ""]
+    for name, done in record.get("tasks", {}).items():
+        teacher, student = done.get("teacher_metrics", {}).get("test"), manifest.tasks[name].metrics.get("test")
+        compared = (f"; test macro-F1 teacher {teacher['macro_f1']:.4f}, student {student['macro_f1']:.4f}"
+                    if teacher and student else "")
+        unlabeled = f" and {done['unlabeled_articles']} unlabeled articles" if done.get("unlabeled_articles") else ""
+        lines.append(f"- **{name}**: {len(done['layers'])} of the teacher's {done['teacher_layers']} layers "
+                     f"({', '.join(map(str, done['layers']))}); {done['train_articles']} training articles{unlabeled}"
+                     f"{compared}")
+    return lines + [""]
+
+
 def task_card(manifest: Manifest, name: str) -> str:
     """The card in one task's HF directory: what it is alone, and how to reproduce naba's decision with transformers."""
     task = manifest.tasks[name]
     lines = metadata_header(manifest, [name]) + [
         f"# naba {name} model (the encoder part)", "",
-        f"Fine-tuned from `{manifest.base_model}` by naba {manifest.naba_version}; labels: {', '.join(task.labels)}. "
+        f"{_origin(manifest)[0].upper()}{_origin(manifest)[1:]} by naba {manifest.naba_version}; labels: {', '.join(task.labels)}. "
         "The whole model, with its manifest, is the parent directory (`naba.json`, `README.md`).", "",
         "## With plain transformers", "",
         "```python",
@@ -73,9 +100,9 @@ def model_card(manifest: Manifest) -> str:
     lines = metadata_header(manifest, list(manifest.tasks)) + [
         "# naba model",
         "",
-        f"Arabic news classification fine-tuned from `{manifest.base_model}` with naba {manifest.naba_version} "
-        f"on {manifest.created}.",
+        f"Arabic news classification {_origin(manifest)} with naba {manifest.naba_version} on {manifest.created}.",
         "",
+        *_distillation(manifest),
         "## Tasks",
         "",
     ]

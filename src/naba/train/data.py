@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from naba.config import NabaConfig, TaskDataConfig
+from naba.config import NabaConfig, TaskDataConfig, validate_config
 from naba.data.records import Task, all_labels, labels_of, load_records, unknown_labels
 from naba.data.unrelated import neutral_label, targets_by_text, text_key, unrelated_pairs
 from naba.errors import InputError
@@ -170,3 +170,28 @@ def add_unrelated_pairs(stance: TaskData, config: NabaConfig, topic: TaskData | 
             stance.unrelated_pairs[split] = pairs
     stance.unrelated = {"label": label, "ratio": cfg.unrelated_ratio, "pairs": counts,
                         "sources": ["stance"] + (["topic"] if topic is not None else [])}
+
+
+def recorded_config(manifest: Any, splits: dict[str, dict[str, str]] | None = None,
+                    overrides: list[str] | tuple[str, ...] = ()) -> NabaConfig:
+    """The training config a model directory records in ``naba.json``, as its encoder was trained.
+
+    Stance keeps the unrelated-pair settings the encoder was trained with.
+    ``splits`` replaces data files per task (``{"stance": {"dev": PATH}}``);
+    ``overrides`` are ``--set KEY=VALUE`` strings applied last.
+
+    Raises:
+        ConfigError: an override names an unknown key or has the wrong type.
+    """
+    raw = dict(manifest.training_config)
+    # Models trained before train.num_workers was removed record it (it configured nothing).
+    raw["train"] = {k: v for k, v in (raw.get("train") or {}).items() if k != "num_workers"}
+    raw["tasks"] = {name: dict(raw.get("tasks", {}).get(name) or {}) for name in manifest.tasks}
+    for name, spec in manifest.tasks.items():
+        if name == "stance":
+            raw["tasks"][name]["unrelated"] = spec.unrelated is not None  # as the encoder was trained
+            if spec.unrelated:
+                raw["tasks"][name]["unrelated_ratio"] = spec.unrelated["ratio"]
+                raw["tasks"][name]["neutral_label"] = spec.unrelated["label"]
+        raw["tasks"][name].update((splits or {}).get(name, {}))
+    return validate_config(NabaConfig, raw, "naba.json's training config", overrides)

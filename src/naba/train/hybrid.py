@@ -88,7 +88,8 @@ class Hybrid:
     sparse_scores: dict[str, np.ndarray]  # split -> the sparse model's own probabilities
 
     @classmethod
-    def fit(cls, task_data: TaskData, encoder: dict[str, np.ndarray], config: NabaConfig) -> Hybrid:
+    def fit(cls, task_data: TaskData, encoder: dict[str, np.ndarray], config: NabaConfig,
+            sparse: SparseModel | None = None) -> Hybrid:
         """Train the sparse model on the task's train split and choose the blend on dev.
 
         Stance trained with unrelated pairs: the sparse model learns from the
@@ -103,12 +104,14 @@ class Hybrid:
         Args:
             task_data: The task's splits (train as the encoder saw it, unrelated stance pairs included).
             encoder: Split name -> the encoder's probabilities (after its prior correction); needs ``dev``.
+            sparse: An already fitted sparse model (a distilled student keeps its teacher's); None trains one.
         """
         multi = task_data.multi_label
         generated = (task_data.unrelated or {}).get("pairs", {}).get("train", 0)
         train = task_data.splits["train"][:len(task_data.splits["train"]) - generated]
-        sparse = SparseModel(task_data.task, task_data.labels, multi, config.normalization,
-                             config.model.include_title).fit(train)
+        if sparse is None:
+            sparse = SparseModel(task_data.task, task_data.labels, multi, config.normalization,
+                                 config.model.include_title).fit(train)
         margins = {name: sparse.margins(split_records(task_data, name)) for name in encoder}
         dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
         choice_splits = ["dev"]
@@ -164,7 +167,7 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
     from naba.infer.classifier import Classifier
     from naba.manifest import TaskManifest, read_manifest, write_decision_rule, write_manifest
     from naba.train.card import model_card, task_card
-    from naba.train.data import add_unrelated_pairs, load_task_data
+    from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
 
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
@@ -174,21 +177,8 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
             raise InputError(f"{model_dir}: has no {name} task (it has {', '.join(manifest.tasks)})")
     if (train or dev) and len(names) > 1:
         raise InputError("--train/--dev: the model has two tasks; name the one they are for with --task")
-    raw = dict(manifest.training_config)
-    # Models trained before train.num_workers was removed record it (it configured nothing).
-    raw["train"] = {k: v for k, v in (raw.get("train") or {}).items() if k != "num_workers"}
-    raw["tasks"] = {name: dict(raw.get("tasks", {}).get(name) or {}) for name in manifest.tasks}
-    for name, spec in manifest.tasks.items():
-        if name == "stance":
-            raw["tasks"][name]["unrelated"] = spec.unrelated is not None  # as the encoder was trained
-            if spec.unrelated:
-                raw["tasks"][name]["unrelated_ratio"] = spec.unrelated["ratio"]
-                raw["tasks"][name]["neutral_label"] = spec.unrelated["label"]
-        if name in names and train:
-            raw["tasks"][name]["train"] = str(train)
-        if name in names and dev:
-            raw["tasks"][name]["dev"] = str(dev)
-    config = NabaConfig.model_validate(raw)
+    splits = {name: {k: str(v) for k, v in (("train", train), ("dev", dev)) if v} for name in names}
+    config = recorded_config(manifest, splits)
     data = {name: load_task_data(config, name) for name in manifest.tasks if getattr(config.tasks, name) is not None}
     missing = [name for name in names if name not in data]
     if missing:

@@ -118,8 +118,8 @@ def _correct_priors(model: Any, task_data: TaskData, dev_docs: list[list[dict]],
     return alpha
 
 
-def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str, multi_label: bool) -> np.ndarray:
-    """Pooled probabilities for documents, batched by length (order restored)."""
+def pooled_logits(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str) -> np.ndarray:
+    """Article logits (window logits pooled per article), batched by length, in the order of ``docs``."""
     import torch
 
     order = sorted(range(len(docs)), key=lambda i: sum(len(w["input_ids"]) for w in docs[i]))
@@ -130,10 +130,20 @@ def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size:
             chunk = order[start:start + batch_size]
             batch = collate([docs[i] for i in chunk], pad_id)
             logits = pool(model(**batch.inputs).logits.float(), batch.doc_index, batch.n_docs, pooling)
-            probs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
-            for i, row in zip(chunk, probs.numpy()):
+            for i, row in zip(chunk, logits.numpy()):
                 out[i] = row
-    return np.stack(out) if out else np.zeros((0, 0))
+    return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str, multi_label: bool) -> np.ndarray:
+    """Pooled probabilities for documents (sigmoid for multi-label, softmax otherwise)."""
+    import torch
+
+    logits = pooled_logits(model, docs, pad_id, batch_size, pooling)
+    if not len(logits):
+        return logits
+    tensor = torch.from_numpy(logits)
+    return (torch.sigmoid(tensor) if multi_label else torch.softmax(tensor, dim=-1)).numpy()
 
 
 def _evaluate(model: Any, task_data: TaskData, docs: list[list[dict]], records: list[dict[str, Any]], pad_id: int,
@@ -228,28 +238,21 @@ def training_arguments(config: NabaConfig, task: Task, output_dir: Path, eval_st
 
 def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: bool,
                show_progress_bar: bool | None, task_data: TaskData | None = None) -> dict[str, Any]:
-    """Train one task into ``work/<task>/final`` with :class:`~naba.train.engine.ArticleTrainer`; return its manifest entry.
+    """Fine-tune one task into ``work/<task>/final``; return its manifest entry.
 
     ``state`` is Accelerate's ``PartialState`` (which process this is);
     ``task_data``: the task's data, already loaded.
     """
     import torch
-    from transformers import EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from naba.train.engine import (ArticleDataset, ArticleTrainer, EpochBatches, QuietProgress, RunLogCallback, collator,
-                                   last_checkpoint)
 
     task_dir = work / task
-    final = task_dir / "final"
-    result_file = task_dir / "result.json"
-    if resume and result_file.exists() and final.exists():
-        return json.loads(result_file.read_text(encoding="utf-8"))
+    finished = finished_task(task_dir, resume)
+    if finished is not None:
+        return finished
     if state.is_main_process:
         task_dir.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
     log = RunLog(task_dir, state.is_main_process)
-    cfg = config.train
     task_data = task_data or load_task_data(config, task)
     log.info("%s: %d labels (%s), %s; train %d, dev %d, test %d", task, len(task_data.labels), ", ".join(task_data.labels),
              "multi-label" if task_data.multi_label else "single-label", len(task_data.splits["train"]),
@@ -257,7 +260,23 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
 
     torch.manual_seed(config.seed)  # the classification head's initial weights
     model, tokenizer = _load_model(config, task_data)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    docs = task_docs(task_data, tokenizer, config, log)
+    y = _targets_matrix(task_data, task_data.splits["train"])
+    return fit_task(config, task_data, task_dir, state, resume, show_progress_bar, log, model, tokenizer, docs,
+                    docs["train"], y, _loss_fn(task_data, y, config.train.class_weight))
+
+
+def finished_task(task_dir: Path, resume: bool) -> dict[str, Any] | None:
+    """A resumed run's task that already finished: its manifest entry (``result.json``), else None."""
+    result_file = task_dir / "result.json"
+    if resume and result_file.exists() and (task_dir / "final").exists():
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    return None
+
+
+def task_docs(task_data: TaskData, tokenizer: Any, config: NabaConfig, log: RunLog) -> dict[str, list[list[dict]]]:
+    """Every split (and the generated unrelated stance pairs) as windows, the way inference makes them."""
+    task = task_data.task
     docs = {name: _doc_inputs(task_data, records, tokenizer, config) for name, records in task_data.splits.items()}
     for name, pairs in task_data.unrelated_pairs.items():
         docs[f"{name}_unrelated"] = _doc_inputs(task_data, pairs, tokenizer, config)
@@ -267,11 +286,33 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
                  task_data.unrelated["label"], task_data.unrelated["ratio"])
     windows = [len(d) for d in docs["train"]]
     log.info("%s: %.2f windows per training article on average (max %d)", task, float(np.mean(windows)), max(windows))
-    y = _targets_matrix(task_data, task_data.splits["train"])
+    return docs
 
+
+def fit_task(config: NabaConfig, task_data: TaskData, task_dir: Path, state: Any, resume: bool,
+             show_progress_bar: bool | None, log: RunLog, model: Any, tokenizer: Any, docs: dict[str, list[list[dict]]],
+             train_docs: list[list[dict]], y: np.ndarray, loss_fn: Any, sparse: Any = None) -> dict[str, Any]:
+    """Train ``model`` with :class:`~naba.train.engine.ArticleTrainer`, keep the best dev checkpoint, then finish the task.
+
+    Fine-tuning and distillation both come here; they differ only in the model
+    they start from, the articles they train on (``train_docs``, with one row
+    of ``y`` each) and the loss on pooled article logits (``loss_fn(logits, y)``).
+
+    Args:
+        docs: Split name -> windows (``dev`` scores checkpoints; dev and test are scored at the end).
+        sparse: A fitted sparse model to blend with (distillation carries the teacher's over); None fits one.
+    """
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from naba.train.engine import (ArticleDataset, ArticleTrainer, EpochBatches, QuietProgress, RunLogCallback, collator,
+                                   last_checkpoint)
+
+    task, cfg = task_data.task, config.train
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     world = state.num_processes
-    lengths = [sum(len(w["input_ids"]) for w in doc) for doc in docs["train"]] if cfg.group_by_length else None
-    sampler = EpochBatches(len(docs["train"]), cfg.batch_size, config.seed, world, lengths)
+    lengths = [sum(len(w["input_ids"]) for w in doc) for doc in train_docs] if cfg.group_by_length else None
+    sampler = EpochBatches(len(train_docs), cfg.batch_size, config.seed, world, lengths)
     steps_per_epoch = max(1, len(sampler) // world // cfg.gradient_accumulation_steps)
     eval_steps = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
 
@@ -289,12 +330,11 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
     run_log = RunLogCallback(log, task, cfg.checkpoint_every)
     trainer = ArticleTrainer(
         model=model, args=training_arguments(config, task, trainer_dir, eval_steps, show),
-        train_dataset=ArticleDataset(docs["train"], y),
-        eval_dataset=ArticleDataset(docs["dev"], _targets_matrix(task_data, task_data.splits["dev"])), data_collator=collator(pad_id), processing_class=tokenizer,
-        loss_fn=_loss_fn(task_data, y, cfg.class_weight), pooling=config.model.window.pooling, sampler=sampler,
-        dev_metrics=dev_metrics, param_groups=_parameter_groups(config),
-        callbacks=[run_log]
-        + ([EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []))
+        train_dataset=ArticleDataset(train_docs, y),
+        eval_dataset=ArticleDataset(docs["dev"], _targets_matrix(task_data, task_data.splits["dev"])),
+        data_collator=collator(pad_id), processing_class=tokenizer, loss_fn=loss_fn, pooling=config.model.window.pooling,
+        sampler=sampler, dev_metrics=dev_metrics, param_groups=_parameter_groups(config),
+        callbacks=[run_log] + ([EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []))
     run_log.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # naba logs its own lines
     if trainer.pop_callback(ProgressCallback) is not None:
@@ -315,11 +355,11 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
     state.wait_for_everyone()
     best_step = trainer.state.best_global_step or trainer.state.global_step
     del trainer
-    return _finish_task(config, task_data, tokenizer, docs, pad_id, task_dir, log, state, best_step)
+    return _finish_task(config, task_data, tokenizer, docs, pad_id, task_dir, log, state, best_step, sparse)
 
 
 def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: dict[str, list], pad_id: int, task_dir: Path,
-                 log: RunLog, state: Any, best_step: int) -> dict[str, Any]:
+                 log: RunLog, state: Any, best_step: int, sparse: Any = None) -> dict[str, Any]:
     """Reload the best weights, apply the prior correction, fit the hybrid, tune thresholds, score, write ``final/``.
 
     All choices are made on dev: the prior correction (single-label, folded
@@ -341,7 +381,7 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     window, batch = config.model.window, config.train.eval_batch_size
     encoder = {name: _predict_scores(model, docs[name], pad_id, batch, window.pooling, task_data.multi_label)
                for name in docs if name in ("dev", "test", "dev_unrelated", "test_unrelated")}
-    hybrid = Hybrid.fit(task_data, encoder, config) if config.model.hybrid else None
+    hybrid = Hybrid.fit(task_data, encoder, config, sparse) if config.model.hybrid or sparse is not None else None
     if hybrid is not None:
         log.info("%s: hybrid chosen on dev: %s (encoder weight %s, temperature %s); dev macro-F1 encoder %.4f, sparse %.4f, "
                  "hybrid %.4f", task, hybrid.record["choice"], hybrid.record["weight"], hybrid.record["temperature"],
@@ -486,19 +526,19 @@ def _changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path,
-              searched: dict[str, Any] | None = None) -> None:
-    """Build the final directory next to ``out`` and rename it into place."""
+              searched: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+    """Build the final directory next to ``out`` and rename it into place (``extra``: more manifest fields)."""
     from naba import __version__
     from naba.atomic import atomic_dir
     from naba.train.card import model_card, task_card
 
     data = {task: entry.pop("data") for task, entry in entries.items()}
-    manifest = Manifest(format_version=FORMAT_VERSION, naba_version=__version__, base_model=config.model.base,
-                        normalization=config.normalization, window=config.model.window,
-                        tasks={t: TaskManifest.model_validate(e) for t, e in entries.items()}, data=data,
-                        training_config=config.to_dict(), versions=library_versions(),
-                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        **({"search": searched} if searched is not None else {}))
+    fields: dict[str, Any] = {"base_model": config.model.base, **({"search": searched} if searched is not None else {}),
+                              **(extra or {})}
+    manifest = Manifest(format_version=FORMAT_VERSION, naba_version=__version__, normalization=config.normalization,
+                        window=config.model.window, tasks={t: TaskManifest.model_validate(e) for t, e in entries.items()},
+                        data=data, training_config=config.to_dict(), versions=library_versions(),
+                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields)
     with atomic_dir(out, overwrite=True) as tmp:
         for task in entries:
             shutil.copytree(work / task / "final", tmp / task)
