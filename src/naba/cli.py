@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -496,6 +496,16 @@ AllTargets = Annotated[bool, typer.Option(
     "--all-targets", help="Score stance toward every target the model was trained on (naba.json's default_targets).")]
 
 
+def _task_precisions(clf: Any) -> str:
+    """``topic int8 (int8 agreed with fp32 on 99.6% of dev labels), stance fp32 (96.9%)``: what ``auto``/``int8`` chose."""
+    said = []
+    for name, runs in clf.task_precision.items():
+        agreement = clf.tasks[name].spec.precision_agreement.get("int8")
+        recorded = "agreement not recorded" if agreement is None else f"int8 agreed with fp32 on {100 * agreement:.1f}% of dev labels"
+        said.append(f"{name} {runs} ({recorded})")
+    return ", ".join(said)
+
+
 @app.command("predict")
 def predict_command(
     model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
@@ -532,6 +542,8 @@ def predict_command(
         cols = _columns(id_column, text_column, title_column, None, target_column, None)
         clf = Classifier.load(model, precision.value, max_length=max_length, allow_pickle=allow_pickle, threads=threads,
                               device=device)
+        if precision.value in ("int8", "auto") and _is_main_process():
+            _err(f"precision {precision.value}: " + _task_precisions(clf))
         options = dict(targets=target, tasks=tasks, all_targets=all_targets, fmt=fmt.value if fmt else "auto",
                        batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
                        overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
