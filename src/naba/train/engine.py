@@ -137,27 +137,21 @@ def collator(pad_id: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     return collate_articles
 
 
-class ArticleTrainer(Trainer):
-    """``Trainer`` for articles of several windows: pooled loss, naba's dev metrics, naba's batch order.
+class NabaTrainer(Trainer):
+    """``Trainer`` with naba's batch order and optimizer, for a loss that is already the batch mean.
+
+    Fine-tuning (:class:`ArticleTrainer`) and MLM pretraining
+    (:class:`naba.train.pretrain.MLMTrainer`) share it.
 
     Args (besides ``Trainer``'s):
-        loss_fn: The loss on pooled article logits (class weights included).
-        pooling: How window logits become article logits (``mean`` or ``max``).
-        sampler: The training batch order (:class:`EpochBatches`).
-        dev_metrics: Called with the model, returns naba's dev metrics (``macro_f1``, ``accuracy``, ...).
-        param_groups: Called with the model, returns the optimizer's parameter groups (head learning rate, decay).
+        sampler: The training batch order (:class:`EpochBatches`, or any batch sampler with ``set_epoch``).
+        make_optimizer: Called with the model, returns its optimizer (naba's parameter groups).
     """
 
-    def __init__(self, *args: Any, loss_fn: Any, pooling: str, sampler: EpochBatches,
-                 dev_metrics: Callable[[Any], dict[str, Any]], param_groups: Callable[[Any], list[dict[str, Any]]],
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sampler: Any, make_optimizer: Callable[[Any], Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.loss_fn, self.pooling, self.sampler = loss_fn, pooling, sampler
-        self.dev_metrics, self.param_groups = dev_metrics, param_groups
-        self.articles_seen = 0  # by every process, for samples/s
-        self.loss_sum, self.loss_count = 0.0, 0  # since the last dev evaluation, for metrics.jsonl
-        self.eval_seconds = 0.0  # spent scoring dev, left out of samples/s
-        # compute_loss returns the mean over the batch's articles: Trainer divides it for gradient accumulation.
+        self.sampler, self.make_optimizer = sampler, make_optimizer
+        # compute_loss returns the batch mean: Trainer divides it for gradient accumulation itself.
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
 
@@ -167,10 +161,32 @@ class ArticleTrainer(Trainer):
         return self.accelerator.prepare(loader)
 
     def create_optimizer(self, model: Any = None) -> Any:
-        """AdamW over naba's parameter groups (the head at its own learning rate), fused where torch has it."""
         if self.optimizer is None:
-            self.optimizer = adamw(self.param_groups(self.model), self.args.learning_rate)
+            self.optimizer = self.make_optimizer(self.model)
         return self.optimizer
+
+
+class ArticleTrainer(NabaTrainer):
+    """``Trainer`` for articles of several windows: pooled loss, naba's dev metrics, naba's batch order.
+
+    Args (besides ``Trainer``'s):
+        loss_fn: The loss on pooled article logits (class weights included).
+        pooling: How window logits become article logits (``mean`` or ``max``).
+        sampler: The training batch order (:class:`EpochBatches`).
+        dev_metrics: Called with the model, returns naba's dev metrics (``macro_f1``, ``accuracy``, ...).
+        param_groups: Called with the model, returns the optimizer's parameter groups (head learning rate, decay);
+            AdamW (fused where torch has it) runs over them.
+    """
+
+    def __init__(self, *args: Any, loss_fn: Any, pooling: str, sampler: EpochBatches,
+                 dev_metrics: Callable[[Any], dict[str, Any]], param_groups: Callable[[Any], list[dict[str, Any]]],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, sampler=sampler, make_optimizer=lambda model: adamw(param_groups(model), self.args.learning_rate),
+                         **kwargs)
+        self.loss_fn, self.pooling, self.dev_metrics = loss_fn, pooling, dev_metrics
+        self.articles_seen = 0  # by every process, for samples/s
+        self.loss_sum, self.loss_count = 0.0, 0  # since the last dev evaluation, for metrics.jsonl
+        self.eval_seconds = 0.0  # spent scoring dev, left out of samples/s
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -215,11 +231,26 @@ class RunLog:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-class RunLogCallback(TrainerCallback):
+class SaveEvery(TrainerCallback):
+    """Save a checkpoint every ``checkpoint_every`` steps, and always evaluate and save the last step."""
+
+    def __init__(self, checkpoint_every: int | None) -> None:
+        self.checkpoint_every = checkpoint_every
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.checkpoint_every and state.global_step % self.checkpoint_every == 0:
+            control.should_save = True
+        if state.global_step >= state.max_steps:
+            control.should_evaluate = control.should_save = True
+        return control
+
+
+class RunLogCallback(SaveEvery):
     """Progress lines in ``train.log`` and one ``metrics.jsonl`` record per dev evaluation."""
 
     def __init__(self, log: RunLog, task: str, checkpoint_every: int | None) -> None:
-        self.log, self.task, self.checkpoint_every = log, task, checkpoint_every
+        super().__init__(checkpoint_every)
+        self.log, self.task = log, task
         self.last: dict[str, float] = {}
         self.trainer: ArticleTrainer | None = None  # set by the trainer's owner, for samples/s
         self.started = time.perf_counter()
@@ -232,13 +263,6 @@ class RunLogCallback(TrainerCallback):
             return 0.0
         training = time.perf_counter() - self.started - self.trainer.eval_seconds
         return round(self.trainer.articles_seen / max(training, 1e-9), 2)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if self.checkpoint_every and state.global_step % self.checkpoint_every == 0:
-            control.should_save = True
-        if state.global_step >= state.max_steps:  # always score and keep the last step
-            control.should_evaluate = control.should_save = True
-        return control
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         logs = logs or {}

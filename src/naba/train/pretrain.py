@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import Trainer, TrainerCallback
 
 from naba.config import PretrainConfig, save_config
-from naba.train.engine import EpochBatches, QuietProgress, RunLog, TrainingError, adamw, last_checkpoint
+from naba.train.engine import (EpochBatches, NabaTrainer, QuietProgress, RunLog, SaveEvery, TrainingError, adamw,
+                               last_checkpoint)
 from naba.train.mlm_data import BlockMasker, Blocks, PackedCorpus, blocks_seen, mask_tokens, pack_corpus, read_corpus
 from naba.train.mlm_model import (
     _source_pooler,
@@ -197,7 +197,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     trainer = MLMTrainer(model=model, args=args, train_dataset=Blocks(corpus.train), eval_dataset=Blocks(corpus.eval),
                          data_collator=masker, processing_class=tokenizer, sampler=sampler,
                          loss_module=masked_lm_loss(model), held_out=held_out, eval_batch_size=cfg.eval_batch_size,
-                         optimizer_groups=lambda m: _optimizer(m, config, new), callbacks=[callback])
+                         make_optimizer=lambda m: _optimizer(m, config, new), callbacks=[callback])
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(QuietProgress)
@@ -213,7 +213,7 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     return out
 
 
-class MLMTrainer(Trainer):
+class MLMTrainer(NabaTrainer):
     """``Trainer`` for MLM on naba's packed blocks: naba's batch order and masks, its held-out loss, its optimizer groups.
 
     One process computes the loss with the vocabulary projection at masked
@@ -222,24 +222,9 @@ class MLMTrainer(Trainer):
     wrapped model, so that gradients synchronise.
     """
 
-    def __init__(self, *args: Any, sampler: EpochBatches, loss_module: Any, held_out: tuple, eval_batch_size: int,
-                 optimizer_groups: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, loss_module: Any, held_out: tuple, eval_batch_size: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sampler, self.loss_module, self.held_out = sampler, loss_module, held_out
-        self.eval_batch_size, self.optimizer_groups = eval_batch_size, optimizer_groups
-        self.model_accepts_loss_kwargs = False
-        self.loss_is_scaled_for_ga = False
-
-    def get_train_dataloader(self) -> Any:
-        import torch
-
-        loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.data_collator)
-        return self.accelerator.prepare(loader)
-
-    def create_optimizer(self, model: Any = None) -> Any:
-        if self.optimizer is None:
-            self.optimizer = self.optimizer_groups(self.model)
-        return self.optimizer
+        self.loss_module, self.held_out, self.eval_batch_size = loss_module, held_out, eval_batch_size
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -264,24 +249,20 @@ class MLMTrainer(Trainer):
 
 
 
-class PretrainLog(TrainerCallback):
+class PretrainLog(SaveEvery):
     """``train.log`` lines and one ``metrics.jsonl`` record per held-out evaluation."""
 
     def __init__(self, log: RunLog, checkpoint_every: int | None, seen: Any, block_tokens: int) -> None:
-        self.log, self.checkpoint_every, self.seen, self.block_tokens = log, checkpoint_every, seen, block_tokens
+        super().__init__(checkpoint_every)
+        self.log, self.seen, self.block_tokens = log, seen, block_tokens
         self.losses: list[float] = []
         self.lr: float | None = None
         self.started, self.started_step = time.perf_counter(), 0
+        self.best = float("inf")  # the lowest held-out loss so far, a resumed run's earlier records included
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started, self.started_step = time.perf_counter(), state.global_step
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if self.checkpoint_every and state.global_step % self.checkpoint_every == 0:
-            control.should_save = True
-        if state.global_step >= state.max_steps:
-            control.should_evaluate = control.should_save = True
-        return control
+        self.best = min([r["eval_loss"] for r in _records(self.log.directory / "metrics.jsonl")] or [float("inf")])
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if logs and "loss" in logs:
@@ -292,8 +273,8 @@ class PretrainLog(TrainerCallback):
         loss, step = (metrics or {})["eval_loss"], state.global_step
         done = self.seen(step) - self.seen(self.started_step)
         rate = done * self.block_tokens / max(time.perf_counter() - self.started, 1e-9) if step else None
-        best = min([r["eval_loss"] for r in _records(self.log.directory / "metrics.jsonl")] or [float("inf")])
-        improved = loss < best - 1e-9
+        improved = loss < self.best - 1e-9
+        self.best = min(self.best, loss)
         train_loss = float(np.mean(self.losses)) if self.losses else None
         self.log.metrics({"step": step, "loss": train_loss, "lr": self.lr, "tokens": self.seen(step) * self.block_tokens,
                           "tokens_per_s": None if rate is None else round(rate, 1), "eval_loss": loss,
