@@ -30,3 +30,28 @@ def child(code: str, argv: list[str], log: Path, env: dict[str, str] | None = No
     result = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
     return {**result, "wall": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
             "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+# A ``naba train`` run of one topic task in a child: argv = the config as JSON, the output directory.
+# Prints the last dev evaluation's samples/s and the peak GPU memory (0 on a CPU).
+TRAIN_TOPICS = """
+import json, sys, torch
+from pathlib import Path
+from naba.config import NabaConfig
+from naba.train.trainer import train
+config, out = NabaConfig.model_validate(json.loads(sys.argv[1])), Path(sys.argv[2])
+model = train(config, out, overwrite=True, show_progress_bar=False)
+rates = [json.loads(line)["samples_per_s"] for line in (model / "metrics.jsonl").read_text().splitlines()]
+peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
+print(json.dumps({"samples_per_s": rates[-1], "peak_gpu_mb": peak}))
+"""
+
+
+def topic_config(base: str, train_file: Path, dev_file: Path, steps: int, window: dict, hybrid: bool | None = None,
+                 **train: object) -> str:
+    """The JSON config of a fixed-step topic run for :data:`TRAIN_TOPICS` (``train`` adds to the train section;
+    ``hybrid`` None leaves the model's default, for code from before it existed)."""
+    model = {"base": str(base), "window": window, **({} if hybrid is None else {"hybrid": hybrid})}
+    return json.dumps({"seed": 13, "tasks": {"topic": {"train": str(train_file), "dev": str(dev_file)}}, "model": model,
+                       "train": {"epochs": 100, "max_steps": steps, "eval_every": steps, "early_stopping_patience": None,
+                                 **train}})

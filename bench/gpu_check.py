@@ -29,27 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _child import child
+from _child import TRAIN_TOPICS, child, topic_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
-
-TRAIN = """
-import json, sys, torch
-from pathlib import Path
-from naba.config import NabaConfig
-from naba.train.trainer import train
-base, train_file, dev_file, out, steps, mixed = sys.argv[1:7]
-config = NabaConfig.model_validate({
-    "seed": 13, "tasks": {"topic": {"train": train_file, "dev": dev_file}},
-    "model": {"base": base, "hybrid": False, "window": {"length": 256, "stride": 64, "max_windows": 2}},
-    "train": {"epochs": 100, "max_steps": int(steps), "batch_size": 32, "eval_every": int(steps),
-              "early_stopping_patience": None, "mixed_precision": mixed, "learning_rate": 5e-5}})
-model = train(config, Path(out), overwrite=True, show_progress_bar=False)
-rates = [json.loads(line)["samples_per_s"] for line in (model / "metrics.jsonl").read_text().splitlines()]
-peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
-print(json.dumps({"samples_per_s": rates[-1], "peak_gpu_mb": peak}))
-"""
 
 PREDICT = """
 import json, sys, time, torch
@@ -136,8 +119,9 @@ def main() -> int:
 
     rows = []
     mixed = "bf16" if gpu else "no"
-    trained = child(TRAIN, [args.base, str(train_file), str(dev_file), str(work / "model"), str(args.steps), mixed],
-                    work / "train.log", env)
+    config = topic_config(args.base, train_file, dev_file, args.steps, {"length": 256, "stride": 64, "max_windows": 2},
+                          hybrid=False, batch_size=32, mixed_precision=mixed, learning_rate=5e-5)
+    trained = child(TRAIN_TOPICS, [config, str(work / "model")], work / "train.log", env)
     rows.append(("train", f"{args.device}, {mixed}", f"{trained['samples_per_s']:.1f} samples/s", f"{trained['peak_gpu_mb']:.0f}",
                  f"{trained['wall']:.0f}"))
     model = work / "model"

@@ -23,27 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _child import child
+from _child import TRAIN_TOPICS, child, topic_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
-
-NABA = """
-import json, sys
-from pathlib import Path
-from naba.config import NabaConfig
-from naba.train.trainer import train
-base, train_file, dev_file, work, steps, checkpointing = sys.argv[1:7]
-config = NabaConfig.model_validate({
-    "seed": 13, "tasks": {"topic": {"train": train_file, "dev": dev_file}},
-    "model": {"base": base, "hybrid": False, "window": {"length": 256, "stride": 64, "max_windows": 2}},
-    "train": {"epochs": 100, "max_steps": int(steps), "batch_size": 16, "eval_every": int(steps),
-              "early_stopping_patience": None, "gradient_checkpointing": checkpointing == "1"}})
-out = train(config, Path(work) / "model", overwrite=True, show_progress_bar=False)
-rates = [json.loads(line)["samples_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-print(json.dumps({"samples_per_s": rates[-1]}))
-"""
-
 
 def long_articles(rows: list[dict], words: int, n: int) -> list[dict]:
     """``n`` articles of at least ``words`` words, each joined from ANT articles of one topic."""
@@ -88,8 +71,10 @@ def main() -> int:
         runs = {}
         for checkpointing in ("0", "1"):
             name = f"run-{n}-{checkpointing}"
-            runs[checkpointing] = child(NABA, [args.base, str(train), str(dev), str(work / name), str(args.steps), checkpointing],
-                                        work / f"{name}.log", {"TOKENIZERS_PARALLELISM": "false"})
+            config = topic_config(args.base, train, dev, args.steps, {"length": 256, "stride": 64, "max_windows": 2},
+                                  hybrid=False, batch_size=16, gradient_checkpointing=checkpointing == "1")
+            runs[checkpointing] = child(TRAIN_TOPICS, [config, str(work / name / "model")], work / f"{name}.log",
+                                        {"TOKENIZERS_PARALLELISM": "false"})
         for checkpointing, r in runs.items():
             off = runs["0"]
             print(f"| {n} | {'on' if checkpointing == '1' else 'off'} | {r['peak_rss_mb']:.0f} | "

@@ -31,28 +31,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _child import child
+from _child import TRAIN_TOPICS, child, topic_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
-
-NABA = """
-import json, sys
-from pathlib import Path
-from naba.config import NabaConfig
-from naba.train.trainer import train
-base, train_file, dev_file, work, length, batch, steps, grouped = sys.argv[1:9]
-config = NabaConfig.model_validate({
-    "seed": 13, "tasks": {"topic": {"train": train_file, "dev": dev_file}},
-    "model": {"base": base, "window": {"length": int(length), "stride": int(length) // 8, "max_windows": 1}},
-    "train": {"epochs": 100, "max_steps": int(steps), "batch_size": int(batch), "learning_rate": 5e-5,
-              "head_learning_rate": 5e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "eval_every": int(steps),
-              "checkpoint_every": int(steps) + 1, "class_weight": "none", "early_stopping_patience": None,
-              "group_by_length": grouped == "1"}})
-out = train(config, Path(work) / "model", overwrite=True, show_progress_bar=False)
-rates = [json.loads(line)["samples_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-print(json.dumps({"samples_per_s": rates[-1]}))
-"""
 
 TRAINER = """
 import json, sys
@@ -113,14 +95,17 @@ def main() -> int:
         for grouped in groupings:
             suffix = ", grouped by length" if grouped == "1" else ""
             name = f"naba-{grouped}-{round_}"
+            config = topic_config(args.base, train_file, dev_file, args.steps,
+                                  {"length": args.length, "stride": args.length // 8, "max_windows": 1},
+                                  batch_size=args.batch_size, learning_rate=5e-5, head_learning_rate=5e-5, weight_decay=0.01,
+                                  warmup_ratio=0.1, checkpoint_every=args.steps + 1, class_weight="none",
+                                  group_by_length=grouped == "1")
             results.setdefault(f"naba train{suffix}", []).append(
-                child(NABA, [args.base, str(train_file), str(dev_file), str(work / name), str(args.length),
-                             str(args.batch_size), str(args.steps), grouped], work / f"{name}.log", QUIET_TOKENIZERS))
+                child(TRAIN_TOPICS, [config, str(work / name / "model")], work / f"{name}.log", QUIET_TOKENIZERS))
             if args.before:
                 name = f"before-{grouped}-{round_}"
                 results.setdefault(f"naba train, before{suffix}", []).append(
-                    child(NABA, [args.base, str(train_file), str(dev_file), str(work / name), str(args.length),
-                                 str(args.batch_size), str(args.steps), grouped], work / f"{name}.log",
+                    child(TRAIN_TOPICS, [config, str(work / name / "model")], work / f"{name}.log",
                           {**QUIET_TOKENIZERS, "PYTHONPATH": str(Path(args.before).resolve())}))
             name = f"trainer-{grouped}-{round_}"
             results.setdefault(f"HF Trainer{suffix}", []).append(
