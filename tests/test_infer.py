@@ -70,6 +70,7 @@ def test_strings_records_and_targets(clf) -> None:
 
 
 def test_an_article_with_several_targets_is_normalised_once(trained_model: Path, monkeypatch) -> None:
+    import naba.encoding as encoding
     import naba.infer.classifier as classifier
 
     clf = classifier.Classifier.load(trained_model)
@@ -79,13 +80,13 @@ def test_an_article_with_several_targets_is_normalised_once(trained_model: Path,
     texts = ["أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة", "ارتفعت أسعار النفط في الأسواق العالمية"]
     one_at_a_time = [clf.predict(texts, targets=[t]) for t in ("النفط", "الطاقة النووية")]
     seen: list[str] = []
-    real = classifier.document_text
+    real = encoding.document_text
 
     def counted(doc, *args, **kwargs):
         seen.append(doc if isinstance(doc, str) else doc["text"])
         return real(doc, *args, **kwargs)
 
-    monkeypatch.setattr(classifier, "document_text", counted)
+    monkeypatch.setattr(encoding, "document_text", counted)
     both = clf.predict(texts, targets=["النفط", "الطاقة النووية"])
     assert sorted(seen) == sorted(texts * 2)  # once for topics, once for stance: not once per target
     for i, result in enumerate(both):

@@ -64,6 +64,26 @@ def encode_windows(tokenizer: Any, texts: Sequence[str], window: WindowConfig,
     return docs
 
 
+def task_windows(task: str, tokenizer: Any, records: Sequence[dict[str, Any]], window: WindowConfig,
+                 normalization: NormalizationConfig, include_title: bool = True,
+                 pairs: Sequence[tuple[int, str]] | None = None) -> list[list[dict[str, list[int]]]]:
+    """Records to one task's model inputs, the one way naba makes them, in training and in inference.
+
+    Topic: one document per record (title and text). Stance: one document
+    per ``(record index, target)`` in ``pairs`` (default: each record with its
+    own ``target``), the target as the first segment of every window and the
+    text alone after it; an article scored against several targets is
+    normalised once.
+    """
+    if task == "topic":
+        return encode_windows(tokenizer, [document_text(r, normalization, include_title) for r in records], window)
+    if pairs is None:
+        pairs = [(i, r["target"]) for i, r in enumerate(records)]
+    normalized = {i: document_text(records[i]["text"], normalization) for i in dict.fromkeys(i for i, _ in pairs)}
+    return encode_windows(tokenizer, [normalized[i] for i, _ in pairs], window,
+                          [target_text(t, normalization) for _, t in pairs])
+
+
 @dataclass
 class Batch:
     """Padded windows of several documents, and which document each window belongs to."""

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from naba.decision import decide
-from naba.encoding import collate, document_text, encode_windows, pool, target_text
+from naba.encoding import collate, pool, task_windows
 from naba.errors import ModelDirError, NabaError
 from naba.hub import check_local_weights
 from naba.manifest import Manifest, TaskManifest, read_manifest
@@ -371,16 +371,11 @@ class Classifier:
         per ``(record index, target)`` in ``pairs``, the target as the first
         segment of every window.
         """
-        task, norm = self.tasks[name], self.manifest.normalization
-        if name == "topic":
-            texts, targets = [document_text(r, norm, task.spec.include_title) for r in records], None
-        else:
-            # An article scored against several targets is normalised once.
-            normalized = {i: document_text(records[i]["text"], norm) for i in dict.fromkeys(i for i, _ in pairs or ())}
-            texts, targets = [normalized[i] for i, _ in pairs or ()], [target_text(t, norm) for _, t in pairs or ()]
+        task = self.tasks[name]
         # Fast tokenizers change their truncation settings on every call: one caller at a time.
         with task.lock:
-            return encode_windows(task.tokenizer, texts, self.window, targets)
+            return task_windows(name, task.tokenizer, records, self.window, self.manifest.normalization,
+                                task.spec.include_title, None if name == "topic" else list(pairs or ()))
 
     def _scores(self, task: TaskModel, docs: list[list[dict[str, list[int]]]], batch_size: int,
                 progress: Any = None) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 from naba.config import NabaConfig, save_config
 from naba.data.records import Task, labels_of
 from naba.decision import binarize, choose_prior_correction, class_weights, decide
-from naba.encoding import collate, document_text, encode_windows, pool, target_text
+from naba.encoding import collate, pool, task_windows
 from naba.evaluation.metrics import classification_metrics
 from naba.encoder.auto import AUTO, resolve_base
 from naba.errors import ModelDirError
@@ -56,13 +56,9 @@ TASKS: tuple[Task, ...] = ("topic", "stance")
 
 
 def _doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
-    """Records to windows as inference makes them (``Classifier._windows``): topics read title and text, stance
-    reads the text alone after its target."""
-    norm = config.normalization
-    if task_data.task == "stance":
-        texts = [document_text(r["text"], norm) for r in records]
-        return encode_windows(tokenizer, texts, config.model.window, [target_text(r["target"], norm) for r in records])
-    return encode_windows(tokenizer, [document_text(r, norm, config.model.include_title) for r in records], config.model.window)
+    """Records to windows, as inference makes them (:func:`naba.encoding.task_windows`)."""
+    return task_windows(task_data.task, tokenizer, records, config.model.window, config.normalization,
+                        config.model.include_title)
 
 
 def _targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.ndarray:
