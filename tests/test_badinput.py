@@ -712,3 +712,20 @@ def test_real_entry_point_never_prints_a_traceback(args: tuple[str, ...], code: 
     assert "Traceback" not in proc.stderr
     assert proc.returncode == code, proc.stderr
     assert pinned(proc.stderr.splitlines()[-1], last)
+
+
+# ----------------------------------------------------------------------------- naba encoder tiny
+
+
+@pytest.mark.parametrize(("corpus", "message"), [("nope.txt", "error: {c}: corpus file not found"),
+                                                 ("empty.txt", "error: {c}: no text to train a tokenizer on")])
+def test_encoder_tiny_bad_corpus_writes_nothing(corpus: str, message: str, tmp_path: Path) -> None:
+    source = tmp_path / "in" / corpus
+    source.parent.mkdir()
+    if corpus == "empty.txt":
+        source.write_text("\n  \n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = naba("encoder", "tiny", "--corpus", source, "-o", out / "tiny")
+    assert result.exit_code == 2, result.output
+    assert the_error(result) == message.format(c=source)
+    assert not out.exists()
