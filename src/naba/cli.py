@@ -377,7 +377,8 @@ def train_command(
         _quiet_libraries()
         from naba.train.trainer import train
 
-        out = train(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=progress, search_trials=search)
+        out = train(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=_on_terminal(progress),
+                    search_trials=search)
     if not _is_main_process():
         return
     from naba.manifest import read_manifest
@@ -416,7 +417,7 @@ def distill_command(
         settings = DistillSettings(layers=layers, pick=pick.value, temperature=temperature, alpha=alpha,
                                    unlabeled=[str(p) for p in unlabeled or []], max_unlabeled=max_unlabeled)
         out = distill(teacher, output, settings, overrides=list(set_ or []), resume=resume, overwrite=overwrite,
-                      show_progress_bar=progress)
+                      show_progress_bar=_on_terminal(progress))
     if not _is_main_process():
         return
     from naba.manifest import read_manifest
@@ -563,7 +564,7 @@ def predict_command(
             _err(f"precision {precision.value}: " + _task_precisions(clf))
         options = dict(targets=target, tasks=tasks, all_targets=all_targets, fmt=fmt.value if fmt else "auto",
                        batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, resume=resume,
-                       overwrite=overwrite, columns=cols, show_progress_bar=progress and _is_main_process())
+                       overwrite=overwrite, columns=cols, show_progress_bar=_on_terminal(progress) and _is_main_process())
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1:
             # torchrun / accelerate launch: each process classifies its shard; rank 0 merges in input order.
@@ -713,7 +714,7 @@ def pretrain_command(
         _quiet_libraries()
         from naba.train.pretrain import PRETRAIN_FILE, pretrain
 
-        out = pretrain(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=progress)
+        out = pretrain(cfg, output, resume=resume, overwrite=overwrite, show_progress_bar=_on_terminal(progress))
     if not _is_main_process():
         return
     record = json.loads((out / PRETRAIN_FILE).read_text(encoding="utf-8"))
