@@ -383,6 +383,41 @@ def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_p
     assert "Application shutdown complete" in log_path.read_text(encoding="utf-8")
 
 
+def test_naba_serve_workers_share_the_port_each_with_its_model(trained_model: Path, tmp_path: Path) -> None:
+    import httpx
+
+    log_path = tmp_path / "server.log"
+    with _served(trained_model, log_path, "--workers", "2") as (base, proc):
+        seen: dict[int, list] = {}
+        deadline = time.monotonic() + 120
+        while len(seen) < 2 and time.monotonic() < deadline:
+            # A new connection each time: the kernel hands each to whichever worker accepts it first.
+            try:
+                with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
+                    worker = http.get("/healthz", headers={"Connection": "close"}).json()["worker"]
+                    response = http.post("/v1/classify", json={"articles": [{"id": "a", "text": TEXTS[0]}]},
+                                         headers={"Connection": "close"})
+            except httpx.ConnectError:  # the socket listens once the first worker has loaded its model
+                time.sleep(0.2)
+                continue
+            assert response.status_code == 200
+            seen.setdefault(worker, response.json()["results"])
+            time.sleep(0.05)
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert sorted(seen) == [0, 1], log_path.read_text(encoding="utf-8")
+    assert seen[0] == seen[1]  # two processes, one model: the same answer
+    assert len(children) >= 2  # the workers (and uvicorn's own helpers) under the one command
+
+
+def test_serve_workers_below_one_is_refused(trained_model: Path) -> None:
+    from typer.testing import CliRunner
+
+    from naba.cli import app
+
+    result = CliRunner().invoke(app, ["serve", str(trained_model), "--workers", "0"])
+    assert result.exit_code == 2 and "--workers" in result.output
+
+
 def test_docs_render_in_a_browser_with_no_network(trained_model: Path, tmp_path: Path) -> None:
     """Headless Chromium, with every host but loopback unresolvable, renders Swagger UI at /docs."""
     import shutil

@@ -676,6 +676,10 @@ def serve_command(
     max_text_chars: Annotated[int, typer.Option(min=1, help="Most characters in one article text (422 beyond).")] = 100_000,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Most bytes in one request body (413 beyond).")] = 10_000_000,
     batch_wait_ms: Annotated[float, typer.Option(min=0.0, help="How long to wait for concurrent requests to share a batch.")] = 5.0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port, each with its own model (with several "
+                                                     "GPUs, worker k takes GPU k mod N).")] = 1,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="torch threads per process (default: the cores divided "
+                                                               "among the workers).")] = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
     """Serve a model over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, docs at /docs."""
@@ -685,7 +689,8 @@ def serve_command(
 
         settings = ServeSettings(max_batch_size=max_batch_size, max_text_chars=max_text_chars,
                                  max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms)
-        serve(model, host, port, precision=precision.value, settings=settings, allow_pickle=allow_pickle, device=device)
+        serve(model, host, port, precision=precision.value, settings=settings, allow_pickle=allow_pickle, device=device,
+              workers=workers, threads=threads)
 
 
 # ----------------------------------------------------------------------------- pretrain

@@ -46,7 +46,9 @@ from requests; :func:`serve` binds 127.0.0.1 unless told otherwise.
 # annotations at runtime, and the request model is a class local to create_app.
 
 import asyncio
+import json
 import logging
+import os
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -240,13 +242,70 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
 
     @app.get("/healthz", summary="Liveness, with micro-batching counters")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", **asdict(batcher.stats())}
+        worker = getattr(app.state, "worker", None)  # naba serve --workers N: which process answered
+        return {"status": "ok", **asdict(batcher.stats()), **({} if worker is None else {"worker": worker})}
 
     return app
 
 
+WORKER_ENV = "NABA_SERVE_WORKER"  # naba serve --workers N: what each worker process loads (JSON)
+
+
+def _claim_slot(directory: Path, workers: int) -> int:
+    """This worker's index in ``0 .. workers - 1``: the first slot file it creates (a dead worker's slot is taken over)."""
+    for attempt in range(2):
+        for slot in range(workers):
+            path = directory / f"worker-{slot}"
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if attempt == 1 and not _alive(int(path.read_text(encoding="utf-8") or 0)):
+                    path.write_text(str(os.getpid()), encoding="utf-8")  # a restarted worker takes the dead one's slot
+                    return slot
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(str(os.getpid()))
+            return slot
+    return os.getpid() % workers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return pid > 0
+
+
+def worker_device(device: str | None, slot: int) -> str | None:
+    """One model per GPU: under ``auto`` or ``cuda`` with several GPUs, worker ``k`` takes ``cuda:(k mod GPUs)``."""
+    import torch
+
+    name = (device or "auto").strip().lower()
+    if name in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return f"cuda:{slot % torch.cuda.device_count()}"
+    return device
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``naba serve --workers N`` process; uvicorn calls it in each worker (settings in ``NABA_SERVE_WORKER``)."""
+    import torch
+
+    from naba.infer.classifier import Classifier
+
+    spec = json.loads(os.environ[WORKER_ENV])
+    slot = _claim_slot(Path(spec["slots"]), spec["workers"])
+    torch.set_num_threads(spec["threads"])
+    classifier = Classifier.load(spec["model_dir"], spec["precision"], allow_pickle=spec["allow_pickle"],
+                                 device=worker_device(spec["device"], slot))
+    app = create_app(classifier, ServeSettings(**spec["settings"]))
+    app.state.worker = slot
+    return app
+
+
 def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *, precision: str = "fp32", device: str | None = "auto",
-          settings: Optional[ServeSettings] = None, allow_pickle: bool = False) -> None:
+          settings: Optional[ServeSettings] = None, allow_pickle: bool = False, workers: int = 1,
+          threads: Optional[int] = None) -> None:
     """Load a model directory and serve it over HTTP until interrupted (SIGINT/SIGTERM).
 
     Args:
@@ -257,6 +316,10 @@ def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *,
         precision: ``fp32``, ``bf16`` or ``int8``.
         settings: Limits and batching.
         allow_pickle: Allow pickle weights (never needed for naba's own models).
+        workers: Processes sharing the port, each with its own copy of the model (and, with
+            several GPUs, its own GPU: worker ``k`` takes ``cuda:(k mod GPUs)``); the kernel
+            hands each connection to one of them. Micro-batching works within a process.
+        threads: torch threads per process (default: the cores divided among the workers).
 
     Raises:
         ModelDirError: the model directory cannot be loaded.
@@ -269,7 +332,27 @@ def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *,
     settings = settings or ServeSettings()
     if host not in LOOPBACK:
         logger.warning("binding %s: the service has no authentication; anyone who can reach this address can use it", host)
+    if workers < 1:
+        raise NabaError(f"workers: expected 1 or more processes, found {workers}")
+    if threads is None and workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    # Loaded here even with workers: a model that cannot load fails now, with its error, not in a worker restart loop.
     classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)  # type: ignore[arg-type]
-    app = create_app(classifier, settings)
-    # log_config=None: uvicorn's records go through the logging the CLI configured (--quiet, --verbose).
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    if workers == 1:
+        app = create_app(classifier, settings)
+        # log_config=None: uvicorn's records go through the logging the CLI configured (--quiet, --verbose).
+        uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+        return
+    del classifier
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="naba-serve-") as slots:
+        os.environ[WORKER_ENV] = json.dumps({"model_dir": str(model_dir), "precision": precision, "device": device,
+                                             "allow_pickle": allow_pickle, "settings": asdict(settings), "workers": workers,
+                                             "threads": threads, "slots": slots})
+        uvicorn.run("naba.serve.app:worker_app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                    timeout_graceful_shutdown=10)
