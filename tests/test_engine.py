@@ -144,3 +144,22 @@ def test_resume_with_another_config_is_refused(tmp_path: Path, tiny_encoder: Pat
               "or pass --overwrite to start again"
     with pytest.raises(TrainingError, match=re.escape(message)):
         train(config, tmp_path / "model", resume=True, show_progress_bar=False)
+
+
+def test_gradient_checkpointing_auto_turns_on_for_big_batches_of_long_windows(tmp_path: Path, tiny_encoder: Path,
+                                                                              small_data: dict[str, Path]) -> None:
+    from naba.config import NabaConfig
+    from naba.train.trainer import checkpointing_on, training_arguments
+
+    def config(**train) -> NabaConfig:
+        return NabaConfig.model_validate({"tasks": {"topic": {"train": "x.jsonl"}},
+                                          "model": {"base": "b", "window": {"length": 256, "stride": 64, "max_windows": 2}},
+                                          "train": train})
+
+    assert NabaConfig.model_validate({"tasks": {"topic": {"train": "x.jsonl"}}}).train.gradient_checkpointing == "auto"
+    assert checkpointing_on(config(batch_size=16))  # 16 x 2 x 256 = 8,192 tokens: long articles, bench/train_memory.py
+    assert not checkpointing_on(config(batch_size=8))  # 4,096 tokens (the quickstart's batches)
+    assert not checkpointing_on(config(batch_size=16, gradient_checkpointing=False))
+    assert checkpointing_on(config(batch_size=1, gradient_checkpointing=True))
+    args = training_arguments(config(batch_size=16), "topic", tmp_path, 1, False)
+    assert getattr(args, "activation_checkpointing", getattr(args, "gradient_checkpointing", None)) is True

@@ -127,6 +127,9 @@ class ThresholdConfig(_Section):
                                    "classifier's bias")
 
 
+CHECKPOINTING_TOKENS = 8192  # train.gradient_checkpointing: auto turns it on from this many tokens per batch
+
+
 class TrainConfig(_Section):
     """Optimisation settings, shared by the tasks of a run."""
 
@@ -149,7 +152,9 @@ class TrainConfig(_Section):
     early_stopping_patience: int | None = Field(default=3, ge=1)
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    gradient_checkpointing: bool = False
+    # auto: on when one batch can hold CHECKPOINTING_TOKENS or more tokens (batch_size x max_windows x length):
+    # long articles in big batches, where activations dominate memory (bench/RESULTS.md: 8.3 GB -> 3.4-3.6 GB)
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
     group_by_length: bool = Field(default=False, description="batch articles of similar length together: less padding, "
                                   "faster epochs on texts of mixed length, batches a little less random")
     torch_threads: int | None = Field(default=None, ge=1)

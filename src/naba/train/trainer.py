@@ -211,6 +211,17 @@ def _checkpointing_field(arguments: type) -> str:
     return "activation_checkpointing" if "activation_checkpointing" in arguments.__dataclass_fields__ else "gradient_checkpointing"
 
 
+def checkpointing_on(config: NabaConfig) -> bool:
+    """``train.gradient_checkpointing``, with ``auto`` resolved: on when a batch can hold
+    :data:`~naba.config.CHECKPOINTING_TOKENS` or more tokens (``batch_size x max_windows x length``)."""
+    from naba.config import CHECKPOINTING_TOKENS
+
+    setting, window = config.train.gradient_checkpointing, config.model.window
+    if setting == "auto":
+        return config.train.batch_size * window.max_windows * window.length >= CHECKPOINTING_TOKENS
+    return bool(setting)
+
+
 def training_arguments(config: NabaConfig, task: Task, output_dir: Path, eval_steps: int, show: bool) -> Any:
     """``TrainingArguments`` from naba's config: best checkpoint and early stopping on dev macro-F1."""
     import torch
@@ -227,7 +238,7 @@ def training_arguments(config: NabaConfig, task: Task, output_dir: Path, eval_st
         save_steps=eval_steps, save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="macro_f1",
         greater_is_better=True, logging_strategy="steps", logging_steps=cfg.log_every,
         bf16=cfg.mixed_precision == "bf16", fp16=cfg.mixed_precision == "fp16",
-        **{_checkpointing_field(TrainingArguments): cfg.gradient_checkpointing}, report_to=list(cfg.report_to) or "none",
+        **{_checkpointing_field(TrainingArguments): checkpointing_on(config)}, report_to=list(cfg.report_to) or "none",
         disable_tqdm=not show, use_cpu=not torch.cuda.is_available(), remove_unused_columns=False,
         dataloader_num_workers=0, save_only_model=False)
 
@@ -312,6 +323,11 @@ def fit_task(config: NabaConfig, task_data: TaskData, task_dir: Path, state: Any
     steps_per_epoch = max(1, len(sampler) // world // cfg.gradient_accumulation_steps)
     eval_steps = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
 
+    if checkpointing_on(config):
+        window = config.model.window
+        log.info("%s: gradient checkpointing on (%s; batches of up to %d tokens)", task,
+                 "train.gradient_checkpointing: auto" if cfg.gradient_checkpointing == "auto" else "asked for",
+                 cfg.batch_size * window.max_windows * window.length)
     trainer_dir = task_dir / "trainer"
     checkpoint = last_checkpoint(trainer_dir) if resume else None
     if checkpoint is None and state.is_main_process:
