@@ -225,6 +225,7 @@ def _cli(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted_distillation(topic_teacher: Path, tmp_path: Path) -> None:
     settings = DistillSettings(layers=1)
     whole = distill(topic_teacher, tmp_path / "whole", settings, overrides=RESUME_SET, show_progress_bar=False)

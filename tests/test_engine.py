@@ -94,6 +94,7 @@ def test_tensorboard_logs_dev_macro_f1_into_the_model_directory(tmp_path: Path, 
     assert "train/loss" in events.Tags()["scalars"]
 
 
+@pytest.mark.slow
 def test_mlflow_records_a_run_with_dev_macro_f1_offline(tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("mlflow")
@@ -114,6 +115,7 @@ def test_mlflow_records_a_run_with_dev_macro_f1_offline(tmp_path: Path, tiny_enc
     assert run.data.params["learning_rate"] == "0.001"
 
 
+@pytest.mark.slow
 def test_search_runs_trials_and_trains_with_the_best(tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path]) -> None:
     pytest.importorskip("optuna")
     from naba.train.trainer import train

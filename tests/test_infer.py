@@ -249,6 +249,7 @@ def test_predict_refuses_to_clobber_and_unknown_types(clf, tmp_path: Path) -> No
         predict_files(clf, [source], tmp_path / "out.xlsx")
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_output(trained_model: Path, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()]
     source = tmp_path / "in.jsonl"
@@ -329,6 +330,7 @@ def test_report_renders_in_a_real_browser(trained_model: Path, small_data: dict[
     assert pixels.shape[0] >= 2000 and pixels.std() > 0.05  # figures and text, not a blank page
 
 
+@pytest.mark.slow
 def test_two_process_predict_merges_shards_in_input_order(trained_model: Path, tmp_path: Path) -> None:
     source = _input(tmp_path, 30)
     lines = source.read_text(encoding="utf-8").splitlines()

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import task_paths, write_config
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
@@ -26,6 +28,7 @@ def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
     assert proc.poll() is None, "finished before it could be interrupted: " + proc.stderr.read()
 
 
+@pytest.mark.slow
 def test_sigterm_during_training_keeps_the_checkpoints_and_says_resume(tmp_path: Path, tiny_encoder: Path,
                                                                          small_data: dict[str, Path]) -> None:
     config = write_config(tmp_path / "cfg.yaml", tiny_encoder, task_paths(small_data, "topic"),

@@ -165,6 +165,7 @@ def _cli(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted_run(scratch: Path, scratch_config: Path) -> None:
     out = scratch_config.parent / "killed"
     checkpoints = out.with_name(out.name + ".partial") / "trainer"
@@ -379,6 +380,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "already exists; pass --overwrite" in result.output
 
 
+@pytest.mark.slow
 def test_two_process_ddp_pretraining_writes_an_encoder(tmp_path: Path, scratch_config: Path) -> None:
     """Under DDP the loss goes through the wrapped model (gradients synchronise); the output is an ordinary encoder."""
     config = write_pretrain_config(tmp_path / "ddp.yaml", train={"max_steps": 4, "eval_every": 2, "checkpoint_every": None})

@@ -383,6 +383,7 @@ def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_p
     assert "Application shutdown complete" in log_path.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_naba_serve_workers_share_the_port_each_with_its_model(trained_model: Path, tmp_path: Path) -> None:
     import httpx
 
@@ -418,6 +419,7 @@ def test_serve_workers_below_one_is_refused(trained_model: Path) -> None:
     assert result.exit_code == 2 and "--workers" in result.output
 
 
+@pytest.mark.slow
 def test_docs_render_in_a_browser_with_no_network(trained_model: Path, tmp_path: Path) -> None:
     """Headless Chromium, with every host but loopback unresolvable, renders Swagger UI at /docs."""
     import shutil

@@ -116,6 +116,7 @@ def test_long_documents_use_several_windows(tmp_path: Path, tiny_encoder: Path, 
     assert windows["train"] > 3.0 and windows["test"] <= 6.0
 
 
+@pytest.mark.slow
 def test_group_by_length_trains_on_batches_with_less_padding(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from naba.train import engine, trainer
@@ -211,6 +212,7 @@ def _metrics(model: Path) -> dict:
     return read_manifest(model).tasks["topic"].metrics
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(resume_config: Path, uninterrupted: Path) -> None:
     from naba.train.trainer import train
 
@@ -219,6 +221,7 @@ def test_same_seed_same_metrics(resume_config: Path, uninterrupted: Path) -> Non
     assert (uninterrupted / "topic" / "model.safetensors").read_bytes() == (second / "topic" / "model.safetensors").read_bytes()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path, uninterrupted: Path) -> None:
     out = resume_config.parent / "killed"
     checkpoints = out.with_name(out.name + ".partial") / "topic" / "trainer"
@@ -243,6 +246,7 @@ def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path, uninterr
     assert _metrics(out) == _metrics(uninterrupted)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_run_writes_a_valid_model(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
     config = write_config(tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "topic"), train={"max_steps": 4})
     out = tmp_path / "model"
