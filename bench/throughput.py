@@ -101,7 +101,8 @@ def ort_runner(name: str, model_dir: Path, quantized: bool, work: Path, batch_si
     import torch
 
     from naba.encoding import collate
-    from naba.infer.classifier import Classifier, token_batches
+    from naba.encoding import token_batches
+    from naba.infer.classifier import Classifier
 
     clf = Classifier.load(model_dir)
     task = clf.tasks["topic"]
@@ -183,7 +184,7 @@ def main() -> int:
     import torch
 
     from naba.encoding import document_text
-    from naba.infer.classifier import token_batches
+    from naba.encoding import token_batches
     from naba.manifest import read_manifest
 
     if args.threads:

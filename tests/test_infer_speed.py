@@ -12,7 +12,7 @@ from conftest import SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from naba.infer.classifier import token_batches
+from naba.encoding import token_batches
 
 
 @pytest.fixture(scope="module")

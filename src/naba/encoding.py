@@ -10,7 +10,7 @@ max) of its windows' logits, in training and in inference alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,3 +127,71 @@ def pool(window_logits: Any, doc_index: Any, n_docs: int, mode: str = "mean") ->
     total = torch.zeros((n_docs, width), dtype=window_logits.dtype, device=window_logits.device).index_add(0, doc_index, window_logits)
     counts = torch.bincount(doc_index, minlength=n_docs).clamp(min=1).unsqueeze(-1).to(window_logits.dtype)
     return total / counts
+
+
+def token_batches(lengths: Sequence[int], windows: Sequence[int], max_tokens: int) -> Iterator[list[int]]:
+    """Length-sorted batches of document indices, each within a padded-token budget.
+
+    Documents are sorted by token count; a batch grows while
+    ``windows in batch x longest window`` stays within ``max_tokens``, so
+    short articles go many to a batch and long multi-window ones few, and
+    padding is limited to the spread of lengths inside one batch. A document
+    larger than the budget is a batch of its own.
+
+    Args:
+        lengths: Each document's longest window (tokens).
+        windows: Each document's window count.
+        max_tokens: Padded tokens per batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], windows[i]))
+    batch: list[int] = []
+    n_windows = width = 0
+    for i in order:
+        grown_windows, grown_width = n_windows + windows[i], max(width, lengths[i])
+        if batch and grown_windows * grown_width > max_tokens:
+            yield batch
+            batch, grown_windows, grown_width = [], windows[i], lengths[i]
+        batch.append(i)
+        n_windows, width = grown_windows, grown_width
+    if batch:
+        yield batch
+
+
+def pooled_logits(model: Any, docs: Sequence[Sequence[dict[str, list[int]]]], pad_id: int, max_tokens: int, pooling: str, *,
+                  device: Any = None, autocast: Any = None, progress: Any = None) -> Any:
+    """Article logits (window logits pooled per article) as a float32 array, in the order of ``docs``.
+
+    The one scoring loop of training (dev, test, teacher logits) and inference:
+    length-sorted batches within ``max_tokens`` padded tokens
+    (:func:`token_batches`), ``torch.inference_mode``, and on a GPU pinned
+    inputs copied without blocking and ``autocast`` (a dtype, or None for fp32).
+    ``progress`` gets ``update(articles)`` after each batch.
+    """
+    import contextlib
+
+    import numpy as np
+    import torch
+
+    if not docs:
+        return np.zeros((0, 0), dtype=np.float32)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    gpu = device.type == "cuda"
+    lengths = [max((len(w["input_ids"]) for w in doc), default=0) for doc in docs]
+    windows = [len(doc) for doc in docs]
+    out: Any = None
+    context = torch.autocast("cuda", dtype=autocast) if gpu and autocast is not None else contextlib.nullcontext()
+    model.eval()
+    with torch.inference_mode(), context:
+        for chunk in token_batches(lengths, windows, max_tokens):
+            batch = collate([docs[i] for i in chunk], pad_id)
+            inputs = batch.inputs
+            if gpu:  # pinned host memory, copied while the GPU still works on the previous batch
+                inputs = {k: v.pin_memory().to(device, non_blocking=True) for k, v in inputs.items()}
+            doc_index = batch.doc_index.to(device) if gpu else batch.doc_index
+            logits = pool(model(**inputs).logits.float(), doc_index, batch.n_docs, pooling).cpu().numpy()
+            if out is None:
+                out = np.zeros((len(docs), logits.shape[1]), dtype=np.float32)
+            out[chunk] = logits
+            if progress is not None:
+                progress.update(len(chunk))
+    return out

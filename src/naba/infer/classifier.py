@@ -16,12 +16,11 @@ many windows each article took.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from naba.decision import decide
-from naba.encoding import collate, pool, task_windows
+from naba.encoding import pooled_logits, task_windows
 from naba.errors import ModelDirError, NabaError
 from naba.hub import check_local_weights
 from naba.manifest import Manifest, TaskManifest, read_manifest
@@ -241,34 +240,6 @@ def native_bf16() -> bool:
         return False
 
 
-def token_batches(lengths: Sequence[int], windows: Sequence[int], max_tokens: int) -> Iterator[list[int]]:
-    """Length-sorted batches of document indices, each within a padded-token budget.
-
-    Documents are sorted by token count; a batch grows while
-    ``windows in batch x longest window`` stays within ``max_tokens``, so
-    short articles go many to a batch and long multi-window ones few, and
-    padding is limited to the spread of lengths inside one batch. A document
-    larger than the budget is a batch of its own.
-
-    Args:
-        lengths: Each document's longest window (tokens).
-        windows: Each document's window count.
-        max_tokens: Padded tokens per batch.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], windows[i]))
-    batch: list[int] = []
-    n_windows = width = 0
-    for i in order:
-        grown_windows, grown_width = n_windows + windows[i], max(width, lengths[i])
-        if batch and grown_windows * grown_width > max_tokens:
-            yield batch
-            batch, grown_windows, grown_width = [], windows[i], lengths[i]
-        batch.append(i)
-        n_windows, width = grown_windows, grown_width
-    if batch:
-        yield batch
-
-
 @dataclass
 class Prepared:
     """Articles normalised and tokenised by :meth:`Classifier.prepare`, ready for :meth:`Classifier.classify`."""
@@ -381,25 +352,12 @@ class Classifier:
                 progress: Any = None) -> np.ndarray:
         import torch
 
-        out = np.zeros((len(docs), len(task.spec.labels)), dtype=np.float32)
-        lengths = [max((len(w["input_ids"]) for w in doc), default=0) for doc in docs]
-        windows = [len(doc) for doc in docs]
-        gpu = task.device.type == "cuda"
-        autocast = (torch.autocast("cuda", dtype=task.autocast) if gpu and task.autocast is not None
-                    else contextlib.nullcontext())
-        with torch.inference_mode(), autocast:
-            for chunk in token_batches(lengths, windows, batch_size * self.window.length):
-                batch = collate([docs[i] for i in chunk], task.pad_id)
-                inputs = batch.inputs
-                if gpu:  # pinned host memory, copied while the GPU still works on the previous batch
-                    inputs = {k: v.pin_memory().to(task.device, non_blocking=True) for k, v in inputs.items()}
-                doc_index = batch.doc_index.to(task.device) if gpu else batch.doc_index
-                logits = pool(task.model(**inputs).logits.float(), doc_index, batch.n_docs, self.window.pooling)
-                probs = torch.sigmoid(logits) if task.spec.multi_label else torch.softmax(logits, dim=-1)
-                out[chunk] = probs.cpu().numpy()
-                if progress is not None:
-                    progress.update(len(chunk))
-        return out
+        logits = pooled_logits(task.model, docs, task.pad_id, batch_size * self.window.length, self.window.pooling,
+                               device=task.device, autocast=task.autocast, progress=progress)
+        if not len(logits):
+            return np.zeros((0, len(task.spec.labels)), dtype=np.float32)
+        tensor = torch.from_numpy(logits)
+        return (torch.sigmoid(tensor) if task.spec.multi_label else torch.softmax(tensor, dim=-1)).numpy()
 
     def _task_scores(self, task: TaskModel, prepared: Prepared, name: str, batch_size: int,
                      progress: Any = None) -> np.ndarray:

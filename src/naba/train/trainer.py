@@ -34,7 +34,7 @@ import numpy as np
 from naba.config import NabaConfig, save_config
 from naba.data.records import Task, labels_of
 from naba.decision import binarize, choose_prior_correction, class_weights, decide
-from naba.encoding import collate, pool, task_windows
+from naba.encoding import pooled_logits as encoding_logits, task_windows
 from naba.evaluation.metrics import classification_metrics
 from naba.encoder.auto import AUTO, resolve_base
 from naba.errors import ModelDirError
@@ -115,20 +115,10 @@ def _correct_priors(model: Any, task_data: TaskData, dev_docs: list[list[dict]],
 
 
 def pooled_logits(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str) -> np.ndarray:
-    """Article logits (window logits pooled per article), batched by length, in the order of ``docs``."""
-    import torch
-
-    order = sorted(range(len(docs)), key=lambda i: sum(len(w["input_ids"]) for w in docs[i]))
-    out: list[np.ndarray | None] = [None] * len(docs)
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            batch = collate([docs[i] for i in chunk], pad_id)
-            logits = pool(model(**batch.inputs).logits.float(), batch.doc_index, batch.n_docs, pooling)
-            for i, row in zip(chunk, logits.numpy()):
-                out[i] = row
-    return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
+    """Article logits in the order of ``docs``, scored as inference scores them (:func:`naba.encoding.pooled_logits`),
+    in batches of up to ``batch_size`` full windows."""
+    length = max((len(w["input_ids"]) for doc in docs for w in doc), default=1)
+    return encoding_logits(model, docs, pad_id, batch_size * length, pooling)
 
 
 def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str, multi_label: bool) -> np.ndarray:
