@@ -16,9 +16,15 @@ from conftest import task_paths, write_config
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
+def _default_sigint() -> None:
+    # A test run started in the background by a shell (`make test &`, nohup) inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: give the command the default disposition a terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "naba", "-q", *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
