@@ -205,7 +205,7 @@ def distill_task(teacher_dir: Path, config: NabaConfig, settings: DistillSetting
     from naba.manifest import read_manifest
     from naba.sparse import SparseModel
     from naba.train.engine import RunLog
-    from naba.train.trainer import _loss_fn, _targets_matrix, finished_task, fit_task, task_docs, _doc_inputs
+    from naba.train.trainer import doc_inputs, finished_task, fit_task, targets_matrix, task_docs, task_loss
 
     task = task_data.task
     spec = read_manifest(teacher_dir).tasks[task]
@@ -230,16 +230,16 @@ def distill_task(teacher_dir: Path, config: NabaConfig, settings: DistillSetting
 
     docs = task_docs(task_data, tokenizer, config, log)
     extra = unlabeled_records(settings, task_data, config, config.seed)
-    train_docs = docs["train"] + (_doc_inputs(task_data, extra, tokenizer, config) if extra else [])
+    train_docs = docs["train"] + (doc_inputs(task_data, extra, tokenizer, config) if extra else [])
     if extra:
         log.info("%s: %d unlabeled articles (teacher labels only)", task, len(extra))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logits = _teacher_logits(task_dir, teacher, train_docs, pad_id, config, state, log)
     del teacher
-    gold = _targets_matrix(task_data, task_data.splits["train"])
+    gold = targets_matrix(task_data, task_data.splits["train"])
     y = packed_targets(task_data, gold, logits)
     loss = DistillLoss(len(task_data.labels), task_data.multi_label, settings.temperature, settings.alpha,
-                       _loss_fn(task_data, gold, config.train.class_weight))
+                       task_loss(task_data, gold, config.train.class_weight))
     sparse = None
     if spec.hybrid is not None and (source / spec.hybrid["path"]).exists():
         sparse = SparseModel.load(source / spec.hybrid["path"])
@@ -278,7 +278,7 @@ def distill(teacher: str | Path, output: str | Path, settings: DistillSettings |
     from naba.manifest import read_manifest
     from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
     from naba.train.engine import TrainingError
-    from naba.train.trainer import _assemble, _changed_keys, _same_config
+    from naba.train.trainer import assemble, changed_keys, check_same_config
 
     settings = settings or DistillSettings()
     teacher_dir, out = Path(teacher), Path(output)
@@ -308,12 +308,12 @@ def distill(teacher: str | Path, output: str | Path, settings: DistillSettings |
                               "or --overwrite to discard it and start again")
     record = {"teacher": str(teacher_dir), "teacher_created": manifest.created, **settings.model_dump()}
     if resume:
-        _same_config(config, work)
+        check_same_config(config, work)
         saved = work / SETTINGS_FILE
         if saved.exists():
             before = json.loads(saved.read_text(encoding="utf-8"))
             if before != record:
-                changed = ", ".join(sorted(_changed_keys(before, record))[:5])
+                changed = ", ".join(sorted(changed_keys(before, record))[:5])
                 raise TrainingError(f"{work}: was started with other distillation settings (differs in {changed}); "
                                     "resume with the same options, or pass --overwrite to start again")
     state = PartialState(cpu=not torch.cuda.is_available())
@@ -329,7 +329,7 @@ def distill(teacher: str | Path, output: str | Path, settings: DistillSettings |
     for task, task_data in prepared.items():
         entries[task], done[task] = distill_task(teacher_dir, config, settings, task_data, work, state, resume, show_progress_bar)
     if state.is_main_process:
-        _assemble(config, entries, work, out, extra={"base_model": manifest.base_model,
+        assemble(config, entries, work, out, extra={"base_model": manifest.base_model,
                                                      "distilled_from": {**record, "tasks": done}})
     state.wait_for_everyone()
     return out

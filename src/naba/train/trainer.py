@@ -55,13 +55,13 @@ logger = logging.getLogger(__name__)
 TASKS: tuple[Task, ...] = ("topic", "stance")
 
 
-def _doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
+def doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
     """Records to windows, as inference makes them (:func:`naba.encoding.task_windows`)."""
     return task_windows(task_data.task, tokenizer, records, config.model.window, config.normalization,
                         config.model.include_title)
 
 
-def _targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.ndarray:
+def targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.ndarray:
     gold = [labels_of(r, task_data.task) for r in records]
     if task_data.multi_label:
         return binarize(gold, task_data.labels).astype(np.float32)
@@ -69,7 +69,7 @@ def _targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.nd
     return np.array([index[g[0]] for g in gold], dtype=np.int64)
 
 
-def _loss_fn(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
+def task_loss(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
     """BCE with positive weights (multi-label) or cross-entropy with class weights."""
     import torch
 
@@ -101,13 +101,13 @@ def _correct_priors(model: Any, task_data: TaskData, dev_docs: list[list[dict]],
     """
     import torch
 
-    weights = class_weights(_targets_matrix(task_data, task_data.splits["train"]), len(task_data.labels),
+    weights = class_weights(targets_matrix(task_data, task_data.splits["train"]), len(task_data.labels),
                             config.train.class_weight)
     head = output_layer(model, len(task_data.labels))
     if weights is None or head is None or not dev_docs:
         return 0.0
     probabilities = _predict_scores(model, dev_docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, False)
-    alpha = choose_prior_correction(probabilities, _targets_matrix(task_data, task_data.splits["dev"]), np.log(weights))
+    alpha = choose_prior_correction(probabilities, targets_matrix(task_data, task_data.splits["dev"]), np.log(weights))
     if alpha:
         with torch.no_grad():
             head.bias -= torch.tensor(alpha * np.log(weights), dtype=head.bias.dtype)
@@ -258,9 +258,9 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
     torch.manual_seed(config.seed)  # the classification head's initial weights
     model, tokenizer = _load_model(config, task_data)
     docs = task_docs(task_data, tokenizer, config, log)
-    y = _targets_matrix(task_data, task_data.splits["train"])
+    y = targets_matrix(task_data, task_data.splits["train"])
     return fit_task(config, task_data, task_dir, state, resume, show_progress_bar, log, model, tokenizer, docs,
-                    docs["train"], y, _loss_fn(task_data, y, config.train.class_weight))
+                    docs["train"], y, task_loss(task_data, y, config.train.class_weight))
 
 
 def finished_task(task_dir: Path, resume: bool) -> dict[str, Any] | None:
@@ -274,9 +274,9 @@ def finished_task(task_dir: Path, resume: bool) -> dict[str, Any] | None:
 def task_docs(task_data: TaskData, tokenizer: Any, config: NabaConfig, log: RunLog) -> dict[str, list[list[dict]]]:
     """Every split (and the generated unrelated stance pairs) as windows, the way inference makes them."""
     task = task_data.task
-    docs = {name: _doc_inputs(task_data, records, tokenizer, config) for name, records in task_data.splits.items()}
+    docs = {name: doc_inputs(task_data, records, tokenizer, config) for name, records in task_data.splits.items()}
     for name, pairs in task_data.unrelated_pairs.items():
-        docs[f"{name}_unrelated"] = _doc_inputs(task_data, pairs, tokenizer, config)
+        docs[f"{name}_unrelated"] = doc_inputs(task_data, pairs, tokenizer, config)
     if task_data.unrelated:
         log.info("%s: %s unrelated pairs labelled %r (ratio %s)", task,
                  ", ".join(f"{n} {split}" for split, n in task_data.unrelated["pairs"].items()),
@@ -333,7 +333,7 @@ def fit_task(config: NabaConfig, task_data: TaskData, task_dir: Path, state: Any
     trainer = ArticleTrainer(
         model=model, args=training_arguments(config, task, trainer_dir, eval_steps, show),
         train_dataset=ArticleDataset(train_docs, y),
-        eval_dataset=ArticleDataset(docs["dev"], _targets_matrix(task_data, task_data.splits["dev"])),
+        eval_dataset=ArticleDataset(docs["dev"], targets_matrix(task_data, task_data.splits["dev"])),
         data_collator=collator(pad_id), processing_class=tokenizer, loss_fn=loss_fn, pooling=config.model.window.pooling,
         sampler=sampler, dev_metrics=dev_metrics, param_groups=_parameter_groups(config),
         callbacks=[run_log] + ([EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []))
@@ -479,7 +479,7 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
             searched = search(config, search_trials, out.with_name(out.name + ".search"), train)
         config = apply(config, searched["best"]["params"])
     if resume:
-        _same_config(config, work)
+        check_same_config(config, work)
     set_seed(config.seed)
     created = not work.exists()
     if state.is_main_process:
@@ -500,12 +500,12 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
             shutil.rmtree(work, ignore_errors=True)
         raise
     if state.is_main_process:
-        _assemble(config, entries, work, out, searched)
+        assemble(config, entries, work, out, searched)
     state.wait_for_everyone()
     return out
 
 
-def _same_config(config: NabaConfig, work: Path) -> None:
+def check_same_config(config: NabaConfig, work: Path) -> None:
     """Refuse to resume ``work`` with another config than the one it was started with (the output path aside)."""
     from naba.config import load_config
 
@@ -516,18 +516,18 @@ def _same_config(config: NabaConfig, work: Path) -> None:
     before.pop("output_dir", None)
     now.pop("output_dir", None)
     if before != now:
-        changed = sorted(_changed_keys(before, now))
+        changed = sorted(changed_keys(before, now))
         raise TrainingError(f"{work}: was started with another config (differs in {', '.join(changed[:5])}); resume with the "
                             "same config and --set options, or pass --overwrite to start again")
 
 
-def _changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+def changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        return [k for key in sorted(set(a) | set(b)) for k in _changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+        return [k for key in sorted(set(a) | set(b)) for k in changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
     return [prefix.rstrip(".")] if a != b else []
 
 
-def _assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path,
+def assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path,
               searched: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
     """Build the final directory next to ``out`` and rename it into place (``extra``: more manifest fields)."""
     from naba import __version__
