@@ -101,3 +101,18 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, 
     d = tmp_path_factory.mktemp("run")
     cfg = load_config(write_config(d / "cfg.yaml", tiny_encoder, task_paths(small_data, "topic", "stance")))
     return train(cfg, d / "model", show_progress_bar=False)
+
+
+def kill_at_checkpoint(proc, checkpoints: Path, step: int, what: str, poll: float = 0.05) -> None:
+    """SIGKILL ``proc`` once ``checkpoints`` holds a complete ``checkpoint-N`` with N >= ``step`` (at most 120 s)."""
+    import signal
+    import time
+
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if any(int(p.parent.name.split("-")[-1]) >= step for p in checkpoints.glob("checkpoint-*/trainer_state.json")):
+            break
+        time.sleep(poll)
+    assert proc.poll() is None, f"{what} finished before it could be killed: " + proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SAMPLE, task_paths, write_config
+from conftest import SAMPLE, kill_at_checkpoint, task_paths, write_config
 from naba.errors import ModelDirError
 from naba.manifest import read_manifest
 from naba.train.distill import DistillLoss, DistillSettings, distill, kept_layers, make_student, packed_targets
@@ -233,14 +231,7 @@ def test_kill_and_resume_matches_uninterrupted_distillation(topic_teacher: Path,
     checkpoints = tmp_path / "killed.partial" / "topic" / "trainer"
     options = [x for s in RESUME_SET for x in ("--set", s)]
     proc = _cli("distill", str(topic_teacher), "-o", str(out), "--layers", "1", "--no-progress", *options)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if any(int(p.parent.name.split("-")[-1]) >= 10 for p in checkpoints.glob("checkpoint-*/trainer_state.json")):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "distillation finished before it could be killed: " + proc.stderr.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at_checkpoint(proc, checkpoints, 10, "distillation", poll=0.05)
     assert not out.exists()
 
     changed = _cli("distill", str(topic_teacher), "-o", str(out), "--layers", "1", "--temperature", "3", "--resume",

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, SAMPLE, task_paths, write_config
+from conftest import ROOT, SAMPLE, kill_at_checkpoint, task_paths, write_config
 from naba.config import ConfigError, load_pretrain_config
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
@@ -170,14 +168,7 @@ def test_kill_and_resume_matches_uninterrupted_run(scratch: Path, scratch_config
     out = scratch_config.parent / "killed"
     checkpoints = out.with_name(out.name + ".partial") / "trainer"
     proc = _cli("pretrain", str(scratch_config), "-o", str(out), "--no-progress")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if any(int(p.parent.name.split("-")[-1]) >= 12 for p in checkpoints.glob("checkpoint-*/trainer_state.json")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "pretraining finished before it could be killed: " + proc.stderr.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at_checkpoint(proc, checkpoints, 12, "pretraining", poll=0.02)
     assert not out.exists()
     resumed = _cli("pretrain", str(scratch_config), "-o", str(out), "--resume", "--no-progress")
     stdout, stderr = resumed.communicate(timeout=300)

@@ -6,15 +6,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import subset, task_paths, write_config
+from conftest import kill_at_checkpoint, subset, task_paths, write_config
 from naba.config import load_config
 from naba.errors import ModelDirError
 from naba.manifest import read_manifest
@@ -226,14 +224,7 @@ def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path, uninterr
     out = resume_config.parent / "killed"
     checkpoints = out.with_name(out.name + ".partial") / "topic" / "trainer"
     proc = _cli("train", str(resume_config), "-o", str(out), "--no-progress")
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if any(int(p.parent.name.split("-")[-1]) >= 10 for p in checkpoints.glob("checkpoint-*/trainer_state.json")):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at_checkpoint(proc, checkpoints, 10, "training", poll=0.05)
     assert not out.exists()
     with pytest.raises(ModelDirError):
         read_manifest(out)
