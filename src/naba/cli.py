@@ -118,6 +118,11 @@ def _user_errors(interrupted: Callable[[], str] = lambda: "nothing was written")
         raise typer.Exit(code=143 if terminated else 130) from None
 
 
+def _overrides(set_: list[str] | None, allow_pickle: bool) -> list[str]:
+    """The --set overrides of train/pretrain, with --allow-pickle as the config key it stands for."""
+    return [*(set_ or []), *(["model.allow_pickle=true"] if allow_pickle else [])]
+
+
 def _train_left(out: Callable[[], Path | None]) -> Callable[[], str]:
     """What an interrupted ``naba train``/``pretrain`` left: checkpoints to resume from, or a work directory to discard."""
 
@@ -369,10 +374,7 @@ def train_command(
     with _user_errors(_train_left(lambda: resolved[0] if resolved else None)):
         from naba.config import load_config
 
-        overrides = list(set_ or [])
-        if allow_pickle:
-            overrides.append("model.allow_pickle=true")
-        cfg = load_config(config, overrides)
+        cfg = load_config(config, _overrides(set_, allow_pickle))
         resolved.append(Path(output or cfg.output_dir))
         _quiet_libraries()
         from naba.train.trainer import train
@@ -711,10 +713,7 @@ def pretrain_command(
     with _user_errors(_train_left(lambda: resolved[0] if resolved else None)):
         from naba.config import load_pretrain_config
 
-        overrides = list(set_ or [])
-        if allow_pickle:
-            overrides.append("model.allow_pickle=true")
-        cfg = load_pretrain_config(config, overrides)
+        cfg = load_pretrain_config(config, _overrides(set_, allow_pickle))
         resolved.append(Path(output or cfg.output_dir))
         _quiet_libraries()
         from naba.train.pretrain import PRETRAIN_FILE, pretrain
