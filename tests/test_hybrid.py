@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import task_paths, write_config
-from naba.blend import TIE, blend, choose_blend
+from naba.blend import TIE, blend, choose_blend, choose_gate, gate, hybrid_scores
 
 runner = CliRunner()
 TEXTS = ["أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة", "ارتفعت أسعار النفط في الأسواق العالمية",
@@ -59,6 +59,34 @@ def test_choose_blend_keeps_the_simpler_on_ties_and_blends_complementary_parts()
     # A gain below the tie margin keeps the encoder.
     scores = iter([0.70] + [0.70 + TIE / 2] * 20)
     assert choose_blend(perfect, noise, gold, False, lambda p: next(scores))["choice"] == "encoder"
+
+
+def test_the_relevance_gate_lets_the_encoders_neutral_verdict_stand() -> None:
+    encoder = np.array([[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10]], dtype=np.float32)
+    blended = np.array([[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10]], dtype=np.float32)
+    np.testing.assert_array_equal(gate(blended, encoder, 0.8, 2), np.stack([encoder[0], blended[1], blended[2]]))
+    np.testing.assert_array_equal(gate(blended, encoder, 0.5, 2), np.stack([encoder[0], encoder[1], blended[2]]))
+    margins = np.log(blended)
+    record = {"weight": 0.0, "temperature": 1.0, "relevance_gate": {"label": "none", "threshold": 0.8}}
+    got = hybrid_scores(encoder, margins, record, ["against", "favor", "none"], False)
+    np.testing.assert_allclose(got, np.stack([encoder[0], blended[1], blended[2]]), rtol=1e-5)
+    np.testing.assert_allclose(hybrid_scores(encoder, margins, {**record, "relevance_gate": None}, ["against", "favor", "none"],
+                                             False), blended, rtol=1e-5)
+
+
+def test_choose_gate_gates_only_what_the_encoder_knows_and_keeps_no_gate_on_ties() -> None:
+    # 100 real pairs the blend gets right (none of them neutral), then 50 unrelated pairs (gold: neutral, column 2) that
+    # the blend calls favor; the encoder is sure of those (0.85) and unsure elsewhere (neutral 0.55 on 10 real pairs).
+    gold = np.r_[np.arange(100) % 2, np.full(50, 2)]
+    blended = np.r_[np.eye(3)[np.arange(100) % 2] * 0.9 + 0.05, np.tile([0.1, 0.8, 0.1], (50, 1))]
+    encoder = np.tile([0.4, 0.3, 0.3], (150, 1))
+    encoder[100:] = [0.05, 0.10, 0.85]
+    encoder[:10] = [0.25, 0.20, 0.55]
+    threshold, scores = choose_gate(blended, encoder, 2, _macro_f1(gold))
+    assert threshold == 0.8  # 0.9 gates nothing; 0.8 gates the 50 unrelated pairs; 0.5 would also gate 10 real ones
+    assert scores == {"ungated": round(_macro_f1(gold)(blended), 4), "gated": 1.0}
+    # An encoder that knows nothing of relevance: no gate.
+    assert choose_gate(blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold))[0] is None
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +171,7 @@ def test_naba_blend_adds_a_hybrid_to_an_existing_directory(encoder_only: Path, s
     result = _cli("blend", model)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == f"wrote {model}"
-    assert re.match(r"topic: (encoder|sparse|blend).*; dev macro-F1 encoder \d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
+    assert re.match(r"topic: (the encoder alone|the sparse n-gram model alone|a blend \(encoder weight [\d.]+, sparse temperature [\d.]+\)); dev macro-F1 encoder \d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
                     result.output.splitlines()[0])
     after = json.loads((model / "naba.json").read_text(encoding="utf-8"))["tasks"]["topic"]
     assert after["hybrid"]["path"] == "sparse" and (model / "topic" / "sparse" / "weights.safetensors").exists()
@@ -209,5 +237,52 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
                for name, records in (("dev", data.splits["dev"]), ("dev_unrelated", data.unrelated_pairs["dev"]))}
     hybrid = Hybrid.fit(data, encoder, config)
     assert seen == [real]
-    assert hybrid.record["chosen_on"] == "dev and its generated unrelated pairs"
     assert set(hybrid.scores) == {"dev", "dev_unrelated"}
+    # The blend is chosen on the real dev pairs alone.
+    assert hybrid.record["dev_macro_f1"]["hybrid"] == round(max(hybrid.record["dev_macro_f1"].values()), 4)
+    if hybrid.record["choice"] == "encoder":
+        assert "relevance_gate" not in hybrid.record
+    else:
+        assert hybrid.record["chosen_on"] == "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
+    # An encoder sure that every generated pair is unrelated and unsure of every real one: the gate keeps its verdict.
+    none = data.labels.index("none")
+    unsure = np.full((len(data.splits["dev"]), len(data.labels)), 0.8 / (len(data.labels) - 1))
+    unsure[:, none] = 0.2
+    sure = np.full((len(data.unrelated_pairs["dev"]), len(data.labels)), 0.05 / (len(data.labels) - 1))
+    sure[:, none] = 0.95
+    hybrid = Hybrid.fit(data, {"dev": unsure, "dev_unrelated": sure}, config)
+    assert hybrid.record["choice"] != "encoder"
+    gated = hybrid.record["relevance_gate"]
+    assert gated["label"] == "none" and gated["threshold"] == 0.9
+    assert gated["dev_macro_f1"]["gated"] > gated["dev_macro_f1"]["ungated"]
+    assert (hybrid.scores["dev_unrelated"].argmax(axis=1) == none).all()
+    np.testing.assert_allclose(hybrid.scores["dev"], hybrid.apply(unsure, data.splits["dev"]), rtol=1e-6)
+
+
+def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path) -> None:
+    from naba.evaluation.report import evaluate_model
+    from naba.infer.classifier import Classifier
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
+    stance = manifest["tasks"]["stance"]
+    # Every pair gated (threshold 0): the hybrid's scores are the encoder's, whatever the blend.
+    stance["hybrid"] = {**stance["hybrid"], "choice": "sparse", "weight": 0.0,
+                        "relevance_gate": {"label": "none", "threshold": 0.0}}
+    (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    clf = Classifier.load(model)
+    assert clf.tasks["stance"].runs_encoder  # a sparse choice with a gate still reads the encoder
+    articles = [{"text": t, "target": "الطاقة النووية"} for t in TEXTS]
+    parts = clf.part_scores(articles, "stance")
+    np.testing.assert_allclose(parts["hybrid"], parts["encoder"], rtol=1e-6)
+    labels = clf.tasks["stance"].spec.labels
+    got = np.array([[r["stance"][0]["scores"][label] for label in labels] for r in clf.predict(articles, tasks=["stance"])])
+    np.testing.assert_allclose(got, parts["encoder"], atol=2e-6)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"id": f"a{i}", **a, "stance": "none"}, ensure_ascii=False) + "\n"
+                            for i, a in enumerate(articles)), encoding="utf-8")
+    metrics = evaluate_model(model, data, tmp_path / "report", task="stance", show_progress_bar=False)
+    assert "where the encoder's 'none' is at least 0 its verdict (not about the target) stands" in (
+        tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert metrics["parts"]["hybrid"]["macro_f1"] == metrics["parts"]["encoder"]["macro_f1"]

@@ -3,8 +3,12 @@
 ``blend`` mixes calibrated log-probabilities (single-label) or logits
 (multi-label): ``w x encoder + (1 - w) x sparse / T``; ``w = 1`` is the encoder
 alone, ``w = 0`` the sparse model alone. ``choose_blend`` picks ``w`` and ``T``
-on dev. Training, ``naba blend``, inference and evaluation all use these two
-functions, so the choice made on dev is the decision every door applies.
+on dev. A stance model trained with unrelated pairs may add a relevance gate
+(``choose_gate``): where the encoder gives the neutral label at least the
+gate's probability, its verdict ("not about this target") stands, because the
+sparse part, a linear n-gram model, cannot learn relevance. Training, ``naba
+blend``, inference and evaluation all decide through :func:`hybrid_scores`, so
+the choice made on dev is the decision every door applies.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 
 WEIGHTS = (0.25, 0.5, 0.75)  # the encoder's share in a blend
 TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # sparse margins are divided by T before the softmax/sigmoid
+GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # the encoder's neutral probability from which its relevance verdict stands
 _EPS = 1e-7
 # Dev macro-F1 differences below half a point are ties (kept by the simpler candidate): with 15 candidates scored
 # on a dev split of a few hundred examples, smaller gains are noise (on ANS a +0.3 dev gain cost 3 points on test).
@@ -90,3 +95,55 @@ def choose_blend(encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, mul
     return {"choice": name, "weight": w, "temperature": t, "sparse_temperature": sparse_t,
             "dev_macro_f1": {"encoder": round(scores["encoder"], 4), "sparse": round(scores["sparse"], 4),
                              "hybrid": round(best_score, 4)}}
+
+
+def gate(blended: np.ndarray, encoder: np.ndarray, threshold: float, neutral: int) -> np.ndarray:
+    """Rows where the encoder gives class ``neutral`` at least ``threshold`` take the encoder's probabilities."""
+    rows = encoder[:, neutral] >= threshold
+    out = blended.astype(np.float32, copy=True)
+    out[rows] = encoder[rows]
+    return out
+
+
+def hybrid_scores(encoder: np.ndarray | None, margins: np.ndarray | None, record: dict[str, Any], labels: list[str],
+                  multi_label: bool) -> np.ndarray:
+    """A hybrid's probabilities from its parts, as ``record`` (naba.json's ``hybrid``) says: the blend, then the gate."""
+    scores = blend(encoder, margins, record["weight"], record["temperature"], multi_label)
+    relevance = record.get("relevance_gate")
+    if relevance:
+        scores = gate(scores, encoder, relevance["threshold"], labels.index(relevance["label"]))
+    return scores
+
+
+def choose_gate(blended: np.ndarray, encoder: np.ndarray, neutral: int,
+                score: Callable[[np.ndarray], float]) -> tuple[float | None, dict[str, float]]:
+    """No gate, or the threshold of :data:`GATES` with the best ``score``; ties (within :data:`TIE`) keep the fewer gated rows.
+
+    Args:
+        blended: The chosen blend's probabilities on dev and its generated unrelated pairs.
+        encoder: The encoder's probabilities on the same rows.
+        neutral: The neutral label's column.
+        score: Macro-F1 of a probability matrix on those rows (unrelated pairs gold neutral).
+
+    Returns:
+        The threshold (None: no gate) and ``{"ungated", "gated"}`` scores.
+    """
+    best, best_score = None, score(blended)
+    ungated = best_score
+    for threshold in GATES:  # fewest gated rows first
+        value = score(gate(blended, encoder, threshold, neutral))
+        if value > best_score + TIE:
+            best, best_score = threshold, value
+    return best, {"ungated": round(ungated, 4), "gated": round(best_score, 4)}
+
+
+def describe(record: dict[str, Any]) -> str:
+    """What a hybrid decides with, in words (model card, evaluation report, ``naba blend``)."""
+    how = (f"a blend (encoder weight {record['weight']:g}, sparse temperature {record['temperature']:g})"
+           if record["choice"] == "blend" else "the encoder alone" if record["choice"] == "encoder"
+           else "the sparse n-gram model alone")
+    relevance = record.get("relevance_gate")
+    if relevance:
+        how += (f", where the encoder's '{relevance['label']}' is at least {relevance['threshold']:g} its verdict "
+                "(not about the target) stands")
+    return how

@@ -601,15 +601,14 @@ def blend_command(
     with _user_errors():
         _quiet_libraries()
         _torch_threads(threads)
+        from naba.blend import describe
         from naba.train.hybrid import blend_model
 
         fitted = blend_model(model, train=train, dev=dev, task=task.value if task else None, allow_pickle=allow_pickle)
     for name, result in fitted.items():
         record, metrics = result["hybrid"], result["metrics"]
         dev_f1 = record["dev_macro_f1"]
-        choice = record["choice"] + (f" (encoder weight {record['weight']}, temperature {record['temperature']})"
-                                     if record["choice"] == "blend" else "")
-        typer.echo(f"{name}: {choice}; dev macro-F1 encoder {dev_f1['encoder']:.4f}, sparse {dev_f1['sparse']:.4f}, "
+        typer.echo(f"{name}: {describe(record)}; dev macro-F1 encoder {dev_f1['encoder']:.4f}, sparse {dev_f1['sparse']:.4f}, "
                    f"hybrid {dev_f1['hybrid']:.4f}")
         if "test" in metrics:
             parts = metrics["parts"]

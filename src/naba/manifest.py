@@ -48,7 +48,7 @@ class TaskManifest(BaseModel):
     unrelated: dict[str, Any] | None = None
     # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it
     precision_agreement: dict[str, float] = {}
-    # the hybrid chosen on dev ({choice, weight, temperature, dev_macro_f1, path}); None: the encoder alone
+    # the hybrid chosen on dev ({choice, weight, temperature, dev_macro_f1, path, relevance_gate}); None: the encoder alone
     hybrid: dict[str, Any] | None = None
     metrics: dict[str, Any] = {}
 
@@ -153,7 +153,8 @@ def write_decision_rule(spec: TaskManifest, task_dir: Path) -> None:
         "hybrid": ({k: v for k, v in spec.hybrid.items() if k != "part_thresholds"} | {
             "formula": "multi-label: sigmoid(w * logit(p_encoder) + (1 - w) * margins / T); single-label: "
                        "softmax(w * log p_encoder + (1 - w) * log_softmax(margins / T)); margins from the sparse model "
-                       "in the hybrid's path; w = weight, T = temperature"} if spec.hybrid else None),
+                       "in the hybrid's path; w = weight, T = temperature; relevance_gate (stance): where "
+                       "p_encoder(label) >= threshold, p_encoder stands"} if spec.hybrid else None),
         "see": "naba.json in the parent directory, and README.md here",
     }
     path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")

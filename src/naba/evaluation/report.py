@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from naba.atomic import atomic_dir
+from naba.blend import describe
 from naba.data.readers import read_rows
 from naba.data.records import Task, labels_of, load_records, unknown_labels
 from naba.data.writers import dumps
@@ -328,7 +329,7 @@ def _parts_lines(metrics: dict[str, Any]) -> list[str]:
     if not parts:
         return []
     h = metrics["hybrid"]
-    lines = ["", "## Hybrid: what each part brings", "", f"Chosen on dev: {_choice(h)}.", "",
+    lines = ["", "## Hybrid: what each part brings", "", f"Chosen on dev: {describe(h)}.", "",
              "| | encoder | sparse n-grams | hybrid |", "|---|---|---|---|"]
     for key, name in (("macro_f1", "macro-F1"), ("accuracy", "accuracy")):
         lines.append(f"| {name} | " + " | ".join(f"{parts[p][key]:.4f}" for p in ("encoder", "sparse", "hybrid")) + " |")
@@ -337,10 +338,6 @@ def _parts_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _choice(h: dict[str, Any]) -> str:
-    if h["choice"] == "blend":
-        return f"a blend, encoder weight {h['weight']:g}, sparse temperature {h['temperature']:g}"
-    return "the encoder alone" if h["choice"] == "encoder" else "the sparse model alone"
 
 
 def _relevance_lines(metrics: dict[str, Any]) -> list[str]:
@@ -393,7 +390,7 @@ def _parts_html(metrics: dict[str, Any]) -> str:
     rows += "".join(f"<tr><td>F1 {esc(label)}</td>" + "".join(f"<td>{parts[p]['per_class_f1'][label]:.4f}</td>"
                                                                 for p in ("encoder", "sparse", "hybrid")) + "</tr>"
                     for label in metrics["labels"])
-    return (f"<h2>Hybrid: what each part brings</h2><p>Chosen on dev: {esc(_choice(metrics['hybrid']))}.</p>"
+    return (f"<h2>Hybrid: what each part brings</h2><p>Chosen on dev: {esc(describe(metrics['hybrid']))}.</p>"
             f"<table><tr><th></th><th>encoder</th><th>sparse n-grams</th><th>hybrid</th></tr>{rows}</table>")
 
 

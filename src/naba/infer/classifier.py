@@ -97,7 +97,8 @@ class TaskModel:
 
     @property
     def runs_encoder(self) -> bool:
-        return self.spec.hybrid is None or self.spec.hybrid["choice"] != "sparse"
+        h = self.spec.hybrid
+        return h is None or h["choice"] != "sparse" or bool(h.get("relevance_gate"))  # the gate reads the encoder
 
     @property
     def sparse(self) -> Any:
@@ -362,16 +363,15 @@ class Classifier:
     def _task_scores(self, task: TaskModel, prepared: Prepared, name: str, batch_size: int,
                      progress: Any = None) -> np.ndarray:
         """A task's probabilities: the encoder's, the sparse part's, or the hybrid's blend (what the model chose on dev)."""
-        from naba.blend import blend
+        from naba.blend import hybrid_scores
 
         encoder = self._scores(task, prepared.docs[name], batch_size, progress) if name in prepared.docs else None
         if not task.runs_sparse:
             return encoder
         if encoder is None and progress is not None:
             progress.update(len(prepared.sparse[name]))
-        hybrid = task.spec.hybrid
-        return blend(encoder, task.sparse.margins(prepared.sparse[name]), hybrid["weight"], hybrid["temperature"],
-                     task.spec.multi_label)
+        return hybrid_scores(encoder, task.sparse.margins(prepared.sparse[name]), task.spec.hybrid, task.spec.labels,
+                             task.spec.multi_label)
 
     def encoder_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> np.ndarray:
         """The encoder's probabilities for one task (stance: records with their own ``target``), whatever the hybrid."""
@@ -393,7 +393,7 @@ class Classifier:
         Raises:
             NabaError: the task is not a hybrid; a stance article has no target.
         """
-        from naba.blend import blend
+        from naba.blend import blend, hybrid_scores
 
         spec = self.tasks[task].spec
         if spec.hybrid is None:
@@ -408,7 +408,7 @@ class Classifier:
         encoder = self._scores(self.tasks[task], prepared.docs[task], batch_size)
         margins = self.tasks[task].sparse.margins(prepared.sparse[task])
         return {"encoder": encoder, "sparse": blend(None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label),
-                "hybrid": blend(encoder, margins, spec.hybrid["weight"], spec.hybrid["temperature"], spec.multi_label)}
+                "hybrid": hybrid_scores(encoder, margins, spec.hybrid, spec.labels, spec.multi_label)}
 
     def selected_tasks(self, tasks: Sequence[str] | str | None) -> list[str]:
         """The tasks to run: ``tasks`` (names, or one comma-separated string) checked against the model's; default: all.

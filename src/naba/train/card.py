@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from naba.blend import describe
 from naba.manifest import Manifest
 
 
@@ -116,9 +117,7 @@ def model_card(manifest: Manifest) -> str:
                          "the loss taken back out of the decision; already in the classifier's bias")
         if task.hybrid:
             h, parts = task.hybrid, task.metrics.get("parts", {})
-            how = (f"a blend (encoder weight {h['weight']:g}, sparse temperature {h['temperature']:g})" if h["choice"] == "blend"
-                   else "the encoder alone" if h["choice"] == "encoder" else "the sparse n-gram model alone")
-            lines.append(f"  - hybrid: naba decides with {how}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
+            lines.append(f"  - hybrid: naba decides with {describe(h)}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
                          f"(`{task.path}/{h['path']}/`) and their blends" + (
                              "; test macro-F1 encoder {:.4f}, sparse {:.4f}, hybrid {:.4f}".format(
                                  *(parts[p]["test"]["macro_f1"] for p in ("encoder", "sparse", "hybrid")))
