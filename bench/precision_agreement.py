@@ -23,6 +23,7 @@ def main() -> int:
     parser.add_argument("data", nargs="+", help="TASK=FILE (topic or stance, a labelled split)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="score at most this many rows per file")
+    parser.add_argument("--skip-bf16", action="store_true", help="bf16 is emulated (slow) on CPUs without native bf16")
     args = parser.parse_args()
     import naba.infer.classifier as classifier_module
     from naba.data.records import labels_of, load_records
@@ -31,6 +32,8 @@ def main() -> int:
 
     runs = [("fp32", "fp32", False), ("bf16", "bf16", False), ("int8 (every task)", "int8", True),
             ("int8 (as naba runs it)", "int8", False)]
+    if args.skip_bf16:
+        runs = [run for run in runs if run[1] != "bf16"]
     print("| task | data | precision | runs in | label agreement with fp32 | macro-F1 | articles/s vs fp32 |")
     print("|---|---|---|---|---|---|---|")
     for item in args.data:

@@ -610,6 +610,10 @@ def blend_command(
         dev_f1 = record["dev_macro_f1"]
         typer.echo(f"{name}: {describe(record)}; dev macro-F1 encoder {dev_f1['encoder']:.4f}, sparse {dev_f1['sparse']:.4f}, "
                    f"hybrid {dev_f1['hybrid']:.4f}")
+        if record.get("relevance_gate"):
+            gated = record["relevance_gate"]["dev_macro_f1"]
+            typer.echo(f"{name}: relevance gate: dev macro-F1 with its unrelated pairs {gated['ungated']:.4f} without it, "
+                       f"{gated['gated']:.4f} with it")
         if "test" in metrics:
             parts = metrics["parts"]
             typer.echo(f"{name} test: macro-F1 encoder {parts['encoder']['test']['macro_f1']:.4f}, sparse "

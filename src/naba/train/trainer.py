@@ -371,6 +371,7 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     """
     from transformers import AutoModelForSequenceClassification
 
+    from naba.blend import describe
     from naba.train.hybrid import Hybrid, decide_and_score
 
     task = task_data.task
@@ -385,9 +386,11 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
                for name in docs if name in ("dev", "test", "dev_unrelated", "test_unrelated")}
     hybrid = Hybrid.fit(task_data, encoder, config, sparse) if config.model.hybrid or sparse is not None else None
     if hybrid is not None:
-        log.info("%s: hybrid chosen on dev: %s (encoder weight %s, temperature %s); dev macro-F1 encoder %.4f, sparse %.4f, "
-                 "hybrid %.4f", task, hybrid.record["choice"], hybrid.record["weight"], hybrid.record["temperature"],
-                 *hybrid.record["dev_macro_f1"].values())
+        log.info("%s: hybrid chosen on dev: %s; dev macro-F1 encoder %.4f, sparse %.4f, hybrid %.4f", task,
+                 describe(hybrid.record), *hybrid.record["dev_macro_f1"].values())
+        if hybrid.record.get("relevance_gate"):
+            log.info("%s: relevance gate chosen on dev and its unrelated pairs: macro-F1 %.4f without it, %.4f with it",
+                     task, *hybrid.record["relevance_gate"]["dev_macro_f1"].values())
     thresholds, metrics = decide_and_score(task_data, encoder, config, hybrid)
     if thresholds:
         log.info("%s: thresholds tuned on dev: %s", task, thresholds)
