@@ -35,11 +35,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
-    from naba.config import NabaConfig
     from naba.data.records import load_records
     from naba.infer.classifier import Classifier
     from naba.sparse import SparseModel
-    from naba.train.data import load_task_data
+    from naba.train.data import load_task_data, recorded_config
 
     scores, costs = [], []
     for item in args.models:
@@ -59,7 +58,7 @@ def main() -> int:
         choice = h["choice"] + (f" (w {h['weight']:g}, T {h['temperature']:g})" if h["choice"] == "blend" else "")
         scores.append([name, task, *(f"{test[p]['macro_f1']:.3f} / {test[p]['accuracy']:.3f}" for p in test), choice,
                        f"{100 * (test['hybrid']['macro_f1'] - better):+.1f}"])
-        config = NabaConfig.model_validate(clf.manifest.training_config)
+        config = recorded_config(clf.manifest)
         train = load_task_data(config, task).splits["train"]  # real pairs only: the unrelated ones add a third at most
         started = time.perf_counter()
         SparseModel(task, spec.labels, spec.multi_label, clf.manifest.normalization).fit(train)
