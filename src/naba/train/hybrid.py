@@ -137,12 +137,12 @@ class Hybrid:
         unrelated = len(encoder.get("dev_unrelated", [])) if task_data.unrelated else 0
         if unrelated and not multi and record["choice"] != "encoder":
             label = task_data.unrelated["label"]
-            both = ["dev", "dev_unrelated"]
-            blended = blend(np.concatenate([encoder[n] for n in both]), np.concatenate([margins[n] for n in both]),
-                            record["weight"], record["temperature"], multi)
-            threshold, scores = choose_gate(blended, np.concatenate([encoder[n] for n in both]),
-                                            task_data.labels.index(label), scorer(dev_gold + [[label]] * unrelated))
-            record["relevance_gate"] = {"label": label, "threshold": threshold, "dev_macro_f1": scores} if threshold else None
+            both = np.concatenate([encoder["dev"], encoder["dev_unrelated"]])
+            blended = blend(both, np.concatenate([margins["dev"], margins["dev_unrelated"]]), record["weight"],
+                            record["temperature"], multi)
+            threshold, gate_f1 = choose_gate(blended, both, task_data.labels.index(label),
+                                             scorer(dev_gold + [[label]] * unrelated))
+            record["relevance_gate"] = {"label": label, "threshold": threshold, "dev_macro_f1": gate_f1} if threshold else None
             record["chosen_on"] = "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
         scores = {name: hybrid_scores(encoder[name], margins[name], record, task_data.labels, multi) for name in encoder}
         own = {name: blend(None, m, 0.0, record["sparse_temperature"], multi) for name, m in margins.items()}
