@@ -82,11 +82,52 @@ def test_choose_gate_gates_only_what_the_encoder_knows_and_keeps_no_gate_on_ties
     encoder = np.tile([0.4, 0.3, 0.3], (150, 1))
     encoder[100:] = [0.05, 0.10, 0.85]
     encoder[:10] = [0.25, 0.20, 0.55]
-    threshold, scores = choose_gate(blended, encoder, 2, _macro_f1(gold))
-    assert threshold == 0.8  # 0.9 gates nothing; 0.8 gates the 50 unrelated pairs; 0.5 would also gate 10 real ones
+    chosen, scores = choose_gate(blended, encoder, 2, _macro_f1(gold))
+    assert chosen == {"source": "encoder", "threshold": 0.8}  # 0.9 gates nothing; 0.8 the 50 unrelated pairs; 0.5 also 10 real
     assert scores == {"ungated": round(_macro_f1(gold)(blended), 4), "gated": 1.0}
     # An encoder that knows nothing of relevance: no gate.
     assert choose_gate(blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold))[0] is None
+    # A detector that knows (0.75 on the unrelated pairs, 0.6 on 20 real ones, no answer on 10): its gate at 0.7 ties the
+    # encoder's at 0.8 (both perfect, both gate 50 rows): the encoder, first of the sources, is kept.
+    detector = np.r_[np.full(10, np.nan), np.full(20, 0.6), np.full(70, 0.05), np.full(50, 0.75)]
+    chosen, _ = choose_gate(blended, encoder, 2, _macro_f1(gold), detector, ("encoder", "sparse", "either"))
+    assert chosen == {"source": "encoder", "threshold": 0.8}
+    # Without the encoder's source (it chose the encoder alone, or knows nothing): the detector, above its 20 unsure rows.
+    chosen, scores = choose_gate(blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold), detector, ("sparse", "either"))
+    assert chosen == {"source": "sparse", "threshold": 0.7} and scores["gated"] == 1.0
+
+
+def test_the_detectors_gate_moves_its_share_to_the_neutral_label_and_abstains_on_nan() -> None:
+    encoder = np.array([[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10], [0.6, 0.3, 0.1]], dtype=np.float32)
+    blended = np.array([[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10], [0.2, 0.7, 0.1]], dtype=np.float32)
+    unrelated = np.array([0.2, 0.9, 0.7, np.nan], dtype=np.float32)
+    got = gate(blended, encoder, 0.7, 2, "sparse", unrelated)
+    np.testing.assert_allclose(got, [blended[0], 0.1 * blended[1] + [0, 0, 0.9], 0.3 * blended[2] + [0, 0, 0.7], blended[3]],
+                               rtol=1e-6)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+    assert list(got.argmax(axis=1)) == [0, 2, 2, 1]
+    # either: the encoder's verdicts first (row 0), then the detector's among the rest (rows 1 and 2)
+    either = gate(blended, encoder, 0.7, 2, "either", unrelated)
+    np.testing.assert_allclose(either, np.stack([encoder[0], got[1], got[2], blended[3]]), rtol=1e-6)
+    record = {"choice": "sparse", "weight": 0.0, "temperature": 1.0,
+              "relevance_gate": {"label": "none", "threshold": 0.7, "source": "sparse"}}
+    np.testing.assert_allclose(hybrid_scores(None, np.log(blended), record, ["against", "favor", "none"], False, unrelated),
+                               got, rtol=1e-5)
+
+
+def test_what_a_hybrids_decision_reads() -> None:
+    from naba.blend import reads
+
+    def hybrid(choice: str, source: str | None) -> dict:
+        return {"choice": choice, "relevance_gate": {"label": "none", "threshold": 0.5, "source": source} if source else None}
+    assert reads(None) == (True, False)
+    assert reads(hybrid("encoder", None)) == (True, False)
+    assert reads(hybrid("sparse", None)) == (False, True)
+    assert reads(hybrid("sparse", "encoder")) == (True, True)
+    assert reads(hybrid("sparse", "sparse")) == (False, True)  # the detector is in the sparse part: no encoder at all
+    assert reads(hybrid("encoder", "sparse")) == (True, True)
+    assert reads(hybrid("blend", "either")) == (True, True)
+    assert reads({"choice": "sparse", "relevance_gate": {"label": "none", "threshold": 0.5}}) == (True, True)  # before sources
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +324,46 @@ def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path
     data.write_text("".join(json.dumps({"id": f"a{i}", **a, "stance": "none"}, ensure_ascii=False) + "\n"
                             for i, a in enumerate(articles)), encoding="utf-8")
     metrics = evaluate_model(model, data, tmp_path / "report", task="stance", show_progress_bar=False)
-    assert "where the encoder's 'none' is at least 0 its verdict (not about the target) stands" in (
+    assert "and where the encoder's 'none' is at least 0, 'none' (not about the target)" in (
         tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert metrics["parts"]["hybrid"]["macro_f1"] == metrics["parts"]["encoder"]["macro_f1"]
+
+
+def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encoder(trained_model: Path, tmp_path: Path) -> None:
+    from naba.evaluation.report import evaluate_model
+    from naba.infer.classifier import Classifier
+    from naba.sparse import DETECTOR_MIN_PAIRS, SparseModel
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    # A detector that knows one target's vocabulary, written into the model's sparse part.
+    sparse = SparseModel.load(model / "stance" / "sparse")
+    nuclear = [{"text": f"{TEXTS[0]} رقم {i}", "target": "الطاقة النووية"} for i in range(DETECTOR_MIN_PAIRS)]
+    others = [{"text": f"{t} رقم {i}", "target": "الطاقة النووية"} for t in TEXTS[1:] for i in range(DETECTOR_MIN_PAIRS)]
+    sparse.fit_detector(nuclear, others, nuclear[:3], others[:3]).save(model / "stance" / "sparse")
+    manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
+    stance = manifest["tasks"]["stance"]
+    stance["hybrid"] = {**stance["hybrid"], "choice": "sparse", "weight": 0.0,
+                        "relevance_gate": {"label": "none", "threshold": 0.5, "source": "sparse"}}
+    (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    clf = Classifier.load(model)
+    assert not clf.tasks["stance"].runs_encoder and clf.tasks["stance"].runs_sparse
+    articles = [{"text": t, "target": "الطاقة النووية"} for t in TEXTS] + [{"text": TEXTS[1], "target": "هدف لم يدرب عليه"}]
+    labels = clf.tasks["stance"].spec.labels
+    none = labels.index("none")
+    unrelated = sparse.unrelated_probability(articles)
+    assert unrelated[0] < 0.5 < min(unrelated[1:3]) and np.isnan(unrelated[3])
+    own = blend(None, sparse.margins(articles), 0.0, stance["hybrid"]["temperature"], False)
+    expected = own.copy()
+    expected[1:3] *= 1 - unrelated[1:3, None]
+    expected[1:3, none] += unrelated[1:3]
+    got = np.array([[r["stance"][0]["scores"][label] for label in labels] for r in clf.predict(articles, tasks=["stance"])])
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    assert [r["stance"][0]["label"] for r in clf.predict(articles[1:3], tasks=["stance"])] == ["none", "none"]
+    np.testing.assert_allclose(clf.part_scores(articles, "stance")["hybrid"], expected, atol=2e-6)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"id": f"a{i}", **a, "stance": "none"}, ensure_ascii=False) + "\n"
+                            for i, a in enumerate(articles)), encoding="utf-8")
+    evaluate_model(model, data, tmp_path / "report", task="stance", show_progress_bar=False)
+    assert "and where the sparse relevance detector's 'not about the target' is at least 0.5, 'none' (not about the target)" in (
+        tmp_path / "report" / "report.md").read_text(encoding="utf-8")

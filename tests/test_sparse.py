@@ -102,3 +102,67 @@ def test_a_stance_model_saved_before_the_relevance_columns_still_loads(tmp_path:
     loaded = SparseModel.load(tmp_path / "sparse")
     assert not loaded.relevance
     np.testing.assert_array_equal(loaded.margins(train), model.margins(train))
+
+
+def _shifted(pairs: list[dict], targets: list[str]) -> list[dict]:
+    """Each text with the next of ``targets`` after its own: pairs about another target."""
+    return [{"text": r["text"], "target": targets[(targets.index(r["target"]) + 1) % len(targets)]} for r in pairs]
+
+
+def test_the_relevance_detector_learns_each_targets_vocabulary_and_abstains_elsewhere(tmp_path: Path) -> None:
+    from naba.sparse import DETECTOR_MIN_PAIRS
+
+    vocab = {"الطاقة النووية": "المفاعل اليورانيوم الإشعاع المحطة التخصيب", "كرة القدم": "المباراة الهدف الفريق الملعب الحكم",
+             "التضخم": "الأسعار الفائدة البنك العملة الرواتب"}
+    targets = list(vocab)
+    rng = np.random.default_rng(0)
+
+    def pairs(n: int) -> list[dict]:  # texts that never name their target, only its vocabulary
+        return [{"text": " ".join(rng.permutation(vocab[t].split())[:3]) + " في هذا الأسبوع", "target": t, "stance": "favor"}
+                for t in targets for _ in range(n)]
+    train, dev, test = pairs(DETECTOR_MIN_PAIRS), pairs(4), pairs(4)
+    rare = [{"text": "نص عن الطقس", "target": "الطقس", "stance": "none"}] * (DETECTOR_MIN_PAIRS - 1)  # too few pairs to answer for
+    model = SparseModel("stance", ["favor", "none"], False).fit(train + rare)
+    assert model.detector is None and np.isnan(model.unrelated_probability(test)).all()  # not fitted yet
+    model.fit_detector(train + rare, _shifted(train, targets), dev, _shifted(dev, targets))
+    assert model.detector["targets"] == sorted(targets) and model.detector["C"] in (1.0, 10.0, 100.0)
+    related, unrelated = model.unrelated_probability(test), model.unrelated_probability(_shifted(test, targets))
+    assert related.max() < 0.5 < unrelated.min()
+    # A target it was not trained on (or had too few pairs of): no answer, not a guess.
+    assert np.isnan(model.unrelated_probability([{"text": "المباراة الهدف", "target": "السياحة"},
+                                                  {"text": "نص عن الطقس", "target": "الطقس"}])).all()
+    model.save(tmp_path / "sparse")
+    loaded = SparseModel.load(tmp_path / "sparse")
+    np.testing.assert_array_equal(loaded.unrelated_probability(test), related)
+    assert loaded.detector == model.detector
+    # Damaged detector weights are refused, with what to do.
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(tmp_path / "sparse" / "weights.safetensors"))
+    tensors["detector.index"] = tensors["detector.index"] + 10**9
+    save_file(tensors, str(tmp_path / "sparse" / "weights.safetensors"))
+    with pytest.raises(ModelDirError, match=re.escape(f"{tmp_path / 'sparse'}: the relevance detector's weights do not match "
+                                                      "its vocabulary; refit it with `naba blend`")):
+        SparseModel.load(tmp_path / "sparse")
+
+
+def test_no_relevance_detector_without_a_target_to_answer_for_or_unrelated_pairs() -> None:
+    train = [{"text": f"نص رقم {i} عن النفط", "target": f"ادعاء {i}", "stance": ("favor", "none")[i % 2]}
+             for i in range(30)]  # every claim once
+    model = SparseModel("stance", ["favor", "none"], False).fit(train)
+    assert model.fit_detector(train, _shifted(train, [r["target"] for r in train]), train[:5], train[5:10]).detector is None
+    same = [{**r, "target": "النفط"} for r in train]
+    assert model.fit_detector(same, [], same[:5], []).detector is None
+
+
+def test_the_relevance_detector_on_the_sample_split() -> None:
+    train, dev, test = (_rows(SAMPLE / "stance" / f"{s}.jsonl") for s in ("train", "dev", "test"))
+    targets = sorted({r["target"] for r in train if sum(x["target"] == r["target"] for x in train) >= 10})
+    keep = [r for r in train if r["target"] in targets]
+    model = SparseModel("stance", sorted({r["stance"] for r in train}), False).fit(train)
+    model.fit_detector(train, _shifted(keep, targets), [r for r in dev if r["target"] in targets],
+                       _shifted([r for r in dev if r["target"] in targets], targets))
+    test = [r for r in test if r["target"] in targets]
+    related, unrelated = model.unrelated_probability(test), model.unrelated_probability(_shifted(test, targets))
+    # short articles that often never name their target: far apart on average, not perfectly
+    assert np.mean(unrelated) > np.mean(related) + 0.5, (np.mean(unrelated), np.mean(related))  # 0.84 vs 0.15 here

@@ -4,11 +4,16 @@
 (multi-label): ``w x encoder + (1 - w) x sparse / T``; ``w = 1`` is the encoder
 alone, ``w = 0`` the sparse model alone. ``choose_blend`` picks ``w`` and ``T``
 on dev. A stance model trained with unrelated pairs may add a relevance gate
-(``choose_gate``): where the encoder gives the neutral label at least the
-gate's probability, its verdict ("not about this target") stands, because the
-sparse part, a linear n-gram model, cannot learn relevance. Training, ``naba
-blend``, inference and evaluation all decide through :func:`hybrid_scores`, so
-the choice made on dev is the decision every door applies.
+(``choose_gate``): the blend answers "which stance", the gate "is this text
+about the target at all". Its source is the encoder (where it gives the
+neutral label at least the gate's probability, its verdict stands), the
+sparse relevance detector (:meth:`naba.sparse.SparseModel.fit_detector`: where
+its probability u of "not about the target" reaches the gate, the row becomes
+``u x neutral + (1 - u) x blend``), or either. The blend's sparse part cannot
+learn relevance (its text features are the same whatever the target). Training,
+``naba blend``, inference and evaluation all decide through
+:func:`hybrid_scores`, so the choice made on dev is the decision every door
+applies.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import numpy as np
 
 WEIGHTS = (0.25, 0.5, 0.75)  # the encoder's share in a blend
 TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # sparse margins are divided by T before the softmax/sigmoid
-GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # the encoder's neutral probability from which its relevance verdict stands
+GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # the probability of "not about the target" from which a relevance verdict stands
+SOURCES = ("encoder", "sparse", "either")  # who gives it: the encoder's neutral label, the sparse detector, or either
 _EPS = 1e-7
 # Dev macro-F1 differences below half a point are ties (kept by the simpler candidate): with 15 candidates scored
 # on a dev split of a few hundred examples, smaller gains are noise (on ANS a +0.3 dev gain cost 3 points on test).
@@ -97,43 +103,81 @@ def choose_blend(encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, mul
                              "hybrid": round(best_score, 4)}}
 
 
-def gate(blended: np.ndarray, encoder: np.ndarray, threshold: float, neutral: int) -> np.ndarray:
-    """Rows where the encoder gives class ``neutral`` at least ``threshold`` take the encoder's probabilities."""
-    rows = encoder[:, neutral] >= threshold
+def gate(blended: np.ndarray, encoder: np.ndarray | None, threshold: float, neutral: int, source: str = "encoder",
+         unrelated: np.ndarray | None = None) -> np.ndarray:
+    """The blend with the relevance verdicts of ``source`` applied.
+
+    ``encoder``: rows where the encoder gives class ``neutral`` at least
+    ``threshold`` take the encoder's probabilities. ``sparse``: rows where the
+    detector's ``unrelated`` probability u (NaN: no answer) reaches it become
+    ``u x neutral + (1 - u) x blend``. ``either``: the encoder's rows first, then
+    the detector's among the rest.
+    """
     out = blended.astype(np.float32, copy=True)
-    out[rows] = encoder[rows]
+    taken = np.zeros(len(out), dtype=bool)
+    if source in ("encoder", "either"):
+        taken = encoder[:, neutral] >= threshold
+        out[taken] = encoder[taken]
+    if source in ("sparse", "either"):
+        u = np.nan_to_num(np.asarray(unrelated, dtype=np.float32), nan=0.0)
+        rows = (u >= threshold) & ~taken
+        out[rows] *= 1 - u[rows, None]
+        out[rows, neutral] += u[rows]
     return out
 
 
+def reads(record: dict[str, Any] | None) -> tuple[bool, bool]:
+    """Whether a task's decision reads (its encoder, its sparse part): ``record`` is naba.json's ``hybrid`` (None: no hybrid)."""
+    if record is None:
+        return True, False
+    relevance = record.get("relevance_gate")
+    source = relevance.get("source", "encoder") if relevance else None
+    return (record["choice"] != "sparse" or source in ("encoder", "either"),
+            record["choice"] != "encoder" or source in ("sparse", "either"))
+
+
 def hybrid_scores(encoder: np.ndarray | None, margins: np.ndarray | None, record: dict[str, Any], labels: list[str],
-                  multi_label: bool) -> np.ndarray:
-    """A hybrid's probabilities from its parts, as ``record`` (naba.json's ``hybrid``) says: the blend, then the gate."""
+                  multi_label: bool, unrelated: np.ndarray | None = None) -> np.ndarray:
+    """A hybrid's probabilities from its parts, as ``record`` (naba.json's ``hybrid``) says: the blend, then the gate.
+
+    Args:
+        unrelated: The sparse detector's probabilities of "not about the target" (needed by a gate whose source reads it).
+    """
     scores = blend(encoder, margins, record["weight"], record["temperature"], multi_label)
     relevance = record.get("relevance_gate")
     if relevance:
-        scores = gate(scores, encoder, relevance["threshold"], labels.index(relevance["label"]))
+        scores = gate(scores, encoder, relevance["threshold"], labels.index(relevance["label"]),
+                      relevance.get("source", "encoder"), unrelated)
     return scores
 
 
-def choose_gate(blended: np.ndarray, encoder: np.ndarray, neutral: int,
-                score: Callable[[np.ndarray], float]) -> tuple[float | None, dict[str, float]]:
-    """No gate, or the threshold of :data:`GATES` with the best ``score``; ties (within :data:`TIE`) keep the fewer gated rows.
+def choose_gate(blended: np.ndarray, encoder: np.ndarray | None, neutral: int, score: Callable[[np.ndarray], float],
+                unrelated: np.ndarray | None = None, sources: tuple[str, ...] = ("encoder",)) -> tuple[dict[str, Any] | None, dict[str, float]]:
+    """No gate, or the source x threshold with the best ``score``; ties (within :data:`TIE`) keep the fewer gated rows.
 
     Args:
         blended: The chosen blend's probabilities on dev and its generated unrelated pairs.
-        encoder: The encoder's probabilities on the same rows.
+        encoder: The encoder's probabilities on the same rows (sources ``encoder``, ``either``).
         neutral: The neutral label's column.
         score: Macro-F1 of a probability matrix on those rows (unrelated pairs gold neutral).
+        unrelated: The sparse detector's probabilities on the same rows (sources ``sparse``, ``either``).
+        sources: The sources to try, of :data:`SOURCES`.
 
     Returns:
-        The threshold (None: no gate) and ``{"ungated", "gated"}`` scores.
+        ``{"source", "threshold"}`` (None: no gate) and ``{"ungated", "gated"}`` scores.
     """
+    candidates = []
+    for source in sources:
+        for threshold in GATES:
+            gated = gate(blended, encoder, threshold, neutral, source, unrelated)
+            changed = int(np.sum(np.any(gated != blended, axis=1)))
+            candidates.append((changed, SOURCES.index(source), -threshold, source, threshold, gated))
     best, best_score = None, score(blended)
     ungated = best_score
-    for threshold in GATES:  # fewest gated rows first
-        value = score(gate(blended, encoder, threshold, neutral))
+    for changed, _, _, source, threshold, gated in sorted(candidates, key=lambda c: c[:3]):  # fewest gated rows first
+        value = score(gated)
         if value > best_score + TIE:
-            best, best_score = threshold, value
+            best, best_score = {"source": source, "threshold": threshold}, value
     return best, {"ungated": round(ungated, 4), "gated": round(best_score, 4)}
 
 
@@ -144,6 +188,9 @@ def describe(record: dict[str, Any]) -> str:
            else "the sparse n-gram model alone")
     relevance = record.get("relevance_gate")
     if relevance:
-        how += (f", where the encoder's '{relevance['label']}' is at least {relevance['threshold']:g} its verdict "
-                "(not about the target) stands")
+        source = relevance.get("source", "encoder")
+        who = {"encoder": f"the encoder's '{relevance['label']}'",
+               "sparse": "the sparse relevance detector's 'not about the target'",
+               "either": f"the encoder's '{relevance['label']}' or the sparse relevance detector's 'not about the target'"}[source]
+        how += f", and where {who} is at least {relevance['threshold']:g}, '{relevance['label']}' (not about the target)"
     return how

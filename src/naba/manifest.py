@@ -153,8 +153,10 @@ def write_decision_rule(spec: TaskManifest, task_dir: Path) -> None:
         "hybrid": ({k: v for k, v in spec.hybrid.items() if k != "part_thresholds"} | {
             "formula": "multi-label: sigmoid(w * logit(p_encoder) + (1 - w) * margins / T); single-label: "
                        "softmax(w * log p_encoder + (1 - w) * log_softmax(margins / T)); margins from the sparse model "
-                       "in the hybrid's path; w = weight, T = temperature; relevance_gate (stance): where "
-                       "p_encoder(label) >= threshold, p_encoder stands"} if spec.hybrid else None),
+                       "in the hybrid's path; w = weight, T = temperature; relevance_gate (stance), by its source: encoder: "
+                       "where p_encoder(label) >= threshold, p_encoder stands; sparse: where the sparse relevance "
+                       "detector's u = p(not about the target) >= threshold, u * onehot(label) + (1 - u) * the blend; "
+                       "either: the encoder's rows, then the detector's"} if spec.hybrid else None),
         "see": "naba.json in the parent directory, and README.md here",
     }
     path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -6,10 +6,19 @@ the text joined, plus how much of the target the text mentions) or one-vs-rest l
 sparse part of a hybrid model (:mod:`naba.train.hybrid`) and the TF-IDF
 baseline of ``naba evaluate``: one implementation.
 
-On disk (``TASK/sparse/``): ``sparse.json`` (settings and label order),
-``vocabulary.json`` (n-gram -> column, per feature block) and
-``weights.safetensors`` (idf per block, weights and bias per label). Loading
-builds the vectorizers from these; nothing is unpickled.
+A stance model trained with unrelated pairs also gets a **relevance
+detector** (:meth:`SparseModel.fit_detector`): whether a text is about a
+target at all, learned from the real pairs against the generated ones, one
+linear model over the text's n-grams per trained target (features crossed
+with the target), so it knows each target's vocabulary, not only its name.
+It answers for the targets it was trained on (at least
+:data:`DETECTOR_MIN_PAIRS` real pairs) and abstains (NaN) for any other.
+
+On disk (``TASK/sparse/``): ``sparse.json`` (settings and label order; the
+detector's targets), ``vocabulary.json`` (n-gram -> column, per feature block)
+and ``weights.safetensors`` (idf per block, weights and bias per label; the
+detector's non-zero weights). Loading builds the vectorizers from these;
+nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ MAX_FEATURES = 300_000
 # features of their own: shares of the target's words and character 4-grams found in the text, and
 # whether nothing of the target is there.
 RELEVANCE = ("target_words_in_text", "target_4grams_in_text", "no_target_word_in_text")
+DETECTOR_MIN_PAIRS = 10  # real training pairs a target needs for the relevance detector to answer for it
+DETECTOR_C = (1.0, 10.0, 100.0)  # the detector's inverse regularisation, chosen by dev log-loss
 
 
 ARTICLES = ("وال", "بال", "كال", "فال", "لل", "ال")  # the article and the particles fused with it
@@ -108,6 +119,9 @@ class SparseModel:
         self.vectorizers: dict[str, Any] = {}
         self.weights = np.zeros((len(self.labels), 0), dtype=np.float32)
         self.bias = np.zeros(len(self.labels), dtype=np.float32)
+        self.detector: dict[str, Any] | None = None  # {"targets", "C", "dev_log_loss"}; weights below
+        self.detector_weights = np.zeros((0, 0), dtype=np.float32)  # (targets, text features): the crossed weights
+        self.detector_bias = np.zeros(0, dtype=np.float32)  # per target (the intercept included)
 
     def texts(self, records: list[dict[str, Any]] | list[str]) -> list[str]:
         return [sparse_text(r, self.task, self.normalization, self.include_title) for r in records]
@@ -176,6 +190,99 @@ class SparseModel:
             return [[self.labels[int(j)]] for j in margins.argmax(axis=1)]
         return [[self.labels[j] for j in np.flatnonzero(row >= 0)] or [self.labels[int(row.argmax())]] for row in margins]
 
+    # ------------------------------------------------------------------------- relevance detector
+
+    def _text_features(self, records: list[dict[str, Any]]) -> Any:
+        """The n-gram blocks of the text alone (no target), by the same vectorizers."""
+        from scipy.sparse import hstack
+
+        texts = [document_text(r["text"], self.normalization) for r in records]
+        return hstack([v.transform(texts) for v in self.vectorizers.values()]).tocsr()
+
+    def _target_ids(self, records: list[dict[str, Any]], targets: list[str]) -> np.ndarray:
+        index = {t: i for i, t in enumerate(targets)}
+        return np.array([index.get(document_text(r["target"], self.normalization), -1) for r in records], dtype=np.int64)
+
+    @staticmethod
+    def _crossed(text: Any, ids: np.ndarray, n_targets: int) -> Any:
+        """Each row's text features moved into its target's block, then a one-hot of the target (rows of other targets: empty)."""
+        from scipy.sparse import csr_matrix, hstack
+
+        coo, width = text.tocoo(), text.shape[1]
+        keep = ids[coo.row] >= 0
+        crossed = csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep] + width * ids[coo.row[keep]])),
+                             shape=(text.shape[0], width * n_targets))
+        known = np.flatnonzero(ids >= 0)
+        onehot = csr_matrix((np.ones(len(known), dtype=np.float32), (known, ids[known])), shape=(text.shape[0], n_targets))
+        return hstack([crossed, onehot]).tocsr()
+
+    def fit_detector(self, related: list[dict[str, Any]], unrelated: list[dict[str, Any]],
+                     dev_related: list[dict[str, Any]], dev_unrelated: list[dict[str, Any]]) -> SparseModel:
+        """Learn whether a text is about a target: real pairs against generated unrelated ones (stance, after :meth:`fit`).
+
+        One logistic regression over the text's n-grams crossed with the
+        target, so each target with :data:`DETECTOR_MIN_PAIRS` real training
+        pairs gets its own weights; regularisation chosen on dev by class-balanced
+        log-loss. No target qualifies, or no unrelated pairs: no detector.
+        """
+        from collections import Counter
+
+        from sklearn.linear_model import LogisticRegression
+
+        counts = Counter(document_text(r["target"], self.normalization) for r in related)
+        targets = sorted(t for t, n in counts.items() if n >= DETECTOR_MIN_PAIRS)
+        self.detector = None
+        if not targets or not unrelated:
+            return self
+
+        def rows(pairs: list[dict[str, Any]]) -> tuple[Any, np.ndarray]:
+            ids = self._target_ids(pairs, targets)
+            return self._crossed(self._text_features(pairs), ids, len(targets)), ids
+
+        train, ids = rows(related + unrelated)
+        y = np.r_[np.zeros(len(related)), np.ones(len(unrelated))]
+        train, y = train[ids >= 0], y[ids >= 0]  # pairs of other targets: nothing to learn from
+        if len(set(y)) < 2:
+            return self
+        dev, dev_ids = rows(dev_related + dev_unrelated)
+        dev_y = np.r_[np.zeros(len(dev_related)), np.ones(len(dev_unrelated))]
+        best = None
+        for c in DETECTOR_C:
+            model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=2000, random_state=0).fit(train, y)
+            loss = None
+            answered = dev_ids >= 0
+            if answered.any() and len(set(dev_y[answered])) == 2:
+                p = np.clip(model.predict_proba(dev[answered])[:, 1], 1e-7, 1 - 1e-7)
+                gold = dev_y[answered]
+                loss = float(-(np.mean(np.log(1 - p[gold == 0])) + np.mean(np.log(p[gold == 1]))) / 2)
+            if best is None or (loss is not None and loss < best[0] - 1e-4):
+                best = (loss if loss is not None else np.inf, c, model)
+        loss, c, model = best
+        width = (train.shape[1] - len(targets)) // len(targets)  # the text features per target
+        coef = model.coef_[0].astype(np.float32)
+        self.detector_weights = coef[: width * len(targets)].reshape(len(targets), width)
+        self.detector_bias = (coef[width * len(targets):] + model.intercept_[0]).astype(np.float32)
+        self.detector = {"targets": targets, "C": c, "dev_log_loss": None if not np.isfinite(loss) else round(loss, 4),
+                         "min_pairs": DETECTOR_MIN_PAIRS}
+        return self
+
+    def unrelated_probability(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """The detector's probability that each (target, text) pair is not about its target; NaN where it does not answer
+        (a target it was not trained on, or no detector)."""
+        out = np.full(len(records), np.nan, dtype=np.float32)
+        if self.detector is None or not records:
+            return out
+        ids = self._target_ids(records, self.detector["targets"])
+        known = np.flatnonzero(ids >= 0)
+        if len(known):
+            text = self._text_features([records[i] for i in known])
+            logits = self.detector_bias[ids[known]].astype(np.float64)
+            for t in np.unique(ids[known]):  # each target's rows against its own weights
+                rows = np.flatnonzero(ids[known] == t)
+                logits[rows] += text[rows] @ self.detector_weights[t]
+            out[known] = 1 / (1 + np.exp(-logits))
+        return out
+
     # ------------------------------------------------------------------------- files
 
     def save(self, directory: Path) -> None:
@@ -188,11 +295,16 @@ class SparseModel:
                 "normalization": self.normalization.model_dump(),
                 "blocks": {name: {**BLOCKS[name], "ngram_range": list(BLOCKS[name]["ngram_range"]),
                                   "features": len(v.vocabulary_)} for name, v in self.vectorizers.items()},
-                "classifier": "one-vs-rest logistic regression" if self.multi_label else "linear SVM (class-balanced)"}
+                "classifier": "one-vs-rest logistic regression" if self.multi_label else "linear SVM (class-balanced)",
+                "detector": self.detector}
         (directory / "sparse.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         vocab = {name: {term: int(i) for term, i in v.vocabulary_.items()} for name, v in self.vectorizers.items()}
         (directory / "vocabulary.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         tensors = {f"idf.{name}": np.asarray(v.idf_, dtype=np.float32) for name, v in self.vectorizers.items()}
+        if self.detector is not None:  # mostly zeros (a target's block holds only the n-grams seen with it): kept sparse
+            flat = self.detector_weights.ravel()
+            index = np.flatnonzero(flat)
+            tensors |= {"detector.index": index.astype(np.int64), "detector.value": flat[index], "detector.bias": self.detector_bias}
         save_file({**tensors, "weights": self.weights, "bias": self.bias}, str(directory / "weights.safetensors"))
 
     @classmethod
@@ -224,7 +336,20 @@ class SparseModel:
             vectorizer.idf_ = tensors[f"idf.{name}"]
             model.vectorizers[name] = vectorizer
         model.weights, model.bias = tensors["weights"], tensors["bias"]
-        width = sum(len(vocab[name]) for name in BLOCKS) + (len(RELEVANCE) if model.relevance else 0)
+        text_width = sum(len(vocab[name]) for name in BLOCKS)
+        width = text_width + (len(RELEVANCE) if model.relevance else 0)
         if model.weights.shape != (len(model.labels), width):
             raise ModelDirError(f"{directory}: the sparse weights do not match its vocabulary; refit it with `naba blend`")
+        detector = meta.get("detector")
+        if detector:  # files written before the relevance detector have none
+            n = len(detector["targets"])
+            index, value = tensors.get("detector.index"), tensors.get("detector.value")
+            if index is None or value is None or len(tensors.get("detector.bias", [])) != n or (
+                    len(index) and (index.min() < 0 or index.max() >= n * text_width)) or len(index) != len(value):
+                raise ModelDirError(f"{directory}: the relevance detector's weights do not match its vocabulary; "
+                                    "refit it with `naba blend`")
+            weights = np.zeros(n * text_width, dtype=np.float32)
+            weights[index] = value
+            model.detector, model.detector_weights = detector, weights.reshape(n, text_width)
+            model.detector_bias = tensors["detector.bias"]
         return model

@@ -92,13 +92,24 @@ class TaskModel:
 
     @property
     def runs_sparse(self) -> bool:
-        """Whether predictions read the sparse part (a hybrid that chose a blend or the sparse model)."""
-        return self.spec.hybrid is not None and self.spec.hybrid["choice"] != "encoder"
+        """Whether predictions read the sparse part (a hybrid that chose a blend or the sparse model, or whose relevance
+        gate reads the sparse detector)."""
+        from naba.blend import reads
+
+        return reads(self.spec.hybrid)[1]
 
     @property
     def runs_encoder(self) -> bool:
+        from naba.blend import reads
+
+        return reads(self.spec.hybrid)[0]
+
+    def sparse_parts(self, records: list[dict[str, Any]]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The sparse part's margins (None where the decision does not read them) and its detector's probabilities of
+        "not about the target" (None without a detector)."""
         h = self.spec.hybrid
-        return h is None or h["choice"] != "sparse" or bool(h.get("relevance_gate"))  # the gate reads the encoder
+        margins = self.sparse.margins(records) if h["choice"] != "encoder" else None
+        return margins, self.sparse.unrelated_probability(records) if self.sparse.detector is not None else None
 
     @property
     def sparse(self) -> Any:
@@ -370,8 +381,8 @@ class Classifier:
             return encoder
         if encoder is None and progress is not None:
             progress.update(len(prepared.sparse[name]))
-        return hybrid_scores(encoder, task.sparse.margins(prepared.sparse[name]), task.spec.hybrid, task.spec.labels,
-                             task.spec.multi_label)
+        margins, unrelated = task.sparse_parts(prepared.sparse[name])
+        return hybrid_scores(encoder, margins, task.spec.hybrid, task.spec.labels, task.spec.multi_label, unrelated)
 
     def encoder_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> np.ndarray:
         """The encoder's probabilities for one task (stance: records with their own ``target``), whatever the hybrid."""
@@ -406,9 +417,11 @@ class Classifier:
             empty = np.zeros((0, len(spec.labels)), dtype=np.float32)
             return {"encoder": empty, "sparse": empty, "hybrid": empty}
         encoder = self._scores(self.tasks[task], prepared.docs[task], batch_size)
-        margins = self.tasks[task].sparse.margins(prepared.sparse[task])
+        sparse = self.tasks[task].sparse
+        margins = sparse.margins(prepared.sparse[task])
+        unrelated = sparse.unrelated_probability(prepared.sparse[task]) if sparse.detector is not None else None
         return {"encoder": encoder, "sparse": blend(None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label),
-                "hybrid": hybrid_scores(encoder, margins, spec.hybrid, spec.labels, spec.multi_label)}
+                "hybrid": hybrid_scores(encoder, margins, spec.hybrid, spec.labels, spec.multi_label, unrelated)}
 
     def selected_tasks(self, tasks: Sequence[str] | str | None) -> list[str]:
         """The tasks to run: ``tasks`` (names, or one comma-separated string) checked against the model's; default: all.

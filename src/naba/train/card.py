@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from naba.blend import describe
+from naba.blend import describe, reads
 from naba.manifest import Manifest
 
 
@@ -85,11 +85,10 @@ def task_card(manifest: Manifest, name: str) -> str:
                      + ("; the best label when none does" if task.at_least_one else ""))
     if task.prior_correction:
         lines.append(f"- the prior correction (alpha {task.prior_correction:g}) is already in these weights' bias: nothing to do")
-    if task.hybrid and task.hybrid["choice"] != "encoder":
+    if task.hybrid and reads(task.hybrid)[1]:
         h = task.hybrid
-        lines.append(f"- naba blends the encoder with the sparse n-gram model in `{h['path']}/` (encoder weight {h['weight']:g}, "
-                     f"temperature {h['temperature']:g}; formula in `config.json`): use naba (`naba predict`, `Classifier`) "
-                     "for its labels")
+        lines.append(f"- naba decides with {describe(h)}, the sparse part in `{h['path']}/` (formula in `config.json`): "
+                     "use naba (`naba predict`, `Classifier`) for its labels")
     if name == "stance":
         lines.append("- inputs are (target, text) pairs: the target first, as the tokenizer's first segment")
     lines += ["", f"Normalise text as naba does first (settings in `naba.json`): {manifest.normalization.model_dump()}.", ""]

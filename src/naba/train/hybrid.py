@@ -93,17 +93,17 @@ class Hybrid:
             sparse: SparseModel | None = None) -> Hybrid:
         """Train the sparse model on the task's train split and choose the blend on dev.
 
-        Stance trained with unrelated pairs: the sparse model learns from the
-        real pairs only, the blend is chosen on the real dev pairs, and then a
-        relevance gate on dev *and* its generated unrelated pairs (labelled
-        neutral): where the encoder gives the neutral label at least the gate's
-        probability, its verdict stands. Measured reason (``bench/RESULTS.md``):
-        the generated pairs cost a linear n-gram model 20+ points of in-domain
-        macro-F1 on the sample split (it cannot tell "not about this target"
-        from "neutral about it"), while the encoder learns relevance from them;
-        choosing one blend on both (as before) traded in-domain strength for
-        relevance (ArabicStanceX: 5.8 points below the sparse part), the gate
-        asks each part the question it can answer.
+        Stance trained with unrelated pairs: the sparse model learns stance from
+        the real pairs only and a relevance detector from the real pairs against
+        the generated ones; the blend is chosen on the real dev pairs, then a
+        relevance gate (source: encoder, detector or either; threshold) on dev
+        *and* its generated unrelated pairs (labelled neutral). Measured reason
+        (``bench/RESULTS.md``): the generated pairs cost a stance n-gram model
+        20+ points of in-domain macro-F1 on the sample split (it cannot tell
+        "not about this target" from "neutral about it"); choosing one blend on
+        both traded in-domain strength for relevance (ArabicStanceX: 5.8 points
+        below the sparse part); the gate asks each part the question it can
+        answer.
 
         Args:
             task_data: The task's splits (train as the encoder saw it, unrelated stance pairs included).
@@ -113,9 +113,13 @@ class Hybrid:
         multi = task_data.multi_label
         generated = (task_data.unrelated or {}).get("pairs", {}).get("train", 0)
         train = task_data.splits["train"][:len(task_data.splits["train"]) - generated]
+        unrelated = len(encoder.get("dev_unrelated", [])) if task_data.unrelated and not multi else 0
         if sparse is None:
             sparse = SparseModel(task_data.task, task_data.labels, multi, config.normalization,
                                  config.model.include_title).fit(train)
+            if unrelated:
+                sparse.fit_detector(train, task_data.splits["train"][len(train):], task_data.splits["dev"],
+                                    task_data.unrelated_pairs["dev"])
         margins = {name: sparse.margins(split_records(task_data, name)) for name in encoder}
         dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
 
@@ -134,23 +138,28 @@ class Hybrid:
         record = choose_blend(encoder["dev"], margins["dev"], gold_matrix if multi else gold_matrix.argmax(axis=1), multi,
                               scorer(dev_gold))
         record["path"] = SPARSE_DIR
-        unrelated = len(encoder.get("dev_unrelated", [])) if task_data.unrelated else 0
-        if unrelated and not multi and record["choice"] != "encoder":
+        detector = {name: sparse.unrelated_probability(split_records(task_data, name)) for name in encoder} \
+            if unrelated and sparse.detector is not None else {}
+        sources = (("encoder",) if record["choice"] != "encoder" else ()) + (("sparse", "either") if detector else ())
+        if unrelated and sources:
             label = task_data.unrelated["label"]
             both = np.concatenate([encoder["dev"], encoder["dev_unrelated"]])
             blended = blend(both, np.concatenate([margins["dev"], margins["dev_unrelated"]]), record["weight"],
                             record["temperature"], multi)
-            threshold, gate_f1 = choose_gate(blended, both, task_data.labels.index(label),
-                                             scorer(dev_gold + [[label]] * unrelated))
-            record["relevance_gate"] = {"label": label, "threshold": threshold, "dev_macro_f1": gate_f1} if threshold else None
+            chosen, gate_f1 = choose_gate(blended, both, task_data.labels.index(label), scorer(dev_gold + [[label]] * unrelated),
+                                          np.concatenate([detector["dev"], detector["dev_unrelated"]]) if detector else None,
+                                          sources)
+            record["relevance_gate"] = {"label": label, **chosen, "dev_macro_f1": gate_f1} if chosen else None
             record["chosen_on"] = "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
-        scores = {name: hybrid_scores(encoder[name], margins[name], record, task_data.labels, multi) for name in encoder}
+        scores = {name: hybrid_scores(encoder[name], margins[name], record, task_data.labels, multi, detector.get(name))
+                  for name in encoder}
         own = {name: blend(None, m, 0.0, record["sparse_temperature"], multi) for name, m in margins.items()}
         return cls(sparse, record, scores, own)
 
     def apply(self, encoder: np.ndarray, records: list[dict[str, Any]]) -> np.ndarray:
         """The blended probabilities of other records, given the encoder's."""
-        return hybrid_scores(encoder, self.sparse.margins(records), self.record, self.sparse.labels, self.sparse.multi_label)
+        return hybrid_scores(encoder, self.sparse.margins(records), self.record, self.sparse.labels, self.sparse.multi_label,
+                             self.sparse.unrelated_probability(records) if self.sparse.detector is not None else None)
 
 
 def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: str | Path | None = None,

@@ -388,6 +388,10 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     if hybrid is not None:
         log.info("%s: hybrid chosen on dev: %s; dev macro-F1 encoder %.4f, sparse %.4f, hybrid %.4f", task,
                  describe(hybrid.record), *hybrid.record["dev_macro_f1"].values())
+        detector = hybrid.sparse.detector
+        if detector is not None:
+            log.info("%s: relevance detector for %d targets with %d+ real training pairs (C %g; dev log-loss %s)", task,
+                     len(detector["targets"]), detector["min_pairs"], detector["C"], detector["dev_log_loss"])
         if hybrid.record.get("relevance_gate"):
             log.info("%s: relevance gate chosen on dev and its unrelated pairs: macro-F1 %.4f without it, %.4f with it",
                      task, *hybrid.record["relevance_gate"]["dev_macro_f1"].values())
