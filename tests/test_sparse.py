@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from naba.errors import ModelDirError
-from naba.sparse import UNSEEN, SparseModel
+from naba.sparse import RELEVANCE, UNSEEN, SparseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -166,3 +166,21 @@ def test_the_relevance_detector_on_the_sample_split() -> None:
     related, unrelated = model.unrelated_probability(test), model.unrelated_probability(_shifted(test, targets))
     # short articles that often never name their target: far apart on average, not perfectly
     assert np.mean(unrelated) > np.mean(related) + 0.5, (np.mean(unrelated), np.mean(related))  # 0.84 vs 0.15 here
+
+
+def test_the_detector_answers_for_claims_it_never_saw_by_how_much_of_the_claim_the_text_mentions(tmp_path: Path) -> None:
+    subjects = ["الأردن يلغي التأشيرة للمغاربة", "الحكومة ترفع أسعار الوقود", "البلدية تغلق السوق القديم",
+                "الجامعة تؤجل الامتحانات النهائية", "الشركة تطلق سيارة كهربائية", "الوزارة تمنع التدخين في المقاهي"]
+    related = [{"text": f"أكد مسؤول أن {claim} وفق بيان رسمي رقم {i}", "target": claim, "stance": ("favor", "none")[i % 2]}
+               for i, claim in enumerate(subjects * 3)]  # each claim 3 times: too few for weights of its own
+    unrelated = _shifted(related, subjects)
+    model = SparseModel("stance", ["favor", "none"], False).fit(related)
+    model.fit_detector(related, unrelated, related[:6], unrelated[:6])
+    assert model.detector["targets"] == [] and model.detector["overlap"]["columns"] == list(RELEVANCE)
+    new = "المحافظة تفتتح جسرا جديدا"  # a claim named at prediction time
+    u = model.unrelated_probability([{"text": f"قالت المحافظة إنها تفتتح جسرا جديدا", "target": new},
+                                     {"text": "ارتفعت درجات الحرارة في الصيف", "target": new},
+                                     {"text": "ارتفعت درجات الحرارة", "target": "#"}])  # a target with no words to look for
+    assert u[0] < 0.5 < u[1] and np.isnan(u[2])
+    model.save(tmp_path / "sparse")
+    np.testing.assert_array_equal(SparseModel.load(tmp_path / "sparse").unrelated_probability(related), model.unrelated_probability(related))

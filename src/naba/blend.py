@@ -152,7 +152,8 @@ def hybrid_scores(encoder: np.ndarray | None, margins: np.ndarray | None, record
 
 
 def choose_gate(blended: np.ndarray, encoder: np.ndarray | None, neutral: int, score: Callable[[np.ndarray], float],
-                unrelated: np.ndarray | None = None, sources: tuple[str, ...] = ("encoder",)) -> tuple[dict[str, Any] | None, dict[str, float]]:
+                unrelated: np.ndarray | None = None, sources: tuple[str, ...] = ("encoder",),
+                in_domain: Callable[[np.ndarray], float] | None = None) -> tuple[dict[str, Any] | None, dict[str, float]]:
     """No gate, or the source x threshold with the best ``score``; ties (within :data:`TIE`) keep the fewer gated rows.
 
     Args:
@@ -162,9 +163,12 @@ def choose_gate(blended: np.ndarray, encoder: np.ndarray | None, neutral: int, s
         score: Macro-F1 of a probability matrix on those rows (unrelated pairs gold neutral).
         unrelated: The sparse detector's probabilities on the same rows (sources ``sparse``, ``either``).
         sources: The sources to try, of :data:`SOURCES`.
+        in_domain: Macro-F1 on the real pairs among those rows: a gate that costs them more than :data:`TIE`
+            is not taken, whatever it gains on the unrelated ones (relevance must not cost in-domain accuracy).
 
     Returns:
-        ``{"source", "threshold"}`` (None: no gate) and ``{"ungated", "gated"}`` scores.
+        ``{"source", "threshold"}`` (None: no gate) and ``{"ungated", "gated"}`` scores (with ``in_domain``, also
+        ``{"real_ungated", "real_gated"}``).
     """
     candidates = []
     for source in sources:
@@ -174,11 +178,18 @@ def choose_gate(blended: np.ndarray, encoder: np.ndarray | None, neutral: int, s
             candidates.append((changed, SOURCES.index(source), -threshold, source, threshold, gated))
     best, best_score = None, score(blended)
     ungated = best_score
+    real = real_best = in_domain(blended) if in_domain is not None else None
     for changed, _, _, source, threshold, gated in sorted(candidates, key=lambda c: c[:3]):  # fewest gated rows first
         value = score(gated)
         if value > best_score + TIE:
-            best, best_score = {"source": source, "threshold": threshold}, value
-    return best, {"ungated": round(ungated, 4), "gated": round(best_score, 4)}
+            kept = in_domain(gated) if in_domain is not None else None
+            if kept is not None and kept < real - TIE:
+                continue
+            best, best_score, real_best = {"source": source, "threshold": threshold}, value, kept
+    scores = {"ungated": round(ungated, 4), "gated": round(best_score, 4)}
+    if in_domain is not None:
+        scores |= {"real_ungated": round(real, 4), "real_gated": round(real_best, 4)}
+    return best, scores
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -194,3 +205,23 @@ def describe(record: dict[str, Any]) -> str:
                "either": f"the encoder's '{relevance['label']}' or the sparse relevance detector's 'not about the target'"}[source]
         how += f", and where {who} is at least {relevance['threshold']:g}, '{relevance['label']}' (not about the target)"
     return how
+
+
+def describe_gate_scores(relevance: dict[str, Any]) -> str:
+    """A relevance gate's dev scores in words (train log, ``naba blend``)."""
+    f1 = relevance["dev_macro_f1"]
+    line = f"relevance gate: dev macro-F1 with its unrelated pairs {f1['ungated']:.4f} without it, {f1['gated']:.4f} with it"
+    if "real_gated" in f1:
+        line += f"; on the real dev pairs alone {f1['real_ungated']:.4f} and {f1['real_gated']:.4f}"
+    return line
+
+
+def describe_detector(detector: dict[str, Any]) -> str:
+    """What a sparse relevance detector answers for, in words (train log, ``naba blend``)."""
+    parts = []
+    if detector["targets"]:
+        parts.append(f"{len(detector['targets'])} targets with {detector['min_pairs']}+ real training pairs by their "
+                     f"n-grams (C {detector['C']:g}, dev log-loss {detector['dev_log_loss']})")
+    if detector.get("overlap"):
+        parts.append(f"other targets by how much of them the text mentions (dev log-loss {detector['overlap']['dev_log_loss']})")
+    return "relevance detector: " + "; ".join(parts)

@@ -601,7 +601,7 @@ def blend_command(
     with _user_errors():
         _quiet_libraries()
         _torch_threads(threads)
-        from naba.blend import describe
+        from naba.blend import describe, describe_detector, describe_gate_scores
         from naba.train.hybrid import blend_model
 
         fitted = blend_model(model, train=train, dev=dev, task=task.value if task else None, allow_pickle=allow_pickle)
@@ -610,10 +610,10 @@ def blend_command(
         dev_f1 = record["dev_macro_f1"]
         typer.echo(f"{name}: {describe(record)}; dev macro-F1 encoder {dev_f1['encoder']:.4f}, sparse {dev_f1['sparse']:.4f}, "
                    f"hybrid {dev_f1['hybrid']:.4f}")
+        if fitted_detector := result.get("detector"):
+            typer.echo(f"{name}: {describe_detector(fitted_detector)}")
         if record.get("relevance_gate"):
-            gated = record["relevance_gate"]["dev_macro_f1"]
-            typer.echo(f"{name}: relevance gate: dev macro-F1 with its unrelated pairs {gated['ungated']:.4f} without it, "
-                       f"{gated['gated']:.4f} with it")
+            typer.echo(f"{name}: {describe_gate_scores(record['relevance_gate'])}")
         if "test" in metrics:
             parts = metrics["parts"]
             typer.echo(f"{name} test: macro-F1 encoder {parts['encoder']['test']['macro_f1']:.4f}, sparse "

@@ -83,6 +83,14 @@ def relevance_features(targets: list[str], texts: list[str]) -> np.ndarray:
     return rows
 
 
+def _balanced_log_loss(p: np.ndarray, gold: np.ndarray) -> float:
+    """Mean of the two classes' log-losses (``p``: probability of class 1): the rarer class counts as much."""
+    if len(set(gold)) < 2:
+        return float("inf")
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-(np.mean(np.log(1 - p[gold == 0])) + np.mean(np.log(p[gold == 1]))) / 2)
+
+
 def sparse_text(record: dict[str, Any] | str, task: Task, normalization: NormalizationConfig, include_title: bool = True) -> str:
     """What the sparse model reads: the normalised article (stance: ``target | text``)."""
     if isinstance(record, str):
@@ -223,38 +231,50 @@ class SparseModel:
         One logistic regression over the text's n-grams crossed with the
         target, so each target with :data:`DETECTOR_MIN_PAIRS` real training
         pairs gets its own weights; regularisation chosen on dev by class-balanced
-        log-loss. No target qualifies, or no unrelated pairs: no detector.
+        log-loss. For other targets (a claim seen once, a target named at
+        prediction time) a second, small one over the :data:`RELEVANCE` columns
+        (how much of the target the text mentions), kept only where it beats a
+        constant on dev. Neither learnable (no unrelated pairs, no target with
+        enough pairs, no overlap to read): no detector.
         """
         from collections import Counter
 
-        from sklearn.linear_model import LogisticRegression
-
+        self.detector = None
+        if not unrelated:
+            return self
         counts = Counter(document_text(r["target"], self.normalization) for r in related)
         targets = sorted(t for t, n in counts.items() if n >= DETECTOR_MIN_PAIRS)
-        self.detector = None
-        if not targets or not unrelated:
+        pairs, y = related + unrelated, np.r_[np.zeros(len(related)), np.ones(len(unrelated))]
+        dev_pairs, dev_y = dev_related + dev_unrelated, np.r_[np.zeros(len(dev_related)), np.ones(len(dev_unrelated))]
+        crossed = self._fit_crossed(pairs, y, dev_pairs, dev_y, targets) if targets else None
+        overlap = self._fit_overlap(pairs, y, dev_pairs, dev_y)
+        if crossed is None and overlap is None:
             return self
+        self.detector = {"targets": targets if crossed else [], "C": crossed["C"] if crossed else None,
+                         "dev_log_loss": crossed["dev_log_loss"] if crossed else None, "min_pairs": DETECTOR_MIN_PAIRS,
+                         "overlap": overlap}
+        if crossed is None:
+            self.detector_weights, self.detector_bias = np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
+        return self
 
-        def rows(pairs: list[dict[str, Any]]) -> tuple[Any, np.ndarray]:
-            ids = self._target_ids(pairs, targets)
-            return self._crossed(self._text_features(pairs), ids, len(targets)), ids
+    def _fit_crossed(self, pairs: list[dict[str, Any]], y: np.ndarray, dev_pairs: list[dict[str, Any]], dev_y: np.ndarray,
+                     targets: list[str]) -> dict[str, Any] | None:
+        from sklearn.linear_model import LogisticRegression
 
-        train, ids = rows(related + unrelated)
-        y = np.r_[np.zeros(len(related)), np.ones(len(unrelated))]
+        def rows(records: list[dict[str, Any]]) -> tuple[Any, np.ndarray]:
+            ids = self._target_ids(records, targets)
+            return self._crossed(self._text_features(records), ids, len(targets)), ids
+
+        train, ids = rows(pairs)
         train, y = train[ids >= 0], y[ids >= 0]  # pairs of other targets: nothing to learn from
         if len(set(y)) < 2:
-            return self
-        dev, dev_ids = rows(dev_related + dev_unrelated)
-        dev_y = np.r_[np.zeros(len(dev_related)), np.ones(len(dev_unrelated))]
+            return None
+        dev, dev_ids = rows(dev_pairs)
+        answered = dev_ids >= 0
         best = None
         for c in DETECTOR_C:
             model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=2000, random_state=0).fit(train, y)
-            loss = None
-            answered = dev_ids >= 0
-            if answered.any() and len(set(dev_y[answered])) == 2:
-                p = np.clip(model.predict_proba(dev[answered])[:, 1], 1e-7, 1 - 1e-7)
-                gold = dev_y[answered]
-                loss = float(-(np.mean(np.log(1 - p[gold == 0])) + np.mean(np.log(p[gold == 1]))) / 2)
+            loss = _balanced_log_loss(model.predict_proba(dev[answered])[:, 1], dev_y[answered]) if answered.any() else None
             if best is None or (loss is not None and loss < best[0] - 1e-4):
                 best = (loss if loss is not None else np.inf, c, model)
         loss, c, model = best
@@ -262,13 +282,32 @@ class SparseModel:
         coef = model.coef_[0].astype(np.float32)
         self.detector_weights = coef[: width * len(targets)].reshape(len(targets), width)
         self.detector_bias = (coef[width * len(targets):] + model.intercept_[0]).astype(np.float32)
-        self.detector = {"targets": targets, "C": c, "dev_log_loss": None if not np.isfinite(loss) else round(loss, 4),
-                         "min_pairs": DETECTOR_MIN_PAIRS}
-        return self
+        return {"C": c, "dev_log_loss": None if not np.isfinite(loss) else round(loss, 4)}
+
+    def _overlap(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """The :data:`RELEVANCE` columns of each pair, and whether its target has words to look for."""
+        targets = [document_text(r["target"], self.normalization) for r in records]
+        texts = [document_text(r["text"], self.normalization) for r in records]
+        return relevance_features(targets, texts), np.array([bool(_words(t)) for t in targets])
+
+    def _fit_overlap(self, pairs: list[dict[str, Any]], y: np.ndarray, dev_pairs: list[dict[str, Any]],
+                     dev_y: np.ndarray) -> dict[str, Any] | None:
+        from sklearn.linear_model import LogisticRegression
+
+        x, usable = self._overlap(pairs)
+        dev_x, dev_usable = self._overlap(dev_pairs)
+        if len(set(y[usable])) < 2 or len(set(dev_y[dev_usable])) < 2:
+            return None
+        model = LogisticRegression(class_weight="balanced", random_state=0).fit(x[usable], y[usable])
+        loss = _balanced_log_loss(model.predict_proba(dev_x[dev_usable])[:, 1], dev_y[dev_usable])
+        if loss > np.log(2) - 0.05:  # no better than a constant on dev: no answer rather than a guess
+            return None
+        return {"columns": list(RELEVANCE), "weights": [round(float(w), 6) for w in model.coef_[0]],
+                "bias": round(float(model.intercept_[0]), 6), "dev_log_loss": round(loss, 4)}
 
     def unrelated_probability(self, records: list[dict[str, Any]]) -> np.ndarray:
         """The detector's probability that each (target, text) pair is not about its target; NaN where it does not answer
-        (a target it was not trained on, or no detector)."""
+        (no detector; a target it has no weights for and, without the overlap part, any target it was not trained on)."""
         out = np.full(len(records), np.nan, dtype=np.float32)
         if self.detector is None or not records:
             return out
@@ -281,6 +320,12 @@ class SparseModel:
                 rows = np.flatnonzero(ids[known] == t)
                 logits[rows] += text[rows] @ self.detector_weights[t]
             out[known] = 1 / (1 + np.exp(-logits))
+        overlap = self.detector.get("overlap")
+        others = np.flatnonzero(ids < 0)
+        if overlap and len(others):
+            x, usable = self._overlap([records[i] for i in others])
+            logits = x @ np.asarray(overlap["weights"]) + overlap["bias"]
+            out[others[usable]] = 1 / (1 + np.exp(-logits[usable]))
         return out
 
     # ------------------------------------------------------------------------- files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from naba.config import NabaConfig
 from naba.data.records import labels_of
 from naba.decision import binarize, decide, tune_thresholds
 from naba.evaluation.metrics import classification_metrics
-from naba.sparse import SPARSE_DIR, SparseModel
+from naba.sparse import DETECTOR_MIN_PAIRS, SPARSE_DIR, SparseModel
 from naba.train.data import TaskData
 
 
@@ -24,6 +25,25 @@ def split_records(task_data: TaskData, name: str) -> list[dict[str, Any]]:
     if name.endswith("_unrelated"):
         return task_data.unrelated_pairs[name[: -len("_unrelated")]]
     return task_data.splits[name]
+
+
+DETECTOR_RATIO = 2.0  # cross-target pairs per real pair the relevance detector learns from, besides training's own
+
+
+def detector_pairs(task_data: TaskData, config: NabaConfig, split: str) -> list[dict[str, Any]]:
+    """More negatives for the relevance detector: the split's real texts, each with trained targets it is never paired
+    with (up to :data:`DETECTOR_RATIO` per real pair). Training's generated pairs are few (``unrelated_ratio``) and
+    half of them may be topic articles; the detector learns each target's vocabulary from these."""
+    from naba.data.unrelated import targets_by_text, unrelated_pairs
+
+    generated = task_data.unrelated["pairs"].get("train", 0)
+    real = {name: records[:len(records) - generated] if name == "train" else records
+            for name, records in task_data.splits.items()}
+    written_about = targets_by_text([r for records in real.values() for r in records], config.normalization)
+    return unrelated_pairs(real[split], task_data.unrelated["label"], config.normalization, ratio=DETECTOR_RATIO,
+                           seed=f"{config.seed}:detector:{split}", written_about=written_about,
+                           targets=[t for t, n in Counter(r["target"] for r in real["train"]).items() if n >= DETECTOR_MIN_PAIRS],
+                           id_prefix=f"detector-{split}")
 
 
 def thresholds_for(task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig) -> dict[str, float]:
@@ -118,8 +138,8 @@ class Hybrid:
             sparse = SparseModel(task_data.task, task_data.labels, multi, config.normalization,
                                  config.model.include_title).fit(train)
             if unrelated:
-                sparse.fit_detector(train, task_data.splits["train"][len(train):], task_data.splits["dev"],
-                                    task_data.unrelated_pairs["dev"])
+                sparse.fit_detector(train, task_data.splits["train"][len(train):] + detector_pairs(task_data, config, "train"),
+                                    task_data.splits["dev"], task_data.unrelated_pairs["dev"] + detector_pairs(task_data, config, "dev"))
         margins = {name: sparse.margins(split_records(task_data, name)) for name in encoder}
         dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
 
@@ -146,9 +166,10 @@ class Hybrid:
             both = np.concatenate([encoder["dev"], encoder["dev_unrelated"]])
             blended = blend(both, np.concatenate([margins["dev"], margins["dev_unrelated"]]), record["weight"],
                             record["temperature"], multi)
+            real = scorer(dev_gold)
             chosen, gate_f1 = choose_gate(blended, both, task_data.labels.index(label), scorer(dev_gold + [[label]] * unrelated),
                                           np.concatenate([detector["dev"], detector["dev_unrelated"]]) if detector else None,
-                                          sources)
+                                          sources, in_domain=lambda p: real(p[:len(dev_gold)]))
             record["relevance_gate"] = {"label": label, **chosen, "dev_macro_f1": gate_f1} if chosen else None
             record["chosen_on"] = "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
         scores = {name: hybrid_scores(encoder[name], margins[name], record, task_data.labels, multi, detector.get(name))
@@ -174,7 +195,7 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
     into place).
 
     Returns:
-        Task -> its new manifest entry's ``hybrid`` and ``metrics``.
+        Task -> its new manifest entry's ``hybrid`` and ``metrics``, and the sparse part's relevance ``detector`` (or None).
 
     Raises:
         InputError: unreadable splits, or ``train``/``dev`` without ``task`` on a two-task model.
@@ -229,4 +250,4 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
             write_decision_rule(spec, tmp / spec.path)
             (tmp / spec.path / "README.md").write_text(task_card(manifest, name), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
-    return {name: {"hybrid": h.record, "metrics": m} for name, (h, _, m) in fitted.items()}
+    return {name: {"hybrid": h.record, "metrics": m, "detector": h.sparse.detector} for name, (h, _, m) in fitted.items()}

@@ -371,7 +371,7 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
     """
     from transformers import AutoModelForSequenceClassification
 
-    from naba.blend import describe
+    from naba.blend import describe, describe_detector, describe_gate_scores
     from naba.train.hybrid import Hybrid, decide_and_score
 
     task = task_data.task
@@ -390,11 +390,9 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
                  describe(hybrid.record), *hybrid.record["dev_macro_f1"].values())
         detector = hybrid.sparse.detector
         if detector is not None:
-            log.info("%s: relevance detector for %d targets with %d+ real training pairs (C %g; dev log-loss %s)", task,
-                     len(detector["targets"]), detector["min_pairs"], detector["C"], detector["dev_log_loss"])
+            log.info("%s: %s", task, describe_detector(detector))
         if hybrid.record.get("relevance_gate"):
-            log.info("%s: relevance gate chosen on dev and its unrelated pairs: macro-F1 %.4f without it, %.4f with it",
-                     task, *hybrid.record["relevance_gate"]["dev_macro_f1"].values())
+            log.info("%s: %s", task, describe_gate_scores(hybrid.record["relevance_gate"]))
     thresholds, metrics = decide_and_score(task_data, encoder, config, hybrid)
     if thresholds:
         log.info("%s: thresholds tuned on dev: %s", task, thresholds)
