@@ -11,7 +11,8 @@ split. Prints two Markdown tables:
   hybrid (from ``naba.json``, chosen and tuned on dev in training), the
   choice, and the hybrid's gain over the better part;
 - cost: seconds to fit the sparse part on the train split (timed here on
-  the same split), prediction seconds per 1,000 test articles for the
+  the same split; stance trained with unrelated pairs: and its relevance
+  detector), prediction seconds per 1,000 test articles for the
   encoder alone and the hybrid (interleaved, best of ``--repeats``), and the
   size of the sparse part against the task directory.
 """
@@ -38,7 +39,8 @@ def main() -> int:
     from naba.data.records import load_records
     from naba.infer.classifier import Classifier
     from naba.sparse import SparseModel
-    from naba.train.data import load_task_data, recorded_config
+    from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
+    from naba.train.hybrid import detector_pairs
 
     scores, costs = [], []
     for item in args.models:
@@ -59,10 +61,20 @@ def main() -> int:
         scores.append([name, task, *(f"{test[p]['macro_f1']:.3f} / {test[p]['accuracy']:.3f}" for p in test), choice,
                        f"{100 * (test['hybrid']['macro_f1'] - better):+.1f}"])
         config = recorded_config(clf.manifest)
-        train = load_task_data(config, task).splits["train"]  # real pairs only: the unrelated ones add a third at most
+        data = load_task_data(config, task)
+        train = data.splits["train"]  # real pairs only
         started = time.perf_counter()
-        SparseModel(task, spec.labels, spec.multi_label, clf.manifest.normalization).fit(train)
+        sparse = SparseModel(task, spec.labels, spec.multi_label, clf.manifest.normalization).fit(train)
         fit_s = time.perf_counter() - started
+        detector_s = None
+        if task == "stance" and config.tasks.stance.unrelated and not spec.multi_label:  # as Hybrid.fit does
+            topic = load_task_data(config, "topic") if config.tasks.topic is not None else None
+            add_unrelated_pairs(data, config, topic)
+            generated = data.splits["train"][len(train):]
+            started = time.perf_counter()
+            sparse.fit_detector(train, generated + detector_pairs(data, config, "train"), data.splits["dev"],
+                                data.unrelated_pairs["dev"] + detector_pairs(data, config, "dev"))
+            detector_s = time.perf_counter() - started
         records = load_records(test_file, task)[:args.limit]
         timings: dict[str, list[float]] = {"encoder": [], "hybrid": []}
         hybrid = spec.hybrid
@@ -75,7 +87,7 @@ def main() -> int:
         spec.hybrid = hybrid
         per_k = {k: 1000 * min(v) / len(records) for k, v in timings.items()}
         sparse_dir = Path(model_dir) / spec.path / hybrid["path"]
-        costs.append([name, f"{len(train)}", f"{fit_s:.1f}", f"{per_k['encoder']:.1f}", f"{per_k['hybrid']:.1f}",
+        costs.append([name, f"{len(train)}", f"{fit_s:.1f}", "-" if detector_s is None else f"{detector_s:.1f}", f"{per_k['encoder']:.1f}", f"{per_k['hybrid']:.1f}",
                       f"{per_k['hybrid'] / per_k['encoder']:.2f}x", f"{_size(sparse_dir) / 1e6:.1f} MB",
                       f"{_size(Path(model_dir) / spec.path) / 1e6:.1f} MB"])
     print("| set | task | encoder F1 / acc | sparse F1 / acc | hybrid F1 / acc | chosen on dev | hybrid - better part (points) |")
@@ -83,8 +95,9 @@ def main() -> int:
     for row in scores:
         print("| " + " | ".join(row) + " |")
     print()
-    print("| set | train rows | sparse fit (s) | encoder s / 1k articles | hybrid s / 1k articles | hybrid / encoder | sparse part | task directory |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| set | train rows | sparse fit (s) | detector fit (s) | encoder s / 1k articles | hybrid s / 1k articles | hybrid / encoder "
+          "| sparse part | task directory |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in costs:
         print("| " + " | ".join(row) + " |")
     return 0
