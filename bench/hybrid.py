@@ -40,7 +40,7 @@ def main() -> int:
     from naba.infer.classifier import Classifier
     from naba.sparse import SparseModel
     from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
-    from naba.train.hybrid import detector_pairs
+    from naba.train.hybrid import fit_detector
 
     scores, costs = [], []
     for item in args.models:
@@ -70,10 +70,8 @@ def main() -> int:
         if task == "stance" and config.tasks.stance.unrelated and not spec.multi_label:  # as Hybrid.fit does
             topic = load_task_data(config, "topic") if config.tasks.topic is not None else None
             add_unrelated_pairs(data, config, topic)
-            generated = data.splits["train"][len(train):]
             started = time.perf_counter()
-            sparse.fit_detector(train, generated + detector_pairs(data, config, "train"), data.splits["dev"],
-                                data.unrelated_pairs["dev"] + detector_pairs(data, config, "dev"))
+            fit_detector(sparse, data, config)
             detector_s = time.perf_counter() - started
         records = load_records(test_file, task)[:args.limit]
         timings: dict[str, list[float]] = {"encoder": [], "hybrid": []}

@@ -126,12 +126,22 @@ def gate(blended: np.ndarray, encoder: np.ndarray | None, threshold: float, neut
     return out
 
 
+def gate_source(record: dict[str, Any] | None) -> str | None:
+    """The source of a hybrid's relevance gate (one of :data:`SOURCES`), or None without a gate."""
+    relevance = (record or {}).get("relevance_gate")
+    return relevance.get("source", "encoder") if relevance else None
+
+
+def reads_detector(record: dict[str, Any] | None) -> bool:
+    """Whether a hybrid's decision reads its sparse relevance detector (else its probabilities need not be computed)."""
+    return gate_source(record) in ("sparse", "either")
+
+
 def reads(record: dict[str, Any] | None) -> tuple[bool, bool]:
     """Whether a task's decision reads (its encoder, its sparse part): ``record`` is naba.json's ``hybrid`` (None: no hybrid)."""
     if record is None:
         return True, False
-    relevance = record.get("relevance_gate")
-    source = relevance.get("source", "encoder") if relevance else None
+    source = gate_source(record)
     return (record["choice"] != "sparse" or source in ("encoder", "either"),
             record["choice"] != "encoder" or source in ("sparse", "either"))
 

@@ -250,9 +250,8 @@ class SparseModel:
         overlap = self._fit_overlap(pairs, y, dev_pairs, dev_y)
         if crossed is None and overlap is None:
             return self
-        self.detector = {"targets": targets if crossed else [], "C": crossed["C"] if crossed else None,
-                         "dev_log_loss": crossed["dev_log_loss"] if crossed else None, "min_pairs": DETECTOR_MIN_PAIRS,
-                         "overlap": overlap}
+        self.detector = {"targets": targets if crossed else [], **(crossed or {"C": None, "dev_log_loss": None}),
+                         "min_pairs": DETECTOR_MIN_PAIRS, "overlap": overlap}
         if crossed is None:
             self.detector_weights, self.detector_bias = np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
         return self

@@ -104,12 +104,14 @@ class TaskModel:
 
         return reads(self.spec.hybrid)[0]
 
-    def sparse_parts(self, records: list[dict[str, Any]]) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The sparse part's margins (None where the decision does not read them) and its detector's probabilities of
-        "not about the target" (None without a detector)."""
+    def sparse_parts(self, records: list[dict[str, Any]], *, margins: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The sparse part's margins and its detector's probabilities of "not about the target", each None where the
+        decision does not read it (``margins=True``: the margins always, for the side-by-side of the parts)."""
+        from naba.blend import reads_detector
+
         h = self.spec.hybrid
-        margins = self.sparse.margins(records) if h["choice"] != "encoder" else None
-        return margins, self.sparse.unrelated_probability(records) if self.sparse.detector is not None else None
+        return (self.sparse.margins(records) if margins or h["choice"] != "encoder" else None,
+                self.sparse.unrelated_probability(records) if reads_detector(h) else None)
 
     @property
     def sparse(self) -> Any:
@@ -417,9 +419,7 @@ class Classifier:
             empty = np.zeros((0, len(spec.labels)), dtype=np.float32)
             return {"encoder": empty, "sparse": empty, "hybrid": empty}
         encoder = self._scores(self.tasks[task], prepared.docs[task], batch_size)
-        sparse = self.tasks[task].sparse
-        margins = sparse.margins(prepared.sparse[task])
-        unrelated = sparse.unrelated_probability(prepared.sparse[task]) if sparse.detector is not None else None
+        margins, unrelated = self.tasks[task].sparse_parts(prepared.sparse[task], margins=True)
         return {"encoder": encoder, "sparse": blend(None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label),
                 "hybrid": hybrid_scores(encoder, margins, spec.hybrid, spec.labels, spec.multi_label, unrelated)}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from naba.blend import blend, choose_blend, choose_gate, hybrid_scores
+from naba.blend import blend, choose_blend, choose_gate, hybrid_scores, reads_detector
 from naba.config import NabaConfig
 from naba.data.records import labels_of
 from naba.decision import binarize, decide, tune_thresholds
@@ -30,20 +30,28 @@ def split_records(task_data: TaskData, name: str) -> list[dict[str, Any]]:
 DETECTOR_RATIO = 2.0  # cross-target pairs per real pair the relevance detector learns from, besides training's own
 
 
-def detector_pairs(task_data: TaskData, config: NabaConfig, split: str) -> list[dict[str, Any]]:
-    """More negatives for the relevance detector: the split's real texts, each with trained targets it is never paired
-    with (up to :data:`DETECTOR_RATIO` per real pair). Training's generated pairs are few (``unrelated_ratio``) and
-    half of them may be topic articles; the detector learns each target's vocabulary from these."""
+def fit_detector(sparse: SparseModel, task_data: TaskData, config: NabaConfig) -> SparseModel:
+    """Fit the sparse part's relevance detector as training does (``naba train``, ``naba blend``, ``bench/hybrid.py``).
+
+    Its negatives are training's generated unrelated pairs plus more: each real
+    text with trained targets it is never paired with (up to
+    :data:`DETECTOR_RATIO` per real pair, train and dev each from their own
+    texts). Training's generated pairs are few (``unrelated_ratio``) and half of
+    them may be topic articles; the detector learns each target's vocabulary
+    from these.
+    """
     from naba.data.unrelated import targets_by_text, unrelated_pairs
 
     generated = task_data.unrelated["pairs"].get("train", 0)
     real = {name: records[:len(records) - generated] if name == "train" else records
             for name, records in task_data.splits.items()}
     written_about = targets_by_text([r for records in real.values() for r in records], config.normalization)
-    return unrelated_pairs(real[split], task_data.unrelated["label"], config.normalization, ratio=DETECTOR_RATIO,
-                           seed=f"{config.seed}:detector:{split}", written_about=written_about,
-                           targets=[t for t, n in Counter(r["target"] for r in real["train"]).items() if n >= DETECTOR_MIN_PAIRS],
-                           id_prefix=f"detector-{split}")
+    targets = [t for t, n in Counter(r["target"] for r in real["train"]).items() if n >= DETECTOR_MIN_PAIRS]
+    more = {split: unrelated_pairs(real[split], task_data.unrelated["label"], config.normalization, ratio=DETECTOR_RATIO,
+                                   seed=f"{config.seed}:detector:{split}", written_about=written_about, targets=targets,
+                                   id_prefix=f"detector-{split}") for split in ("train", "dev")}
+    return sparse.fit_detector(real["train"], task_data.splits["train"][len(real["train"]):] + more["train"],
+                               real["dev"], task_data.unrelated_pairs["dev"] + more["dev"])
 
 
 def thresholds_for(task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig) -> dict[str, float]:
@@ -138,8 +146,7 @@ class Hybrid:
             sparse = SparseModel(task_data.task, task_data.labels, multi, config.normalization,
                                  config.model.include_title).fit(train)
             if unrelated:
-                sparse.fit_detector(train, task_data.splits["train"][len(train):] + detector_pairs(task_data, config, "train"),
-                                    task_data.splits["dev"], task_data.unrelated_pairs["dev"] + detector_pairs(task_data, config, "dev"))
+                fit_detector(sparse, task_data, config)
         margins = {name: sparse.margins(split_records(task_data, name)) for name in encoder}
         dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
 
@@ -180,7 +187,7 @@ class Hybrid:
     def apply(self, encoder: np.ndarray, records: list[dict[str, Any]]) -> np.ndarray:
         """The blended probabilities of other records, given the encoder's."""
         return hybrid_scores(encoder, self.sparse.margins(records), self.record, self.sparse.labels, self.sparse.multi_label,
-                             self.sparse.unrelated_probability(records) if self.sparse.detector is not None else None)
+                             self.sparse.unrelated_probability(records) if reads_detector(self.record) else None)
 
 
 def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: str | Path | None = None,
