@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from naba.errors import ModelDirError
-from naba.sparse import RELEVANCE, UNSEEN, SparseModel
+from naba.sparse import OVERLAP, RELEVANCE, UNSEEN, SparseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -78,6 +78,30 @@ def test_relevance_columns_measure_how_much_of_the_target_the_text_mentions() ->
     np.testing.assert_allclose(rows[1], [0.0, 0.0, 1.0])  # nothing of the target in the text
     assert rows[2][0] == 1.0 and rows[2][2] == 0.0
     np.testing.assert_allclose(rows[3], [0.0, 0.0, 0.0])  # no target words: no evidence either way
+    claim = "وزارة التربية ستعتمد الدراسة أربعة أيام أسبوعيا"  # seven words of 3+ letters
+    rows = relevance_features(["النفط", claim, claim], ["مباراة كرة القدم", "مباراة كرة القدم", "قالت وزارة التربية"], OVERLAP)
+    np.testing.assert_allclose(rows[:, 3], [np.log(2), np.log(8), 0.0], rtol=1e-6)  # none of n words: log(1 + n)
+    with pytest.raises(ValueError, match="unknown relevance column 'target_length'"):
+        relevance_features(["النفط"], ["نص"], ["target_length"])
+
+
+def test_the_overlap_part_is_surer_that_a_text_naming_none_of_a_long_claim_is_not_about_it() -> None:
+    """Tweets often never name a short target; a text about a claim uses its words: "none of them" means more for a claim."""
+    short = ["النفط", "الذهب", "القمح", "الدولار"]
+    claims = ["الحكومة ستفرض رسوما إضافية على استيراد السيارات العاملة بالبنزين",
+              "هيئة الطاقة الذرية أوقفت العمل في موقع المحطة بسبب تسرب",
+              "البلدية ستغلق السوق القديم في وسط المدينة للترميم"]
+    related = [{"text": (f"نرحب بقرار {t} اليوم" if i % 2 else "هذا القرار ممتاز ونرحب به جدا"), "target": t, "stance": "favor"}
+               for i, t in enumerate(short * 6)]  # half never name their target
+    related += [{"text": f"أعلنت المصادر أن {c} وفق بيان {i}", "target": c, "stance": "none"} for i, c in enumerate(claims * 2)]
+    unrelated = [{"text": f"ارتفعت درجات الحرارة في الصيف رقم {i}", "target": t, "stance": "none"}
+                 for i, t in enumerate(short * 6 + claims * 4)]
+    model = SparseModel("stance", ["favor", "none"], False).fit(related)
+    model.fit_detector(related, unrelated, related[::3], unrelated[::3])
+    away = "انتهت المباراة بالتعادل السلبي"
+    u_short, u_claim = model.unrelated_probability([{"text": away, "target": "الفضة"},
+                                                    {"text": away, "target": "الجامعة ستؤجل الامتحانات النهائية للطلاب شهرا كاملا"}])
+    assert u_claim > 0.9 and u_claim > u_short + 0.15, (u_claim, u_short)
 
 
 def test_stance_learns_relevance_that_ngrams_alone_cannot() -> None:
@@ -176,7 +200,7 @@ def test_the_detector_answers_for_claims_it_never_saw_by_how_much_of_the_claim_t
     unrelated = _shifted(related, subjects)
     model = SparseModel("stance", ["favor", "none"], False).fit(related)
     model.fit_detector(related, unrelated, related[:6], unrelated[:6])
-    assert model.detector["targets"] == [] and model.detector["overlap"]["columns"] == list(RELEVANCE)
+    assert model.detector["targets"] == [] and model.detector["overlap"]["columns"] == list(OVERLAP)
     new = "المحافظة تفتتح جسرا جديدا"  # a claim named at prediction time
     u = model.unrelated_probability([{"text": f"قالت المحافظة إنها تفتتح جسرا جديدا", "target": new},
                                      {"text": "ارتفعت درجات الحرارة في الصيف", "target": new},
@@ -184,3 +208,17 @@ def test_the_detector_answers_for_claims_it_never_saw_by_how_much_of_the_claim_t
     assert u[0] < 0.5 < u[1] and np.isnan(u[2])
     model.save(tmp_path / "sparse")
     np.testing.assert_array_equal(SparseModel.load(tmp_path / "sparse").unrelated_probability(related), model.unrelated_probability(related))
+    # A detector written before the length column reads the three columns it names, as it did.
+    meta_path = tmp_path / "sparse" / "sparse.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["detector"]["overlap"] |= {"columns": list(RELEVANCE), "weights": [-1.0, -4.0, 0.6], "bias": 0.6}
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    expected = 1 / (1 + np.exp(-(0.6 * 1.0 + 0.6)))  # nothing of the claim in the text
+    assert SparseModel.load(tmp_path / "sparse").unrelated_probability(
+        [{"text": "ارتفعت درجات الحرارة في الصيف", "target": new}])[0] == pytest.approx(expected, rel=1e-5)
+    meta["detector"]["overlap"]["columns"][2] = "target_length"
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ModelDirError, match=re.escape(f"{tmp_path / 'sparse'}: the relevance detector's overlap part names "
+                                                      "columns this naba does not compute or does not match its weights; "
+                                                      "refit it with `naba blend`")):
+        SparseModel.load(tmp_path / "sparse")

@@ -45,6 +45,10 @@ MAX_FEATURES = 300_000
 # features of their own: shares of the target's words and character 4-grams found in the text, and
 # whether nothing of the target is there.
 RELEVANCE = ("target_words_in_text", "target_4grams_in_text", "no_target_word_in_text")
+# The detector's overlap part (targets without weights of their own) also reads how telling "none of the target's
+# words" is: a text that uses none of a twelve-word claim's words is far surer not about it than one that never
+# names a two-word target (tweets against "electric cars" often say neither word).
+OVERLAP = (*RELEVANCE, "no_target_word_x_log_target_words")
 DETECTOR_MIN_PAIRS = 10  # real training pairs a target needs for the relevance detector to answer for it
 DETECTOR_C = (1.0, 10.0, 100.0)  # the detector's inverse regularisation, chosen by dev log-loss
 
@@ -70,17 +74,26 @@ def _grams(words: set[str], n: int = 4) -> set[str]:
     return {w[i:i + n] for w in words for i in range(max(1, len(w) - n + 1))}
 
 
-def relevance_features(targets: list[str], texts: list[str]) -> np.ndarray:
-    """One row per (normalised target, normalised text): the :data:`RELEVANCE` columns, each in [0, 1]."""
-    rows = np.zeros((len(texts), len(RELEVANCE)), dtype=np.float32)
+def relevance_features(targets: list[str], texts: list[str], columns: tuple[str, ...] | list[str] = RELEVANCE) -> np.ndarray:
+    """One row per (normalised target, normalised text): the named ``columns`` of :data:`OVERLAP`.
+
+    Raises:
+        ValueError: a column naba does not compute.
+    """
+    unknown = [c for c in columns if c not in OVERLAP]
+    if unknown:
+        raise ValueError(f"unknown relevance column {unknown[0]!r}")
+    index = [OVERLAP.index(c) for c in columns]
+    rows = np.zeros((len(texts), len(OVERLAP)), dtype=np.float32)
     for i, (target, text) in enumerate(zip(targets, texts)):
         t_words, x_words = _words(target), _words(text)
         if not t_words:
             continue
         t_grams, x_grams = _grams(t_words), _grams(x_words)
         words = len(t_words & x_words) / len(t_words)
-        rows[i] = (words, len(t_grams & x_grams) / max(1, len(t_grams)), float(words == 0))
-    return rows
+        none = float(words == 0)
+        rows[i] = (words, len(t_grams & x_grams) / max(1, len(t_grams)), none, none * np.log1p(len(t_words)))
+    return rows[:, index]
 
 
 def _balanced_log_loss(p: np.ndarray, gold: np.ndarray) -> float:
@@ -232,8 +245,9 @@ class SparseModel:
         target, so each target with :data:`DETECTOR_MIN_PAIRS` real training
         pairs gets its own weights; regularisation chosen on dev by class-balanced
         log-loss. For other targets (a claim seen once, a target named at
-        prediction time) a second, small one over the :data:`RELEVANCE` columns
-        (how much of the target the text mentions), kept only where it beats a
+        prediction time) a second, small one over the :data:`OVERLAP` columns
+        (how much of the target the text mentions, and how telling it is that it
+        mentions none of a long target), kept only where it beats a
         constant on dev. Neither learnable (no unrelated pairs, no target with
         enough pairs, no overlap to read): no detector.
         """
@@ -283,11 +297,11 @@ class SparseModel:
         self.detector_bias = (coef[width * len(targets):] + model.intercept_[0]).astype(np.float32)
         return {"C": c, "dev_log_loss": None if not np.isfinite(loss) else round(loss, 4)}
 
-    def _overlap(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """The :data:`RELEVANCE` columns of each pair, and whether its target has words to look for."""
+    def _overlap(self, records: list[dict[str, Any]], columns: tuple[str, ...] | list[str] = OVERLAP) -> tuple[np.ndarray, np.ndarray]:
+        """The overlap ``columns`` of each pair, and whether its target has words to look for."""
         targets = [document_text(r["target"], self.normalization) for r in records]
         texts = [document_text(r["text"], self.normalization) for r in records]
-        return relevance_features(targets, texts), np.array([bool(_words(t)) for t in targets])
+        return relevance_features(targets, texts, columns), np.array([bool(_words(t)) for t in targets])
 
     def _fit_overlap(self, pairs: list[dict[str, Any]], y: np.ndarray, dev_pairs: list[dict[str, Any]],
                      dev_y: np.ndarray) -> dict[str, Any] | None:
@@ -301,7 +315,7 @@ class SparseModel:
         loss = _balanced_log_loss(model.predict_proba(dev_x[dev_usable])[:, 1], dev_y[dev_usable])
         if loss > np.log(2) - 0.05:  # no better than a constant on dev: no answer rather than a guess
             return None
-        return {"columns": list(RELEVANCE), "weights": [round(float(w), 6) for w in model.coef_[0]],
+        return {"columns": list(OVERLAP), "weights": [round(float(w), 6) for w in model.coef_[0]],
                 "bias": round(float(model.intercept_[0]), 6), "dev_log_loss": round(loss, 4)}
 
     def unrelated_probability(self, records: list[dict[str, Any]]) -> np.ndarray:
@@ -322,7 +336,7 @@ class SparseModel:
         overlap = self.detector.get("overlap")
         others = np.flatnonzero(ids < 0)
         if overlap and len(others):
-            x, usable = self._overlap([records[i] for i in others])
+            x, usable = self._overlap([records[i] for i in others], overlap["columns"])
             logits = x @ np.asarray(overlap["weights"]) + overlap["bias"]
             out[others[usable]] = 1 / (1 + np.exp(-logits[usable]))
         return out
@@ -394,6 +408,11 @@ class SparseModel:
                                     "refit it with `naba blend`")
             weights = np.zeros(n * text_width, dtype=np.float32)
             weights[index] = value
+            overlap = detector.get("overlap")
+            if overlap and (any(c not in OVERLAP for c in overlap.get("columns", ["?"]))
+                            or len(overlap.get("weights", [])) != len(overlap.get("columns", []))):
+                raise ModelDirError(f"{directory}: the relevance detector's overlap part names columns this naba does not "
+                                    "compute or does not match its weights; refit it with `naba blend`")
             model.detector, model.detector_weights = detector, weights.reshape(n, text_width)
             model.detector_bias = tensors["detector.bias"]
         return model
