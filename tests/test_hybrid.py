@@ -367,3 +367,34 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
     evaluate_model(model, data, tmp_path / "report", task="stance", show_progress_bar=False)
     assert "and where the sparse relevance detector's 'not about the target' is at least 0.5, 'none' (not about the target)" in (
         tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+
+
+def test_training_pairs_every_spelling_of_a_target_the_detector_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detector counts targets after normalisation; its cross-target pairs must use each raw spelling of them."""
+    from naba.config import NabaConfig
+    from naba.sparse import DETECTOR_MIN_PAIRS, SparseModel
+    from naba.train.data import TaskData
+    from naba.train.hybrid import fit_detector
+
+    half = DETECTOR_MIN_PAIRS // 2 + 1  # neither spelling alone has enough pairs; together they do
+    spellings = ["الطاقة النووية", "الطَّاقة النَّووية"]  # the same target, with and without diacritics
+    stances = ["favor", "none"]
+    train = [{"text": f"محطة نووية جديدة رقم {i} {s}", "target": s, "stance": stances[i % 2]} for s in spellings for i in range(half)]
+    train += [{"text": f"مباراة القدم انتهت رقم {i}", "target": "كرة القدم", "stance": stances[i % 2]}
+              for i in range(DETECTOR_MIN_PAIRS)]
+    dev = [{"text": "محطة نووية في الشمال", "target": spellings[0], "stance": "favor"},
+           {"text": "مباراة حاسمة في الدوري", "target": "كرة القدم", "stance": "favor"}]
+    data = TaskData("stance", ["favor", "none"], False, {"train": train, "dev": dev},
+                    unrelated={"label": "none", "ratio": 0.0, "pairs": {"train": 0}}, unrelated_pairs={"dev": []})
+    seen = {}
+    real_fit = SparseModel.fit_detector
+
+    def spy(self, related, unrelated, dev_related, dev_unrelated):
+        seen["targets"] = {r["target"] for r in unrelated}
+        return real_fit(self, related, unrelated, dev_related, dev_unrelated)
+
+    monkeypatch.setattr(SparseModel, "fit_detector", spy)
+    config = NabaConfig.model_validate({"tasks": {"stance": {"train": "t.jsonl"}}})
+    sparse = fit_detector(SparseModel("stance", ["favor", "none"], False).fit(train), data, config)
+    assert len(sparse.detector["targets"]) == 2  # the two spellings are one target to the detector
+    assert seen["targets"] == {*spellings, "كرة القدم"}  # and both spellings get cross-target pairs

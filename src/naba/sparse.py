@@ -96,6 +96,14 @@ def relevance_features(targets: list[str], texts: list[str], columns: tuple[str,
     return rows[:, index]
 
 
+def detector_targets(related: list[dict[str, Any]], normalization: NormalizationConfig) -> list[str]:
+    """The normalised targets the relevance detector learns weights for: those with :data:`DETECTOR_MIN_PAIRS` real pairs."""
+    from collections import Counter
+
+    counts = Counter(document_text(r["target"], normalization) for r in related)
+    return sorted(t for t, n in counts.items() if n >= DETECTOR_MIN_PAIRS)
+
+
 def _balanced_log_loss(p: np.ndarray, gold: np.ndarray) -> float:
     """Mean of the two classes' log-losses (``p``: probability of class 1): the rarer class counts as much."""
     if len(set(gold)) < 2:
@@ -251,13 +259,10 @@ class SparseModel:
         constant on dev. Neither learnable (no unrelated pairs, no target with
         enough pairs, no overlap to read): no detector.
         """
-        from collections import Counter
-
         self.detector = None
         if not unrelated:
             return self
-        counts = Counter(document_text(r["target"], self.normalization) for r in related)
-        targets = sorted(t for t, n in counts.items() if n >= DETECTOR_MIN_PAIRS)
+        targets = detector_targets(related, self.normalization)
         pairs, y = related + unrelated, np.r_[np.zeros(len(related)), np.ones(len(unrelated))]
         dev_pairs, dev_y = dev_related + dev_unrelated, np.r_[np.zeros(len(dev_related)), np.ones(len(dev_unrelated))]
         crossed = self._fit_crossed(pairs, y, dev_pairs, dev_y, targets) if targets else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,8 @@ from naba.config import NabaConfig
 from naba.data.records import labels_of
 from naba.decision import binarize, decide, tune_thresholds
 from naba.evaluation.metrics import classification_metrics
-from naba.sparse import DETECTOR_MIN_PAIRS, SPARSE_DIR, SparseModel
+from naba.encoding import document_text
+from naba.sparse import SPARSE_DIR, SparseModel, detector_targets
 from naba.train.data import TaskData
 
 
@@ -46,7 +46,8 @@ def fit_detector(sparse: SparseModel, task_data: TaskData, config: NabaConfig) -
     real = {name: records[:len(records) - generated] if name == "train" else records
             for name, records in task_data.splits.items()}
     written_about = targets_by_text([r for records in real.values() for r in records], config.normalization)
-    targets = [t for t, n in Counter(r["target"] for r in real["train"]).items() if n >= DETECTOR_MIN_PAIRS]
+    learnt = set(detector_targets(real["train"], config.normalization))  # pairs need the raw target strings
+    targets = sorted({r["target"] for r in real["train"] if document_text(r["target"], config.normalization) in learnt})
     more = {split: unrelated_pairs(real[split], task_data.unrelated["label"], config.normalization, ratio=DETECTOR_RATIO,
                                    seed=f"{config.seed}:detector:{split}", written_about=written_about, targets=targets,
                                    id_prefix=f"detector-{split}") for split in ("train", "dev")}
