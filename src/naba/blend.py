@@ -141,9 +141,8 @@ def reads(record: dict[str, Any] | None) -> tuple[bool, bool]:
     """Whether a task's decision reads (its encoder, its sparse part): ``record`` is naba.json's ``hybrid`` (None: no hybrid)."""
     if record is None:
         return True, False
-    source = gate_source(record)
-    return (record["choice"] != "sparse" or source in ("encoder", "either"),
-            record["choice"] != "encoder" or source in ("sparse", "either"))
+    return (record["choice"] != "sparse" or gate_source(record) in ("encoder", "either"),
+            record["choice"] != "encoder" or reads_detector(record))
 
 
 def hybrid_scores(encoder: np.ndarray | None, margins: np.ndarray | None, record: dict[str, Any], labels: list[str],

@@ -413,9 +413,9 @@ class SparseModel:
                                     "refit it with `naba blend`")
             weights = np.zeros(n * text_width, dtype=np.float32)
             weights[index] = value
-            overlap = detector.get("overlap")
-            if overlap and (any(c not in OVERLAP for c in overlap.get("columns", ["?"]))
-                            or len(overlap.get("weights", [])) != len(overlap.get("columns", []))):
+            overlap = detector.get("overlap") or {}
+            columns = overlap.get("columns")
+            if overlap and (not columns or not set(columns) <= set(OVERLAP) or len(overlap.get("weights", [])) != len(columns)):
                 raise ModelDirError(f"{directory}: the relevance detector's overlap part names columns this naba does not "
                                     "compute or does not match its weights; refit it with `naba blend`")
             model.detector, model.detector_weights = detector, weights.reshape(n, text_width)

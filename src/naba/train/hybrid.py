@@ -47,7 +47,7 @@ def fit_detector(sparse: SparseModel, task_data: TaskData, config: NabaConfig) -
             for name, records in task_data.splits.items()}
     written_about = targets_by_text([r for records in real.values() for r in records], config.normalization)
     learnt = set(detector_targets(real["train"], config.normalization))  # pairs need the raw target strings
-    targets = sorted({r["target"] for r in real["train"] if document_text(r["target"], config.normalization) in learnt})
+    targets = sorted(t for t in {r["target"] for r in real["train"]} if document_text(t, config.normalization) in learnt)
     more = {split: unrelated_pairs(real[split], task_data.unrelated["label"], config.normalization, ratio=DETECTOR_RATIO,
                                    seed=f"{config.seed}:detector:{split}", written_about=written_about, targets=targets,
                                    id_prefix=f"detector-{split}") for split in ("train", "dev")}
