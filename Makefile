@@ -8,7 +8,7 @@ NABA := $(BIN)/naba
 DEMO := runs/demo
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-slow test-all sample-data clean
+.PHONY: demo test test-slow test-all lint sample-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ $(ENCODER)/config.json: | $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
 
 test-slow: $(VENV)/.installed
 	$(BIN)/pytest -m slow

@@ -22,14 +22,25 @@ def child(code: str, argv: list[str], log: Path, env: dict[str, str] | None = No
     """
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
     started = time.perf_counter()
-    with open(log, "w", encoding="utf-8") as out, open(log.with_suffix(".err"), "w", encoding="utf-8") as err:
-        proc = subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=out, stderr=err)
+    with (
+        open(log, "w", encoding="utf-8") as out,
+        open(log.with_suffix(".err"), "w", encoding="utf-8") as err,
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *argv], env=env, stdout=out, stderr=err
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"child failed:\n{log.with_suffix('.err').read_text(encoding='utf-8')[-3000:]}")
+        raise SystemExit(
+            f"child failed:\n{log.with_suffix('.err').read_text(encoding='utf-8')[-3000:]}"
+        )
     result = json.loads(log.read_text(encoding="utf-8").strip().splitlines()[-1])
-    return {**result, "wall": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "cpu_s": usage.ru_utime + usage.ru_stime}
+    return {
+        **result,
+        "wall": time.perf_counter() - started,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 # A ``naba train`` run of one topic task in a child: argv = the config as JSON, the output directory.
@@ -47,11 +58,29 @@ print(json.dumps({"samples_per_s": rates[-1], "peak_gpu_mb": peak}))
 """
 
 
-def topic_config(base: str, train_file: Path, dev_file: Path, steps: int, window: dict, hybrid: bool | None = None,
-                 **train: object) -> str:
+def topic_config(
+    base: str,
+    train_file: Path,
+    dev_file: Path,
+    steps: int,
+    window: dict,
+    hybrid: bool | None = None,
+    **train: object,
+) -> str:
     """The JSON config of a fixed-step topic run for :data:`TRAIN_TOPICS` (``train`` adds to the train section;
     ``hybrid`` None leaves the model's default, for code from before it existed)."""
     model = {"base": str(base), "window": window, **({} if hybrid is None else {"hybrid": hybrid})}
-    return json.dumps({"seed": 13, "tasks": {"topic": {"train": str(train_file), "dev": str(dev_file)}}, "model": model,
-                       "train": {"epochs": 100, "max_steps": steps, "eval_every": steps, "early_stopping_patience": None,
-                                 **train}})
+    return json.dumps(
+        {
+            "seed": 13,
+            "tasks": {"topic": {"train": str(train_file), "dev": str(dev_file)}},
+            "model": model,
+            "train": {
+                "epochs": 100,
+                "max_steps": steps,
+                "eval_every": steps,
+                "early_stopping_patience": None,
+                **train,
+            },
+        }
+    )

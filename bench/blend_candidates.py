@@ -20,7 +20,9 @@ import numpy as np
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", type=Path)
     parser.add_argument("--task", default=None, help="the task (default: the model's only one)")
     args = parser.parse_args()
@@ -44,22 +46,35 @@ def main() -> int:
     for split in ("dev", "test"):
         records = data.splits[split]
         gold = np.array([spec.labels.index(labels_of(r, task)[0]) for r in records])
-        parts[split] = (classifier.encoder_scores(records, task), classifier.tasks[task].sparse.margins(records), gold)
+        parts[split] = (
+            classifier.encoder_scores(records, task),
+            classifier.tasks[task].sparse.margins(records),
+            gold,
+        )
 
     def score(split: str, weight: float, temperature: float) -> tuple[float, float, float]:
         encoder, margins, gold = parts[split]
         p = blend(encoder, margins, weight, temperature, False)
-        f1 = f1_score(gold, p.argmax(1), average="macro", labels=range(len(spec.labels)), zero_division=0)
+        f1 = f1_score(
+            gold, p.argmax(1), average="macro", labels=range(len(spec.labels)), zero_division=0
+        )
         return f1, float(np.mean(p.argmax(1) == gold)), _nll(p, gold, False)
 
     sparse_t = spec.hybrid["sparse_temperature"]
     candidates = [("encoder", 1.0, 1.0), (f"sparse (T {sparse_t})", 0.0, sparse_t)]
     candidates += [(f"blend w {w}, T {t}", w, t) for w in WEIGHTS for t in TEMPERATURES]
-    print(f"{args.model} ({task}): dev chose {spec.hybrid['choice']} (w {spec.hybrid['weight']}, T {spec.hybrid['temperature']})\n")
-    print("| candidate | dev macro-F1 | dev accuracy | dev log-loss | test macro-F1 | test accuracy | test log-loss |")
+    print(
+        f"{args.model} ({task}): dev chose {spec.hybrid['choice']} (w {spec.hybrid['weight']}, T {spec.hybrid['temperature']})\n"
+    )
+    print(
+        "| candidate | dev macro-F1 | dev accuracy | dev log-loss | test macro-F1 | test accuracy | test log-loss |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, w, t in candidates:
-        cells = [f"{f1:.4f} | {accuracy:.3f} | {loss:.3f}" for f1, accuracy, loss in (score(s, w, t) for s in ("dev", "test"))]
+        cells = [
+            f"{f1:.4f} | {accuracy:.3f} | {loss:.3f}"
+            for f1, accuracy, loss in (score(s, w, t) for s in ("dev", "test"))
+        ]
         print(f"| {name} | {' | '.join(cells)} |")
     return 0
 

@@ -35,8 +35,20 @@ def _size_mb(model: Path) -> float:
 def _distil(teacher: Path, out: Path, layers: int, extra: list[str], times: dict) -> Path:
     student = out / f"student-{layers}"
     if not student.exists():
-        command = [sys.executable, "-m", "naba", "-q", "distill", str(teacher), "-o", str(student), "--layers", str(layers),
-                   "--no-progress", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "naba",
+            "-q",
+            "distill",
+            str(teacher),
+            "-o",
+            str(student),
+            "--layers",
+            str(layers),
+            "--no-progress",
+            *extra,
+        ]
         started = time.perf_counter()
         subprocess.run(command, check=True)
         times[str(layers)] = round(time.perf_counter() - started, 1)
@@ -45,7 +57,9 @@ def _distil(teacher: Path, out: Path, layers: int, extra: list[str], times: dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--teacher", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="where the students go")
@@ -53,7 +67,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="test articles timed")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--distill-arg", action="append", default=[], help="passed to naba distill (e.g. --set=train.epochs=3)")
+    parser.add_argument(
+        "--distill-arg",
+        action="append",
+        default=[],
+        help="passed to naba distill (e.g. --set=train.epochs=3)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -75,15 +94,32 @@ def main() -> None:
     quality = {}
     for name, model in models.items():
         for precision in ("fp32", "int8", "auto"):
-            m = evaluate_model(model, args.test, args.out / "reports" / f"{name}-{precision}", task=task, precision=precision,
-                               show_progress_bar=False)
+            m = evaluate_model(
+                model,
+                args.test,
+                args.out / "reports" / f"{name}-{precision}",
+                task=task,
+                precision=precision,
+                show_progress_bar=False,
+            )
             encoder = m.get("parts", {}).get("encoder", {}).get("macro_f1")
             quality[name, precision] = (m["macro_f1"], encoder, m["task_precision"])
 
     records = load_records(args.test, task)[: args.n]
-    articles = [{"id": r["id"], "title": r.get("title", ""), "text": r["text"], **({"target": r["target"]} if task == "stance" else {})}
-                for r in records]
-    loaded = {(name, p): Classifier.load(model, p) for name, model in models.items() for p in ("fp32", "int8", "auto")}
+    articles = [
+        {
+            "id": r["id"],
+            "title": r.get("title", ""),
+            "text": r["text"],
+            **({"target": r["target"]} if task == "stance" else {}),
+        }
+        for r in records
+    ]
+    loaded = {
+        (name, p): Classifier.load(model, p)
+        for name, model in models.items()
+        for p in ("fp32", "int8", "auto")
+    }
     for clf in loaded.values():  # warm up
         clf.predict(articles[:16], tasks=[task])
     seconds: dict = {key: [] for key in loaded}
@@ -95,18 +131,26 @@ def main() -> None:
     rate = {key: len(articles) / statistics.median(s) for key, s in seconds.items()}
     base = rate["teacher", "fp32"]
 
-    print(f"\n{args.test} ({task}), {len(articles)} articles timed x {args.repeats} rounds, {args.threads} threads\n")
-    print("| model | layers | size MB | distil s | precision (runs) | test macro-F1 | encoder part | articles/s | vs teacher fp32 |")
+    print(
+        f"\n{args.test} ({task}), {len(articles)} articles timed x {args.repeats} rounds, {args.threads} threads\n"
+    )
+    print(
+        "| model | layers | size MB | distil s | precision (runs) | test macro-F1 | encoder part | articles/s | vs teacher fp32 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, model in models.items():
         manifest = read_manifest(model)
-        layers = json.loads((model / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"]
+        layers = json.loads(
+            (model / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8")
+        )["num_hidden_layers"]
         for precision in ("fp32", "int8", "auto"):
             f1, encoder, runs = quality[name, precision]
             r = rate[name, precision]
             distil = times.get(name.split("-")[-1], "-") if name != "teacher" else "-"
-            print(f"| {name} | {layers} | {_size_mb(model):.0f} | {distil} | {precision} ({runs}) | {f1:.4f} | "
-                  f"{'-' if encoder is None else f'{encoder:.4f}'} | {r:.1f} | {r / base:.2f}x |")
+            print(
+                f"| {name} | {layers} | {_size_mb(model):.0f} | {distil} | {precision} ({runs}) | {f1:.4f} | "
+                f"{'-' if encoder is None else f'{encoder:.4f}'} | {r:.1f} | {r / base:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

@@ -71,7 +71,9 @@ print(json.dumps({"articles_per_s": len(texts) / (time.perf_counter() - started)
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -79,8 +81,25 @@ def _torchrun(args: list[str], log: Path, timeout: int = 600) -> dict:
     """``torchrun --nproc_per_node 1 -m naba ...``: exit code and seconds."""
     started = time.perf_counter()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29561",
-                           "-m", "naba", "-q", *args], env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "1",
+            "--master_port",
+            "29561",
+            "-m",
+            "naba",
+            "-q",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     log.write_text(proc.stdout + "\n" + proc.stderr, encoding="utf-8")
     return {"returncode": proc.returncode, "wall": time.perf_counter() - started}
 
@@ -90,64 +109,170 @@ def main() -> int:
     parser.add_argument("--base", required=True, help="encoder directory (a converted e5-small)")
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu for a dry run")
     parser.add_argument("--train", type=int, default=4000, help="training articles")
-    parser.add_argument("--test", type=int, default=2000, help="test articles predicted on the device")
-    parser.add_argument("--cpu-test", type=int, default=500, help="of those, how many the CPU reference predicts")
+    parser.add_argument(
+        "--test", type=int, default=2000, help="test articles predicted on the device"
+    )
+    parser.add_argument(
+        "--cpu-test", type=int, default=500, help="of those, how many the CPU reference predicts"
+    )
     parser.add_argument("--steps", type=int, default=120)
     args = parser.parse_args()
     if not (SHARED / "train.jsonl").exists():
-        print(f"skipped: {SHARED} is not present (../shared/data is only on the developers' machines)")
+        print(
+            f"skipped: {SHARED} is not present (../shared/data is only on the developers' machines)"
+        )
         return 0
     import torch
 
     gpu = args.device != "cpu"
     name = torch.cuda.get_device_name(torch.device(args.device)) if gpu else "cpu (dry run)"
     work = Path(tempfile.mkdtemp(prefix="naba-gpu-check-"))
-    read = lambda split: [json.loads(line) for line in (SHARED / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]  # noqa: E731
+
+    def read(split):
+        return [
+            json.loads(line)
+            for line in (SHARED / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+
     train_rows, dev_rows, test_rows = read("train"), read("dev"), read("test")
     random.Random(13).shuffle(train_rows)
     train_rows = train_rows[: args.train]
-    known = {label for r in train_rows for label in r["topics"]}  # a small dry run may miss a rare topic
-    dev_rows, test_rows = ([r for r in rows if set(r["topics"]) <= known] for rows in (dev_rows, test_rows))
+    known = {
+        label for r in train_rows for label in r["topics"]
+    }  # a small dry run may miss a rare topic
+    dev_rows, test_rows = (
+        [r for r in rows if set(r["topics"]) <= known] for rows in (dev_rows, test_rows)
+    )
     train_file = _write(work / "train.jsonl", train_rows)
     dev_file = _write(work / "dev.jsonl", dev_rows[:300])
     test = test_rows[: args.test]
     test_file = _write(work / "test.jsonl", test)
     cpu_file = _write(work / "test-cpu.jsonl", test[: args.cpu_test])
     env = {"TOKENIZERS_PARALLELISM": "false", **({} if gpu else {"CUDA_VISIBLE_DEVICES": ""})}
-    print(f"GPU check on {name}, torch {torch.__version__}; ANT topics, {args.train} train articles, {args.steps} steps of 32, "
-          f"2 windows x 256; logs in {work}")
+    print(
+        f"GPU check on {name}, torch {torch.__version__}; ANT topics, {args.train} train articles, {args.steps} steps of 32, "
+        f"2 windows x 256; logs in {work}"
+    )
 
     rows = []
     mixed = "bf16" if gpu else "no"
-    config = topic_config(args.base, train_file, dev_file, args.steps, {"length": 256, "stride": 64, "max_windows": 2},
-                          hybrid=False, batch_size=32, mixed_precision=mixed, learning_rate=5e-5)
+    config = topic_config(
+        args.base,
+        train_file,
+        dev_file,
+        args.steps,
+        {"length": 256, "stride": 64, "max_windows": 2},
+        hybrid=False,
+        batch_size=32,
+        mixed_precision=mixed,
+        learning_rate=5e-5,
+    )
     trained = child(TRAIN_TOPICS, [config, str(work / "model")], work / "train.log", env)
-    rows.append(("train", f"{args.device}, {mixed}", f"{trained['samples_per_s']:.1f} samples/s", f"{trained['peak_gpu_mb']:.0f}",
-                 f"{trained['wall']:.0f}"))
+    rows.append(
+        (
+            "train",
+            f"{args.device}, {mixed}",
+            f"{trained['samples_per_s']:.1f} samples/s",
+            f"{trained['peak_gpu_mb']:.0f}",
+            f"{trained['wall']:.0f}",
+        )
+    )
     model = work / "model"
     config = work / "model" / "config.yaml"
-    ran = _torchrun(["train", str(config), "-o", str(work / "model-torchrun"), "--overwrite", "--no-progress"],
-                    work / "torchrun-train.log")
-    rows.append(("train, torchrun 1 process", args.device, f"exit {ran['returncode']}", "", f"{ran['wall']:.0f}"))
+    ran = _torchrun(
+        ["train", str(config), "-o", str(work / "model-torchrun"), "--overwrite", "--no-progress"],
+        work / "torchrun-train.log",
+    )
+    rows.append(
+        (
+            "train, torchrun 1 process",
+            args.device,
+            f"exit {ran['returncode']}",
+            "",
+            f"{ran['wall']:.0f}",
+        )
+    )
 
-    reference = child(PREDICT, [str(model), str(cpu_file), "cpu", "fp32"], work / "predict-cpu.log", env)
-    rows.append(("predict", "cpu, fp32 (reference)", f"{reference['articles_per_s']:.1f} articles/s", "", f"{reference['wall']:.0f}"))
+    reference = child(
+        PREDICT, [str(model), str(cpu_file), "cpu", "fp32"], work / "predict-cpu.log", env
+    )
+    rows.append(
+        (
+            "predict",
+            "cpu, fp32 (reference)",
+            f"{reference['articles_per_s']:.1f} articles/s",
+            "",
+            f"{reference['wall']:.0f}",
+        )
+    )
     results = {}
     for precision in ("fp32", "bf16"):
-        results[precision] = child(PREDICT, [str(model), str(test_file), args.device, precision],
-                                   work / f"predict-{precision}.log", env)
-    pipe = child(PIPELINE, [str(model / "topic"), str(test_file), args.device if gpu else "cpu"], work / "pipeline.log", env)
+        results[precision] = child(
+            PREDICT,
+            [str(model), str(test_file), args.device, precision],
+            work / f"predict-{precision}.log",
+            env,
+        )
+    pipe = child(
+        PIPELINE,
+        [str(model / "topic"), str(test_file), args.device if gpu else "cpu"],
+        work / "pipeline.log",
+        env,
+    )
     for precision, r in results.items():
-        agree = sum(a == b for a, b in zip(r["labels"], reference["labels"])) / len(reference["labels"])
-        rows.append(("predict", f"{args.device}, {precision}", f"{r['articles_per_s']:.1f} articles/s "
-                     f"({r['articles_per_s'] / pipe['articles_per_s']:.2f}x pipeline); labels agree with CPU fp32 on "
-                     f"{100 * agree:.1f}%", f"{r['peak_gpu_mb']:.0f}", f"{r['wall']:.0f}"))
-    rows.append(("transformers.pipeline", f"{args.device}, fp32, truncation 256", f"{pipe['articles_per_s']:.1f} articles/s",
-                 "", f"{pipe['wall']:.0f}"))
-    ran = _torchrun(["predict", str(model), str(test_file), "-o", str(work / "torchrun.jsonl"), "--tasks", "topic",
-                     "--device", args.device, "--overwrite", "--no-progress"], work / "torchrun-predict.log")
-    lines = len((work / "torchrun.jsonl").read_text(encoding="utf-8").splitlines()) if ran["returncode"] == 0 else 0
-    rows.append(("predict, torchrun 1 process", args.device, f"exit {ran['returncode']}, {lines} rows", "", f"{ran['wall']:.0f}"))
+        agree = sum(a == b for a, b in zip(r["labels"], reference["labels"])) / len(
+            reference["labels"]
+        )
+        rows.append(
+            (
+                "predict",
+                f"{args.device}, {precision}",
+                f"{r['articles_per_s']:.1f} articles/s "
+                f"({r['articles_per_s'] / pipe['articles_per_s']:.2f}x pipeline); labels agree with CPU fp32 on "
+                f"{100 * agree:.1f}%",
+                f"{r['peak_gpu_mb']:.0f}",
+                f"{r['wall']:.0f}",
+            )
+        )
+    rows.append(
+        (
+            "transformers.pipeline",
+            f"{args.device}, fp32, truncation 256",
+            f"{pipe['articles_per_s']:.1f} articles/s",
+            "",
+            f"{pipe['wall']:.0f}",
+        )
+    )
+    ran = _torchrun(
+        [
+            "predict",
+            str(model),
+            str(test_file),
+            "-o",
+            str(work / "torchrun.jsonl"),
+            "--tasks",
+            "topic",
+            "--device",
+            args.device,
+            "--overwrite",
+            "--no-progress",
+        ],
+        work / "torchrun-predict.log",
+    )
+    lines = (
+        len((work / "torchrun.jsonl").read_text(encoding="utf-8").splitlines())
+        if ran["returncode"] == 0
+        else 0
+    )
+    rows.append(
+        (
+            "predict, torchrun 1 process",
+            args.device,
+            f"exit {ran['returncode']}, {lines} rows",
+            "",
+            f"{ran['wall']:.0f}",
+        )
+    )
 
     print("| step | device, precision | result | peak GPU MB | process s |")
     print("|---|---|---|---|---|")

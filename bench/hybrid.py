@@ -29,7 +29,9 @@ def _size(path: Path) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("models", nargs="+", help="NAME=MODEL_DIR:TEST_FILE")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--limit", type=int, default=500, help="test articles timed")
@@ -47,7 +49,9 @@ def main() -> int:
         name, _, rest = item.partition("=")
         model_dir, _, test_file = rest.partition(":")
         if not Path(test_file).exists():
-            print(f"skipped {name}: {test_file} not found (../shared/data is only on the developers' machines)")
+            print(
+                f"skipped {name}: {test_file} not found (../shared/data is only on the developers' machines)"
+            )
             continue
         clf = Classifier.load(model_dir, threads=args.threads)
         task = next(iter(clf.tasks))
@@ -57,23 +61,36 @@ def main() -> int:
         test = {p: parts[p]["test"] for p in ("encoder", "sparse", "hybrid")}
         better = max(test["encoder"]["macro_f1"], test["sparse"]["macro_f1"])
         h = spec.hybrid
-        choice = h["choice"] + (f" (w {h['weight']:g}, T {h['temperature']:g})" if h["choice"] == "blend" else "")
-        scores.append([name, task, *(f"{test[p]['macro_f1']:.3f} / {test[p]['accuracy']:.3f}" for p in test), choice,
-                       f"{100 * (test['hybrid']['macro_f1'] - better):+.1f}"])
+        choice = h["choice"] + (
+            f" (w {h['weight']:g}, T {h['temperature']:g})" if h["choice"] == "blend" else ""
+        )
+        scores.append(
+            [
+                name,
+                task,
+                *(f"{test[p]['macro_f1']:.3f} / {test[p]['accuracy']:.3f}" for p in test),
+                choice,
+                f"{100 * (test['hybrid']['macro_f1'] - better):+.1f}",
+            ]
+        )
         config = recorded_config(clf.manifest)
         data = load_task_data(config, task)
         train = data.splits["train"]  # real pairs only
         started = time.perf_counter()
-        sparse = SparseModel(task, spec.labels, spec.multi_label, clf.manifest.normalization).fit(train)
+        sparse = SparseModel(task, spec.labels, spec.multi_label, clf.manifest.normalization).fit(
+            train
+        )
         fit_s = time.perf_counter() - started
         detector_s = None
-        if task == "stance" and config.tasks.stance.unrelated and not spec.multi_label:  # as Hybrid.fit does
+        if (
+            task == "stance" and config.tasks.stance.unrelated and not spec.multi_label
+        ):  # as Hybrid.fit does
             topic = load_task_data(config, "topic") if config.tasks.topic is not None else None
             add_unrelated_pairs(data, config, topic)
             started = time.perf_counter()
             fit_detector(sparse, data, config)
             detector_s = time.perf_counter() - started
-        records = load_records(test_file, task)[:args.limit]
+        records = load_records(test_file, task)[: args.limit]
         timings: dict[str, list[float]] = {"encoder": [], "hybrid": []}
         hybrid = spec.hybrid
         for _ in range(args.repeats):
@@ -85,16 +102,30 @@ def main() -> int:
         spec.hybrid = hybrid
         per_k = {k: 1000 * min(v) / len(records) for k, v in timings.items()}
         sparse_dir = Path(model_dir) / spec.path / hybrid["path"]
-        costs.append([name, f"{len(train)}", f"{fit_s:.1f}", "-" if detector_s is None else f"{detector_s:.1f}", f"{per_k['encoder']:.1f}", f"{per_k['hybrid']:.1f}",
-                      f"{per_k['hybrid'] / per_k['encoder']:.2f}x", f"{_size(sparse_dir) / 1e6:.1f} MB",
-                      f"{_size(Path(model_dir) / spec.path) / 1e6:.1f} MB"])
-    print("| set | task | encoder F1 / acc | sparse F1 / acc | hybrid F1 / acc | chosen on dev | hybrid - better part (points) |")
+        costs.append(
+            [
+                name,
+                f"{len(train)}",
+                f"{fit_s:.1f}",
+                "-" if detector_s is None else f"{detector_s:.1f}",
+                f"{per_k['encoder']:.1f}",
+                f"{per_k['hybrid']:.1f}",
+                f"{per_k['hybrid'] / per_k['encoder']:.2f}x",
+                f"{_size(sparse_dir) / 1e6:.1f} MB",
+                f"{_size(Path(model_dir) / spec.path) / 1e6:.1f} MB",
+            ]
+        )
+    print(
+        "| set | task | encoder F1 / acc | sparse F1 / acc | hybrid F1 / acc | chosen on dev | hybrid - better part (points) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in scores:
         print("| " + " | ".join(row) + " |")
     print()
-    print("| set | train rows | sparse fit (s) | detector fit (s) | encoder s / 1k articles | hybrid s / 1k articles | hybrid / encoder "
-          "| sparse part | task directory |")
+    print(
+        "| set | train rows | sparse fit (s) | detector fit (s) | encoder s / 1k articles | hybrid s / 1k articles | hybrid / encoder "
+        "| sparse part | task directory |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for row in costs:
         print("| " + " | ".join(row) + " |")

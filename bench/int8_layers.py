@@ -17,7 +17,9 @@ import numpy as np
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model")
     parser.add_argument("data")
     parser.add_argument("--task", default="stance")
@@ -32,7 +34,7 @@ def main() -> int:
     from naba.infer.classifier import Classifier, _int8_linear
 
     torch.set_num_threads(args.threads)
-    records = load_records(args.data, args.task)[:args.limit]
+    records = load_records(args.data, args.task)[: args.limit]
     clf = Classifier.load(args.model, device="cpu")
     task = clf.tasks[args.task]
     fp32 = task.model
@@ -41,21 +43,36 @@ def main() -> int:
     fp32_s = time.perf_counter() - started
     n = fp32.config.num_hidden_layers
     prefix = next(name for name, _ in fp32.named_children() if name != "classifier")
-    rows = [("nothing", []), ("the classification head", ["classifier"]),
-            ("the head and the last encoder layer", ["classifier", f"{prefix}.encoder.layer.{n - 1}."]),
-            ("the head and every FFN output projection", ["classifier"] + [f"{prefix}.encoder.layer.{i}.output.dense" for i in range(n)])]
+    rows = [
+        ("nothing", []),
+        ("the classification head", ["classifier"]),
+        ("the head and the last encoder layer", ["classifier", f"{prefix}.encoder.layer.{n - 1}."]),
+        (
+            "the head and every FFN output projection",
+            ["classifier"] + [f"{prefix}.encoder.layer.{i}.output.dense" for i in range(n)],
+        ),
+    ]
     print("| kept in fp32 | agreement with fp32 | largest probability change | seconds |")
     print("|---|---|---|---|")
     for label, keep in rows:
-        names = {name for name, m in fp32.named_modules()
-                 if isinstance(m, torch.nn.Linear) and not any(name.startswith(k) for k in keep)}
-        task.model = quantize_dynamic(copy.deepcopy(fp32), {name: per_channel_dynamic_qconfig for name in names},
-                                      mapping={torch.nn.Linear: _int8_linear()})
+        names = {
+            name
+            for name, m in fp32.named_modules()
+            if isinstance(m, torch.nn.Linear) and not any(name.startswith(k) for k in keep)
+        }
+        task.model = quantize_dynamic(
+            copy.deepcopy(fp32),
+            {name: per_channel_dynamic_qconfig for name in names},
+            mapping={torch.nn.Linear: _int8_linear()},
+        )
         started = time.perf_counter()
         scores = clf.encoder_scores(records, args.task)
         seconds = time.perf_counter() - started
         agreement = float(np.mean(scores.argmax(axis=1) == base.argmax(axis=1)))
-        print(f"| {label} | {100 * agreement:.1f}% | {np.abs(scores - base).max():.2f} | {seconds:.0f} |", flush=True)
+        print(
+            f"| {label} | {100 * agreement:.1f}% | {np.abs(scores - base).max():.2f} | {seconds:.0f} |",
+            flush=True,
+        )
     task.model = fp32
     print(f"| everything (fp32) | 100% | 0 | {fp32_s:.0f} |")
     return 0

@@ -18,27 +18,41 @@ from pathlib import Path
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", type=Path)
     parser.add_argument("data", nargs="+", help="TASK=FILE (topic or stance, a labelled split)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--limit", type=int, default=None, help="score at most this many rows per file")
-    parser.add_argument("--skip-bf16", action="store_true", help="bf16 is emulated (slow) on CPUs without native bf16")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="score at most this many rows per file"
+    )
+    parser.add_argument(
+        "--skip-bf16",
+        action="store_true",
+        help="bf16 is emulated (slow) on CPUs without native bf16",
+    )
     args = parser.parse_args()
     import naba.infer.classifier as classifier_module
     from naba.data.records import labels_of, load_records
     from naba.evaluation.metrics import classification_metrics
     from naba.infer.classifier import Classifier
 
-    runs = [("fp32", "fp32", False), ("bf16", "bf16", False), ("int8 (every task)", "int8", True),
-            ("int8 (as naba runs it)", "int8", False)]
+    runs = [
+        ("fp32", "fp32", False),
+        ("bf16", "bf16", False),
+        ("int8 (every task)", "int8", True),
+        ("int8 (as naba runs it)", "int8", False),
+    ]
     if args.skip_bf16:
         runs = [run for run in runs if run[1] != "bf16"]
-    print("| task | data | precision | runs in | label agreement with fp32 | macro-F1 | articles/s vs fp32 |")
+    print(
+        "| task | data | precision | runs in | label agreement with fp32 | macro-F1 | articles/s vs fp32 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for item in args.data:
         task, _, path = item.partition("=")
-        records = load_records(path, task)[:args.limit]
+        records = load_records(path, task)[: args.limit]
         gold = [labels_of(r, task) for r in records]
         baseline, fp32_rate = None, None
         for name, precision, forced in runs:
@@ -53,14 +67,20 @@ def main() -> int:
             started = time.perf_counter()
             results = clf.predict(records, tasks=[task])
             rate = len(records) / (time.perf_counter() - started)
-            labels = [r["topics"]["labels"] if task == "topic" else [r["stance"][0]["label"]] for r in results]
+            labels = [
+                r["topics"]["labels"] if task == "topic" else [r["stance"][0]["label"]]
+                for r in results
+            ]
             spec = clf.tasks[task].spec
             f1 = classification_metrics(gold, labels, spec.labels, spec.multi_label)["macro_f1"]
             if baseline is None:
                 baseline, fp32_rate = labels, rate
             agreement = sum(a == b for a, b in zip(labels, baseline)) / len(labels)
-            print(f"| {task} | {path} ({len(records)}) | {name} | {clf.task_precision[task]} | {100 * agreement:.1f}% | "
-                  f"{f1:.3f} | {rate / fp32_rate:.2f}x |", flush=True)
+            print(
+                f"| {task} | {path} ({len(records)}) | {name} | {clf.task_precision[task]} | {100 * agreement:.1f}% | "
+                f"{f1:.3f} | {rate / fp32_rate:.2f}x |",
+                flush=True,
+            )
     return 0
 
 

@@ -32,7 +32,9 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("models", nargs="+", help="LABEL=MODEL_DIR")
     parser.add_argument("--test", type=Path, required=True, help="the set's stance test split")
     parser.add_argument("--articles", type=Path, default=SHARED / "ant" / "test.jsonl")
@@ -41,7 +43,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if not args.articles.exists() or not args.test.exists():
-        print(f"skipped: {args.articles} or {args.test} not found (../shared/data is only on the developers' machines)")
+        print(
+            f"skipped: {args.articles} or {args.test} not found (../shared/data is only on the developers' machines)"
+        )
         return 0
 
     from naba.data.records import load_records
@@ -50,7 +54,10 @@ def main() -> int:
     from naba.infer.classifier import Classifier
 
     test = load_records(args.test, "stance")
-    news = [json.loads(line) for line in args.articles.read_text(encoding="utf-8").splitlines()[:args.articles_n]]
+    news = [
+        json.loads(line)
+        for line in args.articles.read_text(encoding="utf-8").splitlines()[: args.articles_n]
+    ]
     rows = []
     for item in args.models:
         label, _, path = item.partition("=")
@@ -60,24 +67,45 @@ def main() -> int:
         started = time.perf_counter()
         results = clf.predict(test, tasks=["stance"])
         gold = [[r["stance"]] for r in test]
-        metrics = classification_metrics(gold, [[r["stance"][0]["label"]] for r in results], spec.labels, False)
+        metrics = classification_metrics(
+            gold, [[r["stance"][0]["label"]] for r in results], spec.labels, False
+        )
         rng = random.Random(13)
         test_targets = sorted({r["target"] for r in test})
         if spec.default_targets:
             pairs = [{"text": a["text"], "target": t} for a in news for t in spec.default_targets]
         else:
-            pairs = [{"text": a["text"], "target": t} for a in news
-                     for t in rng.sample(test_targets, min(args.targets_per_article, len(test_targets)))]
+            pairs = [
+                {"text": a["text"], "target": t}
+                for a in news
+                for t in rng.sample(test_targets, min(args.targets_per_article, len(test_targets)))
+            ]
         share_news = _neutral_share(clf, pairs, neutral)
         cross = unrelated_pairs(test, neutral, clf.manifest.normalization, ratio=1.0, seed=13)
         share_cross = _neutral_share(clf, cross, neutral)
         seconds = time.perf_counter() - started
         trained = "off" if spec.unrelated is None else f"ratio {spec.unrelated['ratio']}"
-        rows.append([label, trained, f"{metrics['macro_f1']:.3f}", f"{metrics['accuracy']:.3f}",
-                     f"{100 * share_news:.1f}% of {len(pairs)}", f"{100 * share_cross:.1f}% of {len(cross)}", f"{seconds:.0f}"])
+        rows.append(
+            [
+                label,
+                trained,
+                f"{metrics['macro_f1']:.3f}",
+                f"{metrics['accuracy']:.3f}",
+                f"{100 * share_news:.1f}% of {len(pairs)}",
+                f"{100 * share_cross:.1f}% of {len(cross)}",
+                f"{seconds:.0f}",
+            ]
+        )
         print(f"{label}: done in {seconds:.0f} s", file=sys.stderr)
-    header = ["model", "unrelated pairs", "test macro-F1", "test accuracy", f"news ({args.articles.parent.name}) -> neutral",
-              "cross-target -> neutral", "seconds"]
+    header = [
+        "model",
+        "unrelated pairs",
+        "test macro-F1",
+        "test accuracy",
+        f"news ({args.articles.parent.name}) -> neutral",
+        "cross-target -> neutral",
+        "seconds",
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:

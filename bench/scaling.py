@@ -46,14 +46,43 @@ def write_input(rows: list[dict], n: int, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(n):
             row = rows[i % len(rows)]
-            handle.write(json.dumps({"id": f"{i}", "title": row.get("title", ""), "text": row["text"]}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {"id": f"{i}", "title": row.get("title", ""), "text": row["text"]},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
 
 
-def run_measured(model: str, source: Path, output: Path, precision: str, max_length: int, batch_size: int, threads: int) -> dict:
+def run_measured(
+    model: str,
+    source: Path,
+    output: Path,
+    precision: str,
+    max_length: int,
+    batch_size: int,
+    threads: int,
+) -> dict:
     """One child process; its own peak RSS from ``wait4``."""
-    result = child(CHILD, [model, str(source), str(output), precision, str(max_length), str(batch_size), str(threads)],
-                   output.with_suffix(".child.json"))
-    return {**result, "process_seconds": result["wall"], "peak_rss_kb": result["peak_rss_mb"] * 1024}
+    result = child(
+        CHILD,
+        [
+            model,
+            str(source),
+            str(output),
+            precision,
+            str(max_length),
+            str(batch_size),
+            str(threads),
+        ],
+        output.with_suffix(".child.json"),
+    )
+    return {
+        **result,
+        "process_seconds": result["wall"],
+        "peak_rss_kb": result["peak_rss_mb"] * 1024,
+    }
 
 
 def main() -> int:
@@ -61,32 +90,50 @@ def main() -> int:
     parser.add_argument("--model", required=True, help="naba model directory")
     parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "int8", "bf16"])
-    parser.add_argument("--max-length", type=int, default=0, help="cap the window length (0: the model's)")
+    parser.add_argument(
+        "--max-length", type=int, default=0, help="cap the window length (0: the model's)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--data", default=str(SHARED / "test.jsonl"))
     args = parser.parse_args()
     if not Path(args.data).exists():
-        print(f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)")
+        print(
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+        )
         return 0
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if r.get("text")]
     work = Path(tempfile.mkdtemp(prefix="naba-scaling-"))
-    print(f"model {args.model}, {args.precision}, max length {args.max_length or 'the model’s'}, batch size {args.batch_size}, "
-          f"threads {args.threads or 'default'}; "
-          f"input: {args.data} repeated")
-    print("| articles | articles/s | seconds (predict) | RSS after load MB | peak RSS MB | peak - loaded MB |")
+    print(
+        f"model {args.model}, {args.precision}, max length {args.max_length or 'the model’s'}, batch size {args.batch_size}, "
+        f"threads {args.threads or 'default'}; "
+        f"input: {args.data} repeated"
+    )
+    print(
+        "| articles | articles/s | seconds (predict) | RSS after load MB | peak RSS MB | peak - loaded MB |"
+    )
     print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
         source = work / f"in-{n}.jsonl"
         write_input(rows, n, source)
-        result = run_measured(args.model, source, work / f"out-{n}.jsonl", args.precision, args.max_length, args.batch_size,
-                              args.threads)
+        result = run_measured(
+            args.model,
+            source,
+            work / f"out-{n}.jsonl",
+            args.precision,
+            args.max_length,
+            args.batch_size,
+            args.threads,
+        )
         if result["written"] != n:
             raise SystemExit(f"{n} articles in, {result['written']} predictions out")
         loaded, peak = result["loaded_rss_kb"] / 1024, result["peak_rss_kb"] / 1024
-        print(f"| {n:,} | {n / result['seconds']:.1f} | {result['seconds']:.1f} | {loaded:.0f} | {peak:.0f} | "
-              f"{peak - loaded:.0f} |", flush=True)
+        print(
+            f"| {n:,} | {n / result['seconds']:.1f} | {result['seconds']:.1f} | {loaded:.0f} | {peak:.0f} | "
+            f"{peak - loaded:.0f} |",
+            flush=True,
+        )
         (work / f"out-{n}.jsonl").unlink()
         source.unlink()
     return 0

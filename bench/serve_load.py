@@ -100,7 +100,10 @@ class Report:
 
 
 def _texts() -> list[str]:
-    rows = [json.loads(line) for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     return [r["text"] for r in rows]
 
 
@@ -115,20 +118,51 @@ def make_requests(n: int, seed: int = 13) -> list[Request]:
 
     def long() -> str:
         start = rng.randrange(0, len(pool) - 6000)
-        return pool[start:start + rng.randint(4500, 5500)]
+        return pool[start : start + rng.randint(4500, 5500)]
 
     def body(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
     invalid = [
-        ("invalid-json", lambda: Request("invalid-json", b'{"articles": ["' + short().encode() + b'"')),
-        ("invalid-missing-text", lambda: Request("invalid-missing-text", body({"articles": [{"id": "x", "title": short()}]}))),
-        ("invalid-type", lambda: Request("invalid-type", body({"articles": [{"text": 123}], "threshold": "high"}))),
+        (
+            "invalid-json",
+            lambda: Request("invalid-json", b'{"articles": ["' + short().encode() + b'"'),
+        ),
+        (
+            "invalid-missing-text",
+            lambda: Request(
+                "invalid-missing-text", body({"articles": [{"id": "x", "title": short()}]})
+            ),
+        ),
+        (
+            "invalid-type",
+            lambda: Request(
+                "invalid-type", body({"articles": [{"text": 123}], "threshold": "high"})
+            ),
+        ),
         ("invalid-empty", lambda: Request("invalid-empty", body({"articles": []}))),
-        ("invalid-text-too-long", lambda: Request("invalid-text-too-long", body({"articles": ["ن" * (MAX_TEXT_CHARS + 1)]}))),
-        ("invalid-too-many", lambda: Request("invalid-too-many", body({"articles": [short()] * (MAX_BATCH + 1)}))),
-        ("invalid-body-too-large", lambda: Request("invalid-body-too-large", b'{"articles": ["' + b"a" * (MAX_BODY_BYTES + 10) + b'"]}')),
-        ("invalid-not-json", lambda: Request("invalid-not-json", body({"articles": [short()]}), content_type="text/plain")),
+        (
+            "invalid-text-too-long",
+            lambda: Request(
+                "invalid-text-too-long", body({"articles": ["ن" * (MAX_TEXT_CHARS + 1)]})
+            ),
+        ),
+        (
+            "invalid-too-many",
+            lambda: Request("invalid-too-many", body({"articles": [short()] * (MAX_BATCH + 1)})),
+        ),
+        (
+            "invalid-body-too-large",
+            lambda: Request(
+                "invalid-body-too-large", b'{"articles": ["' + b"a" * (MAX_BODY_BYTES + 10) + b'"]}'
+            ),
+        ),
+        (
+            "invalid-not-json",
+            lambda: Request(
+                "invalid-not-json", body({"articles": [short()]}), content_type="text/plain"
+            ),
+        ),
     ]
     requests = []
     for i in range(n):
@@ -136,13 +170,24 @@ def make_requests(n: int, seed: int = 13) -> list[Request]:
         if roll < 0.10:
             requests.append(rng.choice(invalid)[1]())
         elif roll < 0.60:
-            requests.append(Request("short", body({"articles": [{"id": f"s{i}", "text": short()}]})))
+            requests.append(
+                Request("short", body({"articles": [{"id": f"s{i}", "text": short()}]}))
+            )
         elif roll < 0.75:
             requests.append(Request("long", body({"articles": [{"id": f"l{i}", "text": long()}]})))
         else:
             k = rng.randint(2, 8)
-            requests.append(Request("batch", body({"articles": [short() if j % 3 else long() for j in range(k)],
-                                                   **({"targets": ["الطاقة النووية"]} if rng.random() < 0.3 else {})})))
+            requests.append(
+                Request(
+                    "batch",
+                    body(
+                        {
+                            "articles": [short() if j % 3 else long() for j in range(k)],
+                            **({"targets": ["الطاقة النووية"]} if rng.random() < 0.3 else {}),
+                        }
+                    ),
+                )
+            )
     return requests
 
 
@@ -162,8 +207,21 @@ def _rss_mb(pid: int, key: str = "VmRSS") -> float:
 def start_server(model: Path, log_path: Path, timeout: float = 300) -> tuple[subprocess.Popen, str]:
     """``naba serve`` on 127.0.0.1 and a port the OS picks; returns the process and its base URL."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    args = [sys.executable, "-m", "naba", "serve", str(model), "--port", "0", "--max-body-bytes", str(MAX_BODY_BYTES),
-            "--max-text-chars", str(MAX_TEXT_CHARS), "--max-batch-size", str(MAX_BATCH)]  # no --host: the default is loopback
+    args = [
+        sys.executable,
+        "-m",
+        "naba",
+        "serve",
+        str(model),
+        "--port",
+        "0",
+        "--max-body-bytes",
+        str(MAX_BODY_BYTES),
+        "--max-text-chars",
+        str(MAX_TEXT_CHARS),
+        "--max-batch-size",
+        str(MAX_BATCH),
+    ]  # no --host: the default is loopback
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     deadline = time.monotonic() + timeout
@@ -190,7 +248,9 @@ def stop_server(proc: subprocess.Popen) -> None:
 # ----------------------------------------------------------------------------- the run
 
 
-def run_load(model: Path, requests: int = 1000, clients: int = 16, seed: int = 13, work: Path | None = None) -> Report:
+def run_load(
+    model: Path, requests: int = 1000, clients: int = 16, seed: int = 13, work: Path | None = None
+) -> Report:
     """Serve ``model``, send the requests, stop the server; the measurements."""
     import httpx
 
@@ -217,10 +277,16 @@ def run_load(model: Path, requests: int = 1000, clients: int = 16, seed: int = 1
                 request = plan[i]
                 started = time.perf_counter()
                 try:
-                    status = http.post("/v1/classify", content=request.body, headers={"content-type": request.content_type}).status_code
+                    status = http.post(
+                        "/v1/classify",
+                        content=request.body,
+                        headers={"content-type": request.content_type},
+                    ).status_code
                 except httpx.HTTPError:
                     status = 0
-                outcomes[i] = Outcome(request.kind, request.valid, status, time.perf_counter() - started)
+                outcomes[i] = Outcome(
+                    request.kind, request.valid, status, time.perf_counter() - started
+                )
                 with lock:
                     done += 1
 
@@ -233,7 +299,9 @@ def run_load(model: Path, requests: int = 1000, clients: int = 16, seed: int = 1
 
     try:
         with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
-            http.post("/v1/classify", json={"articles": ["إحماء"]}).raise_for_status()  # load lazily-built state before timing
+            http.post(
+                "/v1/classify", json={"articles": ["إحماء"]}
+            ).raise_for_status()  # load lazily-built state before timing
         watcher = threading.Thread(target=sampler, daemon=True)
         watcher.start()
         started = time.perf_counter()
@@ -254,7 +322,17 @@ def run_load(model: Path, requests: int = 1000, clients: int = 16, seed: int = 1
         stop_server(proc)
     warm = min(100, requests)
     after_warmup = next((rss for count, rss in samples if count >= warm), end_rss)
-    return Report(requests, clients, wall, [o for o in outcomes if o is not None], after_warmup, end_rss, peak, samples, health)
+    return Report(
+        requests,
+        clients,
+        wall,
+        [o for o in outcomes if o is not None],
+        after_warmup,
+        end_rss,
+        peak,
+        samples,
+        health,
+    )
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -276,25 +354,32 @@ def table(report: Report) -> str:
         group = kinds.get(kind, [])
         if not group:
             continue
-        codes = ", ".join(f"{code} x{n}" for code, n in sorted(Counter(o.status for o in group).items()))
+        codes = ", ".join(
+            f"{code} x{n}" for code, n in sorted(Counter(o.status for o in group).items())
+        )
         ms = [o.seconds * 1000 for o in group]
-        lines.append(f"| {kind} | {len(group)} | {codes} | {_percentile(ms, 0.5):.0f} | {_percentile(ms, 0.99):.0f} |")
+        lines.append(
+            f"| {kind} | {len(group)} | {codes} | {_percentile(ms, 0.5):.0f} | {_percentile(ms, 0.99):.0f} |"
+        )
     return "\n".join(lines)
 
 
 def summary(report: Report) -> str:
     invalid = Counter(o.kind for o in report.outcomes if not o.valid)
-    return "\n".join([
-        table(report),
-        "",
-        f"{report.requests} requests from {report.clients} clients in {report.wall_s:.1f} s "
-        f"({report.requests / report.wall_s:.1f} requests/s); server: {report.health}",
-        "invalid requests: " + ", ".join(f"{k.removeprefix('invalid-')} {n}" for k, n in sorted(invalid.items())),
-        f"server RSS: {report.rss_after_warmup_mb:.0f} MB after the first {min(100, report.requests)} requests, "
-        f"{report.rss_end_mb:.0f} MB after the last; peak (VmHWM) {report.peak_rss_mb:.0f} MB",
-        f"5xx or no answer: {report.server_errors}; invalid not answered 4xx: {report.invalid_not_4xx}; "
-        f"valid not answered 200: {report.valid_not_200}",
-    ])
+    return "\n".join(
+        [
+            table(report),
+            "",
+            f"{report.requests} requests from {report.clients} clients in {report.wall_s:.1f} s "
+            f"({report.requests / report.wall_s:.1f} requests/s); server: {report.health}",
+            "invalid requests: "
+            + ", ".join(f"{k.removeprefix('invalid-')} {n}" for k, n in sorted(invalid.items())),
+            f"server RSS: {report.rss_after_warmup_mb:.0f} MB after the first {min(100, report.requests)} requests, "
+            f"{report.rss_end_mb:.0f} MB after the last; peak (VmHWM) {report.peak_rss_mb:.0f} MB",
+            f"5xx or no answer: {report.server_errors}; invalid not answered 4xx: {report.invalid_not_4xx}; "
+            f"valid not answered 200: {report.valid_not_200}",
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- a tiny model when none is given
@@ -308,25 +393,70 @@ def tiny_model(work: Path) -> Path:
     naba = [sys.executable, "-m", "naba", "-q"]
     encoder = work / "tiny-encoder"
     if not (encoder / "config.json").exists():
-        subprocess.run([*naba, "encoder", "tiny", "--corpus", str(SAMPLE / "articles.jsonl"), "--corpus",
-                        str(SAMPLE / "stance_pairs.jsonl"), "-o", str(encoder), "--layers", "2", "--hidden", "32", "--heads", "2",
-                        "--vocab-size", "2000", "--overwrite"], check=True)
+        subprocess.run(
+            [
+                *naba,
+                "encoder",
+                "tiny",
+                "--corpus",
+                str(SAMPLE / "articles.jsonl"),
+                "--corpus",
+                str(SAMPLE / "stance_pairs.jsonl"),
+                "-o",
+                str(encoder),
+                "--layers",
+                "2",
+                "--hidden",
+                "32",
+                "--heads",
+                "2",
+                "--vocab-size",
+                "2000",
+                "--overwrite",
+            ],
+            check=True,
+        )
     config = work / "tiny.yaml"
-    tasks = {t: {s: str(SAMPLE / t / f"{s}.jsonl") for s in ("train", "dev", "test")} for t in ("topic", "stance")}
-    config.write_text(json.dumps({"seed": 13, "tasks": tasks, "model": {"base": str(encoder), "window": {"length": 64, "stride": 16,
-                                                                                                      "max_windows": 4}},
-                                  "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3}}), encoding="utf-8")
-    subprocess.run([*naba, "train", str(config), "-o", str(model), "--overwrite", "--no-progress"], check=True)
+    tasks = {
+        t: {s: str(SAMPLE / t / f"{s}.jsonl") for s in ("train", "dev", "test")}
+        for t in ("topic", "stance")
+    }
+    config.write_text(
+        json.dumps(
+            {
+                "seed": 13,
+                "tasks": tasks,
+                "model": {
+                    "base": str(encoder),
+                    "window": {"length": 64, "stride": 16, "max_windows": 4},
+                },
+                "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3},
+            }
+        ),
+        encoding="utf-8",
+    )
+    subprocess.run(
+        [*naba, "train", str(config), "-o", str(model), "--overwrite", "--no-progress"], check=True
+    )
     return model
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, help="model directory (default: a tiny model trained on the sample data)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="model directory (default: a tiny model trained on the sample data)",
+    )
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "serve-load", help="logs and the tiny model")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "runs" / "bench" / "serve-load",
+        help="logs and the tiny model",
+    )
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -335,13 +465,30 @@ def main() -> int:
     print(f"model: {model}")
     print(summary(report))
     if args.json:
-        args.json.write_text(json.dumps({
-            "model": str(model), "requests": report.requests, "clients": report.clients, "wall_s": round(report.wall_s, 2),
-            "status": dict(Counter(str(o.status) for o in report.outcomes)),
-            "p50_ms": round(_percentile([o.seconds * 1000 for o in report.outcomes], 0.5), 1),
-            "p99_ms": round(_percentile([o.seconds * 1000 for o in report.outcomes], 0.99), 1),
-            "rss_after_warmup_mb": round(report.rss_after_warmup_mb, 1), "rss_end_mb": round(report.rss_end_mb, 1),
-            "peak_rss_mb": round(report.peak_rss_mb, 1), "health": report.health, "ok": report.ok}, indent=2), encoding="utf-8")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model": str(model),
+                    "requests": report.requests,
+                    "clients": report.clients,
+                    "wall_s": round(report.wall_s, 2),
+                    "status": dict(Counter(str(o.status) for o in report.outcomes)),
+                    "p50_ms": round(
+                        _percentile([o.seconds * 1000 for o in report.outcomes], 0.5), 1
+                    ),
+                    "p99_ms": round(
+                        _percentile([o.seconds * 1000 for o in report.outcomes], 0.99), 1
+                    ),
+                    "rss_after_warmup_mb": round(report.rss_after_warmup_mb, 1),
+                    "rss_end_mb": round(report.rss_end_mb, 1),
+                    "peak_rss_mb": round(report.peak_rss_mb, 1),
+                    "health": report.health,
+                    "ok": report.ok,
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
     return 0 if report.ok else 1
 
 

@@ -29,10 +29,18 @@ SETS = {"ant": "topic", "asnd": "topic", "ans": "stance", "arabicstancex": "stan
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="*", default=list(SETS))
-    parser.add_argument("--model", action="append", default=[], help="SET=MODEL_DIR: also score a naba model")
-    parser.add_argument("--manifest", action="append", default=[],
-                        help="COLUMN:SET=MODEL_DIR: report the test metrics stored in the model's naba.json")
-    parser.add_argument("--times", type=Path, help="TSV of NAME<TAB>SECONDS written by bench/shared_sets_train.sh")
+    parser.add_argument(
+        "--model", action="append", default=[], help="SET=MODEL_DIR: also score a naba model"
+    )
+    parser.add_argument(
+        "--manifest",
+        action="append",
+        default=[],
+        help="COLUMN:SET=MODEL_DIR: report the test metrics stored in the model's naba.json",
+    )
+    parser.add_argument(
+        "--times", type=Path, help="TSV of NAME<TAB>SECONDS written by bench/shared_sets_train.sh"
+    )
     parser.add_argument("--precision", default="fp32")
     args = parser.parse_args()
     if not SHARED.exists():
@@ -43,7 +51,9 @@ def main() -> int:
     from naba.evaluation.metrics import classification_metrics
 
     models = dict(item.split("=", 1) for item in args.model)
-    stored = [(*item.split("=", 1)[0].split(":", 1), item.split("=", 1)[1]) for item in args.manifest]
+    stored = [
+        (*item.split("=", 1)[0].split(":", 1), item.split("=", 1)[1]) for item in args.manifest
+    ]
     times = {}
     if args.times and args.times.exists():
         for line in args.times.read_text(encoding="utf-8").splitlines():
@@ -59,7 +69,15 @@ def main() -> int:
         started = time.perf_counter()
         baseline = TfidfBaseline(task, labels, multi_label=False).fit(train)
         metrics = classification_metrics(gold, baseline.predict(test), labels, False)
-        rows.append((name, "TF-IDF + linear", metrics["macro_f1"], metrics["accuracy"], time.perf_counter() - started))
+        rows.append(
+            (
+                name,
+                "TF-IDF + linear",
+                metrics["macro_f1"],
+                metrics["accuracy"],
+                time.perf_counter() - started,
+            )
+        )
         if name in models:
             from naba.infer.classifier import Classifier
 
@@ -71,7 +89,15 @@ def main() -> int:
             else:
                 predicted = [[r["stance"][0]["label"]] for r in results]
             metrics = classification_metrics(gold, predicted, labels, False)
-            rows.append((name, f"naba ({models[name]})", metrics["macro_f1"], metrics["accuracy"], time.perf_counter() - started))
+            rows.append(
+                (
+                    name,
+                    f"naba ({models[name]})",
+                    metrics["macro_f1"],
+                    metrics["accuracy"],
+                    time.perf_counter() - started,
+                )
+            )
         for column, set_name, model_dir in stored:
             if set_name == name:
                 rows.append(_stored_row(name, column, Path(model_dir), task, times))
@@ -82,11 +108,19 @@ def main() -> int:
     return 0
 
 
-def _stored_row(name: str, column: str, model_dir: Path, task: str, times: dict[str, float]) -> tuple:
+def _stored_row(
+    name: str, column: str, model_dir: Path, task: str, times: dict[str, float]
+) -> tuple:
     """A table row from the test metrics a training run stored in ``naba.json``."""
     manifest = json.loads((model_dir / "naba.json").read_text(encoding="utf-8"))
     test = manifest["tasks"][task]["metrics"]["test"]
-    return (name, f"naba {column} ({model_dir})", test["macro_f1"], test["accuracy"], times.get(f"{column}-{_run_name(name)}"))
+    return (
+        name,
+        f"naba {column} ({model_dir})",
+        test["macro_f1"],
+        test["accuracy"],
+        times.get(f"{column}-{_run_name(name)}"),
+    )
 
 
 def _run_name(name: str) -> str:

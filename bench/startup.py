@@ -61,7 +61,9 @@ def wall(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a naba model directory for Classifier.load (omit: help only)")
+    parser.add_argument(
+        "--model", help="a naba model directory for Classifier.load (omit: help only)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -88,14 +90,23 @@ def main() -> int:
     print("| command | median s | min-max s |")
     print("|---|---|---|")
     for name, values in times.items():
-        print(f"| `{name}` | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |")
+        print(
+            f"| `{name}` | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |"
+        )
     for precision, record in loads.items():
-        for part, label in (("import", "import naba.infer.classifier"),
-                            ("load", f"first Classifier.load({args.model!r}, {precision!r}), importing torch + transformers"),
-                            ("again", f"second Classifier.load (same process, {precision})"),
-                            ("process", f"whole process: python + import + two loads ({precision})")):
+        for part, label in (
+            ("import", "import naba.infer.classifier"),
+            (
+                "load",
+                f"first Classifier.load({args.model!r}, {precision!r}), importing torch + transformers",
+            ),
+            ("again", f"second Classifier.load (same process, {precision})"),
+            ("process", f"whole process: python + import + two loads ({precision})"),
+        ):
             values = record[part]
-            print(f"| {label} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |")
+            print(
+                f"| {label} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |"
+            )
     return 0
 
 

@@ -41,7 +41,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
-VARIANTS = ("pipe-max", "pipe-window", "naba-fp32", "naba-int8", "naba-bf16", "ort-fp32", "ort-int8")
+VARIANTS = (
+    "pipe-max",
+    "pipe-window",
+    "naba-fp32",
+    "naba-int8",
+    "naba-bf16",
+    "ort-fp32",
+    "ort-int8",
+)
 DEFAULT = ("pipe-max", "pipe-window", "naba-fp32", "naba-int8")
 
 
@@ -53,7 +61,11 @@ def machine() -> str:
             flags = set(line.split(":", 1)[1].split())
         if line.startswith("model name"):
             name = line.split(":", 1)[1].strip()
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16") if f in flags]
+    simd = [
+        f
+        for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16")
+        if f in flags
+    ]
     return f"{name}, {os.cpu_count()} logical CPUs, {' '.join(simd)}"
 
 
@@ -64,7 +76,9 @@ class Runner:
         self.name, self.run, self.batch = name, run, batch
 
 
-def pipeline_runner(name: str, pipe: Any, texts: dict[str, str], max_length: int | None, batch_size: int) -> Runner:
+def pipeline_runner(
+    name: str, pipe: Any, texts: dict[str, str], max_length: int | None, batch_size: int
+) -> Runner:
     kwargs: dict[str, Any] = {"truncation": True}
     if max_length:
         kwargs["max_length"] = max_length
@@ -84,10 +98,24 @@ def naba_runner(name: str, model_dir: Path, precision: str, work: Path, batch_si
 
     def run(rows: list[dict]) -> list[str]:
         source, output = work / f"{name}.in.jsonl", work / f"{name}.out.jsonl"
-        source.write_text("".join(json.dumps({"id": r["id"], "title": r.get("title", ""), "text": r["text"]},
-                                             ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        predict_files(clf, [source], output, batch_size=batch_size, overwrite=True, show_progress_bar=False)
-        return [json.loads(line)["topics"]["labels"][0] for line in output.read_text(encoding="utf-8").splitlines()]
+        source.write_text(
+            "".join(
+                json.dumps(
+                    {"id": r["id"], "title": r.get("title", ""), "text": r["text"]},
+                    ensure_ascii=False,
+                )
+                + "\n"
+                for r in rows
+            ),
+            encoding="utf-8",
+        )
+        predict_files(
+            clf, [source], output, batch_size=batch_size, overwrite=True, show_progress_bar=False
+        )
+        return [
+            json.loads(line)["topics"]["labels"][0]
+            for line in output.read_text(encoding="utf-8").splitlines()
+        ]
 
     runner = Runner(name, run, f"{batch_size}x{clf.window.length} tokens")
     runner.classifier = clf  # type: ignore[attr-defined]
@@ -100,19 +128,29 @@ def ort_runner(name: str, model_dir: Path, quantized: bool, work: Path, batch_si
     import onnxruntime as ort
     import torch
 
-    from naba.encoding import collate
-    from naba.encoding import token_batches
+    from naba.encoding import collate, token_batches
     from naba.infer.classifier import Classifier
 
     clf = Classifier.load(model_dir)
     task = clf.tasks["topic"]
     path = work / "model.onnx"
     if not path.exists():
-        sample = collate(clf.prepare(["نص قصير", "نص أطول قليلا من الأول"]).docs["topic"], task.pad_id).inputs
+        sample = collate(
+            clf.prepare(["نص قصير", "نص أطول قليلا من الأول"]).docs["topic"], task.pad_id
+        ).inputs
         names = list(sample)
         axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"logits": {0: "batch"}}
-        torch.onnx.export(task.model, (), str(path), kwargs=dict(sample), input_names=names, output_names=["logits"],
-                          dynamic_axes=axes, dynamo=False, opset_version=17)
+        torch.onnx.export(
+            task.model,
+            (),
+            str(path),
+            kwargs=dict(sample),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            dynamo=False,
+            opset_version=17,
+        )
     if quantized:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -144,8 +182,9 @@ def timed(runner: Runner, rows: list[dict]) -> tuple[float, float, list[str]]:
     return time.perf_counter() - wall, time.process_time() - cpu, labels
 
 
-def tune_pipeline(pipe: Any, texts: dict[str, str], rows: list[dict], max_length: int | None,
-                  sizes: list[int]) -> tuple[int, dict[int, float]]:
+def tune_pipeline(
+    pipe: Any, texts: dict[str, str], rows: list[dict], max_length: int | None, sizes: list[int]
+) -> tuple[int, dict[int, float]]:
     """The pipeline's fastest batch size on ``rows`` (sizes interleaved, best of two rounds)."""
     runners = {b: pipeline_runner(f"pipe-bs{b}", pipe, texts, max_length, b) for b in sizes}
     runners[sizes[0]].run(rows[:2])  # warm-up
@@ -165,26 +204,39 @@ def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="runs/ant-e5-2000", help="naba model directory (single-label topics)")
+    parser.add_argument(
+        "--model", default="runs/ant-e5-2000", help="naba model directory (single-label topics)"
+    )
     parser.add_argument("--data", default=str(SHARED / "test.jsonl"))
     parser.add_argument("--n", type=int, default=0, help="articles for the quality pass (0: all)")
     parser.add_argument("--speed-n", type=int, default=160, help="articles per timed round")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tune-n", type=int, default=32, help="articles for tuning the pipeline's batch size")
+    parser.add_argument(
+        "--tune-n", type=int, default=32, help="articles for tuning the pipeline's batch size"
+    )
     parser.add_argument("--pipe-batch", type=int, nargs="*", default=[1, 8, 16, 32, 64])
-    parser.add_argument("--batch-size", type=int, default=32, help="naba batch size (full windows per batch)")
-    parser.add_argument("--latency-n", type=int, default=60, help="articles for single-article latency (0: skip)")
-    parser.add_argument("--skip-quality", action="store_true", help="speed only (batching does not change the labels)")
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="naba batch size (full windows per batch)"
+    )
+    parser.add_argument(
+        "--latency-n", type=int, default=60, help="articles for single-article latency (0: skip)"
+    )
+    parser.add_argument(
+        "--skip-quality",
+        action="store_true",
+        help="speed only (batching does not change the labels)",
+    )
     parser.add_argument("--variants", nargs="*", default=list(DEFAULT), choices=VARIANTS)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
     if not Path(args.data).exists():
-        print(f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)")
+        print(
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+        )
         return 0
     import torch
 
-    from naba.encoding import document_text
-    from naba.encoding import token_batches
+    from naba.encoding import document_text, token_batches
     from naba.manifest import read_manifest
 
     if args.threads:
@@ -193,7 +245,9 @@ def main() -> int:
     manifest = read_manifest(model_dir)
     spec = manifest.tasks.get("topic")
     if spec is None or spec.multi_label:
-        print(f"{model_dir}: needs a single-label topic model (the pipeline peer returns one label)")
+        print(
+            f"{model_dir}: needs a single-label topic model (the pipeline peer returns one label)"
+        )
         return 2
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if r.get("text")]
@@ -201,11 +255,15 @@ def main() -> int:
     # Evenly spaced: the shared splits are ordered by source, and lengths differ by source.
     step = max(1, len(rows) // args.speed_n)
     speed_rows = rows[::step][: args.speed_n]
-    tune_rows = rows[::max(1, len(rows) // args.tune_n)][: args.tune_n]
+    tune_rows = rows[:: max(1, len(rows) // args.tune_n)][: args.tune_n]
     texts = {r["id"]: document_text(r, manifest.normalization, spec.include_title) for r in rows}
     window = manifest.window
-    print(f"machine: {machine()}; torch threads {torch.get_num_threads()}; torch {torch.__version__}")
-    print(f"model: {model_dir} (windows of {window.length} tokens, at most {window.max_windows}); data: {args.data}")
+    print(
+        f"machine: {machine()}; torch threads {torch.get_num_threads()}; torch {torch.__version__}"
+    )
+    print(
+        f"model: {model_dir} (windows of {window.length} tokens, at most {window.max_windows}); data: {args.data}"
+    )
 
     work = Path(tempfile.mkdtemp(prefix="naba-throughput-"))
     runners: list[Runner] = []
@@ -219,14 +277,20 @@ def main() -> int:
                 pipe = pipeline("text-classification", model=str(model_dir / spec.path), device=-1)
             max_length = None if name == "pipe-max" else window.length
             size, rates = tune_pipeline(pipe, texts, tune_rows, max_length, args.pipe_batch)
-            tuning.append(f"{name}: " + ", ".join(f"bs {b}: {r:.2f}/s" for b, r in rates.items()) + f" -> {size}")
+            tuning.append(
+                f"{name}: "
+                + ", ".join(f"bs {b}: {r:.2f}/s" for b, r in rates.items())
+                + f" -> {size}"
+            )
             runners.append(pipeline_runner(name, pipe, texts, max_length, size))
         elif name.startswith("naba"):
             precision = name.split("-")[1]
             runners.append(naba_runner(name, model_dir, precision, work, args.batch_size))
         else:
             try:
-                runners.append(ort_runner(name, model_dir, name == "ort-int8", work, args.batch_size))
+                runners.append(
+                    ort_runner(name, model_dir, name == "ort-int8", work, args.batch_size)
+                )
             except ImportError:
                 print(f"skipping {name}: onnxruntime/onnx are not installed")
     for line in tuning:
@@ -236,11 +300,17 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir / spec.path)
-    lengths = [len(ids) for ids in tokenizer([texts[r["id"]] for r in speed_rows], truncation=True,
-                                              max_length=window.length)["input_ids"]]
+    lengths = [
+        len(ids)
+        for ids in tokenizer(
+            [texts[r["id"]] for r in speed_rows], truncation=True, max_length=window.length
+        )["input_ids"]
+    ]
     naba_batches = list(token_batches(lengths, [1] * len(lengths), args.batch_size * window.length))
-    print(f"padding share at {window.length} tokens: naba {padding_share(lengths, naba_batches):.1%}; input order in "
-          f"batches of 32: {padding_share(lengths, [list(range(i, min(i + 32, len(lengths)))) for i in range(0, len(lengths), 32)]):.1%}")
+    print(
+        f"padding share at {window.length} tokens: naba {padding_share(lengths, naba_batches):.1%}; input order in "
+        f"batches of 32: {padding_share(lengths, [list(range(i, min(i + 32, len(lengths)))) for i in range(0, len(lengths), 32)]):.1%}"
+    )
 
     for runner in runners:
         runner.run(speed_rows[:4])  # warm-up: thread pools, oneDNN primitives
@@ -253,20 +323,30 @@ def main() -> int:
             cpus[runner.name].append(cpu)
     peer = "pipe-max" if "pipe-max" in walls else next(iter(walls))
     peer_rate = len(speed_rows) / min(walls[peer])
-    print(f"\nspeed: {len(speed_rows)} articles per round, {args.repeats} rounds interleaved "
-          f"(ratios against {peer}, best round each)")
+    print(
+        f"\nspeed: {len(speed_rows)} articles per round, {args.repeats} rounds interleaved "
+        f"(ratios against {peer}, best round each)"
+    )
     print(f"| variant | batch | articles/s best | articles/s median | CPU ms/article | vs {peer} |")
     print("|---|---|---|---|---|---|")
     for runner in runners:
         best = len(speed_rows) / min(walls[runner.name])
         median = len(speed_rows) / statistics.median(walls[runner.name])
         cpu = 1000 * min(cpus[runner.name]) / len(speed_rows)
-        print(f"| {runner.name} | {runner.batch} | {best:.2f} | {median:.2f} | {cpu:.0f} | {best / peer_rate:.2f}x |")
+        print(
+            f"| {runner.name} | {runner.batch} | {best:.2f} | {median:.2f} | {cpu:.0f} | {best / peer_rate:.2f}x |"
+        )
 
     if not args.skip_quality:
         quality(runners, quality_rows, spec)
     if args.latency_n:
-        latency(model_dir, texts, rows[::max(1, len(rows) // args.latency_n)][: args.latency_n], window.length, runners)
+        latency(
+            model_dir,
+            texts,
+            rows[:: max(1, len(rows) // args.latency_n)][: args.latency_n],
+            window.length,
+            runners,
+        )
     return 0
 
 
@@ -285,12 +365,20 @@ def quality(runners: list[Runner], quality_rows: list[dict], spec: Any) -> None:
     reference = outputs["naba-fp32"][1] if "naba-fp32" in outputs else None
     for name, (wall, labels) in outputs.items():
         metrics = classification_metrics(gold, [[label] for label in labels], spec.labels, False)
-        agree = f"{sum(a == b for a, b in zip(labels, reference)) / len(labels):.1%}" if reference else "-"
-        print(f"| {name} | {100 * metrics['macro_f1']:.2f} | {100 * metrics['accuracy']:.2f} | {agree} | "
-              f"{len(quality_rows) / wall:.2f} |")
+        agree = (
+            f"{sum(a == b for a, b in zip(labels, reference)) / len(labels):.1%}"
+            if reference
+            else "-"
+        )
+        print(
+            f"| {name} | {100 * metrics['macro_f1']:.2f} | {100 * metrics['accuracy']:.2f} | {agree} | "
+            f"{len(quality_rows) / wall:.2f} |"
+        )
 
 
-def latency(model_dir: Path, texts: dict[str, str], rows: list[dict], length: int, runners: list[Runner]) -> None:
+def latency(
+    model_dir: Path, texts: dict[str, str], rows: list[dict], length: int, runners: list[Runner]
+) -> None:
     """One article per call (the service case): p50/p99 of the Python API and of the pipeline, interleaved."""
     import numpy as np
 
@@ -303,7 +391,7 @@ def latency(model_dir: Path, texts: dict[str, str], rows: list[dict], length: in
     if pipe is not None:
         calls["pipeline (one article, same truncation)"] = lambda r: pipe.run([r])
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for name, call in calls.items():
+    for call in calls.values():
         call(rows[0])  # warm-up
     for row in rows:
         for name, call in calls.items():
@@ -314,7 +402,9 @@ def latency(model_dir: Path, texts: dict[str, str], rows: list[dict], length: in
     print("| call | p50 ms | p99 ms | mean ms |")
     print("|---|---|---|---|")
     for name, values in times.items():
-        print(f"| {name} | {np.percentile(values, 50):.0f} | {np.percentile(values, 99):.0f} | {np.mean(values):.0f} |")
+        print(
+            f"| {name} | {np.percentile(values, 50):.0f} | {np.percentile(values, 99):.0f} | {np.mean(values):.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from _child import TRAIN_TOPICS, child, topic_config
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "ant"
 
+
 def long_articles(rows: list[dict], words: int, n: int) -> list[dict]:
     """``n`` articles of at least ``words`` words, each joined from ANT articles of one topic."""
     by_topic: dict[str, list[dict]] = {}
@@ -49,37 +50,67 @@ def long_articles(rows: list[dict], words: int, n: int) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="encoder directory (e.g. runs/encoders/e5-bench)")
+    parser.add_argument(
+        "--base", required=True, help="encoder directory (e.g. runs/encoders/e5-bench)"
+    )
     parser.add_argument("--articles", type=int, nargs="+", default=[400, 1600])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--words", type=int, default=800)
     args = parser.parse_args()
     if not (SHARED / "train.jsonl").exists():
-        print(f"skipped: {SHARED} is not present (../shared/data is only on the developers' machines)")
+        print(
+            f"skipped: {SHARED} is not present (../shared/data is only on the developers' machines)"
+        )
         return 0
-    rows = [json.loads(line) for line in (SHARED / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (SHARED / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     work = Path(tempfile.mkdtemp(prefix="naba-train-memory-"))
     articles = long_articles(rows, args.words, max(args.articles) + 32)
     dev = work / "dev.jsonl"
-    dev.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in articles[-32:]), encoding="utf-8")
-    print(f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, 2 windows x 256 tokens, fp32")
-    print("| articles in train | gradient checkpointing | peak RSS MB | vs off | samples/s | vs off | process s |")
+    dev.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in articles[-32:]), encoding="utf-8"
+    )
+    print(
+        f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, 2 windows x 256 tokens, fp32"
+    )
+    print(
+        "| articles in train | gradient checkpointing | peak RSS MB | vs off | samples/s | vs off | process s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for n in args.articles:
         train = work / f"train-{n}.jsonl"
-        train.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in articles[:n]), encoding="utf-8")
+        train.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in articles[:n]),
+            encoding="utf-8",
+        )
         runs = {}
         for checkpointing in ("0", "1"):
             name = f"run-{n}-{checkpointing}"
-            config = topic_config(args.base, train, dev, args.steps, {"length": 256, "stride": 64, "max_windows": 2},
-                                  hybrid=False, batch_size=16, gradient_checkpointing=checkpointing == "1")
-            runs[checkpointing] = child(TRAIN_TOPICS, [config, str(work / name / "model")], work / f"{name}.log",
-                                        {"TOKENIZERS_PARALLELISM": "false"})
+            config = topic_config(
+                args.base,
+                train,
+                dev,
+                args.steps,
+                {"length": 256, "stride": 64, "max_windows": 2},
+                hybrid=False,
+                batch_size=16,
+                gradient_checkpointing=checkpointing == "1",
+            )
+            runs[checkpointing] = child(
+                TRAIN_TOPICS,
+                [config, str(work / name / "model")],
+                work / f"{name}.log",
+                {"TOKENIZERS_PARALLELISM": "false"},
+            )
         for checkpointing, r in runs.items():
             off = runs["0"]
-            print(f"| {n} | {'on' if checkpointing == '1' else 'off'} | {r['peak_rss_mb']:.0f} | "
-                  f"{r['peak_rss_mb'] / off['peak_rss_mb']:.2f}x | {r['samples_per_s']:.2f} | "
-                  f"{r['samples_per_s'] / off['samples_per_s']:.2f}x | {r['wall']:.0f} |")
+            print(
+                f"| {n} | {'on' if checkpointing == '1' else 'off'} | {r['peak_rss_mb']:.0f} | "
+                f"{r['peak_rss_mb'] / off['peak_rss_mb']:.2f}x | {r['samples_per_s']:.2f} | "
+                f"{r['samples_per_s'] / off['samples_per_s']:.2f}x | {r['wall']:.0f} |"
+            )
     return 0
 
 

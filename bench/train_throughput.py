@@ -63,18 +63,31 @@ QUIET_TOKENIZERS = {"TOKENIZERS_PARALLELISM": "false"}
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="encoder directory both fine-tune (e.g. runs/encoders/e5-ant)")
+    parser.add_argument(
+        "--base", required=True, help="encoder directory both fine-tune (e.g. runs/encoders/e5-ant)"
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--length", type=int, default=128, help="tokens per article (one window / truncation)")
+    parser.add_argument(
+        "--length", type=int, default=128, help="tokens per article (one window / truncation)"
+    )
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--data", default=str(SHARED / "train.jsonl"), help="JSONL with text and topics")
-    parser.add_argument("--group-by-length", action="store_true", help="also run each with length grouping")
-    parser.add_argument("--before", help="another naba source tree (its src/), run as a third contender: e.g. a "
-                        "`git worktree` of the commit before a change")
+    parser.add_argument(
+        "--data", default=str(SHARED / "train.jsonl"), help="JSONL with text and topics"
+    )
+    parser.add_argument(
+        "--group-by-length", action="store_true", help="also run each with length grouping"
+    )
+    parser.add_argument(
+        "--before",
+        help="another naba source tree (its src/), run as a third contender: e.g. a "
+        "`git worktree` of the commit before a change",
+    )
     args = parser.parse_args()
     if not Path(args.data).exists():
-        print(f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)")
+        print(
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+        )
         return 0
     from naba.config import NormalizationConfig
     from naba.encoding import document_text
@@ -85,42 +98,89 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="naba-train-throughput-"))
     norm = NormalizationConfig()
     # Both get the same prepared text: naba's normalised title + body, in a record naba reads as-is.
-    prepared = [{"id": r["id"], "text": document_text(r, norm, True), "topics": r["topics"][:1]} for r in picked]
+    prepared = [
+        {"id": r["id"], "text": document_text(r, norm, True), "topics": r["topics"][:1]}
+        for r in picked
+    ]
     train_file, dev_file = work / "train.jsonl", work / "dev.jsonl"
-    train_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared), encoding="utf-8")
-    dev_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared[:16]), encoding="utf-8")
+    train_file.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared), encoding="utf-8"
+    )
+    dev_file.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared[:16]), encoding="utf-8"
+    )
     groupings = ("0", "1") if args.group_by_length else ("0",)
     results: dict[str, list[dict]] = {}
     for round_ in range(args.repeats):
         for grouped in groupings:
             suffix = ", grouped by length" if grouped == "1" else ""
             name = f"naba-{grouped}-{round_}"
-            config = topic_config(args.base, train_file, dev_file, args.steps,
-                                  {"length": args.length, "stride": args.length // 8, "max_windows": 1},
-                                  batch_size=args.batch_size, learning_rate=5e-5, head_learning_rate=5e-5, weight_decay=0.01,
-                                  warmup_ratio=0.1, checkpoint_every=args.steps + 1, class_weight="none",
-                                  group_by_length=grouped == "1")
+            config = topic_config(
+                args.base,
+                train_file,
+                dev_file,
+                args.steps,
+                {"length": args.length, "stride": args.length // 8, "max_windows": 1},
+                batch_size=args.batch_size,
+                learning_rate=5e-5,
+                head_learning_rate=5e-5,
+                weight_decay=0.01,
+                warmup_ratio=0.1,
+                checkpoint_every=args.steps + 1,
+                class_weight="none",
+                group_by_length=grouped == "1",
+            )
             results.setdefault(f"naba train{suffix}", []).append(
-                child(TRAIN_TOPICS, [config, str(work / name / "model")], work / f"{name}.log", QUIET_TOKENIZERS))
+                child(
+                    TRAIN_TOPICS,
+                    [config, str(work / name / "model")],
+                    work / f"{name}.log",
+                    QUIET_TOKENIZERS,
+                )
+            )
             if args.before:
                 name = f"before-{grouped}-{round_}"
                 results.setdefault(f"naba train, before{suffix}", []).append(
-                    child(TRAIN_TOPICS, [config, str(work / name / "model")], work / f"{name}.log",
-                          {**QUIET_TOKENIZERS, "PYTHONPATH": str(Path(args.before).resolve())}))
+                    child(
+                        TRAIN_TOPICS,
+                        [config, str(work / name / "model")],
+                        work / f"{name}.log",
+                        {**QUIET_TOKENIZERS, "PYTHONPATH": str(Path(args.before).resolve())},
+                    )
+                )
             name = f"trainer-{grouped}-{round_}"
             results.setdefault(f"HF Trainer{suffix}", []).append(
-                child(TRAINER, [args.base, str(train_file), str(work / name), str(args.length), str(args.batch_size),
-                                str(args.steps), grouped], work / f"{name}.log", QUIET_TOKENIZERS))
-    print(f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, fp32; "
-          f"{args.repeats} round(s), naba and Trainer alternating")
+                child(
+                    TRAINER,
+                    [
+                        args.base,
+                        str(train_file),
+                        str(work / name),
+                        str(args.length),
+                        str(args.batch_size),
+                        str(args.steps),
+                        grouped,
+                    ],
+                    work / f"{name}.log",
+                    QUIET_TOKENIZERS,
+                )
+            )
+    print(
+        f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, fp32; "
+        f"{args.repeats} round(s), naba and Trainer alternating"
+    )
     peer = max(r["samples_per_s"] for r in results["HF Trainer"])
-    print("| trainer | samples/s (best) | samples/s (median) | vs Trainer | peak RSS MB | process s | process CPU s |")
+    print(
+        "| trainer | samples/s (best) | samples/s (median) | vs Trainer | peak RSS MB | process s | process CPU s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         rates = [r["samples_per_s"] for r in runs]
-        print(f"| {name} | {max(rates):.2f} | {statistics.median(rates):.2f} | {max(rates) / peer:.2f}x | "
-              f"{max(r['peak_rss_mb'] for r in runs):.0f} | {statistics.median(r['wall'] for r in runs):.0f} | "
-              f"{statistics.median(r['cpu_s'] for r in runs):.0f} |")
+        print(
+            f"| {name} | {max(rates):.2f} | {statistics.median(rates):.2f} | {max(rates) / peer:.2f}x | "
+            f"{max(r['peak_rss_mb'] for r in runs):.0f} | {statistics.median(r['wall'] for r in runs):.0f} | "
+            f"{statistics.median(r['cpu_s'] for r in runs):.0f} |"
+        )
     return 0
 
 

@@ -49,20 +49,34 @@ def peak_per_core(flags: set[str]) -> tuple[int, int, str]:
     """(fp32 FLOPs/cycle, int8 ops/cycle, the assumption in words)."""
     if "avx512f" in flags:
         int8 = 256 if "avx512_vnni" in flags else 128
-        return 64, int8, "AVX-512: 2 x 512-bit FMA units" + (", VNNI" if "avx512_vnni" in flags else "")
+        return (
+            64,
+            int8,
+            "AVX-512: 2 x 512-bit FMA units" + (", VNNI" if "avx512_vnni" in flags else ""),
+        )
     if "avx2" in flags and "fma" in flags:
         int8 = 128 if "avx_vnni" in flags else 64
-        return 32, int8, "AVX2+FMA: 2 x 256-bit FMA units (fp32 32 FLOPs/cycle); int8 via vpmaddubsw+vpmaddwd ~64 ops/cycle"
+        return (
+            32,
+            int8,
+            "AVX2+FMA: 2 x 256-bit FMA units (fp32 32 FLOPs/cycle); int8 via vpmaddubsw+vpmaddwd ~64 ops/cycle",
+        )
     return 8, 16, "SSE only (assumed 8 FLOPs/cycle)"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a naba model directory (its first task) or a HF model directory")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a naba model directory (its first task) or a HF model directory",
+    )
     parser.add_argument("--shapes", nargs="*", default=["16x128", "4x512"], help="BATCHxTOKENS")
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--ghz", type=float, default=0.0, help="clock for the peak (default: /proc/cpuinfo's)")
+    parser.add_argument(
+        "--ghz", type=float, default=0.0, help="clock for the peak (default: /proc/cpuinfo's)"
+    )
     args = parser.parse_args()
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -83,15 +97,19 @@ def main() -> int:
     fp32_cycle, int8_cycle, assumption = peak_per_core(flags)
     print(f"CPU: {name}, {ghz:.2f} GHz; {assumption}; torch {torch.__version__}")
     print(f"model: {directory} ({sum(p.numel() for p in fp32.parameters()) / 1e6:.1f}M parameters)")
-    print("| shape | threads | precision | GFLOP per forward | ms (best) | GFLOP/s | peak GFLOP/s | % of peak "
-          "| GFLOP/s per CPU-s x threads | % of peak on-core |")
+    print(
+        "| shape | threads | precision | GFLOP per forward | ms (best) | GFLOP/s | peak GFLOP/s | % of peak "
+        "| GFLOP/s per CPU-s x threads | % of peak on-core |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     vocab = fp32.config.vocab_size
     for shape in args.shapes:
         batch, tokens = (int(x) for x in shape.split("x"))
         generator = torch.Generator().manual_seed(0)
-        inputs = {"input_ids": torch.randint(5, vocab, (batch, tokens), generator=generator),
-                  "attention_mask": torch.ones(batch, tokens, dtype=torch.long)}
+        inputs = {
+            "input_ids": torch.randint(5, vocab, (batch, tokens), generator=generator),
+            "attention_mask": torch.ones(batch, tokens, dtype=torch.long),
+        }
         counter = FlopCounterMode(display=False)
         with torch.inference_mode(), counter:
             fp32(**inputs)
@@ -115,8 +133,10 @@ def main() -> int:
                 rate = flops / seconds / 1e9
                 # Per CPU-second: what the kernels achieve while they hold a core (the machine may be shared).
                 on_core = flops / best_cpu[precision] / 1e9 * threads
-                print(f"| {shape} | {threads} | {precision} | {flops / 1e9:.2f} | {1000 * seconds:.0f} | {rate:.1f} | "
-                      f"{peak:.0f} | {100 * rate / peak:.0f}% | {on_core:.1f} | {100 * on_core / peak:.0f}% |")
+                print(
+                    f"| {shape} | {threads} | {precision} | {flops / 1e9:.2f} | {1000 * seconds:.0f} | {rate:.1f} | "
+                    f"{peak:.0f} | {100 * rate / peak:.0f}% | {on_core:.1f} | {100 * on_core / peak:.0f}% |"
+                )
     return 0
 
 

@@ -74,14 +74,18 @@ def digest_documents(path: Path, n: int, seed: int, words: int, per_doc: int = 3
             if label not in chosen:
                 chosen.append(label)
         parts = [rng.choice(by_label[label]) for label in chosen]
-        text = "\n".join(f"{p.get('title', '')}\n{' '.join(p['text'].split()[:words])}" for p in parts)
+        text = "\n".join(
+            f"{p.get('title', '')}\n{' '.join(p['text'].split()[:words])}" for p in parts
+        )
         docs.append({"id": f"digest-{i}", "text": text, "topics": sorted(chosen)})
     return docs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", required=True, help="encoder directory (e.g. the converted e5-small)")
+    parser.add_argument(
+        "--encoder", required=True, help="encoder directory (e.g. the converted e5-small)"
+    )
     parser.add_argument("--train", type=int, default=600)
     parser.add_argument("--dev", type=int, default=150)
     parser.add_argument("--test", type=int, default=300)
@@ -89,9 +93,15 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=4, help="windows read by the windowed model")
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--lr", type=float, default=5e-5, help="encoder learning rate")
-    parser.add_argument("--head-lr", type=float, default=5e-4, help="classification head learning rate")
-    parser.add_argument("--kind", choices=("same", "digest"), default="same",
-                        help="same: 3 articles of one category; digest: 3 categories, multi-label")
+    parser.add_argument(
+        "--head-lr", type=float, default=5e-4, help="classification head learning rate"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=("same", "digest"),
+        default="same",
+        help="same: 3 articles of one category; digest: 3 categories, multi-label",
+    )
     parser.add_argument("--words", type=int, default=40, help="words kept per article in a digest")
     parser.add_argument("--pooling", choices=("mean", "max"), default="mean")
     parser.add_argument("--seed", type=int, default=13)
@@ -106,35 +116,80 @@ def main() -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.kind == "digest":
-        build = lambda split, n, seed: digest_documents(SHARED / f"{split}.jsonl", n, seed, args.words)  # noqa: E731
+
+        def build(split, n, seed):
+            return digest_documents(SHARED / f"{split}.jsonl", n, seed, args.words)
     else:
-        build = lambda split, n, seed: long_documents(SHARED / f"{split}.jsonl", n, seed)  # noqa: E731
-    splits = {"train": build("train", args.train, 1), "dev": build("dev", args.dev, 2), "test": build("test", args.test, 3)}
+
+        def build(split, n, seed):
+            return long_documents(SHARED / f"{split}.jsonl", n, seed)
+
+    splits = {
+        "train": build("train", args.train, 1),
+        "dev": build("dev", args.dev, 2),
+        "test": build("test", args.test, 3),
+    }
     for name, docs in splits.items():
-        (work / f"{name}.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+        (work / f"{name}.jsonl").write_text(
+            "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8"
+        )
     results = []
     for name, windows in (("truncation", 1), ("windows", args.windows)):
-        config = NabaConfig.model_validate({
-            "seed": args.seed, "tasks": {"topic": {s: str(work / f"{s}.jsonl") for s in ("train", "dev", "test")}},
-            "model": {"base": args.encoder, "window": {"length": args.length, "stride": args.length // 8,
-                                                        "max_windows": windows, "pooling": args.pooling}},
-            "train": {"epochs": args.epochs, "batch_size": 16, "learning_rate": args.lr, "head_learning_rate": args.head_lr,
-                      "eval_every": "epoch", "early_stopping_patience": None}})
+        config = NabaConfig.model_validate(
+            {
+                "seed": args.seed,
+                "tasks": {"topic": {s: str(work / f"{s}.jsonl") for s in ("train", "dev", "test")}},
+                "model": {
+                    "base": args.encoder,
+                    "window": {
+                        "length": args.length,
+                        "stride": args.length // 8,
+                        "max_windows": windows,
+                        "pooling": args.pooling,
+                    },
+                },
+                "train": {
+                    "epochs": args.epochs,
+                    "batch_size": 16,
+                    "learning_rate": args.lr,
+                    "head_learning_rate": args.head_lr,
+                    "eval_every": "epoch",
+                    "early_stopping_patience": None,
+                },
+            }
+        )
         started = time.perf_counter()
         out = train(config, work / name, overwrite=True, show_progress_bar=False)
         seconds = time.perf_counter() - started
         manifest = json.loads((out / "naba.json").read_text(encoding="utf-8"))
         metrics = manifest["tasks"]["topic"]["metrics"]
         test = metrics["test"]
-        results.append((name, windows, metrics["windows_per_article"]["test"], test["macro_f1"],
-                        test["micro_f1"], test["accuracy"], seconds))
-    print(f"\nlong ANT documents ({args.kind}, 3 articles each): train {args.train}, test {args.test}, "
-          f"window {args.length} tokens, pooling {args.pooling}, seed {args.seed}")
-    print(f"{'model':<12} {'max windows':>11} {'windows/doc':>11} {'macro-F1':>9} {'micro-F1':>9} {'accuracy':>9} {'train s':>8}")
+        results.append(
+            (
+                name,
+                windows,
+                metrics["windows_per_article"]["test"],
+                test["macro_f1"],
+                test["micro_f1"],
+                test["accuracy"],
+                seconds,
+            )
+        )
+    print(
+        f"\nlong ANT documents ({args.kind}, 3 articles each): train {args.train}, test {args.test}, "
+        f"window {args.length} tokens, pooling {args.pooling}, seed {args.seed}"
+    )
+    print(
+        f"{'model':<12} {'max windows':>11} {'windows/doc':>11} {'macro-F1':>9} {'micro-F1':>9} {'accuracy':>9} {'train s':>8}"
+    )
     for name, windows, per_doc, f1, micro, acc, seconds in results:
-        print(f"{name:<12} {windows:>11} {per_doc:>11.2f} {f1:>9.4f} {micro:>9.4f} {acc:>9.4f} {seconds:>8.0f}")
+        print(
+            f"{name:<12} {windows:>11} {per_doc:>11.2f} {f1:>9.4f} {micro:>9.4f} {acc:>9.4f} {seconds:>8.0f}"
+        )
     base = results[0][3]
-    print(f"windows - truncation: {results[1][3] - base:+.4f} macro-F1 (time ratio {results[1][6] / results[0][6]:.2f}x)")
+    print(
+        f"windows - truncation: {results[1][3] - base:+.4f} macro-F1 (time ratio {results[1][6] / results[0][6]:.2f}x)"
+    )
     return 0
 
 

@@ -40,17 +40,28 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from naba.encoder.tiny import build_tiny_encoder
 
     out = tmp_path_factory.mktemp("encoders") / "tiny"
-    return build_tiny_encoder([SAMPLE / "articles.jsonl", SAMPLE / "stance_pairs.jsonl"], out, layers=2, hidden=32,
-                              heads=2, vocab_size=2000, max_positions=256)
+    return build_tiny_encoder(
+        [SAMPLE / "articles.jsonl", SAMPLE / "stance_pairs.jsonl"],
+        out,
+        layers=2,
+        hidden=32,
+        heads=2,
+        vocab_size=2000,
+        max_positions=256,
+    )
 
 
 def write_config(path: Path, base: Path, tasks: dict, **sections: dict) -> Path:
     """Write a training YAML for tests: tiny windows, few steps, no progress bars."""
     import yaml
 
-    config = {"seed": 13, "output_dir": str(path.parent / "model"), "tasks": tasks,
-              "model": {"base": str(base), "window": {"length": 64, "stride": 16, "max_windows": 4}},
-              "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "eval_every": "epoch"}}
+    config = {
+        "seed": 13,
+        "output_dir": str(path.parent / "model"),
+        "tasks": tasks,
+        "model": {"base": str(base), "window": {"length": 64, "stride": 16, "max_windows": 4}},
+        "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1e-3, "eval_every": "epoch"},
+    }
     for key, value in sections.items():
         config[key] = {**config.get(key, {}), **value}
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -66,7 +77,9 @@ def subset(src: Path, dst: Path, n: int, transform=None) -> Path:
     rows = [json.loads(lines[i]) for i in picks]
     if transform:
         rows = [transform(r) for r in rows]
-    dst.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    dst.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     return dst
 
 
@@ -76,10 +89,18 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("data")
     out = {}
     for split, n in (("train", 64), ("dev", 24), ("test", 24)):
-        out[f"topic_{split}"] = subset(SAMPLE / "topic" / f"{split}.jsonl", d / f"topic_{split}.jsonl", n)
-        out[f"single_{split}"] = subset(SAMPLE / "topic" / f"{split}.jsonl", d / f"single_{split}.jsonl", n,
-                                        lambda r: {**r, "topics": r["topics"][:1]})
-        out[f"stance_{split}"] = subset(SAMPLE / "stance" / f"{split}.jsonl", d / f"stance_{split}.jsonl", n)
+        out[f"topic_{split}"] = subset(
+            SAMPLE / "topic" / f"{split}.jsonl", d / f"topic_{split}.jsonl", n
+        )
+        out[f"single_{split}"] = subset(
+            SAMPLE / "topic" / f"{split}.jsonl",
+            d / f"single_{split}.jsonl",
+            n,
+            lambda r: {**r, "topics": r["topics"][:1]},
+        )
+        out[f"stance_{split}"] = subset(
+            SAMPLE / "stance" / f"{split}.jsonl", d / f"stance_{split}.jsonl", n
+        )
     return out
 
 
@@ -93,13 +114,17 @@ def task_paths(data: dict[str, Path], *names: str) -> dict:
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, small_data: dict[str, Path]) -> Path:
+def trained_model(
+    tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, small_data: dict[str, Path]
+) -> Path:
     """A model directory with multi-label topics and stance, trained on the tiny encoder."""
     from naba.config import load_config
     from naba.train.trainer import train
 
     d = tmp_path_factory.mktemp("run")
-    cfg = load_config(write_config(d / "cfg.yaml", tiny_encoder, task_paths(small_data, "topic", "stance")))
+    cfg = load_config(
+        write_config(d / "cfg.yaml", tiny_encoder, task_paths(small_data, "topic", "stance"))
+    )
     return train(cfg, d / "model", show_progress_bar=False)
 
 
@@ -110,7 +135,10 @@ def kill_at_checkpoint(proc, checkpoints: Path, step: int, what: str, poll: floa
 
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if any(int(p.parent.name.split("-")[-1]) >= step for p in checkpoints.glob("checkpoint-*/trainer_state.json")):
+        if any(
+            int(p.parent.name.split("-")[-1]) >= step
+            for p in checkpoints.glob("checkpoint-*/trainer_state.json")
+        ):
             break
         time.sleep(poll)
     assert proc.poll() is None, f"{what} finished before it could be killed: " + proc.stderr.read()

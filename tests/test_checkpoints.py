@@ -9,11 +9,17 @@ def test_resume_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
     from naba.train.engine import last_checkpoint
 
     assert last_checkpoint(tmp_path / "nothing") is None
-    for step, complete in ((4, True), (8, True), (12, False)):  # a kill while checkpoint-12 was being written
+    for step, complete in (
+        (4, True),
+        (8, True),
+        (12, False),
+    ):  # a kill while checkpoint-12 was being written
         (tmp_path / f"checkpoint-{step}").mkdir()
         (tmp_path / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"")
         if complete:  # Trainer writes trainer_state.json last
-            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}", encoding="utf-8")
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(
+                "{}", encoding="utf-8"
+            )
     (tmp_path / "checkpoint-tmp").mkdir()
     assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-8"
 
@@ -34,7 +40,9 @@ def test_length_grouped_batches_cover_the_epoch_with_less_padding():
     assert sorted(i for b in grouped for i in b) == list(range(n))  # every article once
     assert len(grouped) == len(plain) == 125
     assert _padding(grouped, lengths) < _padding(plain, lengths) / 5
-    assert grouped == epoch_batches(n, size, seed=13, epoch=0, world=1, lengths=lengths)  # reruns and resumes agree
+    assert grouped == epoch_batches(
+        n, size, seed=13, epoch=0, world=1, lengths=lengths
+    )  # reruns and resumes agree
     assert grouped != epoch_batches(n, size, seed=13, epoch=1, world=1, lengths=lengths)
     # the batches are shuffled, not served shortest first
     firsts = [min(lengths[i] for i in b) for b in grouped[:GROUP_SPAN]]

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from naba.config import ConfigError, NabaConfig, WindowConfig, load_config, parse_overrides, save_config
+from naba.config import (
+    ConfigError,
+    NabaConfig,
+    WindowConfig,
+    load_config,
+    parse_overrides,
+    save_config,
+)
 
 MINIMAL = "tasks:\n  topic:\n    train: x.jsonl\n"
 
@@ -37,8 +44,16 @@ def test_yaml_scientific_notation_becomes_float(tmp_path: Path) -> None:
 
 
 def test_overrides_are_typed(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, MINIMAL), ["train.learning_rate=3e-5", "train.mixed_precision=bf16",
-                                                 "model.window.length=512", "thresholds.tune=false", "seed=7"])
+    cfg = load_config(
+        write(tmp_path, MINIMAL),
+        [
+            "train.learning_rate=3e-5",
+            "train.mixed_precision=bf16",
+            "model.window.length=512",
+            "thresholds.tune=false",
+            "seed=7",
+        ],
+    )
     assert isinstance(cfg.train.learning_rate, float) and cfg.train.learning_rate == 3e-5
     assert cfg.train.mixed_precision == "bf16"
     assert cfg.model.window.length == 512
@@ -49,25 +64,37 @@ def test_overrides_are_typed(tmp_path: Path) -> None:
 
 
 def test_override_replaces_file_value(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, MINIMAL + "train:\n  epochs: 5\n  batch_size: 4\n"), ["train.epochs=1"])
+    cfg = load_config(
+        write(tmp_path, MINIMAL + "train:\n  epochs: 5\n  batch_size: 4\n"), ["train.epochs=1"]
+    )
     assert cfg.train.epochs == 1 and cfg.train.batch_size == 4
 
 
 def test_parse_overrides() -> None:
-    assert parse_overrides(["a.b=1", "a.c=x", "d=", "e=k=v"]) == {"a": {"b": 1, "c": "x"}, "d": "", "e": "k=v"}
+    assert parse_overrides(["a.b=1", "a.c=x", "d=", "e=k=v"]) == {
+        "a": {"b": 1, "c": "x"},
+        "d": "",
+        "e": "k=v",
+    }
 
 
 def test_misspelt_key_names_file_and_key_with_hint(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "train:\n  learnig_rate: 1e-5\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"{path}: train.learnig_rate: unknown key (did you mean 'learning_rate'?)"
+    assert (
+        str(info.value)
+        == f"{path}: train.learnig_rate: unknown key (did you mean 'learning_rate'?)"
+    )
     assert "\n" not in str(info.value)
 
 
 def test_misspelt_nested_key_inside_optional_section(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks:\n  topic:\n    trian: x.jsonl\n    train: x.jsonl\n")
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: tasks.topic.trian: unknown key (did you mean 'train'?)")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"{path}: tasks.topic.trian: unknown key (did you mean 'train'?)"),
+    ):
         load_config(path)
 
 
@@ -82,20 +109,28 @@ def test_misspelt_override_names_overrides(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
     with pytest.raises(ConfigError) as info:
         load_config(path, ["model.window.strid=3"])
-    assert str(info.value) == f"{path} (with --set overrides): model.window.strid: unknown key (did you mean 'stride'?)"
+    assert (
+        str(info.value)
+        == f"{path} (with --set overrides): model.window.strid: unknown key (did you mean 'stride'?)"
+    )
 
 
 def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "train:\n  batch_size: many\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == (f"{path}: train.batch_size: Input should be a valid integer, "
-                               "unable to parse string as an integer (found 'many')")
+    assert str(info.value) == (
+        f"{path}: train.batch_size: Input should be a valid integer, "
+        "unable to parse string as an integer (found 'many')"
+    )
 
 
 def test_out_of_range_value(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
-    with pytest.raises(ConfigError, match=re.escape("train.learning_rate: Input should be greater than 0 (found -1)")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("train.learning_rate: Input should be greater than 0 (found -1)"),
+    ):
         load_config(path, ["train.learning_rate=-1"])
 
 
@@ -104,8 +139,10 @@ def test_several_problems_one_line_each(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     lines = str(info.value).splitlines()
-    assert lines == [f"{path}: train.batch_size: Input should be greater than or equal to 1 (found 0)",
-                     f"{path}: train.epocs: unknown key (did you mean 'epochs'?)"]
+    assert lines == [
+        f"{path}: train.batch_size: Input should be greater than or equal to 1 (found 0)",
+        f"{path}: train.epocs: unknown key (did you mean 'epochs'?)",
+    ]
 
 
 def test_bad_yaml_names_line(tmp_path: Path) -> None:
@@ -122,20 +159,28 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}: is a directory, expected a YAML config file")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{tmp_path}: is a directory, expected a YAML config file")
+    ):
         load_config(tmp_path)
 
 
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"seed: 1 # caf\xe9\n")
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: not UTF-8 text (invalid continuation byte at byte 13)")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"{path}: not UTF-8 text (invalid continuation byte at byte 13)"),
+    ):
         load_config(path)
 
 
 def test_top_level_must_be_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "- a\n- b\n")
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: expected a mapping of sections at the top level, found list")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"{path}: expected a mapping of sections at the top level, found list"),
+    ):
         load_config(path)
 
 
@@ -148,17 +193,31 @@ def test_empty_file_reports_missing_tasks(tmp_path: Path) -> None:
 
 def test_no_task_configured(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks: {}\n")
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: tasks: Value error, configure at least one task: topic or stance")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            f"{path}: tasks: Value error, configure at least one task: topic or stance"
+        ),
+    ):
         load_config(path)
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.learning_rate", "--set 'train.learning_rate': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"),
+        (
+            "train.learning_rate",
+            "--set 'train.learning_rate': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5",
+        ),
         ("=3", "--set '=3': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"),
-        ("train..x=1", "--set 'train..x=1': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"),
-        (".x=1", "--set '.x=1': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"),
+        (
+            "train..x=1",
+            "--set 'train..x=1': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5",
+        ),
+        (
+            ".x=1",
+            "--set '.x=1': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5",
+        ),
     ],
 )
 def test_bad_override_syntax(tmp_path: Path, override: str, message: str) -> None:
@@ -168,14 +227,25 @@ def test_bad_override_syntax(tmp_path: Path, override: str, message: str) -> Non
 
 
 def test_override_value_and_section_clash() -> None:
-    with pytest.raises(ConfigError, match=re.escape("--set 'train.x=2': train is set both as a value and as a section")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("--set 'train.x=2': train is set both as a value and as a section"),
+    ):
         parse_overrides(["train=1", "train.x=2"])
 
 
 def test_eval_every_validator(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, MINIMAL), ["train.eval_every=50"]).train.eval_every == 50
-    assert load_config(write(tmp_path, MINIMAL), ["train.eval_every=epoch"]).train.eval_every == "epoch"
-    with pytest.raises(ConfigError, match=re.escape("train.eval_every: Value error, must be 'epoch' or a positive number of steps (found 0)")):
+    assert (
+        load_config(write(tmp_path, MINIMAL), ["train.eval_every=epoch"]).train.eval_every
+        == "epoch"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "train.eval_every: Value error, must be 'epoch' or a positive number of steps (found 0)"
+        ),
+    ):
         load_config(write(tmp_path, MINIMAL), ["train.eval_every=0"])
 
 
@@ -190,7 +260,10 @@ def test_window_stride_accepted(length: int, stride: int) -> None:
 
 @pytest.mark.parametrize(("length", "stride"), [(256, 128), (100, 50), (100, 99), (16, 8)])
 def test_window_stride_rejected(length: int, stride: int) -> None:
-    with pytest.raises(ValidationError, match=re.escape(f"stride ({stride}) must be less than half the window length ({length})")):
+    with pytest.raises(
+        ValidationError,
+        match=re.escape(f"stride ({stride}) must be less than half the window length ({length})"),
+    ):
         WindowConfig(length=length, stride=stride)
 
 
@@ -198,17 +271,23 @@ def test_window_error_from_file_names_section(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "model:\n  window:\n    length: 100\n    stride: 50\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == (f"{path}: model.window: Value error, stride (50) must be less than half the window length (100) "
-                               "(found {'length': 100, 'stride': 50})")
+    assert str(info.value) == (
+        f"{path}: model.window: Value error, stride (50) must be less than half the window length (100) "
+        "(found {'length': 100, 'stride': 50})"
+    )
 
 
 def test_window_length_bounds() -> None:
-    with pytest.raises(ValidationError, match=re.escape("Input should be greater than or equal to 16")):
+    with pytest.raises(
+        ValidationError, match=re.escape("Input should be greater than or equal to 16")
+    ):
         WindowConfig(length=8, stride=0)
 
 
 def test_save_config_round_trips(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, MINIMAL), ["train.learning_rate=3e-5", "normalization.fold_alef=true"])
+    cfg = load_config(
+        write(tmp_path, MINIMAL), ["train.learning_rate=3e-5", "normalization.fold_alef=true"]
+    )
     save_config(cfg, tmp_path / "saved.yaml")
     again = load_config(tmp_path / "saved.yaml")
     assert again == cfg

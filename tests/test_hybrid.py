@@ -15,8 +15,11 @@ from conftest import task_paths, write_config
 from naba.blend import TIE, blend, choose_blend, choose_gate, gate, hybrid_scores
 
 runner = CliRunner()
-TEXTS = ["أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة", "ارتفعت أسعار النفط في الأسواق العالمية",
-         "فاز المنتخب الوطني بالبطولة بعد مباراة مثيرة"]
+TEXTS = [
+    "أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة",
+    "ارتفعت أسعار النفط في الأسواق العالمية",
+    "فاز المنتخب الوطني بالبطولة بعد مباراة مثيرة",
+]
 
 
 def _macro_f1(gold: np.ndarray):
@@ -36,7 +39,9 @@ def test_blend_ends_are_the_parts_and_rows_are_distributions() -> None:
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-5)
     multi = blend(rng.uniform(size=(20, 3)), margins, 0.5, 1.0, True)
     assert ((multi > 0) & (multi < 1)).all()
-    np.testing.assert_allclose(blend(None, margins, 0.0, 1.0, True), 1 / (1 + np.exp(-margins)), rtol=1e-5)
+    np.testing.assert_allclose(
+        blend(None, margins, 0.0, 1.0, True), 1 / (1 + np.exp(-margins)), rtol=1e-5
+    )
 
 
 def test_choose_blend_keeps_the_simpler_on_ties_and_blends_complementary_parts() -> None:
@@ -47,7 +52,9 @@ def test_choose_blend_keeps_the_simpler_on_ties_and_blends_complementary_parts()
     # The encoder is right: nothing beats it, so it is kept.
     assert choose_blend(perfect, noise, gold, False, _macro_f1(gold))["choice"] == "encoder"
     # The encoder is noise and the sparse model right: the sparse model alone.
-    chosen = choose_blend(rng.dirichlet(np.ones(3), size=300), 3 * np.eye(3)[gold], gold, False, _macro_f1(gold))
+    chosen = choose_blend(
+        rng.dirichlet(np.ones(3), size=300), 3 * np.eye(3)[gold], gold, False, _macro_f1(gold)
+    )
     assert chosen["choice"] == "sparse" and chosen["dev_macro_f1"]["sparse"] == 1.0
     # Each part right on a different half: only a blend gets both.
     half = np.arange(300) < 150
@@ -55,23 +62,47 @@ def test_choose_blend_keeps_the_simpler_on_ties_and_blends_complementary_parts()
     margins = np.where(half[:, None], 0.0, 3 * np.eye(3)[gold])
     chosen = choose_blend(encoder, margins, gold, False, _macro_f1(gold))
     assert chosen["choice"] == "blend" and chosen["dev_macro_f1"]["hybrid"] == 1.0
-    assert chosen["dev_macro_f1"]["hybrid"] > max(chosen["dev_macro_f1"]["encoder"], chosen["dev_macro_f1"]["sparse"]) + TIE
+    assert (
+        chosen["dev_macro_f1"]["hybrid"]
+        > max(chosen["dev_macro_f1"]["encoder"], chosen["dev_macro_f1"]["sparse"]) + TIE
+    )
     # A gain below the tie margin keeps the encoder.
     scores = iter([0.70] + [0.70 + TIE / 2] * 20)
     assert choose_blend(perfect, noise, gold, False, lambda p: next(scores))["choice"] == "encoder"
 
 
 def test_the_relevance_gate_lets_the_encoders_neutral_verdict_stand() -> None:
-    encoder = np.array([[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10]], dtype=np.float32)
-    blended = np.array([[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10]], dtype=np.float32)
-    np.testing.assert_array_equal(gate(blended, encoder, 0.8, 2), np.stack([encoder[0], blended[1], blended[2]]))
-    np.testing.assert_array_equal(gate(blended, encoder, 0.5, 2), np.stack([encoder[0], encoder[1], blended[2]]))
+    encoder = np.array(
+        [[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10]], dtype=np.float32
+    )
+    blended = np.array(
+        [[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10]], dtype=np.float32
+    )
+    np.testing.assert_array_equal(
+        gate(blended, encoder, 0.8, 2), np.stack([encoder[0], blended[1], blended[2]])
+    )
+    np.testing.assert_array_equal(
+        gate(blended, encoder, 0.5, 2), np.stack([encoder[0], encoder[1], blended[2]])
+    )
     margins = np.log(blended)
-    record = {"weight": 0.0, "temperature": 1.0, "relevance_gate": {"label": "none", "threshold": 0.8}}
+    record = {
+        "weight": 0.0,
+        "temperature": 1.0,
+        "relevance_gate": {"label": "none", "threshold": 0.8},
+    }
     got = hybrid_scores(encoder, margins, record, ["against", "favor", "none"], False)
     np.testing.assert_allclose(got, np.stack([encoder[0], blended[1], blended[2]]), rtol=1e-5)
-    np.testing.assert_allclose(hybrid_scores(encoder, margins, {**record, "relevance_gate": None}, ["against", "favor", "none"],
-                                             False), blended, rtol=1e-5)
+    np.testing.assert_allclose(
+        hybrid_scores(
+            encoder,
+            margins,
+            {**record, "relevance_gate": None},
+            ["against", "favor", "none"],
+            False,
+        ),
+        blended,
+        rtol=1e-5,
+    )
 
 
 def test_choose_gate_gates_only_what_the_encoder_knows_and_keeps_no_gate_on_ties() -> None:
@@ -83,51 +114,90 @@ def test_choose_gate_gates_only_what_the_encoder_knows_and_keeps_no_gate_on_ties
     encoder[100:] = [0.05, 0.10, 0.85]
     encoder[:10] = [0.25, 0.20, 0.55]
     chosen, scores = choose_gate(blended, encoder, 2, _macro_f1(gold))
-    assert chosen == {"source": "encoder", "threshold": 0.8}  # 0.9 gates nothing; 0.8 the 50 unrelated pairs; 0.5 also 10 real
+    assert chosen == {
+        "source": "encoder",
+        "threshold": 0.8,
+    }  # 0.9 gates nothing; 0.8 the 50 unrelated pairs; 0.5 also 10 real
     assert scores == {"ungated": round(_macro_f1(gold)(blended), 4), "gated": 1.0}
     # An encoder that knows nothing of relevance: no gate.
     assert choose_gate(blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold))[0] is None
     # A detector that knows (0.75 on the unrelated pairs, 0.6 on 20 real ones, no answer on 10): its gate at 0.7 ties the
     # encoder's at 0.8 (both perfect, both gate 50 rows): the encoder, first of the sources, is kept.
     detector = np.r_[np.full(10, np.nan), np.full(20, 0.6), np.full(70, 0.05), np.full(50, 0.75)]
-    chosen, _ = choose_gate(blended, encoder, 2, _macro_f1(gold), detector, ("encoder", "sparse", "either"))
+    chosen, _ = choose_gate(
+        blended, encoder, 2, _macro_f1(gold), detector, ("encoder", "sparse", "either")
+    )
     assert chosen == {"source": "encoder", "threshold": 0.8}
     # Without the encoder's source (it chose the encoder alone, or knows nothing): the detector, above its 20 unsure rows.
-    chosen, scores = choose_gate(blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold), detector, ("sparse", "either"))
+    chosen, scores = choose_gate(
+        blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold), detector, ("sparse", "either")
+    )
     assert chosen == {"source": "sparse", "threshold": 0.7} and scores["gated"] == 1.0
 
 
 def test_the_detectors_gate_moves_its_share_to_the_neutral_label_and_abstains_on_nan() -> None:
-    encoder = np.array([[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10], [0.6, 0.3, 0.1]], dtype=np.float32)
-    blended = np.array([[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10], [0.2, 0.7, 0.1]], dtype=np.float32)
+    encoder = np.array(
+        [[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10], [0.6, 0.3, 0.1]],
+        dtype=np.float32,
+    )
+    blended = np.array(
+        [[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10], [0.2, 0.7, 0.1]],
+        dtype=np.float32,
+    )
     unrelated = np.array([0.2, 0.9, 0.7, np.nan], dtype=np.float32)
     got = gate(blended, encoder, 0.7, 2, "sparse", unrelated)
-    np.testing.assert_allclose(got, [blended[0], 0.1 * blended[1] + [0, 0, 0.9], 0.3 * blended[2] + [0, 0, 0.7], blended[3]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        got,
+        [blended[0], 0.1 * blended[1] + [0, 0, 0.9], 0.3 * blended[2] + [0, 0, 0.7], blended[3]],
+        rtol=1e-6,
+    )
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
     assert list(got.argmax(axis=1)) == [0, 2, 2, 1]
     # either: the encoder's verdicts first (row 0), then the detector's among the rest (rows 1 and 2)
     either = gate(blended, encoder, 0.7, 2, "either", unrelated)
-    np.testing.assert_allclose(either, np.stack([encoder[0], got[1], got[2], blended[3]]), rtol=1e-6)
-    record = {"choice": "sparse", "weight": 0.0, "temperature": 1.0,
-              "relevance_gate": {"label": "none", "threshold": 0.7, "source": "sparse"}}
-    np.testing.assert_allclose(hybrid_scores(None, np.log(blended), record, ["against", "favor", "none"], False, unrelated),
-                               got, rtol=1e-5)
+    np.testing.assert_allclose(
+        either, np.stack([encoder[0], got[1], got[2], blended[3]]), rtol=1e-6
+    )
+    record = {
+        "choice": "sparse",
+        "weight": 0.0,
+        "temperature": 1.0,
+        "relevance_gate": {"label": "none", "threshold": 0.7, "source": "sparse"},
+    }
+    np.testing.assert_allclose(
+        hybrid_scores(
+            None, np.log(blended), record, ["against", "favor", "none"], False, unrelated
+        ),
+        got,
+        rtol=1e-5,
+    )
 
 
 def test_what_a_hybrids_decision_reads() -> None:
     from naba.blend import reads
 
     def hybrid(choice: str, source: str | None) -> dict:
-        return {"choice": choice, "relevance_gate": {"label": "none", "threshold": 0.5, "source": source} if source else None}
+        return {
+            "choice": choice,
+            "relevance_gate": {"label": "none", "threshold": 0.5, "source": source}
+            if source
+            else None,
+        }
+
     assert reads(None) == (True, False)
     assert reads(hybrid("encoder", None)) == (True, False)
     assert reads(hybrid("sparse", None)) == (False, True)
     assert reads(hybrid("sparse", "encoder")) == (True, True)
-    assert reads(hybrid("sparse", "sparse")) == (False, True)  # the detector is in the sparse part: no encoder at all
+    assert reads(hybrid("sparse", "sparse")) == (
+        False,
+        True,
+    )  # the detector is in the sparse part: no encoder at all
     assert reads(hybrid("encoder", "sparse")) == (True, True)
     assert reads(hybrid("blend", "either")) == (True, True)
-    assert reads({"choice": "sparse", "relevance_gate": {"label": "none", "threshold": 0.5}}) == (True, True)  # before sources
+    assert reads({"choice": "sparse", "relevance_gate": {"label": "none", "threshold": 0.5}}) == (
+        True,
+        True,
+    )  # before sources
 
 
 @pytest.fixture(scope="module")
@@ -149,28 +219,44 @@ def test_trained_model_is_a_hybrid_every_door_applies(trained_model: Path, clf) 
         files = sorted(p.name for p in (trained_model / task / "sparse").iterdir())
         assert files == ["sparse.json", "vocabulary.json", "weights.safetensors"]
         parts = manifest["tasks"][task]["metrics"]["parts"]
-        assert parts["hybrid"]["test"]["macro_f1"] == round(manifest["tasks"][task]["metrics"]["test"]["macro_f1"], 4)
+        assert parts["hybrid"]["test"]["macro_f1"] == round(
+            manifest["tasks"][task]["metrics"]["test"]["macro_f1"], 4
+        )
         # the HF directory still loads as it is: the encoder alone
         AutoModelForSequenceClassification.from_pretrained(trained_model / task)
     assert not list(trained_model.rglob("*.pkl")) and not list(trained_model.rglob("*.bin"))
     # The Classifier's scores are the blend of its parts, as recorded.
     spec = clf.tasks["topic"].spec
     parts = clf.part_scores(TEXTS, "topic")
-    expected = blend(parts["encoder"], SparseModel.load(trained_model / "topic" / "sparse").margins(TEXTS),
-                     spec.hybrid["weight"], spec.hybrid["temperature"], spec.multi_label)
-    got = np.array([[r["topics"]["scores"][label] for label in spec.labels] for r in clf.predict(TEXTS, tasks=["topic"])])
+    expected = blend(
+        parts["encoder"],
+        SparseModel.load(trained_model / "topic" / "sparse").margins(TEXTS),
+        spec.hybrid["weight"],
+        spec.hybrid["temperature"],
+        spec.multi_label,
+    )
+    got = np.array(
+        [
+            [r["topics"]["scores"][label] for label in spec.labels]
+            for r in clf.predict(TEXTS, tasks=["topic"])
+        ]
+    )
     np.testing.assert_allclose(got, expected, atol=2e-6)
     np.testing.assert_allclose(parts["hybrid"], expected, atol=1e-6)
 
 
-def test_evaluate_shows_the_parts_side_by_side(trained_model: Path, small_data: dict[str, Path], tmp_path: Path) -> None:
+def test_evaluate_shows_the_parts_side_by_side(
+    trained_model: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
     from naba.evaluation.report import evaluate_model
 
     metrics = evaluate_model(trained_model, small_data["topic_test"], tmp_path / "r", task="topic")
     manifest = json.loads((trained_model / "naba.json").read_text(encoding="utf-8"))
     recorded = manifest["tasks"]["topic"]["metrics"]["parts"]
     for part in ("encoder", "sparse", "hybrid"):
-        assert metrics["parts"][part]["macro_f1"] == pytest.approx(recorded[part]["test"]["macro_f1"], abs=1e-4)
+        assert metrics["parts"][part]["macro_f1"] == pytest.approx(
+            recorded[part]["test"]["macro_f1"], abs=1e-4
+        )
     assert metrics["macro_f1"] == pytest.approx(metrics["parts"]["hybrid"]["macro_f1"])
     report = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
     assert "## Hybrid: what each part brings" in report and "| macro-F1 |" in report
@@ -183,27 +269,38 @@ def _cli(*args):
 
 
 @pytest.fixture(scope="module")
-def encoder_only(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, small_data: dict[str, Path]) -> Path:
+def encoder_only(
+    tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, small_data: dict[str, Path]
+) -> Path:
     """A single-label topic model trained with model.hybrid: false (today's encoder-only model)."""
     from conftest import task_paths, write_config
-
     from naba.config import load_config
     from naba.train.trainer import train
 
     d = tmp_path_factory.mktemp("plain")
-    cfg = load_config(write_config(d / "cfg.yaml", tiny_encoder, task_paths(small_data, "single"),
-                                   model={"base": str(tiny_encoder), "hybrid": False}))
+    cfg = load_config(
+        write_config(
+            d / "cfg.yaml",
+            tiny_encoder,
+            task_paths(small_data, "single"),
+            model={"base": str(tiny_encoder), "hybrid": False},
+        )
+    )
     return train(cfg, d / "model", show_progress_bar=False)
 
 
 def test_hybrid_false_is_the_encoder_alone(encoder_only: Path) -> None:
     manifest = json.loads((encoder_only / "naba.json").read_text(encoding="utf-8"))
-    assert manifest["tasks"]["topic"]["hybrid"] is None and "parts" not in manifest["tasks"]["topic"]["metrics"]
+    assert (
+        manifest["tasks"]["topic"]["hybrid"] is None
+        and "parts" not in manifest["tasks"]["topic"]["metrics"]
+    )
     assert not (encoder_only / "topic" / "sparse").exists()
 
 
-def test_naba_blend_adds_a_hybrid_to_an_existing_directory(encoder_only: Path, small_data: dict[str, Path],
-                                                          tmp_path: Path) -> None:
+def test_naba_blend_adds_a_hybrid_to_an_existing_directory(
+    encoder_only: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
     from naba.infer.classifier import Classifier
 
     model = tmp_path / "model"
@@ -212,26 +309,42 @@ def test_naba_blend_adds_a_hybrid_to_an_existing_directory(encoder_only: Path, s
     result = _cli("blend", model)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == f"wrote {model}"
-    assert re.match(r"topic: (the encoder alone|the sparse n-gram model alone|a blend \(encoder weight [\d.]+, sparse temperature [\d.]+\)); dev macro-F1 encoder \d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
-                    result.output.splitlines()[0])
+    assert re.match(
+        r"topic: (the encoder alone|the sparse n-gram model alone|a blend \(encoder weight [\d.]+, sparse temperature [\d.]+\)); dev macro-F1 encoder \d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
+        result.output.splitlines()[0],
+    )
     after = json.loads((model / "naba.json").read_text(encoding="utf-8"))["tasks"]["topic"]
-    assert after["hybrid"]["path"] == "sparse" and (model / "topic" / "sparse" / "weights.safetensors").exists()
+    assert (
+        after["hybrid"]["path"] == "sparse"
+        and (model / "topic" / "sparse" / "weights.safetensors").exists()
+    )
     # the encoder is untouched: its part scores the same as the model before
-    assert after["metrics"]["parts"]["encoder"]["test"]["macro_f1"] == round(before["metrics"]["test"]["macro_f1"], 4)
-    assert (model / "topic" / "model.safetensors").read_bytes() == (encoder_only / "topic" / "model.safetensors").read_bytes()
+    assert after["metrics"]["parts"]["encoder"]["test"]["macro_f1"] == round(
+        before["metrics"]["test"]["macro_f1"], 4
+    )
+    assert (model / "topic" / "model.safetensors").read_bytes() == (
+        encoder_only / "topic" / "model.safetensors"
+    ).read_bytes()
     assert "hybrid: naba decides with" in (model / "README.md").read_text(encoding="utf-8")
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left
+    assert not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".")
+    ]  # no temporary directory left
     clf = Classifier.load(model)
     assert clf.tasks["topic"].spec.hybrid == after["hybrid"]
     # refit on other splits, named explicitly
-    again = _cli("blend", model, "--train", small_data["single_train"], "--dev", small_data["single_dev"])
+    again = _cli(
+        "blend", model, "--train", small_data["single_train"], "--dev", small_data["single_dev"]
+    )
     assert again.exit_code == 0, again.output
 
 
 def test_naba_blend_errors(trained_model: Path, tmp_path: Path) -> None:
     two = _cli("blend", trained_model, "--train", tmp_path / "x.jsonl")
     assert two.exit_code == 2
-    assert "error: --train/--dev: the model has two tasks; name the one they are for with --task" in two.output
+    assert (
+        "error: --train/--dev: the model has two tasks; name the one they are for with --task"
+        in two.output
+    )
     missing = _cli("blend", tmp_path / "nothing")
     assert missing.exit_code == 2 and "model directory not found" in missing.output
 
@@ -244,52 +357,79 @@ def test_the_decision_rule_and_a_card_travel_with_each_task_directory(trained_mo
     for task in ("topic", "stance"):
         spec = manifest["tasks"][task]
         decision = AutoConfig.from_pretrained(trained_model / task).naba_decision
-        assert decision["thresholds"] == spec["thresholds"] and decision["multi_label"] == spec["multi_label"]
+        assert (
+            decision["thresholds"] == spec["thresholds"]
+            and decision["multi_label"] == spec["multi_label"]
+        )
         assert decision["prior_correction"]["alpha"] == spec["prior_correction"]
-        assert decision["hybrid"]["weight"] == spec["hybrid"]["weight"] and "formula" in decision["hybrid"]
+        assert (
+            decision["hybrid"]["weight"] == spec["hybrid"]["weight"]
+            and "formula" in decision["hybrid"]
+        )
         card = (trained_model / task / "README.md").read_text(encoding="utf-8")
         header = yaml.safe_load(card.split("---")[1])
         assert header["language"] == ["ar"] and header["pipeline_tag"] == "text-classification"
         assert header["base_model"] == manifest["base_model"] and task in header["tags"]
-        assert header["model-index"][0]["results"][0]["metrics"][0]["value"] == round(spec["metrics"]["test"]["macro_f1"], 4)
+        assert header["model-index"][0]["results"][0]["metrics"][0]["value"] == round(
+            spec["metrics"]["test"]["macro_f1"], 4
+        )
         assert "## With plain transformers" in card
-    whole = yaml.safe_load((trained_model / "README.md").read_text(encoding="utf-8").split("---")[1])
+    whole = yaml.safe_load(
+        (trained_model / "README.md").read_text(encoding="utf-8").split("---")[1]
+    )
     assert whole["language"] == ["ar"] and len(whole["model-index"][0]["results"]) == 2
     assert any(d.endswith("stance_train.jsonl") for d in whole["datasets"])
 
 
 def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_relevance(
-        tiny_encoder: Path, small_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_encoder: Path, small_data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from naba.config import load_config
     from naba.sparse import SparseModel
     from naba.train.data import add_unrelated_pairs, load_task_data
     from naba.train.hybrid import Hybrid
 
-    config = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, task_paths(small_data, "stance")))
+    config = load_config(
+        write_config(tmp_path / "cfg.yaml", tiny_encoder, task_paths(small_data, "stance"))
+    )
     data = load_task_data(config, "stance")
     real = list(data.splits["train"])
     add_unrelated_pairs(data, config)
     assert len(data.splits["train"]) > len(real)
     seen: list[list[dict]] = []
     fit = SparseModel.fit
-    monkeypatch.setattr(SparseModel, "fit", lambda self, records: seen.append(records) or fit(self, records))
+    monkeypatch.setattr(
+        SparseModel, "fit", lambda self, records: seen.append(records) or fit(self, records)
+    )
     rng = np.random.default_rng(0)
-    encoder = {name: rng.dirichlet(np.ones(len(data.labels)), size=len(records))
-               for name, records in (("dev", data.splits["dev"]), ("dev_unrelated", data.unrelated_pairs["dev"]))}
+    encoder = {
+        name: rng.dirichlet(np.ones(len(data.labels)), size=len(records))
+        for name, records in (
+            ("dev", data.splits["dev"]),
+            ("dev_unrelated", data.unrelated_pairs["dev"]),
+        )
+    }
     hybrid = Hybrid.fit(data, encoder, config)
     assert seen == [real]
     assert set(hybrid.scores) == {"dev", "dev_unrelated"}
     # The blend is chosen on the real dev pairs alone.
-    assert hybrid.record["dev_macro_f1"]["hybrid"] == round(max(hybrid.record["dev_macro_f1"].values()), 4)
+    assert hybrid.record["dev_macro_f1"]["hybrid"] == round(
+        max(hybrid.record["dev_macro_f1"].values()), 4
+    )
     if hybrid.record["choice"] == "encoder":
         assert "relevance_gate" not in hybrid.record
     else:
-        assert hybrid.record["chosen_on"] == "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
+        assert (
+            hybrid.record["chosen_on"]
+            == "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
+        )
     # An encoder sure that every generated pair is unrelated and unsure of every real one: the gate keeps its verdict.
     none = data.labels.index("none")
     unsure = np.full((len(data.splits["dev"]), len(data.labels)), 0.8 / (len(data.labels) - 1))
     unsure[:, none] = 0.2
-    sure = np.full((len(data.unrelated_pairs["dev"]), len(data.labels)), 0.05 / (len(data.labels) - 1))
+    sure = np.full(
+        (len(data.unrelated_pairs["dev"]), len(data.labels)), 0.05 / (len(data.labels) - 1)
+    )
     sure[:, none] = 0.95
     hybrid = Hybrid.fit(data, {"dev": unsure, "dev_unrelated": sure}, config)
     assert hybrid.record["choice"] != "encoder"
@@ -297,7 +437,9 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
     assert gated["label"] == "none" and gated["threshold"] == 0.9
     assert gated["dev_macro_f1"]["gated"] > gated["dev_macro_f1"]["ungated"]
     assert (hybrid.scores["dev_unrelated"].argmax(axis=1) == none).all()
-    np.testing.assert_allclose(hybrid.scores["dev"], hybrid.apply(unsure, data.splits["dev"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        hybrid.scores["dev"], hybrid.apply(unsure, data.splits["dev"]), rtol=1e-6
+    )
 
 
 def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path) -> None:
@@ -309,8 +451,12 @@ def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path
     manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
     stance = manifest["tasks"]["stance"]
     # Every pair gated (threshold 0): the hybrid's scores are the encoder's, whatever the blend.
-    stance["hybrid"] = {**stance["hybrid"], "choice": "sparse", "weight": 0.0,
-                        "relevance_gate": {"label": "none", "threshold": 0.0}}
+    stance["hybrid"] = {
+        **stance["hybrid"],
+        "choice": "sparse",
+        "weight": 0.0,
+        "relevance_gate": {"label": "none", "threshold": 0.0},
+    }
     (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     clf = Classifier.load(model)
     assert clf.tasks["stance"].runs_encoder  # a sparse choice with a gate still reads the encoder
@@ -318,18 +464,33 @@ def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path
     parts = clf.part_scores(articles, "stance")
     np.testing.assert_allclose(parts["hybrid"], parts["encoder"], rtol=1e-6)
     labels = clf.tasks["stance"].spec.labels
-    got = np.array([[r["stance"][0]["scores"][label] for label in labels] for r in clf.predict(articles, tasks=["stance"])])
+    got = np.array(
+        [
+            [r["stance"][0]["scores"][label] for label in labels]
+            for r in clf.predict(articles, tasks=["stance"])
+        ]
+    )
     np.testing.assert_allclose(got, parts["encoder"], atol=2e-6)
     data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps({"id": f"a{i}", **a, "stance": "none"}, ensure_ascii=False) + "\n"
-                            for i, a in enumerate(articles)), encoding="utf-8")
-    metrics = evaluate_model(model, data, tmp_path / "report", task="stance", show_progress_bar=False)
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"a{i}", **a, "stance": "none"}, ensure_ascii=False) + "\n"
+            for i, a in enumerate(articles)
+        ),
+        encoding="utf-8",
+    )
+    metrics = evaluate_model(
+        model, data, tmp_path / "report", task="stance", show_progress_bar=False
+    )
     assert "and where the encoder's 'none' is at least 0, 'none' (not about the target)" in (
-        tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+        tmp_path / "report" / "report.md"
+    ).read_text(encoding="utf-8")
     assert metrics["parts"]["hybrid"]["macro_f1"] == metrics["parts"]["encoder"]["macro_f1"]
 
 
-def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encoder(trained_model: Path, tmp_path: Path) -> None:
+def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encoder(
+    trained_model: Path, tmp_path: Path
+) -> None:
     from naba.evaluation.report import evaluate_model
     from naba.infer.classifier import Classifier
     from naba.sparse import DETECTOR_MIN_PAIRS, SparseModel
@@ -338,17 +499,30 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
     shutil.copytree(trained_model, model)
     # A detector that knows one target's vocabulary, written into the model's sparse part.
     sparse = SparseModel.load(model / "stance" / "sparse")
-    nuclear = [{"text": f"{TEXTS[0]} رقم {i}", "target": "الطاقة النووية"} for i in range(DETECTOR_MIN_PAIRS)]
-    others = [{"text": f"{t} رقم {i}", "target": "الطاقة النووية"} for t in TEXTS[1:] for i in range(DETECTOR_MIN_PAIRS)]
+    nuclear = [
+        {"text": f"{TEXTS[0]} رقم {i}", "target": "الطاقة النووية"}
+        for i in range(DETECTOR_MIN_PAIRS)
+    ]
+    others = [
+        {"text": f"{t} رقم {i}", "target": "الطاقة النووية"}
+        for t in TEXTS[1:]
+        for i in range(DETECTOR_MIN_PAIRS)
+    ]
     sparse.fit_detector(nuclear, others, nuclear[:3], others[:3]).save(model / "stance" / "sparse")
     manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
     stance = manifest["tasks"]["stance"]
-    stance["hybrid"] = {**stance["hybrid"], "choice": "sparse", "weight": 0.0,
-                        "relevance_gate": {"label": "none", "threshold": 0.5, "source": "sparse"}}
+    stance["hybrid"] = {
+        **stance["hybrid"],
+        "choice": "sparse",
+        "weight": 0.0,
+        "relevance_gate": {"label": "none", "threshold": 0.5, "source": "sparse"},
+    }
     (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     clf = Classifier.load(model)
     assert not clf.tasks["stance"].runs_encoder and clf.tasks["stance"].runs_sparse
-    articles = [{"text": t, "target": "الطاقة النووية"} for t in TEXTS] + [{"text": TEXTS[1], "target": "#"}]  # no words to read
+    articles = [{"text": t, "target": "الطاقة النووية"} for t in TEXTS] + [
+        {"text": TEXTS[1], "target": "#"}
+    ]  # no words to read
     labels = clf.tasks["stance"].spec.labels
     none = labels.index("none")
     unrelated = sparse.unrelated_probability(articles)
@@ -357,19 +531,36 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
     expected = own.copy()
     expected[1:3] *= 1 - unrelated[1:3, None]
     expected[1:3, none] += unrelated[1:3]
-    got = np.array([[r["stance"][0]["scores"][label] for label in labels] for r in clf.predict(articles, tasks=["stance"])])
+    got = np.array(
+        [
+            [r["stance"][0]["scores"][label] for label in labels]
+            for r in clf.predict(articles, tasks=["stance"])
+        ]
+    )
     np.testing.assert_allclose(got, expected, atol=2e-6)
-    assert [r["stance"][0]["label"] for r in clf.predict(articles[1:3], tasks=["stance"])] == ["none", "none"]
+    assert [r["stance"][0]["label"] for r in clf.predict(articles[1:3], tasks=["stance"])] == [
+        "none",
+        "none",
+    ]
     np.testing.assert_allclose(clf.part_scores(articles, "stance")["hybrid"], expected, atol=2e-6)
     data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps({"id": f"a{i}", **a, "stance": "none"}, ensure_ascii=False) + "\n"
-                            for i, a in enumerate(articles)), encoding="utf-8")
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"a{i}", **a, "stance": "none"}, ensure_ascii=False) + "\n"
+            for i, a in enumerate(articles)
+        ),
+        encoding="utf-8",
+    )
     evaluate_model(model, data, tmp_path / "report", task="stance", show_progress_bar=False)
-    assert "and where the sparse relevance detector's 'not about the target' is at least 0.5, 'none' (not about the target)" in (
-        tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert (
+        "and where the sparse relevance detector's 'not about the target' is at least 0.5, 'none' (not about the target)"
+        in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    )
 
 
-def test_training_pairs_every_spelling_of_a_target_the_detector_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_pairs_every_spelling_of_a_target_the_detector_learns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The detector counts targets after normalisation; its cross-target pairs must use each raw spelling of them."""
     from naba.config import NabaConfig
     from naba.sparse import DETECTOR_MIN_PAIRS, SparseModel
@@ -379,13 +570,27 @@ def test_training_pairs_every_spelling_of_a_target_the_detector_learns(monkeypat
     half = DETECTOR_MIN_PAIRS // 2 + 1  # neither spelling alone has enough pairs; together they do
     spellings = ["الطاقة النووية", "الطَّاقة النَّووية"]  # the same target, with and without diacritics
     stances = ["favor", "none"]
-    train = [{"text": f"محطة نووية جديدة رقم {i} {s}", "target": s, "stance": stances[i % 2]} for s in spellings for i in range(half)]
-    train += [{"text": f"مباراة القدم انتهت رقم {i}", "target": "كرة القدم", "stance": stances[i % 2]}
-              for i in range(DETECTOR_MIN_PAIRS)]
-    dev = [{"text": "محطة نووية في الشمال", "target": spellings[0], "stance": "favor"},
-           {"text": "مباراة حاسمة في الدوري", "target": "كرة القدم", "stance": "favor"}]
-    data = TaskData("stance", ["favor", "none"], False, {"train": train, "dev": dev},
-                    unrelated={"label": "none", "ratio": 0.0, "pairs": {"train": 0}}, unrelated_pairs={"dev": []})
+    train = [
+        {"text": f"محطة نووية جديدة رقم {i} {s}", "target": s, "stance": stances[i % 2]}
+        for s in spellings
+        for i in range(half)
+    ]
+    train += [
+        {"text": f"مباراة القدم انتهت رقم {i}", "target": "كرة القدم", "stance": stances[i % 2]}
+        for i in range(DETECTOR_MIN_PAIRS)
+    ]
+    dev = [
+        {"text": "محطة نووية في الشمال", "target": spellings[0], "stance": "favor"},
+        {"text": "مباراة حاسمة في الدوري", "target": "كرة القدم", "stance": "favor"},
+    ]
+    data = TaskData(
+        "stance",
+        ["favor", "none"],
+        False,
+        {"train": train, "dev": dev},
+        unrelated={"label": "none", "ratio": 0.0, "pairs": {"train": 0}},
+        unrelated_pairs={"dev": []},
+    )
     seen = {}
     real_fit = SparseModel.fit_detector
 

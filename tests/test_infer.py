@@ -18,7 +18,12 @@ import pytest
 from conftest import ROOT, SAMPLE
 from naba.errors import InputError, ModelDirError
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,10 @@ def clf(trained_model: Path):
 
 @pytest.fixture(scope="module")
 def articles() -> list[dict]:
-    rows = [json.loads(line) for line in (SAMPLE / "topic" / "test.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (SAMPLE / "topic" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     return rows[:12]
 
 
@@ -69,7 +77,9 @@ def test_strings_records_and_targets(clf) -> None:
     assert clf.predict([]) == []
 
 
-def test_an_article_with_several_targets_is_normalised_once(trained_model: Path, monkeypatch) -> None:
+def test_an_article_with_several_targets_is_normalised_once(
+    trained_model: Path, monkeypatch
+) -> None:
     import naba.encoding as encoding
     import naba.infer.classifier as classifier
 
@@ -77,7 +87,10 @@ def test_an_article_with_several_targets_is_normalised_once(trained_model: Path,
     for task in clf.tasks.values():  # the encoder's path, whatever part the hybrid chose on dev
         task.spec = task.spec.model_copy(update={"hybrid": None})
 
-    texts = ["أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة", "ارتفعت أسعار النفط في الأسواق العالمية"]
+    texts = [
+        "أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة",
+        "ارتفعت أسعار النفط في الأسواق العالمية",
+    ]
     one_at_a_time = [clf.predict(texts, targets=[t]) for t in ("النفط", "الطاقة النووية")]
     seen: list[str] = []
     real = encoding.document_text
@@ -88,7 +101,9 @@ def test_an_article_with_several_targets_is_normalised_once(trained_model: Path,
 
     monkeypatch.setattr(encoding, "document_text", counted)
     both = clf.predict(texts, targets=["النفط", "الطاقة النووية"])
-    assert sorted(seen) == sorted(texts * 2)  # once for topics, once for stance: not once per target
+    assert sorted(seen) == sorted(
+        texts * 2
+    )  # once for topics, once for stance: not once per target
     for i, result in enumerate(both):
         assert [s["target"] for s in result["stance"]] == ["النفط", "الطاقة النووية"]
         for j, alone in enumerate(one_at_a_time):
@@ -97,18 +112,28 @@ def test_an_article_with_several_targets_is_normalised_once(trained_model: Path,
                 assert result["stance"][j]["scores"][label] == pytest.approx(p, abs=1e-4)
 
 
-@pytest.mark.parametrize("text", ["hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ"])
+@pytest.mark.parametrize(
+    "text", ["hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ"]
+)
 def test_odd_texts_still_get_results(clf, text: str) -> None:
     result = clf.predict([text])[0]
     assert result["topics"]["labels"]  # at_least_one
 
 
-@pytest.mark.parametrize(("text", "found"), [("", "an empty string"), ("  \n", "only whitespace"),
-                                             ("\u200f\u200b", "only invisible characters (bidi or zero-width controls)")])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("", "an empty string"),
+        ("  \n", "only whitespace"),
+        ("\u200f\u200b", "only invisible characters (bidi or zero-width controls)"),
+    ],
+)
 def test_blank_texts_are_rejected_naming_the_article(clf, text: str, found: str) -> None:
     from naba.errors import NabaError
 
-    with pytest.raises(NabaError, match=re.escape(f"article 1: text: expected a non-empty string, found {found}")):
+    with pytest.raises(
+        NabaError, match=re.escape(f"article 1: text: expected a non-empty string, found {found}")
+    ):
         clf.predict(["نص", {"text": text}])
     assert issubclass(NabaError, ValueError)
 
@@ -116,7 +141,10 @@ def test_blank_texts_are_rejected_naming_the_article(clf, text: str, found: str)
 def test_bad_article_type_is_a_clear_error(clf) -> None:
     from naba.errors import NabaError
 
-    with pytest.raises(NabaError, match=re.escape("article 1: expected a string or a record with a 'text' string, found int")):
+    with pytest.raises(
+        NabaError,
+        match=re.escape("article 1: expected a string or a record with a 'text' string, found int"),
+    ):
         clf.predict(["نص", 42])
 
 
@@ -147,7 +175,9 @@ def test_concurrent_threads_match_sequential(clf, articles: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
-def test_reduced_precision_loads_and_predicts(trained_model: Path, articles: list[dict], precision: str) -> None:
+def test_reduced_precision_loads_and_predicts(
+    trained_model: Path, articles: list[dict], precision: str
+) -> None:
     from naba.infer.classifier import Classifier
 
     results = Classifier.load(trained_model, precision).predict(articles[:4])
@@ -157,23 +187,38 @@ def test_reduced_precision_loads_and_predicts(trained_model: Path, articles: lis
 def test_model_directory_errors(tmp_path: Path, trained_model: Path) -> None:
     from naba.infer.classifier import Classifier
 
-    with pytest.raises(ModelDirError, match=re.escape(f"{tmp_path / 'nope'}: model directory not found")):
+    with pytest.raises(
+        ModelDirError, match=re.escape(f"{tmp_path / 'nope'}: model directory not found")
+    ):
         Classifier.load(tmp_path / "nope")
     broken = tmp_path / "broken"
     shutil.copytree(trained_model, broken)
     (broken / "naba.json").unlink()
-    with pytest.raises(ModelDirError, match=re.escape(f"{broken / 'naba.json'}: missing; {broken} is not a naba model directory")):
+    with pytest.raises(
+        ModelDirError,
+        match=re.escape(f"{broken / 'naba.json'}: missing; {broken} is not a naba model directory"),
+    ):
         Classifier.load(broken)
     (broken / "naba.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ModelDirError, match=re.escape(f"{broken / 'naba.json'}: corrupt manifest")):
         Classifier.load(broken)
     manifest = json.loads((trained_model / "naba.json").read_text(encoding="utf-8"))
-    (broken / "naba.json").write_text(json.dumps({**manifest, "format_version": 99}), encoding="utf-8")
-    with pytest.raises(ModelDirError, match=re.escape("format_version 99 is newer than this naba reads (1); upgrade naba")):
+    (broken / "naba.json").write_text(
+        json.dumps({**manifest, "format_version": 99}), encoding="utf-8"
+    )
+    with pytest.raises(
+        ModelDirError,
+        match=re.escape("format_version 99 is newer than this naba reads (1); upgrade naba"),
+    ):
         Classifier.load(broken)
     (broken / "naba.json").write_text(json.dumps(manifest), encoding="utf-8")
     shutil.rmtree(broken / "stance")
-    with pytest.raises(ModelDirError, match=re.escape(f"{broken / 'stance'}: task directory for 'stance' is missing or incomplete")):
+    with pytest.raises(
+        ModelDirError,
+        match=re.escape(
+            f"{broken / 'stance'}: task directory for 'stance' is missing or incomplete"
+        ),
+    ):
         Classifier.load(broken)
 
 
@@ -181,10 +226,19 @@ def test_model_directory_errors(tmp_path: Path, trained_model: Path) -> None:
 
 
 def _input(tmp_path: Path, n: int = 40) -> Path:
-    rows = [json.loads(line) for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()][:n]
+    rows = [
+        json.loads(line)
+        for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    ][:n]
     path = tmp_path / "in.jsonl"
-    path.write_text("".join(json.dumps({"id": r["id"], "title": r["title"], "text": r["text"]}, ensure_ascii=False) + "\n"
-                            for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"id": r["id"], "title": r["title"], "text": r["text"]}, ensure_ascii=False)
+            + "\n"
+            for r in rows
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -199,15 +253,29 @@ def test_predict_jsonl_keeps_ids_in_order_and_reports_bad_rows(clf, tmp_path: Pa
     out = tmp_path / "out.jsonl"
     summary = predict_files(clf, [source], out, chunk_size=4)
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    expected_ids = [json.loads(line)["id"] for line in lines if line.endswith("}") and '"empty"' not in line]
+    expected_ids = [
+        json.loads(line)["id"] for line in lines if line.endswith("}") and '"empty"' not in line
+    ]
     assert [r["id"] for r in rows] == expected_ids
     assert (summary.rows, summary.written, summary.errors) == (12, 10, 2)
-    errors = [json.loads(line) for line in (tmp_path / "out.errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    errors = [
+        json.loads(line)
+        for line in (tmp_path / "out.errors.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [(e["line"], e["field"]) for e in errors] == [(4, "(json)"), (7, "text")]
-    assert errors[1] == {"file": str(source), "line": 7, "field": "text", "id": "empty",
-                         "error": "expected a non-empty string, found only whitespace"}
+    assert errors[1] == {
+        "file": str(source),
+        "line": 7,
+        "field": "text",
+        "id": "empty",
+        "error": "expected a non-empty string, found only whitespace",
+    }
     assert not (tmp_path / "out.jsonl.progress.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.errors.jsonl", "out.jsonl"]  # no partial files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.jsonl",
+        "out.errors.jsonl",
+        "out.jsonl",
+    ]  # no partial files left
 
 
 def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
@@ -219,23 +287,37 @@ def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
     text.write_text("ارتفعت أسعار النفط\n\nفاز المنتخب بالبطولة\n", encoding="utf-8")
     summary = predict_files(clf, [text], tmp_path / "out.csv")
     csv_lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
-    assert csv_lines[0] == ",".join(["id", "topics.labels", *(f"topics.scores.{label}" for label in clf.labels["topic"]),
-                                     "stance.0.target", "stance.0.label",
-                                     *(f"stance.0.scores.{label}" for label in clf.labels["stance"])])
+    assert csv_lines[0] == ",".join(
+        [
+            "id",
+            "topics.labels",
+            *(f"topics.scores.{label}" for label in clf.labels["topic"]),
+            "stance.0.target",
+            "stance.0.label",
+            *(f"stance.0.scores.{label}" for label in clf.labels["stance"]),
+        ]
+    )
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "3"]
     assert summary.written == 2
     predict_files(clf, [ROOT / "seeds"], tmp_path / "out.parquet")
     table = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [r["id"] for r in table] == ["000_e3a6e80ea9709108-0", "000_e3a6e80ea9709108-1"]
-    assert table[0]["topics"]["scores"].keys() == set(clf.labels["topic"])  # a typed struct, not a JSON string
-    assert isinstance(table[0]["topics"]["labels"], list) and table[0]["stance"] is None  # no target: no stance
+    assert table[0]["topics"]["scores"].keys() == set(
+        clf.labels["topic"]
+    )  # a typed struct, not a JSON string
+    assert (
+        isinstance(table[0]["topics"]["labels"], list) and table[0]["stance"] is None
+    )  # no target: no stance
     predict_files(clf, [ROOT / "seeds"], tmp_path / "s.parquet", targets=["النفط"])
     typed = pq.read_table(tmp_path / "s.parquet")
     assert str(typed.schema.field("stance").type) == (
-        "list<element: struct<target: string, label: string, scores: struct<against: double, favor: double, none: double>>>")
+        "list<element: struct<target: string, label: string, scores: struct<against: double, favor: double, none: double>>>"
+    )
     jsonl = tmp_path / "s.jsonl"
     predict_files(clf, [ROOT / "seeds"], jsonl, targets=["النفط"])
-    assert typed.to_pylist() == [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert typed.to_pylist() == [
+        json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def test_predict_refuses_to_clobber_and_unknown_types(clf, tmp_path: Path) -> None:
@@ -243,35 +325,76 @@ def test_predict_refuses_to_clobber_and_unknown_types(clf, tmp_path: Path) -> No
 
     source = _input(tmp_path, 2)
     (tmp_path / "out.jsonl").write_text("keep me\n", encoding="utf-8")
-    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'out.jsonl'}: already exists; pass --overwrite")):
+    with pytest.raises(
+        InputError, match=re.escape(f"{tmp_path / 'out.jsonl'}: already exists; pass --overwrite")
+    ):
         predict_files(clf, [source], tmp_path / "out.jsonl")
-    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'out.xlsx'}: unknown output type")):
+    with pytest.raises(
+        InputError, match=re.escape(f"{tmp_path / 'out.xlsx'}: unknown output type")
+    ):
         predict_files(clf, [source], tmp_path / "out.xlsx")
 
 
 @pytest.mark.slow
-def test_kill_and_resume_gives_the_uninterrupted_output(trained_model: Path, tmp_path: Path) -> None:
-    rows = [json.loads(line) for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()]
+def test_kill_and_resume_gives_the_uninterrupted_output(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    rows = [
+        json.loads(line)
+        for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"id": f"{k}-{r['id']}", "text": r["text"]}, ensure_ascii=False) + "\n"
-                              for k in range(3) for r in rows), encoding="utf-8")
-    args = [sys.executable, "-m", "naba", "-q", "predict", str(trained_model), str(source), "--chunk-size", "16", "--no-progress"]
-    clean = subprocess.run([*args, "-o", str(tmp_path / "clean.jsonl")], env=ENV, capture_output=True, text=True, timeout=600)
+    source.write_text(
+        "".join(
+            json.dumps({"id": f"{k}-{r['id']}", "text": r["text"]}, ensure_ascii=False) + "\n"
+            for k in range(3)
+            for r in rows
+        ),
+        encoding="utf-8",
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "naba",
+        "-q",
+        "predict",
+        str(trained_model),
+        str(source),
+        "--chunk-size",
+        "16",
+        "--no-progress",
+    ]
+    clean = subprocess.run(
+        [*args, "-o", str(tmp_path / "clean.jsonl")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert clean.returncode == 0, clean.stderr
     out = tmp_path / "killed.jsonl"
     progress = tmp_path / "killed.jsonl.progress.json"
     for trial, after in enumerate((48, 200)):
-        proc = subprocess.Popen([*args, "-o", str(out)] + (["--resume"] if trial else []), env=ENV,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*args, "-o", str(out)] + (["--resume"] if trial else []),
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
-            if progress.exists() and json.loads(progress.read_text() or "{}").get("rows", 0) >= after:
+            if (
+                progress.exists()
+                and json.loads(progress.read_text() or "{}").get("rows", 0) >= after
+            ):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "finished before the kill"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    resumed = subprocess.run([*args, "-o", str(out), "--resume"], env=ENV, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [*args, "-o", str(out), "--resume"], env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed after" in resumed.stdout
     assert out.read_bytes() == (tmp_path / "clean.jsonl").read_bytes()
@@ -280,23 +403,48 @@ def test_kill_and_resume_gives_the_uninterrupted_output(trained_model: Path, tmp
 # ----------------------------------------------------------------------------- naba evaluate
 
 
-def test_evaluate_writes_report_with_figures_and_baseline(trained_model: Path, small_data: dict[str, Path], tmp_path: Path) -> None:
+def test_evaluate_writes_report_with_figures_and_baseline(
+    trained_model: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
     from naba.evaluation.report import evaluate_model
 
     report = tmp_path / "report"
-    metrics = evaluate_model(trained_model, small_data["topic_test"], report, baseline_train=small_data["topic_train"])
+    metrics = evaluate_model(
+        trained_model, small_data["topic_test"], report, baseline_train=small_data["topic_train"]
+    )
     assert metrics["task"] == "topic" and metrics["multi_label"] is True
-    for key in ("accuracy", "subset_accuracy", "hamming_loss", "macro_f1", "micro_f1", "weighted_f1", "ece", "thresholds",
-                "windows_per_article", "per_class", "baseline"):
+    for key in (
+        "accuracy",
+        "subset_accuracy",
+        "hamming_loss",
+        "macro_f1",
+        "micro_f1",
+        "weighted_f1",
+        "ece",
+        "thresholds",
+        "windows_per_article",
+        "per_class",
+        "baseline",
+    ):
         assert key in metrics, key
     assert set(metrics["per_class"]) == set(metrics["labels"])
-    for name in ("metrics.json", "report.md", "report.html", "predictions.jsonl", "confusion_matrix.png", "per_class_f1.png",
-                 "reliability.png", "f1_vs_threshold.png"):
+    for name in (
+        "metrics.json",
+        "report.md",
+        "report.html",
+        "predictions.jsonl",
+        "confusion_matrix.png",
+        "per_class_f1.png",
+        "reliability.png",
+        "f1_vs_threshold.png",
+    ):
         assert (report / name).exists(), name
     page = (report / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 4
     assert 'dir="rtl"' in page and "TF-IDF baseline" in page
-    stance = evaluate_model(trained_model, small_data["stance_test"], tmp_path / "stance", task="stance", compare=report)
+    stance = evaluate_model(
+        trained_model, small_data["stance_test"], tmp_path / "stance", task="stance", compare=report
+    )
     assert "compared_with" in stance
     assert "| macro_f1 |" in (tmp_path / "stance" / "report.md").read_text(encoding="utf-8")
 
@@ -305,12 +453,19 @@ def test_evaluate_unknown_labels_is_a_clear_error(trained_model: Path, tmp_path:
     from naba.evaluation.report import evaluate_model
 
     data = tmp_path / "data.jsonl"
-    data.write_text(json.dumps({"id": "1", "text": "نص", "topics": ["weather"]}) + "\n", encoding="utf-8")
-    with pytest.raises(InputError, match=re.escape(f"{data}:1: topics: labels ['weather'] are not among the model's labels")):
+    data.write_text(
+        json.dumps({"id": "1", "text": "نص", "topics": ["weather"]}) + "\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        InputError,
+        match=re.escape(f"{data}:1: topics: labels ['weather'] are not among the model's labels"),
+    ):
         evaluate_model(trained_model, data, tmp_path / "r", task="topic")
 
 
-def test_report_renders_in_a_real_browser(trained_model: Path, small_data: dict[str, Path], tmp_path: Path) -> None:
+def test_report_renders_in_a_real_browser(
+    trained_model: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
     """Headless Chromium renders the self-contained report (Arabic snippets included) to a non-blank page."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -319,10 +474,26 @@ def test_report_renders_in_a_real_browser(trained_model: Path, small_data: dict[
 
     evaluate_model(trained_model, small_data["topic_test"], tmp_path / "report")
     shot = tmp_path / "report.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}",
-                    str(tmp_path / "report" / "report.html")], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            str(tmp_path / "report" / "report.html"),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.exists()
     from matplotlib.image import imread
 
@@ -331,27 +502,66 @@ def test_report_renders_in_a_real_browser(trained_model: Path, small_data: dict[
 
 
 @pytest.mark.slow
-def test_two_process_predict_merges_shards_in_input_order(trained_model: Path, tmp_path: Path) -> None:
+def test_two_process_predict_merges_shards_in_input_order(
+    trained_model: Path, tmp_path: Path
+) -> None:
     source = _input(tmp_path, 30)
     lines = source.read_text(encoding="utf-8").splitlines()
     lines.insert(7, "{broken")
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     single = tmp_path / "single.jsonl"
-    args = ["-m", "naba", "-q", "predict", str(trained_model), str(source), "--chunk-size", "4", "--no-progress"]
-    proc = subprocess.run([sys.executable, *args, "-o", str(single)], env=ENV, capture_output=True, text=True, timeout=300)
+    args = [
+        "-m",
+        "naba",
+        "-q",
+        "predict",
+        str(trained_model),
+        str(source),
+        "--chunk-size",
+        "4",
+        "--no-progress",
+    ]
+    proc = subprocess.run(
+        [sys.executable, *args, "-o", str(single)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr  # one error record
     multi = tmp_path / "multi.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547",
-                           *args, "-o", str(multi)], env=ENV, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29547",
+            *args,
+            "-o",
+            str(multi),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.count("31 rows") == 1  # only the main process reports the merged run
     one = [json.loads(line) for line in single.read_text(encoding="utf-8").splitlines()]
     two = [json.loads(line) for line in multi.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in two] == [r["id"] for r in one]
     assert [r["topics"] for r in two] == [r["topics"] for r in one]
-    errors = [json.loads(line) for line in (tmp_path / "multi.errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    errors = [
+        json.loads(line)
+        for line in (tmp_path / "multi.errors.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [(e["line"], e["field"]) for e in errors] == [(8, "(json)")]
-    assert not [p for p in tmp_path.iterdir() if ".part-" in p.name or p.name.startswith(".merging")]
+    assert not [
+        p for p in tmp_path.iterdir() if ".part-" in p.name or p.name.startswith(".merging")
+    ]
 
 
 def test_predict_reads_csv_parquet_and_gzip_inputs(clf, tmp_path: Path) -> None:
@@ -363,7 +573,10 @@ def test_predict_reads_csv_parquet_and_gzip_inputs(clf, tmp_path: Path) -> None:
 
     from naba.infer.predict import predict_files
 
-    rows = [{"doc": f"d{i}", "body": text} for i, text in enumerate(["ارتفعت أسعار النفط", "فاز المنتخب", "لقاح جديد"])]
+    rows = [
+        {"doc": f"d{i}", "body": text}
+        for i, text in enumerate(["ارتفعت أسعار النفط", "فاز المنتخب", "لقاح جديد"])
+    ]
     with open(tmp_path / "in.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["doc", "body"])
         writer.writeheader()
@@ -375,9 +588,18 @@ def test_predict_reads_csv_parquet_and_gzip_inputs(clf, tmp_path: Path) -> None:
 
     columns = ColumnsConfig(id_column="doc", text_column="body")
     out = tmp_path / "out.jsonl"
-    summary = predict_files(clf, [tmp_path / "in.csv", tmp_path / "in.parquet", tmp_path / "in.jsonl.gz"], out, columns=columns)
+    summary = predict_files(
+        clf,
+        [tmp_path / "in.csv", tmp_path / "in.parquet", tmp_path / "in.jsonl.gz"],
+        out,
+        columns=columns,
+    )
     assert summary.written == 9
-    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["d0", "d1", "d2"] * 3
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == [
+        "d0",
+        "d1",
+        "d2",
+    ] * 3
 
 
 def test_max_length_caps_the_windows(trained_model: Path) -> None:
@@ -393,11 +615,23 @@ def test_predict_progress_has_a_total_and_moves_per_batch(clf, tmp_path: Path, c
     from naba.infer.predict import _count_rows, predict_files
 
     src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps({"id": str(i), "text": f"خبر رقم {i} عن النفط"}, ensure_ascii=False) + "\n"
-                           for i in range(7)) + "\n", encoding="utf-8")
-    assert _count_rows([src], "auto", None) == 8  # lines: the blank one included, corrected at the end
+    src.write_text(
+        "".join(
+            json.dumps({"id": str(i), "text": f"خبر رقم {i} عن النفط"}, ensure_ascii=False) + "\n"
+            for i in range(7)
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert (
+        _count_rows([src], "auto", None) == 8
+    )  # lines: the blank one included, corrected at the end
     assert _count_rows([src], "auto", (1, 2)) == 4
     assert _count_rows([src.with_suffix(".jsonl.gz")], "auto", None) is None
-    predict_files(clf, [src], tmp_path / "out.jsonl", chunk_size=4, batch_size=1, show_progress_bar=True)
+    predict_files(
+        clf, [src], tmp_path / "out.jsonl", chunk_size=4, batch_size=1, show_progress_bar=True
+    )
     err = capsys.readouterr().err
-    assert "/8 [" in err and err.rstrip().splitlines()[-1].split("|")[-1].strip().startswith("7/7 [")
+    assert "/8 [" in err and err.rstrip().splitlines()[-1].split("|")[-1].strip().startswith(
+        "7/7 ["
+    )

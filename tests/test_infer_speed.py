@@ -8,10 +8,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SAMPLE
 from naba.encoding import token_batches
 
 
@@ -25,17 +25,30 @@ def clf(trained_model: Path):
 @pytest.fixture(scope="module")
 def mixed_articles() -> list[dict]:
     """Sample articles cut to very different lengths, so batches differ from input order."""
-    rows = [json.loads(line) for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     out = []
     for i, row in enumerate(rows[:14]):
         words = row["text"].split()
-        out.append({"id": row["id"], "title": row.get("title", ""), "text": " ".join((words * 3)[: [3, 400, 40, 120][i % 4]])})
+        out.append(
+            {
+                "id": row["id"],
+                "title": row.get("title", ""),
+                "text": " ".join((words * 3)[: [3, 400, 40, 120][i % 4]]),
+            }
+        )
     return out
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 300), st.integers(1, 4)), max_size=60), st.integers(1, 2000))
-def test_token_batches_cover_every_document_once_within_budget(docs: list[tuple[int, int]], budget: int) -> None:
+@given(
+    st.lists(st.tuples(st.integers(1, 300), st.integers(1, 4)), max_size=60), st.integers(1, 2000)
+)
+def test_token_batches_cover_every_document_once_within_budget(
+    docs: list[tuple[int, int]], budget: int
+) -> None:
     lengths, windows = [d[0] for d in docs], [d[1] for d in docs]
     batches = list(token_batches(lengths, windows, budget))
     assert sorted(i for b in batches for i in b) == list(range(len(docs)))
@@ -52,24 +65,34 @@ def test_token_batches_put_more_short_documents_in_a_batch() -> None:
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 64])
-def test_any_batching_gives_the_one_by_one_results(clf, mixed_articles: list[dict], batch_size: int) -> None:
+def test_any_batching_gives_the_one_by_one_results(
+    clf, mixed_articles: list[dict], batch_size: int
+) -> None:
     one_by_one = [clf.predict([a], targets=["الطاقة النووية"])[0] for a in mixed_articles]
     batched = clf.predict(mixed_articles, targets=["الطاقة النووية"], batch_size=batch_size)
     assert len(batched) == len(one_by_one)
     for single, batch in zip(one_by_one, batched):
         assert batch["topics"]["labels"] == single["topics"]["labels"]
         assert batch["topics"]["scores"] == pytest.approx(single["topics"]["scores"], abs=1e-4)
-        assert batch["stance"][0]["scores"] == pytest.approx(single["stance"][0]["scores"], abs=1e-4)
+        assert batch["stance"][0]["scores"] == pytest.approx(
+            single["stance"][0]["scores"], abs=1e-4
+        )
 
 
 def test_prepare_then_classify_is_predict(clf, mixed_articles: list[dict]) -> None:
     prepared = clf.prepare(mixed_articles, ["العمل عن بعد"])
-    assert len(prepared.docs["topic"]) == len(mixed_articles) and len(prepared.pairs) == len(mixed_articles)
-    assert clf.classify(prepared, batch_size=4) == clf.predict(mixed_articles, ["العمل عن بعد"], batch_size=4)
+    assert len(prepared.docs["topic"]) == len(mixed_articles) and len(prepared.pairs) == len(
+        mixed_articles
+    )
+    assert clf.classify(prepared, batch_size=4) == clf.predict(
+        mixed_articles, ["العمل عن بعد"], batch_size=4
+    )
     assert clf.classify(clf.prepare([])) == []
 
 
-def test_chunks_give_the_files_one_chunk_gives(clf, mixed_articles: list[dict], tmp_path: Path) -> None:
+def test_chunks_give_the_files_one_chunk_gives(
+    clf, mixed_articles: list[dict], tmp_path: Path
+) -> None:
     from naba.infer.predict import predict_files
 
     source = tmp_path / "in.jsonl"
@@ -81,13 +104,18 @@ def test_chunks_give_the_files_one_chunk_gives(clf, mixed_articles: list[dict], 
         out = tmp_path / f"out-{chunk_size}.jsonl"
         summary = predict_files(clf, [source], out, chunk_size=chunk_size)
         assert (summary.rows, summary.written, summary.errors) == (43, 42, 1)
-        outputs[chunk_size] = (out.read_bytes(), (tmp_path / f"out-{chunk_size}.errors.jsonl").read_bytes())
+        outputs[chunk_size] = (
+            out.read_bytes(),
+            (tmp_path / f"out-{chunk_size}.errors.jsonl").read_bytes(),
+        )
     assert outputs[5] == outputs[1000]
     ids = [json.loads(line)["id"] for line in outputs[5][0].decode("utf-8").splitlines()]
     assert ids == [a["id"] for a in mixed_articles * 3]
 
 
-def test_int8_agrees_with_fp32_and_warns_nothing(trained_model: Path, mixed_articles: list[dict]) -> None:
+def test_int8_agrees_with_fp32_and_warns_nothing(
+    trained_model: Path, mixed_articles: list[dict]
+) -> None:
     import torch
 
     from naba.infer.classifier import Classifier
@@ -119,8 +147,9 @@ def test_threads_are_applied(trained_model: Path) -> None:
         torch.set_num_threads(before)
 
 
-def test_bf16_without_native_support_says_so(trained_model: Path, monkeypatch: pytest.MonkeyPatch,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_bf16_without_native_support_says_so(
+    trained_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from naba.infer import classifier
 
     monkeypatch.setattr(classifier, "native_bf16", lambda: False)

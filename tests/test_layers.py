@@ -60,7 +60,9 @@ def modules(src: Path) -> dict[str, Path]:
 def lazy_exports(path: Path) -> set[str]:
     """Names a package ``__init__`` re-exports lazily (its PEP 562 ``_EXPORTS`` table)."""
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets
+        ):
             if isinstance(node.value, ast.Dict):
                 return {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
     return set()
@@ -72,8 +74,11 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[int, st
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            out += [(node.lineno, alias.name, f"import {alias.name}") for alias in node.names
-                    if alias.name == "naba" or alias.name.startswith("naba.")]
+            out += [
+                (node.lineno, alias.name, f"import {alias.name}")
+                for alias in node.names
+                if alias.name == "naba" or alias.name.startswith("naba.")
+            ]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -84,17 +89,28 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[int, st
             for alias in node.names:
                 # "from naba.x import y" imports the module naba.x.y when there is one, else a name of naba.x.
                 target = f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
-                out.append((node.lineno, target, f"from {'.' * node.level}{node.module or ''} import {alias.name}"))
+                out.append(
+                    (
+                        node.lineno,
+                        target,
+                        f"from {'.' * node.level}{node.module or ''} import {alias.name}",
+                    )
+                )
     return out
 
 
 def problems(src: Path) -> list[str]:
     """Everything wrong with the import graph under ``src``: unlayered modules, upward imports, cycles."""
     known = modules(src)
-    found = [f"{path.relative_to(src.parent)}: {name} is in no layer; add it to LAYERS in tests/test_layers.py"
-             for name, path in known.items() if layer_of(name) is None]
+    found = [
+        f"{path.relative_to(src.parent)}: {name} is in no layer; add it to LAYERS in tests/test_layers.py"
+        for name, path in known.items()
+        if layer_of(name) is None
+    ]
     graph: dict[str, dict[str, str]] = {name: {} for name in known}
-    exports = {name: lazy_exports(path) for name, path in known.items() if path.name == "__init__.py"}
+    exports = {
+        name: lazy_exports(path) for name, path in known.items() if path.name == "__init__.py"
+    }
     for name, path in known.items():
         here = layer_of(name)
         for line, target, statement in imports(name, path, known):
@@ -104,15 +120,22 @@ def problems(src: Path) -> list[str]:
                 continue
             imported = statement.rsplit(" ", 1)[-1]
             if statement.startswith("from") and imported in exports.get(target, ()):
-                found.append(f"{where} goes through {target}'s lazy public API; import it from its own module")
+                found.append(
+                    f"{where} goes through {target}'s lazy public API; import it from its own module"
+                )
             there = layer_of(target)
             if here is not None and there is not None and there > here:
-                found.append(f"{where} imports upward: {target} is in layer '{layer_name(there)}', "
-                             f"above '{layer_name(here)}'")
+                found.append(
+                    f"{where} imports upward: {target} is in layer '{layer_name(there)}', "
+                    f"above '{layer_name(here)}'"
+                )
             if target != name:
                 graph[name].setdefault(target, where)
-    found += [f"import cycle: {' -> '.join(cycle)}\n  " + "\n  ".join(graph[a][b] for a, b in zip(cycle, cycle[1:]))
-              for cycle in cycles(graph)]
+    found += [
+        f"import cycle: {' -> '.join(cycle)}\n  "
+        + "\n  ".join(graph[a][b] for a, b in zip(cycle, cycle[1:]))
+        for cycle in cycles(graph)
+    ]
     return found
 
 
@@ -151,7 +174,7 @@ def cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
         while True:  # walk inside the group until a module repeats: that loop is a cycle
             nxt = next(n for n in sorted(graph[path[-1]]) if n in members)
             if nxt in path:
-                out.append(path[path.index(nxt):] + [nxt])
+                out.append(path[path.index(nxt) :] + [nxt])
                 break
             path.append(nxt)
     return out
@@ -175,32 +198,53 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def test_an_upward_import_is_named(tmp_path: Path) -> None:
     # main before issue #18: inference took its decision rule from evaluation
-    src = _tree(tmp_path, {"infer/classifier.py": "def f():\n    from naba.evaluation.metrics import decide\n",
-                           "evaluation/metrics.py": "def decide(): ...\n"})
+    src = _tree(
+        tmp_path,
+        {
+            "infer/classifier.py": "def f():\n    from naba.evaluation.metrics import decide\n",
+            "evaluation/metrics.py": "def decide(): ...\n",
+        },
+    )
     assert problems(src) == [
         "src/naba/infer/classifier.py:2: naba.infer.classifier: `from naba.evaluation.metrics import decide` imports upward: "
-        "naba.evaluation.metrics is in layer 'naba.evaluation', above 'naba.infer'"]
+        "naba.evaluation.metrics is in layer 'naba.evaluation', above 'naba.infer'"
+    ]
 
 
 def test_a_cycle_is_named(tmp_path: Path) -> None:
     # main before issue #18: train/encoders.py and train/pretrain.py imported each other (here, two data modules)
-    src = _tree(tmp_path, {"data/a.py": "from naba.data.b import g\n", "data/b.py": "from naba.data import a\n"})
-    assert problems(src) == ["import cycle: naba.data.a -> naba.data.b -> naba.data.a\n"
-                             "  src/naba/data/a.py:1: naba.data.a: `from naba.data.b import g`\n"
-                             "  src/naba/data/b.py:1: naba.data.b: `from naba.data import a`"]
+    src = _tree(
+        tmp_path,
+        {"data/a.py": "from naba.data.b import g\n", "data/b.py": "from naba.data import a\n"},
+    )
+    assert problems(src) == [
+        "import cycle: naba.data.a -> naba.data.b -> naba.data.a\n"
+        "  src/naba/data/a.py:1: naba.data.a: `from naba.data.b import g`\n"
+        "  src/naba/data/b.py:1: naba.data.b: `from naba.data import a`"
+    ]
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("from naba import Classifier\n", "goes through naba's lazy public API; import it from its own module"),
-    ("from naba.nowhere import x\n", "names no module under"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "from naba import Classifier\n",
+            "goes through naba's lazy public API; import it from its own module",
+        ),
+        ("from naba.nowhere import x\n", "names no module under"),
+    ],
+)
 def test_imports_inside_naba_name_real_modules(tmp_path: Path, source: str, message: str) -> None:
     src = _tree(tmp_path, {"data/a.py": source})
-    (src / "naba" / "__init__.py").write_text('_EXPORTS = {"Classifier": "naba.infer.classifier"}\n', encoding="utf-8")
+    (src / "naba" / "__init__.py").write_text(
+        '_EXPORTS = {"Classifier": "naba.infer.classifier"}\n', encoding="utf-8"
+    )
     (found,) = problems(src)
     assert found.startswith("src/naba/data/a.py:1: naba.data.a: `") and message in found
 
 
 def test_a_module_outside_every_layer_is_named(tmp_path: Path) -> None:
     src = _tree(tmp_path, {"extras.py": ""})
-    assert problems(src) == ["src/naba/extras.py: naba.extras is in no layer; add it to LAYERS in tests/test_layers.py"]
+    assert problems(src) == [
+        "src/naba/extras.py: naba.extras is in no layer; add it to LAYERS in tests/test_layers.py"
+    ]

@@ -45,18 +45,35 @@ def test_output_layer_is_the_heads_last_linear(kind: str) -> None:
 
     from naba.train.trainer import output_layer
 
-    config = AutoConfig.for_model(kind, vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=64, num_labels=3)
+    config = AutoConfig.for_model(
+        kind,
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
     model = AutoModelForSequenceClassification.from_config(config)
     expected = model.classifier if kind == "bert" else model.classifier.out_proj
     assert output_layer(model, 3) is expected
 
 
-def _train(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path], name: str, correction: bool) -> Path:
+def _train(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path], name: str, correction: bool
+) -> Path:
     from naba.train.trainer import train
 
-    cfg = load_config(write_config(tmp_path / f"{name}.yaml", tiny_encoder, task_paths(data, "single"),
-                                   train={"max_steps": 4}, thresholds={"prior_correction": correction}))
+    cfg = load_config(
+        write_config(
+            tmp_path / f"{name}.yaml",
+            tiny_encoder,
+            task_paths(data, "single"),
+            train={"max_steps": 4},
+            thresholds={"prior_correction": correction},
+        )
+    )
     return train(cfg, tmp_path / name, show_progress_bar=False)
 
 
@@ -67,8 +84,9 @@ def _report_text(model: Path, data: dict[str, Path], out: Path) -> str:
     return (out / "report.md").read_text(encoding="utf-8")
 
 
-def test_chosen_correction_shifts_only_the_bias_and_is_recorded(tmp_path: Path, tiny_encoder: Path,
-                                                              small_data: dict[str, Path], monkeypatch) -> None:
+def test_chosen_correction_shifts_only_the_bias_and_is_recorded(
+    tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path], monkeypatch
+) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -77,40 +95,68 @@ def test_chosen_correction_shifts_only_the_bias_and_is_recorded(tmp_path: Path, 
     from naba.infer.classifier import Classifier
 
     plain = _train(tmp_path, tiny_encoder, small_data, "plain", correction=False)
-    monkeypatch.setattr(trainer, "choose_prior_correction", lambda *args: 1.0)  # as dev would choose it
+    monkeypatch.setattr(
+        trainer, "choose_prior_correction", lambda *args: 1.0
+    )  # as dev would choose it
     corrected = _train(tmp_path, tiny_encoder, small_data, "corrected", correction=True)
 
     spec = read_manifest(corrected).tasks["topic"]
-    assert spec.prior_correction == 1.0 and read_manifest(plain).tasks["topic"].prior_correction == 0.0
-    assert "prior correction (chosen on dev): alpha 1" in (corrected / "README.md").read_text(encoding="utf-8")
-    train_labels = [json.loads(line)["topics"][0] for line in small_data["single_train"].read_text(encoding="utf-8").splitlines()]
+    assert (
+        spec.prior_correction == 1.0 and read_manifest(plain).tasks["topic"].prior_correction == 0.0
+    )
+    assert "prior correction (chosen on dev): alpha 1" in (corrected / "README.md").read_text(
+        encoding="utf-8"
+    )
+    train_labels = [
+        json.loads(line)["topics"][0]
+        for line in small_data["single_train"].read_text(encoding="utf-8").splitlines()
+    ]
     counts = np.array([train_labels.count(label) for label in spec.labels]).clip(min=1)
     log_w = np.log(np.sqrt(len(train_labels) / (len(counts) * counts)))
 
-    before, after = (AutoModelForSequenceClassification.from_pretrained(d / "topic").eval() for d in (plain, corrected))
+    before, after = (
+        AutoModelForSequenceClassification.from_pretrained(d / "topic").eval()
+        for d in (plain, corrected)
+    )
     for (name, a), (_, b) in zip(before.named_parameters(), after.named_parameters()):
         if name.endswith("classifier.bias"):
             assert np.allclose(b.detach().numpy(), a.detach().numpy() - log_w, atol=1e-5)
         else:
             assert torch.equal(a, b), name
     # The directory's own predictions are the corrected decision, and its test metrics are theirs.
-    test = [json.loads(line) for line in small_data["single_test"].read_text(encoding="utf-8").splitlines()]
+    test = [
+        json.loads(line)
+        for line in small_data["single_test"].read_text(encoding="utf-8").splitlines()
+    ]
     results = Classifier.load(corrected).predict(test)
     accuracy = np.mean([r["topics"]["labels"] == t["topics"] for r, t in zip(results, test)])
     assert accuracy == pytest.approx(spec.metrics["test"]["accuracy"])
     report = evaluate_model(corrected, small_data["single_test"], tmp_path / "report")
     assert report["prior_correction"] == 1.0 and report["accuracy"] == pytest.approx(accuracy)
     assert "Prior correction: alpha 1 (chosen on dev in training, in the model's bias)" in (
-        tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+        tmp_path / "report" / "report.md"
+    ).read_text(encoding="utf-8")
     assert "Prior correction" not in _report_text(plain, small_data, tmp_path / "plain-report")
 
 
-def test_no_correction_without_class_weights(tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path],
-                                             monkeypatch) -> None:
+def test_no_correction_without_class_weights(
+    tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path], monkeypatch
+) -> None:
     import naba.train.trainer as trainer
     from naba.train.trainer import train
 
     monkeypatch.setattr(trainer, "choose_prior_correction", lambda *args: 1.0)
-    cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, task_paths(small_data, "single"),
-                                   train={"max_steps": 4, "class_weight": "none"}))
-    assert read_manifest(train(cfg, tmp_path / "model", show_progress_bar=False)).tasks["topic"].prior_correction == 0.0
+    cfg = load_config(
+        write_config(
+            tmp_path / "cfg.yaml",
+            tiny_encoder,
+            task_paths(small_data, "single"),
+            train={"max_steps": 4, "class_weight": "none"},
+        )
+    )
+    assert (
+        read_manifest(train(cfg, tmp_path / "model", show_progress_bar=False))
+        .tasks["topic"]
+        .prior_correction
+        == 0.0
+    )

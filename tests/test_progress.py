@@ -22,7 +22,9 @@ class Counted:
 
 
 def _jsonl(path: Path, rows: list[dict], trailing_newline: bool = True) -> Path:
-    text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + ("\n" if trailing_newline else "")
+    text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + (
+        "\n" if trailing_newline else ""
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -41,11 +43,15 @@ def test_count_rows_reads_totals_cheaply(tmp_path: Path) -> None:
     with gzip.open(tmp_path / "d.txt.gz", "wt", encoding="utf-8") as handle:
         handle.write("سطر\n" * 5)
     assert count_rows([tmp_path / "d.txt.gz"]) == 5
-    pq.write_table(pa.table({"id": ["1", "2", "3", "4"], "text": ["أ", "ب", "ت", "ث"]}), tmp_path / "e.parquet")
+    pq.write_table(
+        pa.table({"id": ["1", "2", "3", "4"], "text": ["أ", "ب", "ت", "ث"]}), tmp_path / "e.parquet"
+    )
     assert count_rows([tmp_path / "e.parquet"]) == 4
     assert count_rows([tmp_path / "a.jsonl", tmp_path / "c.csv"]) == 9
     (tmp_path / "pages").mkdir()
-    assert count_rows([tmp_path / "pages"]) is None  # a folder of pages: counted while read, no total
+    assert (
+        count_rows([tmp_path / "pages"]) is None
+    )  # a folder of pages: counted while read, no total
     assert count_rows([tmp_path / "a.jsonl", tmp_path / "missing.jsonl"]) is None
 
 
@@ -54,7 +60,10 @@ def test_validate_and_import_update_the_bar_per_row(tmp_path: Path) -> None:
     from naba.data.validate import ValidationSummary, validate_file
 
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS) + "{not json\n", encoding="utf-8")
+    source.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS) + "{not json\n",
+        encoding="utf-8",
+    )
     bar, summary = Counted(), ValidationSummary()
     problems = list(validate_file(source, "topic", summary=summary, progress=bar))
     assert bar.n == summary.rows == 8 and len(problems) == 1
@@ -74,10 +83,12 @@ def test_a_bar_shows_total_and_eta_and_an_off_bar_shows_nothing(capsys) -> None:
 
 
 @pytest.mark.parametrize("command", ["validate", "import"])
-def test_data_commands_show_a_bar_on_a_terminal_only(command: str, tmp_path: Path, monkeypatch) -> None:
+def test_data_commands_show_a_bar_on_a_terminal_only(
+    command: str, tmp_path: Path, monkeypatch
+) -> None:
     from typer.testing import CliRunner
 
-    import naba.cli as cli
+    import naba.cli.data as cli
     import naba.progress as progress
     from naba.cli import app
 
@@ -90,10 +101,19 @@ def test_data_commands_show_a_bar_on_a_terminal_only(command: str, tmp_path: Pat
         return real(False, total, desc, unit)
 
     monkeypatch.setattr(progress, "progress_bar", recorded)
-    args = (["data", "validate", str(source)] if command == "validate"
-            else ["data", "import", str(source), "-o", str(tmp_path / "o.jsonl")])
-    assert CliRunner().invoke(app, args).exit_code == 0  # CliRunner's stderr is not a terminal: no bar
-    monkeypatch.setattr(cli, "_on_terminal", lambda progress: progress)  # as on a terminal
+    args = (
+        ["data", "validate", str(source)]
+        if command == "validate"
+        else ["data", "import", str(source), "-o", str(tmp_path / "o.jsonl")]
+    )
+    assert (
+        CliRunner().invoke(app, args).exit_code == 0
+    )  # CliRunner's stderr is not a terminal: no bar
+    monkeypatch.setattr(cli, "on_terminal", lambda progress: progress)  # as on a terminal
     assert CliRunner().invoke(app, args).exit_code == 0
     assert CliRunner().invoke(app, [*args, "--no-progress"]).exit_code == 0
-    assert shown == [(False, None), (True, 7), (False, None)]  # on a terminal: the rows counted first, for the total
+    assert shown == [
+        (False, None),
+        (True, 7),
+        (False, None),
+    ]  # on a terminal: the rows counted first, for the total

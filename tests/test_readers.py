@@ -15,11 +15,16 @@ from naba.data.readers import detect_format, read_rows
 from naba.data.records import iter_records
 from naba.errors import InputError, Problem
 
-ROWS = [{"id": "1", "text": "النص الأول", "topics": ["politics"]}, {"id": "2", "text": "النص الثاني", "topics": ["sports", "health"]}]
+ROWS = [
+    {"id": "1", "text": "النص الأول", "topics": ["politics"]},
+    {"id": "2", "text": "النص الثاني", "topics": ["sports", "health"]},
+]
 
 
 def rows_of(path: Path, fmt: str = "auto") -> list[tuple[int, object]]:
-    return [(line, row if isinstance(row, dict) else str(row)) for line, row in read_rows(path, fmt)]
+    return [
+        (line, row if isinstance(row, dict) else str(row)) for line, row in read_rows(path, fmt)
+    ]
 
 
 def jsonl_bytes(rows: list[dict]) -> bytes:
@@ -59,19 +64,27 @@ def test_corrupt_gzip(tmp_path: Path) -> None:
 
 def test_jsonl_bad_lines_reported_with_line_numbers_others_still_read(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
-    path.write_bytes(b'{"id": "1", "text": "x"}\n'
-                     b"\n"
-                     b"{bad\n"
-                     b"[1, 2]\n"
-                     b'"just a string"\n'
-                     b'{"id": "6", "text": "caf\xe9"}\n'
-                     b'{"id": 7, "text": "y"}\r\n')
+    path.write_bytes(
+        b'{"id": "1", "text": "x"}\n'
+        b"\n"
+        b"{bad\n"
+        b"[1, 2]\n"
+        b'"just a string"\n'
+        b'{"id": "6", "text": "caf\xe9"}\n'
+        b'{"id": 7, "text": "y"}\r\n'
+    )
     assert rows_of(path) == [
         (1, {"id": "1", "text": "x"}),
-        (3, f"{path}:3: (json): expected a JSON object, found invalid JSON (Expecting property name enclosed in double quotes at column 2)"),
+        (
+            3,
+            f"{path}:3: (json): expected a JSON object, found invalid JSON (Expecting property name enclosed in double quotes at column 2)",
+        ),
         (4, f"{path}:4: (json): expected a JSON object, found list"),
         (5, f"{path}:5: (json): expected a JSON object, found str"),
-        (6, f"{path}:6: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save the file as UTF-8"),
+        (
+            6,
+            f"{path}:6: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save the file as UTF-8",
+        ),
         (7, {"id": 7, "text": "y"}),
     ]
 
@@ -82,17 +95,28 @@ def test_jsonl_utf8_bom_is_dropped(tmp_path: Path) -> None:
     assert rows_of(path) == [(1, ROWS[0])]
 
 
-@pytest.mark.parametrize("encoding", [
-    "utf-16", "utf-16-le",
-    "utf-16-be",
-])
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        "utf-16",
+        "utf-16-le",
+        "utf-16-be",
+    ],
+)
 @pytest.mark.parametrize("name", ["a.jsonl", "a.csv", "a.txt"])
 def test_utf16_is_rejected(tmp_path: Path, encoding: str, name: str) -> None:
     path = tmp_path / name
-    path.write_bytes('{"id": "1", "text": "نص"}\n'.encode(encoding) if name.endswith("jsonl") else "id,text\n1,نص\n".encode(encoding))
+    path.write_bytes(
+        '{"id": "1", "text": "نص"}\n'.encode(encoding)
+        if name.endswith("jsonl")
+        else "id,text\n1,نص\n".encode(encoding)
+    )
     with pytest.raises(InputError) as info:
         list(read_rows(path))
-    assert str(info.value) == f"{path}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+    assert (
+        str(info.value)
+        == f"{path}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+    )
 
 
 def test_reader_is_lazy(tmp_path: Path) -> None:
@@ -122,13 +146,16 @@ def test_lazy_errors_surface_on_iteration_not_on_call(tmp_path: Path) -> None:
 
 def test_csv_quoted_multiline_bom_and_column_count(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
-    path.write_bytes(codecs.BOM_UTF8 + (
-        "id,text,topics\n"
-        '1,"سطر أول\nسطر ثان",politics\n'
-        "2,short\n"
-        "3,a,b,c\n"
-        '4,"he said ""hi""",sports\n'
-    ).encode("utf-8"))
+    path.write_bytes(
+        codecs.BOM_UTF8
+        + (
+            "id,text,topics\n"
+            '1,"سطر أول\nسطر ثان",politics\n'
+            "2,short\n"
+            "3,a,b,c\n"
+            '4,"he said ""hi""",sports\n'
+        ).encode()
+    )
     assert rows_of(path) == [
         (2, {"id": "1", "text": "سطر أول\nسطر ثان", "topics": "politics"}),
         (4, f"{path}:4: (csv): expected 3 columns, found fewer"),
@@ -139,7 +166,7 @@ def test_csv_quoted_multiline_bom_and_column_count(tmp_path: Path) -> None:
 
 def test_csv_gz(tmp_path: Path) -> None:
     path = tmp_path / "a.csv.gz"
-    path.write_bytes(gzip.compress("id,text\n1,نص\n".encode("utf-8")))
+    path.write_bytes(gzip.compress("id,text\n1,نص\n".encode()))
     assert rows_of(path) == [(2, {"id": "1", "text": "نص"})]
 
 
@@ -155,8 +182,10 @@ def test_csv_missing_column_is_one_header_error(tmp_path: Path) -> None:
     path.write_text("id,body,topics\n1,نص,politics\n2,نص آخر,sports\n", encoding="utf-8")
     with pytest.raises(InputError) as info:
         list(iter_records(path, "topic"))
-    assert str(info.value) == (f"{path}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or name the "
-                               "column that holds it with --text-column (columns.text_column in a training config)")
+    assert str(info.value) == (
+        f"{path}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or name the "
+        "column that holds it with --text-column (columns.text_column in a training config)"
+    )
 
 
 def test_csv_renamed_column_suggests_the_mapping(tmp_path: Path) -> None:
@@ -164,12 +193,19 @@ def test_csv_renamed_column_suggests_the_mapping(tmp_path: Path) -> None:
     path.write_text("id,Text,topic\n1,نص,politics\n", encoding="utf-8")
     with pytest.raises(InputError) as info:
         list(iter_records(path, "topic"))
-    assert str(info.value) == (f"{path}:1: header: expected a 'text' column, found 'id', 'Text', 'topic'; did you mean 'Text'? "
-                               "rename it to 'text', or pass --text-column Text (columns.text_column in a training config)")
+    assert str(info.value) == (
+        f"{path}:1: header: expected a 'text' column, found 'id', 'Text', 'topic'; did you mean 'Text'? "
+        "rename it to 'text', or pass --text-column Text (columns.text_column in a training config)"
+    )
     # prediction input needs no label column; a mapped column is looked up under its own name
     from naba.config import ColumnsConfig
 
-    assert [line for line, _ in iter_records(path, "topic", ColumnsConfig(text_column="Text"), require_label=False)] == [2]
+    assert [
+        line
+        for line, _ in iter_records(
+            path, "topic", ColumnsConfig(text_column="Text"), require_label=False
+        )
+    ] == [2]
 
 
 def test_csv_empty_file_has_no_rows(tmp_path: Path) -> None:
@@ -204,7 +240,12 @@ def test_csv_invalid_utf8_far_into_file_is_a_problem(tmp_path: Path) -> None:
     assert len(rows) == 3000
     problems = [(line, row) for line, row in rows if isinstance(row, Problem)]
     assert [(line, p.field, p.message) for line, p in problems] == [
-        (2001, "(line)", "expected UTF-8 text, found invalid byte 0xff at column 6; re-save the file as UTF-8")]
+        (
+            2001,
+            "(line)",
+            "expected UTF-8 text, found invalid byte 0xff at column 6; re-save the file as UTF-8",
+        )
+    ]
     assert rows[-1] == (3001, {"id": "3000", "text": "row number 3000"})
 
 
@@ -259,10 +300,15 @@ def test_hf_datasets_directory(tmp_path: Path) -> None:
 def test_hf_dataset_dict_asks_for_one_split(tmp_path: Path) -> None:
     from datasets import Dataset, DatasetDict
 
-    DatasetDict({"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS)}).save_to_disk(str(tmp_path / "dd"))
+    DatasetDict({"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS)}).save_to_disk(
+        str(tmp_path / "dd")
+    )
     with pytest.raises(InputError) as info:
         list(read_rows(tmp_path / "dd"))
-    assert str(info.value) == f"{tmp_path / 'dd'}: holds several splits ['train', 'test']; pass one split's directory, e.g. {tmp_path / 'dd'}/train"
+    assert (
+        str(info.value)
+        == f"{tmp_path / 'dd'}: holds several splits ['train', 'test']; pass one split's directory, e.g. {tmp_path / 'dd'}/train"
+    )
 
 
 def test_txt_one_article_per_nonblank_line(tmp_path: Path) -> None:
@@ -282,8 +328,18 @@ def test_explicit_format_overrides_extension(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("a.jsonl", "jsonl"), ("a.JSONL", "jsonl"), ("a.json", "jsonl"), ("a.ndjson", "jsonl"), ("a.json.gz", "jsonl"),
-     ("a.csv", "csv"), ("a.tsv", "csv"), ("a.parquet", "parquet"), ("a.txt", "txt"), ("a.txt.gz", "txt")],
+    [
+        ("a.jsonl", "jsonl"),
+        ("a.JSONL", "jsonl"),
+        ("a.json", "jsonl"),
+        ("a.ndjson", "jsonl"),
+        ("a.json.gz", "jsonl"),
+        ("a.csv", "csv"),
+        ("a.tsv", "csv"),
+        ("a.parquet", "parquet"),
+        ("a.txt", "txt"),
+        ("a.txt.gz", "txt"),
+    ],
 )
 def test_detect_format(tmp_path: Path, name: str, fmt: str) -> None:
     assert detect_format(tmp_path / name) == fmt
@@ -294,14 +350,21 @@ def test_unknown_extension(tmp_path: Path) -> None:
     path.write_text("<x/>", encoding="utf-8")
     with pytest.raises(InputError) as info:
         read_rows(path)
-    assert str(info.value) == (f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt "
-                               "or a datasets directory (or pass --format)")
+    assert str(info.value) == (
+        f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt "
+        "or a datasets directory (or pass --format)"
+    )
 
 
 def test_unknown_explicit_format(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_bytes(b"")
-    with pytest.raises(InputError, match=re.escape(f"{path}: unknown format 'xml'; expected one of jsonl, csv, parquet, hf, txt")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            f"{path}: unknown format 'xml'; expected one of jsonl, csv, parquet, hf, txt"
+        ),
+    ):
         read_rows(path, "xml")
 
 
@@ -313,8 +376,10 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_plain_directory_where_file_expected(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         read_rows(tmp_path)
-    assert str(info.value) == (f"{tmp_path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
-                               "pass a file, or a directory saved with Dataset.save_to_disk")
+    assert str(info.value) == (
+        f"{tmp_path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
+        "pass a file, or a directory saved with Dataset.save_to_disk"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "txt", "parquet"])
@@ -333,23 +398,59 @@ def test_errors_are_value_errors() -> None:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                       HealthCheck.function_scoped_fixture])
-_PIECES = [b'{"id": "1", "text": "\xd9\x86\xd8\xb5", "topics": ["a"]}', b'{"text": ', b"}", b"[", b"]", b'"', b",", b"\n",
-           b"\r\n", b"\x00", b"\xff", b"\xef\xbb\xbf", b"\xff\xfe", b"\x1f\x8b", b"id,text,topics", b'"a\nb"', b"1e999",
-           b"9" * 5000, b"[" * 3000, b'"\\ud800"', b"\t", b"  ", "نص".encode(), "نص".encode("utf-16-le")]
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+_PIECES = [
+    b'{"id": "1", "text": "\xd9\x86\xd8\xb5", "topics": ["a"]}',
+    b'{"text": ',
+    b"}",
+    b"[",
+    b"]",
+    b'"',
+    b",",
+    b"\n",
+    b"\r\n",
+    b"\x00",
+    b"\xff",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\x1f\x8b",
+    b"id,text,topics",
+    b'"a\nb"',
+    b"1e999",
+    b"9" * 5000,
+    b"[" * 3000,
+    b'"\\ud800"',
+    b"\t",
+    b"  ",
+    "نص".encode(),
+    "نص".encode("utf-16-le"),
+]
 # Bytes that look like the formats (so that deep branches are reached) mixed with raw noise, sometimes gzipped.
 FILE_BYTES = st.one_of(
     st.binary(max_size=300),
     st.lists(st.sampled_from(_PIECES), max_size=25).map(b"".join),
-    st.text(max_size=100).flatmap(lambda t: st.sampled_from([t.encode("utf-8"), t.encode("utf-16"), t.encode("utf-8", "replace")])),
-).flatmap(lambda data: st.sampled_from([data, gzip.compress(data), gzip.compress(data)[: max(1, len(data) // 2)]]))
+    st.text(max_size=100).flatmap(
+        lambda t: st.sampled_from(
+            [t.encode("utf-8"), t.encode("utf-16"), t.encode("utf-8", "replace")]
+        )
+    ),
+).flatmap(
+    lambda data: st.sampled_from(
+        [data, gzip.compress(data), gzip.compress(data)[: max(1, len(data) // 2)]]
+    )
+)
 
 
 def _check_stream(path: Path, items) -> int:
     count, last = 0, 0
     for line, item in items:
-        assert isinstance(line, int) and line > last  # lines ascend: every row is reported once, in file order
+        assert (
+            isinstance(line, int) and line > last
+        )  # lines ascend: every row is reported once, in file order
         last = line
         assert isinstance(item, (dict, Problem)), item
         if isinstance(item, Problem):
@@ -366,20 +467,27 @@ def _check_inputs(path: Path, items, rejected: type) -> None:
 
 
 @FUZZ
-@given(data=FILE_BYTES, name=st.sampled_from(["f.jsonl", "f.csv", "f.tsv", "f.txt", "f.jsonl.gz"]),
-       task=st.sampled_from(["topic", "stance"]))
-def test_fuzz_readers_raise_only_input_errors(tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str, task: str) -> None:
+@given(
+    data=FILE_BYTES,
+    name=st.sampled_from(["f.jsonl", "f.csv", "f.tsv", "f.txt", "f.jsonl.gz"]),
+    task=st.sampled_from(["topic", "stance"]),
+)
+def test_fuzz_readers_raise_only_input_errors(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, name: str, task: str
+) -> None:
     from naba.data.validate import validate_file
     from naba.infer.predict import Rejected, iter_inputs
 
     path = tmp_path_factory.getbasetemp() / "fuzz" / name
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(data)
-    for run in (lambda: _check_stream(path, read_rows(path)),
-                lambda: _check_stream(path, iter_records(path, task)),
-                lambda: _check_stream(path, iter_records(path, task, require_label=False)),
-                lambda: [str(p) for p in validate_file(path, task)],
-                lambda: _check_inputs(path, iter_inputs([path]), Rejected)):
+    for run in (
+        lambda: _check_stream(path, read_rows(path)),
+        lambda: _check_stream(path, iter_records(path, task)),
+        lambda: _check_stream(path, iter_records(path, task, require_label=False)),
+        lambda: [str(p) for p in validate_file(path, task)],
+        lambda: _check_inputs(path, iter_inputs([path]), Rejected),
+    ):
         try:
             run()
         except InputError as exc:

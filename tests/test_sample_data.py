@@ -18,14 +18,20 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def test_taxonomy_reproduces_the_editors_topics(tmp_path: Path) -> None:
-    summary = run_import([SAMPLE / "pages"], tmp_path / "articles.jsonl", "page",
-                         taxonomy=Taxonomy.load(ROOT / "configs" / "taxonomy.yaml"))
+    summary = run_import(
+        [SAMPLE / "pages"],
+        tmp_path / "articles.jsonl",
+        "page",
+        taxonomy=Taxonomy.load(ROOT / "configs" / "taxonomy.yaml"),
+    )
     assert (summary.written, summary.errors, summary.unmatched) == (240, 0, 0)
     editors = {}
     for tsv in sorted((SAMPLE / "pages").glob("_topics_*.tsv")):
         for line in tsv.read_text(encoding="utf-8").splitlines():
             name, index, topics = line.split("\t")
-            editors[f"{name.removesuffix('.txt')}-{index.strip()}"] = sorted(t.strip() for t in topics.split(","))
+            editors[f"{name.removesuffix('.txt')}-{index.strip()}"] = sorted(
+                t.strip() for t in topics.split(",")
+            )
     imported = _jsonl(tmp_path / "articles.jsonl")
     assert {r["id"]: sorted(r["topics"]) for r in imported} == editors
     assert imported == _jsonl(SAMPLE / "articles.jsonl")
@@ -33,7 +39,9 @@ def test_taxonomy_reproduces_the_editors_topics(tmp_path: Path) -> None:
 
 def test_committed_splits_are_reproducible() -> None:
     for task, source in (("topic", "articles.jsonl"), ("stance", "stance_pairs.jsonl")):
-        result = split_records(load_records(SAMPLE / source, task), task, dev=0.15, test=0.15, seed=13)
+        result = split_records(
+            load_records(SAMPLE / source, task), task, dev=0.15, test=0.15, seed=13
+        )
         for name, rows in result.splits.items():
             assert rows == _jsonl(SAMPLE / task / f"{name}.jsonl"), (task, name)
 
@@ -51,5 +59,7 @@ def test_sample_sizes_meet_the_brief() -> None:
 
 def test_shipped_configs_load() -> None:
     for path in sorted((ROOT / "configs").glob("*.yaml")):
-        if path.name != "taxonomy.yaml" and not path.name.startswith("pretrain-"):  # pretrain configs: test_pretrain.py
+        if path.name != "taxonomy.yaml" and not path.name.startswith(
+            "pretrain-"
+        ):  # pretrain configs: test_pretrain.py
             assert load_config(path).tasks is not None, path

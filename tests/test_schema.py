@@ -26,7 +26,10 @@ def clf(trained_model: Path):
 @pytest.fixture(scope="module")
 def articles() -> list[dict]:
     """Records with ids and titles; two carry their own stance target."""
-    rows = [json.loads(line) for line in (SAMPLE / "topic" / "test.jsonl").read_text(encoding="utf-8").splitlines()][:6]
+    rows = [
+        json.loads(line)
+        for line in (SAMPLE / "topic" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    ][:6]
     out = [{"id": r["id"], "title": r["title"], "text": r["text"]} for r in rows]
     out[1]["target"] = NUCLEAR
     out[4]["target"] = "العمل عن بعد"
@@ -34,9 +37,13 @@ def articles() -> list[dict]:
 
 
 # The three ways stance is asked for, and one task alone.
-CASES = {"own targets": {}, "named targets": {"targets": [NUCLEAR, "السيارات الكهربائية"]},
-         "all targets": {"all_targets": True}, "topics only": {"tasks": ["topic"]},
-         "stance only": {"tasks": ["stance"], "targets": [NUCLEAR]}}
+CASES = {
+    "own targets": {},
+    "named targets": {"targets": [NUCLEAR, "السيارات الكهربائية"]},
+    "all targets": {"all_targets": True},
+    "topics only": {"tasks": ["topic"]},
+    "stance only": {"tasks": ["stance"], "targets": [NUCLEAR]},
+}
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -47,7 +54,9 @@ def _predict_file(clf, articles: list[dict], tmp_path: Path, name: str, options:
     from naba.infer.predict import predict_files
 
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+    source.write_text(
+        "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8"
+    )
     out = tmp_path / name
     predict_files(clf, [source], out, batch_size=BATCH, overwrite=True, **options)
     return out
@@ -74,15 +83,27 @@ def _from_csv(row: dict[str, str]) -> dict:
     """A CSV row back to a record, by the flattening the README documents."""
     record: dict = {"id": row["id"]}
     if "topics.labels" in row:
-        record["topics"] = {"labels": row["topics.labels"].split("|") if row["topics.labels"] else [],
-                            "scores": {k.removeprefix("topics.scores."): float(v) for k, v in row.items()
-                                       if k.startswith("topics.scores.")}}
+        record["topics"] = {
+            "labels": row["topics.labels"].split("|") if row["topics.labels"] else [],
+            "scores": {
+                k.removeprefix("topics.scores."): float(v)
+                for k, v in row.items()
+                if k.startswith("topics.scores.")
+            },
+        }
     stance = []
     i = 0
     while row.get(f"stance.{i}.target"):
         prefix = f"stance.{i}.scores."
-        stance.append({"target": row[f"stance.{i}.target"], "label": row[f"stance.{i}.label"],
-                       "scores": {k.removeprefix(prefix): float(v) for k, v in row.items() if k.startswith(prefix)}})
+        stance.append(
+            {
+                "target": row[f"stance.{i}.target"],
+                "label": row[f"stance.{i}.label"],
+                "scores": {
+                    k.removeprefix(prefix): float(v) for k, v in row.items() if k.startswith(prefix)
+                },
+            }
+        )
         i += 1
     if stance:
         record["stance"] = stance
@@ -90,7 +111,9 @@ def _from_csv(row: dict[str, str]) -> dict:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_every_door_gives_the_same_record(clf, articles: list[dict], tmp_path: Path, case: str) -> None:
+def test_every_door_gives_the_same_record(
+    clf, articles: list[dict], tmp_path: Path, case: str
+) -> None:
     options = CASES[case]
     api = clf.predict(articles, batch_size=BATCH, **options)
     jsonl = _jsonl(_predict_file(clf, articles, tmp_path, "out.jsonl", options))
@@ -101,7 +124,9 @@ def test_every_door_gives_the_same_record(clf, articles: list[dict], tmp_path: P
         assert list(record)[0] == "id" and record["id"] in {a["id"] for a in articles}
     assert [r["id"] for r in api] == [a["id"] for a in articles]
     assert all(("topics" in r) == ("topic" in options.get("tasks", ["topic"])) for r in api)
-    asked = options.get("targets") or (clf.tasks["stance"].spec.default_targets if options.get("all_targets") else None)
+    asked = options.get("targets") or (
+        clf.tasks["stance"].spec.default_targets if options.get("all_targets") else None
+    )
     for article, record in zip(articles, api):
         wanted = asked or ([article["target"]] if "target" in article else [])
         if options.get("tasks") == ["topic"]:
@@ -111,16 +136,26 @@ def test_every_door_gives_the_same_record(clf, articles: list[dict], tmp_path: P
 
 def test_one_string_and_one_record(clf, articles: list[dict]) -> None:
     plain = clf.predict(articles[0]["text"], targets=[NUCLEAR])
-    assert isinstance(plain, dict) and list(plain) == ["topics", "stance"]  # no id given, none echoed
+    assert isinstance(plain, dict) and list(plain) == [
+        "topics",
+        "stance",
+    ]  # no id given, none echoed
     record = {"id": articles[0]["id"], "text": articles[0]["text"]}
     assert clf.predict(record, targets=[NUCLEAR]) == {"id": record["id"], **plain}
-    numbered = clf.predict([{"id": 7, "text": articles[0]["text"]}, {"id": 2.5, "text": articles[0]["text"]}])
-    assert [r["id"] for r in numbered] == [7, "2.5"]  # a string or an integer as given; anything else as its string
+    numbered = clf.predict(
+        [{"id": 7, "text": articles[0]["text"]}, {"id": 2.5, "text": articles[0]["text"]}]
+    )
+    assert [r["id"] for r in numbered] == [
+        7,
+        "2.5",
+    ]  # a string or an integer as given; anything else as its string
     Prediction.model_validate(numbered[1])
 
 
 @pytest.mark.parametrize("case", ["own targets", "all targets", "topics only", "stance only"])
-def test_parquet_holds_the_jsonl_records_in_typed_columns(clf, articles: list[dict], tmp_path: Path, case: str) -> None:
+def test_parquet_holds_the_jsonl_records_in_typed_columns(
+    clf, articles: list[dict], tmp_path: Path, case: str
+) -> None:
     import pyarrow.parquet as pq
 
     options = CASES[case]
@@ -128,27 +163,41 @@ def test_parquet_holds_the_jsonl_records_in_typed_columns(clf, articles: list[di
     table = pq.read_table(_predict_file(clf, articles, tmp_path, "out.parquet", options))
     assert [_without_nulls(r) for r in table.to_pylist()] == jsonl
     tasks = options.get("tasks", ["topic", "stance"])
-    assert table.schema.names == ["id", *(["topics"] if "topic" in tasks else []), *(["stance"] if "stance" in tasks else [])]
+    assert table.schema.names == [
+        "id",
+        *(["topics"] if "topic" in tasks else []),
+        *(["stance"] if "stance" in tasks else []),
+    ]
     assert str(table.schema.field("id").type) == "string"
     if "topic" in tasks:
         scores = ", ".join(f"{label}: double" for label in clf.labels["topic"])
-        assert str(table.schema.field("topics").type) == f"struct<labels: list<element: string>, scores: struct<{scores}>>"
+        assert (
+            str(table.schema.field("topics").type)
+            == f"struct<labels: list<element: string>, scores: struct<{scores}>>"
+        )
     if "stance" in tasks:
         assert str(table.schema.field("stance").type) == (
-            "list<element: struct<target: string, label: string, scores: struct<against: double, favor: double, none: double>>>")
+            "list<element: struct<target: string, label: string, scores: struct<against: double, favor: double, none: double>>>"
+        )
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_csv_flattening_reads_back_to_the_records(clf, articles: list[dict], tmp_path: Path, case: str) -> None:
+def test_csv_flattening_reads_back_to_the_records(
+    clf, articles: list[dict], tmp_path: Path, case: str
+) -> None:
     options = CASES[case]
     jsonl = _jsonl(_predict_file(clf, articles, tmp_path, "out.jsonl", options))
     path = _predict_file(clf, articles, tmp_path, "out.csv", options)
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert [_from_csv(r) for r in rows] == jsonl  # scores are written in full (6 decimals): they read back equal
+    assert [
+        _from_csv(r) for r in rows
+    ] == jsonl  # scores are written in full (6 decimals): they read back equal
     tasks = options.get("tasks", ["topic", "stance"])
-    slots = len(options["targets"]) if "targets" in options else 4 if options.get("all_targets") else 1
+    slots = (
+        len(options["targets"]) if "targets" in options else 4 if options.get("all_targets") else 1
+    )
     assert reader.fieldnames == csv_columns(tasks, clf.labels, slots)
 
 
@@ -156,21 +205,37 @@ def test_csv_header_names_every_column(clf, articles: list[dict], tmp_path: Path
     path = _predict_file(clf, articles[:2], tmp_path, "out.csv", {"targets": [NUCLEAR]})
     header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
     topic = [f"topics.scores.{label}" for label in clf.labels["topic"]]
-    assert header == ["id", "topics.labels", *topic, "stance.0.target", "stance.0.label",
-                      "stance.0.scores.against", "stance.0.scores.favor", "stance.0.scores.none"]
+    assert header == [
+        "id",
+        "topics.labels",
+        *topic,
+        "stance.0.target",
+        "stance.0.label",
+        "stance.0.scores.against",
+        "stance.0.scores.favor",
+        "stance.0.scores.none",
+    ]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
-def test_sharded_merge_writes_what_one_process_writes(clf, articles: list[dict], tmp_path: Path, suffix: str) -> None:
+def test_sharded_merge_writes_what_one_process_writes(
+    clf, articles: list[dict], tmp_path: Path, suffix: str
+) -> None:
     from naba.infer.predict import predict_files, predict_sharded
 
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+    source.write_text(
+        "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8"
+    )
     single, merged = tmp_path / f"single{suffix}", tmp_path / f"merged{suffix}"
     options = {"batch_size": BATCH, "targets": [NUCLEAR], "chunk_size": 2}
     predict_files(clf, [source], single, **options)
-    assert predict_sharded(clf, [source], merged, 1, 2, **options) is None  # rank 1 writes its part and leaves
-    summary = predict_sharded(clf, [source], merged, 0, 2, **options)  # rank 0 writes its part and merges both
+    assert (
+        predict_sharded(clf, [source], merged, 1, 2, **options) is None
+    )  # rank 1 writes its part and leaves
+    summary = predict_sharded(
+        clf, [source], merged, 0, 2, **options
+    )  # rank 0 writes its part and merges both
     assert summary is not None and summary.written == len(articles)
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -180,12 +245,15 @@ def test_sharded_merge_writes_what_one_process_writes(clf, articles: list[dict],
         assert merged.read_bytes() == single.read_bytes()
 
 
-def test_csv_resume_gives_the_uninterrupted_output(clf, articles: list[dict], tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_csv_resume_gives_the_uninterrupted_output(
+    clf, articles: list[dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from naba.infer.predict import predict_files
 
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+    source.write_text(
+        "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8"
+    )
     options = {"batch_size": BATCH, "chunk_size": 2, "targets": [NUCLEAR]}
     predict_files(clf, [source], tmp_path / "clean.csv", **options)
     classify, calls = clf.classify, []
@@ -230,4 +298,6 @@ def test_readme_publishes_the_schema() -> None:
     assert found, "README.md: no ```json block after <!-- prediction-schema -->"
     expected = json.dumps(prediction_json_schema(), indent=2, ensure_ascii=False)
     assert json.loads(found.group(1)) == prediction_json_schema(), (
-        "README.md's prediction schema differs from naba.infer.schema.Prediction; replace the block with:\n" + expected)
+        "README.md's prediction schema differs from naba.infer.schema.Prediction; replace the block with:\n"
+        + expected
+    )

@@ -25,11 +25,21 @@ from naba.errors import NabaError  # noqa: E402
 from naba.serve.app import ServeSettings, create_app  # noqa: E402
 from naba.serve.batcher import MicroBatcher  # noqa: E402
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+}
 SETTINGS = ServeSettings(max_batch_size=8, max_text_chars=200, max_body_bytes=20_000)
-TEXTS = ["ارتفعت أسعار النفط بعد قرار أوبك خفض الإنتاج", "فاز المنتخب الوطني في المباراة النهائية",
-         "أعلنت وزارة الصحة عن حملة تطعيم جديدة", "قمة عربية في الرياض لبحث الأزمة السياسية",
-         "أطلقت الشركة هاتفا ذكيا جديدا", "هجوم مسلح على نقطة تفتيش في بغداد"]
+TEXTS = [
+    "ارتفعت أسعار النفط بعد قرار أوبك خفض الإنتاج",
+    "فاز المنتخب الوطني في المباراة النهائية",
+    "أعلنت وزارة الصحة عن حملة تطعيم جديدة",
+    "قمة عربية في الرياض لبحث الأزمة السياسية",
+    "أطلقت الشركة هاتفا ذكيا جديدا",
+    "هجوم مسلح على نقطة تفتيش في بغداد",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,34 +66,53 @@ def _same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     assert a["topics"]["labels"] == b["topics"]["labels"]
     assert a["topics"]["scores"] == pytest.approx(b["topics"]["scores"], abs=1e-4)
-    assert [(s["target"], s["label"]) for s in a.get("stance", [])] == [(s["target"], s["label"]) for s in b.get("stance", [])]
+    assert [(s["target"], s["label"]) for s in a.get("stance", [])] == [
+        (s["target"], s["label"]) for s in b.get("stance", [])
+    ]
 
 
 # ----------------------------------------------------------------------------- classify
 
 
 def test_classify_schema_order_and_ids(client, clf) -> None:
-    articles = [TEXTS[0], {"id": "a-1", "title": "عاجل", "text": TEXTS[1]}, {"id": 7, "text": TEXTS[2]},
-                {"text": TEXTS[3], "topics": ["politics"], "url": "ignored"}, TEXTS[4]]
+    articles = [
+        TEXTS[0],
+        {"id": "a-1", "title": "عاجل", "text": TEXTS[1]},
+        {"id": 7, "text": TEXTS[2]},
+        {"text": TEXTS[3], "topics": ["politics"], "url": "ignored"},
+        TEXTS[4],
+    ]
     response = client.post("/v1/classify", json={"articles": articles})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"] == {"format_version": clf.manifest.format_version, "naba_version": clf.manifest.naba_version}
+    assert body["model"] == {
+        "format_version": clf.manifest.format_version,
+        "naba_version": clf.manifest.naba_version,
+    }
     results = body["results"]
     assert len(results) == len(articles)
     # ids echoed where given (first, as given: a string stays a string, a number a number), absent elsewhere.
     assert [r.get("id") for r in results] == [None, "a-1", 7, None, None]
     assert "id" not in results[0] and list(results[1])[0] == "id"
-    expected = clf.predict([a if isinstance(a, str) else {k: a[k] for k in ("title", "text") if k in a} for a in articles])
+    expected = clf.predict(
+        [
+            a if isinstance(a, str) else {k: a[k] for k in ("title", "text") if k in a}
+            for a in articles
+        ]
+    )
     for got, want in zip(results, expected):
         _same({k: v for k, v in got.items() if k != "id"}, want)
     topics = results[0]["topics"]
     assert set(topics["scores"]) == set(clf.labels["topic"])
-    assert all("stance" not in r for r in results)  # no targets asked for: no stance (test_stance_trust.py)
+    assert all(
+        "stance" not in r for r in results
+    )  # no targets asked for: no stance (test_stance_trust.py)
 
 
 def test_results_follow_input_order(client, clf) -> None:
-    articles = [{"id": i, "text": TEXTS[i % len(TEXTS)] + " " * (i * 7) + "خبر " * i} for i in range(8)]
+    articles = [
+        {"id": i, "text": TEXTS[i % len(TEXTS)] + " " * (i * 7) + "خبر " * i} for i in range(8)
+    ]
     results = client.post("/v1/classify", json={"articles": articles}).json()["results"]
     assert [r["id"] for r in results] == list(range(8))
     for article, got in zip(articles, results):
@@ -92,10 +121,14 @@ def test_results_follow_input_order(client, clf) -> None:
 
 def test_targets_record_target_and_defaults(client) -> None:
     targets = ["الطاقة النووية", "العمل عن بعد"]
-    given = client.post("/v1/classify", json={"articles": [TEXTS[0], {"text": TEXTS[1], "target": "x"}],
-                                              "targets": targets}).json()["results"]
+    given = client.post(
+        "/v1/classify",
+        json={"articles": [TEXTS[0], {"text": TEXTS[1], "target": "x"}], "targets": targets},
+    ).json()["results"]
     assert [[s["target"] for s in r["stance"]] for r in given] == [targets, targets]
-    own = client.post("/v1/classify", json={"articles": [{"text": TEXTS[1], "target": "السيارات الكهربائية"}]}).json()
+    own = client.post(
+        "/v1/classify", json={"articles": [{"text": TEXTS[1], "target": "السيارات الكهربائية"}]}
+    ).json()
     assert [s["target"] for s in own["results"][0]["stance"]] == ["السيارات الكهربائية"]
     for stance in given[0]["stance"]:
         assert stance["label"] in stance["scores"]
@@ -104,21 +137,33 @@ def test_targets_record_target_and_defaults(client) -> None:
 
 def test_threshold_overrides_topic_thresholds(client, clf) -> None:
     assert clf.tasks["topic"].spec.multi_label
-    low = client.post("/v1/classify", json={"articles": [TEXTS[0]], "threshold": 0.0}).json()["results"][0]
-    high = client.post("/v1/classify", json={"articles": [TEXTS[0]], "threshold": 1.0}).json()["results"][0]
+    low = client.post("/v1/classify", json={"articles": [TEXTS[0]], "threshold": 0.0}).json()[
+        "results"
+    ][0]
+    high = client.post("/v1/classify", json={"articles": [TEXTS[0]], "threshold": 1.0}).json()[
+        "results"
+    ][0]
     assert sorted(low["topics"]["labels"]) == sorted(clf.labels["topic"])
     assert len(high["topics"]["labels"]) == 1  # none passes 1.0; at_least_one keeps the best
 
 
-@pytest.mark.parametrize("text", ["hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ", "نَصٌّ مُشَكَّلٌ"])
+@pytest.mark.parametrize(
+    "text", ["hello world", "😀😀", "١٢٣ 123", "\u200f\u202bنص\u202c", "ـــــ", "نَصٌّ مُشَكَّلٌ"]
+)
 def test_odd_texts_are_classified(client, text: str) -> None:
     response = client.post("/v1/classify", json={"articles": [text]})
     assert response.status_code == 200
     assert response.json()["results"][0]["topics"]["labels"]
 
 
-@pytest.mark.parametrize(("text", "found"), [("", "an empty string"), ("   ", "only whitespace"),
-                                             ("\u200b", "only invisible characters (bidi or zero-width controls)")])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("", "an empty string"),
+        ("   ", "only whitespace"),
+        ("\u200b", "only invisible characters (bidi or zero-width controls)"),
+    ],
+)
 def test_blank_texts_are_422_naming_the_article(client, text: str, found: str) -> None:
     response = client.post("/v1/classify", json={"articles": ["نص", {"id": "b", "text": text}]})
     assert response.status_code == 422
@@ -136,42 +181,137 @@ def _json(obj) -> bytes:
 
 BAD = [
     # (body, content type, loc, type, pinned message or None when pydantic's own wording)
-    (_json({"articles": []}), "application/json", ["body", "articles"], "articles_empty",
-     "articles: empty; send at least one article"),
-    (_json({"articles": ["a"] * 9}), "application/json", ["body", "articles"], "too_many_articles",
-     "articles: 9 articles, the limit is 8 per request (max_batch_size); split them over several requests"),
-    (_json({"articles": ["ok", "x" * 201]}), "application/json", ["body", "articles"], "text_too_long",
-     "article 1: text is 201 characters, the limit is 200 (max_text_chars); shorten the article or split it"),
-    (_json({"articles": ["ok", "ok", {"title": "x" * 300, "text": "a"}]}), "application/json", ["body", "articles"],
-     "text_too_long", "article 2: title is 300 characters, the limit is 200 (max_text_chars); shorten the article or split it"),
-    (b'{"articles": ["ok", {"text": "a\\ud800b"}]}', "application/json", ["body", "articles"], "invalid_text",
-     "article 1: text contains a lone surrogate (invalid Unicode); send UTF-8 text"),
-    (_json({"articles": ["a"], "targets": ["t"] * 65}), "application/json", ["body", "targets"], "too_many_targets",
-     "targets: 65 targets, the limit is 64 per request"),
-    (b'{"articles": ["a"', "application/json", ["body", 17], "json_invalid",
-     "body is not valid JSON: Expecting ',' delimiter"),
-    (b'{"articles": ["\xff"]}', "application/json", ["body", 15], "json_invalid",
-     "body is not valid JSON: invalid UTF-8 (invalid start byte)"),
-    (b"[" * 50_00 + b"]" * 50_00, "application/json", ["body", 0], "json_invalid", "body is not valid JSON: nested too deeply"),
-    (b'{"articles": [{"id": ' + b"9" * 5000 + b', "text": "a"}]}', "application/json", ["body", 0], "json_invalid",
-     "body is not valid JSON: a number has too many digits"),
-    (b"[]", "application/json", ["body"], "model_attributes_type", "body: expected a JSON object with an 'articles' list"),
-    (_json({"articles": ["a"]}), "text/plain", ["body"], "model_attributes_type",
-     "body: expected a JSON object; send it with Content-Type: application/json"),
-    (_json({"articles": [1]}), "application/json", ["body", "articles", 0], "article_type",
-     "expected a string or an object with a 'text' string"),
-    (_json({"articles": [{"title": "t"}]}), "application/json", ["body", "articles", 0, "record", "text"], "missing", None),
-    (_json({"articles": ["a"], "target": "t"}), "application/json", ["body", "target"], "extra_forbidden", None),
-    (_json({"articles": ["a"], "threshold": 1.5}), "application/json", ["body", "threshold"], "less_than_equal", None),
-    (b'{"articles": ["a"], "threshold": NaN}', "application/json", ["body", "threshold"], "less_than_equal", None),
+    (
+        _json({"articles": []}),
+        "application/json",
+        ["body", "articles"],
+        "articles_empty",
+        "articles: empty; send at least one article",
+    ),
+    (
+        _json({"articles": ["a"] * 9}),
+        "application/json",
+        ["body", "articles"],
+        "too_many_articles",
+        "articles: 9 articles, the limit is 8 per request (max_batch_size); split them over several requests",
+    ),
+    (
+        _json({"articles": ["ok", "x" * 201]}),
+        "application/json",
+        ["body", "articles"],
+        "text_too_long",
+        "article 1: text is 201 characters, the limit is 200 (max_text_chars); shorten the article or split it",
+    ),
+    (
+        _json({"articles": ["ok", "ok", {"title": "x" * 300, "text": "a"}]}),
+        "application/json",
+        ["body", "articles"],
+        "text_too_long",
+        "article 2: title is 300 characters, the limit is 200 (max_text_chars); shorten the article or split it",
+    ),
+    (
+        b'{"articles": ["ok", {"text": "a\\ud800b"}]}',
+        "application/json",
+        ["body", "articles"],
+        "invalid_text",
+        "article 1: text contains a lone surrogate (invalid Unicode); send UTF-8 text",
+    ),
+    (
+        _json({"articles": ["a"], "targets": ["t"] * 65}),
+        "application/json",
+        ["body", "targets"],
+        "too_many_targets",
+        "targets: 65 targets, the limit is 64 per request",
+    ),
+    (
+        b'{"articles": ["a"',
+        "application/json",
+        ["body", 17],
+        "json_invalid",
+        "body is not valid JSON: Expecting ',' delimiter",
+    ),
+    (
+        b'{"articles": ["\xff"]}',
+        "application/json",
+        ["body", 15],
+        "json_invalid",
+        "body is not valid JSON: invalid UTF-8 (invalid start byte)",
+    ),
+    (
+        b"[" * 50_00 + b"]" * 50_00,
+        "application/json",
+        ["body", 0],
+        "json_invalid",
+        "body is not valid JSON: nested too deeply",
+    ),
+    (
+        b'{"articles": [{"id": ' + b"9" * 5000 + b', "text": "a"}]}',
+        "application/json",
+        ["body", 0],
+        "json_invalid",
+        "body is not valid JSON: a number has too many digits",
+    ),
+    (
+        b"[]",
+        "application/json",
+        ["body"],
+        "model_attributes_type",
+        "body: expected a JSON object with an 'articles' list",
+    ),
+    (
+        _json({"articles": ["a"]}),
+        "text/plain",
+        ["body"],
+        "model_attributes_type",
+        "body: expected a JSON object; send it with Content-Type: application/json",
+    ),
+    (
+        _json({"articles": [1]}),
+        "application/json",
+        ["body", "articles", 0],
+        "article_type",
+        "expected a string or an object with a 'text' string",
+    ),
+    (
+        _json({"articles": [{"title": "t"}]}),
+        "application/json",
+        ["body", "articles", 0, "record", "text"],
+        "missing",
+        None,
+    ),
+    (
+        _json({"articles": ["a"], "target": "t"}),
+        "application/json",
+        ["body", "target"],
+        "extra_forbidden",
+        None,
+    ),
+    (
+        _json({"articles": ["a"], "threshold": 1.5}),
+        "application/json",
+        ["body", "threshold"],
+        "less_than_equal",
+        None,
+    ),
+    (
+        b'{"articles": ["a"], "threshold": NaN}',
+        "application/json",
+        ["body", "threshold"],
+        "less_than_equal",
+        None,
+    ),
     (b"", "application/json", ["body"], "missing", None),
 ]
 
 
-@pytest.mark.parametrize(("body", "content_type", "loc", "kind", "message"), BAD,
-                         ids=[f"{b[3]}-{i}" for i, b in enumerate(BAD)])
-def test_bad_requests_are_422_with_clear_messages(client, body: bytes, content_type: str, loc: list, kind: str,
-                                                  message: str | None) -> None:
+@pytest.mark.parametrize(
+    ("body", "content_type", "loc", "kind", "message"),
+    BAD,
+    ids=[f"{b[3]}-{i}" for i, b in enumerate(BAD)],
+)
+def test_bad_requests_are_422_with_clear_messages(
+    client, body: bytes, content_type: str, loc: list, kind: str, message: str | None
+) -> None:
     response = _post(client, body, content_type)
     assert response.status_code == 422, response.text
     error = response.json()["detail"][0]
@@ -188,12 +328,19 @@ def test_body_over_the_limit_is_413(client) -> None:
     by_header = _post(client, big)
     assert (by_header.status_code, by_header.json()) == (413, {"detail": message})
     # No Content-Length (a chunked upload): the bytes that arrive are counted.
-    chunked = client.post("/v1/classify", content=iter([big[:10_000], big[10_000:]]),
-                          headers={"content-type": "application/json"})
+    chunked = client.post(
+        "/v1/classify",
+        content=iter([big[:10_000], big[10_000:]]),
+        headers={"content-type": "application/json"},
+    )
     assert "content-length" not in chunked.request.headers
     assert (chunked.status_code, chunked.json()) == (413, {"detail": message})
     # A Content-Length that lies is not trusted.
-    lying = client.post("/v1/classify", content=big, headers={"content-type": "application/json", "content-length": "100"})
+    lying = client.post(
+        "/v1/classify",
+        content=big,
+        headers={"content-type": "application/json", "content-length": "100"},
+    )
     assert lying.request.headers["content-length"] == "100"
     assert (lying.status_code, lying.json()) == (413, {"detail": message})
     # Just under the limit is fine.
@@ -201,26 +348,58 @@ def test_body_over_the_limit_is_413(client) -> None:
 
 
 def test_bad_input_never_gets_a_500(client) -> None:
-    bodies = [b"", b"{", b"null", b"0", b'"x"', b"[1, 2]", b"{}", b'{"articles": null}', b'{"articles": "x"}',
-              b'{"articles": {"text": "x"}}', b'{"articles": [null]}', b'{"articles": [[]]}', b'{"articles": [{"text": 1}]}',
-              b'{"articles": [{"text": null}]}', b'{"articles": [{"text": "a", "id": []}]}', b'{"articles": [{"text": "a", "title": 5}]}',
-              b'{"articles": ["a"], "targets": "x"}', b'{"articles": ["a"], "targets": [1]}', b'{"articles": ["a"], "targets": ["\\udfff"]}',
-              b'{"articles": ["a"], "threshold": "high"}', b'{"articles": ["a"], "threshold": -Infinity}', b'{"\\ud800": 1}',
-              b'{"articles": [{"text": "a", "target": "\\ud800"}]}', b'{"articles": [{"text": "a", "id": "\\ud800"}]}',
-              b"\xef\xbb\xbf{}", b"\x00", "{\"articles\": [\"نص\"]}".encode("utf-16"), b'{"articles": ["a"]}' * 3]
+    bodies = [
+        b"",
+        b"{",
+        b"null",
+        b"0",
+        b'"x"',
+        b"[1, 2]",
+        b"{}",
+        b'{"articles": null}',
+        b'{"articles": "x"}',
+        b'{"articles": {"text": "x"}}',
+        b'{"articles": [null]}',
+        b'{"articles": [[]]}',
+        b'{"articles": [{"text": 1}]}',
+        b'{"articles": [{"text": null}]}',
+        b'{"articles": [{"text": "a", "id": []}]}',
+        b'{"articles": [{"text": "a", "title": 5}]}',
+        b'{"articles": ["a"], "targets": "x"}',
+        b'{"articles": ["a"], "targets": [1]}',
+        b'{"articles": ["a"], "targets": ["\\udfff"]}',
+        b'{"articles": ["a"], "threshold": "high"}',
+        b'{"articles": ["a"], "threshold": -Infinity}',
+        b'{"\\ud800": 1}',
+        b'{"articles": [{"text": "a", "target": "\\ud800"}]}',
+        b'{"articles": [{"text": "a", "id": "\\ud800"}]}',
+        b"\xef\xbb\xbf{}",
+        b"\x00",
+        '{"articles": ["نص"]}'.encode("utf-16"),
+        b'{"articles": ["a"]}' * 3,
+    ]
     for body in bodies:
         for content_type in ("application/json", None):
             response = _post(client, body, content_type)
-            assert response.status_code in (413, 422), (body[:40], content_type, response.status_code, response.text[:200])
+            assert response.status_code in (413, 422), (
+                body[:40],
+                content_type,
+                response.status_code,
+                response.text[:200],
+            )
             assert response.json()["detail"]
     assert client.get("/v1/classify").status_code == 405
     assert client.post("/v1/model", json={}).status_code == 405
 
 
 def test_settings_are_checked() -> None:
-    with pytest.raises(NabaError, match=re.escape("max_batch_size: expected a positive integer, found 0")):
+    with pytest.raises(
+        NabaError, match=re.escape("max_batch_size: expected a positive integer, found 0")
+    ):
         ServeSettings(max_batch_size=0)
-    with pytest.raises(NabaError, match=re.escape("batch_wait_ms: expected 0 or more milliseconds, found -1")):
+    with pytest.raises(
+        NabaError, match=re.escape("batch_wait_ms: expected 0 or more milliseconds, found -1")
+    ):
         ServeSettings(batch_wait_ms=-1)
 
 
@@ -232,19 +411,32 @@ def test_model_endpoint_describes_the_model(client, clf) -> None:
 
     info = client.get("/v1/model").json()
     manifest = clf.manifest
-    assert info["naba_version"] == manifest.naba_version and info["server_naba_version"] == naba.__version__
-    assert info["format_version"] == manifest.format_version and info["base_model"] == manifest.base_model
+    assert (
+        info["naba_version"] == manifest.naba_version
+        and info["server_naba_version"] == naba.__version__
+    )
+    assert (
+        info["format_version"] == manifest.format_version
+        and info["base_model"] == manifest.base_model
+    )
     assert info["labels"] == clf.labels
     assert set(info["tasks"]) == {"topic", "stance"}
     topic, stance = info["tasks"]["topic"], info["tasks"]["stance"]
-    assert topic["thresholds"] == clf.tasks["topic"].spec.thresholds and topic["multi_label"] is True
+    assert (
+        topic["thresholds"] == clf.tasks["topic"].spec.thresholds and topic["multi_label"] is True
+    )
     assert stance["default_targets"] == clf.tasks["stance"].spec.default_targets
     assert info["window"] == manifest.window.model_dump()
     assert info["normalization"] == manifest.normalization.model_dump()
     for task in (topic, stance):
         assert set(task["metrics"]) == {"dev", "test"}
         assert 0.0 <= task["metrics"]["test"]["macro_f1"] <= 1.0
-    assert info["limits"] == {"max_batch_size": 8, "max_text_chars": 200, "max_body_bytes": 20_000, "max_targets": 64}
+    assert info["limits"] == {
+        "max_batch_size": 8,
+        "max_text_chars": 200,
+        "max_body_bytes": 20_000,
+        "max_targets": 64,
+    }
     assert info["precision"] == "fp32"
 
 
@@ -268,7 +460,16 @@ class RecordingClassifier:
         self.calls: list[tuple[list, list | None, float | None]] = []
         self.release = threading.Event()
 
-    def predict(self, articles, targets=None, *, tasks=None, all_targets=False, batch_size=16, threshold=None):
+    def predict(
+        self,
+        articles,
+        targets=None,
+        *,
+        tasks=None,
+        all_targets=False,
+        batch_size=16,
+        threshold=None,
+    ):
         self.release.wait(5)  # hold the first call so that the others queue up behind it
         self.calls.append((list(articles), targets, threshold))
         if "boom" in articles:
@@ -279,8 +480,16 @@ class RecordingClassifier:
 def test_batcher_shares_calls_but_never_mixes_targets_or_thresholds() -> None:
     fake = RecordingClassifier()
     batcher = MicroBatcher(fake, max_batch_size=5, batch_wait_ms=50, batch_size=4)
-    requests = [(["a1", "a2"], None, None), (["b1"], ["t"], None), (["c1", "c2"], None, None), (["d1"], None, 0.3),
-                (["e1"], ["t"], None), (["f1", "f2", "f3"], None, None), (["g1"], ["u"], None), (["boom"], ["u"], None)]
+    requests = [
+        (["a1", "a2"], None, None),
+        (["b1"], ["t"], None),
+        (["c1", "c2"], None, None),
+        (["d1"], None, 0.3),
+        (["e1"], ["t"], None),
+        (["f1", "f2", "f3"], None, None),
+        (["g1"], ["u"], None),
+        (["boom"], ["u"], None),
+    ]
 
     async def run():
         first = asyncio.ensure_future(batcher.classify(["warm"]))  # occupies the worker
@@ -315,9 +524,13 @@ def test_batcher_shares_calls_but_never_mixes_targets_or_thresholds() -> None:
 
 
 def test_serve_help_does_not_import_fastapi() -> None:
-    check = "import sys; from naba.cli import app\ntry:\n    app(['serve', '--help'])\nexcept SystemExit:\n    pass\n" \
-            "print('HEAVY=' + ','.join(m for m in ('fastapi', 'uvicorn', 'torch') if m in sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=ENV, timeout=60)
+    check = (
+        "import sys; from naba.cli import app\ntry:\n    app(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY=' + ','.join(m for m in ('fastapi', 'uvicorn', 'torch') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env=ENV, timeout=60
+    )
     assert "--max-body-bytes" in proc.stdout
     assert proc.stdout.rstrip().splitlines()[-1] == "HEAVY="
 
@@ -336,7 +549,18 @@ def test_serve_bad_model_dir_is_exit_2(tmp_path: Path) -> None:
 def _served(model: Path, log_path: Path, *options: str):
     """A real `naba serve` on a free port; yields its base URL and the process, and stops it afterwards."""
     # --port 0: the OS picks a free port (no race); the log says which.
-    args = [sys.executable, "-m", "naba", "serve", str(model), "--host", "127.0.0.1", "--port", "0", *options]
+    args = [
+        sys.executable,
+        "-m",
+        "naba",
+        "serve",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *options,
+    ]
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=ENV)
     try:
@@ -344,8 +568,12 @@ def _served(model: Path, log_path: Path, *options: str):
         deadline = time.monotonic() + 90
         while base is None:
             assert proc.poll() is None, log_path.read_text(encoding="utf-8")
-            assert time.monotonic() < deadline, "the server did not start:\n" + log_path.read_text(encoding="utf-8")
-            match = re.search(r"running on (http://127\.0\.0\.1:\d+)", log_path.read_text(encoding="utf-8"))
+            assert time.monotonic() < deadline, "the server did not start:\n" + log_path.read_text(
+                encoding="utf-8"
+            )
+            match = re.search(
+                r"running on (http://127\.0\.0\.1:\d+)", log_path.read_text(encoding="utf-8")
+            )
             base = match.group(1) if match else None
             time.sleep(0.2)
         yield base, proc
@@ -362,15 +590,27 @@ def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_p
     import httpx
 
     log_path = tmp_path / "server.log"
-    with _served(trained_model, log_path, "--max-batch-size", "16", "--batch-wait-ms", "20") as (base, _):
+    with _served(trained_model, log_path, "--max-batch-size", "16", "--batch-wait-ms", "20") as (
+        base,
+        _,
+    ):
         # trust_env=False: never route loopback traffic through a proxy from the environment.
         with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
-            assert http.get("/healthz").json() == {"status": "ok", "batches": 0, "articles": 0, "requests": 0}
+            assert http.get("/healthz").json() == {
+                "status": "ok",
+                "batches": 0,
+                "articles": 0,
+                "requests": 0,
+            }
 
             def send(i: int) -> tuple[int, list]:
-                articles = [{"id": f"r{i}-{j}", "text": TEXTS[(i + j) % len(TEXTS)]} for j in range(3)]
+                articles = [
+                    {"id": f"r{i}-{j}", "text": TEXTS[(i + j) % len(TEXTS)]} for j in range(3)
+                ]
                 response = http.post("/v1/classify", json={"articles": articles})
-                return response.status_code, [r.get("id") for r in response.json().get("results", [])]
+                return response.status_code, [
+                    r.get("id") for r in response.json().get("results", [])
+                ]
 
             with ThreadPoolExecutor(8) as pool:
                 answers = list(pool.map(send, range(40)))
@@ -384,7 +624,9 @@ def test_naba_serve_micro_batches_concurrent_requests(trained_model: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_naba_serve_workers_share_the_port_each_with_its_model(trained_model: Path, tmp_path: Path) -> None:
+def test_naba_serve_workers_share_the_port_each_with_its_model(
+    trained_model: Path, tmp_path: Path
+) -> None:
     import httpx
 
     log_path = tmp_path / "server.log"
@@ -396,15 +638,22 @@ def test_naba_serve_workers_share_the_port_each_with_its_model(trained_model: Pa
             try:
                 with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
                     worker = http.get("/healthz", headers={"Connection": "close"}).json()["worker"]
-                    response = http.post("/v1/classify", json={"articles": [{"id": "a", "text": TEXTS[0]}]},
-                                         headers={"Connection": "close"})
-            except httpx.ConnectError:  # the socket listens once the first worker has loaded its model
+                    response = http.post(
+                        "/v1/classify",
+                        json={"articles": [{"id": "a", "text": TEXTS[0]}]},
+                        headers={"Connection": "close"},
+                    )
+            except (
+                httpx.ConnectError
+            ):  # the socket listens once the first worker has loaded its model
                 time.sleep(0.2)
                 continue
             assert response.status_code == 200
             seen.setdefault(worker, response.json()["results"])
             time.sleep(0.05)
-        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        children = [
+            int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        ]
     assert sorted(seen) == [0, 1], log_path.read_text(encoding="utf-8")
     assert seen[0] == seen[1]  # two processes, one model: the same answer
     assert len(children) >= 2  # the workers (and uvicorn's own helpers) under the one command
@@ -429,11 +678,28 @@ def test_docs_render_in_a_browser_with_no_network(trained_model: Path, tmp_path:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     shot = tmp_path / "docs.png"
     with _served(trained_model, tmp_path / "server.log") as (base, _):
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=8000",
-                        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1400", f"--screenshot={shot}",
-                        f"{base}/docs"], capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                "--virtual-time-budget=8000",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--window-size=1200,1400",
+                f"--screenshot={shot}",
+                f"{base}/docs",
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
     assert shot.exists()
     from matplotlib.image import imread
 
@@ -443,7 +709,10 @@ def test_docs_render_in_a_browser_with_no_network(trained_model: Path, tmp_path:
         return float((abs(rgb - [c / 255 for c in colour]).max(axis=2) < 0.05).mean())
 
     # Swagger UI drew the operations: its POST button green (#49cc90) and GET buttons blue (#61affe).
-    assert share((0x49, 0xCC, 0x90)) > 0.001 and share((0x61, 0xAF, 0xFE)) > 0.002, (share((0x49, 0xCC, 0x90)), share((0x61, 0xAF, 0xFE)))
+    assert share((0x49, 0xCC, 0x90)) > 0.001 and share((0x61, 0xAF, 0xFE)) > 0.002, (
+        share((0x49, 0xCC, 0x90)),
+        share((0x61, 0xAF, 0xFE)),
+    )
     if os.environ.get("NABA_SCREENSHOTS"):  # keep the screenshot to look at
         shutil.copy(shot, Path(os.environ["NABA_SCREENSHOTS"]) / "docs.png")
 
@@ -456,7 +725,11 @@ def test_docs_are_served_offline(client) -> None:
         response = client.get(page)
         assert response.status_code == 200
         html_page = response.text
-        assert "cdn.jsdelivr" not in html_page and "unpkg" not in html_page and "fonts.googleapis" not in html_page
+        assert (
+            "cdn.jsdelivr" not in html_page
+            and "unpkg" not in html_page
+            and "fonts.googleapis" not in html_page
+        )
         assets = _re.findall(r'(?:src|href)="([^"]+)"', html_page)
         assert assets and all(a.startswith("/static-docs/") for a in assets), assets
         for asset in assets:

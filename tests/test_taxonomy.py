@@ -13,10 +13,14 @@ from naba.data.importer import run_import, side_path
 from naba.data.pages import import_pages
 from naba.data.taxonomy import Taxonomy
 
-SMALL = {"topics": {"security": ["داعش", "الأمن", "قوات الأمن", "حلف شمال الأطلسي"],
-                    "technology": ["الأمن السيبراني", "الذكاء الاصطناعي"],
-                    "energy": ["النفط", "الطاقة الشمسية", "الطاقة النووية", "أوبك"],
-                    "economy": ["الاقتصاد"]}}
+SMALL = {
+    "topics": {
+        "security": ["داعش", "الأمن", "قوات الأمن", "حلف شمال الأطلسي"],
+        "technology": ["الأمن السيبراني", "الذكاء الاصطناعي"],
+        "energy": ["النفط", "الطاقة الشمسية", "الطاقة النووية", "أوبك"],
+        "economy": ["الاقتصاد"],
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +65,10 @@ def test_seed_second_article_from_title(taxonomy: Taxonomy, seed: list[dict]) ->
     ("text", "expected"),
     [
         ("الأمن السيبراني", [("technology", "الأمن السيبراني")]),
-        ("خطر على الأمن السيبراني والأمن", [("technology", "الأمن السيبراني"), ("security", "الأمن")]),
+        (
+            "خطر على الأمن السيبراني والأمن",
+            [("technology", "الأمن السيبراني"), ("security", "الأمن")],
+        ),
         ("قوات الأمن", [("security", "قوات الأمن")]),
         ("الأمن", [("security", "الأمن")]),
         ("والنفط", [("energy", "النفط")]),
@@ -114,7 +121,9 @@ def test_topics_in_taxonomy_order_and_each_phrase_once() -> None:
 
 
 def test_tags_win_over_title_and_lead() -> None:
-    topics, evidence = small(lead="always").assign({"title": "النفط", "tags": "الاقتصاد", "text": "داعش"})
+    topics, evidence = small(lead="always").assign(
+        {"title": "النفط", "tags": "الاقتصاد", "text": "داعش"}
+    )
     assert topics == ["economy"]
     assert evidence == [{"topic": "economy", "rule": "tags", "phrase": "الاقتصاد"}]
 
@@ -126,15 +135,25 @@ def test_tags_that_match_nothing_do_not_fall_back() -> None:
 def test_lead_fallback_only_when_title_matches_nothing() -> None:
     tax = small()
     assert tax.assign({"title": "عنوان عن الاقتصاد", "text": "النفط في السوق"}) == (
-        ["economy"], [{"topic": "economy", "rule": "title", "phrase": "الاقتصاد"}])
+        ["economy"],
+        [{"topic": "economy", "rule": "title", "phrase": "الاقتصاد"}],
+    )
     assert tax.assign({"title": "عنوان عادي", "text": "النفط في السوق"}) == (
-        ["energy"], [{"topic": "energy", "rule": "lead", "phrase": "النفط"}])
+        ["energy"],
+        [{"topic": "energy", "rule": "lead", "phrase": "النفط"}],
+    )
 
 
 def test_lead_always() -> None:
-    assert small(lead="always").assign({"title": "عنوان عن الاقتصاد", "text": "النفط في السوق"}) == (
+    assert small(lead="always").assign(
+        {"title": "عنوان عن الاقتصاد", "text": "النفط في السوق"}
+    ) == (
         ["energy", "economy"],
-        [{"topic": "economy", "rule": "title", "phrase": "الاقتصاد"}, {"topic": "energy", "rule": "lead", "phrase": "النفط"}])
+        [
+            {"topic": "economy", "rule": "title", "phrase": "الاقتصاد"},
+            {"topic": "energy", "rule": "lead", "phrase": "النفط"},
+        ],
+    )
 
 
 def test_lead_never() -> None:
@@ -149,7 +168,9 @@ def test_lead_is_first_paragraph_and_first_words_only() -> None:
 
 
 def test_unmatched_article_has_no_topics(taxonomy: Taxonomy) -> None:
-    assert taxonomy.assign({"title": "حفل زفاف في القرية", "text": "احتفل أهالي القرية بزفاف جماعي."}) == ([], [])
+    assert taxonomy.assign(
+        {"title": "حفل زفاف في القرية", "text": "احتفل أهالي القرية بزفاف جماعي."}
+    ) == ([], [])
     assert taxonomy.assign({}) == ([], [])
 
 
@@ -157,19 +178,39 @@ def test_unmatched_article_has_no_topics(taxonomy: Taxonomy) -> None:
 
 
 def test_load_real_taxonomy(taxonomy: Taxonomy) -> None:
-    assert list(taxonomy.topics) == ["security", "energy", "politics", "economy", "sports", "health", "technology", "culture"]
+    assert list(taxonomy.topics) == [
+        "security",
+        "energy",
+        "politics",
+        "economy",
+        "sports",
+        "health",
+        "technology",
+        "culture",
+    ]
     assert (taxonomy.lead, taxonomy.lead_words) == ("fallback", 40)
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"topics": {}}, "tax.yaml: topics: Dictionary should have at least 1 item after validation, not 0 (found {})"),
-        ({"topics": {"a": ["x"]}, "mach": {}}, "tax.yaml: mach: unknown key (did you mean 'match'?)"),
+        (
+            {"topics": {}},
+            "tax.yaml: topics: Dictionary should have at least 1 item after validation, not 0 (found {})",
+        ),
+        (
+            {"topics": {"a": ["x"]}, "mach": {}},
+            "tax.yaml: mach: unknown key (did you mean 'match'?)",
+        ),
         ({"topics": {"a": "x"}}, "tax.yaml: topics.a: Input should be a valid list (found 'x')"),
-        ({"topics": {"a": ["x"]}, "match": {"lead": "sometimes"}},
-         "tax.yaml: match.lead: Input should be 'never', 'fallback' or 'always' (found 'sometimes')"),
-        ({"topics": {"a": ["x"]}, "match": {"lead_word": 3}}, "tax.yaml: match.lead_word: unknown key (did you mean 'lead_words'?)"),
+        (
+            {"topics": {"a": ["x"]}, "match": {"lead": "sometimes"}},
+            "tax.yaml: match.lead: Input should be 'never', 'fallback' or 'always' (found 'sometimes')",
+        ),
+        (
+            {"topics": {"a": ["x"]}, "match": {"lead_word": 3}},
+            "tax.yaml: match.lead_word: unknown key (did you mean 'lead_words'?)",
+        ),
         ({}, "tax.yaml: topics: required key is missing"),
     ],
 )
@@ -180,10 +221,15 @@ def test_bad_taxonomy(data: dict, message: str) -> None:
 
 
 def test_load_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'nope.yaml'}: taxonomy file not found")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{tmp_path / 'nope.yaml'}: taxonomy file not found")
+    ):
         Taxonomy.load(tmp_path / "nope.yaml")
     (tmp_path / "list.yaml").write_text("- a\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'list.yaml'}: expected a mapping with a 'topics' section")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"{tmp_path / 'list.yaml'}: expected a mapping with a 'topics' section"),
+    ):
         Taxonomy.load(tmp_path / "list.yaml")
     (tmp_path / "bad.yaml").write_text("topics: [a\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'bad.yaml'}: invalid YAML: ")):
@@ -205,16 +251,22 @@ def test_run_import_seed_with_taxonomy(taxonomy: Taxonomy, root: Path, tmp_path:
     assert dict(summary.rules) == {"tags": 4, "title": 1}
     rows = read_jsonl(out)
     assert [r["topics"] for r in rows] == [["security", "politics"], ["energy"]]
-    assert rows[1]["labels_from"] == [{"topic": "energy", "rule": "title", "phrase": "الطاقة النووية"}]
+    assert rows[1]["labels_from"] == [
+        {"topic": "energy", "rule": "title", "phrase": "الطاقة النووية"}
+    ]
     # no side files when nothing went there
     assert sorted(p.name for p in out.parent.iterdir()) == ["articles.jsonl"]
 
 
-def test_run_import_writes_unmatched_and_error_side_files(taxonomy: Taxonomy, tmp_path: Path) -> None:
+def test_run_import_writes_unmatched_and_error_side_files(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
     pages = tmp_path / "pages"
     pages.mkdir()
-    (pages / "a.txt").write_text("أسعار النفط ترتفع\nارتفعت الأسعار اليوم.\nإقرأ أيضاً:\nحفل زفاف في القرية\nاحتفل الأهالي.\n",
-                                 encoding="utf-8")
+    (pages / "a.txt").write_text(
+        "أسعار النفط ترتفع\nارتفعت الأسعار اليوم.\nإقرأ أيضاً:\nحفل زفاف في القرية\nاحتفل الأهالي.\n",
+        encoding="utf-8",
+    )
     (pages / "b.txt").write_text("\n", encoding="utf-8")
     out = tmp_path / "articles.jsonl"
     summary = run_import([pages], out, "page", taxonomy=taxonomy)
@@ -223,15 +275,28 @@ def test_run_import_writes_unmatched_and_error_side_files(taxonomy: Taxonomy, tm
     assert summary.unmatched_path == tmp_path / "articles.unmatched.jsonl"
     assert summary.errors_path == tmp_path / "articles.errors.jsonl"
     assert [r["id"] for r in read_jsonl(out)] == ["a-0"]
-    assert read_jsonl(summary.unmatched_path) == [{"id": "a-1", "title": "حفل زفاف في القرية", "text": "احتفل الأهالي."}]
-    assert read_jsonl(summary.errors_path) == [{"file": str(pages / "b.txt"), "line": None, "field": "(page)",
-                                                "error": "expected at least one article (headline then body), found an empty page"}]
+    assert read_jsonl(summary.unmatched_path) == [
+        {"id": "a-1", "title": "حفل زفاف في القرية", "text": "احتفل الأهالي."}
+    ]
+    assert read_jsonl(summary.errors_path) == [
+        {
+            "file": str(pages / "b.txt"),
+            "line": None,
+            "field": "(page)",
+            "error": "expected at least one article (headline then body), found an empty page",
+        }
+    ]
 
 
 def test_run_import_keeps_existing_topics(taxonomy: Taxonomy, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps({"id": "1", "text": "النفط", "topics": ["sports"]}) + "\n"
-                   + json.dumps({"id": "2", "text": "x", "title": "النفط"}) + "\n", encoding="utf-8")
+    src.write_text(
+        json.dumps({"id": "1", "text": "النفط", "topics": ["sports"]})
+        + "\n"
+        + json.dumps({"id": "2", "text": "x", "title": "النفط"})
+        + "\n",
+        encoding="utf-8",
+    )
     summary = run_import([src], tmp_path / "out.jsonl", "jsonl", taxonomy=taxonomy)
     rows = read_jsonl(tmp_path / "out.jsonl")
     assert [r["topics"] for r in rows] == [["sports"], ["energy"]]

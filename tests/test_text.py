@@ -39,7 +39,9 @@ FOLD_ALL = NormalizationConfig(fold_alef=True, fold_alef_maksura=True, fold_ta_m
         pytest.param("\ufeffنص", "نص", id="bom"),
         pytest.param("x\u00ady", "xy", id="soft-hyphen"),
         pytest.param("\ufefb", "لا", id="lam-alef-ligature-U+FEFB"),
-        pytest.param("\ufe8d\ufedf\ufecc\ufeae\ufe91\ufef4\ufe94", "العربية", id="contextual-forms"),
+        pytest.param(
+            "\ufe8d\ufedf\ufecc\ufeae\ufe91\ufef4\ufe94", "العربية", id="contextual-forms"
+        ),
         pytest.param("\ufdf2", "الله", id="allah-ligature"),
         pytest.param("x² ½ ＡＢ", "x² ½ ＡＢ", id="nfkc-only-on-arabic-presentation-forms"),
         pytest.param("الولایات", "الولايات", id="persian-yeh"),
@@ -149,10 +151,20 @@ TEXT = st.text(st.one_of(st.characters(), st.sampled_from(_INTERESTING)), max_si
 CONFIGS = [
     NormalizationConfig(),
     NormalizationConfig(urls="keep", mentions="keep"),
-    NormalizationConfig(fold_alef=True, fold_alef_maksura=True, fold_ta_marbuta=True, urls="remove", mentions="remove"),
+    NormalizationConfig(
+        fold_alef=True,
+        fold_alef_maksura=True,
+        fold_ta_marbuta=True,
+        urls="remove",
+        mentions="remove",
+    ),
     NormalizationConfig(unicode=False, remove_controls=False),
 ]
-PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPS = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 @PROPS
@@ -177,7 +189,9 @@ def test_normalize_idempotent_regressions(raw: str) -> None:
 
 
 @PROPS
-@given(TEXT, st.sampled_from([chr(c) for c in range(0x0621, 0x064B) if c != 0x0640]))  # letters, not tatweel
+@given(
+    TEXT, st.sampled_from([chr(c) for c in range(0x0621, 0x064B) if c != 0x0640])
+)  # letters, not tatweel
 def test_normalize_never_empties_arabic_text(text: str, letter: str) -> None:
     assert normalize(text + letter) != ""
     assert normalize(letter + text) != ""
@@ -210,8 +224,18 @@ def test_a_blank_text_normalises_to_nothing(text: str) -> None:
     assert is_blank(text + " \u200f\u202c") == is_blank(text)
 
 
-@pytest.mark.parametrize(("text", "blank"), [("", True), (" \t\n", True), ("\u202b\u200f\u2069\ufeff\u200b", True),
-                                             ("\u202bنص\u202c", False), ("😀", False), ("ـ", False), ("a", False)])
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        ("", True),
+        (" \t\n", True),
+        ("\u202b\u200f\u2069\ufeff\u200b", True),
+        ("\u202bنص\u202c", False),
+        ("😀", False),
+        ("ـ", False),
+        ("a", False),
+    ],
+)
 def test_is_blank(text: str, blank: bool) -> None:
     from naba.text import is_blank
 
@@ -221,32 +245,68 @@ def test_is_blank(text: str, blank: bool) -> None:
 # ----------------------------------------------------------------------------- markup
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("<p>ارتفعت أسعار &quot;النفط&quot;</p><br/>اليوم", 'ارتفعت أسعار "النفط" اليوم'),
-    ('<div class="x">نص</div>', "نص"),
-    ("<script>var x = '<p>';</script><style>p {}</style>خبر", "خبر"),
-    ("<!-- تعليق -->نص", "نص"),
-    ("&lt;b&gt;نص&lt;/b&gt;", "نص"),  # escaped markup is markup once decoded
-    ("&#1606;&#x635;", "نص"),
-    ("AT&T و x<5 و a < b > c", "AT&T و x<5 و a < b > c"),  # not markup: left as it is
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("<p>ارتفعت أسعار &quot;النفط&quot;</p><br/>اليوم", 'ارتفعت أسعار "النفط" اليوم'),
+        ('<div class="x">نص</div>', "نص"),
+        ("<script>var x = '<p>';</script><style>p {}</style>خبر", "خبر"),
+        ("<!-- تعليق -->نص", "نص"),
+        ("&lt;b&gt;نص&lt;/b&gt;", "نص"),  # escaped markup is markup once decoded
+        ("&#1606;&#x635;", "نص"),
+        ("AT&T و x<5 و a < b > c", "AT&T و x<5 و a < b > c"),  # not markup: left as it is
+    ],
+)
 def test_markup_is_stripped_and_entities_decoded(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
-    assert (normalize(raw, NormalizationConfig(strip_markup=False)) == expected) == (raw == expected)  # the setting is the cause
+    assert (normalize(raw, NormalizationConfig(strip_markup=False)) == expected) == (
+        raw == expected
+    )  # the setting is the cause
 
 
-_MARKUP_BITS = ["<p>", "</p>", "<br/>", "<b>", "&lt;", "&gt;", "&amp;", "&quot;", "&#x200b;", "&#1575;", "<!--", "-->",
-                "<script>", "</script>", "<", ">", "&", ";", "#", "b", "p", " ", "نص", "\u200b", "\u064e", "ـ"]
+_MARKUP_BITS = [
+    "<p>",
+    "</p>",
+    "<br/>",
+    "<b>",
+    "&lt;",
+    "&gt;",
+    "&amp;",
+    "&quot;",
+    "&#x200b;",
+    "&#1575;",
+    "<!--",
+    "-->",
+    "<script>",
+    "</script>",
+    "<",
+    ">",
+    "&",
+    ";",
+    "#",
+    "b",
+    "p",
+    " ",
+    "نص",
+    "\u200b",
+    "\u064e",
+    "ـ",
+]
 
 
 @PROPS
-@given(st.lists(st.sampled_from(_MARKUP_BITS), max_size=25).map("".join), st.sampled_from(range(len(CONFIGS))))
+@given(
+    st.lists(st.sampled_from(_MARKUP_BITS), max_size=25).map("".join),
+    st.sampled_from(range(len(CONFIGS))),
+)
 def test_normalize_with_markup_is_idempotent(text: str, which: int) -> None:
     once = normalize(text, CONFIGS[which])
     assert normalize(once, CONFIGS[which]) == once
 
 
-def test_a_model_trained_before_markup_stripping_keeps_its_normalisation(trained_model, tmp_path) -> None:
+def test_a_model_trained_before_markup_stripping_keeps_its_normalisation(
+    trained_model, tmp_path
+) -> None:
     import json
     import shutil
 

@@ -17,7 +17,12 @@ from naba.config import load_config
 from naba.errors import ModelDirError
 from naba.manifest import read_manifest
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "OMP_NUM_THREADS": "1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +45,16 @@ def test_model_directory_contract(trained: Path) -> None:
     assert set(manifest["tasks"]) == {"topic", "stance"}
     topic = manifest["tasks"]["topic"]
     assert topic["multi_label"] is True
-    assert topic["labels"] == ["culture", "economy", "energy", "health", "politics", "security", "sports", "technology"]
+    assert topic["labels"] == [
+        "culture",
+        "economy",
+        "energy",
+        "health",
+        "politics",
+        "security",
+        "sports",
+        "technology",
+    ]
     assert set(topic["thresholds"]) == set(topic["labels"])
     assert all(0.2 <= t <= 0.95 for t in topic["thresholds"].values())
     assert manifest["tasks"]["stance"]["labels"] == ["against", "favor", "none"]
@@ -61,7 +75,10 @@ def test_model_directory_contract(trained: Path) -> None:
     assert not list(trained.rglob("*.bin"))
     card = (trained / "README.md").read_text(encoding="utf-8")
     assert "| topic | test |" in card and "| stance | dev |" in card
-    curve = [json.loads(line) for line in (trained / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    curve = [
+        json.loads(line)
+        for line in (trained / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert {row["task"] for row in curve} == {"topic", "stance"}
     assert all("dev_macro_f1" in row and row["samples_per_s"] > 0 for row in curve)
     assert "dev macro-F1" in (trained / "train.log").read_text(encoding="utf-8")
@@ -77,7 +94,9 @@ def test_output_loads_with_plain_transformers(trained: Path) -> None:
     assert model.config.num_labels == 8
     tokenizer = AutoTokenizer.from_pretrained(trained / "stance")
     classify = pipeline("text-classification", model=str(trained / "stance"), tokenizer=tokenizer)
-    result = classify({"text": "الطاقة النووية", "text_pair": "نؤيد بناء محطة نووية جديدة لتوليد الكهرباء"})
+    result = classify(
+        {"text": "الطاقة النووية", "text_pair": "نؤيد بناء محطة نووية جديدة لتوليد الكهرباء"}
+    )
     result = result[0] if isinstance(result, list) else result
     assert result["label"] in {"against", "favor", "none"}
     topic = pipeline("text-classification", model=str(trained / "topic"), top_k=None)
@@ -88,7 +107,11 @@ def test_output_loads_with_plain_transformers(trained: Path) -> None:
 def test_single_label_topics(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
     from naba.train.trainer import train
 
-    cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "single"), train={"max_steps": 4}))
+    cfg = load_config(
+        write_config(
+            tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "single"), train={"max_steps": 4}
+        )
+    )
     out = train(cfg, tmp_path / "model", show_progress_bar=False)
     manifest = read_manifest(out)
     assert manifest.tasks["topic"].multi_label is False
@@ -97,26 +120,44 @@ def test_single_label_topics(tmp_path: Path, tiny_encoder: Path, data: dict[str,
     assert config["problem_type"] == "single_label_classification"
 
 
-def test_long_documents_use_several_windows(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
+def test_long_documents_use_several_windows(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]
+) -> None:
     from naba.train.trainer import train
 
     long = {}
     for split in ("train", "dev", "test"):
-        rows = [json.loads(line) for line in data[f"topic_{split}"].read_text(encoding="utf-8").splitlines()]
+        rows = [
+            json.loads(line)
+            for line in data[f"topic_{split}"].read_text(encoding="utf-8").splitlines()
+        ]
         long[split] = tmp_path / f"{split}.jsonl"
-        long[split].write_text("".join(json.dumps({**r, "text": (r["text"] + "\n") * 3}, ensure_ascii=False) + "\n"
-                                       for r in rows), encoding="utf-8")
+        long[split].write_text(
+            "".join(
+                json.dumps({**r, "text": (r["text"] + "\n") * 3}, ensure_ascii=False) + "\n"
+                for r in rows
+            ),
+            encoding="utf-8",
+        )
     tasks = {"topic": {k: str(v) for k, v in long.items()}}
-    cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, tasks, train={"max_steps": 2},
-                                   model={"window": {"length": 64, "stride": 16, "max_windows": 6, "pooling": "max"}}))
+    cfg = load_config(
+        write_config(
+            tmp_path / "cfg.yaml",
+            tiny_encoder,
+            tasks,
+            train={"max_steps": 2},
+            model={"window": {"length": 64, "stride": 16, "max_windows": 6, "pooling": "max"}},
+        )
+    )
     out = train(cfg, tmp_path / "model", show_progress_bar=False)
     windows = read_manifest(out).tasks["topic"].metrics["windows_per_article"]
     assert windows["train"] > 3.0 and windows["test"] <= 6.0
 
 
 @pytest.mark.slow
-def test_group_by_length_trains_on_batches_with_less_padding(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_group_by_length_trains_on_batches_with_less_padding(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from naba.train import engine, trainer
 
     padding: dict[bool, int] = {}
@@ -129,25 +170,38 @@ def test_group_by_length_trains_on_batches_with_less_padding(tmp_path: Path, tin
             return batch
 
         monkeypatch.setattr(engine, "collate", counting)
-        cfg = load_config(write_config(tmp_path / f"{grouped}.yaml", tiny_encoder, _tasks(data, "single"),
-                                       model={"window": {"length": 250, "stride": 16, "max_windows": 1}},
-                                       train={"epochs": 1, "group_by_length": grouped}))
+        cfg = load_config(
+            write_config(
+                tmp_path / f"{grouped}.yaml",
+                tiny_encoder,
+                _tasks(data, "single"),
+                model={"window": {"length": 250, "stride": 16, "max_windows": 1}},
+                train={"epochs": 1, "group_by_length": grouped},
+            )
+        )
         out = trainer.train(cfg, tmp_path / f"model-{grouped}", show_progress_bar=False)
         assert read_manifest(out).tasks["topic"].metrics["test"]["n"] == 24
         padding[grouped] = sum(padded)  # the training batches
     assert padding[True] < padding[False]
 
 
-def test_existing_output_is_not_overwritten(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
+def test_existing_output_is_not_overwritten(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]
+) -> None:
     from naba.train.trainer import train
 
     cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "stance")))
     (tmp_path / "model").mkdir()
-    with pytest.raises(FileExistsError, match=re.escape(f"{tmp_path / 'model'}: already exists; pass --overwrite to replace it")):
+    with pytest.raises(
+        FileExistsError,
+        match=re.escape(f"{tmp_path / 'model'}: already exists; pass --overwrite to replace it"),
+    ):
         train(cfg, tmp_path / "model", show_progress_bar=False)
 
 
-def test_pickle_weights_are_refused(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
+def test_pickle_weights_are_refused(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]
+) -> None:
     import torch
     from safetensors.torch import load_file
 
@@ -158,8 +212,10 @@ def test_pickle_weights_are_refused(tmp_path: Path, tiny_encoder: Path, data: di
     torch.save(load_file(str(base / "model.safetensors")), base / "pytorch_model.bin")
     (base / "model.safetensors").unlink()
     cfg = load_config(write_config(tmp_path / "cfg.yaml", base, _tasks(data, "stance")))
-    message = (f"{base}: has only pickle weights (pytorch_model.bin), which can run code when loaded; "
-               "convert them to safetensors, or pass --allow-pickle if you trust the source")
+    message = (
+        f"{base}: has only pickle weights (pytorch_model.bin), which can run code when loaded; "
+        "convert them to safetensors, or pass --allow-pickle if you trust the source"
+    )
     with pytest.raises(ModelDirError, match=re.escape(message)):
         train(cfg, tmp_path / "model", show_progress_bar=False)
 
@@ -167,35 +223,64 @@ def test_pickle_weights_are_refused(tmp_path: Path, tiny_encoder: Path, data: di
 def test_unreachable_hub_model_says_what_to_do(tmp_path: Path, data: dict[str, Path]) -> None:
     from naba.train.trainer import train
 
-    cfg = load_config(write_config(tmp_path / "cfg.yaml", Path("CAMeL-Lab/bert-base-arabic-camelbert-msa"), _tasks(data, "stance")))
-    with pytest.raises(ModelDirError, match=re.escape("CAMeL-Lab/bert-base-arabic-camelbert-msa: not a local directory and could not be fetched")):
+    cfg = load_config(
+        write_config(
+            tmp_path / "cfg.yaml",
+            Path("CAMeL-Lab/bert-base-arabic-camelbert-msa"),
+            _tasks(data, "stance"),
+        )
+    )
+    with pytest.raises(
+        ModelDirError,
+        match=re.escape(
+            "CAMeL-Lab/bert-base-arabic-camelbert-msa: not a local directory and could not be fetched"
+        ),
+    ):
         train(cfg, tmp_path / "model", show_progress_bar=False)
 
 
-def test_unknown_dev_label_names_the_file(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
+def test_unknown_dev_label_names_the_file(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]
+) -> None:
     from naba.errors import InputError
     from naba.train.trainer import train
 
-    dev = subset(data["stance_dev"], tmp_path / "dev.jsonl", 5, lambda r: {**r, "stance": "support"})
+    dev = subset(
+        data["stance_dev"], tmp_path / "dev.jsonl", 5, lambda r: {**r, "stance": "support"}
+    )
     tasks = _tasks(data, "stance")
     tasks["stance"]["dev"] = str(dev)
     cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, tasks))
-    message = (f"{dev}:1: stance: labels ['support'] are not in the training label set ['against', 'favor', 'none'] "
-               "(5 rows have them); fix the data or list them in tasks.stance.labels")
+    message = (
+        f"{dev}:1: stance: labels ['support'] are not in the training label set ['against', 'favor', 'none'] "
+        "(5 rows have them); fix the data or list them in tasks.stance.labels"
+    )
     with pytest.raises(InputError, match=re.escape(message)):
         train(cfg, tmp_path / "model", show_progress_bar=False)
 
 
 def _cli(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "naba", "-q", *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "naba", "-q", *args],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
-def resume_config(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, data: dict[str, Path]) -> Path:
+def resume_config(
+    tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path, data: dict[str, Path]
+) -> Path:
     d = tmp_path_factory.mktemp("resume")
-    return write_config(d / "cfg.yaml", tiny_encoder, _tasks(data, "topic"),
-                        train={"epochs": 3, "checkpoint_every": 1, "batch_size": 4, "eval_every": 8})
+    return write_config(
+        d / "cfg.yaml",
+        tiny_encoder,
+        _tasks(data, "topic"),
+        train={"epochs": 3, "checkpoint_every": 1, "batch_size": 4, "eval_every": 8},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -216,11 +301,15 @@ def test_same_seed_same_metrics(resume_config: Path, uninterrupted: Path) -> Non
 
     second = train(load_config(resume_config), resume_config.parent / "b", show_progress_bar=False)
     assert _metrics(uninterrupted) == _metrics(second)
-    assert (uninterrupted / "topic" / "model.safetensors").read_bytes() == (second / "topic" / "model.safetensors").read_bytes()
+    assert (uninterrupted / "topic" / "model.safetensors").read_bytes() == (
+        second / "topic" / "model.safetensors"
+    ).read_bytes()
 
 
 @pytest.mark.slow
-def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path, uninterrupted: Path) -> None:
+def test_kill_and_resume_matches_uninterrupted_run(
+    resume_config: Path, uninterrupted: Path
+) -> None:
     out = resume_config.parent / "killed"
     checkpoints = out.with_name(out.name + ".partial") / "topic" / "trainer"
     proc = _cli("train", str(resume_config), "-o", str(out), "--no-progress")
@@ -228,7 +317,9 @@ def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path, uninterr
     assert not out.exists()
     with pytest.raises(ModelDirError):
         read_manifest(out)
-    with pytest.raises(ModelDirError, match=re.escape("naba.json: missing")):  # the work directory is not a model either
+    with pytest.raises(
+        ModelDirError, match=re.escape("naba.json: missing")
+    ):  # the work directory is not a model either
         read_manifest(out.with_name(out.name + ".partial"))
     resumed = _cli("train", str(resume_config), "-o", str(out), "--resume", "--no-progress")
     stdout, stderr = resumed.communicate(timeout=300)
@@ -238,12 +329,36 @@ def test_kill_and_resume_matches_uninterrupted_run(resume_config: Path, uninterr
 
 
 @pytest.mark.slow
-def test_two_process_ddp_run_writes_a_valid_model(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
-    config = write_config(tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "topic"), train={"max_steps": 4})
+def test_two_process_ddp_run_writes_a_valid_model(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]
+) -> None:
+    config = write_config(
+        tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "topic"), train={"max_steps": 4}
+    )
     out = tmp_path / "model"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-                           "-m", "naba", "-q", "train", str(config), "-o", str(out), "--no-progress"],
-                          env=ENV, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            "-m",
+            "naba",
+            "-q",
+            "train",
+            str(config),
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = read_manifest(out)
     assert manifest.tasks["topic"].multi_label
@@ -253,12 +368,19 @@ def test_two_process_ddp_run_writes_a_valid_model(tmp_path: Path, tiny_encoder: 
     assert proc.stdout.count("wrote ") == 1  # only the main process reports
 
 
-def test_cli_config_error_is_one_line(tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]) -> None:
+def test_cli_config_error_is_one_line(
+    tmp_path: Path, tiny_encoder: Path, data: dict[str, Path]
+) -> None:
     from typer.testing import CliRunner
 
     from naba.cli import app
 
-    config = write_config(tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "stance"), train={"learnin_rate": 0.1})
+    config = write_config(
+        tmp_path / "cfg.yaml", tiny_encoder, _tasks(data, "stance"), train={"learnin_rate": 0.1}
+    )
     result = CliRunner().invoke(app, ["train", str(config)])
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: {config}: train.learnin_rate: unknown key (did you mean 'learning_rate'?)"
+    assert (
+        result.output.strip()
+        == f"error: {config}: train.learnin_rate: unknown key (did you mean 'learning_rate'?)"
+    )

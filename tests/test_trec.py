@@ -14,17 +14,28 @@ from naba.errors import InputError, Problem
 
 def doc(docno: str, cat: str | None, text: str, title: str = "عنوان الخبر") -> str:
     cat_line = f"<CAT>{cat}</CAT>\n" if cat is not None else ""
-    return (f"<DOC>\n<DOCNO>{docno}</DOCNO>\n<URL>http://x.com/a?b=1&c=2</URL>\n<SRC>Jawhara FM</SRC>\n{cat_line}"
-            f"<TITLE>{title}</TITLE>\n<TIME>2017-02-01T23:08:00+01:00</TIME>\n<ABSTRACT>\n</ABSTRACT>\n<TEXT>\n{text}\n</TEXT>\n</DOC>\n")
+    return (
+        f"<DOC>\n<DOCNO>{docno}</DOCNO>\n<URL>http://x.com/a?b=1&c=2</URL>\n<SRC>Jawhara FM</SRC>\n{cat_line}"
+        f"<TITLE>{title}</TITLE>\n<TIME>2017-02-01T23:08:00+01:00</TIME>\n<ABSTRACT>\n</ABSTRACT>\n<TEXT>\n{text}\n</TEXT>\n</DOC>\n"
+    )
 
 
 def expected(docno: str, cat: str, text: str) -> dict:
-    return {"id": docno, "text": text, "topics": [cat], "title": "عنوان الخبر", "date": "2017-02-01T23:08:00+01:00",
-            "source": "Jawhara FM", "url": "http://x.com/a?b=1&c=2"}
+    return {
+        "id": docno,
+        "text": text,
+        "topics": [cat],
+        "title": "عنوان الخبر",
+        "date": "2017-02-01T23:08:00+01:00",
+        "source": "Jawhara FM",
+        "url": "http://x.com/a?b=1&c=2",
+    }
 
 
 CP1256_DOC = doc("E1", "sport", "نص").encode("cp1256")
-BAD_OFFSET = next(i for i, byte in enumerate(CP1256_DOC) if byte >= 0x80)  # the first Arabic letter, in the title
+BAD_OFFSET = next(
+    i for i, byte in enumerate(CP1256_DOC) if byte >= 0x80
+)  # the first Arabic letter, in the title
 
 
 @pytest.fixture()
@@ -32,9 +43,13 @@ def corpus(tmp_path: Path) -> Path:
     root = tmp_path / "corpus"
     (root / "politic").mkdir(parents=True)
     (root / "sport").mkdir()
-    (root / "politic" / "a.txt").write_text(doc("A1", "politic", "نص أول &amp; تتمة"), encoding="utf-8")
+    (root / "politic" / "a.txt").write_text(
+        doc("A1", "politic", "نص أول &amp; تتمة"), encoding="utf-8"
+    )
     (root / "politic" / "b.txt").write_text(doc("B1", "politic", "نص ثان"), encoding="utf-8")
-    (root / "sport" / "c.txt").write_bytes(b"\xef\xbb\xbf" + doc("C1", "sport", "نص ثالث").encode("utf-8"))  # BOM
+    (root / "sport" / "c.txt").write_bytes(
+        b"\xef\xbb\xbf" + doc("C1", "sport", "نص ثالث").encode("utf-8")
+    )  # BOM
     (root / "sport" / "d.txt").write_text(doc("D1", None, "نص بلا تصنيف"), encoding="utf-8")
     (root / "sport" / "e.txt").write_bytes(CP1256_DOC)
     (root / "README.md").write_text("not a document", encoding="utf-8")
@@ -44,12 +59,18 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def split_items(items: list) -> tuple[list[dict], list[str]]:
-    return [i for i in items if isinstance(i, dict)], [str(i) for i in items if isinstance(i, Problem)]
+    return [i for i in items if isinstance(i, dict)], [
+        str(i) for i in items if isinstance(i, Problem)
+    ]
 
 
 def test_folder(corpus: Path) -> None:
     records, problems = split_items(list(import_trec([corpus])))
-    assert records == [expected("A1", "politic", "نص أول & تتمة"), expected("B1", "politic", "نص ثان"), expected("C1", "sport", "نص ثالث")]
+    assert records == [
+        expected("A1", "politic", "نص أول & تتمة"),
+        expected("B1", "politic", "نص ثان"),
+        expected("C1", "sport", "نص ثالث"),
+    ]
     assert problems == [
         f"{corpus}/sport/d.txt: CAT: expected a non-empty <CAT> element, found none; the document is skipped",
         f"{corpus}/sport/e.txt: (file): expected UTF-8 text, found invalid byte at offset {BAD_OFFSET}",
@@ -70,16 +91,27 @@ def test_tarball_gives_the_same_records_and_names_members(corpus: Path, tmp_path
 
 
 def test_single_file(corpus: Path) -> None:
-    assert list(import_trec([corpus / "politic" / "b.txt"])) == [expected("B1", "politic", "نص ثان")]
+    assert list(import_trec([corpus / "politic" / "b.txt"])) == [
+        expected("B1", "politic", "نص ثان")
+    ]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("no markup at all", "f.txt: DOC: expected a <DOC> element, found none"),
-        ("<DOC><CAT>x</CAT><TEXT>t</TEXT></DOC>", "f.txt: DOCNO: expected a non-empty <DOCNO> element, found none; the document is skipped"),
-        ("<DOC><DOCNO>1</DOCNO><CAT>x</CAT><TEXT>  </TEXT></DOC>", "f.txt: TEXT: expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found none; the document is skipped"),
-        ("<DOC><DOCNO>1</DOCNO><CAT> </CAT><TEXT>t</TEXT></DOC>", "f.txt: CAT: expected a non-empty <CAT> element, found none; the document is skipped"),
+        (
+            "<DOC><CAT>x</CAT><TEXT>t</TEXT></DOC>",
+            "f.txt: DOCNO: expected a non-empty <DOCNO> element, found none; the document is skipped",
+        ),
+        (
+            "<DOC><DOCNO>1</DOCNO><CAT>x</CAT><TEXT>  </TEXT></DOC>",
+            "f.txt: TEXT: expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found none; the document is skipped",
+        ),
+        (
+            "<DOC><DOCNO>1</DOCNO><CAT> </CAT><TEXT>t</TEXT></DOC>",
+            "f.txt: CAT: expected a non-empty <CAT> element, found none; the document is skipped",
+        ),
     ],
 )
 def test_parse_trec_problems(text: str, message: str) -> None:
@@ -88,12 +120,15 @@ def test_parse_trec_problems(text: str, message: str) -> None:
 
 
 def test_parse_trec_minimal_and_case_insensitive() -> None:
-    assert parse_trec("<doc><docno>9</docno><cat>economy</cat><text>\nسطر\nسطر آخر\n</text></doc>", "f") == {
-        "id": "9", "text": "سطر\nسطر آخر", "topics": ["economy"]}
+    assert parse_trec(
+        "<doc><docno>9</docno><cat>economy</cat><text>\nسطر\nسطر آخر\n</text></doc>", "f"
+    ) == {"id": "9", "text": "سطر\nسطر آخر", "topics": ["economy"]}
 
 
 def test_missing_source(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'nope'}: no such file or directory")):
+    with pytest.raises(
+        InputError, match=re.escape(f"{tmp_path / 'nope'}: no such file or directory")
+    ):
         list(import_trec([tmp_path / "nope"]))
 
 
@@ -120,11 +155,22 @@ def test_ant_corpus_tarball(shared_data: Path) -> None:
     cat = [p for p in problems if p.field == "CAT"]
     assert len(cat) == 1
     assert cat[0].file.endswith("JA-politic-92-20170201.txt")
-    assert cat[0].message == "expected a non-empty <CAT> element, found none; the document is skipped"
+    assert (
+        cat[0].message == "expected a non-empty <CAT> element, found none; the document is skipped"
+    )
     assert sum(r["text"] == r.get("title") for r in records) == 23
     assert len({r["id"] for r in records}) == len(records)
     assert {t for r in records for t in r["topics"]} == {
-        "localNews", "sport", "internationalNews", "society", "politic", "diverse", "economy", "culture", "technology"}
+        "localNews",
+        "sport",
+        "internationalNews",
+        "society",
+        "politic",
+        "diverse",
+        "economy",
+        "culture",
+        "technology",
+    }
 
 
 def test_hidden_folder_skipped_like_in_tarball(corpus: Path, tmp_path: Path) -> None:

@@ -25,8 +25,18 @@ import numpy as np
 
 WEIGHTS = (0.25, 0.5, 0.75)  # the encoder's share in a blend
 TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # sparse margins are divided by T before the softmax/sigmoid
-GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # the probability of "not about the target" from which a relevance verdict stands
-SOURCES = ("encoder", "sparse", "either")  # who gives it: the encoder's neutral label, the sparse detector, or either
+GATES = (
+    0.9,
+    0.8,
+    0.7,
+    0.6,
+    0.5,
+)  # the probability of "not about the target" from which a relevance verdict stands
+SOURCES = (
+    "encoder",
+    "sparse",
+    "either",
+)  # who gives it: the encoder's neutral label, the sparse detector, or either
 _EPS = 1e-7
 # Dev macro-F1 differences below half a point are ties (kept by the simpler candidate): with 15 candidates scored
 # on a dev split of a few hundred examples, smaller gains are noise (on ANS a +0.3 dev gain cost 3 points on test).
@@ -43,8 +53,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def blend(encoder: np.ndarray | None, margins: np.ndarray | None, weight: float, temperature: float,
-          multi_label: bool) -> np.ndarray:
+def blend(
+    encoder: np.ndarray | None,
+    margins: np.ndarray | None,
+    weight: float,
+    temperature: float,
+    multi_label: bool,
+) -> np.ndarray:
     """Blended probabilities (softmax rows, or independent sigmoids for multi-label).
 
     Args:
@@ -59,7 +74,9 @@ def blend(encoder: np.ndarray | None, margins: np.ndarray | None, weight: float,
     if multi_label:
         logits = (1 - weight) * sparse + (weight * _logit(encoder) if weight > 0 else 0)
         return (1 / (1 + np.exp(-logits))).astype(np.float32)
-    logits = (1 - weight) * _log_softmax(sparse) + (weight * np.log(np.clip(encoder, _EPS, 1)) if weight > 0 else 0)
+    logits = (1 - weight) * _log_softmax(sparse) + (
+        weight * np.log(np.clip(encoder, _EPS, 1)) if weight > 0 else 0
+    )
     return np.exp(_log_softmax(logits)).astype(np.float32)
 
 
@@ -70,8 +87,13 @@ def _nll(probabilities: np.ndarray, gold: np.ndarray, multi_label: bool) -> floa
     return float(-np.mean(np.log(p[np.arange(len(gold)), gold])))
 
 
-def choose_blend(encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, multi_label: bool,
-                 score: Callable[[np.ndarray], float]) -> dict[str, Any]:
+def choose_blend(
+    encoder: np.ndarray,
+    margins: np.ndarray,
+    gold: np.ndarray,
+    multi_label: bool,
+    score: Callable[[np.ndarray], float],
+) -> dict[str, Any]:
     """Encoder alone, sparse alone, or a blend: the best dev ``score`` (macro-F1); ties (within :data:`TIE`) keep the simpler.
 
     The candidates, simplest first: the encoder; the sparse model (its
@@ -88,7 +110,10 @@ def choose_blend(encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, mul
         ``{"choice": "encoder" | "sparse" | "blend", "weight", "temperature",
         "sparse_temperature", "dev_macro_f1": {"encoder", "sparse", "hybrid"}}``.
     """
-    sparse_t = min(TEMPERATURES, key=lambda t: _nll(blend(None, margins, 0.0, t, multi_label), gold, multi_label))
+    sparse_t = min(
+        TEMPERATURES,
+        key=lambda t: _nll(blend(None, margins, 0.0, t, multi_label), gold, multi_label),
+    )
     candidates = [("encoder", 1.0, 1.0), ("sparse", 0.0, sparse_t)]
     candidates += [("blend", w, t) for w in WEIGHTS for t in TEMPERATURES]
     best, best_score, scores = candidates[0], -1.0, {}
@@ -98,13 +123,27 @@ def choose_blend(encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, mul
         if value > best_score + TIE:
             best, best_score = (name, w, t), value
     name, w, t = best
-    return {"choice": name, "weight": w, "temperature": t, "sparse_temperature": sparse_t,
-            "dev_macro_f1": {"encoder": round(scores["encoder"], 4), "sparse": round(scores["sparse"], 4),
-                             "hybrid": round(best_score, 4)}}
+    return {
+        "choice": name,
+        "weight": w,
+        "temperature": t,
+        "sparse_temperature": sparse_t,
+        "dev_macro_f1": {
+            "encoder": round(scores["encoder"], 4),
+            "sparse": round(scores["sparse"], 4),
+            "hybrid": round(best_score, 4),
+        },
+    }
 
 
-def gate(blended: np.ndarray, encoder: np.ndarray | None, threshold: float, neutral: int, source: str = "encoder",
-         unrelated: np.ndarray | None = None) -> np.ndarray:
+def gate(
+    blended: np.ndarray,
+    encoder: np.ndarray | None,
+    threshold: float,
+    neutral: int,
+    source: str = "encoder",
+    unrelated: np.ndarray | None = None,
+) -> np.ndarray:
     """The blend with the relevance verdicts of ``source`` applied.
 
     ``encoder``: rows where the encoder gives class ``neutral`` at least
@@ -141,12 +180,20 @@ def reads(record: dict[str, Any] | None) -> tuple[bool, bool]:
     """Whether a task's decision reads (its encoder, its sparse part): ``record`` is naba.json's ``hybrid`` (None: no hybrid)."""
     if record is None:
         return True, False
-    return (record["choice"] != "sparse" or gate_source(record) in ("encoder", "either"),
-            record["choice"] != "encoder" or reads_detector(record))
+    return (
+        record["choice"] != "sparse" or gate_source(record) in ("encoder", "either"),
+        record["choice"] != "encoder" or reads_detector(record),
+    )
 
 
-def hybrid_scores(encoder: np.ndarray | None, margins: np.ndarray | None, record: dict[str, Any], labels: list[str],
-                  multi_label: bool, unrelated: np.ndarray | None = None) -> np.ndarray:
+def hybrid_scores(
+    encoder: np.ndarray | None,
+    margins: np.ndarray | None,
+    record: dict[str, Any],
+    labels: list[str],
+    multi_label: bool,
+    unrelated: np.ndarray | None = None,
+) -> np.ndarray:
     """A hybrid's probabilities from its parts, as ``record`` (naba.json's ``hybrid``) says: the blend, then the gate.
 
     Args:
@@ -155,14 +202,26 @@ def hybrid_scores(encoder: np.ndarray | None, margins: np.ndarray | None, record
     scores = blend(encoder, margins, record["weight"], record["temperature"], multi_label)
     relevance = record.get("relevance_gate")
     if relevance:
-        scores = gate(scores, encoder, relevance["threshold"], labels.index(relevance["label"]),
-                      relevance.get("source", "encoder"), unrelated)
+        scores = gate(
+            scores,
+            encoder,
+            relevance["threshold"],
+            labels.index(relevance["label"]),
+            relevance.get("source", "encoder"),
+            unrelated,
+        )
     return scores
 
 
-def choose_gate(blended: np.ndarray, encoder: np.ndarray | None, neutral: int, score: Callable[[np.ndarray], float],
-                unrelated: np.ndarray | None = None, sources: tuple[str, ...] = ("encoder",),
-                in_domain: Callable[[np.ndarray], float] | None = None) -> tuple[dict[str, Any] | None, dict[str, float]]:
+def choose_gate(
+    blended: np.ndarray,
+    encoder: np.ndarray | None,
+    neutral: int,
+    score: Callable[[np.ndarray], float],
+    unrelated: np.ndarray | None = None,
+    sources: tuple[str, ...] = ("encoder",),
+    in_domain: Callable[[np.ndarray], float] | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, float]]:
     """No gate, or the source x threshold with the best ``score``; ties (within :data:`TIE`) keep the fewer gated rows.
 
     Args:
@@ -184,11 +243,15 @@ def choose_gate(blended: np.ndarray, encoder: np.ndarray | None, neutral: int, s
         for threshold in GATES:
             gated = gate(blended, encoder, threshold, neutral, source, unrelated)
             changed = int(np.sum(np.any(gated != blended, axis=1)))
-            candidates.append((changed, SOURCES.index(source), -threshold, source, threshold, gated))
+            candidates.append(
+                (changed, SOURCES.index(source), -threshold, source, threshold, gated)
+            )
     best, best_score = None, score(blended)
     ungated = best_score
     real = real_best = in_domain(blended) if in_domain is not None else None
-    for changed, _, _, source, threshold, gated in sorted(candidates, key=lambda c: c[:3]):  # fewest gated rows first
+    for _changed, _, _, source, threshold, gated in sorted(
+        candidates, key=lambda c: c[:3]
+    ):  # fewest gated rows first
         value = score(gated)
         if value > best_score + TIE:
             kept = in_domain(gated) if in_domain is not None else None
@@ -203,15 +266,21 @@ def choose_gate(blended: np.ndarray, encoder: np.ndarray | None, neutral: int, s
 
 def describe(record: dict[str, Any]) -> str:
     """What a hybrid decides with, in words (model card, evaluation report, ``naba blend``)."""
-    how = (f"a blend (encoder weight {record['weight']:g}, sparse temperature {record['temperature']:g})"
-           if record["choice"] == "blend" else "the encoder alone" if record["choice"] == "encoder"
-           else "the sparse n-gram model alone")
+    how = (
+        f"a blend (encoder weight {record['weight']:g}, sparse temperature {record['temperature']:g})"
+        if record["choice"] == "blend"
+        else "the encoder alone"
+        if record["choice"] == "encoder"
+        else "the sparse n-gram model alone"
+    )
     relevance = record.get("relevance_gate")
     if relevance:
         source = relevance.get("source", "encoder")
-        who = {"encoder": f"the encoder's '{relevance['label']}'",
-               "sparse": "the sparse relevance detector's 'not about the target'",
-               "either": f"the encoder's '{relevance['label']}' or the sparse relevance detector's 'not about the target'"}[source]
+        who = {
+            "encoder": f"the encoder's '{relevance['label']}'",
+            "sparse": "the sparse relevance detector's 'not about the target'",
+            "either": f"the encoder's '{relevance['label']}' or the sparse relevance detector's 'not about the target'",
+        }[source]
         how += f", and where {who} is at least {relevance['threshold']:g}, '{relevance['label']}' (not about the target)"
     return how
 
@@ -229,8 +298,12 @@ def describe_detector(detector: dict[str, Any]) -> str:
     """What a sparse relevance detector answers for, in words (train log, ``naba blend``)."""
     parts = []
     if detector["targets"]:
-        parts.append(f"{len(detector['targets'])} targets with {detector['min_pairs']}+ real training pairs by their "
-                     f"n-grams (C {detector['C']:g}, dev log-loss {detector['dev_log_loss']})")
+        parts.append(
+            f"{len(detector['targets'])} targets with {detector['min_pairs']}+ real training pairs by their "
+            f"n-grams (C {detector['C']:g}, dev log-loss {detector['dev_log_loss']})"
+        )
     if detector.get("overlap"):
-        parts.append(f"other targets by how much of them the text mentions (dev log-loss {detector['overlap']['dev_log_loss']})")
+        parts.append(
+            f"other targets by how much of them the text mentions (dev log-loss {detector['overlap']['dev_log_loss']})"
+        )
     return "relevance detector: " + "; ".join(parts)

@@ -29,7 +29,9 @@ class _Section(BaseModel):
 class NormalizationConfig(_Section):
     """Arabic text normalisation (see :mod:`naba.text`). Saved with every model."""
 
-    strip_markup: bool = True  # HTML tags, comments, script/style blocks out; entities (&quot; &#1575;) decoded
+    strip_markup: bool = (
+        True  # HTML tags, comments, script/style blocks out; entities (&quot; &#1575;) decoded
+    )
     unicode: bool = True
     remove_diacritics: bool = True
     remove_tatweel: bool = True
@@ -50,7 +52,9 @@ class ColumnsConfig(_Section):
     title_column: str = "title"
     label_column: str | None = None  # default: "topics" for topic data, "stance" for stance data
     target_column: str = "target"
-    label_separator: str | None = Field(default=None, description="split string labels on this (e.g. '|') in CSV")
+    label_separator: str | None = Field(
+        default=None, description="split string labels on this (e.g. '|') in CSV"
+    )
 
 
 class TaskDataConfig(_Section):
@@ -63,8 +67,12 @@ class TaskDataConfig(_Section):
     columns: ColumnsConfig = ColumnsConfig()
     labels: list[str] | None = None  # fixed label order; default: sorted labels seen in train
     multi_label: Literal["auto", "true", "false"] | bool = "auto"
-    dev_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="carved out of train when dev is absent")
-    epochs: float | None = Field(default=None, gt=0, description="overrides train.epochs for this task")
+    dev_fraction: float = Field(
+        default=0.1, gt=0, lt=0.5, description="carved out of train when dev is absent"
+    )
+    epochs: float | None = Field(
+        default=None, gt=0, description="overrides train.epochs for this task"
+    )
 
 
 NEUTRAL_LABELS = ("none", "neutral", "other", "unrelated", "neither")
@@ -81,10 +89,18 @@ class StanceDataConfig(TaskDataConfig):
     never appears in a generated training pair.
     """
 
-    unrelated: bool = Field(default=True, description="add (article, unrelated target) pairs labelled neutral")
-    unrelated_ratio: float = Field(default=0.5, gt=0, le=4, description="generated pairs per real training pair")
-    neutral_label: str | None = Field(default=None, description="the label meaning 'no stance' (default: the first of "
-                                      + ", ".join(NEUTRAL_LABELS) + " among the labels)")
+    unrelated: bool = Field(
+        default=True, description="add (article, unrelated target) pairs labelled neutral"
+    )
+    unrelated_ratio: float = Field(
+        default=0.5, gt=0, le=4, description="generated pairs per real training pair"
+    )
+    neutral_label: str | None = Field(
+        default=None,
+        description="the label meaning 'no stance' (default: the first of "
+        + ", ".join(NEUTRAL_LABELS)
+        + " among the labels)",
+    )
 
 
 class WindowConfig(_Section):
@@ -92,13 +108,17 @@ class WindowConfig(_Section):
 
     length: int = Field(default=256, ge=16, le=8192)
     stride: int = Field(default=64, ge=0, description="tokens shared by consecutive windows")
-    max_windows: int = Field(default=8, ge=1, description="windows kept per article (the first ones)")
+    max_windows: int = Field(
+        default=8, ge=1, description="windows kept per article (the first ones)"
+    )
     pooling: Literal["mean", "max"] = "mean"
 
     @model_validator(mode="after")
     def _stride_below_length(self) -> WindowConfig:
         if self.stride >= self.length // 2:
-            raise ValueError(f"stride ({self.stride}) must be less than half the window length ({self.length})")
+            raise ValueError(
+                f"stride ({self.stride}) must be less than half the window length ({self.length})"
+            )
         return self
 
 
@@ -111,8 +131,11 @@ class ModelConfig(_Section):
     window: WindowConfig = WindowConfig()
     allow_pickle: bool = False
     include_title: bool = True
-    hybrid: bool = Field(default=True, description="train a sparse n-gram model beside the encoder and blend the two "
-                                                   "as dev chooses (encoder, sparse, or a weighted blend)")
+    hybrid: bool = Field(
+        default=True,
+        description="train a sparse n-gram model beside the encoder and blend the two "
+        "as dev chooses (encoder, sparse, or a weighted blend)",
+    )
 
 
 class ThresholdConfig(_Section):
@@ -120,14 +143,21 @@ class ThresholdConfig(_Section):
 
     tune: bool = True
     default: float = Field(default=0.5, gt=0, lt=1)
-    floor: float = Field(default=0.2, ge=0, lt=1, description="a tuned threshold never goes below this")
+    floor: float = Field(
+        default=0.2, ge=0, lt=1, description="a tuned threshold never goes below this"
+    )
     at_least_one: bool = True
-    prior_correction: bool = Field(default=True, description="single-label: choose on dev how much of the loss's class "
-                                   "weighting to take back out of the decision (none, half or all), folded into the "
-                                   "classifier's bias")
+    prior_correction: bool = Field(
+        default=True,
+        description="single-label: choose on dev how much of the loss's class "
+        "weighting to take back out of the decision (none, half or all), folded into the "
+        "classifier's bias",
+    )
 
 
-CHECKPOINTING_TOKENS = 8192  # train.gradient_checkpointing: auto turns it on from this many tokens per batch
+CHECKPOINTING_TOKENS = (
+    8192  # train.gradient_checkpointing: auto turns it on from this many tokens per batch
+)
 
 
 class TrainConfig(_Section):
@@ -144,19 +174,28 @@ class TrainConfig(_Section):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     report_to: list[Literal["tensorboard", "mlflow"]] = Field(
-        default_factory=list, description="experiment trackers Trainer logs to (offline: TensorBoard event files in the "
-        "model's logs/, MLflow to MLFLOW_TRACKING_URI)")
+        default_factory=list,
+        description="experiment trackers Trainer logs to (offline: TensorBoard event files in the "
+        "model's logs/, MLflow to MLFLOW_TRACKING_URI)",
+    )
     eval_every: int | Literal["epoch"] = "epoch"
-    log_every: int = Field(default=50, ge=1, description="steps between progress lines in train.log")
-    checkpoint_every: int | None = Field(default=None, ge=1, description="steps between resumable checkpoints")
+    log_every: int = Field(
+        default=50, ge=1, description="steps between progress lines in train.log"
+    )
+    checkpoint_every: int | None = Field(
+        default=None, ge=1, description="steps between resumable checkpoints"
+    )
     early_stopping_patience: int | None = Field(default=3, ge=1)
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     # auto: on when one batch can hold CHECKPOINTING_TOKENS or more tokens (batch_size x max_windows x length):
     # long articles in big batches, where activations dominate memory (bench/RESULTS.md: 8.3 GB -> 3.4-3.6 GB)
     gradient_checkpointing: bool | Literal["auto"] = "auto"
-    group_by_length: bool = Field(default=False, description="batch articles of similar length together: less padding, "
-                                  "faster epochs on texts of mixed length, batches a little less random")
+    group_by_length: bool = Field(
+        default=False,
+        description="batch articles of similar length together: less padding, "
+        "faster epochs on texts of mixed length, batches a little less random",
+    )
     torch_threads: int | None = Field(default=None, ge=1)
 
     @field_validator("eval_every")
@@ -211,7 +250,9 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5")
+            raise ConfigError(
+                f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"
+            )
         value = yaml.safe_load(raw) if raw.strip() else ""
         node = nested
         parts = key.split(".")
@@ -242,7 +283,9 @@ def _field_names(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
         annotation = fields[part].annotation
         candidates = [annotation, *getattr(annotation, "__args__", ())]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
         if current is None:
             return []
     return list(getattr(current, "model_fields", {}))
@@ -252,7 +295,9 @@ def format_validation_error(error: ValidationError, source: str, model: type[Bas
     """One line per problem: ``SOURCE: dotted.key: message``."""
     lines = []
     for item in error.errors():
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+        loc = tuple(
+            p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-after"))
+        )
         key = ".".join(str(p) for p in loc) or "(top level)"
         if item["type"] == "extra_forbidden":
             hint = difflib.get_close_matches(str(loc[-1]), _field_names(model, loc), n=1)
@@ -274,13 +319,17 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, expected a YAML config file") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level, found {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of sections at the top level, found {type(raw).__name__}"
+        )
     return raw
 
 
@@ -293,7 +342,12 @@ def _load(model: type[Model], path: str | Path, overrides: list[str] | tuple[str
     return validate_config(model, _read_yaml_mapping(path), str(path), overrides)
 
 
-def validate_config(model: type[Model], data: dict[str, Any], source: str, overrides: list[str] | tuple[str, ...] = ()) -> Model:
+def validate_config(
+    model: type[Model],
+    data: dict[str, Any],
+    source: str,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Model:
     """Apply ``--set`` overrides to a config mapping and validate it; errors name ``source`` and the key.
 
     Raises:
@@ -303,7 +357,11 @@ def validate_config(model: type[Model], data: dict[str, Any], source: str, overr
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source + (" (with --set overrides)" if overrides else ""), model)) from None
+        raise ConfigError(
+            format_validation_error(
+                exc, source + (" (with --set overrides)" if overrides else ""), model
+            )
+        ) from None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> NabaConfig:
@@ -325,7 +383,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def save_config(config: NabaConfig | PretrainConfig, path: Path) -> None:
     """Write the resolved config as YAML (beside every output)."""
-    path.write_text(yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
 
 
 # --------------------------------------------------------------------------- pretraining: naba pretrain CONFIG
@@ -334,11 +394,21 @@ def save_config(config: NabaConfig | PretrainConfig, path: Path) -> None:
 class PretrainCorpusConfig(_Section):
     """Unlabelled text for masked-language-model training (read with :func:`naba.encoder.build.corpus_lines`)."""
 
-    files: list[Path] = Field(min_length=1, description=".txt/.txt.gz (a text a line) or .jsonl (title + text)")
-    max_texts: int | None = Field(default=None, ge=1, description="read at most this many texts (files in order)")
-    eval_fraction: float = Field(default=0.02, gt=0, lt=0.5, description="texts held out to measure MLM loss")
-    max_length: int = Field(default=128, ge=8, le=8192, description="tokens per packed block, special tokens included")
-    max_eval_blocks: int | None = Field(default=1000, ge=1, description="cap on held-out blocks scored per evaluation")
+    files: list[Path] = Field(
+        min_length=1, description=".txt/.txt.gz (a text a line) or .jsonl (title + text)"
+    )
+    max_texts: int | None = Field(
+        default=None, ge=1, description="read at most this many texts (files in order)"
+    )
+    eval_fraction: float = Field(
+        default=0.02, gt=0, lt=0.5, description="texts held out to measure MLM loss"
+    )
+    max_length: int = Field(
+        default=128, ge=8, le=8192, description="tokens per packed block, special tokens included"
+    )
+    max_eval_blocks: int | None = Field(
+        default=1000, ge=1, description="cap on held-out blocks scored per evaluation"
+    )
 
 
 class FromScratchConfig(_Section):
@@ -348,7 +418,9 @@ class FromScratchConfig(_Section):
     hidden: int = Field(default=256, ge=8)
     heads: int = Field(default=4, ge=1)
     vocab_size: int = Field(default=16000, ge=100)
-    max_positions: int = Field(default=512, ge=16, description="longest input the encoder accepts (naba train windows)")
+    max_positions: int = Field(
+        default=512, ge=16, description="longest input the encoder accepts (naba train windows)"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> FromScratchConfig:
@@ -373,13 +445,18 @@ class PretrainTrainConfig(_Section):
     eval_batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
     head_learning_rate: float | None = Field(
-        default=None, gt=0, description="learning rate of a newly initialised MLM head (default: learning_rate)")
+        default=None,
+        gt=0,
+        description="learning rate of a newly initialised MLM head (default: learning_rate)",
+    )
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
     max_grad_norm: float = Field(default=1.0, gt=0)
     mlm_probability: float = Field(default=0.15, gt=0, lt=1)
     eval_every: int = Field(default=100, ge=1)
-    checkpoint_every: int | None = Field(default=100, ge=1, description="steps between resumable checkpoints")
+    checkpoint_every: int | None = Field(
+        default=100, ge=1, description="steps between resumable checkpoints"
+    )
     seed: int = 13
     torch_threads: int | None = Field(default=None, ge=1)
 
@@ -397,7 +474,9 @@ class PretrainConfig(_Section):
         return json.loads(self.model_dump_json())
 
 
-def load_pretrain_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
+def load_pretrain_config(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+) -> PretrainConfig:
     """Load a pretraining config from YAML and apply ``--set`` overrides.
 
     Args:

@@ -24,8 +24,14 @@ def binarize(label_sets: Sequence[Sequence[str]], labels: Sequence[str]) -> np.n
     return out
 
 
-def decide(probabilities: np.ndarray, labels: Sequence[str], multi_label: bool, thresholds: dict[str, float] | None = None,
-           at_least_one: bool = True, default: float = 0.5) -> list[list[str]]:
+def decide(
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    multi_label: bool,
+    thresholds: dict[str, float] | None = None,
+    at_least_one: bool = True,
+    default: float = 0.5,
+) -> list[list[str]]:
     """Turn scores into label lists: thresholds for multi-label, argmax otherwise."""
     labels = list(labels)
     if not multi_label:
@@ -48,8 +54,13 @@ def f1_at_threshold(scores: np.ndarray, gold: np.ndarray, threshold: float) -> f
     return 2 * tp / denom if denom else 0.0
 
 
-def tune_thresholds(probabilities: np.ndarray, gold: np.ndarray, labels: Sequence[str], floor: float = 0.2,
-                    default: float = 0.5) -> dict[str, float]:
+def tune_thresholds(
+    probabilities: np.ndarray,
+    gold: np.ndarray,
+    labels: Sequence[str],
+    floor: float = 0.2,
+    default: float = 0.5,
+) -> dict[str, float]:
     """Per-label threshold maximising that label's F1 on dev.
 
     Candidates are a grid from ``floor`` to 0.95; a label with no positive in
@@ -75,7 +86,9 @@ def tune_thresholds(probabilities: np.ndarray, gold: np.ndarray, labels: Sequenc
 PRIOR_CORRECTIONS = (0.0, 0.5, 1.0)
 
 
-def choose_prior_correction(probabilities: np.ndarray, gold: np.ndarray, log_weights: np.ndarray) -> float:
+def choose_prior_correction(
+    probabilities: np.ndarray, gold: np.ndarray, log_weights: np.ndarray
+) -> float:
     """How much of the loss's class weighting to take back out of a single-label decision.
 
     A model trained with class weights ``w`` learns scores near ``log p(c|x) +

@@ -20,7 +20,9 @@ from naba.text import normalize
 MAX_TARGET_WORDS = 48
 
 
-def document_text(record: dict[str, Any] | str, normalization: NormalizationConfig, include_title: bool = True) -> str:
+def document_text(
+    record: dict[str, Any] | str, normalization: NormalizationConfig, include_title: bool = True
+) -> str:
     """The text a model sees for one article: title and body, normalised."""
     if isinstance(record, str):
         return normalize(record, normalization)
@@ -33,8 +35,9 @@ def target_text(target: str, normalization: NormalizationConfig) -> str:
     return " ".join(normalize(target, normalization).split()[:MAX_TARGET_WORDS])
 
 
-def encode_windows(tokenizer: Any, texts: Sequence[str], window: WindowConfig,
-                   targets: Sequence[str] | None = None) -> list[list[dict[str, list[int]]]]:
+def encode_windows(
+    tokenizer: Any, texts: Sequence[str], window: WindowConfig, targets: Sequence[str] | None = None
+) -> list[list[dict[str, list[int]]]]:
     """Tokenise documents into windows.
 
     Args:
@@ -49,8 +52,13 @@ def encode_windows(tokenizer: Any, texts: Sequence[str], window: WindowConfig,
     """
     if not texts:
         return []
-    kwargs: dict[str, Any] = dict(max_length=window.length, stride=window.stride, return_overflowing_tokens=True,
-                                  return_attention_mask=False, padding=False)
+    kwargs: dict[str, Any] = dict(
+        max_length=window.length,
+        stride=window.stride,
+        return_overflowing_tokens=True,
+        return_attention_mask=False,
+        padding=False,
+    )
     if targets is not None:
         encoded = tokenizer(list(targets), list(texts), truncation="only_second", **kwargs)
     else:
@@ -64,9 +72,15 @@ def encode_windows(tokenizer: Any, texts: Sequence[str], window: WindowConfig,
     return docs
 
 
-def task_windows(task: str, tokenizer: Any, records: Sequence[dict[str, Any]], window: WindowConfig,
-                 normalization: NormalizationConfig, include_title: bool = True,
-                 pairs: Sequence[tuple[int, str]] | None = None) -> list[list[dict[str, list[int]]]]:
+def task_windows(
+    task: str,
+    tokenizer: Any,
+    records: Sequence[dict[str, Any]],
+    window: WindowConfig,
+    normalization: NormalizationConfig,
+    include_title: bool = True,
+    pairs: Sequence[tuple[int, str]] | None = None,
+) -> list[list[dict[str, list[int]]]]:
     """Records to one task's model inputs, the one way naba makes them, in training and in inference.
 
     Topic: one document per record (title and text). Stance: one document
@@ -76,12 +90,21 @@ def task_windows(task: str, tokenizer: Any, records: Sequence[dict[str, Any]], w
     normalised once.
     """
     if task == "topic":
-        return encode_windows(tokenizer, [document_text(r, normalization, include_title) for r in records], window)
+        return encode_windows(
+            tokenizer, [document_text(r, normalization, include_title) for r in records], window
+        )
     if pairs is None:
         pairs = [(i, r["target"]) for i, r in enumerate(records)]
-    normalized = {i: document_text(records[i]["text"], normalization) for i in dict.fromkeys(i for i, _ in pairs)}
-    return encode_windows(tokenizer, [normalized[i] for i, _ in pairs], window,
-                          [target_text(t, normalization) for _, t in pairs])
+    normalized = {
+        i: document_text(records[i]["text"], normalization)
+        for i in dict.fromkeys(i for i, _ in pairs)
+    }
+    return encode_windows(
+        tokenizer,
+        [normalized[i] for i, _ in pairs],
+        window,
+        [target_text(t, normalization) for _, t in pairs],
+    )
 
 
 @dataclass
@@ -101,7 +124,11 @@ def collate(docs: Sequence[Sequence[dict[str, list[int]]]], pad_id: int) -> Batc
     width = max(len(w["input_ids"]) for w in windows)
     ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(windows), width), dtype=torch.long)
-    types = torch.zeros((len(windows), width), dtype=torch.long) if "token_type_ids" in windows[0] else None
+    types = (
+        torch.zeros((len(windows), width), dtype=torch.long)
+        if "token_type_ids" in windows[0]
+        else None
+    )
     for row, w in enumerate(windows):
         n = len(w["input_ids"])
         ids[row, :n] = torch.tensor(w["input_ids"], dtype=torch.long)
@@ -122,14 +149,25 @@ def pool(window_logits: Any, doc_index: Any, n_docs: int, mode: str = "mean") ->
     width = window_logits.shape[-1]
     index = doc_index.unsqueeze(-1).expand(-1, width)
     if mode == "max":
-        out = torch.full((n_docs, width), float("-inf"), dtype=window_logits.dtype, device=window_logits.device)
+        out = torch.full(
+            (n_docs, width), float("-inf"), dtype=window_logits.dtype, device=window_logits.device
+        )
         return out.scatter_reduce(0, index, window_logits, reduce="amax", include_self=True)
-    total = torch.zeros((n_docs, width), dtype=window_logits.dtype, device=window_logits.device).index_add(0, doc_index, window_logits)
-    counts = torch.bincount(doc_index, minlength=n_docs).clamp(min=1).unsqueeze(-1).to(window_logits.dtype)
+    total = torch.zeros(
+        (n_docs, width), dtype=window_logits.dtype, device=window_logits.device
+    ).index_add(0, doc_index, window_logits)
+    counts = (
+        torch.bincount(doc_index, minlength=n_docs)
+        .clamp(min=1)
+        .unsqueeze(-1)
+        .to(window_logits.dtype)
+    )
     return total / counts
 
 
-def token_batches(lengths: Sequence[int], windows: Sequence[int], max_tokens: int) -> Iterator[list[int]]:
+def token_batches(
+    lengths: Sequence[int], windows: Sequence[int], max_tokens: int
+) -> Iterator[list[int]]:
     """Length-sorted batches of document indices, each within a padded-token budget.
 
     Documents are sorted by token count; a batch grows while
@@ -157,8 +195,17 @@ def token_batches(lengths: Sequence[int], windows: Sequence[int], max_tokens: in
         yield batch
 
 
-def pooled_logits(model: Any, docs: Sequence[Sequence[dict[str, list[int]]]], pad_id: int, max_tokens: int, pooling: str, *,
-                  device: Any = None, autocast: Any = None, progress: Any = None) -> Any:
+def pooled_logits(
+    model: Any,
+    docs: Sequence[Sequence[dict[str, list[int]]]],
+    pad_id: int,
+    max_tokens: int,
+    pooling: str,
+    *,
+    device: Any = None,
+    autocast: Any = None,
+    progress: Any = None,
+) -> Any:
     """Article logits (window logits pooled per article) as a float32 array, in the order of ``docs``.
 
     The one scoring loop of training (dev, test, teacher logits) and inference:
@@ -179,16 +226,24 @@ def pooled_logits(model: Any, docs: Sequence[Sequence[dict[str, list[int]]]], pa
     lengths = [max((len(w["input_ids"]) for w in doc), default=0) for doc in docs]
     windows = [len(doc) for doc in docs]
     out: Any = None
-    context = torch.autocast("cuda", dtype=autocast) if gpu and autocast is not None else contextlib.nullcontext()
+    context = (
+        torch.autocast("cuda", dtype=autocast)
+        if gpu and autocast is not None
+        else contextlib.nullcontext()
+    )
     model.eval()
     with torch.inference_mode(), context:
         for chunk in token_batches(lengths, windows, max_tokens):
             batch = collate([docs[i] for i in chunk], pad_id)
             inputs = batch.inputs
             if gpu:  # pinned host memory, copied while the GPU still works on the previous batch
-                inputs = {k: v.pin_memory().to(device, non_blocking=True) for k, v in inputs.items()}
+                inputs = {
+                    k: v.pin_memory().to(device, non_blocking=True) for k, v in inputs.items()
+                }
             doc_index = batch.doc_index.to(device) if gpu else batch.doc_index
-            logits = pool(model(**inputs).logits.float(), doc_index, batch.n_docs, pooling).cpu().numpy()
+            logits = (
+                pool(model(**inputs).logits.float(), doc_index, batch.n_docs, pooling).cpu().numpy()
+            )
             if out is None:
                 out = np.zeros((len(docs), logits.shape[1]), dtype=np.float32)
             out[chunk] = logits

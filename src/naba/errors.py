@@ -34,4 +34,3 @@ class Problem:
 
     def to_dict(self) -> dict[str, object]:
         return {"file": self.file, "line": self.line, "field": self.field, "error": self.message}
-

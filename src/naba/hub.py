@@ -12,7 +12,13 @@ from typing import Any
 
 from naba.errors import ModelDirError
 
-_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
+_PICKLE_WEIGHTS = (
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "tf_model.h5",
+    "model.ckpt.index",
+    "flax_model.msgpack",
+)
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
@@ -28,8 +34,10 @@ def check_local_weights(directory: Path, allow_pickle: bool) -> None:
         return
     pickled = [name for name in _PICKLE_WEIGHTS if (directory / name).exists()]
     if pickled and not allow_pickle:
-        raise ModelDirError(f"{directory}: has only pickle weights ({pickled[0]}), which can run code when loaded; "
-                            "convert them to safetensors, or pass --allow-pickle if you trust the source")
+        raise ModelDirError(
+            f"{directory}: has only pickle weights ({pickled[0]}), which can run code when loaded; "
+            "convert them to safetensors, or pass --allow-pickle if you trust the source"
+        )
     if not pickled:
         raise ModelDirError(f"{directory}: no model weights (model.safetensors) found")
 
@@ -49,10 +57,12 @@ def unreachable(source: str, exc: Exception) -> ModelDirError:
     """The error for a base model that is neither a local directory nor downloadable."""
     if Path(source).exists():
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        return ModelDirError(f"{source}: cannot load the model ({type(exc).__name__}: {reason}); the directory is damaged "
-                             "or not a Hugging Face model: rebuild or restore it")
+        return ModelDirError(
+            f"{source}: cannot load the model ({type(exc).__name__}: {reason}); the directory is damaged "
+            "or not a Hugging Face model: rebuild or restore it"
+        )
     return ModelDirError(
         f"{source}: not a local directory and could not be fetched from the model hub ({type(exc).__name__}). "
         "Offline, pass a local encoder directory: `naba encoder import-e5 -o DIR` (pretrained e5-small) "
-        "or `naba encoder tiny --corpus FILE -o DIR`")
-
+        "or `naba encoder tiny --corpus FILE -o DIR`"
+    )

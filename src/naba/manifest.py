@@ -40,10 +40,14 @@ class TaskManifest(BaseModel):
     labels: list[str] = Field(min_length=2)
     multi_label: bool
     thresholds: dict[str, float] = {}
-    prior_correction: float = 0.0  # single-label: alpha chosen on dev, already folded into the head's bias
+    prior_correction: float = (
+        0.0  # single-label: alpha chosen on dev, already folded into the head's bias
+    )
     at_least_one: bool = True
     include_title: bool = True
-    default_targets: list[str] = []  # stance: the targets trained on; scored only when asked (all_targets)
+    default_targets: list[
+        str
+    ] = []  # stance: the targets trained on; scored only when asked (all_targets)
     # stance: the generated unrelated pairs ({label, ratio, pairs per split, sources}); None: trained without them
     unrelated: dict[str, Any] | None = None
     # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it
@@ -80,23 +84,35 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     """
     model_dir = Path(model_dir)
     if model_dir.is_file():
-        raise ModelDirError(f"{model_dir}: is a file, expected a model directory (pass the directory `naba train` wrote)")
+        raise ModelDirError(
+            f"{model_dir}: is a file, expected a model directory (pass the directory `naba train` wrote)"
+        )
     if not model_dir.is_dir():
-        raise ModelDirError(f"{model_dir}: model directory not found; pass the directory `naba train` wrote")
+        raise ModelDirError(
+            f"{model_dir}: model directory not found; pass the directory `naba train` wrote"
+        )
     if (model_dir / INCOMPLETE).exists():
-        raise ModelDirError(f"{model_dir}: incomplete (a write into it was interrupted); rerun the command that wrote it")
+        raise ModelDirError(
+            f"{model_dir}: incomplete (a write into it was interrupted); rerun the command that wrote it"
+        )
     path = model_dir / MANIFEST
     if not path.exists():
-        raise ModelDirError(f"{path}: missing; {model_dir} is not a naba model directory (train one with `naba train`)")
+        raise ModelDirError(
+            f"{path}: missing; {model_dir} is not a naba model directory (train one with `naba train`)"
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path}: corrupt manifest ({exc}); retrain or restore the model directory") from None
+        raise ModelDirError(
+            f"{path}: corrupt manifest ({exc}); retrain or restore the model directory"
+        ) from None
     if not isinstance(raw, dict):
         raise ModelDirError(f"{path}: corrupt manifest (expected a JSON object)")
     version = raw.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
-        raise ModelDirError(f"{path}: format_version {version} is newer than this naba reads ({FORMAT_VERSION}); upgrade naba")
+        raise ModelDirError(
+            f"{path}: format_version {version} is newer than this naba reads ({FORMAT_VERSION}); upgrade naba"
+        )
     if isinstance(raw.get("normalization"), dict):
         # Models trained before markup stripping existed never saw it: keep their normalisation as trained.
         raw["normalization"].setdefault("strip_markup", False)
@@ -105,10 +121,14 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ModelDirError(f"{path}: {key}: {first['msg']}; the manifest is damaged, retrain or restore it") from None
+        raise ModelDirError(
+            f"{path}: {key}: {first['msg']}; the manifest is damaged, retrain or restore it"
+        ) from None
     for name, task in manifest.tasks.items():
         if not (model_dir / task.path / "config.json").exists():
-            raise ModelDirError(f"{model_dir / task.path}: task directory for {name!r} is missing or incomplete")
+            raise ModelDirError(
+                f"{model_dir / task.path}: task directory for {name!r} is missing or incomplete"
+            )
     return manifest
 
 
@@ -146,17 +166,30 @@ def write_decision_rule(spec: TaskManifest, task_dir: Path) -> None:
     config = json.loads(path.read_text(encoding="utf-8"))
     config[DECISION_KEY] = {
         "multi_label": spec.multi_label,
-        "rule": ("labels whose sigmoid score reaches its threshold" + (" (the best label when none does)" if spec.at_least_one else "")
-                 if spec.multi_label else "the label with the highest softmax score"),
+        "rule": (
+            "labels whose sigmoid score reaches its threshold"
+            + (" (the best label when none does)" if spec.at_least_one else "")
+            if spec.multi_label
+            else "the label with the highest softmax score"
+        ),
         "thresholds": spec.thresholds,
-        "prior_correction": {"alpha": spec.prior_correction, "note": "already in the classifier bias of these weights"},
-        "hybrid": ({k: v for k, v in spec.hybrid.items() if k != "part_thresholds"} | {
-            "formula": "multi-label: sigmoid(w * logit(p_encoder) + (1 - w) * margins / T); single-label: "
-                       "softmax(w * log p_encoder + (1 - w) * log_softmax(margins / T)); margins from the sparse model "
-                       "in the hybrid's path; w = weight, T = temperature; relevance_gate (stance), by its source: encoder: "
-                       "where p_encoder(label) >= threshold, p_encoder stands; sparse: where the sparse relevance "
-                       "detector's u = p(not about the target) >= threshold, u * onehot(label) + (1 - u) * the blend; "
-                       "either: the encoder's rows, then the detector's"} if spec.hybrid else None),
+        "prior_correction": {
+            "alpha": spec.prior_correction,
+            "note": "already in the classifier bias of these weights",
+        },
+        "hybrid": (
+            {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
+            | {
+                "formula": "multi-label: sigmoid(w * logit(p_encoder) + (1 - w) * margins / T); single-label: "
+                "softmax(w * log p_encoder + (1 - w) * log_softmax(margins / T)); margins from the sparse model "
+                "in the hybrid's path; w = weight, T = temperature; relevance_gate (stance), by its source: encoder: "
+                "where p_encoder(label) >= threshold, p_encoder stands; sparse: where the sparse relevance "
+                "detector's u = p(not about the target) >= threshold, u * onehot(label) + (1 - u) * the blend; "
+                "either: the encoder's rows, then the detector's"
+            }
+            if spec.hybrid
+            else None
+        ),
         "see": "naba.json in the parent directory, and README.md here",
     }
     path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -36,9 +36,13 @@ from naba.errors import ModelDirError
 
 SPARSE_DIR = "sparse"
 SPARSE_FORMAT = 1
-UNSEEN = -1e4  # the margin of a label with no training example: never chosen, never NaN in a softmax
-BLOCKS = {"char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
-          "word": {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1}}
+UNSEEN = (
+    -1e4
+)  # the margin of a label with no training example: never chosen, never NaN in a softmax
+BLOCKS = {
+    "char": {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2},
+    "word": {"analyzer": "word", "ngram_range": (1, 2), "min_df": 1},
+}
 MAX_FEATURES = 300_000
 # Stance: whether the text is about the target at all. A linear model over target and text n-grams cannot
 # learn it (the text's features are the same whatever the target), so it gets the overlap of the two as
@@ -49,7 +53,9 @@ RELEVANCE = ("target_words_in_text", "target_4grams_in_text", "no_target_word_in
 # words" is: a text that uses none of a twelve-word claim's words is far surer not about it than one that never
 # names a two-word target (tweets against "electric cars" often say neither word).
 OVERLAP = (*RELEVANCE, "no_target_word_x_log_target_words")
-DETECTOR_MIN_PAIRS = 10  # real training pairs a target needs for the relevance detector to answer for it
+DETECTOR_MIN_PAIRS = (
+    10  # real training pairs a target needs for the relevance detector to answer for it
+)
 DETECTOR_C = (1.0, 10.0, 100.0)  # the detector's inverse regularisation, chosen by dev log-loss
 
 
@@ -63,7 +69,7 @@ def _words(text: str) -> set[str]:
         word = word.strip(".,:;!?()[]{}\"'«»،؛؟#@")
         for article in ARTICLES:
             if word.startswith(article) and len(word) - len(article) >= 3:
-                word = word[len(article):]
+                word = word[len(article) :]
                 break
         if len(word) >= 3:
             out.add(word)
@@ -71,10 +77,12 @@ def _words(text: str) -> set[str]:
 
 
 def _grams(words: set[str], n: int = 4) -> set[str]:
-    return {w[i:i + n] for w in words for i in range(max(1, len(w) - n + 1))}
+    return {w[i : i + n] for w in words for i in range(max(1, len(w) - n + 1))}
 
 
-def relevance_features(targets: list[str], texts: list[str], columns: tuple[str, ...] | list[str] = RELEVANCE) -> np.ndarray:
+def relevance_features(
+    targets: list[str], texts: list[str], columns: tuple[str, ...] | list[str] = RELEVANCE
+) -> np.ndarray:
     """One row per (normalised target, normalised text): the named ``columns`` of :data:`OVERLAP`.
 
     Raises:
@@ -92,11 +100,18 @@ def relevance_features(targets: list[str], texts: list[str], columns: tuple[str,
         t_grams, x_grams = _grams(t_words), _grams(x_words)
         words = len(t_words & x_words) / len(t_words)
         none = float(words == 0)
-        rows[i] = (words, len(t_grams & x_grams) / max(1, len(t_grams)), none, none * np.log1p(len(t_words)))
+        rows[i] = (
+            words,
+            len(t_grams & x_grams) / max(1, len(t_grams)),
+            none,
+            none * np.log1p(len(t_words)),
+        )
     return rows[:, index]
 
 
-def detector_targets(related: list[dict[str, Any]], normalization: NormalizationConfig) -> list[str]:
+def detector_targets(
+    related: list[dict[str, Any]], normalization: NormalizationConfig
+) -> list[str]:
     """The normalised targets the relevance detector learns weights for: those with :data:`DETECTOR_MIN_PAIRS` real pairs."""
     from collections import Counter
 
@@ -112,7 +127,12 @@ def _balanced_log_loss(p: np.ndarray, gold: np.ndarray) -> float:
     return float(-(np.mean(np.log(1 - p[gold == 0])) + np.mean(np.log(p[gold == 1]))) / 2)
 
 
-def sparse_text(record: dict[str, Any] | str, task: Task, normalization: NormalizationConfig, include_title: bool = True) -> str:
+def sparse_text(
+    record: dict[str, Any] | str,
+    task: Task,
+    normalization: NormalizationConfig,
+    include_title: bool = True,
+) -> str:
     """What the sparse model reads: the normalised article (stance: ``target | text``)."""
     if isinstance(record, str):
         return document_text(record, normalization)
@@ -125,9 +145,15 @@ def _vectorizer(block: str, vocabulary: dict[str, int] | None = None) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     settings = BLOCKS[block]
-    return TfidfVectorizer(analyzer=settings["analyzer"], ngram_range=settings["ngram_range"],
-                           min_df=1 if vocabulary is not None else settings["min_df"], sublinear_tf=True,
-                           max_features=None if vocabulary is not None else MAX_FEATURES, vocabulary=vocabulary, dtype=np.float32)
+    return TfidfVectorizer(
+        analyzer=settings["analyzer"],
+        ngram_range=settings["ngram_range"],
+        min_df=1 if vocabulary is not None else settings["min_df"],
+        sublinear_tf=True,
+        max_features=None if vocabulary is not None else MAX_FEATURES,
+        vocabulary=vocabulary,
+        dtype=np.float32,
+    )
 
 
 class SparseModel:
@@ -139,8 +165,14 @@ class SparseModel:
         [['economy']]
     """
 
-    def __init__(self, task: Task, labels: list[str], multi_label: bool, normalization: NormalizationConfig | None = None,
-                 include_title: bool = True) -> None:
+    def __init__(
+        self,
+        task: Task,
+        labels: list[str],
+        multi_label: bool,
+        normalization: NormalizationConfig | None = None,
+        include_title: bool = True,
+    ) -> None:
         self.task, self.labels, self.multi_label = task, list(labels), multi_label
         self.normalization = normalization or NormalizationConfig()
         self.include_title = include_title
@@ -148,8 +180,12 @@ class SparseModel:
         self.vectorizers: dict[str, Any] = {}
         self.weights = np.zeros((len(self.labels), 0), dtype=np.float32)
         self.bias = np.zeros(len(self.labels), dtype=np.float32)
-        self.detector: dict[str, Any] | None = None  # {"targets", "C", "dev_log_loss"}; weights below
-        self.detector_weights = np.zeros((0, 0), dtype=np.float32)  # (targets, text features): the crossed weights
+        self.detector: dict[str, Any] | None = (
+            None  # {"targets", "C", "dev_log_loss"}; weights below
+        )
+        self.detector_weights = np.zeros(
+            (0, 0), dtype=np.float32
+        )  # (targets, text features): the crossed weights
         self.detector_bias = np.zeros(0, dtype=np.float32)  # per target (the intercept included)
 
     def texts(self, records: list[dict[str, Any]] | list[str]) -> list[str]:
@@ -162,9 +198,18 @@ class SparseModel:
         texts = self.texts(records)
         blocks = [v.transform(texts) for v in self.vectorizers.values()]
         if self.relevance:
-            pairs = [(document_text(r["target"], self.normalization), document_text(r["text"], self.normalization))
-                     if isinstance(r, dict) else ("", document_text(r, self.normalization)) for r in records]
-            blocks.append(csr_matrix(relevance_features([t for t, _ in pairs], [x for _, x in pairs])))
+            pairs = [
+                (
+                    document_text(r["target"], self.normalization),
+                    document_text(r["text"], self.normalization),
+                )
+                if isinstance(r, dict)
+                else ("", document_text(r, self.normalization))
+                for r in records
+            ]
+            blocks.append(
+                csr_matrix(relevance_features([t for t, _ in pairs], [x for _, x in pairs]))
+            )
         return hstack(blocks).tocsr()
 
     def fit(self, records: list[dict[str, Any]]) -> SparseModel:
@@ -185,7 +230,9 @@ class SparseModel:
 
             y = binarize(gold, self.labels)
             seen = np.flatnonzero(y.sum(axis=0) > 0)
-            model = OneVsRestClassifier(LogisticRegression(max_iter=2000, class_weight="balanced", C=4.0)).fit(features, y[:, seen])
+            model = OneVsRestClassifier(
+                LogisticRegression(max_iter=2000, class_weight="balanced", C=4.0)
+            ).fit(features, y[:, seen])
             for row, j in zip(model.estimators_, seen):
                 self.weights[j], self.bias[j] = row.coef_[0], row.intercept_[0]
         else:
@@ -217,7 +264,10 @@ class SparseModel:
         margins = self.margins(records)
         if not self.multi_label:
             return [[self.labels[int(j)]] for j in margins.argmax(axis=1)]
-        return [[self.labels[j] for j in np.flatnonzero(row >= 0)] or [self.labels[int(row.argmax())]] for row in margins]
+        return [
+            [self.labels[j] for j in np.flatnonzero(row >= 0)] or [self.labels[int(row.argmax())]]
+            for row in margins
+        ]
 
     # ------------------------------------------------------------------------- relevance detector
 
@@ -230,7 +280,10 @@ class SparseModel:
 
     def _target_ids(self, records: list[dict[str, Any]], targets: list[str]) -> np.ndarray:
         index = {t: i for i, t in enumerate(targets)}
-        return np.array([index.get(document_text(r["target"], self.normalization), -1) for r in records], dtype=np.int64)
+        return np.array(
+            [index.get(document_text(r["target"], self.normalization), -1) for r in records],
+            dtype=np.int64,
+        )
 
     @staticmethod
     def _crossed(text: Any, ids: np.ndarray, n_targets: int) -> Any:
@@ -239,14 +292,24 @@ class SparseModel:
 
         coo, width = text.tocoo(), text.shape[1]
         keep = ids[coo.row] >= 0
-        crossed = csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep] + width * ids[coo.row[keep]])),
-                             shape=(text.shape[0], width * n_targets))
+        crossed = csr_matrix(
+            (coo.data[keep], (coo.row[keep], coo.col[keep] + width * ids[coo.row[keep]])),
+            shape=(text.shape[0], width * n_targets),
+        )
         known = np.flatnonzero(ids >= 0)
-        onehot = csr_matrix((np.ones(len(known), dtype=np.float32), (known, ids[known])), shape=(text.shape[0], n_targets))
+        onehot = csr_matrix(
+            (np.ones(len(known), dtype=np.float32), (known, ids[known])),
+            shape=(text.shape[0], n_targets),
+        )
         return hstack([crossed, onehot]).tocsr()
 
-    def fit_detector(self, related: list[dict[str, Any]], unrelated: list[dict[str, Any]],
-                     dev_related: list[dict[str, Any]], dev_unrelated: list[dict[str, Any]]) -> SparseModel:
+    def fit_detector(
+        self,
+        related: list[dict[str, Any]],
+        unrelated: list[dict[str, Any]],
+        dev_related: list[dict[str, Any]],
+        dev_unrelated: list[dict[str, Any]],
+    ) -> SparseModel:
         """Learn whether a text is about a target: real pairs against generated unrelated ones (stance, after :meth:`fit`).
 
         One logistic regression over the text's n-grams crossed with the
@@ -264,19 +327,35 @@ class SparseModel:
             return self
         targets = detector_targets(related, self.normalization)
         pairs, y = related + unrelated, np.r_[np.zeros(len(related)), np.ones(len(unrelated))]
-        dev_pairs, dev_y = dev_related + dev_unrelated, np.r_[np.zeros(len(dev_related)), np.ones(len(dev_unrelated))]
+        dev_pairs, dev_y = (
+            dev_related + dev_unrelated,
+            np.r_[np.zeros(len(dev_related)), np.ones(len(dev_unrelated))],
+        )
         crossed = self._fit_crossed(pairs, y, dev_pairs, dev_y, targets) if targets else None
         overlap = self._fit_overlap(pairs, y, dev_pairs, dev_y)
         if crossed is None and overlap is None:
             return self
-        self.detector = {"targets": targets if crossed else [], **(crossed or {"C": None, "dev_log_loss": None}),
-                         "min_pairs": DETECTOR_MIN_PAIRS, "overlap": overlap}
+        self.detector = {
+            "targets": targets if crossed else [],
+            **(crossed or {"C": None, "dev_log_loss": None}),
+            "min_pairs": DETECTOR_MIN_PAIRS,
+            "overlap": overlap,
+        }
         if crossed is None:
-            self.detector_weights, self.detector_bias = np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
+            self.detector_weights, self.detector_bias = (
+                np.zeros((0, 0), dtype=np.float32),
+                np.zeros(0, dtype=np.float32),
+            )
         return self
 
-    def _fit_crossed(self, pairs: list[dict[str, Any]], y: np.ndarray, dev_pairs: list[dict[str, Any]], dev_y: np.ndarray,
-                     targets: list[str]) -> dict[str, Any] | None:
+    def _fit_crossed(
+        self,
+        pairs: list[dict[str, Any]],
+        y: np.ndarray,
+        dev_pairs: list[dict[str, Any]],
+        dev_y: np.ndarray,
+        targets: list[str],
+    ) -> dict[str, Any] | None:
         from sklearn.linear_model import LogisticRegression
 
         def rows(records: list[dict[str, Any]]) -> tuple[Any, np.ndarray]:
@@ -291,37 +370,60 @@ class SparseModel:
         answered = dev_ids >= 0
         best = None
         for c in DETECTOR_C:
-            model = LogisticRegression(C=c, class_weight="balanced", solver="liblinear", max_iter=2000, random_state=0).fit(train, y)
-            loss = _balanced_log_loss(model.predict_proba(dev[answered])[:, 1], dev_y[answered]) if answered.any() else None
+            model = LogisticRegression(
+                C=c, class_weight="balanced", solver="liblinear", max_iter=2000, random_state=0
+            ).fit(train, y)
+            loss = (
+                _balanced_log_loss(model.predict_proba(dev[answered])[:, 1], dev_y[answered])
+                if answered.any()
+                else None
+            )
             if best is None or (loss is not None and loss < best[0] - 1e-4):
                 best = (loss if loss is not None else np.inf, c, model)
         loss, c, model = best
         width = (train.shape[1] - len(targets)) // len(targets)  # the text features per target
         coef = model.coef_[0].astype(np.float32)
         self.detector_weights = coef[: width * len(targets)].reshape(len(targets), width)
-        self.detector_bias = (coef[width * len(targets):] + model.intercept_[0]).astype(np.float32)
+        self.detector_bias = (coef[width * len(targets) :] + model.intercept_[0]).astype(np.float32)
         return {"C": c, "dev_log_loss": None if not np.isfinite(loss) else round(loss, 4)}
 
-    def _overlap(self, records: list[dict[str, Any]], columns: tuple[str, ...] | list[str] = OVERLAP) -> tuple[np.ndarray, np.ndarray]:
+    def _overlap(
+        self, records: list[dict[str, Any]], columns: tuple[str, ...] | list[str] = OVERLAP
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The overlap ``columns`` of each pair, and whether its target has words to look for."""
         targets = [document_text(r["target"], self.normalization) for r in records]
         texts = [document_text(r["text"], self.normalization) for r in records]
-        return relevance_features(targets, texts, columns), np.array([bool(_words(t)) for t in targets])
+        return relevance_features(targets, texts, columns), np.array(
+            [bool(_words(t)) for t in targets]
+        )
 
-    def _fit_overlap(self, pairs: list[dict[str, Any]], y: np.ndarray, dev_pairs: list[dict[str, Any]],
-                     dev_y: np.ndarray) -> dict[str, Any] | None:
+    def _fit_overlap(
+        self,
+        pairs: list[dict[str, Any]],
+        y: np.ndarray,
+        dev_pairs: list[dict[str, Any]],
+        dev_y: np.ndarray,
+    ) -> dict[str, Any] | None:
         from sklearn.linear_model import LogisticRegression
 
         x, usable = self._overlap(pairs)
         dev_x, dev_usable = self._overlap(dev_pairs)
         if len(set(y[usable])) < 2 or len(set(dev_y[dev_usable])) < 2:
             return None
-        model = LogisticRegression(class_weight="balanced", random_state=0).fit(x[usable], y[usable])
+        model = LogisticRegression(class_weight="balanced", random_state=0).fit(
+            x[usable], y[usable]
+        )
         loss = _balanced_log_loss(model.predict_proba(dev_x[dev_usable])[:, 1], dev_y[dev_usable])
-        if loss > np.log(2) - 0.05:  # no better than a constant on dev: no answer rather than a guess
+        if (
+            loss > np.log(2) - 0.05
+        ):  # no better than a constant on dev: no answer rather than a guess
             return None
-        return {"columns": list(OVERLAP), "weights": [round(float(w), 6) for w in model.coef_[0]],
-                "bias": round(float(model.intercept_[0]), 6), "dev_log_loss": round(loss, 4)}
+        return {
+            "columns": list(OVERLAP),
+            "weights": [round(float(w), 6) for w in model.coef_[0]],
+            "bias": round(float(model.intercept_[0]), 6),
+            "dev_log_loss": round(loss, 4),
+        }
 
     def unrelated_probability(self, records: list[dict[str, Any]]) -> np.ndarray:
         """The detector's probability that each (target, text) pair is not about its target; NaN where it does not answer
@@ -353,22 +455,55 @@ class SparseModel:
         from safetensors.numpy import save_file
 
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"format_version": SPARSE_FORMAT, "task": self.task, "labels": self.labels, "multi_label": self.multi_label,
-                "include_title": self.include_title, "relevance": list(RELEVANCE) if self.relevance else [],
-                "normalization": self.normalization.model_dump(),
-                "blocks": {name: {**BLOCKS[name], "ngram_range": list(BLOCKS[name]["ngram_range"]),
-                                  "features": len(v.vocabulary_)} for name, v in self.vectorizers.items()},
-                "classifier": "one-vs-rest logistic regression" if self.multi_label else "linear SVM (class-balanced)",
-                "detector": self.detector}
-        (directory / "sparse.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        vocab = {name: {term: int(i) for term, i in v.vocabulary_.items()} for name, v in self.vectorizers.items()}
-        (directory / "vocabulary.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        tensors = {f"idf.{name}": np.asarray(v.idf_, dtype=np.float32) for name, v in self.vectorizers.items()}
-        if self.detector is not None:  # mostly zeros (a target's block holds only the n-grams seen with it): kept sparse
+        meta = {
+            "format_version": SPARSE_FORMAT,
+            "task": self.task,
+            "labels": self.labels,
+            "multi_label": self.multi_label,
+            "include_title": self.include_title,
+            "relevance": list(RELEVANCE) if self.relevance else [],
+            "normalization": self.normalization.model_dump(),
+            "blocks": {
+                name: {
+                    **BLOCKS[name],
+                    "ngram_range": list(BLOCKS[name]["ngram_range"]),
+                    "features": len(v.vocabulary_),
+                }
+                for name, v in self.vectorizers.items()
+            },
+            "classifier": "one-vs-rest logistic regression"
+            if self.multi_label
+            else "linear SVM (class-balanced)",
+            "detector": self.detector,
+        }
+        (directory / "sparse.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        vocab = {
+            name: {term: int(i) for term, i in v.vocabulary_.items()}
+            for name, v in self.vectorizers.items()
+        }
+        (directory / "vocabulary.json").write_text(
+            json.dumps(vocab, ensure_ascii=False), encoding="utf-8"
+        )
+        tensors = {
+            f"idf.{name}": np.asarray(v.idf_, dtype=np.float32)
+            for name, v in self.vectorizers.items()
+        }
+        if (
+            self.detector is not None
+        ):  # mostly zeros (a target's block holds only the n-grams seen with it): kept sparse
             flat = self.detector_weights.ravel()
             index = np.flatnonzero(flat)
-            tensors |= {"detector.index": index.astype(np.int64), "detector.value": flat[index], "detector.bias": self.detector_bias}
-        save_file({**tensors, "weights": self.weights, "bias": self.bias}, str(directory / "weights.safetensors"))
+            tensors |= {
+                "detector.index": index.astype(np.int64),
+                "detector.value": flat[index],
+                "detector.bias": self.detector_bias,
+            }
+        save_file(
+            {**tensors, "weights": self.weights, "bias": self.bias},
+            str(directory / "weights.safetensors"),
+        )
 
     @classmethod
     def load(cls, directory: Path) -> SparseModel:
@@ -385,15 +520,28 @@ class SparseModel:
             vocab = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
             tensors = load_file(str(directory / "weights.safetensors"))
         except FileNotFoundError as exc:
-            raise ModelDirError(f"{directory}: the sparse model is incomplete ({Path(exc.filename).name} missing); "
-                                "refit it with `naba blend`") from None
+            raise ModelDirError(
+                f"{directory}: the sparse model is incomplete ({Path(exc.filename).name} missing); "
+                "refit it with `naba blend`"
+            ) from None
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
-            raise ModelDirError(f"{directory}: the sparse model is damaged ({type(exc).__name__}); refit it with `naba blend`") from None
+            raise ModelDirError(
+                f"{directory}: the sparse model is damaged ({type(exc).__name__}); refit it with `naba blend`"
+            ) from None
         if meta.get("format_version", 0) > SPARSE_FORMAT:
-            raise ModelDirError(f"{directory}: sparse format {meta['format_version']} is newer than this naba reads; upgrade naba")
-        model = cls(meta["task"], meta["labels"], meta["multi_label"], NormalizationConfig(**meta["normalization"]),
-                    meta.get("include_title", True))
-        model.relevance = bool(meta.get("relevance"))  # files written before the relevance columns have none
+            raise ModelDirError(
+                f"{directory}: sparse format {meta['format_version']} is newer than this naba reads; upgrade naba"
+            )
+        model = cls(
+            meta["task"],
+            meta["labels"],
+            meta["multi_label"],
+            NormalizationConfig(**meta["normalization"]),
+            meta.get("include_title", True),
+        )
+        model.relevance = bool(
+            meta.get("relevance")
+        )  # files written before the relevance columns have none
         for name in BLOCKS:
             vectorizer = _vectorizer(name, vocab[name])
             vectorizer.idf_ = tensors[f"idf.{name}"]
@@ -402,22 +550,37 @@ class SparseModel:
         text_width = sum(len(vocab[name]) for name in BLOCKS)
         width = text_width + (len(RELEVANCE) if model.relevance else 0)
         if model.weights.shape != (len(model.labels), width):
-            raise ModelDirError(f"{directory}: the sparse weights do not match its vocabulary; refit it with `naba blend`")
+            raise ModelDirError(
+                f"{directory}: the sparse weights do not match its vocabulary; refit it with `naba blend`"
+            )
         detector = meta.get("detector")
         if detector:  # files written before the relevance detector have none
             n = len(detector["targets"])
             index, value = tensors.get("detector.index"), tensors.get("detector.value")
-            if index is None or value is None or len(tensors.get("detector.bias", [])) != n or (
-                    len(index) and (index.min() < 0 or index.max() >= n * text_width)) or len(index) != len(value):
-                raise ModelDirError(f"{directory}: the relevance detector's weights do not match its vocabulary; "
-                                    "refit it with `naba blend`")
+            if (
+                index is None
+                or value is None
+                or len(tensors.get("detector.bias", [])) != n
+                or (len(index) and (index.min() < 0 or index.max() >= n * text_width))
+                or len(index) != len(value)
+            ):
+                raise ModelDirError(
+                    f"{directory}: the relevance detector's weights do not match its vocabulary; "
+                    "refit it with `naba blend`"
+                )
             weights = np.zeros(n * text_width, dtype=np.float32)
             weights[index] = value
             overlap = detector.get("overlap") or {}
             columns = overlap.get("columns")
-            if overlap and (not columns or not set(columns) <= set(OVERLAP) or len(overlap.get("weights", [])) != len(columns)):
-                raise ModelDirError(f"{directory}: the relevance detector's overlap part names columns this naba does not "
-                                    "compute or does not match its weights; refit it with `naba blend`")
+            if overlap and (
+                not columns
+                or not set(columns) <= set(OVERLAP)
+                or len(overlap.get("weights", [])) != len(columns)
+            ):
+                raise ModelDirError(
+                    f"{directory}: the relevance detector's overlap part names columns this naba does not "
+                    "compute or does not match its weights; refit it with `naba blend`"
+                )
             model.detector, model.detector_weights = detector, weights.reshape(n, text_width)
             model.detector_bias = tensors["detector.bias"]
         return model

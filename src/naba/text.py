@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from naba.config import NormalizationConfig
 
 # Harakat, shadda, sukun, superscript alef and Quranic annotation marks.
-_DIACRITICS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed]")
+_DIACRITICS = re.compile(
+    "[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed]"
+)
 _TATWEEL = "\u0640"
 # Bidi embeddings/overrides/isolates, the Arabic letter mark, zero-width
 # characters and the BOM: invisible, but they split words for a tokenizer.
@@ -34,8 +36,10 @@ _MENTION = re.compile(r"(?<![\w@])@\w+")
 _SPACES = re.compile(r"\s+")
 # Markup in scraped articles: script/style blocks (with their content), comments, and tags (a name right
 # after "<", so "a < b" and "x<5" are text). Replaced by a space: <p> and <br> separate words.
-_MARKUP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)|</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>",
-                     re.IGNORECASE | re.DOTALL)
+_MARKUP = re.compile(
+    r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)|</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>",
+    re.IGNORECASE | re.DOTALL,
+)
 
 _ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا"})
 _ALEF_MAKSURA = str.maketrans({"ى": "ي"})
@@ -159,7 +163,13 @@ def _default_config() -> NormalizationConfig:
 def folding_config() -> NormalizationConfig:
     from naba.config import NormalizationConfig
 
-    return NormalizationConfig(fold_alef=True, fold_alef_maksura=True, fold_ta_marbuta=True, urls="remove", mentions="remove")
+    return NormalizationConfig(
+        fold_alef=True,
+        fold_alef_maksura=True,
+        fold_ta_marbuta=True,
+        urls="remove",
+        mentions="remove",
+    )
 
 
 _PUNCT = re.compile(r"[^\w\s]|_")

@@ -39,8 +39,12 @@ class ImportSummary:
     unmatched_path: Path | None = None
 
 
-def iter_import(sources: list[Path], fmt: ImportFormat, task: Task = "topic",
-                columns: ColumnsConfig | None = None) -> Iterator[dict[str, Any] | Problem]:
+def iter_import(
+    sources: list[Path],
+    fmt: ImportFormat,
+    task: Task = "topic",
+    columns: ColumnsConfig | None = None,
+) -> Iterator[dict[str, Any] | Problem]:
     """Records (or Problems) from every source, in order (``auto``: each source's format from its name, see :func:`source_format`)."""
     if fmt == "auto":
         for source in sources:
@@ -72,7 +76,10 @@ def source_format(source: Path) -> ImportFormat:
     if name.endswith((".tar.gz", ".tgz")):
         return "trec"
     if source.is_dir():
-        if any((source / marker).exists() for marker in ("dataset_info.json", "dataset_dict.json", "state.json")):
+        if any(
+            (source / marker).exists()
+            for marker in ("dataset_info.json", "dataset_dict.json", "state.json")
+        ):
             return "hf"
         return "page" if any(source.rglob("*.txt")) else "trec"
     if name.endswith(".txt"):
@@ -87,17 +94,31 @@ def side_path(output: Path, kind: str) -> Path:
     return output.with_name(f"{stem}.{kind}.jsonl")
 
 
-def run_import(sources: list[Path], output: Path, fmt: ImportFormat, task: Task = "topic",
-               taxonomy: Taxonomy | None = None, columns: ColumnsConfig | None = None, progress: Any = None) -> ImportSummary:
+def run_import(
+    sources: list[Path],
+    output: Path,
+    fmt: ImportFormat,
+    task: Task = "topic",
+    taxonomy: Taxonomy | None = None,
+    columns: ColumnsConfig | None = None,
+    progress: Any = None,
+) -> ImportSummary:
     """Import sources into ``output`` (atomically), with side files for errors and unmatched articles.
 
     With a taxonomy, records that have no ``topics`` get them from the
     taxonomy, with ``labels_from`` evidence; records it cannot label go to
     the unmatched side file. ``progress``: a bar updated once per record or error.
     """
-    summary = ImportSummary(output=output, errors_path=side_path(output, "errors"),
-                            unmatched_path=side_path(output, "unmatched"))
-    with atomic_file(output) as out, atomic_file(summary.errors_path) as errors, atomic_file(summary.unmatched_path) as unmatched:
+    summary = ImportSummary(
+        output=output,
+        errors_path=side_path(output, "errors"),
+        unmatched_path=side_path(output, "unmatched"),
+    )
+    with (
+        atomic_file(output) as out,
+        atomic_file(summary.errors_path) as errors,
+        atomic_file(summary.unmatched_path) as unmatched,
+    ):
         for item in iter_import(sources, fmt, task, columns):
             if progress is not None:
                 progress.update(1)
@@ -118,7 +139,10 @@ def run_import(sources: list[Path], output: Path, fmt: ImportFormat, task: Task 
             summary.topics.update(item.get("topics", []))
             out.write(dumps(item) + "\n")
             summary.written += 1
-    for path, count in ((summary.errors_path, summary.errors), (summary.unmatched_path, summary.unmatched)):
+    for path, count in (
+        (summary.errors_path, summary.errors),
+        (summary.unmatched_path, summary.unmatched),
+    ):
         if count == 0:
             path.unlink(missing_ok=True)
     return summary

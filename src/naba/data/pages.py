@@ -23,9 +23,13 @@ _DATE = re.compile(r"^\s*تاريخ\s+النشر\s*[:：]\s*(.*)$")
 _TAGS = re.compile(r"^\s*كلمات\s+دلالية\s*[:：]\s*(.*)$")
 _SOURCE = re.compile(r"المصدر\s*[:：]\s*(.*)$")
 # Widgets whose whole line is boilerplate.
-_DROP_LINE = re.compile(r"^\s*(?:شارك\s+هذا\s+المقال|المصادر\s+الإضافية|مواضيع\s+إضافية\s*$|تابعونا\s+على|يعرض\s+الآن)")
+_DROP_LINE = re.compile(
+    r"^\s*(?:شارك\s+هذا\s+المقال|المصادر\s+الإضافية|مواضيع\s+إضافية\s*$|تابعونا\s+على|يعرض\s+الآن)"
+)
 # A heading that opens a block of related headlines, one per line.
-_RELATED_BLOCK = re.compile(r"^\s*(?:أخبار\s+ذات\s+صلة|مواضيع\s+إضافية|اقرأ\s+المزيد|الأكثر\s+قراءة)\s*[:：]?\s*$")
+_RELATED_BLOCK = re.compile(
+    r"^\s*(?:أخبار\s+ذات\s+صلة|مواضيع\s+إضافية|اقرأ\s+المزيد|الأكثر\s+قراءة)\s*[:：]?\s*$"
+)
 # The same heading glued to the first words of a body paragraph by the scraper.
 _RELATED_PREFIX = re.compile(r"^\s*(?:أخبار\s+ذات\s+صلة)\s*")
 # Ta marbuta and alef maksura only end words: one followed by a letter marks
@@ -34,8 +38,26 @@ _GLUE = re.compile(r"(?<=[ةى])(?=[\u0621-\u064a])")
 _MIN_GLUED_WORDS = 8
 _SENTENCE_END = re.compile(r"[.!?؟،,:؛\"«»]")
 
-_MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"], start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        start=1,
+    )
+}
 _EN_DATE = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?,?\s+([A-Za-z]+),?\s+(\d{4})")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
@@ -147,8 +169,10 @@ def page_files(sources: list[Path]) -> Iterator[Path]:
         if source.is_dir():
             pages = sorted(p for p in source.rglob("*.txt") if not p.name.startswith((".", "_")))
             if not pages:
-                raise InputError(f"{source}: is a directory without page files (*.txt); "
-                                 "pass a folder of raw pages, or the data files themselves")
+                raise InputError(
+                    f"{source}: is a directory without page files (*.txt); "
+                    "pass a folder of raw pages, or the data files themselves"
+                )
             yield from pages
         elif source.exists():
             yield source
@@ -167,7 +191,7 @@ def import_pages(sources: list[Path]) -> Iterator[dict[str, Any] | Problem]:
         lines: list[str] = []
         broken = False
         try:
-            for number, line in iter_lines(path):
+            for _number, line in iter_lines(path):
                 if isinstance(line, Problem):
                     yield line
                     broken = True
@@ -181,11 +205,21 @@ def import_pages(sources: list[Path]) -> Iterator[dict[str, Any] | Problem]:
             continue
         blocks = split_page(lines)
         if not blocks:
-            yield Problem(str(path), None, "(page)", "expected at least one article (headline then body), found an empty page")
+            yield Problem(
+                str(path),
+                None,
+                "(page)",
+                "expected at least one article (headline then body), found an empty page",
+            )
             continue
         for index, block in enumerate(blocks):
             article = parse_article(block)
             if article is None:
-                yield Problem(str(path), None, f"article {index}", "expected a headline line followed by body text, found no body")
+                yield Problem(
+                    str(path),
+                    None,
+                    f"article {index}",
+                    "expected a headline line followed by body text, found no body",
+                )
                 continue
             yield {"id": f"{path.stem}-{index}", **article}

@@ -39,19 +39,35 @@ def detect_format(path: Path) -> str:
     if is_stdin(path):
         return "jsonl"
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        if (
+            (path / "dataset_info.json").exists()
+            or (path / "dataset_dict.json").exists()
+            or (path / "state.json").exists()
+        ):
             return "hf"
         raise InputError(
             f"{path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
             "pass a file, or a directory saved with Dataset.save_to_disk"
         )
     name = path.name.lower()
-    for suffix, fmt in ((".jsonl", "jsonl"), (".jsonl.gz", "jsonl"), (".json", "jsonl"), (".json.gz", "jsonl"),
-                        (".ndjson", "jsonl"), (".csv", "csv"), (".csv.gz", "csv"), (".tsv", "csv"),
-                        (".parquet", "parquet"), (".txt", "txt"), (".txt.gz", "txt")):
+    for suffix, fmt in (
+        (".jsonl", "jsonl"),
+        (".jsonl.gz", "jsonl"),
+        (".json", "jsonl"),
+        (".json.gz", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".csv", "csv"),
+        (".csv.gz", "csv"),
+        (".tsv", "csv"),
+        (".parquet", "parquet"),
+        (".txt", "txt"),
+        (".txt.gz", "txt"),
+    ):
         if name.endswith(suffix):
             return fmt
-    raise InputError(f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt or a datasets directory (or pass --format)")
+    raise InputError(
+        f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt or a datasets directory (or pass --format)"
+    )
 
 
 STDIN = "-"  # a path of "-" reads standard input (JSONL unless a format is given)
@@ -92,8 +108,12 @@ class _Unclosed(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._raw.read1(len(buffer)) if hasattr(self._raw, "read1") else self._raw.read(len(buffer))
-        buffer[:len(data)] = data
+        data = (
+            self._raw.read1(len(buffer))
+            if hasattr(self._raw, "read1")
+            else self._raw.read(len(buffer))
+        )
+        buffer[: len(data)] = data
         return len(data)
 
 
@@ -103,7 +123,9 @@ def _check_encoding(path: Path, head: bytes) -> None:
     little = len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] != 0
     big = len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] != 0
     if head.startswith(_UTF16_BOMS) or little or big:
-        raise InputError(f"{path}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+        raise InputError(
+            f"{path}: looks like UTF-16; re-save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+        )
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
@@ -121,16 +143,25 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
                 if first:
                     _check_encoding(path, raw[:4])
                     if raw.startswith(codecs.BOM_UTF8):
-                        raw = raw[len(codecs.BOM_UTF8):]
+                        raw = raw[len(codecs.BOM_UTF8) :]
                     first = False
                 try:
                     yield number, raw.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as exc:
-                    yield number, Problem(str(path), number, "(line)",
-                                          f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; "
-                                          "re-save the file as UTF-8")
+                    yield (
+                        number,
+                        Problem(
+                            str(path),
+                            number,
+                            "(line)",
+                            f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; "
+                            "re-save the file as UTF-8",
+                        ),
+                    )
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: corrupt gzip file ({exc}); re-create or re-download it") from None
+        raise InputError(
+            f"{path}: corrupt gzip file ({exc}); re-create or re-download it"
+        ) from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Row | Problem]]:
@@ -146,18 +177,52 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Row | Problem]]:
         except json.JSONDecodeError as exc:
             # Some messages already end in "at" ("Unterminated string starting at").
             reason = exc.msg.removesuffix(" at")
-            yield number, Problem(str(path), number, "(json)", f"expected a JSON object, found invalid JSON ({reason} at column {exc.colno})")
+            yield (
+                number,
+                Problem(
+                    str(path),
+                    number,
+                    "(json)",
+                    f"expected a JSON object, found invalid JSON ({reason} at column {exc.colno})",
+                ),
+            )
             continue
         except RecursionError:
-            yield number, Problem(str(path), number, "(json)", "expected a JSON object, found JSON nested too deeply to read; "
-                                                               "flatten the row or remove the line")
+            yield (
+                number,
+                Problem(
+                    str(path),
+                    number,
+                    "(json)",
+                    "expected a JSON object, found JSON nested too deeply to read; "
+                    "flatten the row or remove the line",
+                ),
+            )
             continue
-        except ValueError:  # int() refuses numbers of thousands of digits (sys.get_int_max_str_digits)
-            yield number, Problem(str(path), number, "(json)", "expected a JSON object, found a number with too many digits "
-                                                               "to read; quote it as a string or remove the line")
+        except (
+            ValueError
+        ):  # int() refuses numbers of thousands of digits (sys.get_int_max_str_digits)
+            yield (
+                number,
+                Problem(
+                    str(path),
+                    number,
+                    "(json)",
+                    "expected a JSON object, found a number with too many digits "
+                    "to read; quote it as a string or remove the line",
+                ),
+            )
             continue
         if not isinstance(value, dict):
-            yield number, Problem(str(path), number, "(json)", f"expected a JSON object, found {type(value).__name__}")
+            yield (
+                number,
+                Problem(
+                    str(path),
+                    number,
+                    "(json)",
+                    f"expected a JSON object, found {type(value).__name__}",
+                ),
+            )
             continue
         yield number, value
 
@@ -191,11 +256,13 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
             if number == 1:
                 _check_encoding(path, raw[:4])
                 if raw.startswith(codecs.BOM_UTF8):
-                    raw = raw[len(codecs.BOM_UTF8):]
+                    raw = raw[len(codecs.BOM_UTF8) :]
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                bad_lines[number] = f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; re-save the file as UTF-8"
+                bad_lines[number] = (
+                    f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; re-save the file as UTF-8"
+                )
                 yield raw.decode("utf-8", errors="replace")
 
     # A 1 MB article is a legitimate field; the csv module's default limit is 128 kB.
@@ -206,14 +273,18 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
             try:
                 header = next(reader, None)
             except csv.Error as exc:
-                raise InputError(f"{path}:1: header: malformed CSV ({exc}); fix the header line") from None
+                raise InputError(
+                    f"{path}:1: header: malformed CSV ({exc}); fix the header line"
+                ) from None
             if 1 in bad_lines:
                 raise InputError(f"{path}:1: header: {bad_lines[1]}")
             if not header:
                 return
             duplicates = sorted({name for name in header if header.count(name) > 1})
             if duplicates:
-                raise InputError(f"{path}:1: header: duplicate column names {duplicates}; rename them")
+                raise InputError(
+                    f"{path}:1: header: duplicate column names {duplicates}; rename them"
+                )
             while True:
                 start = fed + 1
                 try:
@@ -221,7 +292,15 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
                 except StopIteration:
                     break
                 except csv.Error as exc:
-                    yield start, Problem(str(path), start, "(csv)", f"malformed CSV ({exc}); fix the quoting of this record")
+                    yield (
+                        start,
+                        Problem(
+                            str(path),
+                            start,
+                            "(csv)",
+                            f"malformed CSV ({exc}); fix the quoting of this record",
+                        ),
+                    )
                     continue
                 if not values:  # a blank line
                     continue
@@ -229,17 +308,39 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
                 if bad:
                     yield start, Problem(str(path), bad[0], "(line)", bad_lines[bad[0]])
                 elif len(values) > len(header):
-                    yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found more")
+                    yield (
+                        start,
+                        Problem(
+                            str(path), start, "(csv)", f"expected {len(header)} columns, found more"
+                        ),
+                    )
                 elif len(values) < len(header) and fed > start:
-                    yield start, Problem(str(path), start, "(csv)",
-                                         f"expected {len(header)} columns, found fewer in a record that runs from line {start} "
-                                         f"to line {fed}; a quoted field is probably missing its closing quote")
+                    yield (
+                        start,
+                        Problem(
+                            str(path),
+                            start,
+                            "(csv)",
+                            f"expected {len(header)} columns, found fewer in a record that runs from line {start} "
+                            f"to line {fed}; a quoted field is probably missing its closing quote",
+                        ),
+                    )
                 elif len(values) < len(header):
-                    yield start, Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found fewer")
+                    yield (
+                        start,
+                        Problem(
+                            str(path),
+                            start,
+                            "(csv)",
+                            f"expected {len(header)} columns, found fewer",
+                        ),
+                    )
                 else:
                     yield start, dict(zip(header, values))
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: corrupt gzip file ({exc}); re-create or re-download it") from None
+        raise InputError(
+            f"{path}: corrupt gzip file ({exc}); re-create or re-download it"
+        ) from None
 
 
 def read_parquet(path: Path, batch_size: int = 4096) -> Iterator[tuple[int, Row | Problem]]:
@@ -267,9 +368,10 @@ def read_hf(path: Path) -> Iterator[tuple[int, Row | Problem]]:
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(f"{path}: not a datasets directory ({exc})") from None
     if isinstance(dataset, DatasetDict):
-        raise InputError(f"{path}: holds several splits {list(dataset)}; pass one split's directory, e.g. {path}/train")
-    for number, row in enumerate(dataset, start=1):
-        yield number, row
+        raise InputError(
+            f"{path}: holds several splits {list(dataset)}; pass one split's directory, e.g. {path}/train"
+        )
+    yield from enumerate(dataset, start=1)
 
 
 def read_rows(path: str | Path, fmt: str = "auto") -> Iterator[tuple[int, Row | Problem]]:
@@ -289,13 +391,20 @@ def read_rows(path: str | Path, fmt: str = "auto") -> Iterator[tuple[int, Row | 
     if is_stdin(path):
         fmt = "jsonl" if fmt == "auto" else fmt
         if fmt in ("parquet", "hf"):
-            raise InputError(f"standard input: {fmt} cannot be streamed from a pipe; pass the file itself")
+            raise InputError(
+                f"standard input: {fmt} cannot be streamed from a pipe; pass the file itself"
+            )
     if fmt == "auto":
         if not path.exists():
             raise InputError(f"{path}: no such file")
         fmt = detect_format(path)
-    readers = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet, "hf": read_hf, "txt": read_txt}
+    readers = {
+        "jsonl": read_jsonl,
+        "csv": read_csv,
+        "parquet": read_parquet,
+        "hf": read_hf,
+        "txt": read_txt,
+    }
     if fmt not in readers:
         raise InputError(f"{path}: unknown format {fmt!r}; expected one of {', '.join(readers)}")
     return readers[fmt](path)
-

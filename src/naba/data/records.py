@@ -39,7 +39,11 @@ class FieldError(Exception):
 def _text_field(row: dict[str, Any], column: str, name: str, required: bool = True) -> str | None:
     if column not in row or row[column] is None:
         if required:
-            raise FieldError(name, f"expected a non-empty string, found no {column!r} field" + (f" (mapped from {name!r})" if column != name else ""))
+            raise FieldError(
+                name,
+                f"expected a non-empty string, found no {column!r} field"
+                + (f" (mapped from {name!r})" if column != name else ""),
+            )
         return None
     value = row[column]
     if isinstance(value, (int, float)) and not isinstance(value, bool) and name == "id":
@@ -47,9 +51,16 @@ def _text_field(row: dict[str, Any], column: str, name: str, required: bool = Tr
     if not isinstance(value, str):
         raise FieldError(name, f"expected a string, found {type(value).__name__} {value!r:.40}")
     if required and not value.strip():
-        raise FieldError(name, "expected a non-empty string, found " + ("an empty string" if not value else "only whitespace"))
+        raise FieldError(
+            name,
+            "expected a non-empty string, found "
+            + ("an empty string" if not value else "only whitespace"),
+        )
     if required and is_blank(value):
-        raise FieldError(name, "expected a non-empty string, found only invisible characters (bidi or zero-width controls)")
+        raise FieldError(
+            name,
+            "expected a non-empty string, found only invisible characters (bidi or zero-width controls)",
+        )
     return value
 
 
@@ -62,20 +73,33 @@ def required_text(row: dict[str, Any], column: str, name: str = "text") -> str:
     return cast(str, _text_field(row, column, name))  # required: never None
 
 
-def _labels(row: dict[str, Any], column: str, separator: str | None, multi: bool, string_labels: bool) -> list[str]:
+def _labels(
+    row: dict[str, Any], column: str, separator: str | None, multi: bool, string_labels: bool
+) -> list[str]:
     if column not in row or row[column] is None:
-        raise FieldError(column, "expected " + ("a list of labels" if multi else "a label") + f", found no {column!r} field")
+        raise FieldError(
+            column,
+            "expected "
+            + ("a list of labels" if multi else "a label")
+            + f", found no {column!r} field",
+        )
     value = row[column]
     if isinstance(value, str):
         if separator is not None:
             value = [part.strip() for part in value.split(separator)]
         elif multi and value.lstrip().startswith("["):
-            raise FieldError(column, f"expected a list of labels, found a string that looks like a list {value!r:.60}; write it as a JSON list")
+            raise FieldError(
+                column,
+                f"expected a list of labels, found a string that looks like a list {value!r:.60}; write it as a JSON list",
+            )
         elif multi and not string_labels and value.strip():
             # "topics": "energy" is far more often a mistake in a converter than a deliberate single label.
             found = json.dumps(value, ensure_ascii=False)
-            raise FieldError(column, f"expected a list of labels, found the string {found:.60}; write it as a list, "
-                                     f"e.g. [{json.dumps(value.strip(), ensure_ascii=False):.60}]")
+            raise FieldError(
+                column,
+                f"expected a list of labels, found the string {found:.60}; write it as a list, "
+                f"e.g. [{json.dumps(value.strip(), ensure_ascii=False):.60}]",
+            )
         else:
             value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
@@ -86,8 +110,15 @@ def _labels(row: dict[str, Any], column: str, separator: str | None, multi: bool
     return labels
 
 
-def to_record(row: dict[str, Any], task: Task, columns: ColumnsConfig | None = None, *, line: int | None = None,
-              require_label: bool = True, string_labels: bool = False) -> dict[str, Any]:
+def to_record(
+    row: dict[str, Any],
+    task: Task,
+    columns: ColumnsConfig | None = None,
+    *,
+    line: int | None = None,
+    require_label: bool = True,
+    string_labels: bool = False,
+) -> dict[str, Any]:
     """Convert one user row to a canonical record.
 
     Args:
@@ -120,7 +151,9 @@ def to_record(row: dict[str, Any], task: Task, columns: ColumnsConfig | None = N
         if require_label or row.get(label_column) is not None:
             # The canonical "topics" field is a list; a column the user mapped may hold one label as a string.
             strings = string_labels or label_column != DEFAULT_LABEL_COLUMN["topic"]
-            record["topics"] = _labels(row, label_column, cols.label_separator, multi=True, string_labels=strings)
+            record["topics"] = _labels(
+                row, label_column, cols.label_separator, multi=True, string_labels=strings
+            )
         for key in TOPIC_OPTIONAL[1:]:
             if row.get(key) not in (None, "", []):
                 record[key] = row[key]
@@ -129,7 +162,9 @@ def to_record(row: dict[str, Any], task: Task, columns: ColumnsConfig | None = N
         if record["target"] is None:
             del record["target"]
         if require_label or row.get(label_column) is not None:
-            stance = _labels(row, label_column, cols.label_separator, multi=False, string_labels=True)
+            stance = _labels(
+                row, label_column, cols.label_separator, multi=False, string_labels=True
+            )
             if len(stance) != 1:
                 raise FieldError(label_column, f"expected one stance label, found {stance}")
             record["stance"] = stance[0]
@@ -141,7 +176,11 @@ def labels_of(record: dict[str, Any], task: Task) -> list[str]:
     return list(record["topics"]) if task == "topic" else [record["stance"]]
 
 
-_COLUMN_OPTIONS = {"text_column": "--text-column", "label_column": "--label-column", "target_column": "--target-column"}
+_COLUMN_OPTIONS = {
+    "text_column": "--text-column",
+    "label_column": "--label-column",
+    "target_column": "--target-column",
+}
 
 
 def check_header(path: str | Path, header: Iterable[str], wanted: dict[str, str]) -> None:
@@ -162,12 +201,16 @@ def check_header(path: str | Path, header: Iterable[str], wanted: dict[str, str]
         if column in found:
             continue
         flag, key_path = _COLUMN_OPTIONS[key], f"columns.{key}"
-        close = [c for c in found if c.strip().casefold() == column.casefold()] or difflib.get_close_matches(column, found, n=1)
+        close = [
+            c for c in found if c.strip().casefold() == column.casefold()
+        ] or difflib.get_close_matches(column, found, n=1)
         if close:
             hint = f"did you mean {close[0]!r}? rename it to {column!r}, or pass {flag} {close[0]} ({key_path} in a training config)"
         else:
             hint = f"add it, or name the column that holds it with {flag} ({key_path} in a training config)"
-        raise InputError(f"{path}:1: header: expected a {column!r} column, found {', '.join(map(repr, found)) or 'none'}; {hint}")
+        raise InputError(
+            f"{path}:1: header: expected a {column!r} column, found {', '.join(map(repr, found)) or 'none'}; {hint}"
+        )
 
 
 def required_columns(task: Task, columns: ColumnsConfig, require_label: bool) -> dict[str, str]:
@@ -180,8 +223,13 @@ def required_columns(task: Task, columns: ColumnsConfig, require_label: bool) ->
     return wanted
 
 
-def iter_records(path: str | Path, task: Task, columns: ColumnsConfig | None = None, fmt: str = "auto",
-                 require_label: bool = True) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
+def iter_records(
+    path: str | Path,
+    task: Task,
+    columns: ColumnsConfig | None = None,
+    fmt: str = "auto",
+    require_label: bool = True,
+) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
     """Stream canonical records from a file; bad rows come out as :class:`Problem`.
 
     Raises:
@@ -201,12 +249,19 @@ def iter_records(path: str | Path, task: Task, columns: ColumnsConfig | None = N
             check_header(path, row, required_columns(task, cols, require_label))
             checked = True
         try:
-            yield line, to_record(row, task, cols, line=line, require_label=require_label, string_labels=strings)
+            yield (
+                line,
+                to_record(
+                    row, task, cols, line=line, require_label=require_label, string_labels=strings
+                ),
+            )
         except FieldError as exc:
             yield line, Problem(str(path), line, exc.field, exc.message)
 
 
-def load_records(path: str | Path, task: Task, columns: ColumnsConfig | None = None, fmt: str = "auto") -> list[dict[str, Any]]:
+def load_records(
+    path: str | Path, task: Task, columns: ColumnsConfig | None = None, fmt: str = "auto"
+) -> list[dict[str, Any]]:
     """Read a whole (small) labelled file, failing on the first bad row.
 
     For training and evaluation splits, which must be clean: run
@@ -218,15 +273,22 @@ def load_records(path: str | Path, task: Task, columns: ColumnsConfig | None = N
     records = []
     for _, item in iter_records(path, task, columns, fmt):
         if isinstance(item, Problem):
-            raise InputError(f"{item} (run `naba data validate {path} --task {task}` to list every problem)")
+            raise InputError(
+                f"{item} (run `naba data validate {path} --task {task}` to list every problem)"
+            )
         records.append(item)
     if not records:
         raise InputError(f"{path}: no records; expected at least one {task} row")
     return records
 
 
-def unknown_labels(path: str | Path, task: Task, known: Iterable[str], columns: ColumnsConfig | None = None,
-                   fmt: str = "auto") -> tuple[list[str], int, int | None]:
+def unknown_labels(
+    path: str | Path,
+    task: Task,
+    known: Iterable[str],
+    columns: ColumnsConfig | None = None,
+    fmt: str = "auto",
+) -> tuple[list[str], int, int | None]:
     """Labels in a (valid) file outside ``known``: ``(sorted labels, rows holding them, first such line)``.
 
     For error messages that name the line: ``FILE:LINE: topics: labels [...] ...``.

@@ -40,7 +40,9 @@ def _pair_key(record: dict[str, Any], task: Task, normalise: bool) -> str:
     return keyer(record["target"]) + "\x1f" + key if task == "stance" else key
 
 
-def deduplicate(records: list[dict[str, Any]], task: Task) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def deduplicate(
+    records: list[dict[str, Any]], task: Task
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Drop exact, then normalised duplicates; report what went and label conflicts."""
     kept: list[dict[str, Any]] = []
     first_by_key: dict[tuple[str, str], dict[str, Any]] = {}
@@ -61,10 +63,20 @@ def deduplicate(records: list[dict[str, Any]], task: Task) -> tuple[list[dict[st
         kind, first = duplicate_of
         removed[kind].append({"id": record["id"], "duplicate_of": first["id"]})
         if sorted(labels_of(record, task)) != sorted(labels_of(first, task)):
-            conflicts.append({"id": record["id"], "duplicate_of": first["id"],
-                              "labels": labels_of(record, task), "kept_labels": labels_of(first, task)})
-    report = {"exact_duplicates_removed": len(removed["exact"]), "normalised_duplicates_removed": len(removed["normalised"]),
-              "removed": removed["exact"] + removed["normalised"], "label_conflicts": conflicts}
+            conflicts.append(
+                {
+                    "id": record["id"],
+                    "duplicate_of": first["id"],
+                    "labels": labels_of(record, task),
+                    "kept_labels": labels_of(first, task),
+                }
+            )
+    report = {
+        "exact_duplicates_removed": len(removed["exact"]),
+        "normalised_duplicates_removed": len(removed["normalised"]),
+        "removed": removed["exact"] + removed["normalised"],
+        "label_conflicts": conflicts,
+    }
     return kept, report
 
 
@@ -72,7 +84,9 @@ def _targets(n: int, ratios: dict[str, float]) -> dict[str, float]:
     return {name: n * ratio for name, ratio in ratios.items()}
 
 
-def _stratified(items: list[int], keys: list[str], ratios: dict[str, float], rng: random.Random) -> dict[int, str]:
+def _stratified(
+    items: list[int], keys: list[str], ratios: dict[str, float], rng: random.Random
+) -> dict[int, str]:
     """Per key, shuffle and cut by ratio; carry rounding so small classes still reach dev and test."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for index, key in zip(items, keys):
@@ -89,16 +103,23 @@ def _stratified(items: list[int], keys: list[str], ratios: dict[str, float], rng
             carry[name] = exact - counts[name] if len(members) >= 3 else carry[name]
         cut_test, cut_dev = counts["test"], counts["test"] + counts["dev"]
         for position, index in enumerate(members):
-            assignment[index] = "test" if position < cut_test else "dev" if position < cut_dev else "train"
+            assignment[index] = (
+                "test" if position < cut_test else "dev" if position < cut_dev else "train"
+            )
     return assignment
 
 
-def iterative_stratification(label_sets: list[list[str]], ratios: dict[str, float], rng: random.Random) -> list[str]:
+def iterative_stratification(
+    label_sets: list[list[str]], ratios: dict[str, float], rng: random.Random
+) -> list[str]:
     """Assign each example to a split so every label is spread by ``ratios`` (Sechidis et al. 2011)."""
     n = len(label_sets)
     wanted = _targets(n, ratios)
     label_counts = Counter(label for labels in label_sets for label in set(labels))
-    wanted_label = {name: {label: count * ratio for label, count in label_counts.items()} for name, ratio in ratios.items()}
+    wanted_label = {
+        name: {label: count * ratio for label, count in label_counts.items()}
+        for name, ratio in ratios.items()
+    }
     remaining = set(range(n))
     by_label: dict[str, set[int]] = defaultdict(set)
     for index, labels in enumerate(label_sets):
@@ -139,7 +160,9 @@ def iterative_stratification(label_sets: list[list[str]], ratios: dict[str, floa
     return assignment
 
 
-def _grouped(groups: dict[str, list[int]], ratios: dict[str, float], rng: random.Random) -> dict[int, str]:
+def _grouped(
+    groups: dict[str, list[int]], ratios: dict[str, float], rng: random.Random
+) -> dict[int, str]:
     """Whole groups to splits, largest first, each to the split furthest below its share."""
     total = sum(len(members) for members in groups.values())
     wanted = _targets(total, ratios)
@@ -155,9 +178,16 @@ def _grouped(groups: dict[str, list[int]], ratios: dict[str, float], rng: random
     return assignment
 
 
-def split_records(records: list[dict[str, Any]], task: Task, dev: float = 0.1, test: float = 0.1, seed: int = 13,
-                  grouping: Literal["auto", "target", "none"] = "auto", claim_min_words: int = 6,
-                  many_targets: int = 50) -> SplitResult:
+def split_records(
+    records: list[dict[str, Any]],
+    task: Task,
+    dev: float = 0.1,
+    test: float = 0.1,
+    seed: int = 13,
+    grouping: Literal["auto", "target", "none"] = "auto",
+    claim_min_words: int = 6,
+    many_targets: int = 50,
+) -> SplitResult:
     """Deduplicate and split records into train, dev and test.
 
     Args:
@@ -175,7 +205,9 @@ def split_records(records: list[dict[str, Any]], task: Task, dev: float = 0.1, t
         duplicates removed, label counts per split and cross-split leakage.
     """
     if not 0 < dev < 1 or not 0 < test < 1 or dev + test >= 1:
-        raise ValueError(f"expected dev and test fractions in (0, 1) summing below 1, found dev={dev}, test={test}")
+        raise ValueError(
+            f"expected dev and test fractions in (0, 1) summing below 1, found dev={dev}, test={test}"
+        )
     rng = random.Random(seed)
     kept, dedup_report = deduplicate(records, task)
     ratios = {"train": 1 - dev - test, "dev": dev, "test": test}
@@ -206,24 +238,38 @@ def split_records(records: list[dict[str, Any]], task: Task, dev: float = 0.1, t
                 groups[dedup_key(record["target"])].append(index)
             else:
                 loose.append(index)
-        split_of = _stratified(loose, [f"{kept[i]['target']}\x1f{kept[i]['stance']}" for i in loose], ratios, rng)
+        split_of = _stratified(
+            loose, [f"{kept[i]['target']}\x1f{kept[i]['stance']}" for i in loose], ratios, rng
+        )
         split_of.update(_grouped(groups, ratios, rng))
         mode = f"stance: {len(groups)} claims kept whole, {len(loose)} rows of named targets stratified by (target, stance)"
     splits = {name: [r for i, r in enumerate(kept) if split_of[i] == name] for name in SPLITS}
-    report = {"task": task, "mode": mode, "seed": seed, "fractions": ratios, "input_rows": len(records),
-              "rows": {name: len(rows) for name, rows in splits.items()},
-              "labels": {name: dict(sorted(Counter(l for r in rows for l in labels_of(r, task)).items())) for name, rows in splits.items()},
-              **dedup_report, "leakage": leakage_report(splits, task, set(groups) if task == "stance" else None)}
+    report = {
+        "task": task,
+        "mode": mode,
+        "seed": seed,
+        "fractions": ratios,
+        "input_rows": len(records),
+        "rows": {name: len(rows) for name, rows in splits.items()},
+        "labels": {
+            name: dict(sorted(Counter(lab for r in rows for lab in labels_of(r, task)).items()))
+            for name, rows in splits.items()
+        },
+        **dedup_report,
+        "leakage": leakage_report(splits, task, set(groups) if task == "stance" else None),
+    }
     return SplitResult(splits=splits, report=report)
 
 
-def leakage_report(splits: dict[str, list[dict[str, Any]]], task: Task, claim_targets: set[str] | None = None) -> dict[str, Any]:
+def leakage_report(
+    splits: dict[str, list[dict[str, Any]]], task: Task, claim_targets: set[str] | None = None
+) -> dict[str, Any]:
     """Normalised texts (and, for stance, claims) that occur in more than one split."""
     keys = {name: {dedup_key(r["text"]) for r in rows} for name, rows in splits.items()}
     report: dict[str, Any] = {}
     names = list(splits)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             report[f"{a}/{b} shared texts"] = len(keys[a] & keys[b])
     if task == "stance":
         where: dict[str, set[str]] = defaultdict(set)
@@ -233,5 +279,7 @@ def leakage_report(splits: dict[str, list[dict[str, Any]]], task: Task, claim_ta
         shared = sorted(t for t, found in where.items() if len(found) > 1)
         claims = set(claim_targets or ())
         report["claims in several splits"] = [t for t in shared if dedup_key(t) in claims]
-        report["named targets in several splits (stratified)"] = [t for t in shared if dedup_key(t) not in claims]
+        report["named targets in several splits (stratified)"] = [
+            t for t in shared if dedup_key(t) not in claims
+        ]
     return report

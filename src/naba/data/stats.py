@@ -18,12 +18,22 @@ def _describe(values: list[int]) -> dict[str, float]:
     if not values:
         return {}
     ordered = sorted(values)
-    return {"min": ordered[0], "median": statistics.median(ordered), "mean": round(statistics.fmean(ordered), 1),
-            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "max": ordered[-1]}
+    return {
+        "min": ordered[0],
+        "median": statistics.median(ordered),
+        "mean": round(statistics.fmean(ordered), 1),
+        "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        "max": ordered[-1],
+    }
 
 
-def file_stats(path: str | Path, task: Task, columns: ColumnsConfig | None = None, tokenizer: str | None = None,
-               fmt: str = "auto") -> dict[str, Any]:
+def file_stats(
+    path: str | Path,
+    task: Task,
+    columns: ColumnsConfig | None = None,
+    tokenizer: str | None = None,
+    fmt: str = "auto",
+) -> dict[str, Any]:
     """Statistics of one file.
 
     Args:
@@ -54,7 +64,11 @@ def file_stats(path: str | Path, task: Task, columns: ColumnsConfig | None = Non
         gold = labels_of(record, task)
         labels.update(gold)
         per_record[len(gold)] += 1
-        text = record["text"] if task == "stance" else " ".join(filter(None, [record.get("title"), record["text"]]))
+        text = (
+            record["text"]
+            if task == "stance"
+            else " ".join(filter(None, [record.get("title"), record["text"]]))
+        )
         words.append(word_count(text))
         if tok is not None:
             tokens.append(len(tok(text, add_special_tokens=False)["input_ids"]))
@@ -63,9 +77,16 @@ def file_stats(path: str | Path, task: Task, columns: ColumnsConfig | None = Non
         digest = text_digest(dedup_key(record["text"]))
         duplicates += digest in seen
         seen.add(digest)
-    stats: dict[str, Any] = {"file": str(path), "task": task, "rows": rows, "invalid_rows": invalid,
-                             "labels": dict(labels.most_common()), "labels_per_record": dict(sorted(per_record.items())),
-                             "words": _describe(words), "normalised_duplicate_texts": duplicates}
+    stats: dict[str, Any] = {
+        "file": str(path),
+        "task": task,
+        "rows": rows,
+        "invalid_rows": invalid,
+        "labels": dict(labels.most_common()),
+        "labels_per_record": dict(sorted(per_record.items())),
+        "words": _describe(words),
+        "normalised_duplicate_texts": duplicates,
+    }
     if tok is not None:
         stats["tokens"] = _describe(tokens)
         stats["tokenizer"] = tokenizer

@@ -69,7 +69,9 @@ class Taxonomy:
     topics: dict[str, list[str]]
     lead: str = "fallback"
     lead_words: int = 40
-    _index: dict[str, list[tuple[tuple[str, ...], str, str]]] = field(default_factory=dict, repr=False)
+    _index: dict[str, list[tuple[tuple[str, ...], str, str]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         for topic, phrases in self.topics.items():
@@ -117,7 +119,7 @@ class Taxonomy:
             step = 1
             for phrase_tokens, topic, phrase in self._index.get(tokens[position], ()):
                 end = position + len(phrase_tokens)
-                if tuple(tokens[position + 1:end]) == phrase_tokens[1:]:
+                if tuple(tokens[position + 1 : end]) == phrase_tokens[1:]:
                     found.append((topic, phrase))
                     step = len(phrase_tokens)
                     break

@@ -18,8 +18,10 @@ from typing import Any
 
 from naba.errors import InputError, Problem
 
-_FIELD = {name: re.compile(rf"<{name}>(.*?)</{name}>", re.S | re.I)
-          for name in ("DOCNO", "URL", "SRC", "CAT", "TITLE", "TIME", "TEXT", "ABSTRACT")}
+_FIELD = {
+    name: re.compile(rf"<{name}>(.*?)</{name}>", re.S | re.I)
+    for name in ("DOCNO", "URL", "SRC", "CAT", "TITLE", "TIME", "TEXT", "ABSTRACT")
+}
 _REQUIRED = ("DOCNO", "CAT")
 _SKIP = re.compile(r"(^|/)(README|LICENSE)[^/]*$|(^|/)\.", re.I)
 
@@ -39,11 +41,21 @@ def parse_trec(text: str, name: str) -> dict[str, Any] | Problem:
     fields = {key: _field(text, key) for key in _FIELD}
     for key in _REQUIRED:
         if fields[key] is None:
-            return Problem(name, None, key, f"expected a non-empty <{key}> element, found none; the document is skipped")
+            return Problem(
+                name,
+                None,
+                key,
+                f"expected a non-empty <{key}> element, found none; the document is skipped",
+            )
     # Some documents carry only a headline: fall back to the abstract, then the title.
     text = fields["TEXT"] or fields["ABSTRACT"] or fields["TITLE"]
     if text is None:
-        return Problem(name, None, "TEXT", "expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found none; the document is skipped")
+        return Problem(
+            name,
+            None,
+            "TEXT",
+            "expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found none; the document is skipped",
+        )
     record: dict[str, Any] = {"id": fields["DOCNO"], "text": text, "topics": [fields["CAT"]]}
     if fields["TITLE"]:
         record["title"] = fields["TITLE"]
@@ -57,7 +69,9 @@ def _decode(data: bytes, name: str) -> str | Problem:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return Problem(name, None, "(file)", f"expected UTF-8 text, found invalid byte at offset {exc.start}")
+        return Problem(
+            name, None, "(file)", f"expected UTF-8 text, found invalid byte at offset {exc.start}"
+        )
 
 
 def _iter_tar(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -79,8 +93,10 @@ def import_trec(sources: list[Path]) -> Iterator[dict[str, Any] | Problem]:
             raise InputError(f"{source}: no such file or directory")
         if source.is_dir():
             items: Iterator[tuple[str, bytes]] = (
-                (str(p), p.read_bytes()) for p in sorted(source.rglob("*"))
-                if p.is_file() and not _SKIP.search(p.relative_to(source).as_posix()))
+                (str(p), p.read_bytes())
+                for p in sorted(source.rglob("*"))
+                if p.is_file() and not _SKIP.search(p.relative_to(source).as_posix())
+            )
         elif source.name.endswith((".tar.gz", ".tgz", ".tar")):
             items = _iter_tar(source)
         else:

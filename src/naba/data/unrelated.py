@@ -24,16 +24,20 @@ def neutral_label(labels: Sequence[str], configured: str | None, source: Any) ->
     """
     if configured is not None:
         if configured not in labels:
-            raise InputError(f"{source}: tasks.stance.neutral_label: {configured!r} is not a stance label of the data "
-                             f"({', '.join(labels)}); set it to one of them")
+            raise InputError(
+                f"{source}: tasks.stance.neutral_label: {configured!r} is not a stance label of the data "
+                f"({', '.join(labels)}); set it to one of them"
+            )
         return configured
     lowered = {label.lower(): label for label in labels}
     for name in NEUTRAL_LABELS:
         if name in lowered:
             return lowered[name]
-    raise InputError(f"{source}: tasks.stance.unrelated: none of the stance labels ({', '.join(labels)}) is a neutral "
-                     f"label ({', '.join(NEUTRAL_LABELS)}); set tasks.stance.neutral_label to the label meaning "
-                     "'no stance toward the target', or tasks.stance.unrelated=false")
+    raise InputError(
+        f"{source}: tasks.stance.unrelated: none of the stance labels ({', '.join(labels)}) is a neutral "
+        f"label ({', '.join(NEUTRAL_LABELS)}); set tasks.stance.neutral_label to the label meaning "
+        "'no stance toward the target', or tasks.stance.unrelated=false"
+    )
 
 
 def text_key(text: str, normalization: NormalizationConfig) -> str:
@@ -41,7 +45,9 @@ def text_key(text: str, normalization: NormalizationConfig) -> str:
     return " ".join(normalize(text, normalization).split())
 
 
-def targets_by_text(records: Iterable[dict[str, Any]], normalization: NormalizationConfig) -> dict[str, set[str]]:
+def targets_by_text(
+    records: Iterable[dict[str, Any]], normalization: NormalizationConfig
+) -> dict[str, set[str]]:
     """Every target each text (by :func:`text_key`) is paired with in ``records``."""
     out: dict[str, set[str]] = {}
     for r in records:
@@ -49,10 +55,19 @@ def targets_by_text(records: Iterable[dict[str, Any]], normalization: Normalizat
     return out
 
 
-def unrelated_pairs(records: Sequence[dict[str, Any]], label: str, normalization: NormalizationConfig, *,
-                    ratio: float = 1.0, seed: str | int = 0, extra_texts: Sequence[str] = (),
-                    exclude: set[str] | frozenset[str] = frozenset(), written_about: dict[str, set[str]] | None = None,
-                    targets: Sequence[str] | None = None, id_prefix: str = "unrelated") -> list[dict[str, Any]]:
+def unrelated_pairs(
+    records: Sequence[dict[str, Any]],
+    label: str,
+    normalization: NormalizationConfig,
+    *,
+    ratio: float = 1.0,
+    seed: str | int = 0,
+    extra_texts: Sequence[str] = (),
+    exclude: set[str] | frozenset[str] = frozenset(),
+    written_about: dict[str, set[str]] | None = None,
+    targets: Sequence[str] | None = None,
+    id_prefix: str = "unrelated",
+) -> list[dict[str, Any]]:
     """Up to ``ratio x len(records)`` distinct (text, other target) stance records labelled ``label``.
 
     Texts are the records' own and ``extra_texts`` (taken in a seeded shuffled
@@ -60,7 +75,9 @@ def unrelated_pairs(records: Sequence[dict[str, Any]], label: str, normalization
     target drawn from ``targets`` (default: the records' targets) that the text
     is never paired with in ``written_about`` (default: in ``records``).
     """
-    written_about = written_about if written_about is not None else targets_by_text(records, normalization)
+    written_about = (
+        written_about if written_about is not None else targets_by_text(records, normalization)
+    )
     pool: dict[str, str] = {}
     for text in [*(r["text"] for r in records), *extra_texts]:
         key = text_key(text, normalization)
@@ -77,10 +94,19 @@ def unrelated_pairs(records: Sequence[dict[str, Any]], label: str, normalization
         for key in keys:
             if len(out) >= n:
                 return out
-            candidates = [t for t in choices if t not in written_about.get(key, ()) and (key, t) not in seen]
+            candidates = [
+                t for t in choices if t not in written_about.get(key, ()) and (key, t) not in seen
+            ]
             if candidates:
                 target = rng.choice(candidates)
                 seen.add((key, target))
-                out.append({"id": f"{id_prefix}-{len(out)}", "text": pool[key], "target": target, "stance": label,
-                            "unrelated": True})
+                out.append(
+                    {
+                        "id": f"{id_prefix}-{len(out)}",
+                        "text": pool[key],
+                        "target": target,
+                        "stance": label,
+                        "unrelated": True,
+                    }
+                )
     return out

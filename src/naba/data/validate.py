@@ -26,8 +26,15 @@ def text_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
-def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = None, labels: list[str] | None = None,
-                  fmt: str = "auto", summary: ValidationSummary | None = None, progress: Any = None) -> Iterator[Problem]:
+def validate_file(
+    path: str | Path,
+    task: Task,
+    columns: ColumnsConfig | None = None,
+    labels: list[str] | None = None,
+    fmt: str = "auto",
+    summary: ValidationSummary | None = None,
+    progress: Any = None,
+) -> Iterator[Problem]:
     """Stream the problems of one file, in file order.
 
     Checks: at least one row, decodable UTF-8 and JSON/CSV, required fields
@@ -59,16 +66,41 @@ def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = 
             unknown = [label for label in labels_of(item, task) if label not in allowed]
             if unknown:
                 field = "topics" if task == "topic" else "stance"
-                row_problems.append(Problem(name, line, field, f"expected labels from {sorted(allowed)}, found unknown {unknown}"))
+                row_problems.append(
+                    Problem(
+                        name,
+                        line,
+                        field,
+                        f"expected labels from {sorted(allowed)}, found unknown {unknown}",
+                    )
+                )
         if item["id"] in seen_ids:
-            row_problems.append(Problem(name, line, "id", f"expected a unique id, found {item['id']!r} already used on line {seen_ids[item['id']]}"))
+            row_problems.append(
+                Problem(
+                    name,
+                    line,
+                    "id",
+                    f"expected a unique id, found {item['id']!r} already used on line {seen_ids[item['id']]}",
+                )
+            )
         else:
             seen_ids[item["id"]] = line
-        key = dedup_key(item["text"]) if task == "topic" else dedup_key(item["target"]) + "\x1f" + dedup_key(item["text"])
+        key = (
+            dedup_key(item["text"])
+            if task == "topic"
+            else dedup_key(item["target"]) + "\x1f" + dedup_key(item["text"])
+        )
         digest = text_digest(key)
         if digest in seen_texts:
             what = "text" if task == "topic" else "target+text pair"
-            row_problems.append(Problem(name, line, "text", f"expected a unique {what}, found a duplicate of line {seen_texts[digest]} (after normalisation)"))
+            row_problems.append(
+                Problem(
+                    name,
+                    line,
+                    "text",
+                    f"expected a unique {what}, found a duplicate of line {seen_texts[digest]} (after normalisation)",
+                )
+            )
         else:
             seen_texts[digest] = line
         summary.problems += len(row_problems)
@@ -77,4 +109,9 @@ def validate_file(path: str | Path, task: Task, columns: ColumnsConfig | None = 
     if rows == 0:
         # An empty scrape is worth a look before it becomes an empty training split.
         summary.problems += 1
-        yield Problem(name, None, "(file)", f"expected at least one {task} row, found none (the file is empty or blank)")
+        yield Problem(
+            name,
+            None,
+            "(file)",
+            f"expected at least one {task} row, found none (the file is empty or blank)",
+        )

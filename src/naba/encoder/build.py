@@ -19,8 +19,11 @@ from naba.errors import InputError
 from naba.text import normalize
 
 
-def corpus_lines(paths: Iterable[Path], limit: int | None = None,
-                 normalization: NormalizationConfig | None = None) -> Iterator[str]:
+def corpus_lines(
+    paths: Iterable[Path],
+    limit: int | None = None,
+    normalization: NormalizationConfig | None = None,
+) -> Iterator[str]:
     """Texts from ``.txt``/``.txt.gz`` (a line each) and JSONL (``title`` + ``text``), normalised
     (with naba's default settings unless ``normalization`` is given)."""
     config = normalization or NormalizationConfig()
@@ -87,12 +90,21 @@ def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512)
 
     bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
     bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.BertPreTokenizer(),
-        pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=False)])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.BertPreTokenizer(),
+            pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
     bpe.train_from_iterator((t.replace(_WORD_START, " ") for t in texts), trainer=trainer)
-    learned = [piece for piece, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1]) if piece not in SPECIAL_TOKENS]
+    learned = [
+        piece
+        for piece, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1])
+        if piece not in SPECIAL_TOKENS
+    ]
     vocab: dict[str, int] = {}
     for piece in SPECIAL_TOKENS:
         vocab[piece] = len(vocab)
@@ -102,7 +114,7 @@ def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512)
     for piece in learned:  # ids follow merge rank: the most frequent merges first
         if len(vocab) >= vocab_size:
             break
-        converted = piece[len(_WORD_START):] if piece.startswith(_WORD_START) else "##" + piece
+        converted = piece[len(_WORD_START) :] if piece.startswith(_WORD_START) else "##" + piece
         if converted and converted != "##":
             vocab.setdefault(converted, len(vocab))
 
@@ -111,14 +123,34 @@ def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
     cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
-    tokenizer.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-                                                  special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=max_positions)
+    tokenizer.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=max_positions,
+    )
 
 
-def build_bert(texts: list[str], output: Path, *, layers: int, hidden: int, heads: int, vocab_size: int,
-               max_positions: int, seed: int, overwrite: bool = False) -> int:
+def build_bert(
+    texts: list[str],
+    output: Path,
+    *,
+    layers: int,
+    hidden: int,
+    heads: int,
+    vocab_size: int,
+    max_positions: int,
+    seed: int,
+    overwrite: bool = False,
+) -> int:
     """Train a WordPiece vocabulary on ``texts`` and write a randomly initialised BERT directory.
 
     Args:
@@ -142,9 +174,15 @@ def build_bert(texts: list[str], output: Path, *, layers: int, hidden: int, head
     # Deterministic WordPiece (see train_wordpiece): the same texts give the same vocabulary.
     tokenizer = train_wordpiece(texts, vocab_size, max_positions)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=hidden * 4, max_position_embeddings=max_positions,
-                        pad_token_id=tokenizer.pad_token_id)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 4,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     with atomic_dir(output, overwrite=overwrite) as tmp:
         BertModel(config).save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

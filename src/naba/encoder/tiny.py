@@ -16,8 +16,18 @@ from naba.errors import InputError
 logger = logging.getLogger(__name__)
 
 
-def build_tiny_encoder(corpus: list[Path], output: Path, *, layers: int = 2, hidden: int = 64, heads: int = 2,
-                       vocab_size: int = 4000, max_positions: int = 512, seed: int = 13, overwrite: bool = False) -> Path:
+def build_tiny_encoder(
+    corpus: list[Path],
+    output: Path,
+    *,
+    layers: int = 2,
+    hidden: int = 64,
+    heads: int = 2,
+    vocab_size: int = 4000,
+    max_positions: int = 512,
+    seed: int = 13,
+    overwrite: bool = False,
+) -> Path:
     """Train a WordPiece tokenizer on ``corpus`` and write a randomly initialised BERT directory.
 
     Returns:
@@ -26,7 +36,22 @@ def build_tiny_encoder(corpus: list[Path], output: Path, *, layers: int = 2, hid
     texts = list(corpus_lines(corpus))
     if not texts:
         raise InputError(f"{', '.join(map(str, corpus))}: no text to train a tokenizer on")
-    vocabulary = build_bert(texts, output, layers=layers, hidden=hidden, heads=heads, vocab_size=vocab_size,
-                            max_positions=max_positions, seed=seed, overwrite=overwrite)
-    logger.info("wrote a tiny encoder (%d layers, hidden %d, vocab %d) to %s", layers, hidden, vocabulary, output)
+    vocabulary = build_bert(
+        texts,
+        output,
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        vocab_size=vocab_size,
+        max_positions=max_positions,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    logger.info(
+        "wrote a tiny encoder (%d layers, hidden %d, vocab %d) to %s",
+        layers,
+        hidden,
+        vocabulary,
+        output,
+    )
     return output

@@ -13,7 +13,9 @@ import numpy as np
 from naba.decision import binarize
 
 
-def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[tuple[float, float, float]]:
+def calibration_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> list[tuple[float, float, float]]:
     """Equal-width confidence bins: ``(share of examples, mean confidence, accuracy)`` for each non-empty bin, in order."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
@@ -25,7 +27,9 @@ def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10
     return out
 
 
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> float:
     """ECE: mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     if len(confidence) == 0:
         return 0.0
@@ -35,8 +39,13 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(total)
 
 
-def classification_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], labels: Sequence[str],
-                           multi_label: bool, scores: np.ndarray | None = None) -> dict[str, Any]:
+def classification_metrics(
+    gold: Sequence[Sequence[str]],
+    predicted: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    multi_label: bool,
+    scores: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Accuracy, micro/macro/weighted P/R/F1 and per-class scores.
 
     Args:
@@ -61,15 +70,36 @@ def classification_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Se
         out["accuracy"] = float(accuracy_score(y_true, y_pred))
         average_args = {"labels": labels}
     for average in ("micro", "macro", "weighted"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0, **average_args)
-        out[f"{average}_precision"], out[f"{average}_recall"], out[f"{average}_f1"] = float(p), float(r), float(f)
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0, **average_args)
-    out["per_class"] = {label: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-                        for i, label in enumerate(labels)}
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, average=average, zero_division=0, **average_args
+        )
+        out[f"{average}_precision"], out[f"{average}_recall"], out[f"{average}_f1"] = (
+            float(p),
+            float(r),
+            float(f),
+        )
+    p, r, f, s = precision_recall_fscore_support(
+        y_true, y_pred, average=None, zero_division=0, **average_args
+    )
+    out["per_class"] = {
+        label: {
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+        }
+        for i, label in enumerate(labels)
+    }
     if scores is not None and len(gold):
         if multi_label:
             y_true = binarize(gold, labels)
-            out["ece"] = expected_calibration_error(scores.reshape(-1), (y_true.reshape(-1) == 1).astype(float)) if scores.size else 0.0
+            out["ece"] = (
+                expected_calibration_error(
+                    scores.reshape(-1), (y_true.reshape(-1) == 1).astype(float)
+                )
+                if scores.size
+                else 0.0
+            )
         else:
             index = {label: i for i, label in enumerate(labels)}
             top = scores.argmax(axis=1)

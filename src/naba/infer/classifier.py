@@ -50,24 +50,35 @@ class TaskModel:
         pad_id: The tokenizer's padding id.
     """
 
-    def __init__(self, directory: Path, spec: TaskManifest, precision: Precision, allow_pickle: bool,
-                 device: Any = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        spec: TaskManifest,
+        precision: Precision,
+        allow_pickle: bool,
+        device: Any = None,
+    ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.device = device if device is not None else torch.device("cpu")
-        self.autocast: Any = None  # GPU: the dtype of mixed-precision inference (bf16/fp16), weights kept fp32
+        self.autocast: Any = (
+            None  # GPU: the dtype of mixed-precision inference (bf16/fp16), weights kept fp32
+        )
 
         check_local_weights(directory, allow_pickle)
         self.spec = spec
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
             model = AutoModelForSequenceClassification.from_pretrained(
-                directory, use_safetensors=None if allow_pickle else True, trust_remote_code=False)
+                directory, use_safetensors=None if allow_pickle else True, trust_remote_code=False
+            )
         except Exception as exc:  # noqa: BLE001 - transformers, tokenizers and safetensors raise many unrelated types
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise ModelDirError(f"{directory}: cannot load the model ({type(exc).__name__}: {reason}); "
-                                "the directory is damaged: retrain or restore it") from None
+            raise ModelDirError(
+                f"{directory}: cannot load the model ({type(exc).__name__}: {reason}); "
+                "the directory is damaged: retrain or restore it"
+            ) from None
         model.eval()
         self.precision = precision
         if self.device.type == "cuda":
@@ -79,8 +90,10 @@ class TaskModel:
             model = quantize_int8(model)
         elif precision == "bf16":
             if not native_bf16():
-                logger.warning("bf16 on a CPU without native bf16 (AVX512-BF16/AMX) is emulated and slower than fp32; "
-                               "use int8 for speed")
+                logger.warning(
+                    "bf16 on a CPU without native bf16 (AVX512-BF16/AMX) is emulated and slower than fp32; "
+                    "use int8 for speed"
+                )
             model = model.to(torch.bfloat16)
         self.model = model
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -104,14 +117,18 @@ class TaskModel:
 
         return reads(self.spec.hybrid)[0]
 
-    def sparse_parts(self, records: list[dict[str, Any]], *, margins: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def sparse_parts(
+        self, records: list[dict[str, Any]], *, margins: bool = False
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The sparse part's margins and its detector's probabilities of "not about the target", each None where the
         decision does not read it (``margins=True``: the margins always, for the side-by-side of the parts)."""
         from naba.blend import reads_detector
 
         h = self.spec.hybrid
-        return (self.sparse.margins(records) if margins or h["choice"] != "encoder" else None,
-                self.sparse.unrelated_probability(records) if reads_detector(h) else None)
+        return (
+            self.sparse.margins(records) if margins or h["choice"] != "encoder" else None,
+            self.sparse.unrelated_probability(records) if reads_detector(h) else None,
+        )
 
     @property
     def sparse(self) -> Any:
@@ -140,16 +157,24 @@ def task_precision(spec: TaskManifest, requested: str) -> str:
     agreement = spec.precision_agreement.get("int8")
     if agreement is None:
         if requested == "int8":
-            logger.warning("warning: %s: int8 label agreement with fp32 is not recorded (a model trained before naba measured it); "
-                           "running int8 unchecked", spec.task)
+            logger.warning(
+                "warning: %s: int8 label agreement with fp32 is not recorded (a model trained before naba measured it); "
+                "running int8 unchecked",
+                spec.task,
+            )
             return "int8"
         return "fp32"
     if agreement >= INT8_MIN_AGREEMENT:
         return "int8"
     if requested == "int8":
-        logger.warning("warning: %s: stays in fp32 under --precision int8: int8 changed %.1f%% of its dev labels when trained "
-                       "(agreement %.2f%%, below %.0f%%)", spec.task, 100 * (1 - agreement), 100 * agreement,
-                       100 * INT8_MIN_AGREEMENT)
+        logger.warning(
+            "warning: %s: stays in fp32 under --precision int8: int8 changed %.1f%% of its dev labels when trained "
+            "(agreement %.2f%%, below %.0f%%)",
+            spec.task,
+            100 * (1 - agreement),
+            100 * agreement,
+            100 * INT8_MIN_AGREEMENT,
+        )
     return "fp32"
 
 
@@ -159,13 +184,15 @@ def resolve_device(device: str | None) -> Any:
     Raises:
         NabaError: an unknown name, or a GPU torch cannot see (with what to do).
     """
-    import torch
-
     import os
+
+    import torch
 
     name = (device or "auto").strip().lower()
     # Under torchrun / accelerate launch each process takes its own GPU: the LOCAL_RANK-th of this machine.
-    local = int(os.environ.get("LOCAL_RANK", "0")) if os.environ.get("LOCAL_RANK", "").isdigit() else 0
+    local = (
+        int(os.environ.get("LOCAL_RANK", "0")) if os.environ.get("LOCAL_RANK", "").isdigit() else 0
+    )
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
@@ -176,12 +203,16 @@ def resolve_device(device: str | None) -> Any:
         return torch.device("cpu")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise NabaError(f"device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu (or auto), "
-                            "or install a CUDA build of torch on a machine with a GPU")
+            raise NabaError(
+                f"device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu (or auto), "
+                "or install a CUDA build of torch on a machine with a GPU"
+            )
         index = int(name[5:]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise NabaError(f"device {name}: torch sees {torch.cuda.device_count()} GPU(s) (cuda:0 to "
-                            f"cuda:{torch.cuda.device_count() - 1})")
+            raise NabaError(
+                f"device {name}: torch sees {torch.cuda.device_count()} GPU(s) (cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1})"
+            )
         return torch.device(f"cuda:{index}")
     raise NabaError(f"device: expected auto, cpu, cuda or cuda:N, found {device!r}")
 
@@ -198,8 +229,10 @@ def gpu_dtype(precision: str) -> Any:
     if precision in ("fp32", "auto"):
         return None
     if precision == "int8":
-        raise NabaError("precision int8: dynamic int8 quantisation runs on the CPU only; on a GPU use bf16 "
-                        "(or --device cpu)")
+        raise NabaError(
+            "precision int8: dynamic int8 quantisation runs on the CPU only; on a GPU use bf16 "
+            "(or --device cpu)"
+        )
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
@@ -217,11 +250,23 @@ def quantize_int8(model: Any) -> Any:
     import torch
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message=r".*torch\.ao\.quantization is deprecated",
+            category=DeprecationWarning,
+        )
+        warnings.filterwarnings(
+            "ignore",
+            message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
+            category=UserWarning,
+        )
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, mapping={torch.nn.Linear: _int8_linear()})
+        return quantize_dynamic(
+            model,
+            {torch.nn.Linear: per_channel_dynamic_qconfig},
+            mapping={torch.nn.Linear: _int8_linear()},
+        )
 
 
 @functools.cache
@@ -239,7 +284,9 @@ def _int8_linear() -> type:
 
     class Int8Linear(Linear):
         def forward(self, x: Any) -> Any:
-            return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False).to(x.dtype)
+            return torch.ops.quantized.linear_dynamic(
+                x, self._packed_params._packed_params, reduce_range=False
+            ).to(x.dtype)
 
     return Int8Linear
 
@@ -259,10 +306,16 @@ class Prepared:
     """Articles normalised and tokenised by :meth:`Classifier.prepare`, ready for :meth:`Classifier.classify`."""
 
     records: list[dict[str, Any]]
-    docs: dict[str, list[list[dict[str, list[int]]]]] = field(default_factory=dict)  # task -> windows per document
-    pairs: list[tuple[int, str]] = field(default_factory=list)  # stance: (article index, target) per document
+    docs: dict[str, list[list[dict[str, list[int]]]]] = field(
+        default_factory=dict
+    )  # task -> windows per document
+    pairs: list[tuple[int, str]] = field(
+        default_factory=list
+    )  # stance: (article index, target) per document
     tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))  # the tasks to run
-    sparse: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # task -> what a hybrid's sparse part reads
+    sparse: dict[str, list[dict[str, Any]]] = field(
+        default_factory=dict
+    )  # task -> what a hybrid's sparse part reads
 
     def windows(self, task: str) -> list[int]:
         """The windows the encoder reads for each document of ``task`` (stance: each (article, target) pair)."""
@@ -278,8 +331,14 @@ class Classifier:
         ['energy', 'economy']
     """
 
-    def __init__(self, model_dir: Path, manifest: Manifest, tasks: dict[str, TaskModel], precision: Precision,
-                 max_length: int | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        manifest: Manifest,
+        tasks: dict[str, TaskModel],
+        precision: Precision,
+        max_length: int | None = None,
+    ) -> None:
         self.model_dir = model_dir
         self.manifest = manifest
         self.tasks = tasks
@@ -288,11 +347,21 @@ class Classifier:
         if max_length is not None and max_length < self.window.length:
             # Shorter windows trade accuracy for speed; keep the overlap proportionate.
             stride = min(self.window.stride, max(0, max_length // 4))
-            self.window = manifest.window.model_copy(update={"length": max_length, "stride": stride})
+            self.window = manifest.window.model_copy(
+                update={"length": max_length, "stride": stride}
+            )
 
     @classmethod
-    def load(cls, model_dir: str | Path, precision: Precision = "fp32", *, allow_pickle: bool = False,
-             threads: int | None = None, max_length: int | None = None, device: str | None = "auto") -> Classifier:
+    def load(
+        cls,
+        model_dir: str | Path,
+        precision: Precision = "fp32",
+        *,
+        allow_pickle: bool = False,
+        threads: int | None = None,
+        max_length: int | None = None,
+        device: str | None = "auto",
+    ) -> Classifier:
         """Load a model directory written by ``naba train``.
 
         Args:
@@ -329,9 +398,16 @@ class Classifier:
         resolved = resolve_device(device)
         if resolved.type == "cuda":
             gpu_dtype(precision)  # refuse int8 before loading anything
-        tasks = {name: TaskModel(model_dir / spec.path, spec,
-                                 task_precision(spec, precision) if resolved.type == "cpu" else precision, allow_pickle, resolved)
-                 for name, spec in manifest.tasks.items()}
+        tasks = {
+            name: TaskModel(
+                model_dir / spec.path,
+                spec,
+                task_precision(spec, precision) if resolved.type == "cpu" else precision,
+                allow_pickle,
+                resolved,
+            )
+            for name, spec in manifest.tasks.items()
+        }
         return cls(model_dir, manifest, tasks, precision, max_length)
 
     @property
@@ -348,8 +424,12 @@ class Classifier:
     def labels(self) -> dict[str, list[str]]:
         return {name: task.spec.labels for name, task in self.tasks.items()}
 
-    def _windows(self, name: str, records: list[dict[str, Any]],
-                 pairs: Sequence[tuple[int, str]] | None = None) -> list[list[dict[str, list[int]]]]:
+    def _windows(
+        self,
+        name: str,
+        records: list[dict[str, Any]],
+        pairs: Sequence[tuple[int, str]] | None = None,
+    ) -> list[list[dict[str, list[int]]]]:
         """Records to one task's model inputs, the one way inference makes them (see :mod:`naba.encoding`).
 
         Topic: one document per record (title and text). Stance: one document
@@ -359,34 +439,65 @@ class Classifier:
         task = self.tasks[name]
         # Fast tokenizers change their truncation settings on every call: one caller at a time.
         with task.lock:
-            return task_windows(name, task.tokenizer, records, self.window, self.manifest.normalization,
-                                task.spec.include_title, None if name == "topic" else list(pairs or ()))
+            return task_windows(
+                name,
+                task.tokenizer,
+                records,
+                self.window,
+                self.manifest.normalization,
+                task.spec.include_title,
+                None if name == "topic" else list(pairs or ()),
+            )
 
-    def _scores(self, task: TaskModel, docs: list[list[dict[str, list[int]]]], batch_size: int,
-                progress: Any = None) -> np.ndarray:
+    def _scores(
+        self,
+        task: TaskModel,
+        docs: list[list[dict[str, list[int]]]],
+        batch_size: int,
+        progress: Any = None,
+    ) -> np.ndarray:
         import torch
 
-        logits = pooled_logits(task.model, docs, task.pad_id, batch_size * self.window.length, self.window.pooling,
-                               device=task.device, autocast=task.autocast, progress=progress)
+        logits = pooled_logits(
+            task.model,
+            docs,
+            task.pad_id,
+            batch_size * self.window.length,
+            self.window.pooling,
+            device=task.device,
+            autocast=task.autocast,
+            progress=progress,
+        )
         if not len(logits):
             return np.zeros((0, len(task.spec.labels)), dtype=np.float32)
         tensor = torch.from_numpy(logits)
-        return (torch.sigmoid(tensor) if task.spec.multi_label else torch.softmax(tensor, dim=-1)).numpy()
+        return (
+            torch.sigmoid(tensor) if task.spec.multi_label else torch.softmax(tensor, dim=-1)
+        ).numpy()
 
-    def _task_scores(self, task: TaskModel, prepared: Prepared, name: str, batch_size: int,
-                     progress: Any = None) -> np.ndarray:
+    def _task_scores(
+        self, task: TaskModel, prepared: Prepared, name: str, batch_size: int, progress: Any = None
+    ) -> np.ndarray:
         """A task's probabilities: the encoder's, the sparse part's, or the hybrid's blend (what the model chose on dev)."""
         from naba.blend import hybrid_scores
 
-        encoder = self._scores(task, prepared.docs[name], batch_size, progress) if name in prepared.docs else None
+        encoder = (
+            self._scores(task, prepared.docs[name], batch_size, progress)
+            if name in prepared.docs
+            else None
+        )
         if not task.runs_sparse:
             return encoder
         if encoder is None and progress is not None:
             progress.update(len(prepared.sparse[name]))
         margins, unrelated = task.sparse_parts(prepared.sparse[name])
-        return hybrid_scores(encoder, margins, task.spec.hybrid, task.spec.labels, task.spec.multi_label, unrelated)
+        return hybrid_scores(
+            encoder, margins, task.spec.hybrid, task.spec.labels, task.spec.multi_label, unrelated
+        )
 
-    def encoder_scores(self, articles: Sequence[Article], task: str, *, batch_size: int = 32) -> np.ndarray:
+    def encoder_scores(
+        self, articles: Sequence[Article], task: str, *, batch_size: int = 32
+    ) -> np.ndarray:
         """The encoder's probabilities for one task (stance: records with their own ``target``), whatever the hybrid."""
         records = [_as_record(article, i) for i, article in enumerate(articles)]
         model = self.tasks[task]
@@ -395,7 +506,9 @@ class Classifier:
         pairs = None if task == "topic" else [(i, r["target"]) for i, r in enumerate(records)]
         return self._scores(model, self._windows(task, records, pairs), batch_size)
 
-    def part_scores(self, articles: Sequence[Article] | Prepared, task: str, *, batch_size: int = 32) -> dict[str, np.ndarray]:
+    def part_scores(
+        self, articles: Sequence[Article] | Prepared, task: str, *, batch_size: int = 32
+    ) -> dict[str, np.ndarray]:
         """A hybrid task's probabilities per part, ``{"encoder", "sparse", "hybrid"}``, for evaluation reports.
 
         Args:
@@ -410,18 +523,35 @@ class Classifier:
 
         spec = self.tasks[task].spec
         if spec.hybrid is None:
-            raise NabaError(f"{task}: not a hybrid model (trained with model.hybrid: false); run `naba blend` to add one")
-        prepared = articles if isinstance(articles, Prepared) else self.prepare(articles, tasks=[task], parts=True)
-        if task == "stance" and [i for i, _ in prepared.pairs] != list(range(len(prepared.records))):
-            raise NabaError("stance: part_scores scores each record against its own target; every article needs a 'target' "
-                            "(and no targets or all_targets)")
+            raise NabaError(
+                f"{task}: not a hybrid model (trained with model.hybrid: false); run `naba blend` to add one"
+            )
+        prepared = (
+            articles
+            if isinstance(articles, Prepared)
+            else self.prepare(articles, tasks=[task], parts=True)
+        )
+        if task == "stance" and [i for i, _ in prepared.pairs] != list(
+            range(len(prepared.records))
+        ):
+            raise NabaError(
+                "stance: part_scores scores each record against its own target; every article needs a 'target' "
+                "(and no targets or all_targets)"
+            )
         if not prepared.records:
             empty = np.zeros((0, len(spec.labels)), dtype=np.float32)
             return {"encoder": empty, "sparse": empty, "hybrid": empty}
         encoder = self._scores(self.tasks[task], prepared.docs[task], batch_size)
         margins, unrelated = self.tasks[task].sparse_parts(prepared.sparse[task], margins=True)
-        return {"encoder": encoder, "sparse": blend(None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label),
-                "hybrid": hybrid_scores(encoder, margins, spec.hybrid, spec.labels, spec.multi_label, unrelated)}
+        return {
+            "encoder": encoder,
+            "sparse": blend(
+                None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label
+            ),
+            "hybrid": hybrid_scores(
+                encoder, margins, spec.hybrid, spec.labels, spec.multi_label, unrelated
+            ),
+        }
 
     def selected_tasks(self, tasks: Sequence[str] | str | None) -> list[str]:
         """The tasks to run: ``tasks`` (names, or one comma-separated string) checked against the model's; default: all.
@@ -436,13 +566,22 @@ class Classifier:
             if name not in TASK_NAMES:
                 raise NabaError(f"tasks: unknown task {name!r}; expected topic and/or stance")
             if name not in self.tasks:
-                raise NabaError(f"tasks: this model has no {name} task (it has {', '.join(self.tasks)})")
+                raise NabaError(
+                    f"tasks: this model has no {name} task (it has {', '.join(self.tasks)})"
+                )
         if not names:
             raise NabaError(f"tasks: expected at least one of {', '.join(self.tasks)}")
         return [name for name in self.tasks if name in names]
 
-    def prepare(self, articles: Sequence[Article], targets: Sequence[str] | None = None, *,
-                tasks: Sequence[str] | str | None = None, all_targets: bool = False, parts: bool = False) -> Prepared:
+    def prepare(
+        self,
+        articles: Sequence[Article],
+        targets: Sequence[str] | None = None,
+        *,
+        tasks: Sequence[str] | str | None = None,
+        all_targets: bool = False,
+        parts: bool = False,
+    ) -> Prepared:
         """Check, normalise and tokenise articles: the CPU work before the model runs.
 
         ``classify(prepare(a, t))`` is ``predict(a, t)``, split in two so that
@@ -456,9 +595,13 @@ class Classifier:
         """
         selected = self.selected_tasks(tasks)
         if targets and all_targets:
-            raise NabaError("targets and all_targets: pass one of them (all_targets scores the targets the model was trained on)")
+            raise NabaError(
+                "targets and all_targets: pass one of them (all_targets scores the targets the model was trained on)"
+            )
         if all_targets and "stance" in selected and not self.tasks["stance"].spec.default_targets:
-            raise NabaError(f"all_targets: {self.model_dir} records no trained stance targets; name the targets to score")
+            raise NabaError(
+                f"all_targets: {self.model_dir} records no trained stance targets; name the targets to score"
+            )
         records = [_as_record(article, i) for i, article in enumerate(articles)]
         prepared = Prepared(records, tasks=selected)
         if not records:
@@ -473,17 +616,33 @@ class Classifier:
             task = self.tasks["stance"]
             for i, record in enumerate(records):
                 # Stance only where asked: the caller's targets, else the record's own; the trained ones on request.
-                wanted = (list(targets) if targets else task.spec.default_targets if all_targets
-                          else [record["target"]] if record.get("target") else [])
+                wanted = (
+                    list(targets)
+                    if targets
+                    else task.spec.default_targets
+                    if all_targets
+                    else [record["target"]]
+                    if record.get("target")
+                    else []
+                )
                 prepared.pairs.extend((i, t) for t in wanted)
             if prepared.pairs and (task.runs_encoder or parts):
                 prepared.docs["stance"] = self._windows("stance", records, prepared.pairs)
             if prepared.pairs and (task.runs_sparse or (parts and task.spec.hybrid is not None)):
-                prepared.sparse["stance"] = [{"text": records[i]["text"], "target": t} for i, t in prepared.pairs]
+                prepared.sparse["stance"] = [
+                    {"text": records[i]["text"], "target": t} for i, t in prepared.pairs
+                ]
         return prepared
 
-    def classify(self, prepared: Prepared, *, batch_size: int = 32, threshold: float | None = None,
-                 show_progress_bar: bool | None = None, progress: Any = None) -> list[dict[str, Any]]:
+    def classify(
+        self,
+        prepared: Prepared,
+        *,
+        batch_size: int = 32,
+        threshold: float | None = None,
+        show_progress_bar: bool | None = None,
+        progress: Any = None,
+    ) -> list[dict[str, Any]]:
         """Run the model on articles from :meth:`prepare`; the results of :meth:`predict` (prediction records,
         :class:`naba.infer.schema.Prediction`), always a list.
 
@@ -509,8 +668,14 @@ class Classifier:
             task = self.tasks["topic"]
             with bar_for("topics", len(records), "article") as bar:
                 scores = self._task_scores(task, prepared, "topic", batch_size, bar)
-            thresholds = {label: threshold for label in task.spec.labels} if threshold is not None else task.spec.thresholds
-            decided = decide(scores, task.spec.labels, task.spec.multi_label, thresholds, task.spec.at_least_one)
+            thresholds = (
+                {label: threshold for label in task.spec.labels}
+                if threshold is not None
+                else task.spec.thresholds
+            )
+            decided = decide(
+                scores, task.spec.labels, task.spec.multi_label, thresholds, task.spec.at_least_one
+            )
             for result, labels, row in zip(results, decided, scores):
                 result["topics"] = {"labels": labels, "scores": _rounded(task.spec.labels, row)}
         if "stance" in prepared.tasks and prepared.pairs:
@@ -520,12 +685,25 @@ class Classifier:
             decided = decide(scores, task.spec.labels, False)
             for (i, target), labels, row in zip(prepared.pairs, decided, scores):
                 results[i].setdefault("stance", []).append(
-                    {"target": target, "label": labels[0], "scores": _rounded(task.spec.labels, row)})
+                    {
+                        "target": target,
+                        "label": labels[0],
+                        "scores": _rounded(task.spec.labels, row),
+                    }
+                )
         return results
 
-    def predict(self, articles: Sequence[Article] | Article, targets: Sequence[str] | None = None, *,
-                tasks: Sequence[str] | str | None = None, all_targets: bool = False, batch_size: int = 32,
-                threshold: float | None = None, show_progress_bar: bool | None = None) -> Any:
+    def predict(
+        self,
+        articles: Sequence[Article] | Article,
+        targets: Sequence[str] | None = None,
+        *,
+        tasks: Sequence[str] | str | None = None,
+        all_targets: bool = False,
+        batch_size: int = 32,
+        threshold: float | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> Any:
         """Classify articles; one result per article, in input order.
 
         Stance is scored only where asked: toward ``targets`` (every article),
@@ -564,12 +742,26 @@ class Classifier:
                 has a target.
         """
         if isinstance(articles, (str, dict)):
-            return self.predict([articles], targets, tasks=tasks, all_targets=all_targets, batch_size=batch_size,
-                                threshold=threshold, show_progress_bar=show_progress_bar)[0]
+            return self.predict(
+                [articles],
+                targets,
+                tasks=tasks,
+                all_targets=all_targets,
+                batch_size=batch_size,
+                threshold=threshold,
+                show_progress_bar=show_progress_bar,
+            )[0]
         prepared = self.prepare(articles, targets, tasks=tasks, all_targets=all_targets)
         if prepared.tasks == ["stance"] and prepared.records and not prepared.pairs:
-            raise NabaError("stance: no article has a target; pass targets=[...], all_targets=True or records with a 'target'")
-        return self.classify(prepared, batch_size=batch_size, threshold=threshold, show_progress_bar=show_progress_bar)
+            raise NabaError(
+                "stance: no article has a target; pass targets=[...], all_targets=True or records with a 'target'"
+            )
+        return self.classify(
+            prepared,
+            batch_size=batch_size,
+            threshold=threshold,
+            show_progress_bar=show_progress_bar,
+        )
 
 
 class _Share:
@@ -594,7 +786,11 @@ def _record_head(record: dict[str, Any]) -> dict[str, Any]:
     value = record.get("id")
     if value is None:
         return {}
-    return {"id": value if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)) else str(value)}
+    return {
+        "id": value
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+        else str(value)
+    }
 
 
 def _rounded(labels: list[str], row: np.ndarray) -> dict[str, float]:
@@ -609,10 +805,11 @@ def _as_record(article: Article, index: int) -> dict[str, Any]:
     if isinstance(article, str):
         article = {"text": article}
     elif not (isinstance(article, dict) and isinstance(article.get("text"), str)):
-        raise NabaError(f"article {index}: expected a string or a record with a 'text' string, found {type(article).__name__}")
+        raise NabaError(
+            f"article {index}: expected a string or a record with a 'text' string, found {type(article).__name__}"
+        )
     try:
         required_text(article, "text")
     except FieldError as exc:
         raise NabaError(f"article {index}: text: {exc.message}") from None
     return article
-

@@ -74,7 +74,9 @@ def _row_id(row: dict[str, Any], column: str) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: str = "auto") -> Iterator[dict[str, Any] | Rejected]:
+def iter_inputs(
+    inputs: list[Path], columns: ColumnsConfig | None = None, fmt: str = "auto"
+) -> Iterator[dict[str, Any] | Rejected]:
     """Articles from every input, in order: records ``{id, text, title?, target?}`` or :class:`Rejected` rows.
 
     A directory is read as raw article pages; a file by its extension.
@@ -106,23 +108,34 @@ def iter_inputs(inputs: list[Path], columns: ColumnsConfig | None = None, fmt: s
             except FieldError as exc:
                 yield Rejected(Problem(str(path), line, cols.text_column, exc.message), raw_id)
                 continue
-            record: dict[str, Any] = {"id": raw_id if raw_id is not None else f"{'stdin' if is_stdin(path) else path.name}:{line}",
-                                      "text": text}
+            record: dict[str, Any] = {
+                "id": raw_id
+                if raw_id is not None
+                else f"{'stdin' if is_stdin(path) else path.name}:{line}",
+                "text": text,
+            }
             if title := _text(row.get(cols.title_column)):
                 record["title"] = title
             if target := _text(row.get(cols.target_column)):
                 record["target"] = target
             yield record
         if not seen:
-            logger.warning("warning: %s: no rows (the file is empty or blank); nothing to classify in it", path)
+            logger.warning(
+                "warning: %s: no rows (the file is empty or blank); nothing to classify in it", path
+            )
 
 
-def _layout(output: Path, classifier: Any, tasks: list[str], targets: list[str] | None,
-            all_targets: bool) -> tuple[list[str] | None, Any]:
+def _layout(
+    output: Path, classifier: Any, tasks: list[str], targets: list[str] | None, all_targets: bool
+) -> tuple[list[str] | None, Any]:
     """A CSV output's columns, or a Parquet output's schema (:mod:`naba.infer.schema`): a column for each task that runs."""
     if output.name.endswith(".csv"):
-        trained = classifier.tasks["stance"].spec.default_targets if "stance" in classifier.tasks else []
-        return csv_columns(tasks, classifier.labels, stance_slots(targets, all_targets, trained)), None
+        trained = (
+            classifier.tasks["stance"].spec.default_targets if "stance" in classifier.tasks else []
+        )
+        return csv_columns(
+            tasks, classifier.labels, stance_slots(targets, all_targets, trained)
+        ), None
     if output.name.endswith(".parquet"):
         return None, parquet_schema(tasks, classifier.labels)
     return None, None
@@ -136,13 +149,21 @@ class _Writer:
     (``schema``: :func:`naba.infer.schema.parquet_schema`).
     """
 
-    def __init__(self, path: Path, append: bool, kind_of: Path | None = None, columns: list[str] | None = None,
-                 schema: Any = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        append: bool,
+        kind_of: Path | None = None,
+        columns: list[str] | None = None,
+        schema: Any = None,
+    ) -> None:
         self.path = path
         self.columns = columns
         self.schema = schema
         name = (kind_of or path).name  # a partial file takes its format from the output's name
-        self.kind = "jsonl" if name.endswith(".jsonl") else "csv" if name.endswith(".csv") else "parquet"
+        self.kind = (
+            "jsonl" if name.endswith(".jsonl") else "csv" if name.endswith(".csv") else "parquet"
+        )
         self.parquet: Any = None
         if self.kind == "parquet":
             self.handle = None
@@ -167,7 +188,9 @@ class _Writer:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pylist([{k: r.get(k) for k in self.schema.names} for r in rows], schema=self.schema)
+            table = pa.Table.from_pylist(
+                [{k: r.get(k) for k in self.schema.names} for r in rows], schema=self.schema
+            )
             if self.parquet is None:
                 self.parquet = pq.ParquetWriter(str(self.path), table.schema)
             self.parquet.write_table(table)
@@ -197,12 +220,29 @@ def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> 
     total = 0
     for path in inputs:
         name = path.name.lower()
-        kind = fmt if fmt != "auto" else ("" if is_stdin(path) or path.is_dir() or name.endswith(".gz") else
-                                          "parquet" if name.endswith(".parquet") else "csv" if name.endswith((".csv", ".tsv"))
-                                          else "lines" if name.endswith((".jsonl", ".json", ".ndjson", ".txt")) else "")
+        kind = (
+            fmt
+            if fmt != "auto"
+            else (
+                ""
+                if is_stdin(path) or path.is_dir() or name.endswith(".gz")
+                else "parquet"
+                if name.endswith(".parquet")
+                else "csv"
+                if name.endswith((".csv", ".tsv"))
+                else "lines"
+                if name.endswith((".jsonl", ".json", ".ndjson", ".txt"))
+                else ""
+            )
+        )
         if kind in ("jsonl", "txt"):
             kind = "lines"
-        if not kind or kind not in ("lines", "csv", "parquet") or is_stdin(path) or name.endswith(".gz"):
+        if (
+            not kind
+            or kind not in ("lines", "csv", "parquet")
+            or is_stdin(path)
+            or name.endswith(".gz")
+        ):
             return None
         try:
             if kind == "parquet":
@@ -227,8 +267,15 @@ def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> 
 
 
 def _job_key(model_dir: Path, inputs: list[Path], output: Path, options: dict[str, Any]) -> str:
-    text = json.dumps({"model": str(model_dir.resolve()), "inputs": [str(p.resolve()) for p in inputs],
-                       "output": str(output.resolve()), **options}, sort_keys=True)
+    text = json.dumps(
+        {
+            "model": str(model_dir.resolve()),
+            "inputs": [str(p.resolve()) for p in inputs],
+            "output": str(output.resolve()),
+            **options,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -246,9 +293,13 @@ def _restore(progress_path: Path, key: str, files: dict[str, Path]) -> dict[str,
     try:
         saved = json.loads(progress_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{progress_path}: corrupt progress record; rerun without --resume (with --overwrite)") from None
+        raise InputError(
+            f"{progress_path}: corrupt progress record; rerun without --resume (with --overwrite)"
+        ) from None
     if not isinstance(saved, dict) or saved.get("key") != key:
-        raise InputError(f"{progress_path}: records a run with other inputs, model or options; rerun without --resume")
+        raise InputError(
+            f"{progress_path}: records a run with other inputs, model or options; rerun without --resume"
+        )
     if saved.get("done"):
         return saved
     for name, path in files.items():
@@ -256,15 +307,19 @@ def _restore(progress_path: Path, key: str, files: dict[str, Path]) -> dict[str,
         actual = path.stat().st_size if path.exists() else 0
         if actual < size:
             # Never silently lose rows the record says are done.
-            raise InputError(f"{path}: holds {actual} bytes, but {progress_path} records {size}; the partial output was "
-                             "changed or removed, rerun without --resume (with --overwrite)")
+            raise InputError(
+                f"{path}: holds {actual} bytes, but {progress_path} records {size}; the partial output was "
+                "changed or removed, rerun without --resume (with --overwrite)"
+            )
         if path.exists():
             with open(path, "r+b") as handle:
                 handle.truncate(size)
     return saved
 
 
-def _publish(state: dict[str, Any], progress_path: Path, partials: dict[str, Path], finals: dict[str, Path]) -> None:
+def _publish(
+    state: dict[str, Any], progress_path: Path, partials: dict[str, Path], finals: dict[str, Path]
+) -> None:
     """Rename the complete partial files into place, then drop the progress record.
 
     ``done`` is recorded first: a run killed between the renames is finished
@@ -304,11 +359,24 @@ class _Job:
     shard: tuple[int, int] | None
 
 
-def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets: list[str] | None = None,
-                  tasks: list[str] | str | None = None, all_targets: bool = False,
-                  batch_size: int = 32, chunk_size: int = 256, threshold: float | None = None, resume: bool = False,
-                  overwrite: bool = False, columns: ColumnsConfig | None = None, fmt: str = "auto",
-                  show_progress_bar: bool | None = None, shard: tuple[int, int] | None = None) -> PredictSummary:
+def predict_files(
+    classifier: Any,
+    inputs: list[Path],
+    output: Path,
+    *,
+    targets: list[str] | None = None,
+    tasks: list[str] | str | None = None,
+    all_targets: bool = False,
+    batch_size: int = 32,
+    chunk_size: int = 256,
+    threshold: float | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    columns: ColumnsConfig | None = None,
+    fmt: str = "auto",
+    show_progress_bar: bool | None = None,
+    shard: tuple[int, int] | None = None,
+) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
 
     The output (and ``OUTPUT.errors.jsonl``) appear under their names only
@@ -334,17 +402,30 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
         if not path.exists() and not is_stdin(path):
             raise InputError(f"{path}: no such file or directory")
     if resume and any(is_stdin(path) for path in inputs):
-        raise InputError("--resume: standard input cannot be read again; save it to a file to make the run resumable")
+        raise InputError(
+            "--resume: standard input cannot be read again; save it to a file to make the run resumable"
+        )
     errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
     finals = {"output": output, "errors": errors_path}
     partials = {name: partial_path(path) for name, path in finals.items()}
     progress_path = output.with_name(output.name + ".progress.json")
     selected = classifier.selected_tasks(tasks)
     if targets and all_targets:
-        raise InputError("--target and --all-targets: pass one of them (--all-targets scores the targets the model was trained on)")
-    key = _job_key(classifier.model_dir, inputs, output, {"targets": targets, "threshold": threshold,
-                                                          "precision": classifier.precision, "tasks": selected,
-                                                          "all_targets": all_targets})
+        raise InputError(
+            "--target and --all-targets: pass one of them (--all-targets scores the targets the model was trained on)"
+        )
+    key = _job_key(
+        classifier.model_dir,
+        inputs,
+        output,
+        {
+            "targets": targets,
+            "threshold": threshold,
+            "precision": classifier.precision,
+            "tasks": selected,
+            "all_targets": all_targets,
+        },
+    )
     summary = PredictSummary(output=output, errors_path=errors_path)
     state = {"key": key, "rows": 0, "output_bytes": 0, "errors_bytes": 0, "written": 0, "errors": 0}
     if resume and progress_path.exists():
@@ -353,17 +434,45 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
         state = _restore(progress_path, key, partials)
         summary.resumed_from = state["rows"]
     elif output.exists() and not overwrite and not resume:
-        raise InputError(f"{output}: already exists; pass --overwrite to replace it or --resume to complete it")
+        raise InputError(
+            f"{output}: already exists; pass --overwrite to replace it or --resume to complete it"
+        )
     else:
-        progress_path.unlink(missing_ok=True)  # a stale record must not describe this run's fresh files
+        progress_path.unlink(
+            missing_ok=True
+        )  # a stale record must not describe this run's fresh files
     if not state.get("done"):
         fresh = state["rows"] == 0
-        job = _Job(classifier, inputs, output, partials, progress_path, tasks=selected, targets=targets, all_targets=all_targets,
-                   batch_size=batch_size, chunk_size=chunk_size, threshold=threshold, columns=columns, fmt=fmt, shard=shard)
+        job = _Job(
+            classifier,
+            inputs,
+            output,
+            partials,
+            progress_path,
+            tasks=selected,
+            targets=targets,
+            all_targets=all_targets,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            threshold=threshold,
+            columns=columns,
+            fmt=fmt,
+            shard=shard,
+        )
         try:
-            _run(job, state, tqdm(desc="predict", unit="article", initial=state["rows"], disable=not show_progress_bar,
-                                  total=_count_rows(inputs, fmt, shard) if show_progress_bar else None, dynamic_ncols=True,
-                                  bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"))
+            _run(
+                job,
+                state,
+                tqdm(
+                    desc="predict",
+                    unit="article",
+                    initial=state["rows"],
+                    disable=not show_progress_bar,
+                    total=_count_rows(inputs, fmt, shard) if show_progress_bar else None,
+                    dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]",
+                ),
+            )
         except BaseException:
             if fresh and state["rows"] == 0:  # failed before a row was done: leave nothing behind
                 for path in (*partials.values(), progress_path):
@@ -371,8 +480,11 @@ def predict_files(classifier: Any, inputs: list[Path], output: Path, *, targets:
             raise
     _publish(state, progress_path, partials, finals)
     if tasks is not None and "stance" in selected and state.get("no_target"):
-        logger.warning("warning: stance: %d articles had no target and got no stance; pass --target T, --all-targets, "
-                       "or a target column", state["no_target"])
+        logger.warning(
+            "warning: stance: %d articles had no target and got no stance; pass --target T, --all-targets, "
+            "or a target column",
+            state["no_target"],
+        )
     summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
     return summary
 
@@ -400,21 +512,32 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
     classifier, shard = job.classifier, job.shard
     append = state["rows"] > 0
     columns, schema = _layout(job.output, classifier, job.tasks, job.targets, job.all_targets)
-    writer = _Writer(job.partials["output"], append, kind_of=job.output, columns=columns, schema=schema)
+    writer = _Writer(
+        job.partials["output"], append, kind_of=job.output, columns=columns, schema=schema
+    )
     errors = open(job.partials["errors"], "ab" if append else "wb")
     try:
         for chunk in _chunks(job, state["rows"]):
             records = [item for _, item in chunk if not isinstance(item, Rejected)]
             results = []
             if records:
-                prepared = classifier.prepare(records, job.targets, tasks=job.tasks, all_targets=job.all_targets)
-                results = classifier.classify(prepared, batch_size=job.batch_size, threshold=job.threshold, progress=bar)
-            if shard is not None:  # the part files are JSONL: each record tagged with its input position
+                prepared = classifier.prepare(
+                    records, job.targets, tasks=job.tasks, all_targets=job.all_targets
+                )
+                results = classifier.classify(
+                    prepared, batch_size=job.batch_size, threshold=job.threshold, progress=bar
+                )
+            if (
+                shard is not None
+            ):  # the part files are JSONL: each record tagged with its input position
                 indices = [i for i, item in chunk if not isinstance(item, Rejected)]
                 results = [{"_index": i, **result} for i, result in zip(indices, results)]
             writer.write(results)
-            problems = [({"_index": i} if shard is not None else {}) | item.to_dict()
-                        for i, item in chunk if isinstance(item, Rejected)]
+            problems = [
+                ({"_index": i} if shard is not None else {}) | item.to_dict()
+                for i, item in chunk
+                if isinstance(item, Rejected)
+            ]
             errors.write("".join(dumps(p) + "\n" for p in problems).encode("utf-8"))
             errors.flush()
             os.fsync(errors.fileno())
@@ -425,9 +548,13 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
             state["output_bytes"], state["errors_bytes"] = writer.sync(), errors.tell()
             with atomic_file(job.progress_path) as handle:
                 json.dump(state, handle)
-            bar.n = state["rows"]  # exact at every chunk: rejected rows, and the fractions the batches advanced
+            bar.n = state[
+                "rows"
+            ]  # exact at every chunk: rejected rows, and the fractions the batches advanced
             bar.refresh()
-        if bar.total is not None and bar.total != state["rows"]:  # a counted total can include blank lines
+        if (
+            bar.total is not None and bar.total != state["rows"]
+        ):  # a counted total can include blank lines
             bar.total = state["rows"]
             bar.refresh()
     finally:
@@ -443,8 +570,16 @@ def _shard_rows(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int, world: int, *,
-                    poll_seconds: float = 0.5, **kwargs: Any) -> PredictSummary | None:
+def predict_sharded(
+    classifier: Any,
+    inputs: list[Path],
+    output: Path,
+    rank: int,
+    world: int,
+    *,
+    poll_seconds: float = 0.5,
+    **kwargs: Any,
+) -> PredictSummary | None:
     """One process's share of a multi-process run (``torchrun`` / ``accelerate launch``).
 
     Process ``rank`` classifies inputs ``i % world == rank`` into its own
@@ -457,13 +592,20 @@ def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int
     import time
 
     if output.exists() and not kwargs.get("overwrite") and not kwargs.get("resume"):
-        raise InputError(f"{output}: already exists; pass --overwrite to replace it or --resume to complete it")
+        raise InputError(
+            f"{output}: already exists; pass --overwrite to replace it or --resume to complete it"
+        )
     part = output.with_name(f"{output.name}.part-{rank}-of-{world}.jsonl")
     done = part.with_name(part.name + ".done")
     if not kwargs.get("resume"):
         done.unlink(missing_ok=True)
-    own = predict_files(classifier, inputs, part, shard=(rank, world), **{**kwargs, "overwrite": True})
-    done.write_text(json.dumps({"rows": own.rows, "written": own.written, "errors": own.errors}), encoding="utf-8")
+    own = predict_files(
+        classifier, inputs, part, shard=(rank, world), **{**kwargs, "overwrite": True}
+    )
+    done.write_text(
+        json.dumps({"rows": own.rows, "written": own.written, "errors": own.errors}),
+        encoding="utf-8",
+    )
     if rank != 0:
         return None
     parts = [output.with_name(f"{output.name}.part-{r}-of-{world}.jsonl") for r in range(world)]
@@ -471,14 +613,25 @@ def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int
     while not all(m.exists() for m in markers):
         time.sleep(poll_seconds)
     totals = [json.loads(m.read_text(encoding="utf-8")) for m in markers]
-    summary = PredictSummary(rows=sum(t["rows"] for t in totals), written=sum(t["written"] for t in totals),
-                             errors=sum(t["errors"] for t in totals), output=output)
+    summary = PredictSummary(
+        rows=sum(t["rows"] for t in totals),
+        written=sum(t["written"] for t in totals),
+        errors=sum(t["errors"] for t in totals),
+        output=output,
+    )
     summary.errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
     error_parts = [p.with_name(p.name[: -len(".jsonl")] + ".errors.jsonl") for p in parts]
     # The temporary name keeps the extension: the writer picks the format from it.
-    columns, schema = _layout(output, classifier, classifier.selected_tasks(kwargs.get("tasks")), kwargs.get("targets"),
-                              kwargs.get("all_targets", False))
-    writer = _Writer(output.with_name(f".merging-{output.name}"), append=False, columns=columns, schema=schema)
+    columns, schema = _layout(
+        output,
+        classifier,
+        classifier.selected_tasks(kwargs.get("tasks")),
+        kwargs.get("targets"),
+        kwargs.get("all_targets", False),
+    )
+    writer = _Writer(
+        output.with_name(f".merging-{output.name}"), append=False, columns=columns, schema=schema
+    )
     try:
         batch: list[dict[str, Any]] = []
         for row in heapq.merge(*(_shard_rows(p) for p in parts), key=lambda r: r["_index"]):
@@ -493,7 +646,9 @@ def predict_sharded(classifier: Any, inputs: list[Path], output: Path, rank: int
     os.replace(writer.path, output)
     if summary.errors:
         with atomic_file(summary.errors_path) as handle:
-            for row in heapq.merge(*(_shard_rows(p) for p in error_parts), key=lambda r: r["_index"]):
+            for row in heapq.merge(
+                *(_shard_rows(p) for p in error_parts), key=lambda r: r["_index"]
+            ):
                 row.pop("_index")
                 handle.write(dumps(row) + "\n")
     for path in [*parts, *markers, *error_parts]:

@@ -17,7 +17,7 @@ documents its results with it, and ``GET /v1/schema`` serves
 
 # No ``from __future__ import annotations``: pydantic reads these annotations at runtime.
 
-from typing import Any, Optional, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,10 +29,14 @@ class TopicPrediction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    labels: list[str] = Field(description="The chosen labels, in the model's label order: those whose score passed "
-                                          "its threshold (multi-label; the best one when none passed and the model "
-                                          "keeps at least one), or the most probable one (single-label).")
-    scores: dict[str, float] = Field(description="Every topic label of the model with its probability, rounded to 6 decimals.")
+    labels: list[str] = Field(
+        description="The chosen labels, in the model's label order: those whose score passed "
+        "its threshold (multi-label; the best one when none passed and the model "
+        "keeps at least one), or the most probable one (single-label)."
+    )
+    scores: dict[str, float] = Field(
+        description="Every topic label of the model with its probability, rounded to 6 decimals."
+    )
 
 
 class StancePrediction(BaseModel):
@@ -42,8 +46,10 @@ class StancePrediction(BaseModel):
 
     target: str = Field(description="The target, as it was asked for.")
     label: str = Field(description="The most probable stance label.")
-    scores: dict[str, float] = Field(description="Every stance label of the model with its probability, rounded to 6 "
-                                                 "decimals; they sum to 1.")
+    scores: dict[str, float] = Field(
+        description="Every stance label of the model with its probability, rounded to 6 "
+        "decimals; they sum to 1."
+    )
 
 
 class Prediction(BaseModel):
@@ -51,22 +57,31 @@ class Prediction(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Prediction")
 
-    id: Optional[Union[str, int]] = Field(
-        default=None, description="The article's id, as given (naba predict: the row's id, else FILE:LINE). "
-                                  "Absent when the article had none.")
-    topics: Optional[TopicPrediction] = Field(default=None, description="Present when the topic task ran.")
-    stance: Optional[list[StancePrediction]] = Field(
-        default=None, description="One entry per target, in the order asked for. Present when the stance task ran "
-                                  "and the article had a target (the targets asked for, its own target, or every "
-                                  "trained target on request).")
+    id: str | int | None = Field(
+        default=None,
+        description="The article's id, as given (naba predict: the row's id, else FILE:LINE). "
+        "Absent when the article had none.",
+    )
+    topics: TopicPrediction | None = Field(
+        default=None, description="Present when the topic task ran."
+    )
+    stance: list[StancePrediction] | None = Field(
+        default=None,
+        description="One entry per target, in the order asked for. Present when the stance task ran "
+        "and the article had a target (the targets asked for, its own target, or every "
+        "trained target on request).",
+    )
 
 
 def prediction_json_schema() -> dict[str, Any]:
     """The JSON Schema of one prediction record (what ``GET /v1/schema`` answers and the README publishes)."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Prediction.model_json_schema()}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **Prediction.model_json_schema(),
+    }
 
 
-def stance_slots(targets: Optional[list[str]], all_targets: bool, default_targets: list[str]) -> int:
+def stance_slots(targets: list[str] | None, all_targets: bool, default_targets: list[str]) -> int:
     """How many stance entries an article can get: the targets asked for, every trained target, or its own one."""
     if targets:
         return len(targets)
@@ -82,10 +97,19 @@ def parquet_schema(tasks: list[str], labels: dict[str, list[str]]) -> Any:
     columns = [("id", pa.string())]
     if "topic" in tasks:
         scores = pa.struct([(label, pa.float64()) for label in labels["topic"]])
-        columns.append(("topics", pa.struct([("labels", pa.list_(pa.string())), ("scores", scores)])))
+        columns.append(
+            ("topics", pa.struct([("labels", pa.list_(pa.string())), ("scores", scores)]))
+        )
     if "stance" in tasks:
         scores = pa.struct([(label, pa.float64()) for label in labels["stance"]])
-        columns.append(("stance", pa.list_(pa.struct([("target", pa.string()), ("label", pa.string()), ("scores", scores)]))))
+        columns.append(
+            (
+                "stance",
+                pa.list_(
+                    pa.struct([("target", pa.string()), ("label", pa.string()), ("scores", scores)])
+                ),
+            )
+        )
     return pa.schema(columns)
 
 
@@ -102,7 +126,11 @@ def csv_columns(tasks: list[str], labels: dict[str, list[str]], slots: int) -> l
         columns += ["topics.labels", *(f"topics.scores.{label}" for label in labels["topic"])]
     if "stance" in tasks:
         for i in range(slots):
-            columns += [f"stance.{i}.target", f"stance.{i}.label", *(f"stance.{i}.scores.{label}" for label in labels["stance"])]
+            columns += [
+                f"stance.{i}.target",
+                f"stance.{i}.label",
+                *(f"stance.{i}.scores.{label}" for label in labels["stance"]),
+            ]
     return columns
 
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_EXPORTS = {"create_app": "naba.serve.app", "serve": "naba.serve.app", "ServeSettings": "naba.serve.app",
-            "MicroBatcher": "naba.serve.batcher"}
+_EXPORTS = {
+    "create_app": "naba.serve.app",
+    "serve": "naba.serve.app",
+    "ServeSettings": "naba.serve.app",
+    "MicroBatcher": "naba.serve.batcher",
+}
 
 __all__ = list(_EXPORTS)
 

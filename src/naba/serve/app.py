@@ -52,7 +52,7 @@ import os
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -97,12 +97,20 @@ class ServeSettings:
     batch_size: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_text_chars", "max_body_bytes", "max_targets", "batch_size"):
+        for name in (
+            "max_batch_size",
+            "max_text_chars",
+            "max_body_bytes",
+            "max_targets",
+            "batch_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise NabaError(f"{name}: expected a positive integer, found {value!r}")
         if not self.batch_wait_ms >= 0:
-            raise NabaError(f"batch_wait_ms: expected 0 or more milliseconds, found {self.batch_wait_ms!r}")
+            raise NabaError(
+                f"batch_wait_ms: expected 0 or more milliseconds, found {self.batch_wait_ms!r}"
+            )
 
 
 def _metrics_summary(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -110,7 +118,9 @@ def _metrics_summary(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for split in ("dev", "test"):
         m = metrics.get(split)
         if isinstance(m, dict):
-            out[split] = {k: m[k] for k in ("n", "accuracy", "macro_f1", "micro_f1", "weighted_f1") if k in m}
+            out[split] = {
+                k: m[k] for k in ("n", "accuracy", "macro_f1", "micro_f1", "weighted_f1") if k in m
+            }
     return out
 
 
@@ -122,14 +132,27 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
     tasks = {}
     for name, task in classifier.tasks.items():
         spec = task.spec
-        tasks[name] = {"labels": spec.labels, "multi_label": spec.multi_label, "thresholds": spec.thresholds,
-                       "at_least_one": spec.at_least_one, "include_title": spec.include_title,
-                       "default_targets": spec.default_targets, "metrics": _metrics_summary(spec.metrics),
-                       "precision": classifier.task_precision[name], "precision_agreement": spec.precision_agreement,
-                       "hybrid": ({k: v for k, v in spec.hybrid.items() if k != "part_thresholds"} if spec.hybrid else None)}
+        tasks[name] = {
+            "labels": spec.labels,
+            "multi_label": spec.multi_label,
+            "thresholds": spec.thresholds,
+            "at_least_one": spec.at_least_one,
+            "include_title": spec.include_title,
+            "default_targets": spec.default_targets,
+            "metrics": _metrics_summary(spec.metrics),
+            "precision": classifier.task_precision[name],
+            "precision_agreement": spec.precision_agreement,
+            "hybrid": (
+                {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
+                if spec.hybrid
+                else None
+            ),
+        }
         if name == "stance":
-            tasks[name]["targets"] = ("scored only toward the request's `targets`, each article's own `target`, or, "
-                                      "with `all_targets`, the default_targets the model was trained on")
+            tasks[name]["targets"] = (
+                "scored only toward the request's `targets`, each article's own `target`, or, "
+                "with `all_targets`, the default_targets the model was trained on"
+            )
             tasks[name]["unrelated"] = spec.unrelated
     return {
         "format_version": manifest.format_version,
@@ -143,8 +166,12 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
         "tasks": tasks,
         "window": classifier.window.model_dump(),
         "normalization": manifest.normalization.model_dump(),
-        "limits": {"max_batch_size": settings.max_batch_size, "max_text_chars": settings.max_text_chars,
-                   "max_body_bytes": settings.max_body_bytes, "max_targets": settings.max_targets},
+        "limits": {
+            "max_batch_size": settings.max_batch_size,
+            "max_text_chars": settings.max_text_chars,
+            "max_body_bytes": settings.max_body_bytes,
+            "max_targets": settings.max_targets,
+        },
     }
 
 
@@ -164,16 +191,26 @@ def _offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> Any:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="naba - docs", swagger_favicon_url="/static-docs/favicon.png",
-                                   swagger_js_url="/static-docs/swagger-ui-bundle.js", swagger_css_url="/static-docs/swagger-ui.css")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="naba - docs",
+            swagger_favicon_url="/static-docs/favicon.png",
+            swagger_js_url="/static-docs/swagger-ui-bundle.js",
+            swagger_css_url="/static-docs/swagger-ui.css",
+        )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> Any:
-        return get_redoc_html(openapi_url="/openapi.json", title="naba - ReDoc", redoc_js_url="/static-docs/redoc.standalone.js",
-                              redoc_favicon_url="/static-docs/favicon.png", with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="naba - ReDoc",
+            redoc_js_url="/static-docs/redoc.standalone.js",
+            redoc_favicon_url="/static-docs/favicon.png",
+            with_google_fonts=False,
+        )
 
 
-def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = None) -> FastAPI:
+def create_app(classifier: "Classifier", settings: ServeSettings | None = None) -> FastAPI:
     """Build the FastAPI app serving ``classifier`` (no server started; test it with ``TestClient``).
 
     Args:
@@ -191,12 +228,21 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
     import naba
 
     settings = settings or ServeSettings()
-    batcher = MicroBatcher(classifier, max_batch_size=settings.max_batch_size, batch_wait_ms=settings.batch_wait_ms,
-                           batch_size=settings.batch_size)
+    batcher = MicroBatcher(
+        classifier,
+        max_batch_size=settings.max_batch_size,
+        batch_wait_ms=settings.batch_wait_ms,
+        batch_size=settings.batch_size,
+    )
     info = model_info(classifier, settings)
     prediction_schema = prediction_json_schema()
-    stamp = {"format_version": classifier.manifest.format_version, "naba_version": classifier.manifest.naba_version}
-    ClassifyRequest = request_model(settings.max_batch_size, settings.max_text_chars, settings.max_targets)  # noqa: N806 - a class
+    stamp = {
+        "format_version": classifier.manifest.format_version,
+        "naba_version": classifier.manifest.naba_version,
+    }
+    ClassifyRequest = request_model(
+        settings.max_batch_size, settings.max_text_chars, settings.max_targets
+    )  # noqa: N806 - a class
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -204,8 +250,14 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
         yield
         await asyncio.to_thread(batcher.close)
 
-    app = FastAPI(title="naba", version=naba.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Arabic news topic and stance classification.")
+    app = FastAPI(
+        title="naba",
+        version=naba.__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Arabic news topic and stance classification.",
+    )
     _offline_docs(app)
     app.router.route_class = StrictJSONRoute
     app.state.batcher = batcher
@@ -216,15 +268,23 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
 
-    @app.post("/v1/classify", response_model=ClassifyResponse, summary="Classify articles by topic and stance",
-              responses={413: {"model": ErrorBody, "description": "Body over max_body_bytes"},
-                         422: {"model": ValidationErrorBody, "description": "Invalid JSON or request"},
-                         503: {"model": ErrorBody, "description": "Shutting down"}})
+    @app.post(
+        "/v1/classify",
+        response_model=ClassifyResponse,
+        summary="Classify articles by topic and stance",
+        responses={
+            413: {"model": ErrorBody, "description": "Body over max_body_bytes"},
+            422: {"model": ValidationErrorBody, "description": "Invalid JSON or request"},
+            503: {"model": ErrorBody, "description": "Shutting down"},
+        },
+    )
     async def classify(body: ClassifyRequest) -> JSONResponse:
         """One result per article, in input order; `id` echoed when the article has one."""
         articles = [a if isinstance(a, str) else a.as_article() for a in body.articles]
         try:
-            results = await batcher.classify(articles, body.targets, body.threshold, body.tasks, body.all_targets)
+            results = await batcher.classify(
+                articles, body.targets, body.threshold, body.tasks, body.all_targets
+            )
         except NabaError as exc:
             return JSONResponse({"detail": printable(str(exc))}, status_code=422)
         except ServiceClosed as exc:
@@ -242,8 +302,14 @@ def create_app(classifier: "Classifier", settings: Optional[ServeSettings] = Non
 
     @app.get("/healthz", summary="Liveness, with micro-batching counters")
     async def healthz() -> dict[str, Any]:
-        worker = getattr(app.state, "worker", None)  # naba serve --workers N: which process answered
-        return {"status": "ok", **asdict(batcher.stats()), **({} if worker is None else {"worker": worker})}
+        worker = getattr(
+            app.state, "worker", None
+        )  # naba serve --workers N: which process answered
+        return {
+            "status": "ok",
+            **asdict(batcher.stats()),
+            **({} if worker is None else {"worker": worker}),
+        }
 
     return app
 
@@ -260,7 +326,9 @@ def _claim_slot(directory: Path, workers: int) -> int:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 if attempt == 1 and not _alive(int(path.read_text(encoding="utf-8") or 0)):
-                    path.write_text(str(os.getpid()), encoding="utf-8")  # a restarted worker takes the dead one's slot
+                    path.write_text(
+                        str(os.getpid()), encoding="utf-8"
+                    )  # a restarted worker takes the dead one's slot
                     return slot
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -296,16 +364,29 @@ def worker_app() -> FastAPI:
     spec = json.loads(os.environ[WORKER_ENV])
     slot = _claim_slot(Path(spec["slots"]), spec["workers"])
     torch.set_num_threads(spec["threads"])
-    classifier = Classifier.load(spec["model_dir"], spec["precision"], allow_pickle=spec["allow_pickle"],
-                                 device=worker_device(spec["device"], slot))
+    classifier = Classifier.load(
+        spec["model_dir"],
+        spec["precision"],
+        allow_pickle=spec["allow_pickle"],
+        device=worker_device(spec["device"], slot),
+    )
     app = create_app(classifier, ServeSettings(**spec["settings"]))
     app.state.worker = slot
     return app
 
 
-def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *, precision: str = "fp32", device: str | None = "auto",
-          settings: Optional[ServeSettings] = None, allow_pickle: bool = False, workers: int = 1,
-          threads: Optional[int] = None) -> None:
+def serve(
+    model_dir: "str | Path",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    precision: str = "fp32",
+    device: str | None = "auto",
+    settings: ServeSettings | None = None,
+    allow_pickle: bool = False,
+    workers: int = 1,
+    threads: int | None = None,
+) -> None:
     """Load a model directory and serve it over HTTP until interrupted (SIGINT/SIGTERM).
 
     Args:
@@ -331,7 +412,10 @@ def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *,
 
     settings = settings or ServeSettings()
     if host not in LOOPBACK:
-        logger.warning("binding %s: the service has no authentication; anyone who can reach this address can use it", host)
+        logger.warning(
+            "binding %s: the service has no authentication; anyone who can reach this address can use it",
+            host,
+        )
     if workers < 1:
         raise NabaError(f"workers: expected 1 or more processes, found {workers}")
     if threads is None and workers > 1:
@@ -351,8 +435,24 @@ def serve(model_dir: "str | Path", host: str = "127.0.0.1", port: int = 8000, *,
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="naba-serve-") as slots:
-        os.environ[WORKER_ENV] = json.dumps({"model_dir": str(model_dir), "precision": precision, "device": device,
-                                             "allow_pickle": allow_pickle, "settings": asdict(settings), "workers": workers,
-                                             "threads": threads, "slots": slots})
-        uvicorn.run("naba.serve.app:worker_app", factory=True, host=host, port=port, workers=workers, log_config=None,
-                    timeout_graceful_shutdown=10)
+        os.environ[WORKER_ENV] = json.dumps(
+            {
+                "model_dir": str(model_dir),
+                "precision": precision,
+                "device": device,
+                "allow_pickle": allow_pickle,
+                "settings": asdict(settings),
+                "workers": workers,
+                "threads": threads,
+                "slots": slots,
+            }
+        )
+        uvicorn.run(
+            "naba.serve.app:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ class ServiceClosed(RuntimeError):
 class _Job:
     articles: list[Any]
     # (targets, threshold, tasks, all_targets): what may share a predict call
-    key: tuple[Optional[tuple[str, ...]], Optional[float], Optional[tuple[str, ...]], bool]
+    key: tuple[tuple[str, ...] | None, float | None, tuple[str, ...] | None, bool]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
 
 
-def _deliver(future: asyncio.Future, result: Any, error: Optional[BaseException]) -> None:
+def _deliver(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
     if future.done():  # the request was cancelled (client gone); nobody is waiting
         return
     if error is not None:
@@ -80,14 +80,16 @@ class MicroBatcher:
         batch_size: Documents per forward pass.
     """
 
-    def __init__(self, classifier: Any, *, max_batch_size: int, batch_wait_ms: float, batch_size: int) -> None:
+    def __init__(
+        self, classifier: Any, *, max_batch_size: int, batch_wait_ms: float, batch_size: int
+    ) -> None:
         self._classifier = classifier
         self._max = max_batch_size
         self._wait_s = batch_wait_ms / 1000
         self._batch_size = batch_size
-        self._queue: queue.Queue[Optional[_Job]] = queue.Queue()
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._closed = False
         self._stats = BatchStats()
 
@@ -115,9 +117,14 @@ class MicroBatcher:
         else:
             self._fail_queued()
 
-    async def classify(self, articles: list[Any], targets: Optional[Sequence[str]] = None,
-                       threshold: Optional[float] = None, tasks: Optional[Sequence[str]] = None,
-                       all_targets: bool = False) -> list[dict[str, Any]]:
+    async def classify(
+        self,
+        articles: list[Any],
+        targets: Sequence[str] | None = None,
+        threshold: float | None = None,
+        tasks: Sequence[str] | None = None,
+        all_targets: bool = False,
+    ) -> list[dict[str, Any]]:
         """Classify one request's articles, sharing a predict call with concurrent requests.
 
         Raises:
@@ -127,12 +134,17 @@ class MicroBatcher:
         self.start()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        key = (tuple(targets) if targets else None, threshold, tuple(tasks) if tasks is not None else None, all_targets)
+        key = (
+            tuple(targets) if targets else None,
+            threshold,
+            tuple(tasks) if tasks is not None else None,
+            all_targets,
+        )
         self._queue.put(_Job(list(articles), key, future, loop))
         return await future
 
     def _run(self) -> None:
-        carry: Optional[_Job] = None
+        carry: _Job | None = None
         while True:
             first = carry if carry is not None else self._queue.get()
             carry = None
@@ -144,7 +156,11 @@ class MicroBatcher:
                 remaining = deadline - time.monotonic()
                 try:
                     # Past the deadline, still take what is already queued (no waiting).
-                    job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    job = (
+                        self._queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
                 if job is None:
@@ -169,9 +185,14 @@ class MicroBatcher:
         for (targets, threshold, tasks, all_targets), group in groups.items():
             articles = [a for job in group for a in job.articles]
             try:
-                results = self._classifier.predict(articles, list(targets) if targets else None,
-                                                   tasks=list(tasks) if tasks is not None else None, all_targets=all_targets,
-                                                   batch_size=self._batch_size, threshold=threshold)
+                results = self._classifier.predict(
+                    articles,
+                    list(targets) if targets else None,
+                    tasks=list(tasks) if tasks is not None else None,
+                    all_targets=all_targets,
+                    batch_size=self._batch_size,
+                    threshold=threshold,
+                )
             except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised in each waiting request
                 logger.debug("predict failed for %d requests", len(group), exc_info=True)
                 for job in group:
@@ -183,7 +204,7 @@ class MicroBatcher:
                 self._stats.requests += len(group)
             start = 0
             for job in group:
-                self._resolve(job, results[start:start + len(job.articles)], None)
+                self._resolve(job, results[start : start + len(job.articles)], None)
                 start += len(job.articles)
 
     def _fail_queued(self) -> None:
@@ -196,7 +217,7 @@ class MicroBatcher:
                 self._resolve(job, None, ServiceClosed("the service is shutting down"))
 
     @staticmethod
-    def _resolve(job: _Job, result: Any, error: Optional[BaseException]) -> None:
+    def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
         try:
             job.loop.call_soon_threadsafe(_deliver, job.future, result, error)
         except RuntimeError:  # the loop is closed: the request is gone

@@ -7,7 +7,7 @@ limits baked in: its messages name the article index and the limit.
 # No ``from __future__ import annotations`` here: pydantic resolves the annotations of the request model,
 # a class local to request_model, at runtime.
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 from pydantic_core import PydanticCustomError
@@ -23,7 +23,7 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-def _article_tag(value: Any) -> Optional[str]:
+def _article_tag(value: Any) -> str | None:
     if isinstance(value, str):
         return "string"
     if isinstance(value, dict):
@@ -36,10 +36,12 @@ class ArticleIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: Optional[Union[str, int]] = Field(default=None, description="Echoed in the result.")
-    title: Optional[str] = None
+    id: str | int | None = Field(default=None, description="Echoed in the result.")
+    title: str | None = None
     text: str
-    target: Optional[str] = Field(default=None, description="Stance target for this article (when `targets` is not given).")
+    target: str | None = Field(
+        default=None, description="Stance target for this article (when `targets` is not given)."
+    )
 
     def as_article(self) -> dict[str, Any]:
         """The record :meth:`Classifier.predict` takes (which echoes its ``id`` in the result)."""
@@ -53,13 +55,16 @@ class ArticleIn(BaseModel):
 
 
 ArticleItem = Annotated[
-    Union[Annotated[str, Tag("string")], Annotated[ArticleIn, Tag("record")]],
-    Discriminator(_article_tag, custom_error_type="article_type",
-                  custom_error_message="expected a string or an object with a 'text' string"),
+    Annotated[str, Tag("string")] | Annotated[ArticleIn, Tag("record")],
+    Discriminator(
+        _article_tag,
+        custom_error_type="article_type",
+        custom_error_message="expected a string or an object with a 'text' string",
+    ),
 ]
 
 
-def blank_text(text: str) -> Optional[str]:
+def blank_text(text: str) -> str | None:
     """Why a text cannot be classified (empty, whitespace or invisible only), in the words of ``naba predict``; None if it can."""
     from naba.data.records import FieldError, required_text
 
@@ -80,23 +85,48 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
     """
 
     class ClassifyRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra={
-            "examples": [{"articles": ["ارتفعت أسعار النفط بعد قرار أوبك خفض الإنتاج",
-                                       {"id": "a-2", "title": "قمة عربية في الرياض", "text": "...", "target": "العمل عن بعد"}]}]})
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [
+                    {
+                        "articles": [
+                            "ارتفعت أسعار النفط بعد قرار أوبك خفض الإنتاج",
+                            {
+                                "id": "a-2",
+                                "title": "قمة عربية في الرياض",
+                                "text": "...",
+                                "target": "العمل عن بعد",
+                            },
+                        ]
+                    }
+                ]
+            },
+        )
 
         articles: list[ArticleItem] = Field(
             description=f"1 to {max_articles} articles: strings, or records with `text` and optional `id`, `title`, "
-                        f"`target`; each text at most {max_chars} characters.")
-        targets: Optional[list[str]] = Field(
-            default=None, description=f"Stance targets to score every article against (at most {max_targets}). "
-                                      "Without them, stance is scored only toward each record's own `target`, or "
-                                      "with `all_targets`; an article with no target gets no `stance`.")
-        all_targets: bool = Field(default=False, description="Score stance toward every target the model was trained "
-                                                             "on (`default_targets` in GET /v1/model).")
-        tasks: Optional[list[Literal["topic", "stance"]]] = Field(
-            default=None, min_length=1, description="The tasks to run (default: every task of the model).")
-        threshold: Optional[float] = Field(default=None, ge=0.0, le=1.0,
-                                           description="Overrides every tuned topic threshold.")
+            f"`target`; each text at most {max_chars} characters."
+        )
+        targets: list[str] | None = Field(
+            default=None,
+            description=f"Stance targets to score every article against (at most {max_targets}). "
+            "Without them, stance is scored only toward each record's own `target`, or "
+            "with `all_targets`; an article with no target gets no `stance`.",
+        )
+        all_targets: bool = Field(
+            default=False,
+            description="Score stance toward every target the model was trained "
+            "on (`default_targets` in GET /v1/model).",
+        )
+        tasks: list[Literal["topic", "stance"]] | None = Field(
+            default=None,
+            min_length=1,
+            description="The tasks to run (default: every task of the model).",
+        )
+        threshold: float | None = Field(
+            default=None, ge=0.0, le=1.0, description="Overrides every tuned topic threshold."
+        )
 
         @field_validator("articles", mode="before")
         @classmethod
@@ -104,24 +134,39 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
             # Before item validation: a request of a million articles is refused without validating them.
             if isinstance(value, list):
                 if not value:
-                    raise PydanticCustomError("articles_empty", "articles: empty; send at least one article")
+                    raise PydanticCustomError(
+                        "articles_empty", "articles: empty; send at least one article"
+                    )
                 if len(value) > max_articles:
                     raise PydanticCustomError(
                         "too_many_articles",
                         "articles: {found} articles, the limit is {limit} per request (max_batch_size); "
-                        "split them over several requests", {"found": len(value), "limit": max_articles})
+                        "split them over several requests",
+                        {"found": len(value), "limit": max_articles},
+                    )
             return value
 
         @field_validator("articles")
         @classmethod
         def _texts(cls, value: list[Any]) -> list[Any]:
             for i, article in enumerate(value):
-                fields = {"text": article} if isinstance(article, str) else {
-                    "id": article.id if isinstance(article.id, str) else None,
-                    "title": article.title, "text": article.text, "target": article.target}
+                fields = (
+                    {"text": article}
+                    if isinstance(article, str)
+                    else {
+                        "id": article.id if isinstance(article.id, str) else None,
+                        "title": article.title,
+                        "text": article.text,
+                        "target": article.target,
+                    }
+                )
                 blank = blank_text(fields["text"])
                 if blank:
-                    raise PydanticCustomError("empty_text", "article {index}: text: {reason}", {"index": i, "reason": blank})
+                    raise PydanticCustomError(
+                        "empty_text",
+                        "article {index}: text: {reason}",
+                        {"index": i, "reason": blank},
+                    )
                 for name, text in fields.items():
                     if text is None:
                         continue
@@ -129,31 +174,47 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
                         raise PydanticCustomError(
                             "text_too_long",
                             "article {index}: {field} is {found} characters, the limit is {limit} (max_text_chars); "
-                            "shorten the article or split it", {"index": i, "field": name, "found": len(text), "limit": max_chars})
+                            "shorten the article or split it",
+                            {"index": i, "field": name, "found": len(text), "limit": max_chars},
+                        )
                     if _has_surrogates(text):
                         raise PydanticCustomError(
-                            "invalid_text", "article {index}: {field} contains a lone surrogate (invalid Unicode); "
-                                            "send UTF-8 text", {"index": i, "field": name})
+                            "invalid_text",
+                            "article {index}: {field} contains a lone surrogate (invalid Unicode); "
+                            "send UTF-8 text",
+                            {"index": i, "field": name},
+                        )
             return value
 
         @field_validator("targets", mode="before")
         @classmethod
         def _count_targets(cls, value: Any) -> Any:
             if isinstance(value, list) and len(value) > max_targets:
-                raise PydanticCustomError("too_many_targets", "targets: {found} targets, the limit is {limit} per request",
-                                          {"found": len(value), "limit": max_targets})
+                raise PydanticCustomError(
+                    "too_many_targets",
+                    "targets: {found} targets, the limit is {limit} per request",
+                    {"found": len(value), "limit": max_targets},
+                )
             return value
 
         @field_validator("targets")
         @classmethod
-        def _targets(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+        def _targets(cls, value: list[str] | None) -> list[str] | None:
             for i, target in enumerate(value or []):
                 if len(target) > max_chars:
-                    raise PydanticCustomError("text_too_long", "targets[{index}]: {found} characters, the limit is {limit} "
-                                              "(max_text_chars)", {"index": i, "found": len(target), "limit": max_chars})
+                    raise PydanticCustomError(
+                        "text_too_long",
+                        "targets[{index}]: {found} characters, the limit is {limit} "
+                        "(max_text_chars)",
+                        {"index": i, "found": len(target), "limit": max_chars},
+                    )
                 if _has_surrogates(target):
-                    raise PydanticCustomError("invalid_text", "targets[{index}]: contains a lone surrogate (invalid "
-                                              "Unicode); send UTF-8 text", {"index": i})
+                    raise PydanticCustomError(
+                        "invalid_text",
+                        "targets[{index}]: contains a lone surrogate (invalid "
+                        "Unicode); send UTF-8 text",
+                        {"index": i},
+                    )
             return value
 
     return ClassifyRequest
@@ -165,13 +226,15 @@ class ModelStamp(BaseModel):
 
 
 class ClassifyResponse(BaseModel):
-    results: list[Prediction] = Field(description="One prediction record per article, in input order: the records of "
-                                                  "the Python API and `naba predict` (GET /v1/schema).")
+    results: list[Prediction] = Field(
+        description="One prediction record per article, in input order: the records of "
+        "the Python API and `naba predict` (GET /v1/schema)."
+    )
     model: ModelStamp
 
 
 class ErrorItem(BaseModel):
-    loc: list[Union[str, int]]
+    loc: list[str | int]
     msg: str
     type: str
 

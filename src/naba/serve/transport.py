@@ -43,7 +43,9 @@ class _StrictJSONRequest(Request):
                 raise
             except RecursionError:
                 raise json.JSONDecodeError("nested too deeply", "", 0) from None
-            except ValueError:  # int() refuses numbers of thousands of digits (sys.get_int_max_str_digits)
+            except (
+                ValueError
+            ):  # int() refuses numbers of thousands of digits (sys.get_int_max_str_digits)
                 raise json.JSONDecodeError("a number has too many digits", "", 0) from None
         return self._json
 
@@ -66,8 +68,13 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     def _too_large(self) -> JSONResponse:
-        return JSONResponse({"detail": f"request body is larger than {self.max_bytes} bytes (max_body_bytes); "
-                                       "send fewer or shorter articles per request"}, status_code=413)
+        return JSONResponse(
+            {
+                "detail": f"request body is larger than {self.max_bytes} bytes (max_body_bytes); "
+                "send fewer or shorter articles per request"
+            },
+            status_code=413,
+        )
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -80,7 +87,9 @@ class BodyLimit:
             except ValueError:
                 size = -1
             if size < 0:
-                response = JSONResponse({"detail": "Content-Length: expected a number of bytes"}, status_code=400)
+                response = JSONResponse(
+                    {"detail": "Content-Length: expected a number of bytes"}, status_code=400
+                )
                 await response(scope, receive, send)
                 return
             if size > self.max_bytes:
@@ -118,15 +127,25 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     detail = []
     for error in exc.errors():
         msg = error.get("msg", "")
-        if tuple(error.get("loc", ())) == ("body",) and error.get("type") == "model_attributes_type":
+        if (
+            tuple(error.get("loc", ())) == ("body",)
+            and error.get("type") == "model_attributes_type"
+        ):
             # FastAPI passes a body it did not parse as JSON (no or another Content-Type) on as bytes.
-            msg = ("body: expected a JSON object; send it with Content-Type: application/json"
-                   if isinstance(error.get("input"), (bytes, bytearray)) else
-                   "body: expected a JSON object with an 'articles' list")
+            msg = (
+                "body: expected a JSON object; send it with Content-Type: application/json"
+                if isinstance(error.get("input"), (bytes, bytearray))
+                else "body: expected a JSON object with an 'articles' list"
+            )
         elif error.get("type") == "json_invalid":
             reason = (error.get("ctx") or {}).get("error", "")
             msg = f"body is not valid JSON: {reason}" if reason else "body is not valid JSON"
         # No "input": the offending value can be a 100 kB text, or not encodable at all.
-        detail.append({"loc": [printable(p) for p in error.get("loc", ())], "msg": printable(msg),
-                       "type": str(error.get("type", ""))})
+        detail.append(
+            {
+                "loc": [printable(p) for p in error.get("loc", ())],
+                "msg": printable(msg),
+                "type": str(error.get("type", "")),
+            }
+        )
     return detail

@@ -7,34 +7,72 @@ from naba.manifest import Manifest
 
 
 def _row(name: str, split: str, metrics: dict) -> str:
-    return (f"| {name} | {split} | {metrics.get('n', '')} | {metrics['macro_f1']:.4f} | {metrics['micro_f1']:.4f} | "
-            f"{metrics['accuracy']:.4f} |")
+    return (
+        f"| {name} | {split} | {metrics.get('n', '')} | {metrics['macro_f1']:.4f} | {metrics['micro_f1']:.4f} | "
+        f"{metrics['accuracy']:.4f} |"
+    )
 
 
 def metadata_header(manifest: Manifest, tasks: list[str]) -> list[str]:
     """The Hugging Face model-card metadata block (YAML front matter) for ``tasks`` of the model."""
     import json
 
-    config_tasks = manifest.training_config.get("tasks", {}) if isinstance(manifest.training_config, dict) else {}
-    datasets = sorted({str(config_tasks[t][split]) for t in tasks if isinstance(config_tasks.get(t), dict)
-                       for split in ("train", "dev", "test") if config_tasks[t].get(split)})
+    config_tasks = (
+        manifest.training_config.get("tasks", {})
+        if isinstance(manifest.training_config, dict)
+        else {}
+    )
+    datasets = sorted(
+        {
+            str(config_tasks[t][split])
+            for t in tasks
+            if isinstance(config_tasks.get(t), dict)
+            for split in ("train", "dev", "test")
+            if config_tasks[t].get(split)
+        }
+    )
     results = []
     for name in tasks:
         test = manifest.tasks[name].metrics.get("test")
         if isinstance(test, dict):
-            results.append({"task": {"type": "text-classification", "name": f"{name} classification"},
-                            "dataset": {"name": f"{name} test split", "type": "local"},
-                            "metrics": [{"type": "f1", "name": "macro-F1", "value": round(test["macro_f1"], 4)},
-                                        {"type": "accuracy", "name": "accuracy", "value": round(test["accuracy"], 4)}]})
-    lines = ["---", "language:", "- ar", "license: other",
-             "license_name: the licences of the base model and of the training data",
-             f"base_model: {json.dumps(manifest.base_model)}", "pipeline_tag: text-classification", "library_name: transformers",
-             "tags:", "- naba", "- arabic", "- news", *[f"- {t}" for t in tasks]]
+            results.append(
+                {
+                    "task": {"type": "text-classification", "name": f"{name} classification"},
+                    "dataset": {"name": f"{name} test split", "type": "local"},
+                    "metrics": [
+                        {"type": "f1", "name": "macro-F1", "value": round(test["macro_f1"], 4)},
+                        {
+                            "type": "accuracy",
+                            "name": "accuracy",
+                            "value": round(test["accuracy"], 4),
+                        },
+                    ],
+                }
+            )
+    lines = [
+        "---",
+        "language:",
+        "- ar",
+        "license: other",
+        "license_name: the licences of the base model and of the training data",
+        f"base_model: {json.dumps(manifest.base_model)}",
+        "pipeline_tag: text-classification",
+        "library_name: transformers",
+        "tags:",
+        "- naba",
+        "- arabic",
+        "- news",
+        *[f"- {t}" for t in tasks],
+    ]
     if datasets:
         lines += ["datasets:", *[f"- {json.dumps(d, ensure_ascii=False)}" for d in datasets]]
     lines += ["metrics:", "- f1", "- accuracy"]
     if results:
-        lines += ["model-index:", "- name: naba " + "-".join(tasks), f"  results: {json.dumps(results, ensure_ascii=False)}"]
+        lines += [
+            "model-index:",
+            "- name: naba " + "-".join(tasks),
+            f"  results: {json.dumps(results, ensure_ascii=False)}",
+        ]
     return lines + ["---", ""]
 
 
@@ -50,18 +88,34 @@ def _distillation(manifest: Manifest) -> list[str]:
     record = manifest.distilled_from
     if not record:
         return []
-    lines = ["## Distillation", "",
-             f"A student of `{record['teacher']}` (created {record['teacher_created']}), trained by `naba distill` to match "
-             f"the teacher's article logits at temperature {record['temperature']:g} (weight {record['alpha']:g}; the gold "
-             f"labels weigh {1 - record['alpha']:g}), starting from the teacher's own weights.", ""]
+    lines = [
+        "## Distillation",
+        "",
+        f"A student of `{record['teacher']}` (created {record['teacher_created']}), trained by `naba distill` to match "
+        f"the teacher's article logits at temperature {record['temperature']:g} (weight {record['alpha']:g}; the gold "
+        f"labels weigh {1 - record['alpha']:g}), starting from the teacher's own weights.",
+        "",
+    ]
     for name, done in record.get("tasks", {}).items():
-        teacher, student = done.get("teacher_metrics", {}).get("test"), manifest.tasks[name].metrics.get("test")
-        compared = (f"; test macro-F1 teacher {teacher['macro_f1']:.4f}, student {student['macro_f1']:.4f}"
-                    if teacher and student else "")
-        unlabeled = f" and {done['unlabeled_articles']} unlabeled articles" if done.get("unlabeled_articles") else ""
-        lines.append(f"- **{name}**: {len(done['layers'])} of the teacher's {done['teacher_layers']} layers "
-                     f"({', '.join(map(str, done['layers']))}); {done['train_articles']} training articles{unlabeled}"
-                     f"{compared}")
+        teacher, student = (
+            done.get("teacher_metrics", {}).get("test"),
+            manifest.tasks[name].metrics.get("test"),
+        )
+        compared = (
+            f"; test macro-F1 teacher {teacher['macro_f1']:.4f}, student {student['macro_f1']:.4f}"
+            if teacher and student
+            else ""
+        )
+        unlabeled = (
+            f" and {done['unlabeled_articles']} unlabeled articles"
+            if done.get("unlabeled_articles")
+            else ""
+        )
+        lines.append(
+            f"- **{name}**: {len(done['layers'])} of the teacher's {done['teacher_layers']} layers "
+            f"({', '.join(map(str, done['layers']))}); {done['train_articles']} training articles{unlabeled}"
+            f"{compared}"
+        )
     return lines + [""]
 
 
@@ -69,29 +123,45 @@ def task_card(manifest: Manifest, name: str) -> str:
     """The card in one task's HF directory: what it is alone, and how to reproduce naba's decision with transformers."""
     task = manifest.tasks[name]
     lines = metadata_header(manifest, [name]) + [
-        f"# naba {name} model (the encoder part)", "",
+        f"# naba {name} model (the encoder part)",
+        "",
         f"{_origin(manifest)[0].upper()}{_origin(manifest)[1:]} by naba {manifest.naba_version}; labels: {', '.join(task.labels)}. "
-        "The whole model, with its manifest, is the parent directory (`naba.json`, `README.md`).", "",
-        "## With plain transformers", "",
+        "The whole model, with its manifest, is the parent directory (`naba.json`, `README.md`).",
+        "",
+        "## With plain transformers",
+        "",
         "```python",
         "from transformers import pipeline",
         f'clf = pipeline("text-classification", model="{name}", top_k=None)',
-        "```", "",
+        "```",
+        "",
         "gives the encoder's scores. naba's decision, copied into `config.json` under `naba_decision`, differs where:",
     ]
     if task.multi_label:
-        lines.append("- labels are multi-label: every label whose sigmoid score reaches its threshold "
-                     f"({', '.join(f'{k} {v:.3f}' for k, v in task.thresholds.items())})"
-                     + ("; the best label when none does" if task.at_least_one else ""))
+        lines.append(
+            "- labels are multi-label: every label whose sigmoid score reaches its threshold "
+            f"({', '.join(f'{k} {v:.3f}' for k, v in task.thresholds.items())})"
+            + ("; the best label when none does" if task.at_least_one else "")
+        )
     if task.prior_correction:
-        lines.append(f"- the prior correction (alpha {task.prior_correction:g}) is already in these weights' bias: nothing to do")
+        lines.append(
+            f"- the prior correction (alpha {task.prior_correction:g}) is already in these weights' bias: nothing to do"
+        )
     if task.hybrid and reads(task.hybrid)[1]:
         h = task.hybrid
-        lines.append(f"- naba decides with {describe(h)}, the sparse part in `{h['path']}/` (formula in `config.json`): "
-                     "use naba (`naba predict`, `Classifier`) for its labels")
+        lines.append(
+            f"- naba decides with {describe(h)}, the sparse part in `{h['path']}/` (formula in `config.json`): "
+            "use naba (`naba predict`, `Classifier`) for its labels"
+        )
     if name == "stance":
-        lines.append("- inputs are (target, text) pairs: the target first, as the tokenizer's first segment")
-    lines += ["", f"Normalise text as naba does first (settings in `naba.json`): {manifest.normalization.model_dump()}.", ""]
+        lines.append(
+            "- inputs are (target, text) pairs: the target first, as the tokenizer's first segment"
+        )
+    lines += [
+        "",
+        f"Normalise text as naba does first (settings in `naba.json`): {manifest.normalization.model_dump()}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -107,42 +177,75 @@ def model_card(manifest: Manifest) -> str:
         "",
     ]
     for name, task in manifest.tasks.items():
-        kind = "multi-label (sigmoid, per-label thresholds)" if task.multi_label else "single-label (softmax)"
+        kind = (
+            "multi-label (sigmoid, per-label thresholds)"
+            if task.multi_label
+            else "single-label (softmax)"
+        )
         lines.append(f"- **{name}**: {kind}; labels: {', '.join(task.labels)}")
         if task.thresholds:
-            lines.append("  - thresholds (tuned on dev): " + ", ".join(f"{k} {v:.3f}" for k, v in task.thresholds.items()))
+            lines.append(
+                "  - thresholds (tuned on dev): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in task.thresholds.items())
+            )
         if task.prior_correction:
-            lines.append(f"  - prior correction (chosen on dev): alpha {task.prior_correction:g}, the log class weights of "
-                         "the loss taken back out of the decision; already in the classifier's bias")
+            lines.append(
+                f"  - prior correction (chosen on dev): alpha {task.prior_correction:g}, the log class weights of "
+                "the loss taken back out of the decision; already in the classifier's bias"
+            )
         if task.hybrid:
             h, parts = task.hybrid, task.metrics.get("parts", {})
-            lines.append(f"  - hybrid: naba decides with {describe(h)}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
-                         f"(`{task.path}/{h['path']}/`) and their blends" + (
-                             "; test macro-F1 encoder {:.4f}, sparse {:.4f}, hybrid {:.4f}".format(
-                                 *(parts[p]["test"]["macro_f1"] for p in ("encoder", "sparse", "hybrid")))
-                             if all("test" in parts.get(p, {}) for p in ("encoder", "sparse", "hybrid")) else ""))
-            lines.append(f"  - plain `transformers` (`pipeline(\"text-classification\", \"{task.path}\")`) loads the encoder "
-                         "alone: its labels are the encoder part's, not naba's hybrid decision")
+            lines.append(
+                f"  - hybrid: naba decides with {describe(h)}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
+                f"(`{task.path}/{h['path']}/`) and their blends"
+                + (
+                    "; test macro-F1 encoder {:.4f}, sparse {:.4f}, hybrid {:.4f}".format(
+                        *(parts[p]["test"]["macro_f1"] for p in ("encoder", "sparse", "hybrid"))
+                    )
+                    if all("test" in parts.get(p, {}) for p in ("encoder", "sparse", "hybrid"))
+                    else ""
+                )
+            )
+            lines.append(
+                f'  - plain `transformers` (`pipeline("text-classification", "{task.path}")`) loads the encoder '
+                "alone: its labels are the encoder part's, not naba's hybrid decision"
+            )
         if task.default_targets:
-            lines.append("  - stance targets trained on (scored only when asked: `--all-targets`, `all_targets=True`): "
-                         + "، ".join(task.default_targets))
+            lines.append(
+                "  - stance targets trained on (scored only when asked: `--all-targets`, `all_targets=True`): "
+                + "، ".join(task.default_targets)
+            )
         if name == "stance":
-            lines.append("  - stance is scored only toward the targets a caller names (`--target`, a target column, "
-                         "`targets=[...]`); an article with no target gets no stance")
+            lines.append(
+                "  - stance is scored only toward the targets a caller names (`--target`, a target column, "
+                "`targets=[...]`); an article with no target gets no stance"
+            )
         if task.unrelated:
             u = task.unrelated
-            lines.append(f"  - relevance: trained with {u['pairs'].get('train', 0)} unrelated pairs (an article with a target "
-                         f"it is not about, from {' and '.join(u['sources'])} texts) labelled {u['label']!r}, "
-                         f"{u['ratio']:g} per real pair")
+            lines.append(
+                f"  - relevance: trained with {u['pairs'].get('train', 0)} unrelated pairs (an article with a target "
+                f"it is not about, from {' and '.join(u['sources'])} texts) labelled {u['label']!r}, "
+                f"{u['ratio']:g} per real pair"
+            )
             for split, rel in task.metrics.get("relevance", {}).items():
-                lines.append(f"    - {split}: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs labelled "
-                             f"{u['label']!r}")
+                lines.append(
+                    f"    - {split}: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs labelled "
+                    f"{u['label']!r}"
+                )
         if "int8" in task.precision_agreement:
             agreement = task.precision_agreement["int8"]
             runs = "int8" if agreement >= 0.99 else "fp32 (int8 changed too many labels)"
-            lines.append(f"  - int8 agreed with fp32 on {100 * agreement:.1f}% of dev labels: under `--precision int8` or "
-                         f"`auto` this task runs in {runs}")
-    lines += ["", "## Metrics", "", "| task | split | n | macro-F1 | micro-F1 | accuracy |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"  - int8 agreed with fp32 on {100 * agreement:.1f}% of dev labels: under `--precision int8` or "
+                f"`auto` this task runs in {runs}"
+            )
+    lines += [
+        "",
+        "## Metrics",
+        "",
+        "| task | split | n | macro-F1 | micro-F1 | accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, task in manifest.tasks.items():
         for split in ("dev", "test"):
             if split in task.metrics:

@@ -45,7 +45,9 @@ def _rows(n: int) -> str:
     return f"{n} row has them" if n == 1 else f"{n} rows have them"
 
 
-def _carve_dev(records: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _carve_dev(
+    records: list[dict[str, Any]], fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Dev carved out of train, a text never in both: records sharing a text (by :func:`dedup_key`) move together.
 
     The groups are shuffled with the seed; where no text repeats, this is the
@@ -62,10 +64,15 @@ def _carve_dev(records: list[dict[str, Any]], fraction: float, seed: int) -> tup
         if len(dev_ids) >= n_dev:
             break
         dev_ids.update(group)
-    return ([r for i, r in enumerate(records) if i not in dev_ids], [r for i, r in enumerate(records) if i in dev_ids])
+    return (
+        [r for i, r in enumerate(records) if i not in dev_ids],
+        [r for i, r in enumerate(records) if i in dev_ids],
+    )
 
 
-def _without_duplicates(records: list[dict[str, Any]], task: Task, path: Any, log: Any) -> tuple[list[dict[str, Any]], int]:
+def _without_duplicates(
+    records: list[dict[str, Any]], task: Task, path: Any, log: Any
+) -> tuple[list[dict[str, Any]], int]:
     """Drop repeated texts (topic) or (target, text) pairs (stance) after normalisation, keeping the first, as
     ``naba data validate`` flags them and ``naba data split`` drops them; say how many went, and where."""
     from naba.data.split import deduplicate
@@ -75,9 +82,17 @@ def _without_duplicates(records: list[dict[str, Any]], task: Task, path: Any, lo
     if removed:
         what = "texts" if task == "topic" else "(target, text) pairs"
         first = report["removed"][0]
-        log.warning("warning: %s: %d duplicate %s removed, the first of each kept (e.g. id %s repeats %s)%s", path, removed, what,
-                    first["id"], first["duplicate_of"],
-                    f"; {len(report['label_conflicts'])} with different labels" if report["label_conflicts"] else "")
+        log.warning(
+            "warning: %s: %d duplicate %s removed, the first of each kept (e.g. id %s repeats %s)%s",
+            path,
+            removed,
+            what,
+            first["id"],
+            first["duplicate_of"],
+            f"; {len(report['label_conflicts'])} with different labels"
+            if report["label_conflicts"]
+            else "",
+        )
     return kept, removed
 
 
@@ -95,25 +110,41 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
         path = getattr(task_cfg, name)
         if path is not None:
             splits[name] = load_records(path, task, task_cfg.columns, task_cfg.format)
-    fingerprints = {name: fingerprint(records) for name, records in splits.items()}  # the files as given
+    fingerprints = {
+        name: fingerprint(records) for name, records in splits.items()
+    }  # the files as given
     duplicates = {}
     for name in list(splits):
-        splits[name], duplicates[name] = _without_duplicates(splits[name], task, getattr(task_cfg, name) or task_cfg.train, logger)
+        splits[name], duplicates[name] = _without_duplicates(
+            splits[name], task, getattr(task_cfg, name) or task_cfg.train, logger
+        )
     if "dev" not in splits:
-        splits["train"], splits["dev"] = _carve_dev(splits["train"], task_cfg.dev_fraction, config.seed)
+        splits["train"], splits["dev"] = _carve_dev(
+            splits["train"], task_cfg.dev_fraction, config.seed
+        )
     labels = list(task_cfg.labels) if task_cfg.labels else all_labels(splits["train"], task)
     if len(labels) < 2:
-        raise InputError(f"{task_cfg.train}: expected at least two {task} labels in the training data, found {labels}")
+        raise InputError(
+            f"{task_cfg.train}: expected at least two {task} labels in the training data, found {labels}"
+        )
     known = set(labels)
     for name, records in splits.items():
-        if {l for r in records for l in labels_of(r, task)} - known:
+        if {lab for r in records for lab in labels_of(r, task)} - known:
             path = getattr(task_cfg, name) or task_cfg.train
-            unknown, rows, line = unknown_labels(path, task, known, task_cfg.columns, task_cfg.format)
-            raise InputError(f"{path}:{line}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not in the "
-                             f"training label set {labels} ({_rows(rows)}); fix the data or list them in tasks.{task}.labels")
+            unknown, rows, line = unknown_labels(
+                path, task, known, task_cfg.columns, task_cfg.format
+            )
+            raise InputError(
+                f"{path}:{line}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not in the "
+                f"training label set {labels} ({_rows(rows)}); fix the data or list them in tasks.{task}.labels"
+            )
     if task == "topic":
         setting = task_cfg.multi_label
-        multi = any(len(r["topics"]) > 1 for r in splits["train"]) if setting == "auto" else setting in (True, "true")
+        multi = (
+            any(len(r["topics"]) > 1 for r in splits["train"])
+            if setting == "auto"
+            else setting in (True, "true")
+        )
     else:
         multi = False
     targets: list[str] = []
@@ -123,15 +154,29 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
             counts[r["target"]] = counts.get(r["target"], 0) + 1
         # Short named targets seen often enough are the model's default targets.
         targets = sorted(t for t, n in counts.items() if n >= 10 and len(t.split()) <= 5)
-    fingerprints = {**fingerprints, **{name: fingerprint(records) for name, records in splits.items() if name not in fingerprints}}
+    fingerprints = {
+        **fingerprints,
+        **{
+            name: fingerprint(records)
+            for name, records in splits.items()
+            if name not in fingerprints
+        },
+    }
     for name, removed in duplicates.items():
         fingerprints[name]["duplicates_removed"] = removed
-    return TaskData(task=task, labels=labels, multi_label=multi, splits=splits, fingerprints=fingerprints,
-                    default_targets=targets)
+    return TaskData(
+        task=task,
+        labels=labels,
+        multi_label=multi,
+        splits=splits,
+        fingerprints=fingerprints,
+        default_targets=targets,
+    )
 
 
-
-def add_unrelated_pairs(stance: TaskData, config: NabaConfig, topic: TaskData | None = None) -> None:
+def add_unrelated_pairs(
+    stance: TaskData, config: NabaConfig, topic: TaskData | None = None
+) -> None:
     """Teach relevance: pair articles with targets they were not written about, labelled neutral.
 
     For each split, ``unrelated_ratio x len(split)`` pairs are drawn from that
@@ -151,29 +196,51 @@ def add_unrelated_pairs(stance: TaskData, config: NabaConfig, topic: TaskData | 
         return
     label = neutral_label(stance.labels, cfg.neutral_label, cfg.train)
     norm = config.normalization
-    written_about = targets_by_text([r for records in stance.splits.values() for r in records], norm)
-    held_out = {text_key(r["text"], norm) for source in (stance, topic) if source is not None
-                for name in ("dev", "test") for r in source.splits.get(name, [])}
+    written_about = targets_by_text(
+        [r for records in stance.splits.values() for r in records], norm
+    )
+    held_out = {
+        text_key(r["text"], norm)
+        for source in (stance, topic)
+        if source is not None
+        for name in ("dev", "test")
+        for r in source.splits.get(name, [])
+    }
     counts: dict[str, int] = {}
     for split in ("train", "dev", "test"):
         real = stance.splits.get(split)
         if not real:
             continue
         extra = [r["text"] for r in topic.splits.get(split, [])] if topic is not None else []
-        pairs = unrelated_pairs(real, label, norm, ratio=cfg.unrelated_ratio, seed=f"{config.seed}:unrelated:{split}",
-                                extra_texts=extra, exclude=held_out if split == "train" else set(),
-                                written_about=written_about, id_prefix=f"unrelated-{split}")
+        pairs = unrelated_pairs(
+            real,
+            label,
+            norm,
+            ratio=cfg.unrelated_ratio,
+            seed=f"{config.seed}:unrelated:{split}",
+            extra_texts=extra,
+            exclude=held_out if split == "train" else set(),
+            written_about=written_about,
+            id_prefix=f"unrelated-{split}",
+        )
         counts[split] = len(pairs)
         if split == "train":
             stance.splits["train"] = [*real, *pairs]
         else:
             stance.unrelated_pairs[split] = pairs
-    stance.unrelated = {"label": label, "ratio": cfg.unrelated_ratio, "pairs": counts,
-                        "sources": ["stance"] + (["topic"] if topic is not None else [])}
+    stance.unrelated = {
+        "label": label,
+        "ratio": cfg.unrelated_ratio,
+        "pairs": counts,
+        "sources": ["stance"] + (["topic"] if topic is not None else []),
+    }
 
 
-def recorded_config(manifest: Any, splits: dict[str, dict[str, str]] | None = None,
-                    overrides: list[str] | tuple[str, ...] = ()) -> NabaConfig:
+def recorded_config(
+    manifest: Any,
+    splits: dict[str, dict[str, str]] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> NabaConfig:
     """The training config a model directory records in ``naba.json``, as its encoder was trained.
 
     Stance keeps the unrelated-pair settings the encoder was trained with.
@@ -189,7 +256,9 @@ def recorded_config(manifest: Any, splits: dict[str, dict[str, str]] | None = No
     raw["tasks"] = {name: dict(raw.get("tasks", {}).get(name) or {}) for name in manifest.tasks}
     for name, spec in manifest.tasks.items():
         if name == "stance":
-            raw["tasks"][name]["unrelated"] = spec.unrelated is not None  # as the encoder was trained
+            raw["tasks"][name]["unrelated"] = (
+                spec.unrelated is not None
+            )  # as the encoder was trained
             if spec.unrelated:
                 raw["tasks"][name]["unrelated_ratio"] = spec.unrelated["ratio"]
                 raw["tasks"][name]["neutral_label"] = spec.unrelated["label"]

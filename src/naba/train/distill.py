@@ -54,8 +54,12 @@ class DistillSettings(BaseModel):
     layers: int = Field(6, ge=1)  # encoder layers the student keeps
     pick: Literal["every", "first"] = "every"  # spread evenly (top layer kept) or the first K
     temperature: float = Field(2.0, gt=0)  # softens teacher and student logits in the soft loss
-    alpha: float = Field(0.5, ge=0, le=1)  # weight of the soft (teacher) loss; 1 - alpha on gold labels
-    unlabeled: list[str] = []  # files of unlabeled articles (.txt/.txt.gz a line each, or JSONL with title/text)
+    alpha: float = Field(
+        0.5, ge=0, le=1
+    )  # weight of the soft (teacher) loss; 1 - alpha on gold labels
+    unlabeled: list[
+        str
+    ] = []  # files of unlabeled articles (.txt/.txt.gz a line each, or JSONL with title/text)
     max_unlabeled: int | None = Field(None, ge=1)  # read at most this many unlabeled articles
 
 
@@ -74,10 +78,16 @@ def _layer_stack(model: Any) -> tuple[Any, str, Any]:
     from torch import nn
 
     total = model.config.num_hidden_layers
-    found = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.ModuleList) and len(module) == total]
+    found = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.ModuleList) and len(module) == total
+    ]
     if len(found) != 1:
-        raise ModelDirError(f"{type(model).__name__}: cannot tell its stack of {total} encoder layers "
-                            f"({len(found)} candidates); naba distill supports BERT-like encoders")
+        raise ModelDirError(
+            f"{type(model).__name__}: cannot tell its stack of {total} encoder layers "
+            f"({len(found)} candidates); naba distill supports BERT-like encoders"
+        )
     name, stack = found[0]
     parent_name, _, attribute = name.rpartition(".")
     return model.get_submodule(parent_name) if parent_name else model, attribute, stack
@@ -96,7 +106,9 @@ def make_student(teacher: Any, keep: int, pick: str = "every") -> tuple[Any, lis
 
     total = teacher.config.num_hidden_layers
     if not 1 <= keep <= total:
-        raise ModelDirError(f"--layers {keep}: the teacher's encoder has {total} layers; choose 1 to {total}")
+        raise ModelDirError(
+            f"--layers {keep}: the teacher's encoder has {total} layers; choose 1 to {total}"
+        )
     student = copy.deepcopy(teacher)
     parent, attribute, stack = _layer_stack(student)
     kept = kept_layers(total, keep, pick)
@@ -115,21 +127,44 @@ class DistillLoss(torch.nn.Module):
         hard: The loss on gold labels (class-weighted, as ``naba train`` uses), for the articles that have one.
     """
 
-    def __init__(self, n_labels: int, multi_label: bool, temperature: float, alpha: float, hard: torch.nn.Module) -> None:
+    def __init__(
+        self,
+        n_labels: int,
+        multi_label: bool,
+        temperature: float,
+        alpha: float,
+        hard: torch.nn.Module,
+    ) -> None:
         super().__init__()
-        self.n, self.multi, self.temperature, self.alpha, self.hard = n_labels, multi_label, temperature, alpha, hard
+        self.n, self.multi, self.temperature, self.alpha, self.hard = (
+            n_labels,
+            multi_label,
+            temperature,
+            alpha,
+            hard,
+        )
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        teacher, t = y[:, -self.n:].to(logits.dtype), self.temperature
+        teacher, t = y[:, -self.n :].to(logits.dtype), self.temperature
         if self.multi:
-            soft = F.binary_cross_entropy_with_logits(logits / t, torch.sigmoid(teacher / t)) * t * t
+            soft = (
+                F.binary_cross_entropy_with_logits(logits / t, torch.sigmoid(teacher / t)) * t * t
+            )
         else:
-            soft = F.kl_div(F.log_softmax(logits / t, dim=-1), F.log_softmax(teacher / t, dim=-1), log_target=True,
-                            reduction="batchmean") * t * t
+            soft = (
+                F.kl_div(
+                    F.log_softmax(logits / t, dim=-1),
+                    F.log_softmax(teacher / t, dim=-1),
+                    log_target=True,
+                    reduction="batchmean",
+                )
+                * t
+                * t
+            )
         has = y[:, 0] > 0.5
         if self.alpha >= 1 or not bool(has.any()):
             return self.alpha * soft
-        gold = y[has, 1:1 + self.n] if self.multi else y[has, 1].long()
+        gold = y[has, 1 : 1 + self.n] if self.multi else y[has, 1].long()
         return self.alpha * soft + (1 - self.alpha) * self.hard(logits[has], gold)
 
 
@@ -143,12 +178,14 @@ def packed_targets(task_data: TaskData, gold: np.ndarray | None, teacher: np.nda
     out = np.zeros((n, 1 + width + labels), dtype=np.float32)
     out[:, -labels:] = teacher
     if gold is not None and len(gold):
-        out[:len(gold), 0] = 1.0
-        out[:len(gold), 1:1 + width] = gold.reshape(len(gold), width)
+        out[: len(gold), 0] = 1.0
+        out[: len(gold), 1 : 1 + width] = gold.reshape(len(gold), width)
     return out
 
 
-def unlabeled_records(settings: DistillSettings, task_data: TaskData, config: NabaConfig, seed: int) -> list[dict[str, Any]]:
+def unlabeled_records(
+    settings: DistillSettings, task_data: TaskData, config: NabaConfig, seed: int
+) -> list[dict[str, Any]]:
     """The unlabeled articles as records of the task: topics read them as they are; stance pairs each with one of
     the targets the teacher was trained on (drawn with ``seed``), for the teacher to judge."""
     from naba.encoder.build import corpus_lines
@@ -156,18 +193,34 @@ def unlabeled_records(settings: DistillSettings, task_data: TaskData, config: Na
 
     if not settings.unlabeled:
         return []
-    texts = list(corpus_lines([Path(p) for p in settings.unlabeled], settings.max_unlabeled, config.normalization))
+    texts = list(
+        corpus_lines(
+            [Path(p) for p in settings.unlabeled], settings.max_unlabeled, config.normalization
+        )
+    )
     if task_data.task == "topic":
         return [{"id": f"unlabeled-{i}", "title": "", "text": text} for i, text in enumerate(texts)]
     targets = task_data.default_targets or sorted({r["target"] for r in task_data.splits["train"]})
     if not targets:
-        raise InputError("--unlabeled: the stance data has no targets to pair unlabeled articles with")
+        raise InputError(
+            "--unlabeled: the stance data has no targets to pair unlabeled articles with"
+        )
     rng = random.Random(seed)
-    return [{"id": f"unlabeled-{i}", "target": rng.choice(targets), "text": text} for i, text in enumerate(texts)]
+    return [
+        {"id": f"unlabeled-{i}", "target": rng.choice(targets), "text": text}
+        for i, text in enumerate(texts)
+    ]
 
 
-def _teacher_logits(task_dir: Path, teacher: Any, docs: list[list[dict]], pad_id: int, config: NabaConfig, state: Any,
-                    log: Any) -> np.ndarray:
+def _teacher_logits(
+    task_dir: Path,
+    teacher: Any,
+    docs: list[list[dict]],
+    pad_id: int,
+    config: NabaConfig,
+    state: Any,
+    log: Any,
+) -> np.ndarray:
     """The teacher's pooled logits for the training articles, computed once (kept in the work directory for resume)."""
     import time
 
@@ -176,11 +229,18 @@ def _teacher_logits(task_dir: Path, teacher: Any, docs: list[list[dict]], pad_id
     path = task_dir / TEACHER_LOGITS
     if state.is_main_process and not (path.exists() and len(np.load(path)) == len(docs)):
         started = time.perf_counter()
-        logits = pooled_logits(teacher, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling)
+        logits = pooled_logits(
+            teacher, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling
+        )
         tmp = path.with_name("teacher_logits.tmp.npy")
         np.save(tmp, logits.astype(np.float32))
         os.replace(tmp, path)
-        log.info("%s: teacher logits for %d articles in %.0f s", task_dir.name, len(docs), time.perf_counter() - started)
+        log.info(
+            "%s: teacher logits for %d articles in %.0f s",
+            task_dir.name,
+            len(docs),
+            time.perf_counter() - started,
+        )
     state.wait_for_everyone()
     return np.load(path)
 
@@ -197,15 +257,30 @@ def _headline(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def distill_task(teacher_dir: Path, config: NabaConfig, settings: DistillSettings, task_data: TaskData, work: Path,
-                 state: Any, resume: bool, show_progress_bar: bool | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def distill_task(
+    teacher_dir: Path,
+    config: NabaConfig,
+    settings: DistillSettings,
+    task_data: TaskData,
+    work: Path,
+    state: Any,
+    resume: bool,
+    show_progress_bar: bool | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Distil one task of the teacher into ``work/<task>/final``; return its manifest entry and what was done."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from naba.manifest import read_manifest
     from naba.sparse import SparseModel
     from naba.train.engine import RunLog
-    from naba.train.trainer import doc_inputs, finished_task, fit_task, targets_matrix, task_docs, task_loss
+    from naba.train.trainer import (
+        doc_inputs,
+        finished_task,
+        fit_task,
+        targets_matrix,
+        task_docs,
+        task_loss,
+    )
 
     task = task_data.task
     spec = read_manifest(teacher_dir).tasks[task]
@@ -226,7 +301,13 @@ def distill_task(teacher_dir: Path, config: NabaConfig, settings: DistillSetting
         raise ModelDirError(f"{source}: cannot load the teacher's {task} encoder ({exc})") from None
     student, kept = make_student(teacher, settings.layers, settings.pick)
     total = teacher.config.num_hidden_layers
-    log.info("%s: student keeps %d of the teacher's %d layers (%s)", task, len(kept), total, ", ".join(map(str, kept)))
+    log.info(
+        "%s: student keeps %d of the teacher's %d layers (%s)",
+        task,
+        len(kept),
+        total,
+        ", ".join(map(str, kept)),
+    )
 
     docs = task_docs(task_data, tokenizer, config, log)
     extra = unlabeled_records(settings, task_data, config, config.seed)
@@ -238,25 +319,57 @@ def distill_task(teacher_dir: Path, config: NabaConfig, settings: DistillSetting
     del teacher
     gold = targets_matrix(task_data, task_data.splits["train"])
     y = packed_targets(task_data, gold, logits)
-    loss = DistillLoss(len(task_data.labels), task_data.multi_label, settings.temperature, settings.alpha,
-                       task_loss(task_data, gold, config.train.class_weight))
+    loss = DistillLoss(
+        len(task_data.labels),
+        task_data.multi_label,
+        settings.temperature,
+        settings.alpha,
+        task_loss(task_data, gold, config.train.class_weight),
+    )
     sparse = None
     if spec.hybrid is not None and (source / spec.hybrid["path"]).exists():
         sparse = SparseModel.load(source / spec.hybrid["path"])
     torch.manual_seed(config.seed)
-    entry = fit_task(config, task_data, task_dir, state, resume, show_progress_bar, log, student, tokenizer, docs,
-                     train_docs, y, loss, sparse)
-    done = {"task": task, "teacher_layers": total, "layers": kept, "train_articles": len(docs["train"]),
-            "unlabeled_articles": len(extra), "teacher_metrics": _headline(spec.metrics),
-            "sparse": "the teacher's" if sparse is not None else None}
+    entry = fit_task(
+        config,
+        task_data,
+        task_dir,
+        state,
+        resume,
+        show_progress_bar,
+        log,
+        student,
+        tokenizer,
+        docs,
+        train_docs,
+        y,
+        loss,
+        sparse,
+    )
+    done = {
+        "task": task,
+        "teacher_layers": total,
+        "layers": kept,
+        "train_articles": len(docs["train"]),
+        "unlabeled_articles": len(extra),
+        "teacher_metrics": _headline(spec.metrics),
+        "sparse": "the teacher's" if sparse is not None else None,
+    }
     if state.is_main_process:
         record_file.write_text(json.dumps(done, ensure_ascii=False, indent=2), encoding="utf-8")
     return entry, done
 
 
-def distill(teacher: str | Path, output: str | Path, settings: DistillSettings | None = None, *,
-            overrides: list[str] | tuple[str, ...] = (), resume: bool = False, overwrite: bool = False,
-            show_progress_bar: bool | None = None) -> Path:
+def distill(
+    teacher: str | Path,
+    output: str | Path,
+    settings: DistillSettings | None = None,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress_bar: bool | None = None,
+) -> Path:
     """Distil every task of a naba model directory into a student with fewer layers; write the student's directory.
 
     Args:
@@ -288,25 +401,40 @@ def distill(teacher: str | Path, output: str | Path, settings: DistillSettings |
     if out.resolve() == teacher_dir.resolve():
         raise FileExistsError(f"{out}: is the teacher; write the student to another directory")
     config = recorded_config(manifest, overrides=overrides)
-    prepared = {task: load_task_data(config, task) for task in manifest.tasks if getattr(config.tasks, task) is not None}
+    prepared = {
+        task: load_task_data(config, task)
+        for task in manifest.tasks
+        if getattr(config.tasks, task) is not None
+    }
     missing = [task for task in manifest.tasks if task not in prepared]
     if missing:
-        raise ModelDirError(f"{teacher_dir}: the recorded training config has no {missing[0]} data to distil on")
+        raise ModelDirError(
+            f"{teacher_dir}: the recorded training config has no {missing[0]} data to distil on"
+        )
     if "stance" in prepared:
         add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
     for task, task_data in prepared.items():
         task_data.labels = manifest.tasks[task].labels  # the teacher's label order
-        total = json.loads((teacher_dir / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8")).get(
-            "num_hidden_layers", 0)
+        total = json.loads(
+            (teacher_dir / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8")
+        ).get("num_hidden_layers", 0)
         if not 1 <= settings.layers <= total:  # checked before anything is written
-            raise ModelDirError(f"--layers {settings.layers}: the teacher's encoder has {total} layers; choose 1 to {total}")
+            raise ModelDirError(
+                f"--layers {settings.layers}: the teacher's encoder has {total} layers; choose 1 to {total}"
+            )
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
     work = out.with_name(out.name + ".partial")
     if work.exists() and not resume and not overwrite:
-        raise FileExistsError(f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
-                              "or --overwrite to discard it and start again")
-    record = {"teacher": str(teacher_dir), "teacher_created": manifest.created, **settings.model_dump()}
+        raise FileExistsError(
+            f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
+            "or --overwrite to discard it and start again"
+        )
+    record = {
+        "teacher": str(teacher_dir),
+        "teacher_created": manifest.created,
+        **settings.model_dump(),
+    }
     if resume:
         check_same_config(config, work)
         saved = work / SETTINGS_FILE
@@ -314,8 +442,10 @@ def distill(teacher: str | Path, output: str | Path, settings: DistillSettings |
             before = json.loads(saved.read_text(encoding="utf-8"))
             if before != record:
                 changed = ", ".join(sorted(changed_keys(before, record))[:5])
-                raise TrainingError(f"{work}: was started with other distillation settings (differs in {changed}); "
-                                    "resume with the same options, or pass --overwrite to start again")
+                raise TrainingError(
+                    f"{work}: was started with other distillation settings (differs in {changed}); "
+                    "resume with the same options, or pass --overwrite to start again"
+                )
     state = PartialState(cpu=not torch.cuda.is_available())
     set_seed(config.seed)
     if state.is_main_process:
@@ -323,13 +453,22 @@ def distill(teacher: str | Path, output: str | Path, settings: DistillSettings |
             shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
         save_config(config, work / "config.yaml")
-        (work / SETTINGS_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+        (work / SETTINGS_FILE).write_text(
+            json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
     state.wait_for_everyone()
     entries, done = {}, {}
     for task, task_data in prepared.items():
-        entries[task], done[task] = distill_task(teacher_dir, config, settings, task_data, work, state, resume, show_progress_bar)
+        entries[task], done[task] = distill_task(
+            teacher_dir, config, settings, task_data, work, state, resume, show_progress_bar
+        )
     if state.is_main_process:
-        assemble(config, entries, work, out, extra={"base_model": manifest.base_model,
-                                                     "distilled_from": {**record, "tasks": done}})
+        assemble(
+            config,
+            entries,
+            work,
+            out,
+            extra={"base_model": manifest.base_model, "distilled_from": {**record, "tasks": done}},
+        )
     state.wait_for_everyone()
     return out

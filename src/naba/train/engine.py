@@ -45,8 +45,9 @@ class TrainingError(NabaError):
     """Training cannot start or continue (bad resume state, diverged loss)."""
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int,
-                  lengths: Sequence[int] | None = None) -> list[list[int]]:
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, world: int, lengths: Sequence[int] | None = None
+) -> list[list[int]]:
     """The batches of one epoch, identical on every process and on every rerun.
 
     With ``lengths`` (tokens per article), articles of similar length share a
@@ -62,11 +63,13 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int,
     order = rng.permutation(n).tolist()
     if lengths is not None:
         span = batch_size * GROUP_SPAN
-        pools = [sorted(order[i:i + span], key=lambda j: lengths[j]) for i in range(0, n, span)]
-        grouped = [pool[i:i + batch_size] for pool in pools for i in range(0, len(pool), batch_size)]
+        pools = [sorted(order[i : i + span], key=lambda j: lengths[j]) for i in range(0, n, span)]
+        grouped = [
+            pool[i : i + batch_size] for pool in pools for i in range(0, len(pool), batch_size)
+        ]
         batches = [grouped[i] for i in rng.permutation(len(grouped))]
     else:
-        batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     while len(batches) % world:
         batches.append(batches[len(batches) % max(1, len(batches))])
     return batches
@@ -86,9 +89,12 @@ def adamw(groups: list[dict[str, Any]], lr: float) -> Any:
 
 def last_checkpoint(directory: Path) -> Path | None:
     """The newest complete ``checkpoint-N`` under ``directory`` (``Trainer`` writes ``trainer_state.json`` last)."""
-    found = [p for p in directory.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    found = [
+        p
+        for p in directory.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()
+    ]
     return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
 
 
 class ArticleDataset(torch.utils.data.Dataset):
@@ -113,15 +119,25 @@ class EpochBatches(torch.utils.data.Sampler):
     skips to exactly the batches an uninterrupted run would have seen.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, world: int, lengths: Sequence[int] | None = None) -> None:
-        self.n, self.batch_size, self.seed, self.world, self.lengths = n, batch_size, seed, world, lengths
+    def __init__(
+        self, n: int, batch_size: int, seed: int, world: int, lengths: Sequence[int] | None = None
+    ) -> None:
+        self.n, self.batch_size, self.seed, self.world, self.lengths = (
+            n,
+            batch_size,
+            seed,
+            world,
+            lengths,
+        )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        return iter(epoch_batches(self.n, self.batch_size, self.seed, self.epoch, self.world, self.lengths))
+        return iter(
+            epoch_batches(self.n, self.batch_size, self.seed, self.epoch, self.world, self.lengths)
+        )
 
     def __len__(self) -> int:
         return math.ceil(math.ceil(self.n / self.batch_size) / self.world) * self.world
@@ -132,7 +148,11 @@ def collator(pad_id: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
 
     def collate_articles(items: list[dict[str, Any]]) -> dict[str, Any]:
         batch = collate([item["windows"] for item in items], pad_id)
-        return {**batch.inputs, "doc_index": batch.doc_index, "labels": torch.from_numpy(np.stack([item["label"] for item in items]))}
+        return {
+            **batch.inputs,
+            "doc_index": batch.doc_index,
+            "labels": torch.from_numpy(np.stack([item["label"] for item in items])),
+        }
 
     return collate_articles
 
@@ -148,7 +168,9 @@ class NabaTrainer(Trainer):
         make_optimizer: Called with the model, returns its optimizer (naba's parameter groups).
     """
 
-    def __init__(self, *args: Any, sampler: Any, make_optimizer: Callable[[Any], Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, sampler: Any, make_optimizer: Callable[[Any], Any], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.sampler, self.make_optimizer = sampler, make_optimizer
         # compute_loss returns the batch mean: Trainer divides it for gradient accumulation itself.
@@ -156,8 +178,12 @@ class NabaTrainer(Trainer):
         self.loss_is_scaled_for_ga = False
 
     def get_train_dataloader(self) -> Any:
-        loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.data_collator,
-                                             num_workers=0)
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_sampler=self.sampler,
+            collate_fn=self.data_collator,
+            num_workers=0,
+        )
         return self.accelerator.prepare(loader)
 
     def create_optimizer(self, model: Any = None) -> Any:
@@ -178,18 +204,34 @@ class ArticleTrainer(NabaTrainer):
             AdamW (fused where torch has it) runs over them.
     """
 
-    def __init__(self, *args: Any, loss_fn: Any, pooling: str, sampler: EpochBatches,
-                 dev_metrics: Callable[[Any], dict[str, Any]], param_groups: Callable[[Any], list[dict[str, Any]]],
-                 **kwargs: Any) -> None:
-        super().__init__(*args, sampler=sampler, make_optimizer=lambda model: adamw(param_groups(model), self.args.learning_rate),
-                         **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        loss_fn: Any,
+        pooling: str,
+        sampler: EpochBatches,
+        dev_metrics: Callable[[Any], dict[str, Any]],
+        param_groups: Callable[[Any], list[dict[str, Any]]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            *args,
+            sampler=sampler,
+            make_optimizer=lambda model: adamw(param_groups(model), self.args.learning_rate),
+            **kwargs,
+        )
         self.loss_fn, self.pooling, self.dev_metrics = loss_fn, pooling, dev_metrics
         self.articles_seen = 0  # by every process, for samples/s
         self.loss_sum, self.loss_count = 0.0, 0  # since the last dev evaluation, for metrics.jsonl
         self.eval_seconds = 0.0  # spent scoring dev, left out of samples/s
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
         labels, doc_index = inputs.pop("labels"), inputs.pop("doc_index")
         outputs = model(**inputs)
         pooled = pool(outputs.logits.float(), doc_index, labels.shape[0], self.pooling)
@@ -197,15 +239,23 @@ class ArticleTrainer(NabaTrainer):
         self.articles_seen += labels.shape[0] * self.args.world_size
         self.loss_sum, self.loss_count = self.loss_sum + loss.detach(), self.loss_count + 1
         if not torch.isfinite(loss):
-            raise TrainingError(f"loss became {loss.item()} at step {self.state.global_step}; lower train.learning_rate")
+            raise TrainingError(
+                f"loss became {loss.item()} at step {self.state.global_step}; lower train.learning_rate"
+            )
         return (loss, outputs) if return_outputs else loss
 
-    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         """naba's dev metrics on the unwrapped model (every process computes the same numbers)."""
         started = time.perf_counter()
         metrics = self.dev_metrics(self.model)
         self.eval_seconds += time.perf_counter() - started
-        out = {f"{metric_key_prefix}_{key}": float(metrics[key]) for key in ("macro_f1", "micro_f1", "accuracy") if key in metrics}
+        out = {
+            f"{metric_key_prefix}_{key}": float(metrics[key])
+            for key in ("macro_f1", "micro_f1", "accuracy")
+            if key in metrics
+        }
         self.log(out)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, out)
         self.model.train()
@@ -264,30 +314,71 @@ class RunLogCallback(SaveEvery):
         training = time.perf_counter() - self.started - self.trainer.eval_seconds
         return round(self.trainer.articles_seen / max(training, 1e-9), 2)
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         logs = logs or {}
         if "loss" in logs:
             self.last = {"lr": logs.get("learning_rate", 0.0)}
-            self.log.info("%s step %d/%d: loss %.4f, learning rate %.3g, %.1f samples/s", self.task, state.global_step,
-                          state.max_steps, logs["loss"], self.last["lr"], self.rate())
+            self.log.info(
+                "%s step %d/%d: loss %.4f, learning rate %.3g, %.1f samples/s",
+                self.task,
+                state.global_step,
+                state.max_steps,
+                logs["loss"],
+                self.last["lr"],
+                self.rate(),
+            )
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         metrics = metrics or {}
         f1 = metrics.get("eval_macro_f1", float("nan"))
         improved = state.best_metric is None or f1 > state.best_metric + 1e-9
         trainer = self.trainer
-        loss = float(trainer.loss_sum / trainer.loss_count) if trainer is not None and trainer.loss_count else None
+        loss = (
+            float(trainer.loss_sum / trainer.loss_count)
+            if trainer is not None and trainer.loss_count
+            else None
+        )
         lr = None
         if trainer is not None:
             trainer.loss_sum, trainer.loss_count = 0.0, 0
             if trainer.lr_scheduler is not None:
                 lr = float(trainer.lr_scheduler.get_last_lr()[0])
-        self.log.metrics({"task": self.task, "step": state.global_step, "epoch": round(state.epoch or 0.0, 3), "loss": loss,
-                          "lr": lr, "samples_per_s": self.rate(), "dev_macro_f1": f1,
-                          "dev_accuracy": metrics.get("eval_accuracy"), "best": improved})
-        self.log.info("%s step %d: %sdev macro-F1 %.4f, accuracy %.4f%s", self.task, state.global_step,
-                      "" if loss is None else f"loss {loss:.4f}, ", f1, metrics.get("eval_accuracy", float("nan")),
-                      " (best)" if improved else "")
+        self.log.metrics(
+            {
+                "task": self.task,
+                "step": state.global_step,
+                "epoch": round(state.epoch or 0.0, 3),
+                "loss": loss,
+                "lr": lr,
+                "samples_per_s": self.rate(),
+                "dev_macro_f1": f1,
+                "dev_accuracy": metrics.get("eval_accuracy"),
+                "best": improved,
+            }
+        )
+        self.log.info(
+            "%s step %d: %sdev macro-F1 %.4f, accuracy %.4f%s",
+            self.task,
+            state.global_step,
+            "" if loss is None else f"loss {loss:.4f}, ",
+            f1,
+            metrics.get("eval_accuracy", float("nan")),
+            " (best)" if improved else "",
+        )
 
 
 class QuietProgress(TrainerCallback):

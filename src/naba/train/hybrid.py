@@ -14,8 +14,8 @@ from naba.blend import blend, choose_blend, choose_gate, hybrid_scores, reads_de
 from naba.config import NabaConfig
 from naba.data.records import labels_of
 from naba.decision import binarize, decide, tune_thresholds
-from naba.evaluation.metrics import classification_metrics
 from naba.encoding import document_text
+from naba.evaluation.metrics import classification_metrics
 from naba.sparse import SPARSE_DIR, SparseModel, detector_targets
 from naba.train.data import TaskData
 
@@ -43,38 +43,80 @@ def fit_detector(sparse: SparseModel, task_data: TaskData, config: NabaConfig) -
     from naba.data.unrelated import targets_by_text, unrelated_pairs
 
     generated = task_data.unrelated["pairs"].get("train", 0)
-    real = {name: records[:len(records) - generated] if name == "train" else records
-            for name, records in task_data.splits.items()}
-    written_about = targets_by_text([r for records in real.values() for r in records], config.normalization)
-    learnt = set(detector_targets(real["train"], config.normalization))  # pairs need the raw target strings
-    targets = sorted(t for t in {r["target"] for r in real["train"]} if document_text(t, config.normalization) in learnt)
-    more = {split: unrelated_pairs(real[split], task_data.unrelated["label"], config.normalization, ratio=DETECTOR_RATIO,
-                                   seed=f"{config.seed}:detector:{split}", written_about=written_about, targets=targets,
-                                   id_prefix=f"detector-{split}") for split in ("train", "dev")}
-    return sparse.fit_detector(real["train"], task_data.splits["train"][len(real["train"]):] + more["train"],
-                               real["dev"], task_data.unrelated_pairs["dev"] + more["dev"])
+    real = {
+        name: records[: len(records) - generated] if name == "train" else records
+        for name, records in task_data.splits.items()
+    }
+    written_about = targets_by_text(
+        [r for records in real.values() for r in records], config.normalization
+    )
+    learnt = set(
+        detector_targets(real["train"], config.normalization)
+    )  # pairs need the raw target strings
+    targets = sorted(
+        t
+        for t in {r["target"] for r in real["train"]}
+        if document_text(t, config.normalization) in learnt
+    )
+    more = {
+        split: unrelated_pairs(
+            real[split],
+            task_data.unrelated["label"],
+            config.normalization,
+            ratio=DETECTOR_RATIO,
+            seed=f"{config.seed}:detector:{split}",
+            written_about=written_about,
+            targets=targets,
+            id_prefix=f"detector-{split}",
+        )
+        for split in ("train", "dev")
+    }
+    return sparse.fit_detector(
+        real["train"],
+        task_data.splits["train"][len(real["train"]) :] + more["train"],
+        real["dev"],
+        task_data.unrelated_pairs["dev"] + more["dev"],
+    )
 
 
-def thresholds_for(task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig) -> dict[str, float]:
+def thresholds_for(
+    task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig
+) -> dict[str, float]:
     """Multi-label: per-label thresholds tuned on dev scores (or the default for all); single-label: none."""
     if not task_data.multi_label:
         return {}
     if not config.thresholds.tune:
         return {label: config.thresholds.default for label in task_data.labels}
-    gold = binarize([labels_of(r, task_data.task) for r in task_data.splits["dev"]], task_data.labels)
-    return tune_thresholds(dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default)
+    gold = binarize(
+        [labels_of(r, task_data.task) for r in task_data.splits["dev"]], task_data.labels
+    )
+    return tune_thresholds(
+        dev_scores, gold, task_data.labels, config.thresholds.floor, config.thresholds.default
+    )
 
 
-def split_metrics(task_data: TaskData, split: str, scores: np.ndarray, thresholds: dict[str, float],
-                  config: NabaConfig) -> dict[str, Any]:
-    predicted = decide(scores, task_data.labels, task_data.multi_label, thresholds or None, config.thresholds.at_least_one,
-                       config.thresholds.default)
+def split_metrics(
+    task_data: TaskData,
+    split: str,
+    scores: np.ndarray,
+    thresholds: dict[str, float],
+    config: NabaConfig,
+) -> dict[str, Any]:
+    predicted = decide(
+        scores,
+        task_data.labels,
+        task_data.multi_label,
+        thresholds or None,
+        config.thresholds.at_least_one,
+        config.thresholds.default,
+    )
     gold = [labels_of(r, task_data.task) for r in task_data.splits[split]]
     return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores)
 
 
-def decide_and_score(task_data: TaskData, encoder: dict[str, np.ndarray], config: NabaConfig,
-                     hybrid: Hybrid | None) -> tuple[dict[str, float], dict[str, Any]]:
+def decide_and_score(
+    task_data: TaskData, encoder: dict[str, np.ndarray], config: NabaConfig, hybrid: Hybrid | None
+) -> tuple[dict[str, float], dict[str, Any]]:
     """Thresholds tuned on the final dev scores, then metrics of every split, the parts of a hybrid, and relevance.
 
     Args:
@@ -87,23 +129,42 @@ def decide_and_score(task_data: TaskData, encoder: dict[str, np.ndarray], config
     """
     final = hybrid.scores if hybrid is not None else encoder
     thresholds = thresholds_for(task_data, final["dev"], config)
-    metrics: dict[str, Any] = {name: split_metrics(task_data, name, final[name], thresholds, config)
-                               for name in ("dev", "test") if name in final}
+    metrics: dict[str, Any] = {
+        name: split_metrics(task_data, name, final[name], thresholds, config)
+        for name in ("dev", "test")
+        if name in final
+    }
     if hybrid is not None:
         metrics["parts"] = {}
-        for part, scores in (("encoder", encoder), ("sparse", hybrid.sparse_scores), ("hybrid", final)):
+        for part, scores in (
+            ("encoder", encoder),
+            ("sparse", hybrid.sparse_scores),
+            ("hybrid", final),
+        ):
             part_thresholds = thresholds_for(task_data, scores["dev"], config)
             if part_thresholds and part != "hybrid":  # the report's side-by-side reads them
                 hybrid.record.setdefault("part_thresholds", {})[part] = part_thresholds
             metrics["parts"][part] = {
-                name: {k: round(v, 4) for k, v in split_metrics(task_data, name, scores[name], part_thresholds, config).items()
-                       if k in ("macro_f1", "accuracy")} for name in ("dev", "test") if name in scores}
+                name: {
+                    k: round(v, 4)
+                    for k, v in split_metrics(
+                        task_data, name, scores[name], part_thresholds, config
+                    ).items()
+                    if k in ("macro_f1", "accuracy")
+                }
+                for name in ("dev", "test")
+                if name in scores
+            }
     if task_data.unrelated:
         neutral = task_data.labels.index(task_data.unrelated["label"])
         metrics["relevance"] = {}
         for name, pairs in task_data.unrelated_pairs.items():
             scores = final.get(f"{name}_unrelated")
-            share = round(float(np.mean(scores.argmax(axis=1) == neutral)), 4) if pairs and scores is not None else 0.0
+            share = (
+                round(float(np.mean(scores.argmax(axis=1) == neutral)), 4)
+                if pairs and scores is not None
+                else 0.0
+            )
             metrics["relevance"][name] = {"pairs": len(pairs), "neutral_share": share}
     return thresholds, metrics
 
@@ -118,8 +179,13 @@ class Hybrid:
     sparse_scores: dict[str, np.ndarray]  # split -> the sparse model's own probabilities
 
     @classmethod
-    def fit(cls, task_data: TaskData, encoder: dict[str, np.ndarray], config: NabaConfig,
-            sparse: SparseModel | None = None) -> Hybrid:
+    def fit(
+        cls,
+        task_data: TaskData,
+        encoder: dict[str, np.ndarray],
+        config: NabaConfig,
+        sparse: SparseModel | None = None,
+    ) -> Hybrid:
         """Train the sparse model on the task's train split and choose the blend on dev.
 
         Stance trained with unrelated pairs: the sparse model learns stance from
@@ -141,11 +207,18 @@ class Hybrid:
         """
         multi = task_data.multi_label
         generated = (task_data.unrelated or {}).get("pairs", {}).get("train", 0)
-        train = task_data.splits["train"][:len(task_data.splits["train"]) - generated]
-        unrelated = len(encoder.get("dev_unrelated", [])) if task_data.unrelated and not multi else 0
+        train = task_data.splits["train"][: len(task_data.splits["train"]) - generated]
+        unrelated = (
+            len(encoder.get("dev_unrelated", [])) if task_data.unrelated and not multi else 0
+        )
         if sparse is None:
-            sparse = SparseModel(task_data.task, task_data.labels, multi, config.normalization,
-                                 config.model.include_title).fit(train)
+            sparse = SparseModel(
+                task_data.task,
+                task_data.labels,
+                multi,
+                config.normalization,
+                config.model.include_title,
+            ).fit(train)
             if unrelated:
                 fit_detector(sparse, task_data, config)
         margins = {name: sparse.margins(split_records(task_data, name)) for name in encoder}
@@ -155,44 +228,106 @@ class Hybrid:
             gold_matrix = binarize(gold_labels, task_data.labels)
 
             def score(probabilities: np.ndarray) -> float:
-                thresholds = (tune_thresholds(probabilities, gold_matrix, task_data.labels, config.thresholds.floor,
-                                              config.thresholds.default) if multi and config.thresholds.tune else None)
-                predicted = decide(probabilities, task_data.labels, multi, thresholds, config.thresholds.at_least_one,
-                                   config.thresholds.default)
-                return classification_metrics(gold_labels, predicted, task_data.labels, multi)["macro_f1"]
+                thresholds = (
+                    tune_thresholds(
+                        probabilities,
+                        gold_matrix,
+                        task_data.labels,
+                        config.thresholds.floor,
+                        config.thresholds.default,
+                    )
+                    if multi and config.thresholds.tune
+                    else None
+                )
+                predicted = decide(
+                    probabilities,
+                    task_data.labels,
+                    multi,
+                    thresholds,
+                    config.thresholds.at_least_one,
+                    config.thresholds.default,
+                )
+                return classification_metrics(gold_labels, predicted, task_data.labels, multi)[
+                    "macro_f1"
+                ]
+
             return score
 
         gold_matrix = binarize(dev_gold, task_data.labels)
-        record = choose_blend(encoder["dev"], margins["dev"], gold_matrix if multi else gold_matrix.argmax(axis=1), multi,
-                              scorer(dev_gold))
+        record = choose_blend(
+            encoder["dev"],
+            margins["dev"],
+            gold_matrix if multi else gold_matrix.argmax(axis=1),
+            multi,
+            scorer(dev_gold),
+        )
         record["path"] = SPARSE_DIR
-        detector = {name: sparse.unrelated_probability(split_records(task_data, name)) for name in encoder} \
-            if unrelated and sparse.detector is not None else {}
-        sources = (("encoder",) if record["choice"] != "encoder" else ()) + (("sparse", "either") if detector else ())
+        detector = (
+            {name: sparse.unrelated_probability(split_records(task_data, name)) for name in encoder}
+            if unrelated and sparse.detector is not None
+            else {}
+        )
+        sources = (("encoder",) if record["choice"] != "encoder" else ()) + (
+            ("sparse", "either") if detector else ()
+        )
         if unrelated and sources:
             label = task_data.unrelated["label"]
             both = np.concatenate([encoder["dev"], encoder["dev_unrelated"]])
-            blended = blend(both, np.concatenate([margins["dev"], margins["dev_unrelated"]]), record["weight"],
-                            record["temperature"], multi)
+            blended = blend(
+                both,
+                np.concatenate([margins["dev"], margins["dev_unrelated"]]),
+                record["weight"],
+                record["temperature"],
+                multi,
+            )
             real = scorer(dev_gold)
-            chosen, gate_f1 = choose_gate(blended, both, task_data.labels.index(label), scorer(dev_gold + [[label]] * unrelated),
-                                          np.concatenate([detector["dev"], detector["dev_unrelated"]]) if detector else None,
-                                          sources, in_domain=lambda p: real(p[:len(dev_gold)]))
-            record["relevance_gate"] = {"label": label, **chosen, "dev_macro_f1": gate_f1} if chosen else None
-            record["chosen_on"] = "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
-        scores = {name: hybrid_scores(encoder[name], margins[name], record, task_data.labels, multi, detector.get(name))
-                  for name in encoder}
-        own = {name: blend(None, m, 0.0, record["sparse_temperature"], multi) for name, m in margins.items()}
+            chosen, gate_f1 = choose_gate(
+                blended,
+                both,
+                task_data.labels.index(label),
+                scorer(dev_gold + [[label]] * unrelated),
+                np.concatenate([detector["dev"], detector["dev_unrelated"]]) if detector else None,
+                sources,
+                in_domain=lambda p: real(p[: len(dev_gold)]),
+            )
+            record["relevance_gate"] = (
+                {"label": label, **chosen, "dev_macro_f1": gate_f1} if chosen else None
+            )
+            record["chosen_on"] = (
+                "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
+            )
+        scores = {
+            name: hybrid_scores(
+                encoder[name], margins[name], record, task_data.labels, multi, detector.get(name)
+            )
+            for name in encoder
+        }
+        own = {
+            name: blend(None, m, 0.0, record["sparse_temperature"], multi)
+            for name, m in margins.items()
+        }
         return cls(sparse, record, scores, own)
 
     def apply(self, encoder: np.ndarray, records: list[dict[str, Any]]) -> np.ndarray:
         """The blended probabilities of other records, given the encoder's."""
-        return hybrid_scores(encoder, self.sparse.margins(records), self.record, self.sparse.labels, self.sparse.multi_label,
-                             self.sparse.unrelated_probability(records) if reads_detector(self.record) else None)
+        return hybrid_scores(
+            encoder,
+            self.sparse.margins(records),
+            self.record,
+            self.sparse.labels,
+            self.sparse.multi_label,
+            self.sparse.unrelated_probability(records) if reads_detector(self.record) else None,
+        )
 
 
-def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: str | Path | None = None,
-                task: str | None = None, allow_pickle: bool = False) -> dict[str, dict[str, Any]]:
+def blend_model(
+    model_dir: str | Path,
+    *,
+    train: str | Path | None = None,
+    dev: str | Path | None = None,
+    task: str | None = None,
+    allow_pickle: bool = False,
+) -> dict[str, dict[str, Any]]:
     """Add or refit the sparse part and the blend of an existing model directory; the encoder is not retrained.
 
     Reads each task's splits from the training config recorded in ``naba.json``
@@ -221,15 +356,25 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
     names = [task] if task else list(manifest.tasks)
     for name in names:
         if name not in manifest.tasks:
-            raise InputError(f"{model_dir}: has no {name} task (it has {', '.join(manifest.tasks)})")
+            raise InputError(
+                f"{model_dir}: has no {name} task (it has {', '.join(manifest.tasks)})"
+            )
     if (train or dev) and len(names) > 1:
-        raise InputError("--train/--dev: the model has two tasks; name the one they are for with --task")
+        raise InputError(
+            "--train/--dev: the model has two tasks; name the one they are for with --task"
+        )
     splits = {name: {k: str(v) for k, v in (("train", train), ("dev", dev)) if v} for name in names}
     config = recorded_config(manifest, splits)
-    data = {name: load_task_data(config, name) for name in manifest.tasks if getattr(config.tasks, name) is not None}
+    data = {
+        name: load_task_data(config, name)
+        for name in manifest.tasks
+        if getattr(config.tasks, name) is not None
+    }
     missing = [name for name in names if name not in data]
     if missing:
-        raise InputError(f"{model_dir}: the recorded training config has no {missing[0]} data; pass --train and --dev")
+        raise InputError(
+            f"{model_dir}: the recorded training config has no {missing[0]} data; pass --train and --dev"
+        )
     if "stance" in data:
         add_unrelated_pairs(data["stance"], config, data.get("topic"))
     classifier = Classifier.load(model_dir, "fp32", allow_pickle=allow_pickle)
@@ -237,9 +382,12 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
     for name in names:
         task_data = data[name]
         task_data.labels = manifest.tasks[name].labels  # the encoder's label order
-        encoder = {split: classifier.encoder_scores(split_records(task_data, split), name)
-                   for split in ("dev", "test", "dev_unrelated", "test_unrelated")
-                   if (split in task_data.splits) or split[:-len("_unrelated")] in task_data.unrelated_pairs}
+        encoder = {
+            split: classifier.encoder_scores(split_records(task_data, split), name)
+            for split in ("dev", "test", "dev_unrelated", "test_unrelated")
+            if (split in task_data.splits)
+            or split[: -len("_unrelated")] in task_data.unrelated_pairs
+        }
         hybrid = Hybrid.fit(task_data, encoder, config)
         thresholds, metrics = decide_and_score(task_data, encoder, config, hybrid)
         fitted[name] = (hybrid, thresholds, metrics)
@@ -250,12 +398,25 @@ def blend_model(model_dir: str | Path, *, train: str | Path | None = None, dev: 
             target = tmp / spec.path / SPARSE_DIR
             shutil.rmtree(target, ignore_errors=True)
             hybrid.sparse.save(target)
-            kept = {k: v for k, v in spec.metrics.items() if k not in ("dev", "test", "parts", "relevance")}
+            kept = {
+                k: v
+                for k, v in spec.metrics.items()
+                if k not in ("dev", "test", "parts", "relevance")
+            }
             manifest.tasks[name] = TaskManifest.model_validate(
-                {**spec.model_dump(), "hybrid": hybrid.record, "thresholds": thresholds, "metrics": {**kept, **metrics}})
+                {
+                    **spec.model_dump(),
+                    "hybrid": hybrid.record,
+                    "thresholds": thresholds,
+                    "metrics": {**kept, **metrics},
+                }
+            )
         write_manifest(manifest, tmp)
         for name, spec in manifest.tasks.items():
             write_decision_rule(spec, tmp / spec.path)
             (tmp / spec.path / "README.md").write_text(task_card(manifest, name), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
-    return {name: {"hybrid": h.record, "metrics": m, "detector": h.sparse.detector} for name, (h, _, m) in fitted.items()}
+    return {
+        name: {"hybrid": h.record, "metrics": m, "detector": h.sparse.detector}
+        for name, (h, _, m) in fitted.items()
+    }

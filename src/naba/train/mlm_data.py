@@ -41,10 +41,15 @@ def split_texts(texts: list[str], fraction: float, seed: int) -> tuple[list[str]
         InputError: fewer than two texts.
     """
     if len(texts) < 2:
-        raise InputError(f"the corpus has {len(texts)} text(s); need at least 2 (to train on and to evaluate on)")
+        raise InputError(
+            f"the corpus has {len(texts)} text(s); need at least 2 (to train on and to evaluate on)"
+        )
     n_eval = min(len(texts) - 1, max(1, round(len(texts) * fraction)))
     held_out = set(np.random.default_rng([seed, 0]).permutation(len(texts))[:n_eval].tolist())
-    return ([t for i, t in enumerate(texts) if i not in held_out], [t for i, t in enumerate(texts) if i in held_out])
+    return (
+        [t for i, t in enumerate(texts) if i not in held_out],
+        [t for i, t in enumerate(texts) if i in held_out],
+    )
 
 
 def _special_layout(tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
@@ -82,7 +87,9 @@ def pack_blocks(tokenizer: Any, texts: list[str], max_length: int, batch: int = 
     sep = np.asarray(separator, dtype=np.int32)
     parts: list[np.ndarray] = []
     for first in range(0, len(texts), batch):
-        for encoding in backend.encode_batch(texts[first:first + batch], add_special_tokens=False):
+        for encoding in backend.encode_batch(
+            texts[first : first + batch], add_special_tokens=False
+        ):
             parts.append(np.asarray(encoding.ids, dtype=np.int32))
             parts.append(sep)
     stream = np.concatenate(parts) if parts else np.zeros(0, np.int32)
@@ -91,15 +98,25 @@ def pack_blocks(tokenizer: Any, texts: list[str], max_length: int, batch: int = 
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         block = np.full(max_length, pad, np.int32)
         row = np.concatenate([start, stream, end]).astype(np.int32)
-        block[:len(row)] = row
+        block[: len(row)] = row
         return block[None]
-    chunks = stream[:n_full * body].reshape(n_full, body)
-    columns = [np.full((n_full, 1), t, np.int32) for t in start] + [chunks] + [np.full((n_full, 1), t, np.int32) for t in end]
+    chunks = stream[: n_full * body].reshape(n_full, body)
+    columns = (
+        [np.full((n_full, 1), t, np.int32) for t in start]
+        + [chunks]
+        + [np.full((n_full, 1), t, np.int32) for t in end]
+    )
     return np.concatenate(columns, axis=1)
 
 
-def mask_tokens(blocks: np.ndarray, rng: np.random.Generator, probability: float, mask_id: int, vocab_size: int,
-                special_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def mask_tokens(
+    blocks: np.ndarray,
+    rng: np.random.Generator,
+    probability: float,
+    mask_id: int,
+    vocab_size: int,
+    special_ids: list[int],
+) -> tuple[np.ndarray, np.ndarray]:
     """BERT's masking: pick ``probability`` of the ordinary tokens; of those 80% become the mask, 10% a random token.
 
     Special tokens (and padding) are never picked. At least one token is
@@ -155,8 +172,10 @@ def read_corpus(config: PretrainConfig) -> tuple[list[str], list[str], dict[str,
     files = [Path(p) for p in config.corpus.files]
     texts = list(corpus_lines(files, config.corpus.max_texts))
     if len(texts) < 2:
-        raise InputError(f"{', '.join(map(str, files))}: {len(texts)} text(s) after normalisation; "
-                         "need at least 2 (to train on and to evaluate on)")
+        raise InputError(
+            f"{', '.join(map(str, files))}: {len(texts)} text(s) after normalisation; "
+            "need at least 2 (to train on and to evaluate on)"
+        )
     train_texts, eval_texts = split_texts(texts, config.corpus.eval_fraction, config.train.seed)
     fingerprint = {
         "files": [_file_digest(p) for p in files],
@@ -170,8 +189,13 @@ def read_corpus(config: PretrainConfig) -> tuple[list[str], list[str], dict[str,
     return train_texts, eval_texts, fingerprint
 
 
-def pack_corpus(tokenizer: Any, train_texts: list[str], eval_texts: list[str], config: PretrainConfig,
-                fingerprint: dict[str, Any]) -> PackedCorpus:
+def pack_corpus(
+    tokenizer: Any,
+    train_texts: list[str],
+    eval_texts: list[str],
+    config: PretrainConfig,
+    fingerprint: dict[str, Any],
+) -> PackedCorpus:
     """Pack both parts into blocks; the held-out part is capped at ``corpus.max_eval_blocks``.
 
     Raises:
@@ -182,13 +206,21 @@ def pack_corpus(tokenizer: Any, train_texts: list[str], eval_texts: list[str], c
     held_out = pack_blocks(tokenizer, eval_texts, length)
     available = len(held_out)
     if config.corpus.max_eval_blocks is not None:
-        held_out = held_out[:config.corpus.max_eval_blocks]
+        held_out = held_out[: config.corpus.max_eval_blocks]
     if not len(train) or not len(held_out):
-        raise InputError(f"{', '.join(map(str, config.corpus.files))}: too little text for blocks of {length} tokens; "
-                         "add text or lower corpus.max_length")
+        raise InputError(
+            f"{', '.join(map(str, config.corpus.files))}: too little text for blocks of {length} tokens; "
+            "add text or lower corpus.max_length"
+        )
     pad = tokenizer.pad_token_id
-    stats = {**fingerprint, "max_length": length, "train_blocks": len(train), "eval_blocks": len(held_out),
-             "eval_blocks_available": available, "train_tokens": int((train != pad).sum()) if pad is not None else train.size}
+    stats = {
+        **fingerprint,
+        "max_length": length,
+        "train_blocks": len(train),
+        "eval_blocks": len(held_out),
+        "eval_blocks_available": available,
+        "train_tokens": int((train != pad).sum()) if pad is not None else train.size,
+    }
     return PackedCorpus(train=train, eval=held_out, stats=stats)
 
 
@@ -213,19 +245,46 @@ class BlockMasker:
     any number of processes.
     """
 
-    def __init__(self, sampler: EpochBatches, seed: int, probability: float, mask_id: int, vocab_size: int,
-                 special_ids: list[int], pad_id: int) -> None:
+    def __init__(
+        self,
+        sampler: EpochBatches,
+        seed: int,
+        probability: float,
+        mask_id: int,
+        vocab_size: int,
+        special_ids: list[int],
+        pad_id: int,
+    ) -> None:
         self.sampler, self.seed, self.probability = sampler, seed, probability
-        self.mask_id, self.vocab_size, self.special_ids, self.pad_id = mask_id, vocab_size, special_ids, pad_id
+        self.mask_id, self.vocab_size, self.special_ids, self.pad_id = (
+            mask_id,
+            vocab_size,
+            special_ids,
+            pad_id,
+        )
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        inputs, labels = zip(*(mask_tokens(item["block"][None], np.random.default_rng([self.seed, 1, self.sampler.epoch, item["index"]]),
-                                           self.probability, self.mask_id, self.vocab_size, self.special_ids) for item in items))
+        inputs, labels = zip(
+            *(
+                mask_tokens(
+                    item["block"][None],
+                    np.random.default_rng([self.seed, 1, self.sampler.epoch, item["index"]]),
+                    self.probability,
+                    self.mask_id,
+                    self.vocab_size,
+                    self.special_ids,
+                )
+                for item in items
+            )
+        )
         blocks = np.stack([item["block"] for item in items])
-        return {"input_ids": torch.from_numpy(np.concatenate(inputs)), "labels": torch.from_numpy(np.concatenate(labels)),
-                "attention_mask": torch.from_numpy((blocks != self.pad_id).astype(np.int64))}
+        return {
+            "input_ids": torch.from_numpy(np.concatenate(inputs)),
+            "labels": torch.from_numpy(np.concatenate(labels)),
+            "attention_mask": torch.from_numpy((blocks != self.pad_id).astype(np.int64)),
+        }
 
 
 def blocks_seen(sampler: EpochBatches) -> Any:
@@ -237,7 +296,10 @@ def blocks_seen(sampler: EpochBatches) -> Any:
         while step > 0:
             if epoch not in cache:
                 batches = epoch_batches(sampler.n, sampler.batch_size, sampler.seed, epoch, world)
-                cache[epoch] = [sum(len(b) for b in batches[i:i + world]) for i in range(0, len(batches), world)]
+                cache[epoch] = [
+                    sum(len(b) for b in batches[i : i + world])
+                    for i in range(0, len(batches), world)
+                ]
             sizes = cache[epoch]
             total += sum(sizes[:step])
             step -= len(sizes)

@@ -43,9 +43,25 @@ from typing import Any
 import numpy as np
 
 from naba.config import PretrainConfig, save_config
-from naba.train.engine import (EpochBatches, NabaTrainer, QuietProgress, RunLog, SaveEvery, TrainingError, adamw,
-                               last_checkpoint)
-from naba.train.mlm_data import BlockMasker, Blocks, PackedCorpus, blocks_seen, mask_tokens, pack_corpus, read_corpus
+from naba.train.engine import (
+    EpochBatches,
+    NabaTrainer,
+    QuietProgress,
+    RunLog,
+    SaveEvery,
+    TrainingError,
+    adamw,
+    last_checkpoint,
+)
+from naba.train.mlm_data import (
+    BlockMasker,
+    Blocks,
+    PackedCorpus,
+    blocks_seen,
+    mask_tokens,
+    pack_corpus,
+    read_corpus,
+)
 from naba.train.mlm_model import (
     _source_pooler,
     build_scratch_encoder,
@@ -68,8 +84,11 @@ def _trim_metrics(path: Path, step: int) -> None:
     """Drop metrics logged after the checkpoint a resumed run restarts from (they will be logged again)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-            if line.strip() and json.loads(line)["step"] <= step]
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
     path.write_text("".join(kept), encoding="utf-8")
 
 
@@ -83,14 +102,31 @@ def _optimizer(model: Any, config: PretrainConfig, new: Sequence[str] = ()) -> A
     for is_new in (False, True):
         lr = (cfg.head_learning_rate or cfg.learning_rate) if is_new else cfg.learning_rate
         named = [(n, p) for n, p in model.named_parameters() if (n in fresh) == is_new]
-        groups.append({"params": [p for n, p in named if not any(k in n for k in no_decay)],
-                       "weight_decay": cfg.weight_decay, "lr": lr})
-        groups.append({"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0, "lr": lr})
+        groups.append(
+            {
+                "params": [p for n, p in named if not any(k in n for k in no_decay)],
+                "weight_decay": cfg.weight_decay,
+                "lr": lr,
+            }
+        )
+        groups.append(
+            {
+                "params": [p for n, p in named if any(k in n for k in no_decay)],
+                "weight_decay": 0.0,
+                "lr": lr,
+            }
+        )
     return adamw([g for g in groups if g["params"]], cfg.learning_rate)
 
 
-def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
-             show_progress_bar: bool | None = None) -> Path:
+def pretrain(
+    config: PretrainConfig,
+    output: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress_bar: bool | None = None,
+) -> Path:
     """Train an encoder with the masked-language-model objective; write an encoder directory.
 
     Args:
@@ -126,9 +162,14 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     out = Path(output or config.output_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
-    if config.model.base is None and config.corpus.max_length > config.model.from_scratch.max_positions:
-        raise TrainingError(f"corpus.max_length ({config.corpus.max_length}) exceeds model.from_scratch.max_positions "
-                            f"({config.model.from_scratch.max_positions})")
+    if (
+        config.model.base is None
+        and config.corpus.max_length > config.model.from_scratch.max_positions
+    ):
+        raise TrainingError(
+            f"corpus.max_length ({config.corpus.max_length}) exceeds model.from_scratch.max_positions "
+            f"({config.model.from_scratch.max_positions})"
+        )
     work = out.with_name(out.name + ".partial")
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -139,7 +180,9 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
         import yaml
 
         if yaml.safe_load(saved.read_text(encoding="utf-8")) != config.to_dict():
-            raise TrainingError(f"{saved}: the interrupted run used another config; rerun without --resume to start over")
+            raise TrainingError(
+                f"{saved}: the interrupted run used another config; rerun without --resume to start over"
+            )
     if main:
         if work.exists() and not resume:
             shutil.rmtree(work)
@@ -158,23 +201,51 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     model, tokenizer, new = load_mlm_model(source, config.model.allow_pickle, cfg.seed)
     limit = tokenizer.model_max_length
     if limit and limit < 1_000_000 and config.corpus.max_length > limit:
-        raise TrainingError(f"corpus.max_length ({config.corpus.max_length}) exceeds the {limit} tokens "
-                            f"{config.model.base} accepts")
+        raise TrainingError(
+            f"corpus.max_length ({config.corpus.max_length}) exceeds the {limit} tokens "
+            f"{config.model.base} accepts"
+        )
     corpus = pack_corpus(tokenizer, train_texts, eval_texts, config, fingerprint)
-    log.info("pretrain %s: %d training texts -> %d blocks of %d tokens, %d held-out texts -> %d blocks; new parameters: %s",
-             config.model.base or "from scratch", len(train_texts), len(corpus.train), config.corpus.max_length,
-             len(eval_texts), len(corpus.eval), ", ".join(new) or "none")
+    log.info(
+        "pretrain %s: %d training texts -> %d blocks of %d tokens, %d held-out texts -> %d blocks; new parameters: %s",
+        config.model.base or "from scratch",
+        len(train_texts),
+        len(corpus.train),
+        config.corpus.max_length,
+        len(eval_texts),
+        len(corpus.eval),
+        ", ".join(new) or "none",
+    )
 
-    special_ids = sorted({*tokenizer.all_special_ids, *([tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else [])})
+    special_ids = sorted(
+        {
+            *tokenizer.all_special_ids,
+            *([tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else []),
+        }
+    )
     vocab_size = min(len(tokenizer), model.config.vocab_size)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else -1
     # the held-out masks are drawn once: every evaluation scores the same predictions
-    eval_inputs, eval_labels = mask_tokens(corpus.eval, np.random.default_rng([cfg.seed, 2]), cfg.mlm_probability,
-                                           tokenizer.mask_token_id, vocab_size, special_ids)
+    eval_inputs, eval_labels = mask_tokens(
+        corpus.eval,
+        np.random.default_rng([cfg.seed, 2]),
+        cfg.mlm_probability,
+        tokenizer.mask_token_id,
+        vocab_size,
+        special_ids,
+    )
     held_out = (eval_inputs, eval_labels, (corpus.eval != pad_id).astype(np.int64))
 
     sampler = EpochBatches(len(corpus.train), cfg.batch_size, cfg.seed, state.num_processes)
-    masker = BlockMasker(sampler, cfg.seed, cfg.mlm_probability, tokenizer.mask_token_id, vocab_size, special_ids, pad_id)
+    masker = BlockMasker(
+        sampler,
+        cfg.seed,
+        cfg.mlm_probability,
+        tokenizer.mask_token_id,
+        vocab_size,
+        special_ids,
+        pad_id,
+    )
     trainer_dir = work / "trainer"
     checkpoint = last_checkpoint(trainer_dir) if resume else None
     if main:
@@ -187,17 +258,45 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     state.wait_for_everyone()
     show = main and (show_progress_bar if show_progress_bar is not None else True)
     args = TrainingArguments(
-        output_dir=str(trainer_dir), seed=cfg.seed, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, lr_scheduler_type="linear",
-        warmup_steps=int(cfg.warmup_ratio * cfg.max_steps), max_grad_norm=cfg.max_grad_norm, eval_strategy="steps",
-        eval_steps=cfg.eval_every, save_strategy="steps", save_steps=cfg.eval_every, save_total_limit=1,
-        logging_strategy="steps", logging_steps=1, report_to="none", disable_tqdm=not show,
-        use_cpu=not torch.cuda.is_available(), remove_unused_columns=False, dataloader_num_workers=0)
-    callback = PretrainLog(log, cfg.checkpoint_every, blocks_seen(sampler), config.corpus.max_length)
-    trainer = MLMTrainer(model=model, args=args, train_dataset=Blocks(corpus.train), eval_dataset=Blocks(corpus.eval),
-                         data_collator=masker, processing_class=tokenizer, sampler=sampler,
-                         loss_module=masked_lm_loss(model), held_out=held_out, eval_batch_size=cfg.eval_batch_size,
-                         make_optimizer=lambda m: _optimizer(m, config, new), callbacks=[callback])
+        output_dir=str(trainer_dir),
+        seed=cfg.seed,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear",
+        warmup_steps=int(cfg.warmup_ratio * cfg.max_steps),
+        max_grad_norm=cfg.max_grad_norm,
+        eval_strategy="steps",
+        eval_steps=cfg.eval_every,
+        save_strategy="steps",
+        save_steps=cfg.eval_every,
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=not show,
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+    callback = PretrainLog(
+        log, cfg.checkpoint_every, blocks_seen(sampler), config.corpus.max_length
+    )
+    trainer = MLMTrainer(
+        model=model,
+        args=args,
+        train_dataset=Blocks(corpus.train),
+        eval_dataset=Blocks(corpus.eval),
+        data_collator=masker,
+        processing_class=tokenizer,
+        sampler=sampler,
+        loss_module=masked_lm_loss(model),
+        held_out=held_out,
+        eval_batch_size=cfg.eval_batch_size,
+        make_optimizer=lambda m: _optimizer(m, config, new),
+        callbacks=[callback],
+    )
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(QuietProgress)
@@ -208,7 +307,17 @@ def pretrain(config: PretrainConfig, output: str | Path | None = None, *, resume
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     state.wait_for_everyone()
     if main:
-        _assemble(config, trainer.model, tokenizer, source, corpus, _summary(work / "metrics.jsonl"), new, work, out)
+        _assemble(
+            config,
+            trainer.model,
+            tokenizer,
+            source,
+            corpus,
+            _summary(work / "metrics.jsonl"),
+            new,
+            work,
+            out,
+        )
     state.wait_for_everyone()
     return out
 
@@ -222,12 +331,23 @@ class MLMTrainer(NabaTrainer):
     wrapped model, so that gradients synchronise.
     """
 
-    def __init__(self, *args: Any, loss_module: Any, held_out: tuple, eval_batch_size: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loss_module: Any, held_out: tuple, eval_batch_size: int, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.loss_module, self.held_out, self.eval_batch_size = loss_module, held_out, eval_batch_size
+        self.loss_module, self.held_out, self.eval_batch_size = (
+            loss_module,
+            held_out,
+            eval_batch_size,
+        )
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
         import torch
 
         if self.args.world_size > 1:
@@ -235,72 +355,134 @@ class MLMTrainer(NabaTrainer):
         else:
             loss = self.loss_module(inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
         if not torch.isfinite(loss):
-            raise TrainingError(f"pretrain: loss became {loss.item()} at step {self.state.global_step}; "
-                                "lower train.learning_rate")
+            raise TrainingError(
+                f"pretrain: loss became {loss.item()} at step {self.state.global_step}; "
+                "lower train.learning_rate"
+            )
         return (loss, None) if return_outputs else loss
 
-    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        loss = held_out_loss(self.loss_module, *self.held_out, self.eval_batch_size, self.args.device)
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        loss = held_out_loss(
+            self.loss_module, *self.held_out, self.eval_batch_size, self.args.device
+        )
         metrics = {f"{metric_key_prefix}_loss": loss}
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
         self.model.train()
         return metrics
-
-
 
 
 class PretrainLog(SaveEvery):
     """``train.log`` lines and one ``metrics.jsonl`` record per held-out evaluation."""
 
-    def __init__(self, log: RunLog, checkpoint_every: int | None, seen: Any, block_tokens: int) -> None:
+    def __init__(
+        self, log: RunLog, checkpoint_every: int | None, seen: Any, block_tokens: int
+    ) -> None:
         super().__init__(checkpoint_every)
         self.log, self.seen, self.block_tokens = log, seen, block_tokens
         self.losses: list[float] = []
         self.lr: float | None = None
         self.started, self.started_step = time.perf_counter(), 0
-        self.best = float("inf")  # the lowest held-out loss so far, a resumed run's earlier records included
+        self.best = float(
+            "inf"
+        )  # the lowest held-out loss so far, a resumed run's earlier records included
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started, self.started_step = time.perf_counter(), state.global_step
-        self.best = min([r["eval_loss"] for r in _records(self.log.directory / "metrics.jsonl")] or [float("inf")])
+        self.best = min(
+            [r["eval_loss"] for r in _records(self.log.directory / "metrics.jsonl")]
+            or [float("inf")]
+        )
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if logs and "loss" in logs:
             self.losses.append(logs["loss"])
             self.lr = logs.get("learning_rate")
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         loss, step = (metrics or {})["eval_loss"], state.global_step
         done = self.seen(step) - self.seen(self.started_step)
-        rate = done * self.block_tokens / max(time.perf_counter() - self.started, 1e-9) if step else None
+        rate = (
+            done * self.block_tokens / max(time.perf_counter() - self.started, 1e-9)
+            if step
+            else None
+        )
         improved = loss < self.best - 1e-9
         self.best = min(self.best, loss)
         train_loss = float(np.mean(self.losses)) if self.losses else None
-        self.log.metrics({"step": step, "loss": train_loss, "lr": self.lr, "tokens": self.seen(step) * self.block_tokens,
-                          "tokens_per_s": None if rate is None else round(rate, 1), "eval_loss": loss,
-                          "eval_perplexity": perplexity(loss), "best": improved})
-        self.log.info("pretrain step %d: %seval MLM loss %.4f, perplexity %.2f%s", step,
-                      "" if train_loss is None else f"loss {train_loss:.4f}, ", loss, perplexity(loss),
-                      " (best)" if improved else "")
+        self.log.metrics(
+            {
+                "step": step,
+                "loss": train_loss,
+                "lr": self.lr,
+                "tokens": self.seen(step) * self.block_tokens,
+                "tokens_per_s": None if rate is None else round(rate, 1),
+                "eval_loss": loss,
+                "eval_perplexity": perplexity(loss),
+                "best": improved,
+            }
+        )
+        self.log.info(
+            "pretrain step %d: %seval MLM loss %.4f, perplexity %.2f%s",
+            step,
+            "" if train_loss is None else f"loss {train_loss:.4f}, ",
+            loss,
+            perplexity(loss),
+            " (best)" if improved else "",
+        )
         self.losses = []
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def _summary(metrics: Path) -> dict[str, Any]:
     """Steps, tokens and held-out losses of the run, from its ``metrics.jsonl`` (resumed runs included)."""
     records = _records(metrics)
     best = min(records, key=lambda r: r["eval_loss"])
-    return {"step": records[-1]["step"], "tokens": records[-1]["tokens"], "initial_eval_loss": records[0]["eval_loss"],
-            "last_eval_loss": records[-1]["eval_loss"], "best_eval_loss": best["eval_loss"], "best_step": best["step"]}
+    return {
+        "step": records[-1]["step"],
+        "tokens": records[-1]["tokens"],
+        "initial_eval_loss": records[0]["eval_loss"],
+        "last_eval_loss": records[-1]["eval_loss"],
+        "best_eval_loss": best["eval_loss"],
+        "best_step": best["step"],
+    }
 
 
-def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, corpus: PackedCorpus, summary: dict[str, Any],
-              new: list[str], work: Path, out: Path) -> None:
+def _assemble(
+    config: PretrainConfig,
+    model: Any,
+    tokenizer: Any,
+    source: str,
+    corpus: PackedCorpus,
+    summary: dict[str, Any],
+    new: list[str],
+    work: Path,
+    out: Path,
+) -> None:
     """Write the base encoder (no MLM head), tokenizer and records next to ``out``; rename into place."""
     from naba import __version__
     from naba.atomic import atomic_dir
@@ -314,7 +496,9 @@ def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, c
         "format_version": FORMAT_VERSION,
         "naba_version": __version__,
         "base_model": config.model.base,
-        "from_scratch": config.model.from_scratch.model_dump() if config.model.base is None else None,
+        "from_scratch": config.model.from_scratch.model_dump()
+        if config.model.base is None
+        else None,
         "architecture": type(base).__name__,
         "steps": summary["step"],
         "tokens_seen": summary["tokens"],
@@ -340,11 +524,20 @@ def _assemble(config: PretrainConfig, model: Any, tokenizer: Any, source: str, c
         if settings.get("tokenizer_class") == "TokenizersBackend":
             # transformers 5's own name, which transformers 4 cannot resolve; both load this one from tokenizer.json
             settings["tokenizer_class"] = "PreTrainedTokenizerFast"
-            settings_file.write_text(json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        (tmp / PRETRAIN_FILE).write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            settings_file.write_text(
+                json.dumps(settings, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            )
+        (tmp / PRETRAIN_FILE).write_text(
+            json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
         for name in ("config.yaml", "metrics.jsonl", "train.log"):
             if (work / name).exists():
                 shutil.copy(work / name, tmp / name)
     shutil.rmtree(work, ignore_errors=True)
-    logger.info("wrote %s: eval MLM loss %.4f (perplexity %.2f) after %d steps", out, summary["last_eval_loss"],
-                perplexity(summary["last_eval_loss"]), summary["step"])
+    logger.info(
+        "wrote %s: eval MLM loss %.4f (perplexity %.2f) after %d steps",
+        out,
+        summary["last_eval_loss"],
+        perplexity(summary["last_eval_loss"]),
+        summary["step"],
+    )

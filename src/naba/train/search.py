@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from naba.config import NabaConfig
@@ -37,33 +37,49 @@ class SearchError(NabaError):
 def _space(config: NabaConfig) -> dict[str, Any]:
     """The ranges searched, around the config's own values."""
     lr, epochs, length = config.train.learning_rate, config.train.epochs, config.model.window.length
-    return {"learning_rate": (lr / 4, lr * 4), "epochs": (max(1.0, epochs / 2), epochs * 2), "batch_size": BATCH_SIZES,
-            "window_length": tuple(sorted({max(32, length // 2), length, min(2 * length, MAX_WINDOW)}))}
+    return {
+        "learning_rate": (lr / 4, lr * 4),
+        "epochs": (max(1.0, epochs / 2), epochs * 2),
+        "batch_size": BATCH_SIZES,
+        "window_length": tuple(sorted({max(32, length // 2), length, min(2 * length, MAX_WINDOW)})),
+    }
 
 
 def suggest(trial: Any, config: NabaConfig) -> dict[str, Any]:
     """One trial's settings, drawn by Optuna from :func:`_space`."""
     space = _space(config)
-    return {"learning_rate": trial.suggest_float("learning_rate", *space["learning_rate"], log=True),
-            "epochs": trial.suggest_int("epochs", int(space["epochs"][0]), int(round(space["epochs"][1]))),
-            "batch_size": trial.suggest_categorical("batch_size", list(space["batch_size"])),
-            "window_length": trial.suggest_categorical("window_length", list(space["window_length"]))}
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", *space["learning_rate"], log=True),
+        "epochs": trial.suggest_int(
+            "epochs", int(space["epochs"][0]), int(round(space["epochs"][1]))
+        ),
+        "batch_size": trial.suggest_categorical("batch_size", list(space["batch_size"])),
+        "window_length": trial.suggest_categorical("window_length", list(space["window_length"])),
+    }
 
 
 def apply(config: NabaConfig, params: dict[str, Any]) -> NabaConfig:
     """``config`` with a trial's settings (every task trains that many epochs)."""
     data = config.to_dict()
-    data["train"].update(learning_rate=params["learning_rate"], epochs=params["epochs"], batch_size=params["batch_size"])
+    data["train"].update(
+        learning_rate=params["learning_rate"],
+        epochs=params["epochs"],
+        batch_size=params["batch_size"],
+    )
     for task in ("topic", "stance"):
         if data["tasks"].get(task):
             data["tasks"][task]["epochs"] = None
     window = data["model"]["window"]
     window["length"] = params["window_length"]
-    window["stride"] = min(window["stride"], params["window_length"] // 4)  # must stay under half a window
+    window["stride"] = min(
+        window["stride"], params["window_length"] // 4
+    )  # must stay under half a window
     return NabaConfig.model_validate(data)
 
 
-def search(config: NabaConfig, trials: int, scratch: Path, train: Callable[..., Path]) -> dict[str, Any]:
+def search(
+    config: NabaConfig, trials: int, scratch: Path, train: Callable[..., Path]
+) -> dict[str, Any]:
     """Run ``trials`` Optuna trials (TPE, seeded with ``config.seed``); return the search record.
 
     ``train`` is :func:`naba.train.trainer.train` (passed in: the trainer calls the search, not the reverse).
@@ -90,19 +106,42 @@ def search(config: NabaConfig, trials: int, scratch: Path, train: Callable[..., 
         out = scratch / f"trial-{trial.number}"
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
         model = train(trial_config, out, overwrite=True, show_progress_bar=False)
-        scores = {name: spec.metrics["dev"]["macro_f1"] for name, spec in read_manifest(model).tasks.items()}
+        scores = {
+            name: spec.metrics["dev"]["macro_f1"]
+            for name, spec in read_manifest(model).tasks.items()
+        }
         shutil.rmtree(model, ignore_errors=True)
         score = sum(scores.values()) / len(scores)
-        done.append({"number": trial.number, "params": params, "dev_macro_f1": round(score, 4),
-                     "per_task": {k: round(v, 4) for k, v in scores.items()}})
-        logger.info("search trial %d/%d: %s -> dev macro-F1 %.4f", trial.number + 1, trials, json.dumps(params), score)
+        done.append(
+            {
+                "number": trial.number,
+                "params": params,
+                "dev_macro_f1": round(score, 4),
+                "per_task": {k: round(v, 4) for k, v in scores.items()},
+            }
+        )
+        logger.info(
+            "search trial %d/%d: %s -> dev macro-F1 %.4f",
+            trial.number + 1,
+            trials,
+            json.dumps(params),
+            score,
+        )
         return score
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed))
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed)
+    )
     try:
         study.optimize(objective, n_trials=trials)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     best = max(done, key=lambda t: t["dev_macro_f1"])
-    return {"objective": "mean dev macro-F1 over the tasks (encoder alone)", "sampler": "optuna TPE",
-            "seed": config.seed, "space": {k: list(v) for k, v in _space(config).items()}, "trials": done, "best": best}
+    return {
+        "objective": "mean dev macro-F1 over the tasks (encoder alone)",
+        "sampler": "optuna TPE",
+        "seed": config.seed,
+        "space": {k: list(v) for k, v in _space(config).items()},
+        "trials": done,
+        "best": best,
+    }

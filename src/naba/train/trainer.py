@@ -34,10 +34,11 @@ import numpy as np
 from naba.config import NabaConfig, save_config
 from naba.data.records import Task, labels_of
 from naba.decision import binarize, choose_prior_correction, class_weights, decide
-from naba.encoding import pooled_logits as encoding_logits, task_windows
-from naba.evaluation.metrics import classification_metrics
 from naba.encoder.auto import AUTO, resolve_base
+from naba.encoding import pooled_logits as encoding_logits
+from naba.encoding import task_windows
 from naba.errors import ModelDirError
+from naba.evaluation.metrics import classification_metrics
 from naba.hub import load_kwargs, unreachable
 from naba.manifest import (
     FORMAT_VERSION,
@@ -47,18 +48,26 @@ from naba.manifest import (
     write_decision_rule,
     write_manifest,
 )
-from naba.train.engine import RunLog, TrainingError
 from naba.train.data import TaskData, add_unrelated_pairs, load_task_data
+from naba.train.engine import RunLog, TrainingError
 
 logger = logging.getLogger(__name__)
 
 TASKS: tuple[Task, ...] = ("topic", "stance")
 
 
-def doc_inputs(task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig) -> list[list[dict]]:
+def doc_inputs(
+    task_data: TaskData, records: list[dict[str, Any]], tokenizer: Any, config: NabaConfig
+) -> list[list[dict]]:
     """Records to windows, as inference makes them (:func:`naba.encoding.task_windows`)."""
-    return task_windows(task_data.task, tokenizer, records, config.model.window, config.normalization,
-                        config.model.include_title)
+    return task_windows(
+        task_data.task,
+        tokenizer,
+        records,
+        config.model.window,
+        config.normalization,
+        config.model.include_title,
+    )
 
 
 def targets_matrix(task_data: TaskData, records: list[dict[str, Any]]) -> np.ndarray:
@@ -77,21 +86,35 @@ def task_loss(task_data: TaskData, y: np.ndarray, scheme: str) -> Any:
     if task_data.multi_label:
         positives = y.sum(axis=0).clip(min=1)
         ratio = (n - positives) / positives
-        weight = None if scheme == "none" else torch.tensor(np.sqrt(ratio) if scheme == "sqrt" else ratio, dtype=torch.float32)
-        return torch.nn.BCEWithLogitsLoss(pos_weight=weight.clamp(max=50.0) if weight is not None else None)
+        weight = (
+            None
+            if scheme == "none"
+            else torch.tensor(np.sqrt(ratio) if scheme == "sqrt" else ratio, dtype=torch.float32)
+        )
+        return torch.nn.BCEWithLogitsLoss(
+            pos_weight=weight.clamp(max=50.0) if weight is not None else None
+        )
     weights = class_weights(y, len(task_data.labels), scheme)
-    return torch.nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32))
+    return torch.nn.CrossEntropyLoss(
+        weight=None if weights is None else torch.tensor(weights, dtype=torch.float32)
+    )
 
 
 def output_layer(model: Any, n_labels: int) -> Any:
     """The classification head's last linear layer (``n_labels`` outputs, with a bias), or None."""
     from torch import nn
 
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == n_labels and m.bias is not None]
+    layers = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.Linear) and m.out_features == n_labels and m.bias is not None
+    ]
     return layers[-1] if layers else None
 
 
-def _correct_priors(model: Any, task_data: TaskData, dev_docs: list[list[dict]], pad_id: int, config: NabaConfig) -> float:
+def _correct_priors(
+    model: Any, task_data: TaskData, dev_docs: list[list[dict]], pad_id: int, config: NabaConfig
+) -> float:
     """Choose the prior correction on dev (:func:`choose_prior_correction`) and fold it into the head's bias.
 
     Returns the alpha chosen (0: the model is unchanged). Shifting the bias
@@ -101,27 +124,43 @@ def _correct_priors(model: Any, task_data: TaskData, dev_docs: list[list[dict]],
     """
     import torch
 
-    weights = class_weights(targets_matrix(task_data, task_data.splits["train"]), len(task_data.labels),
-                            config.train.class_weight)
+    weights = class_weights(
+        targets_matrix(task_data, task_data.splits["train"]),
+        len(task_data.labels),
+        config.train.class_weight,
+    )
     head = output_layer(model, len(task_data.labels))
     if weights is None or head is None or not dev_docs:
         return 0.0
-    probabilities = _predict_scores(model, dev_docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, False)
-    alpha = choose_prior_correction(probabilities, targets_matrix(task_data, task_data.splits["dev"]), np.log(weights))
+    probabilities = _predict_scores(
+        model, dev_docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, False
+    )
+    alpha = choose_prior_correction(
+        probabilities, targets_matrix(task_data, task_data.splits["dev"]), np.log(weights)
+    )
     if alpha:
         with torch.no_grad():
             head.bias -= torch.tensor(alpha * np.log(weights), dtype=head.bias.dtype)
     return alpha
 
 
-def pooled_logits(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str) -> np.ndarray:
+def pooled_logits(
+    model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str
+) -> np.ndarray:
     """Article logits in the order of ``docs``, scored as inference scores them (:func:`naba.encoding.pooled_logits`),
     in batches of up to ``batch_size`` full windows."""
     length = max((len(w["input_ids"]) for doc in docs for w in doc), default=1)
     return encoding_logits(model, docs, pad_id, batch_size * length, pooling)
 
 
-def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size: int, pooling: str, multi_label: bool) -> np.ndarray:
+def _predict_scores(
+    model: Any,
+    docs: list[list[dict]],
+    pad_id: int,
+    batch_size: int,
+    pooling: str,
+    multi_label: bool,
+) -> np.ndarray:
     """Pooled probabilities for documents (sigmoid for multi-label, softmax otherwise)."""
     import torch
 
@@ -132,17 +171,46 @@ def _predict_scores(model: Any, docs: list[list[dict]], pad_id: int, batch_size:
     return (torch.sigmoid(tensor) if multi_label else torch.softmax(tensor, dim=-1)).numpy()
 
 
-def _evaluate(model: Any, task_data: TaskData, docs: list[list[dict]], records: list[dict[str, Any]], pad_id: int,
-              config: NabaConfig, thresholds: dict[str, float] | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    scores = _predict_scores(model, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling, task_data.multi_label)
-    predicted = decide(scores, task_data.labels, task_data.multi_label, thresholds, config.thresholds.at_least_one,
-                       config.thresholds.default)
+def _evaluate(
+    model: Any,
+    task_data: TaskData,
+    docs: list[list[dict]],
+    records: list[dict[str, Any]],
+    pad_id: int,
+    config: NabaConfig,
+    thresholds: dict[str, float] | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    scores = _predict_scores(
+        model,
+        docs,
+        pad_id,
+        config.train.eval_batch_size,
+        config.model.window.pooling,
+        task_data.multi_label,
+    )
+    predicted = decide(
+        scores,
+        task_data.labels,
+        task_data.multi_label,
+        thresholds,
+        config.thresholds.at_least_one,
+        config.thresholds.default,
+    )
     gold = [labels_of(r, task_data.task) for r in records]
-    return classification_metrics(gold, predicted, task_data.labels, task_data.multi_label, scores), scores
+    return classification_metrics(
+        gold, predicted, task_data.labels, task_data.multi_label, scores
+    ), scores
 
 
-def _int8_agreement(model: Any, task_data: TaskData, docs: list[list[dict]], fp32_scores: np.ndarray, pad_id: int,
-                    config: NabaConfig, thresholds: dict[str, float]) -> float:
+def _int8_agreement(
+    model: Any,
+    task_data: TaskData,
+    docs: list[list[dict]],
+    fp32_scores: np.ndarray,
+    pad_id: int,
+    config: NabaConfig,
+    thresholds: dict[str, float],
+) -> float:
     """The share of dev documents whose labels are the same under int8 as under fp32 (``--precision int8|auto`` reads it).
 
     ``fp32_scores`` are the fp32 model's probabilities for ``docs``, already computed for the hybrid and thresholds.
@@ -152,9 +220,20 @@ def _int8_agreement(model: Any, task_data: TaskData, docs: list[list[dict]], fp3
     if not docs:
         return 0.0
     window, batch = config.model.window, config.train.eval_batch_size
-    int8_scores = _predict_scores(quantize_int8(model), docs, pad_id, batch, window.pooling, task_data.multi_label)
-    labels = [decide(scores, task_data.labels, task_data.multi_label, thresholds or None, config.thresholds.at_least_one,
-                     config.thresholds.default) for scores in (fp32_scores, int8_scores)]
+    int8_scores = _predict_scores(
+        quantize_int8(model), docs, pad_id, batch, window.pooling, task_data.multi_label
+    )
+    labels = [
+        decide(
+            scores,
+            task_data.labels,
+            task_data.multi_label,
+            thresholds or None,
+            config.thresholds.at_least_one,
+            config.thresholds.default,
+        )
+        for scores in (fp32_scores, int8_scores)
+    ]
     return round(float(np.mean([a == b for a, b in zip(*labels)])), 4)
 
 
@@ -167,12 +246,21 @@ def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
         model = AutoModelForSequenceClassification.from_pretrained(
-            base, num_labels=len(task_data.labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            problem_type="multi_label_classification" if task_data.multi_label else "single_label_classification", **kwargs)
+            base,
+            num_labels=len(task_data.labels),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            problem_type="multi_label_classification"
+            if task_data.multi_label
+            else "single_label_classification",
+            **kwargs,
+        )
     except Exception as exc:  # noqa: BLE001 - transformers, tokenizers and safetensors raise many unrelated types
         raise unreachable(base, exc) from None
     if not getattr(tokenizer, "is_fast", False):
-        raise TrainingError(f"{base}: needs a fast (Rust) tokenizer for windowing; found {type(tokenizer).__name__}")
+        raise TrainingError(
+            f"{base}: needs a fast (Rust) tokenizer for windowing; found {type(tokenizer).__name__}"
+        )
     return model, tokenizer
 
 
@@ -182,15 +270,32 @@ def _parameter_groups(config: NabaConfig) -> Any:
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
     def groups(model: Any) -> list[dict[str, Any]]:
-        head = {n for n, _ in model.named_parameters() if n.startswith(("classifier", "score", "pre_classifier"))}
+        head = {
+            n
+            for n, _ in model.named_parameters()
+            if n.startswith(("classifier", "score", "pre_classifier"))
+        }
         out: list[dict[str, Any]] = []
         for is_head in (False, True):
             for decay in (True, False):
-                params = [p for n, p in model.named_parameters()
-                          if (n in head) == is_head and (not any(k in n for k in no_decay)) == decay]
+                params = [
+                    p
+                    for n, p in model.named_parameters()
+                    if (n in head) == is_head and (not any(k in n for k in no_decay)) == decay
+                ]
                 if params:
-                    lr = (cfg.head_learning_rate or cfg.learning_rate) if is_head else cfg.learning_rate
-                    out.append({"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decay else 0.0})
+                    lr = (
+                        (cfg.head_learning_rate or cfg.learning_rate)
+                        if is_head
+                        else cfg.learning_rate
+                    )
+                    out.append(
+                        {
+                            "params": params,
+                            "lr": lr,
+                            "weight_decay": cfg.weight_decay if decay else 0.0,
+                        }
+                    )
         return out
 
     return groups
@@ -198,7 +303,11 @@ def _parameter_groups(config: NabaConfig) -> Any:
 
 def _checkpointing_field(arguments: type) -> str:
     """``activation_checkpointing`` (transformers 5.x) or its older name ``gradient_checkpointing``."""
-    return "activation_checkpointing" if "activation_checkpointing" in arguments.__dataclass_fields__ else "gradient_checkpointing"
+    return (
+        "activation_checkpointing"
+        if "activation_checkpointing" in arguments.__dataclass_fields__
+        else "gradient_checkpointing"
+    )
 
 
 def checkpointing_on(config: NabaConfig) -> bool:
@@ -212,29 +321,59 @@ def checkpointing_on(config: NabaConfig) -> bool:
     return bool(setting)
 
 
-def training_arguments(config: NabaConfig, task: Task, output_dir: Path, eval_steps: int, show: bool) -> Any:
+def training_arguments(
+    config: NabaConfig, task: Task, output_dir: Path, eval_steps: int, show: bool
+) -> Any:
     """``TrainingArguments`` from naba's config: best checkpoint and early stopping on dev macro-F1."""
     import torch
     from transformers import TrainingArguments
 
     cfg = config.train
     return TrainingArguments(
-        output_dir=str(output_dir), seed=config.seed, data_seed=config.seed,
-        num_train_epochs=getattr(config.tasks, task).epochs or cfg.epochs, max_steps=cfg.max_steps or -1,
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear",
-        max_grad_norm=cfg.max_grad_norm, eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps",
-        save_steps=eval_steps, save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="macro_f1",
-        greater_is_better=True, logging_strategy="steps", logging_steps=cfg.log_every,
-        bf16=cfg.mixed_precision == "bf16", fp16=cfg.mixed_precision == "fp16",
-        **{_checkpointing_field(TrainingArguments): checkpointing_on(config)}, report_to=list(cfg.report_to) or "none",
-        disable_tqdm=not show, use_cpu=not torch.cuda.is_available(), remove_unused_columns=False,
-        dataloader_num_workers=0, save_only_model=False)
+        output_dir=str(output_dir),
+        seed=config.seed,
+        data_seed=config.seed,
+        num_train_epochs=getattr(config.tasks, task).epochs or cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type="linear",
+        max_grad_norm=cfg.max_grad_norm,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=cfg.log_every,
+        bf16=cfg.mixed_precision == "bf16",
+        fp16=cfg.mixed_precision == "fp16",
+        **{_checkpointing_field(TrainingArguments): checkpointing_on(config)},
+        report_to=list(cfg.report_to) or "none",
+        disable_tqdm=not show,
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
 
 
-def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: bool,
-               show_progress_bar: bool | None, task_data: TaskData | None = None) -> dict[str, Any]:
+def train_task(
+    config: NabaConfig,
+    task: Task,
+    work: Path,
+    state: Any,
+    resume: bool,
+    show_progress_bar: bool | None,
+    task_data: TaskData | None = None,
+) -> dict[str, Any]:
     """Fine-tune one task into ``work/<task>/final``; return its manifest entry.
 
     ``state`` is Accelerate's ``PartialState`` (which process this is);
@@ -251,16 +390,36 @@ def train_task(config: NabaConfig, task: Task, work: Path, state: Any, resume: b
     state.wait_for_everyone()
     log = RunLog(task_dir, state.is_main_process)
     task_data = task_data or load_task_data(config, task)
-    log.info("%s: %d labels (%s), %s; train %d, dev %d, test %d", task, len(task_data.labels), ", ".join(task_data.labels),
-             "multi-label" if task_data.multi_label else "single-label", len(task_data.splits["train"]),
-             len(task_data.splits["dev"]), len(task_data.splits.get("test", [])))
+    log.info(
+        "%s: %d labels (%s), %s; train %d, dev %d, test %d",
+        task,
+        len(task_data.labels),
+        ", ".join(task_data.labels),
+        "multi-label" if task_data.multi_label else "single-label",
+        len(task_data.splits["train"]),
+        len(task_data.splits["dev"]),
+        len(task_data.splits.get("test", [])),
+    )
 
     torch.manual_seed(config.seed)  # the classification head's initial weights
     model, tokenizer = _load_model(config, task_data)
     docs = task_docs(task_data, tokenizer, config, log)
     y = targets_matrix(task_data, task_data.splits["train"])
-    return fit_task(config, task_data, task_dir, state, resume, show_progress_bar, log, model, tokenizer, docs,
-                    docs["train"], y, task_loss(task_data, y, config.train.class_weight))
+    return fit_task(
+        config,
+        task_data,
+        task_dir,
+        state,
+        resume,
+        show_progress_bar,
+        log,
+        model,
+        tokenizer,
+        docs,
+        docs["train"],
+        y,
+        task_loss(task_data, y, config.train.class_weight),
+    )
 
 
 def finished_task(task_dir: Path, resume: bool) -> dict[str, Any] | None:
@@ -271,24 +430,51 @@ def finished_task(task_dir: Path, resume: bool) -> dict[str, Any] | None:
     return None
 
 
-def task_docs(task_data: TaskData, tokenizer: Any, config: NabaConfig, log: RunLog) -> dict[str, list[list[dict]]]:
+def task_docs(
+    task_data: TaskData, tokenizer: Any, config: NabaConfig, log: RunLog
+) -> dict[str, list[list[dict]]]:
     """Every split (and the generated unrelated stance pairs) as windows, the way inference makes them."""
     task = task_data.task
-    docs = {name: doc_inputs(task_data, records, tokenizer, config) for name, records in task_data.splits.items()}
+    docs = {
+        name: doc_inputs(task_data, records, tokenizer, config)
+        for name, records in task_data.splits.items()
+    }
     for name, pairs in task_data.unrelated_pairs.items():
         docs[f"{name}_unrelated"] = doc_inputs(task_data, pairs, tokenizer, config)
     if task_data.unrelated:
-        log.info("%s: %s unrelated pairs labelled %r (ratio %s)", task,
-                 ", ".join(f"{n} {split}" for split, n in task_data.unrelated["pairs"].items()),
-                 task_data.unrelated["label"], task_data.unrelated["ratio"])
+        log.info(
+            "%s: %s unrelated pairs labelled %r (ratio %s)",
+            task,
+            ", ".join(f"{n} {split}" for split, n in task_data.unrelated["pairs"].items()),
+            task_data.unrelated["label"],
+            task_data.unrelated["ratio"],
+        )
     windows = [len(d) for d in docs["train"]]
-    log.info("%s: %.2f windows per training article on average (max %d)", task, float(np.mean(windows)), max(windows))
+    log.info(
+        "%s: %.2f windows per training article on average (max %d)",
+        task,
+        float(np.mean(windows)),
+        max(windows),
+    )
     return docs
 
 
-def fit_task(config: NabaConfig, task_data: TaskData, task_dir: Path, state: Any, resume: bool,
-             show_progress_bar: bool | None, log: RunLog, model: Any, tokenizer: Any, docs: dict[str, list[list[dict]]],
-             train_docs: list[list[dict]], y: np.ndarray, loss_fn: Any, sparse: Any = None) -> dict[str, Any]:
+def fit_task(
+    config: NabaConfig,
+    task_data: TaskData,
+    task_dir: Path,
+    state: Any,
+    resume: bool,
+    show_progress_bar: bool | None,
+    log: RunLog,
+    model: Any,
+    tokenizer: Any,
+    docs: dict[str, list[list[dict]]],
+    train_docs: list[list[dict]],
+    y: np.ndarray,
+    loss_fn: Any,
+    sparse: Any = None,
+) -> dict[str, Any]:
     """Train ``model`` with :class:`~naba.train.engine.ArticleTrainer`, keep the best dev checkpoint, then finish the task.
 
     Fine-tuning and distillation both come here; they differ only in the model
@@ -302,66 +488,122 @@ def fit_task(config: NabaConfig, task_data: TaskData, task_dir: Path, state: Any
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from naba.train.engine import (ArticleDataset, ArticleTrainer, EpochBatches, QuietProgress, RunLogCallback, collator,
-                                   last_checkpoint)
+    from naba.train.engine import (
+        ArticleDataset,
+        ArticleTrainer,
+        EpochBatches,
+        QuietProgress,
+        RunLogCallback,
+        collator,
+        last_checkpoint,
+    )
 
     task, cfg = task_data.task, config.train
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     world = state.num_processes
-    lengths = [sum(len(w["input_ids"]) for w in doc) for doc in train_docs] if cfg.group_by_length else None
+    lengths = (
+        [sum(len(w["input_ids"]) for w in doc) for doc in train_docs]
+        if cfg.group_by_length
+        else None
+    )
     sampler = EpochBatches(len(train_docs), cfg.batch_size, config.seed, world, lengths)
     steps_per_epoch = max(1, len(sampler) // world // cfg.gradient_accumulation_steps)
     eval_steps = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
 
     if checkpointing_on(config):
         window = config.model.window
-        log.info("%s: gradient checkpointing on (%s; batches of up to %d tokens)", task,
-                 "train.gradient_checkpointing: auto" if cfg.gradient_checkpointing == "auto" else "asked for",
-                 cfg.batch_size * window.max_windows * window.length)
+        log.info(
+            "%s: gradient checkpointing on (%s; batches of up to %d tokens)",
+            task,
+            "train.gradient_checkpointing: auto"
+            if cfg.gradient_checkpointing == "auto"
+            else "asked for",
+            cfg.batch_size * window.max_windows * window.length,
+        )
     trainer_dir = task_dir / "trainer"
     checkpoint = last_checkpoint(trainer_dir) if resume else None
     if checkpoint is None and state.is_main_process:
         for stale in (trainer_dir, task_dir / "best", task_dir / "metrics.jsonl"):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(
+                missing_ok=True
+            )
     state.wait_for_everyone()
 
     def dev_metrics(current: Any) -> dict[str, Any]:
-        return _evaluate(current, task_data, docs["dev"], task_data.splits["dev"], pad_id, config)[0]
+        return _evaluate(current, task_data, docs["dev"], task_data.splits["dev"], pad_id, config)[
+            0
+        ]
 
     show = state.is_main_process and (show_progress_bar if show_progress_bar is not None else True)
     run_log = RunLogCallback(log, task, cfg.checkpoint_every)
     trainer = ArticleTrainer(
-        model=model, args=training_arguments(config, task, trainer_dir, eval_steps, show),
+        model=model,
+        args=training_arguments(config, task, trainer_dir, eval_steps, show),
         train_dataset=ArticleDataset(train_docs, y),
-        eval_dataset=ArticleDataset(docs["dev"], targets_matrix(task_data, task_data.splits["dev"])),
-        data_collator=collator(pad_id), processing_class=tokenizer, loss_fn=loss_fn, pooling=config.model.window.pooling,
-        sampler=sampler, dev_metrics=dev_metrics, param_groups=_parameter_groups(config),
-        callbacks=[run_log] + ([EarlyStoppingCallback(cfg.early_stopping_patience)] if cfg.early_stopping_patience else []))
+        eval_dataset=ArticleDataset(
+            docs["dev"], targets_matrix(task_data, task_data.splits["dev"])
+        ),
+        data_collator=collator(pad_id),
+        processing_class=tokenizer,
+        loss_fn=loss_fn,
+        pooling=config.model.window.pooling,
+        sampler=sampler,
+        dev_metrics=dev_metrics,
+        param_groups=_parameter_groups(config),
+        callbacks=[run_log]
+        + (
+            [EarlyStoppingCallback(cfg.early_stopping_patience)]
+            if cfg.early_stopping_patience
+            else []
+        ),
+    )
     run_log.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # naba logs its own lines
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(QuietProgress)
     if checkpoint is not None:
-        log.info("%s: resumed at step %s (%s)", task, checkpoint.name.split("-")[-1], checkpoint.name)
+        log.info(
+            "%s: resumed at step %s (%s)", task, checkpoint.name.split("-")[-1], checkpoint.name
+        )
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
-    if trainer.state.global_step < trainer.state.max_steps:  # only early stopping ends a run before its last step
-        log.info("%s: no dev improvement in %d evaluations; stopping early", task, cfg.early_stopping_patience)
+    if (
+        trainer.state.global_step < trainer.state.max_steps
+    ):  # only early stopping ends a run before its last step
+        log.info(
+            "%s: no dev improvement in %d evaluations; stopping early",
+            task,
+            cfg.early_stopping_patience,
+        )
     best_dir = task_dir / "best"
     if state.is_main_process:
         tmp_best = best_dir.with_name("best.tmp")
         shutil.rmtree(tmp_best, ignore_errors=True)
-        trainer.model.save_pretrained(tmp_best, safe_serialization=True)  # the best weights (load_best_model_at_end)
+        trainer.model.save_pretrained(
+            tmp_best, safe_serialization=True
+        )  # the best weights (load_best_model_at_end)
         tokenizer.save_pretrained(tmp_best)
         shutil.rmtree(best_dir, ignore_errors=True)
         os.replace(tmp_best, best_dir)
     state.wait_for_everyone()
     best_step = trainer.state.best_global_step or trainer.state.global_step
     del trainer
-    return _finish_task(config, task_data, tokenizer, docs, pad_id, task_dir, log, state, best_step, sparse)
+    return _finish_task(
+        config, task_data, tokenizer, docs, pad_id, task_dir, log, state, best_step, sparse
+    )
 
 
-def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: dict[str, list], pad_id: int, task_dir: Path,
-                 log: RunLog, state: Any, best_step: int, sparse: Any = None) -> dict[str, Any]:
+def _finish_task(
+    config: NabaConfig,
+    task_data: TaskData,
+    tokenizer: Any,
+    docs: dict[str, list],
+    pad_id: int,
+    task_dir: Path,
+    log: RunLog,
+    state: Any,
+    best_step: int,
+    sparse: Any = None,
+) -> dict[str, Any]:
     """Reload the best weights, apply the prior correction, fit the hybrid, tune thresholds, score, write ``final/``.
 
     All choices are made on dev: the prior correction (single-label, folded
@@ -382,12 +624,25 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         prior_correction = _correct_priors(model, task_data, docs["dev"], pad_id, config)
         log.info("%s: prior correction chosen on dev: alpha %s", task, prior_correction)
     window, batch = config.model.window, config.train.eval_batch_size
-    encoder = {name: _predict_scores(model, docs[name], pad_id, batch, window.pooling, task_data.multi_label)
-               for name in docs if name in ("dev", "test", "dev_unrelated", "test_unrelated")}
-    hybrid = Hybrid.fit(task_data, encoder, config, sparse) if config.model.hybrid or sparse is not None else None
+    encoder = {
+        name: _predict_scores(
+            model, docs[name], pad_id, batch, window.pooling, task_data.multi_label
+        )
+        for name in docs
+        if name in ("dev", "test", "dev_unrelated", "test_unrelated")
+    }
+    hybrid = (
+        Hybrid.fit(task_data, encoder, config, sparse)
+        if config.model.hybrid or sparse is not None
+        else None
+    )
     if hybrid is not None:
-        log.info("%s: hybrid chosen on dev: %s; dev macro-F1 encoder %.4f, sparse %.4f, hybrid %.4f", task,
-                 describe(hybrid.record), *hybrid.record["dev_macro_f1"].values())
+        log.info(
+            "%s: hybrid chosen on dev: %s; dev macro-F1 encoder %.4f, sparse %.4f, hybrid %.4f",
+            task,
+            describe(hybrid.record),
+            *hybrid.record["dev_macro_f1"].values(),
+        )
         detector = hybrid.sparse.detector
         if detector is not None:
             log.info("%s: %s", task, describe_detector(detector))
@@ -398,38 +653,87 @@ def _finish_task(config: NabaConfig, task_data: TaskData, tokenizer: Any, docs: 
         log.info("%s: thresholds tuned on dev: %s", task, thresholds)
     for name in ("dev", "test"):
         if name in metrics:
-            log.info("%s %s: macro-F1 %.4f, accuracy %.4f", task, name, metrics[name]["macro_f1"], metrics[name]["accuracy"])
+            log.info(
+                "%s %s: macro-F1 %.4f, accuracy %.4f",
+                task,
+                name,
+                metrics[name]["macro_f1"],
+                metrics[name]["accuracy"],
+            )
     for name, rel in metrics.get("relevance", {}).items():
-        log.info("%s %s: %d unrelated pairs, %.1f%% labelled %r", task, name, rel["pairs"], 100 * rel["neutral_share"],
-                 task_data.unrelated["label"])
+        log.info(
+            "%s %s: %d unrelated pairs, %.1f%% labelled %r",
+            task,
+            name,
+            rel["pairs"],
+            100 * rel["neutral_share"],
+            task_data.unrelated["label"],
+        )
     metrics["best_step"] = best_step
-    metrics["windows_per_article"] = {name: round(float(np.mean([len(d) for d in split_docs])), 3)
-                                      for name, split_docs in docs.items() if split_docs and not name.endswith("_unrelated")}
-    dev_fp32 = np.concatenate([encoder[name] for name in ("dev", "dev_unrelated") if name in encoder and len(encoder[name])])
-    agreement = _int8_agreement(model, task_data, docs["dev"] + docs.get("dev_unrelated", []), dev_fp32, pad_id, config,
-                                thresholds if hybrid is None or hybrid.record["choice"] == "encoder" else {})
+    metrics["windows_per_article"] = {
+        name: round(float(np.mean([len(d) for d in split_docs])), 3)
+        for name, split_docs in docs.items()
+        if split_docs and not name.endswith("_unrelated")
+    }
+    dev_fp32 = np.concatenate(
+        [
+            encoder[name]
+            for name in ("dev", "dev_unrelated")
+            if name in encoder and len(encoder[name])
+        ]
+    )
+    agreement = _int8_agreement(
+        model,
+        task_data,
+        docs["dev"] + docs.get("dev_unrelated", []),
+        dev_fp32,
+        pad_id,
+        config,
+        thresholds if hybrid is None or hybrid.record["choice"] == "encoder" else {},
+    )
     log.info("%s: int8 agrees with fp32 on %.2f%% of dev labels", task, 100 * agreement)
-    entry = TaskManifest(task=task, path=task, labels=task_data.labels, multi_label=task_data.multi_label,
-                         thresholds=thresholds, prior_correction=prior_correction, at_least_one=config.thresholds.at_least_one,
-                         include_title=config.model.include_title, default_targets=task_data.default_targets,
-                         unrelated=task_data.unrelated, precision_agreement={"int8": agreement},
-                         hybrid=hybrid.record if hybrid is not None else None, metrics=metrics).model_dump()
+    entry = TaskManifest(
+        task=task,
+        path=task,
+        labels=task_data.labels,
+        multi_label=task_data.multi_label,
+        thresholds=thresholds,
+        prior_correction=prior_correction,
+        at_least_one=config.thresholds.at_least_one,
+        include_title=config.model.include_title,
+        default_targets=task_data.default_targets,
+        unrelated=task_data.unrelated,
+        precision_agreement={"int8": agreement},
+        hybrid=hybrid.record if hybrid is not None else None,
+        metrics=metrics,
+    ).model_dump()
     entry["data"] = task_data.fingerprints
     if state.is_main_process:
         final_dir = task_dir / "final"
         shutil.rmtree(final_dir, ignore_errors=True)
         shutil.copytree(best_dir, final_dir)
-        if prior_correction:  # best/ keeps the weights as trained, so a resumed run corrects them once
+        if (
+            prior_correction
+        ):  # best/ keeps the weights as trained, so a resumed run corrects them once
             model.save_pretrained(final_dir)
         if hybrid is not None:
             hybrid.sparse.save(final_dir / hybrid.record["path"])
-        (task_dir / "result.json").write_text(json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8")
+        (task_dir / "result.json").write_text(
+            json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
     state.wait_for_everyone()
     return entry
 
 
-def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool = False, overwrite: bool = False,
-          show_progress_bar: bool | None = None, search_trials: int = 0) -> Path:
+def train(
+    config: NabaConfig,
+    output: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress_bar: bool | None = None,
+    search_trials: int = 0,
+) -> Path:
     """Fine-tune every configured task and write one model directory.
 
     Args:
@@ -459,7 +763,11 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
     work = out.with_name(out.name + ".partial")
     # Every task's data and the base model's weights are checked before anything is
     # written: a bad row in the stance data must not surface after the topic model trained.
-    prepared = {task: load_task_data(config, task) for task in TASKS if getattr(config.tasks, task) is not None}
+    prepared = {
+        task: load_task_data(config, task)
+        for task in TASKS
+        if getattr(config.tasks, task) is not None
+    }
     if "stance" in prepared:
         add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
     if config.model.base == AUTO:
@@ -470,8 +778,10 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
     if config.train.torch_threads:
         torch.set_num_threads(config.train.torch_threads)
     if work.exists() and not resume and not overwrite:
-        raise FileExistsError(f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
-                              "or --overwrite to discard it and start again")
+        raise FileExistsError(
+            f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
+            "or --overwrite to discard it and start again"
+        )
     state = PartialState(cpu=not torch.cuda.is_available())
     searched = None
     if search_trials:
@@ -493,15 +803,24 @@ def train(config: NabaConfig, output: str | Path | None = None, *, resume: bool 
         work.mkdir(parents=True, exist_ok=True)
         save_config(config, work / "config.yaml")
         if searched is not None:
-            (work / "search.json").write_text(json.dumps(searched, ensure_ascii=False, indent=2), encoding="utf-8")
+            (work / "search.json").write_text(
+                json.dumps(searched, ensure_ascii=False, indent=2), encoding="utf-8"
+            )
     state.wait_for_everyone()
     try:
-        entries = {task: train_task(config, task, work, state, resume, show_progress_bar, task_data)
-                   for task, task_data in prepared.items()}
+        entries = {
+            task: train_task(config, task, work, state, resume, show_progress_bar, task_data)
+            for task, task_data in prepared.items()
+        }
     except (ModelDirError, OSError, ValueError):
         # A base model that cannot be loaded fails before any step: a work directory this call
         # created, with no checkpoint in it, is removed (nothing written on exit 2).
-        if state.is_main_process and created and not any(work.glob("*/trainer/checkpoint-*")) and not any(work.glob("*/best")):
+        if (
+            state.is_main_process
+            and created
+            and not any(work.glob("*/trainer/checkpoint-*"))
+            and not any(work.glob("*/best"))
+        ):
             shutil.rmtree(work, ignore_errors=True)
         raise
     if state.is_main_process:
@@ -522,30 +841,53 @@ def check_same_config(config: NabaConfig, work: Path) -> None:
     now.pop("output_dir", None)
     if before != now:
         changed = sorted(changed_keys(before, now))
-        raise TrainingError(f"{work}: was started with another config (differs in {', '.join(changed[:5])}); resume with the "
-                            "same config and --set options, or pass --overwrite to start again")
+        raise TrainingError(
+            f"{work}: was started with another config (differs in {', '.join(changed[:5])}); resume with the "
+            "same config and --set options, or pass --overwrite to start again"
+        )
 
 
 def changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
-        return [k for key in sorted(set(a) | set(b)) for k in changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+        return [
+            k
+            for key in sorted(set(a) | set(b))
+            for k in changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+        ]
     return [prefix.rstrip(".")] if a != b else []
 
 
-def assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path, out: Path,
-              searched: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> None:
+def assemble(
+    config: NabaConfig,
+    entries: dict[str, dict[str, Any]],
+    work: Path,
+    out: Path,
+    searched: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Build the final directory next to ``out`` and rename it into place (``extra``: more manifest fields)."""
     from naba import __version__
     from naba.atomic import atomic_dir
     from naba.train.card import model_card, task_card
 
     data = {task: entry.pop("data") for task, entry in entries.items()}
-    fields: dict[str, Any] = {"base_model": config.model.base, **({"search": searched} if searched is not None else {}),
-                              **(extra or {})}
-    manifest = Manifest(format_version=FORMAT_VERSION, naba_version=__version__, normalization=config.normalization,
-                        window=config.model.window, tasks={t: TaskManifest.model_validate(e) for t, e in entries.items()},
-                        data=data, training_config=config.to_dict(), versions=library_versions(),
-                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields)
+    fields: dict[str, Any] = {
+        "base_model": config.model.base,
+        **({"search": searched} if searched is not None else {}),
+        **(extra or {}),
+    }
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        naba_version=__version__,
+        normalization=config.normalization,
+        window=config.model.window,
+        tasks={t: TaskManifest.model_validate(e) for t, e in entries.items()},
+        data=data,
+        training_config=config.to_dict(),
+        versions=library_versions(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+    )
     with atomic_dir(out, overwrite=True) as tmp:
         for task in entries:
             shutil.copytree(work / task / "final", tmp / task)
@@ -557,7 +899,10 @@ def assemble(config: NabaConfig, entries: dict[str, dict[str, Any]], work: Path,
             (tmp / spec.path / "README.md").write_text(task_card(manifest, name), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
         shutil.copy(work / "config.yaml", tmp / "config.yaml")
-        with open(tmp / "metrics.jsonl", "w", encoding="utf-8") as metrics, open(tmp / "train.log", "w", encoding="utf-8") as logf:
+        with (
+            open(tmp / "metrics.jsonl", "w", encoding="utf-8") as metrics,
+            open(tmp / "train.log", "w", encoding="utf-8") as logf,
+        ):
             for task in entries:
                 for name, handle in (("metrics.jsonl", metrics), ("train.log", logf)):
                     source = work / task / name
