@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,29 @@ from naba.cli._common import (
     DeviceOption,
     PrecisionName,
     app,
+    err,
     quiet_libraries,
     user_errors,
 )
+
+
+def _missing_extra() -> str | None:
+    """The first package of the ``serve`` extra that is not installed, or None."""
+    from importlib.util import find_spec
+
+    for module, package in (
+        ("fastapi", "fastapi"),
+        ("uvicorn", "uvicorn"),
+        ("prometheus_client", "prometheus-client"),
+    ):
+        if find_spec(module) is None:
+            return package
+    return None
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
 
 
 @app.command("serve")
@@ -24,8 +45,8 @@ def serve_command(
     host: Annotated[
         str,
         typer.Option(
-            help="Interface to bind. The service has no authentication: keep it on loopback "
-            "unless a proxy in front provides it."
+            help="Interface to bind. Another address than loopback needs API keys "
+            "(--api-key-file or NABA_API_KEYS) or --no-auth."
         ),
     ] = "127.0.0.1",
     port: Annotated[
@@ -61,17 +82,66 @@ def serve_command(
         ),
     ] = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="API keys, one per line (several: rotation); clients send "
+            "Authorization: Bearer KEY. Re-read on SIGHUP. NABA_API_KEYS adds keys too.",
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve a non-loopback address without API keys (a proxy in front "
+            "authenticates callers).",
+        ),
+    ] = False,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="PEM certificate: serve HTTPS."),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="PEM private key of --ssl-certfile."),
+    ] = None,
+    graceful_timeout: Annotated[
+        float,
+        typer.Option(min=0.0, help="Seconds in-flight requests get to finish after SIGTERM."),
+    ] = 20.0,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(help="Logs, access log included: text, or json (one object per line)."),
+    ] = LogFormat.text,
 ) -> None:
-    """Serve a model over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, docs at /docs."""
+    """Serve a model over HTTP: POST /v1/classify, GET /v1/model, /metrics, /healthz, /readyz, /docs."""
     with user_errors():
+        missing = _missing_extra()
+        if missing:
+            err(f"error: naba serve needs {missing}: pip install 'naba[serve]'")
+            raise typer.Exit(code=2)
+        from naba.serve.logs import configure_logging
+
+        configure_logging(log_format.value)
         quiet_libraries()
         from naba.serve.app import ServeSettings, serve
+        from naba.serve.process import ServerOptions
 
         settings = ServeSettings(
             max_batch_size=max_batch_size,
             max_text_chars=max_text_chars,
             max_body_bytes=max_body_bytes,
             batch_wait_ms=batch_wait_ms,
+        )
+        options = ServerOptions(
+            api_key_file=str(api_key_file) if api_key_file else None,
+            no_auth=no_auth,
+            ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+            ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+            graceful_timeout=graceful_timeout,
+            log_format=log_format.value,
         )
         serve(
             model,
@@ -83,4 +153,5 @@ def serve_command(
             device=device,
             workers=workers,
             threads=threads,
+            options=options,
         )

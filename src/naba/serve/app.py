@@ -11,7 +11,11 @@ Endpoints:
   (:mod:`naba.infer.schema`).
 - ``GET /v1/model``: tasks, labels, thresholds, default targets, window,
   normalisation, versions, base model, dev/test metrics and the request limits.
-- ``GET /healthz``: ``{"status": "ok", "batches": N, "articles": M, "requests": R}``.
+- ``GET /healthz``: ``{"status": "ok", "batches": N, "articles": M, "requests": R}``:
+  liveness, as soon as the server listens.
+- ``GET /readyz``: 200 ``{"status": "ready"}`` once the model is warm (one
+  forward pass done), 503 before and while shutting down: readiness.
+- ``GET /metrics``: Prometheus metrics (:mod:`naba.serve.metrics`).
 - ``GET /openapi.json`` and ``/docs``: FastAPI's own.
 
 Limits (:mod:`naba.serve.transport`, :mod:`naba.serve.schemas`). Bad input
@@ -38,8 +42,13 @@ Micro-batching (:mod:`naba.serve.batcher`): requests do not call the
 classifier themselves; one worker thread classifies concurrent requests in
 shared predict calls, and ``/healthz`` counts how much batching happened.
 
-The service reads nothing from disk after start-up and takes no file paths
-from requests; :func:`serve` binds 127.0.0.1 unless told otherwise.
+Operations: API keys (:mod:`naba.serve.security`), request ids and access
+logs (:mod:`naba.serve.logs`), metrics (:mod:`naba.serve.metrics`), TLS,
+signals and graceful shutdown (:mod:`naba.serve.process`).
+
+The service reads nothing from disk after start-up but its API key file (on
+SIGHUP) and takes no file paths from requests; :func:`serve` binds 127.0.0.1
+unless told otherwise, and another address only with API keys or ``no_auth``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI resolves endpoint
@@ -61,7 +70,11 @@ from fastapi.responses import JSONResponse
 from naba.errors import NabaError
 from naba.infer.schema import prediction_json_schema
 from naba.serve.batcher import MicroBatcher, ServiceClosed
+from naba.serve.logs import RequestContext
+from naba.serve.metrics import ServiceMetrics, add_metrics_route, route_namer
+from naba.serve.process import ServerOptions, multiprocess_metrics, reload_on_sighup
 from naba.serve.schemas import ClassifyResponse, ErrorBody, ValidationErrorBody, request_model
+from naba.serve.security import ApiKeys, RequireKey, check_bind
 from naba.serve.transport import BodyLimit, StrictJSONRoute, printable, validation_detail
 
 if TYPE_CHECKING:
@@ -69,7 +82,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WARM_UP = ["نص قصير للإحماء"]  # /readyz waits for one forward pass of this
 
 
 @dataclass(frozen=True)
@@ -210,12 +223,15 @@ def _offline_docs(app: FastAPI) -> None:
         )
 
 
-def create_app(classifier: "Classifier", settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    classifier: "Classifier", settings: ServeSettings | None = None, *, keys: ApiKeys | None = None
+) -> FastAPI:
     """Build the FastAPI app serving ``classifier`` (no server started; test it with ``TestClient``).
 
     Args:
         classifier: A loaded :class:`naba.infer.classifier.Classifier`.
         settings: Limits and batching (default: :class:`ServeSettings()`).
+        keys: API keys required by every route but the probes and docs (None: open).
 
     Returns:
         The app; ``app.state.batcher`` is its :class:`MicroBatcher`.
@@ -228,11 +244,14 @@ def create_app(classifier: "Classifier", settings: ServeSettings | None = None) 
     import naba
 
     settings = settings or ServeSettings()
+    metrics = ServiceMetrics(classifier)
     batcher = MicroBatcher(
         classifier,
         max_batch_size=settings.max_batch_size,
         batch_wait_ms=settings.batch_wait_ms,
         batch_size=settings.batch_size,
+        warm_up=WARM_UP,
+        observer=metrics,
     )
     info = model_info(classifier, settings)
     prediction_schema = prediction_json_schema()
@@ -249,6 +268,7 @@ def create_app(classifier: "Classifier", settings: ServeSettings | None = None) 
         batcher.start()
         yield
         await asyncio.to_thread(batcher.close)
+        metrics.close()
 
     app = FastAPI(
         title="naba",
@@ -263,6 +283,11 @@ def create_app(classifier: "Classifier", settings: ServeSettings | None = None) 
     app.state.batcher = batcher
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if keys is not None:
+        app.add_middleware(RequireKey, keys=keys)  # before the body is read
+    # Outermost: every answer, 401s included, gets a request id, a log record and metrics.
+    app.add_middleware(RequestContext, route_of=route_namer(app), observe=metrics.observe_request)
+    add_metrics_route(app, metrics)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -273,6 +298,7 @@ def create_app(classifier: "Classifier", settings: ServeSettings | None = None) 
         response_model=ClassifyResponse,
         summary="Classify articles by topic and stance",
         responses={
+            401: {"model": ErrorBody, "description": "Missing or invalid API key"},
             413: {"model": ErrorBody, "description": "Body over max_body_bytes"},
             422: {"model": ValidationErrorBody, "description": "Invalid JSON or request"},
             503: {"model": ErrorBody, "description": "Shutting down"},
@@ -310,6 +336,13 @@ def create_app(classifier: "Classifier", settings: ServeSettings | None = None) 
             **asdict(batcher.stats()),
             **({} if worker is None else {"worker": worker}),
         }
+
+    @app.get("/readyz", summary="Readiness: 200 once the model is warm, 503 before and after")
+    async def readyz() -> JSONResponse:
+        if batcher.is_ready():
+            return JSONResponse({"status": "ready"})
+        state = "shutting down" if batcher.closed else "warming up"
+        return JSONResponse({"status": state}, status_code=503)
 
     return app
 
@@ -360,8 +393,10 @@ def worker_app() -> FastAPI:
     import torch
 
     from naba.infer.classifier import Classifier
+    from naba.serve.logs import configure_logging
 
     spec = json.loads(os.environ[WORKER_ENV])
+    configure_logging(spec["log_format"], spec["log_level"])  # a new interpreter: no logging yet
     slot = _claim_slot(Path(spec["slots"]), spec["workers"])
     torch.set_num_threads(spec["threads"])
     classifier = Classifier.load(
@@ -370,7 +405,8 @@ def worker_app() -> FastAPI:
         allow_pickle=spec["allow_pickle"],
         device=worker_device(spec["device"], slot),
     )
-    app = create_app(classifier, ServeSettings(**spec["settings"]))
+    keys = ApiKeys.from_sources(spec["api_key_file"])  # read as each worker starts (SIGHUP)
+    app = create_app(classifier, ServeSettings(**spec["settings"]), keys=keys)
     app.state.worker = slot
     return app
 
@@ -386,13 +422,14 @@ def serve(
     allow_pickle: bool = False,
     workers: int = 1,
     threads: int | None = None,
+    options: ServerOptions | None = None,
 ) -> None:
-    """Load a model directory and serve it over HTTP until interrupted (SIGINT/SIGTERM).
+    """Load a model directory and serve it over HTTP until SIGTERM or SIGINT (then exit cleanly).
 
     Args:
         model_dir: The directory ``naba train`` wrote.
-        host: Interface to bind; loopback by default. There is no authentication:
-            bind another address only behind a proxy that provides it.
+        host: Interface to bind; loopback by default. Another address needs API keys
+            (``options.api_key_file`` or ``NABA_API_KEYS``) or ``options.no_auth``.
         port: TCP port (0: any free port).
         precision: ``fp32``, ``bf16`` or ``int8``.
         settings: Limits and batching.
@@ -401,21 +438,20 @@ def serve(
             several GPUs, its own GPU: worker ``k`` takes ``cuda:(k mod GPUs)``); the kernel
             hands each connection to one of them. Micro-batching works within a process.
         threads: torch threads per process (default: the cores divided among the workers).
+        options: API keys, TLS, graceful shutdown, log format (:class:`ServerOptions`).
 
     Raises:
         ModelDirError: the model directory cannot be loaded.
-        NabaError: invalid settings.
+        NabaError: invalid settings or key file, or a public address without keys.
     """
     import uvicorn
 
     from naba.infer.classifier import Classifier
 
     settings = settings or ServeSettings()
-    if host not in LOOPBACK:
-        logger.warning(
-            "binding %s: the service has no authentication; anyone who can reach this address can use it",
-            host,
-        )
+    options = options or ServerOptions()
+    keys = ApiKeys.from_sources(options.api_key_file)
+    check_bind(host, keys, options.no_auth)
     if workers < 1:
         raise NabaError(f"workers: expected 1 or more processes, found {workers}")
     if threads is None and workers > 1:
@@ -427,9 +463,9 @@ def serve(
     # Loaded here even with workers: a model that cannot load fails now, with its error, not in a worker restart loop.
     classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)  # type: ignore[arg-type]
     if workers == 1:
-        app = create_app(classifier, settings)
-        # log_config=None: uvicorn's records go through the logging the CLI configured (--quiet, --verbose).
-        uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+        app = create_app(classifier, settings, keys=keys)
+        with reload_on_sighup(keys):
+            uvicorn.run(app, host=host, port=port, **options.uvicorn_kwargs(workers))
         return
     del classifier
     import tempfile
@@ -445,14 +481,15 @@ def serve(
                 "workers": workers,
                 "threads": threads,
                 "slots": slots,
+                "api_key_file": options.api_key_file,
+                "log_format": options.log_format,
+                "log_level": logging.getLogger().getEffectiveLevel(),
             }
         )
-        uvicorn.run(
-            "naba.serve.app:worker_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            timeout_graceful_shutdown=10,
-        )
+        with multiprocess_metrics(Path(slots) / "metrics"):
+            uvicorn.run(
+                "naba.serve.app:worker_app",
+                host=host,
+                port=port,
+                **options.uvicorn_kwargs(workers),
+            )

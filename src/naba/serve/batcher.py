@@ -22,6 +22,13 @@ One thread means one predict call at a time: torch already spreads a forward
 pass over the cores, and the tokenizers are not thread-safe anyway. The
 counters in ``/healthz`` show how much batching happened (``batches`` below
 ``requests`` means requests shared forward passes).
+
+Before its first round the worker runs ``warm_up`` articles through the
+classifier once (lazily built state, first-call allocations), off the
+counters; :meth:`MicroBatcher.is_ready` is what ``/readyz`` answers. Requests
+that arrive meanwhile wait in the queue. An ``observer``
+(:class:`naba.serve.metrics.ServiceMetrics`) hears of every request queued
+and every predict call made.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,14 @@ def _deliver(future: asyncio.Future, result: Any, error: BaseException | None) -
         future.set_result(result)
 
 
+class BatchObserver(Protocol):
+    def queued(self, articles: int, depth: int) -> None:
+        """A request of ``articles`` joined the queue (called in the request's context)."""
+
+    def batched(self, results: list[dict[str, Any]], depth: int) -> None:
+        """A predict call returned ``results`` (called on the worker thread)."""
+
+
 @dataclass
 class BatchStats:
     batches: int = 0  # predict calls
@@ -78,10 +93,19 @@ class MicroBatcher:
         max_batch_size: Most articles per predict call.
         batch_wait_ms: How long to wait for more requests after the first one.
         batch_size: Documents per forward pass.
+        warm_up: Articles to classify once before the first request (None: none).
+        observer: Told of every queued request and every predict call (metrics).
     """
 
     def __init__(
-        self, classifier: Any, *, max_batch_size: int, batch_wait_ms: float, batch_size: int
+        self,
+        classifier: Any,
+        *,
+        max_batch_size: int,
+        batch_wait_ms: float,
+        batch_size: int,
+        warm_up: Sequence[Any] | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         self._classifier = classifier
         self._max = max_batch_size
@@ -92,6 +116,17 @@ class MicroBatcher:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stats = BatchStats()
+        self._warm_up = list(warm_up) if warm_up else None
+        self._observer = observer
+        self._warm = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def is_ready(self) -> bool:
+        """Warmed up (or nothing to warm up) and not shutting down."""
+        return self._warm.is_set() and not self._closed
 
     def stats(self) -> BatchStats:
         with self._lock:
@@ -141,9 +176,22 @@ class MicroBatcher:
             all_targets,
         )
         self._queue.put(_Job(list(articles), key, future, loop))
+        if self._observer is not None:
+            self._observer.queued(len(articles), self._queue.qsize())
         return await future
 
+    def _warm_up_once(self) -> None:
+        if self._warm_up is not None:
+            try:
+                self._classifier.predict(self._warm_up, batch_size=self._batch_size)
+            except Exception as exc:  # noqa: BLE001 - reported; /readyz stays 503
+                logger.error("warm-up forward pass failed, the service stays unready: %s", exc)
+                logger.debug("warm-up failed", exc_info=True)
+                return
+        self._warm.set()
+
     def _run(self) -> None:
+        self._warm_up_once()
         carry: _Job | None = None
         while True:
             first = carry if carry is not None else self._queue.get()
@@ -202,6 +250,8 @@ class MicroBatcher:
                 self._stats.batches += 1
                 self._stats.articles += len(articles)
                 self._stats.requests += len(group)
+            if self._observer is not None:
+                self._observer.batched(results, self._queue.qsize())
             start = 0
             for job in group:
                 self._resolve(job, results[start : start + len(job.articles)], None)
