@@ -9,6 +9,8 @@ itself), and reports:
   characters), batches of several articles, and about 10% invalid ones (bad
   JSON, a missing text, wrong types, an empty batch, a text over the limit, a
   body over the limit);
+- the API key at work: the server runs with a key (``NABA_API_KEYS``) and about
+  5% of the requests, valid or not, are sent without it: each must be a 401;
 - latency p50/p99 (client side, send to last byte);
 - the server's peak RSS (``VmHWM``) and its RSS sampled after the first 100
   requests and after the last: memory that grows across the run shows there.
@@ -18,8 +20,8 @@ itself), and reports:
     .venv/bin/python bench/serve_load.py                          # trains a tiny model first (about a minute)
     .venv/bin/python bench/serve_load.py --model runs/ant-e5-2000 --requests 1000 --clients 16
 
-Exit status 0 when there was no 5xx, every invalid request was answered 4xx
-and every valid one 200; 1 otherwise. ``tests/test_reliability.py`` runs a
+Exit status 0 when there was no 5xx, every keyless request was answered 401,
+every other invalid one 4xx and every other valid one 200; 1 otherwise. ``tests/test_reliability.py`` runs a
 smaller version against the test suite's tiny model.
 """
 
@@ -30,6 +32,7 @@ import json
 import os
 import random
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -53,6 +56,7 @@ class Request:
     kind: str  # short, long, batch, or invalid-*
     body: bytes
     content_type: str = "application/json"
+    keyed: bool = True  # sent with the API key
 
     @property
     def valid(self) -> bool:
@@ -65,6 +69,7 @@ class Outcome:
     valid: bool
     status: int  # 0: no answer (connection error)
     seconds: float
+    keyed: bool = True
 
 
 @dataclass
@@ -78,22 +83,34 @@ class Report:
     peak_rss_mb: float
     rss_samples: list[tuple[int, float]] = field(default_factory=list)  # (requests done, RSS MB)
     health: dict[str, Any] = field(default_factory=dict)
+    metrics: str = ""  # the /metrics text after the run
 
     @property
     def server_errors(self) -> int:
         return sum(1 for o in self.outcomes if o.status >= 500 or o.status == 0)
 
     @property
+    def keyless_not_401(self) -> int:
+        return sum(1 for o in self.outcomes if not o.keyed and o.status != 401)
+
+    @property
     def invalid_not_4xx(self) -> int:
-        return sum(1 for o in self.outcomes if not o.valid and not 400 <= o.status < 500)
+        return sum(
+            1 for o in self.outcomes if o.keyed and not o.valid and not 400 <= o.status < 500
+        )
 
     @property
     def valid_not_200(self) -> int:
-        return sum(1 for o in self.outcomes if o.valid and o.status != 200)
+        return sum(1 for o in self.outcomes if o.keyed and o.valid and o.status != 200)
 
     @property
     def ok(self) -> bool:
-        return self.server_errors == 0 and self.invalid_not_4xx == 0 and self.valid_not_200 == 0
+        return (
+            self.server_errors == 0
+            and self.keyless_not_401 == 0
+            and self.invalid_not_4xx == 0
+            and self.valid_not_200 == 0
+        )
 
 
 # ----------------------------------------------------------------------------- requests
@@ -107,9 +124,11 @@ def _texts() -> list[str]:
     return [r["text"] for r in rows]
 
 
-def make_requests(n: int, seed: int = 13) -> list[Request]:
-    """``n`` requests in a seeded random mix: ~50% short, ~15% long, ~25% batches, ~10% invalid."""
+def make_requests(n: int, seed: int = 13, keyless: float = 0.05) -> list[Request]:
+    """``n`` requests in a seeded random mix: ~50% short, ~15% long, ~25% batches, ~10% invalid;
+    a ``keyless`` share of them, drawn apart from the mix, is sent without the API key."""
     rng = random.Random(seed)
+    without_key = random.Random(seed + 1)
     texts = _texts()
     pool = " ".join(texts)
 
@@ -188,6 +207,8 @@ def make_requests(n: int, seed: int = 13) -> list[Request]:
                     ),
                 )
             )
+        if without_key.random() < keyless:
+            requests[-1] = Request(**{**requests[-1].__dict__, "keyed": False})
     return requests
 
 
@@ -204,9 +225,16 @@ def _rss_mb(pid: int, key: str = "VmRSS") -> float:
     return float("nan")
 
 
-def start_server(model: Path, log_path: Path, timeout: float = 300) -> tuple[subprocess.Popen, str]:
-    """``naba serve`` on 127.0.0.1 and a port the OS picks; returns the process and its base URL."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def start_server(
+    model: Path, log_path: Path, key: str, timeout: float = 300
+) -> tuple[subprocess.Popen, str]:
+    """``naba serve`` on 127.0.0.1 and a port the OS picks, requiring ``key``; the process and its URL."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "NABA_API_KEYS": key,
+    }
     args = [
         sys.executable,
         "-m",
@@ -257,7 +285,9 @@ def run_load(
     work = work or ROOT / "runs" / "bench" / "serve-load"
     work.mkdir(parents=True, exist_ok=True)
     plan = make_requests(requests, seed)
-    proc, base = start_server(model, work / "server.log")
+    key = secrets.token_hex(32)
+    keyed = {"Authorization": f"Bearer {key}"}
+    proc, base = start_server(model, work / "server.log", key)
     outcomes: list[Outcome | None] = [None] * len(plan)
     done = 0
     lock = threading.Lock()
@@ -280,12 +310,19 @@ def run_load(
                     status = http.post(
                         "/v1/classify",
                         content=request.body,
-                        headers={"content-type": request.content_type},
+                        headers={
+                            "content-type": request.content_type,
+                            **(keyed if request.keyed else {}),
+                        },
                     ).status_code
                 except httpx.HTTPError:
                     status = 0
                 outcomes[i] = Outcome(
-                    request.kind, request.valid, status, time.perf_counter() - started
+                    request.kind,
+                    request.valid,
+                    status,
+                    time.perf_counter() - started,
+                    request.keyed,
                 )
                 with lock:
                     done += 1
@@ -300,7 +337,7 @@ def run_load(
     try:
         with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
             http.post(
-                "/v1/classify", json={"articles": ["إحماء"]}
+                "/v1/classify", json={"articles": ["إحماء"]}, headers=keyed
             ).raise_for_status()  # load lazily-built state before timing
         watcher = threading.Thread(target=sampler, daemon=True)
         watcher.start()
@@ -317,6 +354,7 @@ def run_load(
         peak = _rss_mb(proc.pid, "VmHWM")
         with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
             health = http.get("/healthz").json()
+            metrics = http.get("/metrics", headers=keyed).text
     finally:
         finished.set()
         stop_server(proc)
@@ -332,6 +370,7 @@ def run_load(
         peak,
         samples,
         health,
+        metrics,
     )
 
 
@@ -346,11 +385,11 @@ def table(report: Report) -> str:
     """A Markdown table: per kind of request, count, status codes, p50 and p99 latency."""
     kinds: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in report.outcomes:
-        group = "invalid" if not outcome.valid else outcome.kind
+        group = "keyless" if not outcome.keyed else "invalid" if not outcome.valid else outcome.kind
         kinds[group].append(outcome)
         kinds["all"].append(outcome)
     lines = ["| requests | n | status codes | p50 ms | p99 ms |", "|---|---|---|---|---|"]
-    for kind in ("short", "long", "batch", "invalid", "all"):
+    for kind in ("short", "long", "batch", "invalid", "keyless", "all"):
         group = kinds.get(kind, [])
         if not group:
             continue
@@ -365,7 +404,7 @@ def table(report: Report) -> str:
 
 
 def summary(report: Report) -> str:
-    invalid = Counter(o.kind for o in report.outcomes if not o.valid)
+    invalid = Counter(o.kind for o in report.outcomes if not o.valid and o.keyed)
     return "\n".join(
         [
             table(report),
@@ -376,7 +415,8 @@ def summary(report: Report) -> str:
             + ", ".join(f"{k.removeprefix('invalid-')} {n}" for k, n in sorted(invalid.items())),
             f"server RSS: {report.rss_after_warmup_mb:.0f} MB after the first {min(100, report.requests)} requests, "
             f"{report.rss_end_mb:.0f} MB after the last; peak (VmHWM) {report.peak_rss_mb:.0f} MB",
-            f"5xx or no answer: {report.server_errors}; invalid not answered 4xx: {report.invalid_not_4xx}; "
+            f"5xx or no answer: {report.server_errors}; keyless not answered 401: "
+            f"{report.keyless_not_401}; invalid not answered 4xx: {report.invalid_not_4xx}; "
             f"valid not answered 200: {report.valid_not_200}",
         ]
     )
@@ -483,6 +523,8 @@ def main() -> int:
                     "rss_end_mb": round(report.rss_end_mb, 1),
                     "peak_rss_mb": round(report.peak_rss_mb, 1),
                     "health": report.health,
+                    "keyless": sum(not o.keyed for o in report.outcomes),
+                    "keyless_not_401": report.keyless_not_401,
                     "ok": report.ok,
                 },
                 indent=2,

@@ -250,17 +250,22 @@ def test_server_binds_loopback_by_default(
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 8000)
 
 
-def test_binding_another_address_warns(
+def test_binding_another_address_needs_keys_or_no_auth(
     trained_model: Path, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     import uvicorn
 
+    from naba.errors import NabaError
     from naba.serve.app import serve
+    from naba.serve.process import ServerOptions
 
+    monkeypatch.delenv("NABA_API_KEYS", raising=False)
     monkeypatch.setattr(uvicorn, "run", lambda app_, **kwargs: None)
-    with caplog.at_level("WARNING", logger="naba.serve.app"):
+    with pytest.raises(NabaError, match=re.escape("--host 0.0.0.0: refusing to serve")):
         serve(trained_model, "0.0.0.0")
-    assert "binding 0.0.0.0: the service has no authentication" in caplog.text
+    with caplog.at_level("WARNING", logger="naba.serve.security"):
+        serve(trained_model, "0.0.0.0", options=ServerOptions(no_auth=True))
+    assert "binding 0.0.0.0 with --no-auth: anyone who can reach this address" in caplog.text
 
 
 def test_requests_cannot_name_paths(trained_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,8 +421,9 @@ def test_service_under_load(trained_model: Path, tmp_path: Path) -> None:
     assert report.server_errors == 0
     assert report.invalid_not_4xx == 0 and sum(not o.valid for o in report.outcomes) >= 10
     assert report.valid_not_200 == 0
+    assert report.keyless_not_401 == 0 and sum(not o.keyed for o in report.outcomes) >= 4
     assert (
-        report.health["requests"] == sum(o.valid for o in report.outcomes) + 1
+        report.health["requests"] == sum(o.valid and o.keyed for o in report.outcomes) + 1
     )  # + the warm-up request
     # Memory does not grow across the run (a generous bound: allocator noise is tens of MB).
     assert report.rss_end_mb < report.rss_after_warmup_mb * 1.25 + 50, (
