@@ -422,6 +422,16 @@ def test_service_under_load(trained_model: Path, tmp_path: Path) -> None:
     assert report.invalid_not_4xx == 0 and sum(not o.valid for o in report.outcomes) >= 10
     assert report.valid_not_200 == 0
     assert report.keyless_not_401 == 0 and sum(not o.keyed for o in report.outcomes) >= 4
+    # The server's own count of 401s (GET /metrics after the run) agrees with the clients'.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    unauthorised = sum(
+        s.value
+        for family in text_string_to_metric_families(report.metrics)
+        for s in family.samples
+        if s.name == "naba_requests_total" and s.labels.get("status") == "401"
+    )
+    assert unauthorised == sum(not o.keyed for o in report.outcomes)
     assert (
         report.health["requests"] == sum(o.valid and o.keyed for o in report.outcomes) + 1
     )  # + the warm-up request

@@ -181,6 +181,11 @@ def test_sighup_rereads_the_key_file(tmp_path: Path) -> None:
 def test_a_public_address_needs_keys_or_no_auth(caplog) -> None:
     check_bind("127.0.0.1", None, no_auth=False)
     check_bind("::1", None, no_auth=False)
+    check_bind("127.0.0.2", None, no_auth=False)
+    check_bind("localhost", None, no_auth=False)
+    for public in ("0.0.0.0", "::", "10.1.2.3", "example.org", "127.0.0.1.nip.io"):
+        with pytest.raises(NabaError, match=re.escape(f"--host {public}: refusing")):
+            check_bind(public, None, no_auth=False)
     with pytest.raises(
         NabaError,
         match=re.escape(

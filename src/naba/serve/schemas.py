@@ -241,7 +241,9 @@ class ErrorItem(BaseModel):
 
 class ValidationErrorBody(BaseModel):
     detail: list[ErrorItem]
+    request_id: str | None = Field(default=None, description="The X-Request-ID of the request.")
 
 
 class ErrorBody(BaseModel):
     detail: str
+    request_id: str | None = Field(default=None, description="The X-Request-ID of the request.")

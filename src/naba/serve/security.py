@@ -39,7 +39,6 @@ from naba.errors import NabaError
 logger = logging.getLogger(__name__)
 
 KEYS_ENV = "NABA_API_KEYS"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/redoc", "/openapi.json")
 OPEN_PREFIXES = ("/static-docs/",)
 # RFC 6750 b64token characters: what fits in an Authorization header unquoted.
@@ -139,6 +138,18 @@ class ApiKeys:
         return found
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def check_bind(host: str, keys: ApiKeys | None, no_auth: bool) -> None:
     """Refuse a non-loopback address without keys, unless ``no_auth`` says a proxy checks callers.
 
@@ -150,7 +161,7 @@ def check_bind(host: str, keys: ApiKeys | None, no_auth: bool) -> None:
             "--no-auth: API keys are also given (--api-key-file or NABA_API_KEYS); "
             "drop one or the other"
         )
-    if host in LOOPBACK or keys is not None:
+    if is_loopback(host) or keys is not None:
         return
     if not no_auth:
         raise NabaError(
