@@ -721,3 +721,50 @@ def test_sigterm_under_load_loses_no_accepted_request(trained_model: Path, tmp_p
     in_flight = [rid for rid, (_, sent, done) in answered.items() if sent < term < done]
     assert in_flight, "no request was in flight at SIGTERM: the test proved nothing"
     assert len(failed) <= len(threads)  # each client stops at its first refused connection
+
+
+@pytest.mark.slow
+def test_metrics_sum_over_workers(trained_model: Path, tmp_path: Path) -> None:
+    """With --workers 2, whichever worker answers the scrape counts the requests of both."""
+    import httpx
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text(KEY_A + "\n")
+    proc, base = start(
+        trained_model, tmp_path / "server.log", "--workers", "2", "--api-key-file", str(keys)
+    )
+    try:
+        seen: set[int] = set()
+        sent = 0
+        deadline = time.monotonic() + 180
+        while len(seen) < 2 or sent < 6:
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            try:  # a new connection each time: the kernel picks the worker
+                with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
+                    seen.add(http.get("/healthz").json()["worker"])
+                    answer = http.post(
+                        "/v1/classify", json={"articles": [TEXTS[0]]}, headers=auth()
+                    )
+            except httpx.TransportError:  # the socket listens once a worker has its model
+                time.sleep(0.2)
+                continue
+            assert answer.status_code == 200
+            sent += 1
+        counts = []
+        for _ in range(6):
+            with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
+                scrape = http.get("/metrics", headers=auth())
+            families = _families(scrape.text)
+            counts.append(
+                _value(
+                    families["naba_requests"],
+                    "naba_requests_total",
+                    route="/v1/classify",
+                    status="200",
+                )
+            )
+            assert len(families["naba_model_info"].samples) >= 1
+    finally:
+        code = stop(proc)
+    assert counts == [sent] * 6  # the sum over both workers, every time
+    assert code == 0
