@@ -245,6 +245,26 @@ def test_tls_needs_both_files(trained_model: Path, tmp_path: Path) -> None:
     )
 
 
+def test_a_missing_serve_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from naba.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "prometheus_client" else real(name, *args),
+    )
+    result = CliRunner().invoke(app, ["serve", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: naba serve needs prometheus-client: pip install 'naba[serve]'"
+    )
+
+
 # ----------------------------------------------------------------------------- request ids, errors
 
 
