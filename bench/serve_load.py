@@ -142,52 +142,23 @@ def make_requests(n: int, seed: int = 13, keyless: float = 0.05) -> list[Request
     def body(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
-    invalid = [
-        (
-            "invalid-json",
-            lambda: Request("invalid-json", b'{"articles": ["' + short().encode() + b'"'),
-        ),
-        (
-            "invalid-missing-text",
-            lambda: Request(
-                "invalid-missing-text", body({"articles": [{"id": "x", "title": short()}]})
-            ),
-        ),
-        (
-            "invalid-type",
-            lambda: Request(
-                "invalid-type", body({"articles": [{"text": 123}], "threshold": "high"})
-            ),
-        ),
-        ("invalid-empty", lambda: Request("invalid-empty", body({"articles": []}))),
-        (
-            "invalid-text-too-long",
-            lambda: Request(
-                "invalid-text-too-long", body({"articles": ["ن" * (MAX_TEXT_CHARS + 1)]})
-            ),
-        ),
-        (
-            "invalid-too-many",
-            lambda: Request("invalid-too-many", body({"articles": [short()] * (MAX_BATCH + 1)})),
-        ),
-        (
-            "invalid-body-too-large",
-            lambda: Request(
-                "invalid-body-too-large", b'{"articles": ["' + b"a" * (MAX_BODY_BYTES + 10) + b'"]}'
-            ),
-        ),
-        (
-            "invalid-not-json",
-            lambda: Request(
-                "invalid-not-json", body({"articles": [short()]}), content_type="text/plain"
-            ),
-        ),
-    ]
+    invalid = {  # kind -> body; rng.choice over the kinds, in this order
+        "json": lambda: b'{"articles": ["' + short().encode() + b'"',
+        "missing-text": lambda: body({"articles": [{"id": "x", "title": short()}]}),
+        "type": lambda: body({"articles": [{"text": 123}], "threshold": "high"}),
+        "empty": lambda: body({"articles": []}),
+        "text-too-long": lambda: body({"articles": ["ن" * (MAX_TEXT_CHARS + 1)]}),
+        "too-many": lambda: body({"articles": [short()] * (MAX_BATCH + 1)}),
+        "body-too-large": lambda: b'{"articles": ["' + b"a" * (MAX_BODY_BYTES + 10) + b'"]}',
+        "not-json": lambda: body({"articles": [short()]}),
+    }
     requests = []
     for i in range(n):
         roll = rng.random()
         if roll < 0.10:
-            requests.append(rng.choice(invalid)[1]())
+            kind = rng.choice(list(invalid))
+            content_type = "text/plain" if kind == "not-json" else "application/json"
+            requests.append(Request(f"invalid-{kind}", invalid[kind](), content_type))
         elif roll < 0.60:
             requests.append(
                 Request("short", body({"articles": [{"id": f"s{i}", "text": short()}]}))
@@ -505,32 +476,20 @@ def main() -> int:
     print(f"model: {model}")
     print(summary(report))
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "model": str(model),
-                    "requests": report.requests,
-                    "clients": report.clients,
-                    "wall_s": round(report.wall_s, 2),
-                    "status": dict(Counter(str(o.status) for o in report.outcomes)),
-                    "p50_ms": round(
-                        _percentile([o.seconds * 1000 for o in report.outcomes], 0.5), 1
-                    ),
-                    "p99_ms": round(
-                        _percentile([o.seconds * 1000 for o in report.outcomes], 0.99), 1
-                    ),
-                    "rss_after_warmup_mb": round(report.rss_after_warmup_mb, 1),
-                    "rss_end_mb": round(report.rss_end_mb, 1),
-                    "peak_rss_mb": round(report.peak_rss_mb, 1),
-                    "health": report.health,
-                    "keyless": sum(not o.keyed for o in report.outcomes),
-                    "keyless_not_401": report.keyless_not_401,
-                    "ok": report.ok,
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+        ms = [o.seconds * 1000 for o in report.outcomes]
+        measured = {
+            "model": str(model),
+            **{k: getattr(report, k) for k in ("requests", "clients", "health", "ok")},
+            "wall_s": round(report.wall_s, 2),
+            "status": dict(Counter(str(o.status) for o in report.outcomes)),
+            "p50_ms": round(_percentile(ms, 0.5), 1),
+            "p99_ms": round(_percentile(ms, 0.99), 1),
+            **{k: round(getattr(report, k), 1) for k in ("rss_after_warmup_mb", "rss_end_mb")},
+            "peak_rss_mb": round(report.peak_rss_mb, 1),
+            "keyless": sum(not o.keyed for o in report.outcomes),
+            "keyless_not_401": report.keyless_not_401,
+        }
+        args.json.write_text(json.dumps(measured, indent=2), encoding="utf-8")
     return 0 if report.ok else 1
 
 
