@@ -376,11 +376,11 @@ def _fuzz_strategies():
         st.floats(allow_nan=True, allow_infinity=True),
         st.text(max_size=40),
     )
-    junk = st.recursive(
-        leaf,
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
-        max_leaves=12,
-    )
+
+    def nest(inner):
+        return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner)
+
+    junk = st.recursive(leaf, nest, max_leaves=12)
     article = st.one_of(
         st.text(max_size=250),
         st.fixed_dictionaries(
