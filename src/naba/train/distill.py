@@ -327,8 +327,8 @@ def distill_task(
         task_loss(task_data, gold, config.train.class_weight),
     )
     sparse = None
-    if spec.hybrid is not None and (source / spec.hybrid["path"]).exists():
-        sparse = SparseModel.load(source / spec.hybrid["path"])
+    if spec.hybrid is not None and (source / spec.hybrid.path).exists():
+        sparse = SparseModel.load(source / spec.hybrid.path)
     torch.manual_seed(config.seed)
     entry = fit_task(
         config,

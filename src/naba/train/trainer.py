@@ -613,7 +613,7 @@ def _finish_task(
     """
     from transformers import AutoModelForSequenceClassification
 
-    from naba.blend import describe, describe_detector, describe_gate_scores
+    from naba.blend import describe_detector
     from naba.train.hybrid import Hybrid, decide_and_score
 
     task = task_data.task
@@ -637,17 +637,10 @@ def _finish_task(
         else None
     )
     if hybrid is not None:
-        log.info(
-            "%s: hybrid chosen on dev: %s; dev macro-F1 encoder %.4f, sparse %.4f, hybrid %.4f",
-            task,
-            describe(hybrid.record),
-            *hybrid.record["dev_macro_f1"].values(),
-        )
+        log.info("%s: hybrid chosen on dev: %s", task, hybrid.rule.describe_dev())
         detector = hybrid.sparse.detector
         if detector is not None:
             log.info("%s: %s", task, describe_detector(detector))
-        if hybrid.record.get("relevance_gate"):
-            log.info("%s: %s", task, describe_gate_scores(hybrid.record["relevance_gate"]))
     thresholds, metrics = decide_and_score(task_data, encoder, config, hybrid)
     if thresholds:
         log.info("%s: thresholds tuned on dev: %s", task, thresholds)
@@ -689,7 +682,7 @@ def _finish_task(
         dev_fp32,
         pad_id,
         config,
-        thresholds if hybrid is None or hybrid.record["choice"] == "encoder" else {},
+        thresholds if hybrid is None or hybrid.rule.choice == "encoder" else {},
     )
     log.info("%s: int8 agrees with fp32 on %.2f%% of dev labels", task, 100 * agreement)
     entry = TaskManifest(
@@ -704,7 +697,7 @@ def _finish_task(
         default_targets=task_data.default_targets,
         unrelated=task_data.unrelated,
         precision_agreement={"int8": agreement},
-        hybrid=hybrid.record if hybrid is not None else None,
+        hybrid=hybrid.rule if hybrid is not None else None,
         metrics=metrics,
     ).model_dump()
     entry["data"] = task_data.fingerprints
@@ -717,7 +710,7 @@ def _finish_task(
         ):  # best/ keeps the weights as trained, so a resumed run corrects them once
             model.save_pretrained(final_dir)
         if hybrid is not None:
-            hybrid.sparse.save(final_dir / hybrid.record["path"])
+            hybrid.sparse.save(final_dir / hybrid.rule.path)
         (task_dir / "result.json").write_text(
             json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8"
         )
