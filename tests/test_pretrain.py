@@ -253,7 +253,10 @@ def test_resume_with_another_config_is_refused(tmp_path: Path, scratch_config: P
     (work / "config.yaml").write_text(scratch_config.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(
         TrainingError,
-        match=re.escape(f"{work / 'config.yaml'}: the interrupted run used another config"),
+        match=re.escape(
+            f"{work}: was started with another config (differs in train.seed); resume with the "
+            "same config and --set options, or pass --overwrite to start again"
+        ),
     ):
         pretrain(
             load_pretrain_config(scratch_config, ["train.seed=14"]), tmp_path / "enc", resume=True
