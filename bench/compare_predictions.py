@@ -50,7 +50,9 @@ def main() -> None:
             rows[task] = rows.get(task, 0) + 1
             new_labels, new_scores = b[key]
             if labels != new_labels:
-                differ.setdefault(task, []).append(f"{old.get('id')} {key}: {labels} -> {new_labels}")
+                differ.setdefault(task, []).append(
+                    f"{old.get('id')} {key}: {labels} -> {new_labels}"
+                )
             gap = max(abs(scores[k] - new_scores[k]) for k in scores)
             largest[task] = max(largest.get(task, 0.0), gap)
     print("| task | rows | labels that differ | largest score difference |")

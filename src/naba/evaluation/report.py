@@ -370,10 +370,10 @@ def evaluate_model(
     }
     baseline = None
     if baseline_train is not None:
-        from naba.evaluation.baseline import TfidfBaseline
+        from naba.sparse import SparseModel
 
         train_records = load_records(baseline_train, task)
-        model = TfidfBaseline(task, spec.labels, spec.multi_label, norm).fit(train_records)
+        model = SparseModel(task, spec.labels, spec.multi_label, norm).fit(train_records)
         baseline = classification_metrics(
             gold, model.predict(records), spec.labels, spec.multi_label
         )
