@@ -160,11 +160,11 @@ def pretrain(
             f"corpus.max_length ({config.corpus.max_length}) exceeds model.from_scratch.max_positions "
             f"({config.model.from_scratch.max_positions})"
         )
+    # The corpus is read before anything is written: a missing or empty file leaves no work directory.
+    train_texts, eval_texts, fingerprint = read_corpus(config)
     run = RunDir.start(out, config, resume=resume, overwrite=overwrite, threads=cfg.torch_threads)
     work, state, main = run.work, run.state, run.is_main
     log = RunLog(work, main)
-
-    train_texts, eval_texts, fingerprint = read_corpus(config)
     source = config.model.base
     if source is None:
         source = str(work / "scratch-init")
