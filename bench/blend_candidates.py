@@ -60,11 +60,12 @@ def main() -> int:
         )
         return f1, float(np.mean(p.argmax(1) == gold)), _nll(p, gold, False)
 
-    sparse_t = spec.hybrid["sparse_temperature"]
+    sparse_t = spec.hybrid.sparse_temperature
     candidates = [("encoder", 1.0, 1.0), (f"sparse (T {sparse_t})", 0.0, sparse_t)]
     candidates += [(f"blend w {w}, T {t}", w, t) for w in WEIGHTS for t in TEMPERATURES]
     print(
-        f"{args.model} ({task}): dev chose {spec.hybrid['choice']} (w {spec.hybrid['weight']}, T {spec.hybrid['temperature']})\n"
+        f"{args.model} ({task}): dev chose {spec.hybrid.choice} "
+        f"(w {spec.hybrid.weight}, T {spec.hybrid.temperature})\n"
     )
     print(
         "| candidate | dev macro-F1 | dev accuracy | dev log-loss | test macro-F1 | test accuracy | test log-loss |"

@@ -61,8 +61,8 @@ def main() -> int:
         test = {p: parts[p]["test"] for p in ("encoder", "sparse", "hybrid")}
         better = max(test["encoder"]["macro_f1"], test["sparse"]["macro_f1"])
         h = spec.hybrid
-        choice = h["choice"] + (
-            f" (w {h['weight']:g}, T {h['temperature']:g})" if h["choice"] == "blend" else ""
+        choice = h.choice + (
+            f" (w {h.weight:g}, T {h.temperature:g})" if h.choice == "blend" else ""
         )
         scores.append(
             [
@@ -101,7 +101,7 @@ def main() -> int:
                 timings[kind].append(time.perf_counter() - started)
         spec.hybrid = hybrid
         per_k = {k: 1000 * min(v) / len(records) for k, v in timings.items()}
-        sparse_dir = Path(model_dir) / spec.path / hybrid["path"]
+        sparse_dir = Path(model_dir) / spec.path / hybrid.path
         costs.append(
             [
                 name,

@@ -55,8 +55,8 @@ def study(model_dir: Path) -> list[tuple[str, str, float, float, float, float]]:
     from naba.config import load_config
     from naba.data.records import labels_of
     from naba.decision import PRIOR_CORRECTIONS, class_weights
-    from naba.evaluation.baseline import TfidfBaseline
     from naba.infer.classifier import Classifier
+    from naba.sparse import SparseModel
     from naba.train.data import load_task_data
 
     config = load_config(model_dir / "config.yaml")
@@ -110,9 +110,9 @@ def study(model_dir: Path) -> list[tuple[str, str, float, float, float, float]]:
         }
         rows.append(("prior correction", *_pick(prior, gold)))
 
-    baseline = TfidfBaseline(
-        name, labels, multi_label=False, normalization=config.normalization
-    ).fit(data.splits["train"])
+    baseline = SparseModel(name, labels, multi_label=False, normalization=config.normalization).fit(
+        data.splits["train"]
+    )
     margins = {s: baseline.decision_scores(rs) for s, rs in splits.items()}
     rows.append(("TF-IDF alone", "retrained here", margins["dev"], margins["test"]))
     blends = {

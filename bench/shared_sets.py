@@ -47,8 +47,8 @@ def main() -> int:
         print("skipped: ../shared/data is not present")
         return 0
     from naba.data.records import all_labels, labels_of, load_records
-    from naba.evaluation.baseline import TfidfBaseline
     from naba.evaluation.metrics import classification_metrics
+    from naba.sparse import SparseModel
 
     models = dict(item.split("=", 1) for item in args.model)
     stored = [
@@ -67,7 +67,7 @@ def main() -> int:
         labels = all_labels(train, task)
         gold = [labels_of(r, task) for r in test]
         started = time.perf_counter()
-        baseline = TfidfBaseline(task, labels, multi_label=False).fit(train)
+        baseline = SparseModel(task, labels, multi_label=False).fit(train)
         metrics = classification_metrics(gold, baseline.predict(test), labels, False)
         rows.append(
             (

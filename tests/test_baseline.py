@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from naba.evaluation.baseline import TfidfBaseline
-from naba.sparse import UNSEEN
+from naba.sparse import UNSEEN, SparseModel
 
 WORDS = {
     "sport": ["مباراة", "الفريق", "هدف", "الدوري", "اللاعب"],
@@ -27,7 +26,7 @@ def _records(labels: list[str], per_label: int = 8) -> list[dict]:
 def test_margins_rank_as_the_predictions_and_follow_the_label_order() -> None:
     train = _records(["sport", "economy", "politics"])
     labels = ["politics", "sport", "economy", "culture"]  # "culture" never seen in training
-    baseline = TfidfBaseline("topic", labels, multi_label=False).fit(train)
+    baseline = SparseModel("topic", labels, multi_label=False).fit(train)
     test = [{"text": "سجل اللاعب هدف في مباراة الدوري"}, {"text": "ارتفعت الأسعار في السوق والنفط"}]
     scores = baseline.decision_scores(test)
     assert scores.shape == (2, 4)
@@ -40,7 +39,7 @@ def test_margins_rank_as_the_predictions_and_follow_the_label_order() -> None:
 
 
 def test_two_labels_give_two_opposite_columns() -> None:
-    baseline = TfidfBaseline("topic", ["sport", "economy"], multi_label=False).fit(
+    baseline = SparseModel("topic", ["sport", "economy"], multi_label=False).fit(
         _records(["sport", "economy"])
     )
     scores = baseline.decision_scores([{"text": "البنك والتضخم"}, {"text": "الفريق واللاعب"}])
@@ -55,6 +54,6 @@ def test_multi_label_has_no_margins() -> None:
         {"text": "البنك", "topics": ["economy"]},
         {"text": "الغاز", "topics": ["energy"]},
     ]
-    baseline = TfidfBaseline("topic", ["economy", "energy", "sport"], multi_label=True).fit(train)
+    baseline = SparseModel("topic", ["economy", "energy", "sport"], multi_label=True).fit(train)
     with pytest.raises(ValueError, match="decision_scores: single-label baselines only"):
         baseline.decision_scores(train)

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import task_paths, write_config
-from naba.blend import TIE, blend, choose_blend, choose_gate, gate, hybrid_scores
+from naba.blend import TIE, blend, choose_blend, choose_gate, gate
+from naba.rule import HybridRule, RelevanceGate
 
 runner = CliRunner()
 TEXTS = [
@@ -85,24 +86,15 @@ def test_the_relevance_gate_lets_the_encoders_neutral_verdict_stand() -> None:
         gate(blended, encoder, 0.5, 2), np.stack([encoder[0], encoder[1], blended[2]])
     )
     margins = np.log(blended)
-    record = {
-        "weight": 0.0,
-        "temperature": 1.0,
-        "relevance_gate": {"label": "none", "threshold": 0.8},
-    }
-    got = hybrid_scores(encoder, margins, record, ["against", "favor", "none"], False)
+    rule = _rule("sparse", RelevanceGate(label="none", threshold=0.8))
+    labels = ["against", "favor", "none"]
+    got = rule.scores(encoder, margins, labels, False)
     np.testing.assert_allclose(got, np.stack([encoder[0], blended[1], blended[2]]), rtol=1e-5)
-    np.testing.assert_allclose(
-        hybrid_scores(
-            encoder,
-            margins,
-            {**record, "relevance_gate": None},
-            ["against", "favor", "none"],
-            False,
-        ),
-        blended,
-        rtol=1e-5,
-    )
+    ungated = rule.model_copy(update={"relevance_gate": None})
+    np.testing.assert_allclose(ungated.scores(encoder, margins, labels, False), blended, rtol=1e-5)
+    # The signal the gate reads, per row: the encoder's probability of the neutral label.
+    np.testing.assert_allclose(rule.not_about(encoder, None, labels), encoder[:, 2], rtol=1e-6)
+    assert ungated.not_about(encoder, None, labels) is None
 
 
 def test_choose_gate_gates_only_what_the_encoder_knows_and_keeps_no_gate_on_ties() -> None:
@@ -158,46 +150,69 @@ def test_the_detectors_gate_moves_its_share_to_the_neutral_label_and_abstains_on
     np.testing.assert_allclose(
         either, np.stack([encoder[0], got[1], got[2], blended[3]]), rtol=1e-6
     )
-    record = {
-        "choice": "sparse",
-        "weight": 0.0,
-        "temperature": 1.0,
-        "relevance_gate": {"label": "none", "threshold": 0.7, "source": "sparse"},
-    }
+    rule = _rule("sparse", RelevanceGate(label="none", threshold=0.7, source="sparse"))
+    labels = ["against", "favor", "none"]
     np.testing.assert_allclose(
-        hybrid_scores(
-            None, np.log(blended), record, ["against", "favor", "none"], False, unrelated
-        ),
-        got,
-        rtol=1e-5,
+        rule.scores(None, np.log(blended), labels, False, unrelated), got, rtol=1e-5
+    )
+    # The signal: the detector's (NaN where it has no answer); with either, the larger of the two.
+    np.testing.assert_allclose(
+        rule.not_about(None, unrelated, labels), unrelated, rtol=1e-6, equal_nan=True
+    )
+    both = rule.model_copy(
+        update={"relevance_gate": RelevanceGate(label="none", threshold=0.7, source="either")}
+    )
+    np.testing.assert_allclose(
+        both.not_about(encoder, unrelated, labels), [0.9, 0.9, 0.7, 0.1], rtol=1e-6
+    )
+
+
+def _rule(choice: str, relevance_gate: RelevanceGate | None = None) -> HybridRule:
+    weight = {"encoder": 1.0, "sparse": 0.0, "blend": 0.5}[choice]
+    return HybridRule(
+        choice=choice,
+        weight=weight,
+        temperature=1.0,
+        sparse_temperature=1.0,
+        relevance_gate=relevance_gate,
     )
 
 
 def test_what_a_hybrids_decision_reads() -> None:
-    from naba.blend import reads
+    def reads(choice: str, source: str | None) -> tuple[bool, bool, bool]:
+        gate = RelevanceGate(label="none", threshold=0.5, source=source) if source else None
+        rule = _rule(choice, gate)
+        return rule.reads_encoder, rule.reads_sparse, rule.reads_detector
 
-    def hybrid(choice: str, source: str | None) -> dict:
-        return {
-            "choice": choice,
-            "relevance_gate": {"label": "none", "threshold": 0.5, "source": source}
-            if source
-            else None,
-        }
+    assert reads("encoder", None) == (True, False, False)
+    assert reads("sparse", None) == (False, True, False)
+    assert reads("sparse", "encoder") == (True, True, False)
+    # the detector is in the sparse part: no encoder at all
+    assert reads("sparse", "sparse") == (False, True, True)
+    assert reads("encoder", "sparse") == (True, True, True)
+    assert reads("blend", "either") == (True, True, True)
 
-    assert reads(None) == (True, False)
-    assert reads(hybrid("encoder", None)) == (True, False)
-    assert reads(hybrid("sparse", None)) == (False, True)
-    assert reads(hybrid("sparse", "encoder")) == (True, True)
-    assert reads(hybrid("sparse", "sparse")) == (
-        False,
-        True,
-    )  # the detector is in the sparse part: no encoder at all
-    assert reads(hybrid("encoder", "sparse")) == (True, True)
-    assert reads(hybrid("blend", "either")) == (True, True)
-    assert reads({"choice": "sparse", "relevance_gate": {"label": "none", "threshold": 0.5}}) == (
-        True,
-        True,
-    )  # before sources
+
+def test_a_rule_with_an_unknown_key_is_refused_on_load(trained_model: Path, tmp_path: Path) -> None:
+    from naba.errors import ModelDirError
+    from naba.manifest import read_manifest
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
+    manifest["tasks"]["topic"]["hybrid"]["wieght"] = 0.5
+    (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    message = (
+        f"{model / 'naba.json'}: unknown key tasks.topic.hybrid.wieght (misspelt, or written by a "
+        "newer naba); upgrade naba, or restore the model directory"
+    )
+    with pytest.raises(ModelDirError, match=re.escape(message)):
+        read_manifest(model)
+    del manifest["tasks"]["topic"]["hybrid"]["wieght"]
+    del manifest["tasks"]["topic"]["hybrid"]["choice"]
+    (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ModelDirError, match=re.escape("missing key tasks.topic.hybrid.choice")):
+        read_manifest(model)
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +246,8 @@ def test_trained_model_is_a_hybrid_every_door_applies(trained_model: Path, clf) 
     expected = blend(
         parts["encoder"],
         SparseModel.load(trained_model / "topic" / "sparse").margins(TEXTS),
-        spec.hybrid["weight"],
-        spec.hybrid["temperature"],
+        spec.hybrid.weight,
+        spec.hybrid.temperature,
         spec.multi_label,
     )
     got = np.array(
@@ -330,7 +345,7 @@ def test_naba_blend_adds_a_hybrid_to_an_existing_directory(
         p for p in tmp_path.iterdir() if p.name.startswith(".")
     ]  # no temporary directory left
     clf = Classifier.load(model)
-    assert clf.tasks["topic"].spec.hybrid == after["hybrid"]
+    assert clf.tasks["topic"].spec.hybrid.model_dump() == after["hybrid"]
     # refit on other splits, named explicitly
     again = _cli(
         "blend", model, "--train", small_data["single_train"], "--dev", small_data["single_dev"]
@@ -413,14 +428,12 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
     assert seen == [real]
     assert set(hybrid.scores) == {"dev", "dev_unrelated"}
     # The blend is chosen on the real dev pairs alone.
-    assert hybrid.record["dev_macro_f1"]["hybrid"] == round(
-        max(hybrid.record["dev_macro_f1"].values()), 4
-    )
-    if hybrid.record["choice"] == "encoder":
-        assert "relevance_gate" not in hybrid.record
+    assert hybrid.rule.dev_macro_f1["hybrid"] == round(max(hybrid.rule.dev_macro_f1.values()), 4)
+    if hybrid.rule.choice == "encoder":
+        assert hybrid.rule.relevance_gate is None
     else:
         assert (
-            hybrid.record["chosen_on"]
+            hybrid.rule.chosen_on
             == "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
         )
     # An encoder sure that every generated pair is unrelated and unsure of every real one: the gate keeps its verdict.
@@ -432,14 +445,20 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
     )
     sure[:, none] = 0.95
     hybrid = Hybrid.fit(data, {"dev": unsure, "dev_unrelated": sure}, config)
-    assert hybrid.record["choice"] != "encoder"
-    gated = hybrid.record["relevance_gate"]
-    assert gated["label"] == "none" and gated["threshold"] == 0.9
-    assert gated["dev_macro_f1"]["gated"] > gated["dev_macro_f1"]["ungated"]
+    assert hybrid.rule.choice != "encoder"
+    gated = hybrid.rule.relevance_gate
+    assert gated.label == "none" and gated.threshold == 0.9
+    assert gated.dev_macro_f1["gated"] > gated.dev_macro_f1["ungated"]
     assert (hybrid.scores["dev_unrelated"].argmax(axis=1) == none).all()
-    np.testing.assert_allclose(
-        hybrid.scores["dev"], hybrid.apply(unsure, data.splits["dev"]), rtol=1e-6
+    records = data.splits["dev"]
+    again = hybrid.rule.scores(
+        unsure,
+        hybrid.sparse.margins(records),
+        data.labels,
+        False,
+        hybrid.sparse.unrelated_probability(records) if hybrid.rule.reads_detector else None,
     )
+    np.testing.assert_allclose(hybrid.scores["dev"], again, rtol=1e-6)
 
 
 def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path) -> None:
@@ -538,6 +557,10 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
         ]
     )
     np.testing.assert_allclose(got, expected, atol=2e-6)
+    # Each entry carries the relevance the gate read: 1 - the detector's "not about", none where it had no answer.
+    entries = [r["stance"][0] for r in clf.predict(articles, tasks=["stance"])]
+    np.testing.assert_allclose([e["relevance"] for e in entries[:3]], 1 - unrelated[:3], atol=2e-6)
+    assert "relevance" not in entries[3]
     assert [r["stance"][0]["label"] for r in clf.predict(articles[1:3], tasks=["stance"])] == [
         "none",
         "none",
@@ -603,3 +626,49 @@ def test_training_pairs_every_spelling_of_a_target_the_detector_learns(
     sparse = fit_detector(SparseModel("stance", ["favor", "none"], False).fit(train), data, config)
     assert len(sparse.detector["targets"]) == 2  # the two spellings are one target to the detector
     assert seen["targets"] == {*spellings, "كرة القدم"}  # and both spellings get cross-target pairs
+
+
+def test_stance_entries_carry_relevance_in_every_door(trained_model: Path, tmp_path: Path) -> None:
+    import csv
+
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from naba.cli import app
+    from naba.infer.classifier import Classifier
+    from naba.infer.schema import Prediction
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
+    stance = manifest["tasks"]["stance"]
+    stance["hybrid"] = {
+        **stance["hybrid"],
+        "relevance_gate": {"label": "none", "threshold": 0.6, "source": "encoder"},
+    }
+    (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    clf = Classifier.load(model)
+    articles = [{"id": str(i), "text": t, "target": "الطاقة النووية"} for i, t in enumerate(TEXTS)]
+    encoder = clf.part_scores(articles, "stance")["encoder"][:, stance["labels"].index("none")]
+    records = clf.predict(articles, tasks=["stance"])
+    relevance = [r["stance"][0]["relevance"] for r in records]
+    np.testing.assert_allclose(relevance, 1 - encoder, atol=2e-6)
+    assert all(Prediction.model_validate(r).stance[0].relevance is not None for r in records)
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8"
+    )
+    for suffix in ("csv", "parquet"):
+        out = tmp_path / f"out.{suffix}"
+        args = ["predict", str(model), str(source), "-o", str(out), "--tasks", "stance"]
+        result = CliRunner().invoke(app, [*args, "--no-progress"])
+        assert result.exit_code == 0, result.output
+    with open(tmp_path / "out.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    np.testing.assert_allclose([float(r["stance.0.relevance"]) for r in rows], relevance, atol=1e-6)
+    table = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [row["stance"][0]["relevance"] for row in table] == relevance
+    # A model without a gate: no relevance key, no column.
+    plain = Classifier.load(trained_model)
+    if plain.tasks["stance"].spec.hybrid is None or not plain.tasks["stance"].spec.hybrid.has_gate:
+        assert "relevance" not in plain.predict(articles[0], tasks=["stance"])["stance"][0]

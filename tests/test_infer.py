@@ -208,7 +208,7 @@ def test_model_directory_errors(tmp_path: Path, trained_model: Path) -> None:
     )
     with pytest.raises(
         ModelDirError,
-        match=re.escape("format_version 99 is newer than this naba reads (1); upgrade naba"),
+        match=re.escape("format_version 99 is newer than this naba reads (2); upgrade naba"),
     ):
         Classifier.load(broken)
     (broken / "naba.json").write_text(json.dumps(manifest), encoding="utf-8")

@@ -23,7 +23,15 @@ SRC = ROOT / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("naba", "naba.errors", "naba.config", "naba.text", "naba.atomic", "naba.progress"),
     ("naba.data",),
-    ("naba.encoding", "naba.decision", "naba.sparse", "naba.blend", "naba.manifest", "naba.hub"),
+    (
+        "naba.encoding",
+        "naba.decision",
+        "naba.sparse",
+        "naba.blend",
+        "naba.rule",
+        "naba.manifest",
+        "naba.hub",
+    ),
     ("naba.infer",),
     ("naba.evaluation",),
     ("naba.encoder",),

@@ -246,14 +246,18 @@ def test_kill_and_resume_matches_uninterrupted_run(scratch: Path, scratch_config
 
 
 def test_resume_with_another_config_is_refused(tmp_path: Path, scratch_config: Path) -> None:
+    from naba.config import save_config
     from naba.train.pretrain import TrainingError, pretrain
 
     work = tmp_path / "enc.partial"
     work.mkdir()
-    (work / "config.yaml").write_text(scratch_config.read_text(encoding="utf-8"), encoding="utf-8")
+    save_config(load_pretrain_config(scratch_config), work / "config.yaml")
     with pytest.raises(
         TrainingError,
-        match=re.escape(f"{work / 'config.yaml'}: the interrupted run used another config"),
+        match=re.escape(
+            f"{work}: was started with another config (differs in train.seed); resume with the "
+            "same config and --set options, or pass --overwrite to start again"
+        ),
     ):
         pretrain(
             load_pretrain_config(scratch_config, ["train.seed=14"]), tmp_path / "enc", resume=True

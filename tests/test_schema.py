@@ -104,6 +104,8 @@ def _from_csv(row: dict[str, str]) -> dict:
                 },
             }
         )
+        if row.get(f"stance.{i}.relevance"):
+            stance[-1]["relevance"] = float(row[f"stance.{i}.relevance"])
         i += 1
     if stance:
         record["stance"] = stance

@@ -10,10 +10,10 @@ neutral label at least the gate's probability, its verdict stands), the
 sparse relevance detector (:meth:`naba.sparse.SparseModel.fit_detector`: where
 its probability u of "not about the target" reaches the gate, the row becomes
 ``u x neutral + (1 - u) x blend``), or either. The blend's sparse part cannot
-learn relevance (its text features are the same whatever the target). Training,
-``naba blend``, inference and evaluation all decide through
-:func:`hybrid_scores`, so the choice made on dev is the decision every door
-applies.
+learn relevance (its text features are the same whatever the target). The chosen
+settings are a typed :class:`naba.rule.HybridRule`; training, ``naba blend``,
+inference and evaluation all decide through its :meth:`~naba.rule.HybridRule.scores`,
+so the choice made on dev is the decision every door applies.
 """
 
 from __future__ import annotations
@@ -165,54 +165,6 @@ def gate(
     return out
 
 
-def gate_source(record: dict[str, Any] | None) -> str | None:
-    """The source of a hybrid's relevance gate (one of :data:`SOURCES`), or None without a gate."""
-    relevance = (record or {}).get("relevance_gate")
-    return relevance.get("source", "encoder") if relevance else None
-
-
-def reads_detector(record: dict[str, Any] | None) -> bool:
-    """Whether a hybrid's decision reads its sparse relevance detector (else its probabilities need not be computed)."""
-    return gate_source(record) in ("sparse", "either")
-
-
-def reads(record: dict[str, Any] | None) -> tuple[bool, bool]:
-    """Whether a task's decision reads (its encoder, its sparse part): ``record`` is naba.json's ``hybrid`` (None: no hybrid)."""
-    if record is None:
-        return True, False
-    return (
-        record["choice"] != "sparse" or gate_source(record) in ("encoder", "either"),
-        record["choice"] != "encoder" or reads_detector(record),
-    )
-
-
-def hybrid_scores(
-    encoder: np.ndarray | None,
-    margins: np.ndarray | None,
-    record: dict[str, Any],
-    labels: list[str],
-    multi_label: bool,
-    unrelated: np.ndarray | None = None,
-) -> np.ndarray:
-    """A hybrid's probabilities from its parts, as ``record`` (naba.json's ``hybrid``) says: the blend, then the gate.
-
-    Args:
-        unrelated: The sparse detector's probabilities of "not about the target" (needed by a gate whose source reads it).
-    """
-    scores = blend(encoder, margins, record["weight"], record["temperature"], multi_label)
-    relevance = record.get("relevance_gate")
-    if relevance:
-        scores = gate(
-            scores,
-            encoder,
-            relevance["threshold"],
-            labels.index(relevance["label"]),
-            relevance.get("source", "encoder"),
-            unrelated,
-        )
-    return scores
-
-
 def choose_gate(
     blended: np.ndarray,
     encoder: np.ndarray | None,
@@ -262,36 +214,6 @@ def choose_gate(
     if in_domain is not None:
         scores |= {"real_ungated": round(real, 4), "real_gated": round(real_best, 4)}
     return best, scores
-
-
-def describe(record: dict[str, Any]) -> str:
-    """What a hybrid decides with, in words (model card, evaluation report, ``naba blend``)."""
-    how = (
-        f"a blend (encoder weight {record['weight']:g}, sparse temperature {record['temperature']:g})"
-        if record["choice"] == "blend"
-        else "the encoder alone"
-        if record["choice"] == "encoder"
-        else "the sparse n-gram model alone"
-    )
-    relevance = record.get("relevance_gate")
-    if relevance:
-        source = relevance.get("source", "encoder")
-        who = {
-            "encoder": f"the encoder's '{relevance['label']}'",
-            "sparse": "the sparse relevance detector's 'not about the target'",
-            "either": f"the encoder's '{relevance['label']}' or the sparse relevance detector's 'not about the target'",
-        }[source]
-        how += f", and where {who} is at least {relevance['threshold']:g}, '{relevance['label']}' (not about the target)"
-    return how
-
-
-def describe_gate_scores(relevance: dict[str, Any]) -> str:
-    """A relevance gate's dev scores in words (train log, ``naba blend``)."""
-    f1 = relevance["dev_macro_f1"]
-    line = f"relevance gate: dev macro-F1 with its unrelated pairs {f1['ungated']:.4f} without it, {f1['gated']:.4f} with it"
-    if "real_gated" in f1:
-        line += f"; on the real dev pairs alone {f1['real_ungated']:.4f} and {f1['real_gated']:.4f}"
-    return line
 
 
 def describe_detector(detector: dict[str, Any]) -> str:

@@ -25,15 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from naba.atomic import INCOMPLETE
 from naba.config import NormalizationConfig, WindowConfig
 from naba.errors import ModelDirError
+from naba.rule import HybridRule
 
-FORMAT_VERSION = 1
+# 1: the first format. 2: the manifest and each task's decision rule (``hybrid``, a
+# naba.rule.HybridRule) are typed and forbid unknown keys; a version 1 directory reads as before.
+FORMAT_VERSION = 2
 MANIFEST = "naba.json"
 
 
 class TaskManifest(BaseModel):
     """What inference needs to reproduce one task's behaviour."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     task: Literal["topic", "stance"]
     path: str  # relative HF directory, e.g. "topic"
@@ -52,13 +55,13 @@ class TaskManifest(BaseModel):
     unrelated: dict[str, Any] | None = None
     # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it
     precision_agreement: dict[str, float] = {}
-    # the hybrid chosen on dev ({choice, weight, temperature, dev_macro_f1, path, relevance_gate}); None: the encoder alone
-    hybrid: dict[str, Any] | None = None
+    # the decision rule chosen on dev (naba.rule.HybridRule); None: the encoder alone
+    hybrid: HybridRule | None = None
     metrics: dict[str, Any] = {}
 
 
 class Manifest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     format_version: int
     naba_version: str
@@ -72,6 +75,8 @@ class Manifest(BaseModel):
     created: str = ""
     # naba distill: the teacher, the layers kept, the loss settings and the unlabeled data; None for a fine-tuned model
     distilled_from: dict[str, Any] | None = None
+    # naba train --search: the trials and the best parameters; None without a search
+    search: dict[str, Any] | None = None
 
 
 def read_manifest(model_dir: str | Path) -> Manifest:
@@ -119,17 +124,27 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ModelDirError(
-            f"{path}: {key}: {first['msg']}; the manifest is damaged, retrain or restore it"
-        ) from None
+        raise ModelDirError(_manifest_problem(path, exc)) from None
     for name, task in manifest.tasks.items():
         if not (model_dir / task.path / "config.json").exists():
             raise ModelDirError(
                 f"{model_dir / task.path}: task directory for {name!r} is missing or incomplete"
             )
     return manifest
+
+
+def _manifest_problem(path: Path, exc: ValidationError) -> str:
+    """One line for the first problem pydantic found in a manifest, naming the key."""
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return (
+            f"{path}: unknown key {key} (misspelt, or written by a newer naba); "
+            "upgrade naba, or restore the model directory"
+        )
+    if first["type"] == "missing":
+        return f"{path}: missing key {key}; the manifest is damaged, retrain or restore it"
+    return f"{path}: {key}: {first['msg']}; the manifest is damaged, retrain or restore it"
 
 
 def write_manifest(manifest: Manifest, model_dir: Path) -> None:
@@ -178,7 +193,7 @@ def write_decision_rule(spec: TaskManifest, task_dir: Path) -> None:
             "note": "already in the classifier bias of these weights",
         },
         "hybrid": (
-            {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
+            spec.hybrid.summary()
             | {
                 "formula": "multi-label: sigmoid(w * logit(p_encoder) + (1 - w) * margins / T); single-label: "
                 "softmax(w * log p_encoder + (1 - w) * log_softmax(margins / T)); margins from the sparse model "

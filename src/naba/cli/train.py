@@ -198,7 +198,7 @@ def blend_command(
     with user_errors():
         quiet_libraries()
         torch_threads(threads)
-        from naba.blend import describe, describe_detector, describe_gate_scores
+        from naba.blend import describe_detector
         from naba.train.hybrid import blend_model
 
         fitted = blend_model(
@@ -209,16 +209,10 @@ def blend_command(
             allow_pickle=allow_pickle,
         )
     for name, result in fitted.items():
-        record, metrics = result["hybrid"], result["metrics"]
-        dev_f1 = record["dev_macro_f1"]
-        typer.echo(
-            f"{name}: {describe(record)}; dev macro-F1 encoder {dev_f1['encoder']:.4f}, sparse {dev_f1['sparse']:.4f}, "
-            f"hybrid {dev_f1['hybrid']:.4f}"
-        )
+        rule, metrics = result["hybrid"], result["metrics"]
+        typer.echo(f"{name}: {rule.describe_dev()}")
         if fitted_detector := result.get("detector"):
             typer.echo(f"{name}: {describe_detector(fitted_detector)}")
-        if record.get("relevance_gate"):
-            typer.echo(f"{name}: {describe_gate_scores(record['relevance_gate'])}")
         if "test" in metrics:
             parts = metrics["parts"]
             typer.echo(

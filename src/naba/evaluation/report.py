@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from naba.atomic import atomic_dir
-from naba.blend import describe
 from naba.data.readers import read_rows
 from naba.data.records import Task, labels_of, load_records, unknown_labels
 from naba.data.writers import dumps
 from naba.decision import binarize, decide, f1_at_threshold
 from naba.errors import InputError
 from naba.evaluation.metrics import calibration_bins, classification_metrics
+from naba.rule import HybridRule
 
 logger = logging.getLogger(__name__)
 
@@ -310,11 +310,7 @@ def evaluate_model(
             scores, spec.labels, spec.multi_label, spec.thresholds or None, spec.at_least_one
         )
         for part, part_probs in part_scores.items():
-            limits = (
-                spec.thresholds
-                if part == "hybrid"
-                else spec.hybrid.get("part_thresholds", {}).get(part)
-            )
+            limits = spec.thresholds if part == "hybrid" else spec.hybrid.part_thresholds.get(part)
             m = classification_metrics(
                 gold,
                 decide(
@@ -345,7 +341,7 @@ def evaluate_model(
     metrics = classification_metrics(gold, predicted, spec.labels, spec.multi_label, scores)
     if parts:
         metrics["parts"] = parts
-        metrics["hybrid"] = {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
+        metrics["hybrid"] = spec.hybrid.summary()
     metrics.update(
         {
             "task": task,
@@ -374,10 +370,10 @@ def evaluate_model(
     }
     baseline = None
     if baseline_train is not None:
-        from naba.evaluation.baseline import TfidfBaseline
+        from naba.sparse import SparseModel
 
         train_records = load_records(baseline_train, task)
-        model = TfidfBaseline(task, spec.labels, spec.multi_label, norm).fit(train_records)
+        model = SparseModel(task, spec.labels, spec.multi_label, norm).fit(train_records)
         baseline = classification_metrics(
             gold, model.predict(records), spec.labels, spec.multi_label
         )
@@ -487,7 +483,7 @@ def _parts_lines(metrics: dict[str, Any]) -> list[str]:
         "",
         "## Hybrid: what each part brings",
         "",
-        f"Chosen on dev: {describe(h)}.",
+        f"Chosen on dev: {HybridRule.model_validate(h).describe()}.",
         "",
         "| | encoder | sparse n-grams | hybrid |",
         "|---|---|---|---|",
@@ -617,7 +613,7 @@ def _parts_html(metrics: dict[str, Any]) -> str:
         for label in metrics["labels"]
     )
     return (
-        f"<h2>Hybrid: what each part brings</h2><p>Chosen on dev: {esc(describe(metrics['hybrid']))}.</p>"
+        f"<h2>Hybrid: what each part brings</h2><p>Chosen on dev: {esc(HybridRule.model_validate(metrics['hybrid']).describe())}.</p>"
         f"<table><tr><th></th><th>encoder</th><th>sparse n-grams</th><th>hybrid</th></tr>{rows}</table>"
     )
 

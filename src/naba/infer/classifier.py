@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -105,29 +105,20 @@ class TaskModel:
 
     @property
     def runs_sparse(self) -> bool:
-        """Whether predictions read the sparse part (a hybrid that chose a blend or the sparse model, or whose relevance
-        gate reads the sparse detector)."""
-        from naba.blend import reads
-
-        return reads(self.spec.hybrid)[1]
+        """Whether predictions read the sparse part (its margins, or its relevance detector)."""
+        return self.spec.hybrid is not None and self.spec.hybrid.reads_sparse
 
     @property
     def runs_encoder(self) -> bool:
-        from naba.blend import reads
+        return self.spec.hybrid is None or self.spec.hybrid.reads_encoder
 
-        return reads(self.spec.hybrid)[0]
-
-    def sparse_parts(
-        self, records: list[dict[str, Any]], *, margins: bool = False
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def sparse_parts(self, records: list[dict[str, Any]], *, margins: bool = False) -> SparseParts:
         """The sparse part's margins and its detector's probabilities of "not about the target", each None where the
         decision does not read it (``margins=True``: the margins always, for the side-by-side of the parts)."""
-        from naba.blend import reads_detector
-
-        h = self.spec.hybrid
-        return (
-            self.sparse.margins(records) if margins or h["choice"] != "encoder" else None,
-            self.sparse.unrelated_probability(records) if reads_detector(h) else None,
+        rule = self.spec.hybrid
+        return SparseParts(
+            self.sparse.margins(records) if margins or rule.reads_margins else None,
+            self.sparse.unrelated_probability(records) if rule.reads_detector else None,
         )
 
     @property
@@ -136,8 +127,24 @@ class TaskModel:
         from naba.sparse import SparseModel
 
         if self._sparse is None and self.spec.hybrid is not None:
-            self._sparse = SparseModel.load(self.directory / self.spec.hybrid["path"])
+            self._sparse = SparseModel.load(self.directory / self.spec.hybrid.path)
         return self._sparse
+
+
+class SparseParts(NamedTuple):
+    """What a task's sparse part gives for some records (None: not computed)."""
+
+    margins: np.ndarray | None  # the n-gram model's margins, a column per label
+    unrelated: np.ndarray | None  # the relevance detector's probability of "not about the target"
+
+
+class TaskScores(NamedTuple):
+    """A task's decision probabilities, and for a stance rule with a relevance gate, its signal."""
+
+    scores: np.ndarray  # a row per article (topic) or pair (stance), a column per label
+    not_about: (
+        np.ndarray | None
+    )  # per row, the probability of "not about the target" (NaN: no answer)
 
 
 INT8_MIN_AGREEMENT = 0.99
@@ -477,22 +484,25 @@ class Classifier:
 
     def _task_scores(
         self, task: TaskModel, prepared: Prepared, name: str, batch_size: int, progress: Any = None
-    ) -> np.ndarray:
-        """A task's probabilities: the encoder's, the sparse part's, or the hybrid's blend (what the model chose on dev)."""
-        from naba.blend import hybrid_scores
-
+    ) -> TaskScores:
+        """A task's probabilities: the encoder's, or its decision rule's (what the model chose on dev)."""
         encoder = (
             self._scores(task, prepared.docs[name], batch_size, progress)
             if name in prepared.docs
             else None
         )
+        rule = task.spec.hybrid
+        if rule is None:
+            return TaskScores(encoder, None)
         if not task.runs_sparse:
-            return encoder
+            return TaskScores(encoder, rule.not_about(encoder, None, task.spec.labels))
         if encoder is None and progress is not None:
             progress.update(len(prepared.sparse[name]))
-        margins, unrelated = task.sparse_parts(prepared.sparse[name])
-        return hybrid_scores(
-            encoder, margins, task.spec.hybrid, task.spec.labels, task.spec.multi_label, unrelated
+        parts = task.sparse_parts(prepared.sparse[name])
+        labels, multi = task.spec.labels, task.spec.multi_label
+        return TaskScores(
+            rule.scores(encoder, parts.margins, labels, multi, parts.unrelated),
+            rule.not_about(encoder, parts.unrelated, labels),
         )
 
     def encoder_scores(
@@ -519,8 +529,6 @@ class Classifier:
         Raises:
             NabaError: the task is not a hybrid; a stance article has no target.
         """
-        from naba.blend import blend, hybrid_scores
-
         spec = self.tasks[task].spec
         if spec.hybrid is None:
             raise NabaError(
@@ -545,11 +553,9 @@ class Classifier:
         margins, unrelated = self.tasks[task].sparse_parts(prepared.sparse[task], margins=True)
         return {
             "encoder": encoder,
-            "sparse": blend(
-                None, margins, 0.0, spec.hybrid["sparse_temperature"], spec.multi_label
-            ),
-            "hybrid": hybrid_scores(
-                encoder, margins, spec.hybrid, spec.labels, spec.multi_label, unrelated
+            "sparse": spec.hybrid.sparse_scores(margins, spec.multi_label),
+            "hybrid": spec.hybrid.scores(
+                encoder, margins, spec.labels, spec.multi_label, unrelated
             ),
         }
 
@@ -667,7 +673,7 @@ class Classifier:
         if "topic" in prepared.tasks:
             task = self.tasks["topic"]
             with bar_for("topics", len(records), "article") as bar:
-                scores = self._task_scores(task, prepared, "topic", batch_size, bar)
+                scores = self._task_scores(task, prepared, "topic", batch_size, bar).scores
             thresholds = (
                 {label: threshold for label in task.spec.labels}
                 if threshold is not None
@@ -681,16 +687,14 @@ class Classifier:
         if "stance" in prepared.tasks and prepared.pairs:
             task = self.tasks["stance"]
             with bar_for("stance", len(prepared.pairs), "pair") as bar:
-                scores = self._task_scores(task, prepared, "stance", batch_size, bar)
+                scores, not_about = self._task_scores(task, prepared, "stance", batch_size, bar)
             decided = decide(scores, task.spec.labels, False)
-            for (i, target), labels, row in zip(prepared.pairs, decided, scores):
-                results[i].setdefault("stance", []).append(
-                    {
-                        "target": target,
-                        "label": labels[0],
-                        "scores": _rounded(task.spec.labels, row),
-                    }
-                )
+            for j, ((i, target), labels, row) in enumerate(zip(prepared.pairs, decided, scores)):
+                entry = {"target": target, "label": labels[0]}
+                entry["scores"] = _rounded(task.spec.labels, row)
+                if not_about is not None and not np.isnan(not_about[j]):
+                    entry["relevance"] = round(1.0 - float(not_about[j]), 6)
+                results[i].setdefault("stance", []).append(entry)
         return results
 
     def predict(

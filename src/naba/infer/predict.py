@@ -129,15 +129,14 @@ def _layout(
     output: Path, classifier: Any, tasks: list[str], targets: list[str] | None, all_targets: bool
 ) -> tuple[list[str] | None, Any]:
     """A CSV output's columns, or a Parquet output's schema (:mod:`naba.infer.schema`): a column for each task that runs."""
+    stance = classifier.tasks["stance"].spec if "stance" in classifier.tasks else None
+    relevance = stance is not None and stance.hybrid is not None and stance.hybrid.has_gate
     if output.name.endswith(".csv"):
-        trained = (
-            classifier.tasks["stance"].spec.default_targets if "stance" in classifier.tasks else []
-        )
-        return csv_columns(
-            tasks, classifier.labels, stance_slots(targets, all_targets, trained)
-        ), None
+        trained = stance.default_targets if stance is not None else []
+        slots = stance_slots(targets, all_targets, trained)
+        return csv_columns(tasks, classifier.labels, slots, relevance=relevance), None
     if output.name.endswith(".parquet"):
-        return None, parquet_schema(tasks, classifier.labels)
+        return None, parquet_schema(tasks, classifier.labels, relevance=relevance)
     return None, None
 
 

@@ -1,7 +1,7 @@
 """One prediction record, the same in every door: :meth:`Classifier.predict`, ``naba predict`` and ``POST /v1/classify``.
 
 A record is ``{"id", "topics": {"labels", "scores"}, "stance": [{"target",
-"label", "scores"}]}``. A key is present only when it has a value: ``id``
+"label", "scores", "relevance"}]}``. A key is present only when it has a value: ``id``
 when the article had one (``naba predict`` always gives one: the row's id or
 ``FILE:LINE``), ``topics`` when the topic task ran, ``stance`` when the
 article was scored against at least one target. A columnar file (Parquet,
@@ -50,6 +50,12 @@ class StancePrediction(BaseModel):
         description="Every stance label of the model with its probability, rounded to 6 "
         "decimals; they sum to 1."
     )
+    relevance: float | None = Field(
+        default=None,
+        description="The probability that the article is about the target, as the model's "
+        "relevance gate reads it (the label is the neutral one where it is low). Present "
+        "when the model has a relevance gate and it gave an answer for this pair.",
+    )
 
 
 class Prediction(BaseModel):
@@ -88,9 +94,12 @@ def stance_slots(targets: list[str] | None, all_targets: bool, default_targets: 
     return len(default_targets) if all_targets else 1
 
 
-def parquet_schema(tasks: list[str], labels: dict[str, list[str]]) -> Any:
+def parquet_schema(
+    tasks: list[str], labels: dict[str, list[str]], *, relevance: bool = False
+) -> Any:
     """The record as typed Parquet columns: ``id`` a string; ``topics`` a struct of ``labels`` (a list of strings)
-    and ``scores`` (a struct of one float per label); ``stance`` a list of structs ``{target, label, scores}``.
+    and ``scores`` (a struct of one float per label); ``stance`` a list of structs ``{target, label, scores}``
+    (and ``relevance``, a float, for a model with a relevance gate).
     A column for each task in ``tasks``; null where a record lacks the key."""
     import pyarrow as pa
 
@@ -102,24 +111,22 @@ def parquet_schema(tasks: list[str], labels: dict[str, list[str]]) -> Any:
         )
     if "stance" in tasks:
         scores = pa.struct([(label, pa.float64()) for label in labels["stance"]])
-        columns.append(
-            (
-                "stance",
-                pa.list_(
-                    pa.struct([("target", pa.string()), ("label", pa.string()), ("scores", scores)])
-                ),
-            )
-        )
+        fields = [("target", pa.string()), ("label", pa.string()), ("scores", scores)]
+        fields += [("relevance", pa.float64())] if relevance else []
+        columns.append(("stance", pa.list_(pa.struct(fields))))
     return pa.schema(columns)
 
 
-def csv_columns(tasks: list[str], labels: dict[str, list[str]], slots: int) -> list[str]:
+def csv_columns(
+    tasks: list[str], labels: dict[str, list[str]], slots: int, *, relevance: bool = False
+) -> list[str]:
     """The CSV header: each column is the record's JSON path, joined by dots (list positions from 0).
 
     ``id``; with topics, ``topics.labels`` (joined by ``|``) and
     ``topics.scores.LABEL`` per label; with stance, for each of ``slots``
-    targets ``i``: ``stance.i.target``, ``stance.i.label`` and
-    ``stance.i.scores.LABEL`` per label.
+    targets ``i``: ``stance.i.target``, ``stance.i.label``,
+    ``stance.i.scores.LABEL`` per label, and ``stance.i.relevance`` for a
+    model with a relevance gate.
     """
     columns = ["id"]
     if "topic" in tasks:
@@ -130,6 +137,7 @@ def csv_columns(tasks: list[str], labels: dict[str, list[str]], slots: int) -> l
                 f"stance.{i}.target",
                 f"stance.{i}.label",
                 *(f"stance.{i}.scores.{label}" for label in labels["stance"]),
+                *([f"stance.{i}.relevance"] if relevance else []),
             ]
     return columns
 
@@ -144,4 +152,6 @@ def csv_row(record: dict[str, Any]) -> dict[str, Any]:
         row[f"stance.{i}.target"] = stance["target"]
         row[f"stance.{i}.label"] = stance["label"]
         row.update({f"stance.{i}.scores.{label}": p for label, p in stance["scores"].items()})
+        if "relevance" in stance:
+            row[f"stance.{i}.relevance"] = stance["relevance"]
     return row

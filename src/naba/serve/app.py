@@ -155,11 +155,7 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
             "metrics": _metrics_summary(spec.metrics),
             "precision": classifier.task_precision[name],
             "precision_agreement": spec.precision_agreement,
-            "hybrid": (
-                {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
-                if spec.hybrid
-                else None
-            ),
+            "hybrid": spec.hybrid.summary() if spec.hybrid else None,
         }
         if name == "stance":
             tasks[name]["targets"] = (

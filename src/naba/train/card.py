@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from naba.blend import describe, reads
 from naba.manifest import Manifest
 
 
@@ -147,10 +146,10 @@ def task_card(manifest: Manifest, name: str) -> str:
         lines.append(
             f"- the prior correction (alpha {task.prior_correction:g}) is already in these weights' bias: nothing to do"
         )
-    if task.hybrid and reads(task.hybrid)[1]:
+    if task.hybrid and task.hybrid.reads_sparse:
         h = task.hybrid
         lines.append(
-            f"- naba decides with {describe(h)}, the sparse part in `{h['path']}/` (formula in `config.json`): "
+            f"- naba decides with {h.describe()}, the sparse part in `{h.path}/` (formula in `config.json`): "
             "use naba (`naba predict`, `Classifier`) for its labels"
         )
     if name == "stance":
@@ -196,8 +195,8 @@ def model_card(manifest: Manifest) -> str:
         if task.hybrid:
             h, parts = task.hybrid, task.metrics.get("parts", {})
             lines.append(
-                f"  - hybrid: naba decides with {describe(h)}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
-                f"(`{task.path}/{h['path']}/`) and their blends"
+                f"  - hybrid: naba decides with {h.describe()}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
+                f"(`{task.path}/{h.path}/`) and their blends"
                 + (
                     "; test macro-F1 encoder {:.4f}, sparse {:.4f}, hybrid {:.4f}".format(
                         *(parts[p]["test"]["macro_f1"] for p in ("encoder", "sparse", "hybrid"))

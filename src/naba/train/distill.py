@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from naba.config import NabaConfig, save_config
+from naba.config import NabaConfig
 from naba.errors import ModelDirError
 from naba.train.data import TaskData
 
@@ -327,8 +326,8 @@ def distill_task(
         task_loss(task_data, gold, config.train.class_weight),
     )
     sparse = None
-    if spec.hybrid is not None and (source / spec.hybrid["path"]).exists():
-        sparse = SparseModel.load(source / spec.hybrid["path"])
+    if spec.hybrid is not None and (source / spec.hybrid.path).exists():
+        sparse = SparseModel.load(source / spec.hybrid.path)
     torch.manual_seed(config.seed)
     entry = fit_task(
         config,
@@ -385,19 +384,15 @@ def distill(
         FileExistsError: the output exists and neither ``overwrite`` nor ``resume`` is set.
         InputError, ModelDirError, TrainingError, ConfigError: bad teacher, data, settings or resume state.
     """
-    from accelerate import PartialState
-    from accelerate.utils import set_seed
-
     from naba.manifest import read_manifest
     from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
-    from naba.train.engine import TrainingError
-    from naba.train.trainer import assemble, changed_keys, check_same_config
+    from naba.train.run import RunDir, check_output
+    from naba.train.trainer import assemble
 
     settings = settings or DistillSettings()
     teacher_dir, out = Path(teacher), Path(output)
     manifest = read_manifest(teacher_dir)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    check_output(out, overwrite=overwrite, resume=resume)
     if out.resolve() == teacher_dir.resolve():
         raise FileExistsError(f"{out}: is the teacher; write the student to another directory")
     config = recorded_config(manifest, overrides=overrides)
@@ -422,41 +417,22 @@ def distill(
             raise ModelDirError(
                 f"--layers {settings.layers}: the teacher's encoder has {total} layers; choose 1 to {total}"
             )
-    if config.train.torch_threads:
-        torch.set_num_threads(config.train.torch_threads)
-    work = out.with_name(out.name + ".partial")
-    if work.exists() and not resume and not overwrite:
-        raise FileExistsError(
-            f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
-            "or --overwrite to discard it and start again"
-        )
     record = {
         "teacher": str(teacher_dir),
         "teacher_created": manifest.created,
         **settings.model_dump(),
     }
-    if resume:
-        check_same_config(config, work)
-        saved = work / SETTINGS_FILE
-        if saved.exists():
-            before = json.loads(saved.read_text(encoding="utf-8"))
-            if before != record:
-                changed = ", ".join(sorted(changed_keys(before, record))[:5])
-                raise TrainingError(
-                    f"{work}: was started with other distillation settings (differs in {changed}); "
-                    "resume with the same options, or pass --overwrite to start again"
-                )
-    state = PartialState(cpu=not torch.cuda.is_available())
-    set_seed(config.seed)
-    if state.is_main_process:
-        if work.exists() and not resume:
-            shutil.rmtree(work)
-        work.mkdir(parents=True, exist_ok=True)
-        save_config(config, work / "config.yaml")
-        (work / SETTINGS_FILE).write_text(
-            json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
-        )
-    state.wait_for_everyone()
+    run = RunDir.start(
+        out,
+        config,
+        resume=resume,
+        overwrite=overwrite,
+        seed=config.seed,
+        threads=config.train.torch_threads,
+        records={SETTINGS_FILE: record},
+        records_are="distillation settings",
+    )
+    work, state = run.work, run.state
     entries, done = {}, {}
     for task, task_data in prepared.items():
         entries[task], done[task] = distill_task(

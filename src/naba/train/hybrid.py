@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from naba.blend import blend, choose_blend, choose_gate, hybrid_scores, reads_detector
+from naba.blend import blend, choose_blend, choose_gate
 from naba.config import NabaConfig
 from naba.data.records import labels_of
 from naba.decision import binarize, decide, tune_thresholds
 from naba.encoding import document_text
 from naba.evaluation.metrics import classification_metrics
+from naba.rule import HybridRule, RelevanceGate
 from naba.sparse import SPARSE_DIR, SparseModel, detector_targets
 from naba.train.data import TaskData
 
@@ -143,7 +144,7 @@ def decide_and_score(
         ):
             part_thresholds = thresholds_for(task_data, scores["dev"], config)
             if part_thresholds and part != "hybrid":  # the report's side-by-side reads them
-                hybrid.record.setdefault("part_thresholds", {})[part] = part_thresholds
+                hybrid.rule.part_thresholds[part] = part_thresholds
             metrics["parts"][part] = {
                 name: {
                     k: round(v, 4)
@@ -174,7 +175,7 @@ class Hybrid:
     """A fitted sparse model, the blend chosen on dev, and the blended scores of each split."""
 
     sparse: SparseModel
-    record: dict[str, Any]  # what naba.json's task entry records under "hybrid"
+    rule: HybridRule  # what naba.json's task entry records under "hybrid"
     scores: dict[str, np.ndarray]  # split -> blended probabilities
     sparse_scores: dict[str, np.ndarray]  # split -> the sparse model's own probabilities
 
@@ -254,20 +255,22 @@ class Hybrid:
             return score
 
         gold_matrix = binarize(dev_gold, task_data.labels)
-        record = choose_blend(
-            encoder["dev"],
-            margins["dev"],
-            gold_matrix if multi else gold_matrix.argmax(axis=1),
-            multi,
-            scorer(dev_gold),
+        rule = HybridRule(
+            **choose_blend(
+                encoder["dev"],
+                margins["dev"],
+                gold_matrix if multi else gold_matrix.argmax(axis=1),
+                multi,
+                scorer(dev_gold),
+            ),
+            path=SPARSE_DIR,
         )
-        record["path"] = SPARSE_DIR
         detector = (
             {name: sparse.unrelated_probability(split_records(task_data, name)) for name in encoder}
             if unrelated and sparse.detector is not None
             else {}
         )
-        sources = (("encoder",) if record["choice"] != "encoder" else ()) + (
+        sources = (("encoder",) if rule.choice != "encoder" else ()) + (
             ("sparse", "either") if detector else ()
         )
         if unrelated and sources:
@@ -276,8 +279,8 @@ class Hybrid:
             blended = blend(
                 both,
                 np.concatenate([margins["dev"], margins["dev_unrelated"]]),
-                record["weight"],
-                record["temperature"],
+                rule.weight,
+                rule.temperature,
                 multi,
             )
             real = scorer(dev_gold)
@@ -290,34 +293,19 @@ class Hybrid:
                 sources,
                 in_domain=lambda p: real(p[: len(dev_gold)]),
             )
-            record["relevance_gate"] = (
-                {"label": label, **chosen, "dev_macro_f1": gate_f1} if chosen else None
+            rule.relevance_gate = (
+                RelevanceGate(label=label, **chosen, dev_macro_f1=gate_f1) if chosen else None
             )
-            record["chosen_on"] = (
+            rule.chosen_on = (
                 "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
             )
+        labels = task_data.labels
         scores = {
-            name: hybrid_scores(
-                encoder[name], margins[name], record, task_data.labels, multi, detector.get(name)
-            )
+            name: rule.scores(encoder[name], margins[name], labels, multi, detector.get(name))
             for name in encoder
         }
-        own = {
-            name: blend(None, m, 0.0, record["sparse_temperature"], multi)
-            for name, m in margins.items()
-        }
-        return cls(sparse, record, scores, own)
-
-    def apply(self, encoder: np.ndarray, records: list[dict[str, Any]]) -> np.ndarray:
-        """The blended probabilities of other records, given the encoder's."""
-        return hybrid_scores(
-            encoder,
-            self.sparse.margins(records),
-            self.record,
-            self.sparse.labels,
-            self.sparse.multi_label,
-            self.sparse.unrelated_probability(records) if reads_detector(self.record) else None,
-        )
+        own = {name: rule.sparse_scores(m, multi) for name, m in margins.items()}
+        return cls(sparse, rule, scores, own)
 
 
 def blend_model(
@@ -406,7 +394,7 @@ def blend_model(
             manifest.tasks[name] = TaskManifest.model_validate(
                 {
                     **spec.model_dump(),
-                    "hybrid": hybrid.record,
+                    "hybrid": hybrid.rule,
                     "thresholds": thresholds,
                     "metrics": {**kept, **metrics},
                 }
@@ -417,6 +405,6 @@ def blend_model(
             (tmp / spec.path / "README.md").write_text(task_card(manifest, name), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
     return {
-        name: {"hybrid": h.record, "metrics": m, "detector": h.sparse.detector}
+        name: {"hybrid": h.rule, "metrics": m, "detector": h.sparse.detector}
         for name, (h, _, m) in fitted.items()
     }

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from naba.config import PretrainConfig, save_config
+from naba.config import PretrainConfig
 from naba.train.engine import (
     EpochBatches,
     NabaTrainer,
@@ -94,29 +94,19 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 def _optimizer(model: Any, config: PretrainConfig, new: Sequence[str] = ()) -> Any:
     """AdamW: no weight decay on biases and norms; the newly initialised head at ``train.head_learning_rate``."""
+    from naba.train.run import adamw_groups
+
     cfg = config.train
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     fresh = set(new)
-    groups = []
     # named_parameters() lists the tied decoder/embedding matrix once
-    for is_new in (False, True):
-        lr = (cfg.head_learning_rate or cfg.learning_rate) if is_new else cfg.learning_rate
-        named = [(n, p) for n, p in model.named_parameters() if (n in fresh) == is_new]
-        groups.append(
-            {
-                "params": [p for n, p in named if not any(k in n for k in no_decay)],
-                "weight_decay": cfg.weight_decay,
-                "lr": lr,
-            }
-        )
-        groups.append(
-            {
-                "params": [p for n, p in named if any(k in n for k in no_decay)],
-                "weight_decay": 0.0,
-                "lr": lr,
-            }
-        )
-    return adamw([g for g in groups if g["params"]], cfg.learning_rate)
+    groups = adamw_groups(
+        model,
+        lambda name: name in fresh,
+        cfg.learning_rate,
+        cfg.head_learning_rate or cfg.learning_rate,
+        cfg.weight_decay,
+    )
+    return adamw(groups, cfg.learning_rate)
 
 
 def pretrain(
@@ -154,14 +144,14 @@ def pretrain(
         PosixPath('runs/encoders/scratch')
     """
     import torch
-    from accelerate import PartialState
     from transformers import TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    from naba.train.run import RunDir, check_output
+
     cfg = config.train
     out = Path(output or config.output_dir)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    check_output(out, overwrite=overwrite, resume=resume)
     if (
         config.model.base is None
         and config.corpus.max_length > config.model.from_scratch.max_positions
@@ -170,28 +160,11 @@ def pretrain(
             f"corpus.max_length ({config.corpus.max_length}) exceeds model.from_scratch.max_positions "
             f"({config.model.from_scratch.max_positions})"
         )
-    work = out.with_name(out.name + ".partial")
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    state = PartialState(cpu=not torch.cuda.is_available())
-    main = state.is_main_process
-    saved = work / "config.yaml"
-    if resume and saved.exists():  # checked by every process, so that all of them stop
-        import yaml
-
-        if yaml.safe_load(saved.read_text(encoding="utf-8")) != config.to_dict():
-            raise TrainingError(
-                f"{saved}: the interrupted run used another config; rerun without --resume to start over"
-            )
-    if main:
-        if work.exists() and not resume:
-            shutil.rmtree(work)
-        work.mkdir(parents=True, exist_ok=True)
-        save_config(config, saved)
-    state.wait_for_everyone()
-    log = RunLog(work, main)
-
+    # The corpus is read before anything is written: a missing or empty file leaves no work directory.
     train_texts, eval_texts, fingerprint = read_corpus(config)
+    run = RunDir.start(out, config, resume=resume, overwrite=overwrite, threads=cfg.torch_threads)
+    work, state, main = run.work, run.state, run.is_main
+    log = RunLog(work, main)
     source = config.model.base
     if source is None:
         source = str(work / "scratch-init")

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from naba.config import NabaConfig, save_config
+from naba.config import NabaConfig
 from naba.data.records import Task, labels_of
 from naba.decision import binarize, choose_prior_correction, class_weights, decide
 from naba.encoder.auto import AUTO, resolve_base
@@ -266,37 +266,19 @@ def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
 
 def _parameter_groups(config: NabaConfig) -> Any:
     """The optimizer's groups: encoder and head (at ``head_learning_rate``), each with and without weight decay."""
+    from naba.train.run import adamw_groups
+
     cfg = config.train
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    heads = ("classifier", "score", "pre_classifier")
 
     def groups(model: Any) -> list[dict[str, Any]]:
-        head = {
-            n
-            for n, _ in model.named_parameters()
-            if n.startswith(("classifier", "score", "pre_classifier"))
-        }
-        out: list[dict[str, Any]] = []
-        for is_head in (False, True):
-            for decay in (True, False):
-                params = [
-                    p
-                    for n, p in model.named_parameters()
-                    if (n in head) == is_head and (not any(k in n for k in no_decay)) == decay
-                ]
-                if params:
-                    lr = (
-                        (cfg.head_learning_rate or cfg.learning_rate)
-                        if is_head
-                        else cfg.learning_rate
-                    )
-                    out.append(
-                        {
-                            "params": params,
-                            "lr": lr,
-                            "weight_decay": cfg.weight_decay if decay else 0.0,
-                        }
-                    )
-        return out
+        return adamw_groups(
+            model,
+            lambda name: name.startswith(heads),
+            cfg.learning_rate,
+            cfg.head_learning_rate or cfg.learning_rate,
+            cfg.weight_decay,
+        )
 
     return groups
 
@@ -613,7 +595,7 @@ def _finish_task(
     """
     from transformers import AutoModelForSequenceClassification
 
-    from naba.blend import describe, describe_detector, describe_gate_scores
+    from naba.blend import describe_detector
     from naba.train.hybrid import Hybrid, decide_and_score
 
     task = task_data.task
@@ -637,17 +619,10 @@ def _finish_task(
         else None
     )
     if hybrid is not None:
-        log.info(
-            "%s: hybrid chosen on dev: %s; dev macro-F1 encoder %.4f, sparse %.4f, hybrid %.4f",
-            task,
-            describe(hybrid.record),
-            *hybrid.record["dev_macro_f1"].values(),
-        )
+        log.info("%s: hybrid chosen on dev: %s", task, hybrid.rule.describe_dev())
         detector = hybrid.sparse.detector
         if detector is not None:
             log.info("%s: %s", task, describe_detector(detector))
-        if hybrid.record.get("relevance_gate"):
-            log.info("%s: %s", task, describe_gate_scores(hybrid.record["relevance_gate"]))
     thresholds, metrics = decide_and_score(task_data, encoder, config, hybrid)
     if thresholds:
         log.info("%s: thresholds tuned on dev: %s", task, thresholds)
@@ -689,7 +664,7 @@ def _finish_task(
         dev_fp32,
         pad_id,
         config,
-        thresholds if hybrid is None or hybrid.record["choice"] == "encoder" else {},
+        thresholds if hybrid is None or hybrid.rule.choice == "encoder" else {},
     )
     log.info("%s: int8 agrees with fp32 on %.2f%% of dev labels", task, 100 * agreement)
     entry = TaskManifest(
@@ -704,7 +679,7 @@ def _finish_task(
         default_targets=task_data.default_targets,
         unrelated=task_data.unrelated,
         precision_agreement={"int8": agreement},
-        hybrid=hybrid.record if hybrid is not None else None,
+        hybrid=hybrid.rule if hybrid is not None else None,
         metrics=metrics,
     ).model_dump()
     entry["data"] = task_data.fingerprints
@@ -717,7 +692,7 @@ def _finish_task(
         ):  # best/ keeps the weights as trained, so a resumed run corrects them once
             model.save_pretrained(final_dir)
         if hybrid is not None:
-            hybrid.sparse.save(final_dir / hybrid.record["path"])
+            hybrid.sparse.save(final_dir / hybrid.rule.path)
         (task_dir / "result.json").write_text(
             json.dumps(entry, ensure_ascii=False, indent=2), encoding="utf-8"
         )
@@ -753,14 +728,10 @@ def train(
         FileExistsError: the output exists and neither ``overwrite`` nor ``resume`` is set.
         InputError, ModelDirError, TrainingError: bad data, base model or state.
     """
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import set_seed
+    from naba.train.run import RunDir, check_output, partial_dir
 
     out = Path(output or config.output_dir)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
-    work = out.with_name(out.name + ".partial")
+    check_output(out, overwrite=overwrite, resume=resume)
     # Every task's data and the base model's weights are checked before anything is
     # written: a bad row in the stance data must not surface after the topic model trained.
     prepared = {
@@ -775,38 +746,26 @@ def train(
         config.model.base = resolve_base(AUTO)
         logger.info("model.base auto: %s", config.model.base)
     load_kwargs(config.model.base, config.model.allow_pickle)
-    if config.train.torch_threads:
-        torch.set_num_threads(config.train.torch_threads)
-    if work.exists() and not resume and not overwrite:
-        raise FileExistsError(
-            f"{work}: holds the checkpoints of an interrupted run; pass --resume to continue it, "
-            "or --overwrite to discard it and start again"
-        )
-    state = PartialState(cpu=not torch.cuda.is_available())
     searched = None
     if search_trials:
         from naba.train.search import apply, search
 
-        saved_search = work / "search.json"
+        saved_search = partial_dir(out) / "search.json"
         if resume and saved_search.exists():
             searched = json.loads(saved_search.read_text(encoding="utf-8"))
         else:
             searched = search(config, search_trials, out.with_name(out.name + ".search"), train)
         config = apply(config, searched["best"]["params"])
-    if resume:
-        check_same_config(config, work)
-    set_seed(config.seed)
-    created = not work.exists()
-    if state.is_main_process:
-        if work.exists() and not resume:
-            shutil.rmtree(work)
-        work.mkdir(parents=True, exist_ok=True)
-        save_config(config, work / "config.yaml")
-        if searched is not None:
-            (work / "search.json").write_text(
-                json.dumps(searched, ensure_ascii=False, indent=2), encoding="utf-8"
-            )
-    state.wait_for_everyone()
+    run = RunDir.start(
+        out,
+        config,
+        resume=resume,
+        overwrite=overwrite,
+        seed=config.seed,
+        threads=config.train.torch_threads,
+        records={"search.json": searched} if searched is not None else None,
+    )
+    work, state = run.work, run.state
     try:
         entries = {
             task: train_task(config, task, work, state, resume, show_progress_bar, task_data)
@@ -816,45 +775,17 @@ def train(
         # A base model that cannot be loaded fails before any step: a work directory this call
         # created, with no checkpoint in it, is removed (nothing written on exit 2).
         if (
-            state.is_main_process
-            and created
+            run.is_main
+            and run.created
             and not any(work.glob("*/trainer/checkpoint-*"))
             and not any(work.glob("*/best"))
         ):
             shutil.rmtree(work, ignore_errors=True)
         raise
-    if state.is_main_process:
+    if run.is_main:
         assemble(config, entries, work, out, searched)
     state.wait_for_everyone()
     return out
-
-
-def check_same_config(config: NabaConfig, work: Path) -> None:
-    """Refuse to resume ``work`` with another config than the one it was started with (the output path aside)."""
-    from naba.config import load_config
-
-    saved = work / "config.yaml"
-    if not saved.exists():
-        return
-    before, now = load_config(saved).to_dict(), config.to_dict()
-    before.pop("output_dir", None)
-    now.pop("output_dir", None)
-    if before != now:
-        changed = sorted(changed_keys(before, now))
-        raise TrainingError(
-            f"{work}: was started with another config (differs in {', '.join(changed[:5])}); resume with the "
-            "same config and --set options, or pass --overwrite to start again"
-        )
-
-
-def changed_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [
-            k
-            for key in sorted(set(a) | set(b))
-            for k in changed_keys(a.get(key), b.get(key), f"{prefix}{key}.")
-        ]
-    return [prefix.rstrip(".")] if a != b else []
 
 
 def assemble(
