@@ -85,7 +85,7 @@ def test_the_parts_add_up_to_the_score(topic_model) -> None:
     words = document_words(topic_model, [("text", record["text"])])
     row = topic_model.features([record]).tocsr()[0]
     margins = topic_model.margins([record])[0]
-    for j, label in enumerate(topic_model.labels):
+    for j in range(len(topic_model.labels)):
         units = _units(topic_model, words, row, topic_model.weights[j])
         total = sum(u.weight for u in units.values())
         assert total == pytest.approx(margins[j] - topic_model.bias[j], abs=1e-3)

@@ -67,6 +67,7 @@ def _cleanlab() -> Any:
     except ImportError:
         raise MissingExtra("naba review needs cleanlab: pip install 'naba[review]'") from None
     import cleanlab.filter
+    import cleanlab.multilabel_classification.filter
     import cleanlab.multilabel_classification.rank
     import cleanlab.rank
 
@@ -173,9 +174,14 @@ def label_issues(
     else:
         given = np.array([row[0] for row in ids])
         quality = cleanlab.rank.get_label_quality_scores(given, probs)
-    flagged = cleanlab.filter.find_label_issues(
-        given, probs, multi_label=multi_label, n_jobs=1, min_examples_per_class=1
-    )
+    if multi_label:
+        flagged = cleanlab.multilabel_classification.filter.find_label_issues(
+            given, probs, n_jobs=1, min_examples_per_class=1
+        )
+    else:
+        flagged = cleanlab.filter.find_label_issues(
+            given, probs, n_jobs=1, min_examples_per_class=1
+        )
     return np.asarray(flagged, dtype=bool), 1.0 - np.asarray(quality, dtype=np.float64)
 
 

@@ -129,3 +129,31 @@ In the text, <mark class="for">green</mark>: words that weigh for a suggested la
     with atomic_file(path) as handle:
         handle.write(page)
     return path
+
+
+def add_error_evidence(
+    errors: list[dict[str, Any]], records: list[dict[str, Any]], model: Any, k: int = 5
+) -> None:
+    """Give the evaluation report's most confident errors their evidence (``evidence`` and ``evidence_html``).
+
+    For each error, the ``k`` words or phrases that weigh most in the sparse
+    part for each predicted label (marked amber where the label is wrong) and
+    each gold label (green), marked in the article's title and text.
+    """
+    from naba.infer.evidence import evidence_records
+
+    by_id = {r.get("id"): r for r in records}
+    for error in errors:
+        record = by_id.get(error["id"])
+        if record is None:
+            continue
+        wanted = list(dict.fromkeys(error["predicted"] + error["gold"]))
+        evidence = evidence_records(model, [record], [wanted], k)[0]
+        kinds = {label: "for" for label in error["gold"]} | {
+            label: "against" for label in error["predicted"] if label not in error["gold"]
+        }
+        error["evidence"] = evidence
+        error["evidence_html"] = (
+            marked_fields({"text": record["text"]}, evidence, kinds)
+            + f'<p class="small" dir="ltr">{_evidence_list(evidence)}</p>'
+        )
