@@ -245,3 +245,14 @@ def test_cli_predict_explain(
     rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
     assert all(len(v) <= 2 for r in rows for v in r["topics"]["evidence"].values())
     assert np.all([bool(r["topics"]["evidence"]) for r in rows])
+
+
+def test_evaluation_report_marks_the_evidence_of_its_errors(
+    trained_model: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
+    from naba.evaluation.report import evaluate_model
+
+    evaluate_model(trained_model, small_data["topic_test"], tmp_path / "report", task="topic")
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    errors = page.split("<h2>Most confident errors</h2>")[1]
+    assert "<td>" in errors and '<mark class="' in errors

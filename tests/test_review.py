@@ -97,7 +97,9 @@ def test_too_many_folds_is_a_clear_error() -> None:
     from naba.errors import InputError
 
     rows = _rows(SAMPLE / "stance" / "train.jsonl", 4)
-    with pytest.raises(InputError, match=re.escape("folds: expected 2 to 4 (the number of rows), found 5")):
+    with pytest.raises(
+        InputError, match=re.escape("folds: expected 2 to 4 (the number of rows), found 5")
+    ):
         review_records(rows, "stance", options=ReviewOptions(folds=5))
 
 
@@ -119,7 +121,18 @@ def test_cli_review_writes_rows_and_report(noisy: list[dict], tmp_path: Path) ->
     out, report = tmp_path / "review.jsonl", tmp_path / "report"
     result = CliRunner().invoke(
         app,
-        ["review", str(data), "--task", "topic", "-o", str(out), "--report", str(report), "--folds", "3"],
+        [
+            "review",
+            str(data),
+            "--task",
+            "topic",
+            "-o",
+            str(out),
+            "--report",
+            str(report),
+            "--folds",
+            "3",
+        ],
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
@@ -136,7 +149,45 @@ def test_cli_review_bad_output_exits_2(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(
         app,
-        ["review", str(SAMPLE / "stance" / "train.jsonl"), "--task", "stance", "-o", str(tmp_path / "x.csv")],
+        [
+            "review",
+            str(SAMPLE / "stance" / "train.jsonl"),
+            "--task",
+            "stance",
+            "-o",
+            str(tmp_path / "x.csv"),
+        ],
     )
     assert result.exit_code == 2
     assert "expected a .jsonl output" in result.output
+
+
+def test_review_with_a_model_averages_its_scores(
+    trained_model: Path, small_data: dict[str, Path]
+) -> None:
+    from naba.evaluation.review import out_of_fold
+    from naba.manifest import read_manifest
+
+    rows = _rows(small_data["topic_train"], 40)
+    spec = read_manifest(trained_model).tasks["topic"]
+    options = ReviewOptions(folds=3, explain=0, all_rows=True, device="cpu")
+    out = review_records(rows, "topic", model_dir=trained_model, options=options)
+    alone, _, _ = out_of_fold(rows, "topic", spec.labels, spec.multi_label, options)
+    assert len(out) == len(rows)
+    assert set(out[0]["probabilities"]) == set(spec.labels)
+    by_id = {r["id"]: r for r in out}
+    moved = [
+        abs(by_id[r["id"]]["probabilities"][spec.labels[0]] - alone[i, 0])
+        for i, r in enumerate(rows)
+    ]
+    assert max(moved) > 1e-3  # the model's scores are in the average
+
+
+def test_review_refuses_labels_the_model_lacks(trained_model: Path) -> None:
+    from naba.errors import InputError
+
+    rows = [{**r, "topics": ["weather"]} for r in _rows(SAMPLE / "topic" / "train.jsonl", 6)]
+    with pytest.raises(
+        InputError, match=re.escape("labels ['weather'] are not among the model's labels")
+    ):
+        review_records(rows, "topic", model_dir=trained_model, options=ReviewOptions(folds=2))

@@ -146,20 +146,18 @@ def out_of_fold(
 
 def model_probabilities(
     model_dir: str | Path, records: list[dict[str, Any]], task: Task, options: ReviewOptions
-) -> tuple[np.ndarray, list[str], bool]:
-    """A naba model's probabilities for the records (its decision's scores), its labels and multi-label flag."""
+) -> np.ndarray:
+    """A naba model's probabilities for the records (the scores its decision reads), in its label order."""
     from naba.infer.classifier import Classifier
 
     classifier = Classifier.load(model_dir, device=options.device)
-    if task not in classifier.tasks:
-        raise InputError(f"{model_dir}: has no {task} model (it has {', '.join(classifier.tasks)})")
-    spec = classifier.tasks[task].spec
+    labels = classifier.tasks[task].spec.labels
     results = classifier.predict(records, tasks=[task], batch_size=options.batch_size)
     if task == "topic":
-        rows = [[r["topics"]["scores"][label] for label in spec.labels] for r in results]
+        rows = [[r["topics"]["scores"][label] for label in labels] for r in results]
     else:
-        rows = [[r["stance"][0]["scores"][label] for label in spec.labels] for r in results]
-    return np.asarray(rows, dtype=np.float64), list(spec.labels), spec.multi_label
+        rows = [[r["stance"][0]["scores"][label] for label in labels] for r in results]
+    return np.asarray(rows, dtype=np.float64)
 
 
 def label_issues(
@@ -237,8 +235,14 @@ def review_records(
     multi_label = task == "topic" and any(len(g) > 1 for g in gold)
     extra = None
     if model_dir is not None:
-        extra, labels, multi_label = model_probabilities(model_dir, records, task, options)
+        from naba.manifest import read_manifest
+
+        tasks = read_manifest(model_dir).tasks  # the cheap checks before loading the weights
+        if task not in tasks:
+            raise InputError(f"{model_dir}: has no {task} model (it has {', '.join(tasks)})")
+        labels, multi_label = list(tasks[task].labels), tasks[task].multi_label
         _check_labels(records, task, labels, source)
+        extra = model_probabilities(model_dir, records, task, options)
     if len(labels) < 2:
         raise InputError(f"{source}: one label only ({labels[0]}); nothing to tell apart")
     probs, models, fold_of = out_of_fold(records, task, labels, multi_label, options)
