@@ -1,4 +1,5 @@
-"""Is the evidence faithful? Deleting it lowers the label's sparse score more than deleting random words.
+"""Is the evidence faithful? Deleting it lowers the label's sparse score more than deleting random
+words.
 
 For each set: a sparse part (:class:`naba.sparse.SparseModel`) trained on
 ``--train-n`` training rows, then on ``--test-n`` test rows: the predicted

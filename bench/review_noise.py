@@ -1,4 +1,5 @@
-"""Does ``naba review`` find injected label errors? ANT with 10% of its labels flipped, several seeds.
+"""Does ``naba review`` find injected label errors? ANT with 10% of its labels flipped, several
+seeds.
 
 For each seed: ``--n`` training articles of ANT drawn at random, ``--noise``
 of them given another label (uniformly among the other labels), then the
@@ -35,7 +36,8 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def flipped(records: list[dict], rate: float, seed: int) -> tuple[list[dict], set[int], dict]:
-    """A copy of ``records`` with ``rate`` of them relabelled to another label; the flipped indices; originals."""
+    """A copy of ``records`` with ``rate`` of them relabelled to another label; the flipped indices;
+    originals."""
     rng = random.Random(seed)
     labels = sorted({r["topics"][0] for r in records})
     chosen = set(rng.sample(range(len(records)), round(rate * len(records))))
@@ -102,7 +104,8 @@ def main() -> int:
         return 0
     rows = [json.loads(line) for line in args.train.read_text(encoding="utf-8").splitlines()]
     print(
-        f"ANT train: {args.n} of {len(rows)} articles per seed, {args.noise:.0%} of labels flipped, "
+        f"ANT train: {args.n} of {len(rows)} articles per seed, "
+        f"{args.noise:.0%} of labels flipped, "
         f"{args.folds} folds of the sparse part, cleanlab\n"
     )
     print(

@@ -1,4 +1,5 @@
-"""Evidence with every prediction: words and phrases of the article, as written, that weigh for a label."""
+"""Evidence with every prediction: words and phrases of the article, as written, that weigh for a
+label."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def test_a_word_is_found_as_written(topic_model, written: str, span: str) -> Non
 
 
 def test_the_parts_add_up_to_the_score(topic_model) -> None:
-    """Every feature of a plain text is given to a word or phrase: the parts sum to the margin less the bias."""
+    """Every feature of a plain text is given to a word or phrase: the parts sum to the margin less
+    the bias."""
     record = {"text": _rows(SAMPLE / "topic" / "test.jsonl", 1)[0]["text"]}
     words = document_words(topic_model, [("text", record["text"])])
     row = topic_model.features([record]).tocsr()[0]

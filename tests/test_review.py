@@ -38,7 +38,8 @@ def reviewed(noisy: list[dict]) -> list[dict]:
 
 
 def test_flipped_rows_rank_first(noisy: list[dict], reviewed: list[dict]) -> None:
-    """Chance would put about half of one flipped row in the top ten; review puts most of them there."""
+    """Chance would put about half of one flipped row in the top ten; review puts most of them
+    there."""
     top = [r["id"] for r in reviewed[:10]]
     flipped = {noisy[i]["id"] for i in FLIPPED}
     assert len(flipped & set(top)) >= 4

@@ -34,7 +34,7 @@ def review_command(
     ] = False,
     device: DeviceOption = "auto",
 ) -> None:
-    """Rank the rows whose labels are most likely wrong (confident learning on out-of-fold scores)."""
+    """Rank the rows whose labels are most likely wrong (confident learning, out-of-fold scores)."""
     with user_errors():
         from naba.evaluation.review import ReviewOptions, review_file
 

@@ -1,4 +1,5 @@
-"""The HTML page of ``naba review --report``: the suspects with their evidence marked in the article.
+"""The HTML page of ``naba review --report``: the suspects with their evidence marked in the
+article.
 
 In the style of the evaluation report (:mod:`naba.evaluation.report`): one
 self-contained page, Arabic right-to-left. Evidence for a suggested label is
@@ -15,17 +16,21 @@ from typing import Any
 PAGE_ROWS = 200  # suspects on the page (the JSONL has them all)
 
 STYLE = """
-body { font-family: system-ui, "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans", sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
+body { font-family: system-ui, "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans", sans-serif;
+  margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
 th { background: #f3f3f3; }
-.ar { text-align: right; unicode-bidi: isolate; font-size: 1.05em; max-width: 44em; line-height: 1.7; }
+.ar { text-align: right; unicode-bidi: isolate; font-size: 1.05em; max-width: 44em;
+  line-height: 1.7; }
 mark.for { background: #c8f0c8; } mark.against { background: #ffe0a0; }
 .small { font-size: 0.85em; color: #555; }
 """
 
 
 def marked(text: str, spans: list[tuple[int, int, str]]) -> str:
-    """``text`` HTML-escaped, each ``(start, end, css_class)`` span in a ``<mark>`` (overlaps: the first wins)."""
+    """``text`` HTML-escaped, each ``(start, end, css_class)`` span in a ``<mark>`` (overlaps: the
+    first wins)."""
     out, last = [], 0
     for start, end, kind in sorted(spans):
         if start < last or end <= start:
@@ -39,7 +44,8 @@ def marked(text: str, spans: list[tuple[int, int, str]]) -> str:
 def marked_fields(
     record: dict[str, Any], evidence: dict[str, list[dict[str, Any]]], kinds: dict[str, str]
 ) -> str:
-    """A record's title (bold) and text, right-to-left, with the evidence of each label marked by its kind."""
+    """A record's title (bold) and text, right-to-left, with the evidence of each label marked by
+    its kind."""
     parts = []
     for name in ("title", "text"):
         value = record.get(name)
@@ -116,11 +122,13 @@ def write_review_report(
 <html lang="en"><head><meta charset="utf-8"><title>naba review: {esc(task)}</title>
 <style>{STYLE}</style></head><body>
 <h1>Review: {esc(task)} labels most likely wrong</h1>
-<p><code>{esc(data)}</code>: {flagged} rows flagged by confident learning (cleanlab), most suspect first
+<p><code>{esc(data)}</code>: {flagged} rows flagged by confident learning (cleanlab),
+most suspect first
 (score = 1 - label quality){f"; the first {PAGE_ROWS} shown" if len(rows) > PAGE_ROWS else ""}.
 In the text, <mark class="for">green</mark>: words that weigh for a suggested label;
 <mark class="against">amber</mark>: for a given label review doubts.</p>
-<table><tr><th>id</th><th>given</th><th>suggested</th><th>score</th><th>taxonomy rule</th><th>article and evidence</th></tr>
+<table><tr><th>id</th><th>given</th><th>suggested</th><th>score</th><th>taxonomy rule</th>
+<th>article and evidence</th></tr>
 {"".join(body)}
 </table></body></html>
 """
@@ -134,7 +142,8 @@ In the text, <mark class="for">green</mark>: words that weigh for a suggested la
 def add_error_evidence(
     errors: list[dict[str, Any]], records: list[dict[str, Any]], model: Any, k: int = 5
 ) -> None:
-    """Give the evaluation report's most confident errors their evidence (``evidence`` and ``evidence_html``).
+    """Give the evaluation report's most confident errors their evidence (``evidence`` and
+    ``evidence_html``).
 
     For each error, the ``k`` words or phrases that weigh most in the sparse
     part for each predicted label (marked amber where the label is wrong) and

@@ -1,4 +1,5 @@
-"""Evidence for a label: the words and phrases of the article that weigh most for it in the sparse part.
+"""Evidence for a label: the words and phrases of the article that weigh most for it in the sparse
+part.
 
 The sparse part (:class:`naba.sparse.SparseModel`) scores a label as a sum
 over n-gram features, ``weight x tf-idf``; each term of that sum is the part
@@ -39,7 +40,8 @@ FIELDS = ("title", "text")
 
 @dataclass
 class Unit:
-    """One evidence unit: a word, or a two-word phrase, with every place it occurs and its total weight."""
+    """One evidence unit: a word, or a two-word phrase, with every place it occurs and its total
+    weight."""
 
     key: str  # the normalised tokens, space-joined
     weight: float = 0.0
@@ -48,7 +50,8 @@ class Unit:
     )  # (field, start, end) per occurrence, in reading order
 
     def as_record(self, raw: dict[str, str]) -> dict[str, Any]:
-        """The schema's evidence item: the first occurrence as written, where it is, the weight, the count."""
+        """The schema's evidence item: the first occurrence as written, where it is, the weight, the
+        count."""
         name, start, end = self.places[0]
         return {
             "text": raw[name][start:end],
@@ -72,7 +75,8 @@ class _Word:
 
 
 def _trim(raw: str, start: int, end: int) -> tuple[int, int]:
-    """The span without the punctuation at its edges (quotes, commas, brackets), unless nothing would be left."""
+    """The span without the punctuation at its edges (quotes, commas, brackets), unless nothing
+    would be left."""
 
     def keep(ch: str) -> bool:
         return ch.isalnum() or unicodedata.category(ch).startswith("M")
@@ -93,7 +97,8 @@ def _blank_markup(raw: str) -> str:
 
 
 def document_words(model: Any, fields: list[tuple[str, str]]) -> list[_Word]:
-    """The model's normalised words of ``fields`` (name, raw text), in order, each with its original span."""
+    """The model's normalised words of ``fields`` (name, raw text), in order, each with its original
+    span."""
     word_vectorizer = model.vectorizers["word"]
     preprocess, tokenize = (
         word_vectorizer.build_preprocessor(),
@@ -109,7 +114,8 @@ def document_words(model: Any, fields: list[tuple[str, str]]) -> list[_Word]:
 
 
 def _fields(model: Any, record: dict[str, Any]) -> list[tuple[str, str]]:
-    """The fields the sparse part reads, in its order: stance the target then the text; topic the title then the text."""
+    """The fields the sparse part reads, in its order: stance the target then the text; topic the
+    title then the text."""
     if model.task == "stance":
         return [("target", record.get("target") or ""), ("text", record["text"])]
     title = record.get("title")
@@ -183,7 +189,8 @@ def label_evidence(
     features: Any = None,
     shown: tuple[str, ...] = FIELDS,
 ) -> dict[str, list[Unit]]:
-    """The ``k`` units of ``record`` that weigh most for each of ``labels`` in ``model``, heaviest first.
+    """The ``k`` units of ``record`` that weigh most for each of ``labels`` in ``model``, heaviest
+    first.
 
     Args:
         model: A fitted :class:`naba.sparse.SparseModel`.
@@ -216,7 +223,8 @@ def label_evidence(
 def evidence_records(
     model: Any, records: list[dict[str, Any]], labels: list[list[str]], k: int
 ) -> list[dict[str, list[dict[str, Any]]]]:
-    """For each record, ``{label: [evidence item, ...]}`` for its ``labels`` (the schema's ``evidence`` value).
+    """For each record, ``{label: [evidence item, ...]}`` for its ``labels`` (the schema's
+    ``evidence`` value).
 
     An item is ``{"text", "field", "start", "end", "weight", "count"}``: the
     unit as written at its first occurrence (``record[field][start:end]``),
@@ -249,7 +257,8 @@ def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def explained_part(task: Any, name: str) -> Any:
-    """The sparse part that evidence reads, for a task of a :class:`naba.infer.classifier.Classifier`.
+    """The sparse part that evidence reads, for a task of a
+    :class:`naba.infer.classifier.Classifier`.
 
     Raises:
         NabaError: the task has no sparse part (a model trained with ``model.hybrid: false``).
@@ -267,7 +276,8 @@ def explained_part(task: Any, name: str) -> Any:
 def add_evidence(
     classifier: Any, prepared: Any, results: list[dict[str, Any]], k: int
 ) -> list[dict[str, Any]]:
-    """Give each chosen topic label and each stance entry of ``results`` its ``k`` pieces of evidence.
+    """Give each chosen topic label and each stance entry of ``results`` its ``k`` pieces of
+    evidence.
 
     ``results[i]["topics"]["evidence"]`` becomes ``{label: [item, ...]}`` for
     the chosen labels; each stance entry gets ``"evidence": [item, ...]`` for

@@ -1,4 +1,5 @@
-"""One prediction record, the same in every door: :meth:`Classifier.predict`, ``naba predict`` and ``POST /v1/classify``.
+"""One prediction record, the same in every door: :meth:`Classifier.predict`, ``naba predict`` and
+``POST /v1/classify``.
 
 A record is ``{"id", "topics": {"labels", "scores"}, "stance": [{"target",
 "label", "scores"}]}``; with ``explain``, ``topics.evidence`` and each stance
@@ -41,8 +42,8 @@ class EvidenceItem(BaseModel):
         description="One past its last character: `article[field][start:end] == text`."
     )
     weight: float = Field(
-        description="Its part in the label's sparse score: weight x tf-idf of its n-grams, summed over "
-        "its occurrences."
+        description="Its part in the label's sparse score: weight x tf-idf of its n-grams, "
+        "summed over its occurrences."
     )
     count: int = Field(description="How often it occurs in the field(s) shown.")
 
@@ -86,7 +87,8 @@ class StancePrediction(BaseModel):
 
 
 class Prediction(BaseModel):
-    """One article's prediction. A key is absent when it has no value (null in Parquet, empty cells in CSV)."""
+    """One article's prediction. A key is absent when it has no value (null in Parquet, empty cells
+    in CSV)."""
 
     model_config = ConfigDict(extra="forbid", title="Prediction")
 
@@ -107,7 +109,8 @@ class Prediction(BaseModel):
 
 
 def prediction_json_schema() -> dict[str, Any]:
-    """The JSON Schema of one prediction record (what ``GET /v1/schema`` answers and the README publishes)."""
+    """The JSON Schema of one prediction record (what ``GET /v1/schema`` answers and the README
+    publishes)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **Prediction.model_json_schema(),
@@ -115,18 +118,20 @@ def prediction_json_schema() -> dict[str, Any]:
 
 
 def stance_slots(targets: list[str] | None, all_targets: bool, default_targets: list[str]) -> int:
-    """How many stance entries an article can get: the targets asked for, every trained target, or its own one."""
+    """How many stance entries an article can get: the targets asked for, every trained target, or
+    its own one."""
     if targets:
         return len(targets)
     return len(default_targets) if all_targets else 1
 
 
 def parquet_schema(tasks: list[str], labels: dict[str, list[str]], explain: bool = False) -> Any:
-    """The record as typed Parquet columns: ``id`` a string; ``topics`` a struct of ``labels`` (a list of strings)
+    """The record as typed Parquet columns: ``id`` a string; ``topics`` a struct of ``labels`` (a
+    list of strings)
     and ``scores`` (a struct of one float per label); ``stance`` a list of structs ``{target, label, scores}``.
-    A column for each task in ``tasks``; null where a record lacks the key. With ``explain``, ``topics`` also
-    has ``evidence`` (a struct of one list of :class:`EvidenceItem` structs per label, null for a label not
-    chosen) and each stance struct an ``evidence`` list."""
+    A column for each task in ``tasks``; null where a record lacks the key. With ``explain``,
+    ``topics`` also has ``evidence`` (a struct of one list of :class:`EvidenceItem` structs per
+    label, null for a label not chosen) and each stance struct an ``evidence`` list."""
     import pyarrow as pa
 
     items = pa.list_(
@@ -160,7 +165,8 @@ def parquet_schema(tasks: list[str], labels: dict[str, list[str]], explain: bool
 def csv_columns(
     tasks: list[str], labels: dict[str, list[str]], slots: int, explain: bool = False
 ) -> list[str]:
-    """The CSV header: each column is the record's JSON path, joined by dots (list positions from 0).
+    """The CSV header: each column is the record's JSON path, joined by dots (list positions from
+    0).
 
     ``id``; with topics, ``topics.labels`` (joined by ``|``) and
     ``topics.scores.LABEL`` per label; with stance, for each of ``slots``
@@ -186,7 +192,8 @@ def csv_columns(
 
 
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
-    """A record flattened to :func:`csv_columns`' names (a key the record lacks: no cell, written empty)."""
+    """A record flattened to :func:`csv_columns`' names (a key the record lacks: no cell, written
+    empty)."""
     row: dict[str, Any] = {"id": record.get("id")}
     if (topics := record.get("topics")) is not None:
         row["topics.labels"] = CSV_LABEL_SEPARATOR.join(topics["labels"])

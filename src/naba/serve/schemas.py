@@ -131,9 +131,9 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
             default=0,
             ge=0,
             le=50,
-            description="Give each chosen topic label and each stance entry `evidence`: the K words "
-            "or phrases of the article that weigh most for it in the sparse part, as spans of the "
-            "original title or text. 0: none.",
+            description="Give each chosen topic label and each stance entry `evidence`: the K "
+            "words or phrases of the article that weigh most for it in the sparse part, as spans "
+            "of the original title or text. 0: none.",
         )
 
         @field_validator("articles", mode="before")
