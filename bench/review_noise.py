@@ -70,10 +70,10 @@ def one_seed(records: list[dict], rate: float, seed: int, folds: int) -> dict:
     return {
         "seed": seed,
         "flipped": m,
-        "precision_at_m": len(hits) / m,
+        "precision_at_m": len(hits) / m if m else float("nan"),
         "flagged": len(flags),
         "flag_precision": len(flags & chosen) / max(1, len(flags)),
-        "flag_recall": len(flags & chosen) / m,
+        "flag_recall": len(flags & chosen) / m if m else float("nan"),
         "suggests_original": restored / max(1, len(hits)),
         "seconds": seconds,
     }
