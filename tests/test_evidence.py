@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE
-from naba.infer.evidence import _units, document_words, evidence_records, label_evidence
+from naba.infer.evidence import _parts, document_words, evidence_records, label_evidence
 from naba.infer.schema import Prediction
 
 NUCLEAR = "الطاقة النووية"
@@ -87,9 +87,9 @@ def test_the_parts_add_up_to_the_score(topic_model) -> None:
     words = document_words(topic_model, [("text", record["text"])])
     row = topic_model.features([record]).tocsr()[0]
     margins = topic_model.margins([record])[0]
+    parts = _parts(topic_model, words)
     for j in range(len(topic_model.labels)):
-        units = _units(topic_model, words, row, topic_model.weights[j])
-        total = sum(u.weight for u in units.values())
+        total = parts.weights(row, topic_model.weights[j]).sum()
         assert total == pytest.approx(margins[j] - topic_model.bias[j], abs=1e-3)
 
 

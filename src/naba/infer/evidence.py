@@ -96,20 +96,28 @@ def _blank_markup(raw: str) -> str:
     return _MARKUP.sub(lambda m: " " * len(m.group(0)), raw)
 
 
-def document_words(model: Any, fields: list[tuple[str, str]]) -> list[_Word]:
-    """The model's normalised words of ``fields`` (name, raw text), in order, each with its original
-    span."""
+def document_words(
+    model: Any, fields: list[tuple[str, str]], cache: dict[str, Any] | None = None
+) -> list[_Word]:
+    """The model's normalised words of ``fields`` (name, raw text), in order, each with its span
+    in the original field."""
     word_vectorizer = model.vectorizers["word"]
     preprocess, tokenize = (
         word_vectorizer.build_preprocessor(),
         word_vectorizer.build_tokenizer(),
     )
+    seen = {} if cache is None else cache.setdefault("words", {})  # articles repeat their words
     words = []
     for name, raw in fields:
         for match in _PIECE.finditer(_blank_markup(raw)):
             start, end = _trim(raw, match.start(), match.end())
-            for piece in normalize(match.group(0), model.normalization).split():
-                words.append(_Word(name, start, end, piece, tokenize(preprocess(piece))))
+            piece = match.group(0)
+            if piece not in seen:
+                seen[piece] = [
+                    (w, tokenize(preprocess(w)))
+                    for w in normalize(piece, model.normalization).split()
+                ]
+            words += [_Word(name, start, end, w, tokens) for w, tokens in seen[piece]]
     return words
 
 
@@ -132,52 +140,72 @@ def _columns(model: Any) -> dict[str, tuple[int, dict[str, int]]]:
     return out
 
 
-def _occurrences(model: Any, words: list[_Word]) -> list[tuple[int, str, tuple[int, ...]]]:
-    """Every feature occurrence the words yield: (column, unit key, word indices it belongs to)."""
+@dataclass
+class _Parts:
+    """Every feature occurrence of one document, by unit: what a label's weights are spread over."""
+
+    columns: np.ndarray  # the feature column of each occurrence
+    unit_of: np.ndarray  # the unit each occurrence belongs to
+    share: np.ndarray  # 1 / the number of occurrences of its feature
+    units: list[Unit]  # kind and places; weights filled per label
+
+    def weights(self, row: Any, label_weights: np.ndarray) -> np.ndarray:
+        """Each unit's part of the label's margin: ``weight x tf-idf`` of its n-grams, shared."""
+        values = np.zeros(len(label_weights), dtype=np.float64)
+        values[row.indices] = row.data
+        parts = label_weights[self.columns] * values[self.columns] * self.share
+        return np.bincount(self.unit_of, weights=parts, minlength=len(self.units))
+
+
+def _parts(model: Any, words: list[_Word], cache: dict[str, Any] | None = None) -> _Parts:
+    """Find every n-gram the model reads in ``words`` and the unit it belongs to: a word's character
+    n-grams and unigrams to the word, a word bigram to the two-word phrase."""
     columns = _columns(model)
     char_offset, char_vocab = columns["char"]
     word_offset, word_vocab = columns["word"]
     analyze = model.vectorizers["char"].build_analyzer()
-    out = []
+    grams = {} if cache is None else cache.setdefault("grams", {})
+    index: dict[tuple[int, str], int] = {}
+    units: list[Unit] = []
+    found: list[tuple[int, int]] = []  # (column, unit)
+
+    def unit(kind: int, key: str, place: tuple[str, int, int]) -> int:
+        # A stance target's words are units of their own, never shown: a text word also in the
+        # target gets only its text occurrences' parts.
+        kind = kind if place[0] in FIELDS else -kind
+        u = index.setdefault((kind, key), len(units))
+        if u == len(units):
+            units.append(Unit(key))
+        if place not in units[u].places:
+            units[u].places.append(place)
+        return u
+
     flat: list[tuple[int, str]] = []  # (word index, token): the word vectorizer's token stream
     for i, word in enumerate(words):
-        key = " ".join(word.tokens) or word.normalized
-        for gram in analyze(word.normalized):
-            if (j := char_vocab.get(gram)) is not None:
-                out.append((char_offset + j, key, (i,)))
+        u = unit(1, " ".join(word.tokens) or word.normalized, (word.field, word.start, word.end))
+        if word.normalized not in grams:
+            grams[word.normalized] = [
+                char_offset + j
+                for g in analyze(word.normalized)
+                if (j := char_vocab.get(g)) is not None
+            ]
+        found += [(column, u) for column in grams[word.normalized]]
+        found += [(word_offset + word_vocab[t], u) for t in word.tokens if t in word_vocab]
         flat += [(i, token) for token in word.tokens]
-    for n, (i, token) in enumerate(flat):
-        if (j := word_vocab.get(token)) is not None:
-            out.append((word_offset + j, " ".join(words[i].tokens), (i,)))
-        if n + 1 < len(flat):
-            i2, token2 = flat[n + 1]
-            j = word_vocab.get(f"{token} {token2}")
-            if j is not None and words[i].field == words[i2].field:
-                out.append((word_offset + j, f"{token} {token2}", (i, i2) if i2 != i else (i,)))
-    return out
-
-
-def _units(
-    model: Any, words: list[_Word], row: Any, weights: np.ndarray
-) -> dict[tuple[int, str], Unit]:
-    """Units (words: kind 1, phrases: kind 2) with their weights for one label: each feature's
-    ``weight x tf-idf`` shared equally among its occurrences."""
-    occurrences = _occurrences(model, words)
-    counts: dict[int, int] = {}
-    for column, _, _ in occurrences:
-        counts[column] = counts.get(column, 0) + 1
-    values = dict(zip(row.indices.tolist(), row.data.tolist()))
-    units: dict[tuple[int, str], Unit] = {}
-    for column, key, members in occurrences:
-        part = float(weights[column]) * values.get(column, 0.0) / counts[column]
-        kind = 2 if " " in key and len(members) == 2 else 1
-        unit = units.setdefault((kind, key), Unit(key))
-        unit.weight += part
-        first, last = words[members[0]], words[members[-1]]
-        place = (first.field, first.start, last.end)
-        if place not in unit.places:
-            unit.places.append(place)
-    return units
+    for (i, token), (i2, token2) in zip(flat, flat[1:]):
+        j = word_vocab.get(f"{token} {token2}")
+        if j is None or words[i].field != words[i2].field:
+            continue
+        if i == i2:  # both tokens in one written word: the word's own
+            word = words[i]
+            own = unit(1, " ".join(word.tokens), (word.field, word.start, word.end))
+            found.append((word_offset + j, own))
+        else:
+            place = (words[i].field, words[i].start, words[i2].end)
+            found.append((word_offset + j, unit(2, f"{token} {token2}", place)))
+    cols = np.array([c for c, _ in found], dtype=np.int64)
+    _, inverse, counts = np.unique(cols, return_inverse=True, return_counts=True)
+    return _Parts(cols, np.array([u for _, u in found], dtype=np.int64), 1 / counts[inverse], units)
 
 
 def label_evidence(
@@ -188,6 +216,7 @@ def label_evidence(
     *,
     features: Any = None,
     shown: tuple[str, ...] = FIELDS,
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, list[Unit]]:
     """The ``k`` units of ``record`` that weigh most for each of ``labels`` in ``model``, heaviest
     first.
@@ -199,24 +228,30 @@ def label_evidence(
         k: Units per label; only units with a positive weight are given, so fewer may come back.
         features: The record's feature row, when the caller has it (``model.features([record])``).
         shown: The fields evidence may come from (a stance target is read, never shown).
+        cache: Shared by the calls of one batch: each distinct word is analysed once.
 
     Returns:
         ``{label: [Unit, ...]}``; a word unit also counts the phrases it is part of separately.
     """
-    words = document_words(model, _fields(model, record))
+    parts = _parts(model, document_words(model, _fields(model, record), cache), cache)
     row = (features if features is not None else model.features([record])).tocsr()[0]
     out = {}
     for label in labels:
         if label not in model.labels:
             continue
-        units = _units(model, words, row, model.weights[model.labels.index(label)])
+        weights = parts.weights(row, model.weights[model.labels.index(label)])
         ranked = sorted(
-            (u for u in units.values() if u.weight > 0 and u.places[0][0] in shown),
-            key=lambda u: (-u.weight, u.places[0][1:]),
+            (u for u, w in enumerate(weights) if w > 0 and parts.units[u].places[0][0] in shown),
+            key=lambda u: (-weights[u], parts.units[u].places[0][1:]),
         )
-        for unit in ranked:
-            unit.places = [p for p in unit.places if p[0] in shown]
-        out[label] = ranked[:k]
+        out[label] = [
+            Unit(
+                parts.units[u].key,
+                float(weights[u]),
+                [p for p in parts.units[u].places if p[0] in shown],
+            )
+            for u in ranked[:k]
+        ]
     return out
 
 
@@ -233,10 +268,11 @@ def evidence_records(
     if not records:
         return []
     matrix = model.features(records)
+    cache: dict[str, Any] = {}  # one batch's words and their n-gram columns, analysed once
     out = []
     for i, (record, wanted) in enumerate(zip(records, labels)):
         raw = {name: value for name, value in _fields(model, record)}
-        found = label_evidence(model, record, wanted, k, features=matrix[i])
+        found = label_evidence(model, record, wanted, k, features=matrix[i], cache=cache)
         out.append({label: [u.as_record(raw) for u in units] for label, units in found.items()})
     return out
 
