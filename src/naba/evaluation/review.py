@@ -1,5 +1,4 @@
-"""``naba review``: the labelled rows most likely mislabelled, most suspect first, with their
-evidence.
+"""``naba review``: the labelled rows most likely mislabelled, most suspect first, with evidence.
 
 Out-of-fold probabilities come from k-fold of the sparse part
 (:class:`naba.sparse.SparseModel`, seconds per fold): each row is scored by
@@ -52,8 +51,7 @@ class MissingExtra(NabaError):
 
 @dataclass
 class ReviewOptions:
-    """How ``naba review`` scores rows: folds, seed, evidence per label, and whether every row is
-    kept."""
+    """How ``naba review`` scores rows: folds, seed, evidence per label, all rows or flagged."""
 
     folds: int = 5
     seed: int = 13
@@ -86,8 +84,7 @@ def _softmax(margins: np.ndarray, temperature: float) -> np.ndarray:
 def _folds(
     y: list[list[str]], labels: list[str], multi_label: bool, k: int, seed: int
 ) -> list[Any]:
-    """Row indices held out in each fold: stratified by label (single-label), shuffled
-    (multi-label)."""
+    """Row indices held out in each fold: stratified (single-label) or shuffled (multi-label)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     n = len(y)
@@ -150,8 +147,7 @@ def out_of_fold(
 def model_probabilities(
     model_dir: str | Path, records: list[dict[str, Any]], task: Task, options: ReviewOptions
 ) -> np.ndarray:
-    """A naba model's probabilities for the records (the scores its decision reads), in its label
-    order."""
+    """A naba model's probabilities for the records (what its decision reads), in label order."""
     from naba.infer.classifier import Classifier
 
     classifier = Classifier.load(model_dir, device=options.device)
@@ -167,8 +163,7 @@ def model_probabilities(
 def label_issues(
     gold: list[list[str]], probs: np.ndarray, labels: list[str], multi_label: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """cleanlab's verdict per row: flagged (``find_label_issues``) and suspicion (1 - label
-    quality)."""
+    """cleanlab's verdict per row: flagged (``find_label_issues``), suspicion (1 - quality)."""
     cleanlab = _cleanlab()
     ids = [[labels.index(g) for g in row] for row in gold]
     if multi_label:
@@ -307,8 +302,7 @@ def review_file(
     report_dir: str | Path | None = None,
     options: ReviewOptions | None = None,
 ) -> dict[str, Any]:
-    """:func:`review_records` on a labelled file: the rows to ``output`` (JSONL), the page to
-    ``report_dir``.
+    """:func:`review_records` on a file: rows to ``output`` (JSONL), the page to ``report_dir``.
 
     Returns:
         A summary: rows read, rows flagged, rows written, the output and report paths.

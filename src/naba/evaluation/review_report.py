@@ -1,5 +1,4 @@
-"""The HTML page of ``naba review --report``: the suspects with their evidence marked in the
-article.
+"""The HTML page of ``naba review --report``: suspects with their evidence marked in the article.
 
 In the style of the evaluation report (:mod:`naba.evaluation.report`): one
 self-contained page, Arabic right-to-left. Evidence for a suggested label is
@@ -29,8 +28,7 @@ mark.for { background: #c8f0c8; } mark.against { background: #ffe0a0; }
 
 
 def marked(text: str, spans: list[tuple[int, int, str]]) -> str:
-    """``text`` HTML-escaped, each ``(start, end, css_class)`` span in a ``<mark>`` (overlaps: the
-    first wins)."""
+    """``text`` HTML-escaped, each ``(start, end, css_class)`` span in a ``<mark>`` (first wins)."""
     out, last = [], 0
     for start, end, kind in sorted(spans):
         if start < last or end <= start:
@@ -44,8 +42,7 @@ def marked(text: str, spans: list[tuple[int, int, str]]) -> str:
 def marked_fields(
     record: dict[str, Any], evidence: dict[str, list[dict[str, Any]]], kinds: dict[str, str]
 ) -> str:
-    """A record's title (bold) and text, right-to-left, with the evidence of each label marked by
-    its kind."""
+    """A record's title (bold) and text with the evidence of each label marked by its kind."""
     parts = []
     for name in ("title", "text"):
         value = record.get(name)
@@ -142,8 +139,7 @@ In the text, <mark class="for">green</mark>: words that weigh for a suggested la
 def add_error_evidence(
     errors: list[dict[str, Any]], records: list[dict[str, Any]], model: Any, k: int = 5
 ) -> None:
-    """Give the evaluation report's most confident errors their evidence (``evidence`` and
-    ``evidence_html``).
+    """Give the evaluation report's most confident errors ``evidence`` and ``evidence_html``.
 
     For each error, the ``k`` words or phrases that weigh most in the sparse
     part for each predicted label (marked amber where the label is wrong) and

@@ -1,5 +1,4 @@
-"""Evidence for a label: the words and phrases of the article that weigh most for it in the sparse
-part.
+"""Evidence for a label: the article's words and phrases that weigh most for it in the sparse part.
 
 The sparse part (:class:`naba.sparse.SparseModel`) scores a label as a sum
 over n-gram features, ``weight x tf-idf``; each term of that sum is the part
@@ -40,8 +39,7 @@ FIELDS = ("title", "text")
 
 @dataclass
 class Unit:
-    """One evidence unit: a word, or a two-word phrase, with every place it occurs and its total
-    weight."""
+    """A word or a two-word phrase: every place it occurs and its weight for one label."""
 
     key: str  # the normalised tokens, space-joined
     weight: float = 0.0
@@ -50,8 +48,7 @@ class Unit:
     )  # (field, start, end) per occurrence, in reading order
 
     def as_record(self, raw: dict[str, str]) -> dict[str, Any]:
-        """The schema's evidence item: the first occurrence as written, where it is, the weight, the
-        count."""
+        """The schema's evidence item: its first occurrence as written, the weight, the count."""
         name, start, end = self.places[0]
         return {
             "text": raw[name][start:end],
@@ -75,8 +72,7 @@ class _Word:
 
 
 def _trim(raw: str, start: int, end: int) -> tuple[int, int]:
-    """The span without the punctuation at its edges (quotes, commas, brackets), unless nothing
-    would be left."""
+    """The span without punctuation at its edges (quotes, commas), unless nothing is left."""
 
     def keep(ch: str) -> bool:
         return ch.isalnum() or unicodedata.category(ch).startswith("M")
@@ -99,8 +95,7 @@ def _blank_markup(raw: str) -> str:
 def document_words(
     model: Any, fields: list[tuple[str, str]], cache: dict[str, Any] | None = None
 ) -> list[_Word]:
-    """The model's normalised words of ``fields`` (name, raw text), in order, each with its span
-    in the original field."""
+    """The model's normalised words of ``fields`` (name, raw text), in order, with their spans."""
     word_vectorizer = model.vectorizers["word"]
     preprocess, tokenize = (
         word_vectorizer.build_preprocessor(),
@@ -122,8 +117,7 @@ def document_words(
 
 
 def _fields(model: Any, record: dict[str, Any]) -> list[tuple[str, str]]:
-    """The fields the sparse part reads, in its order: stance the target then the text; topic the
-    title then the text."""
+    """The fields the sparse part reads, in order: (title,) text; stance: target, text."""
     if model.task == "stance":
         return [("target", record.get("target") or ""), ("text", record["text"])]
     title = record.get("title")
@@ -158,8 +152,10 @@ class _Parts:
 
 
 def _parts(model: Any, words: list[_Word], cache: dict[str, Any] | None = None) -> _Parts:
-    """Find every n-gram the model reads in ``words`` and the unit it belongs to: a word's character
-    n-grams and unigrams to the word, a word bigram to the two-word phrase."""
+    """Every n-gram the model reads in ``words``, with the unit it belongs to.
+
+    A word's character n-grams and unigrams belong to the word, a word bigram
+    to the two-word phrase."""
     columns = _columns(model)
     char_offset, char_vocab = columns["char"]
     word_offset, word_vocab = columns["word"]
@@ -218,8 +214,7 @@ def label_evidence(
     shown: tuple[str, ...] = FIELDS,
     cache: dict[str, Any] | None = None,
 ) -> dict[str, list[Unit]]:
-    """The ``k`` units of ``record`` that weigh most for each of ``labels`` in ``model``, heaviest
-    first.
+    """The ``k`` units of ``record`` that weigh most for each of ``labels``, heaviest first.
 
     Args:
         model: A fitted :class:`naba.sparse.SparseModel`.
@@ -258,8 +253,7 @@ def label_evidence(
 def evidence_records(
     model: Any, records: list[dict[str, Any]], labels: list[list[str]], k: int
 ) -> list[dict[str, list[dict[str, Any]]]]:
-    """For each record, ``{label: [evidence item, ...]}`` for its ``labels`` (the schema's
-    ``evidence`` value).
+    """For each record, ``{label: [evidence item, ...]}`` for its ``labels``.
 
     An item is ``{"text", "field", "start", "end", "weight", "count"}``: the
     unit as written at its first occurrence (``record[field][start:end]``),
@@ -293,8 +287,7 @@ def remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 def explained_part(task: Any, name: str) -> Any:
-    """The sparse part that evidence reads, for a task of a
-    :class:`naba.infer.classifier.Classifier`.
+    """The sparse part evidence reads, of a :class:`naba.infer.classifier.Classifier`'s task.
 
     Raises:
         NabaError: the task has no sparse part (a model trained with ``model.hybrid: false``).
@@ -312,8 +305,7 @@ def explained_part(task: Any, name: str) -> Any:
 def add_evidence(
     classifier: Any, prepared: Any, results: list[dict[str, Any]], k: int
 ) -> list[dict[str, Any]]:
-    """Give each chosen topic label and each stance entry of ``results`` its ``k`` pieces of
-    evidence.
+    """Give each chosen topic label and stance entry of ``results`` its ``k`` pieces of evidence.
 
     ``results[i]["topics"]["evidence"]`` becomes ``{label: [item, ...]}`` for
     the chosen labels; each stance entry gets ``"evidence": [item, ...]`` for
