@@ -258,3 +258,17 @@ def test_evaluation_report_marks_the_evidence_of_its_errors(
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     errors = page.split("<h2>Most confident errors</h2>")[1]
     assert "<td>" in errors and '<mark class="' in errors
+
+
+def test_a_target_word_in_the_text_counts_only_its_text_occurrences(stance_model) -> None:
+    """The target is read, never shown: its words are units of their own, apart from the text's."""
+    from naba.infer.evidence import _fields, _parts
+
+    record = {"target": NUCLEAR, "text": "نرفض الطاقة النووية لأنها خطر"}
+    words = document_words(stance_model, _fields(stance_model, record))
+    parts = _parts(stance_model, words)
+    # no unit spans the target and the text
+    assert all(len({p[0] for p in u.places}) == 1 for u in parts.units)
+    hidden = [u for u in parts.units if u.places[0][0] == "target"]
+    shown = [u for u in parts.units if u.places[0][0] == "text"]
+    assert {u.key for u in hidden} & {u.key for u in shown}  # the same words, two units
