@@ -95,6 +95,15 @@ def predict_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
+    explain: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=50,
+            help="Give each chosen topic label and stance entry its K words or phrases of the "
+            "article that weigh most for it in the sparse part (spans of the original text).",
+        ),
+    ] = 0,
     id_column: IdColumn = None,
     text_column: TextColumn = None,
     title_column: TitleColumn = None,
@@ -129,6 +138,7 @@ def predict_command(
             overwrite=overwrite,
             columns=cols,
             show_progress_bar=on_terminal(progress) and is_main_process(),
+            explain=explain,
         )
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1:

@@ -389,6 +389,10 @@ def evaluate_model(
         other = json.loads(other_path.read_text(encoding="utf-8"))
         metrics["compared_with"] = str(compare)
     errors = _confident_errors(records, gold, predicted, scores, spec.labels)
+    if spec.hybrid is not None:  # what in each article weighs for the wrong label (sparse part)
+        from naba.evaluation.review_report import add_error_evidence
+
+        add_error_evidence(errors, records, classifier.tasks[task].sparse)
     figures = _figures(spec.labels, gold, predicted, scores, spec.multi_label, metrics, baseline)
     with atomic_dir(report_dir, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(
@@ -663,7 +667,8 @@ def _html(
         f'<td>{e["confidence"]:.3f}</td><td class="ar" dir="rtl" lang="ar">'
         + (f"<b>{esc(e['target'])}</b> — " if e.get("target") else "")
         + (f"<b>{esc(e['title'])}</b><br>" if e.get("title") else "")
-        + f"{esc(e['snippet'])}</td></tr>"
+        + e.get("evidence_html", esc(e["snippet"]))
+        + "</td></tr>"
         for e in errors
     )
     return f"""<!doctype html>
@@ -673,6 +678,7 @@ body {{ font-family: system-ui, "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans",
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
 th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 560px; }}
 .ar {{ text-align: right; unicode-bidi: isolate; font-size: 1.05em; max-width: 40em; }}
+mark.for {{ background: #c8f0c8; }} mark.against {{ background: #ffe0a0; }}
 </style></head><body>
 <h1>Evaluation: {esc(metrics["task"])}</h1>
 <p>Model <code>{esc(metrics["model"])}</code> on <code>{esc(metrics["data"])}</code>: {metrics["n"]} examples, {esc(metrics["precision"])},

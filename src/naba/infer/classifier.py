@@ -648,6 +648,7 @@ class Classifier:
         threshold: float | None = None,
         show_progress_bar: bool | None = None,
         progress: Any = None,
+        explain: int = 0,
     ) -> list[dict[str, Any]]:
         """Run the model on articles from :meth:`prepare`; the results of :meth:`predict` (prediction records,
         :class:`naba.infer.schema.Prediction`), always a list.
@@ -656,9 +657,15 @@ class Classifier:
             progress: A tqdm bar counting articles (``naba predict``'s): advanced
                 batch by batch, in fractions of an article when several tasks
                 or targets share it, by ``len(prepared.records)`` in all.
+            explain: Evidence per chosen label: see :meth:`predict`.
         """
         from tqdm.auto import tqdm
 
+        if explain:  # a task without a sparse part is refused before the model runs
+            from naba.infer.evidence import explained_part
+
+            for name in prepared.tasks:
+                explained_part(self.tasks[name], name)
         records = prepared.records
         results = [_record_head(record) for record in records]
         if not records:
@@ -695,6 +702,10 @@ class Classifier:
                 if not_about is not None and not np.isnan(not_about[j]):
                     entry["relevance"] = round(1.0 - float(not_about[j]), 6)
                 results[i].setdefault("stance", []).append(entry)
+        if explain:
+            from naba.infer.evidence import add_evidence
+
+            add_evidence(self, prepared, results, explain)
         return results
 
     def predict(
@@ -707,6 +718,7 @@ class Classifier:
         batch_size: int = 32,
         threshold: float | None = None,
         show_progress_bar: bool | None = None,
+        explain: int = 0,
     ) -> Any:
         """Classify articles; one result per article, in input order.
 
@@ -729,6 +741,10 @@ class Classifier:
                 (more short articles, fewer long ones).
             threshold: Overrides every tuned multi-label threshold.
             show_progress_bar: Show a progress bar (default: off).
+            explain: Give each chosen topic label and each stance entry an
+                ``evidence`` list: the ``explain`` words or phrases of the article
+                that weigh most for it in the sparse part, as spans of the
+                original title or text (:mod:`naba.infer.evidence`). 0: none.
 
         Returns:
             Prediction records (:class:`naba.infer.schema.Prediction`, as plain
@@ -743,7 +759,7 @@ class Classifier:
             NabaError: an article is not a string or a record with a text; an
                 unknown task or one the model lacks; both ``targets`` and
                 ``all_targets``; ``tasks`` asks for stance only and no article
-                has a target.
+                has a target; ``explain`` for a task without a sparse part.
         """
         if isinstance(articles, (str, dict)):
             return self.predict(
@@ -754,6 +770,7 @@ class Classifier:
                 batch_size=batch_size,
                 threshold=threshold,
                 show_progress_bar=show_progress_bar,
+                explain=explain,
             )[0]
         prepared = self.prepare(articles, targets, tasks=tasks, all_targets=all_targets)
         if prepared.tasks == ["stance"] and prepared.records and not prepared.pairs:
@@ -765,6 +782,7 @@ class Classifier:
             batch_size=batch_size,
             threshold=threshold,
             show_progress_bar=show_progress_bar,
+            explain=explain,
         )
 
 

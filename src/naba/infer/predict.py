@@ -126,7 +126,12 @@ def iter_inputs(
 
 
 def _layout(
-    output: Path, classifier: Any, tasks: list[str], targets: list[str] | None, all_targets: bool
+    output: Path,
+    classifier: Any,
+    tasks: list[str],
+    targets: list[str] | None,
+    all_targets: bool,
+    explain: int = 0,
 ) -> tuple[list[str] | None, Any]:
     """A CSV output's columns, or a Parquet output's schema (:mod:`naba.infer.schema`): a column for each task that runs."""
     stance = classifier.tasks["stance"].spec if "stance" in classifier.tasks else None
@@ -134,9 +139,10 @@ def _layout(
     if output.name.endswith(".csv"):
         trained = stance.default_targets if stance is not None else []
         slots = stance_slots(targets, all_targets, trained)
-        return csv_columns(tasks, classifier.labels, slots, relevance=relevance), None
+        columns = csv_columns(tasks, classifier.labels, slots, bool(explain), relevance=relevance)
+        return columns, None
     if output.name.endswith(".parquet"):
-        return None, parquet_schema(tasks, classifier.labels, relevance=relevance)
+        return None, parquet_schema(tasks, classifier.labels, bool(explain), relevance=relevance)
     return None, None
 
 
@@ -356,6 +362,7 @@ class _Job:
     columns: ColumnsConfig | None
     fmt: str
     shard: tuple[int, int] | None
+    explain: int = 0
 
 
 def predict_files(
@@ -375,6 +382,7 @@ def predict_files(
     fmt: str = "auto",
     show_progress_bar: bool | None = None,
     shard: tuple[int, int] | None = None,
+    explain: int = 0,
 ) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
 
@@ -387,6 +395,7 @@ def predict_files(
             ``all_targets``) the model's trained targets; never otherwise.
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
             and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
+        explain: Evidence per chosen label (:meth:`Classifier.predict`'s ``explain``).
 
     Raises:
         InputError: unknown output type, an output that exists (without
@@ -423,6 +432,7 @@ def predict_files(
             "precision": classifier.precision,
             "tasks": selected,
             "all_targets": all_targets,
+            **({"explain": explain} if explain else {}),
         },
     )
     summary = PredictSummary(output=output, errors_path=errors_path)
@@ -457,6 +467,7 @@ def predict_files(
             columns=columns,
             fmt=fmt,
             shard=shard,
+            explain=explain,
         )
         try:
             _run(
@@ -510,7 +521,9 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
     """Classify the rows not yet done into the partial files, recording progress after every chunk."""
     classifier, shard = job.classifier, job.shard
     append = state["rows"] > 0
-    columns, schema = _layout(job.output, classifier, job.tasks, job.targets, job.all_targets)
+    columns, schema = _layout(
+        job.output, classifier, job.tasks, job.targets, job.all_targets, job.explain
+    )
     writer = _Writer(
         job.partials["output"], append, kind_of=job.output, columns=columns, schema=schema
     )
@@ -524,7 +537,11 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
                     records, job.targets, tasks=job.tasks, all_targets=job.all_targets
                 )
                 results = classifier.classify(
-                    prepared, batch_size=job.batch_size, threshold=job.threshold, progress=bar
+                    prepared,
+                    batch_size=job.batch_size,
+                    threshold=job.threshold,
+                    progress=bar,
+                    explain=job.explain,
                 )
             if (
                 shard is not None
@@ -627,6 +644,7 @@ def predict_sharded(
         classifier.selected_tasks(kwargs.get("tasks")),
         kwargs.get("targets"),
         kwargs.get("all_targets", False),
+        kwargs.get("explain", 0),
     )
     writer = _Writer(
         output.with_name(f".merging-{output.name}"), append=False, columns=columns, schema=schema

@@ -305,7 +305,12 @@ def create_app(
         articles = [a if isinstance(a, str) else a.as_article() for a in body.articles]
         try:
             results = await batcher.classify(
-                articles, body.targets, body.threshold, body.tasks, body.all_targets
+                articles,
+                body.targets,
+                body.threshold,
+                body.tasks,
+                body.all_targets,
+                body.explain,
             )
         except NabaError as exc:
             return JSONResponse({"detail": printable(str(exc))}, status_code=422)

@@ -52,8 +52,8 @@ class ServiceClosed(RuntimeError):
 @dataclass
 class _Job:
     articles: list[Any]
-    # (targets, threshold, tasks, all_targets): what may share a predict call
-    key: tuple[tuple[str, ...] | None, float | None, tuple[str, ...] | None, bool]
+    # (targets, threshold, tasks, all_targets, explain): what may share a predict call
+    key: tuple[tuple[str, ...] | None, float | None, tuple[str, ...] | None, bool, int]
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
 
@@ -159,6 +159,7 @@ class MicroBatcher:
         threshold: float | None = None,
         tasks: Sequence[str] | None = None,
         all_targets: bool = False,
+        explain: int = 0,
     ) -> list[dict[str, Any]]:
         """Classify one request's articles, sharing a predict call with concurrent requests.
 
@@ -174,6 +175,7 @@ class MicroBatcher:
             threshold,
             tuple(tasks) if tasks is not None else None,
             all_targets,
+            explain,
         )
         self._queue.put(_Job(list(articles), key, future, loop))
         if self._observer is not None:
@@ -230,7 +232,7 @@ class MicroBatcher:
         groups: dict[tuple, list[_Job]] = {}
         for job in jobs:
             groups.setdefault(job.key, []).append(job)
-        for (targets, threshold, tasks, all_targets), group in groups.items():
+        for (targets, threshold, tasks, all_targets, explain), group in groups.items():
             articles = [a for job in group for a in job.articles]
             try:
                 results = self._classifier.predict(
@@ -240,6 +242,7 @@ class MicroBatcher:
                     all_targets=all_targets,
                     batch_size=self._batch_size,
                     threshold=threshold,
+                    **({"explain": explain} if explain else {}),
                 )
             except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised in each waiting request
                 logger.debug("predict failed for %d requests", len(group), exc_info=True)

@@ -127,6 +127,14 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
         threshold: float | None = Field(
             default=None, ge=0.0, le=1.0, description="Overrides every tuned topic threshold."
         )
+        explain: int = Field(
+            default=0,
+            ge=0,
+            le=50,
+            description="Give each chosen topic label and each stance entry `evidence`: the K "
+            "words or phrases of the article that weigh most for it in the sparse part, as spans "
+            "of the original title or text. 0: none.",
+        )
 
         @field_validator("articles", mode="before")
         @classmethod
