@@ -47,6 +47,8 @@ STRATEGIES = ("diverse", "uncertainty", "random")
 # other hashtags, or a copy; below 0.6 they are different stories of one kind (two handball rounds).
 DUPLICATE = 0.7
 SHORTLIST = 10  # the diverse strategy clusters the 10 x n most uncertain articles (Zhdanov's beta)
+N_INIT = 5  # k-means runs from this many seeded starts, keeping the tightest: one start can leave a group
+# without a centre of its own and split another
 CLUSTER_FEATURES = 20_000  # of the n-grams two or more shortlisted articles share, the most frequent
 
 
@@ -239,7 +241,7 @@ def _clusters(space: Any, weights: np.ndarray, n: int, seed: int) -> np.ndarray:
     shared = np.flatnonzero(frequency >= 2)
     columns = np.sort(shared[np.argsort(-frequency[shared], kind="stable")[:CLUSTER_FEATURES]])
     points = normalize(space[:, columns]) if len(columns) >= 2 else space
-    model = KMeans(n_clusters=n, n_init=1, random_state=seed)
+    model = KMeans(n_clusters=n, n_init=N_INIT, random_state=seed)
     return model.fit_predict(points, sample_weight=np.clip(weights, 1e-3, None))
 
 
