@@ -66,7 +66,9 @@ def curve(train: list[dict], test: list[dict], strategy: str, seed: int, args) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder with train.jsonl, test.jsonl")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="folder with train.jsonl, test.jsonl"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--start", type=int, default=200)
     parser.add_argument("--step", type=int, default=100)
@@ -86,7 +88,9 @@ def main() -> None:
             if args.results:
                 args.results.write_text(json.dumps(vars(args) | {"curves": curves}, default=str))
     sizes = list(range(args.start, args.end + 1, args.step))
-    print(f"{args.data.name}: test macro-F1 of the sparse part, mean (spread) over seeds {args.seeds}")
+    print(
+        f"{args.data.name}: test macro-F1 of the sparse part, mean (spread) over seeds {args.seeds}"
+    )
     print("| labels | " + " | ".join(args.strategies) + " |")
     print("|---|" + "---|" * len(args.strategies))
     for k, size in enumerate(sizes):

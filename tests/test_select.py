@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from naba.cli import app
 from naba.config import NormalizationConfig
 from naba.infer.select import (
     TaskRule,
@@ -161,7 +157,9 @@ def test_diverse_never_chooses_two_near_duplicates() -> None:
 @pytest.mark.parametrize("strategy", ["diverse", "uncertainty", "random"])
 def test_the_same_seed_chooses_the_same_articles(strategy: str) -> None:
     records, table = grouped_pool(groups=4, per_group=15)
-    for record in records[::2]:  # ties: which of two equal articles comes first is the seed's choice
+    for record in records[
+        ::2
+    ]:  # ties: which of two equal articles comes first is the seed's choice
         table[record["id"]] = topic([0.5, 0.5, 0.0])
     scorer = FixedScorer(table, SINGLE)
     runs = [

@@ -49,7 +49,9 @@ DUPLICATE = 0.7
 SHORTLIST = 10  # the diverse strategy clusters the 10 x n most uncertain articles (Zhdanov's beta)
 N_INIT = 5  # k-means runs from this many seeded starts, keeping the tightest: one start can leave a group
 # without a centre of its own and split another
-CLUSTER_FEATURES = 20_000  # of the n-grams two or more shortlisted articles share, the most frequent
+CLUSTER_FEATURES = (
+    20_000  # of the n-grams two or more shortlisted articles share, the most frequent
+)
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,9 @@ def choose(
         return Choice([int(shortlist[i]) for i in kept], list(range(len(kept))))
     clusters = _clusters(space[kept], uncertainty[shortlist[kept]], n, seed)
     best: dict[int, int] = {}
-    for position, cluster in enumerate(clusters):  # kept is in uncertainty order: the first is the best
+    for position, cluster in enumerate(
+        clusters
+    ):  # kept is in uncertainty order: the first is the best
         best.setdefault(int(cluster), position)
     picks = sorted(best.values())[:n]
     return Choice([int(shortlist[kept[p]]) for p in picks], [int(clusters[p]) for p in picks])
@@ -307,13 +311,13 @@ def select_records(
 class ClassifierScorer:
     """A trained model as a scorer: :meth:`Classifier.predict` on each article (stance toward its own target)."""
 
-    def __init__(self, classifier: Any, tasks: Sequence[str] | str | None = None, batch_size: int = 32):
+    def __init__(
+        self, classifier: Any, tasks: Sequence[str] | str | None = None, batch_size: int = 32
+    ):
         self.classifier, self.batch_size = classifier, batch_size
         self.tasks = classifier.selected_tasks(tasks)
         self.rules = {
-            name: TaskRule(
-                list(spec.labels), bool(spec.multi_label), dict(spec.thresholds or {})
-            )
+            name: TaskRule(list(spec.labels), bool(spec.multi_label), dict(spec.thresholds or {}))
             for name, spec in ((t, classifier.tasks[t].spec) for t in self.tasks)
         }
         if "stance" in self.rules:
