@@ -181,3 +181,10 @@ def test_a_pool_of_copies_gives_fewer_articles_than_asked() -> None:
     records = [{"id": str(i), "text": "نص واحد مكرر في كل مكان"} for i in range(5)]
     scorer = FixedScorer({str(i): topic([0.6, 0.4, 0.0]) for i in range(5)}, SINGLE)
     assert len(select_records(records, scorer, 3).records) == 1
+
+
+def test_articles_without_a_word_are_still_chosen_by_uncertainty() -> None:
+    records = [{"id": str(i), "text": "🙂" * (i + 1)} for i in range(4)]
+    table = {str(i): topic([0.5 + 0.1 * i, 0.5 - 0.1 * i, 0.0]) for i in range(4)}
+    chosen = select_records(records, FixedScorer(table, SINGLE), 2)
+    assert [r["id"] for r in chosen.records] == ["0", "1"]

@@ -216,7 +216,10 @@ def choose(
     if strategy == "uncertainty" or not len(records):
         return Choice(order[:n].tolist())
     shortlist = order[: SHORTLIST * n * 3 // 2]  # room for the near-duplicates dropped
-    space = text_space([records[i] for i in shortlist], normalization)
+    try:
+        space = text_space([records[i] for i in shortlist], normalization)
+    except ValueError:  # not one word among them (emoji, punctuation): nothing to tell them apart by
+        return Choice(order[:n].tolist())
     kept = drop_duplicates(space, np.arange(len(shortlist)), SHORTLIST * n, similarity)
     if len(kept) <= n:
         return Choice([int(shortlist[i]) for i in kept], list(range(len(kept))))
