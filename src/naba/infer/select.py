@@ -29,7 +29,6 @@ one function for both.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -38,20 +37,19 @@ import numpy as np
 
 from naba.config import NormalizationConfig
 
-logger = logging.getLogger(__name__)
-
 Strategy = Literal["diverse", "uncertainty", "random"]
 STRATEGIES = ("diverse", "uncertainty", "random")
 # Word 1-2-gram TF-IDF cosine from which two articles are one story told twice: on ANT and ASND
-# (bench/journal/2026-12-06-selection.md) pairs from 0.7 up are the same event reworded, a retweet with
-# other hashtags, or a copy; below 0.6 they are different stories of one kind (two handball rounds).
+# (bench/near_duplicates.py, bench/journal/2026-12-06-selection.md) the pairs read from 0.7 up are the
+# same event reworded, a re-share with other hashtags, or a copy; between 0.5 and 0.7 some still are,
+# others are two stories of one kind (two rounds of a handball league, two cartoons), worth a label each.
 DUPLICATE = 0.7
 SHORTLIST = 10  # the diverse strategy clusters the 10 x n most uncertain articles (Zhdanov's beta)
-N_INIT = 5  # k-means runs from this many seeded starts, keeping the tightest: one start can leave a group
-# without a centre of its own and split another
-CLUSTER_FEATURES = (
-    20_000  # of the n-grams two or more shortlisted articles share, the most frequent
-)
+# k-means runs from this many seeded starts and keeps the tightest: from one start a group can be left
+# without a centre of its own while another is split in two.
+N_INIT = 5
+# k-means reads the n-grams that two or more shortlisted articles share, at most this many (the most frequent).
+CLUSTER_FEATURES = 20_000
 
 
 @dataclass(frozen=True)
