@@ -42,7 +42,9 @@ def main() -> None:
         band = np.flatnonzero((nearest >= t) & (nearest < t + 0.1))
         if len(band):
             a = int(band[0])
-            print(f"\n{nearest[a]:.3f}: {rows[a]['text'][:120]!r}\n       {rows[partner[a]]['text'][:120]!r}")
+            print(
+                f"\n{nearest[a]:.3f}: {rows[a]['text'][:120]!r}\n       {rows[partner[a]]['text'][:120]!r}"
+            )
 
 
 if __name__ == "__main__":

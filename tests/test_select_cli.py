@@ -102,7 +102,7 @@ def test_select_writes_label_studio_tasks_that_match_their_config(
             assert item["type"] == "choices" and item["to_name"] in objects
             assert set(item["value"]["choices"]) <= choices[item["from_name"]][2]
             result_ids.append(item["id"])
-        assert ("target" in t["data"]) == any(
+        assert bool(t["data"]["target"]) == any(
             r["from_name"] == "stance" for r in prediction["result"]
         )
     assert len(set(result_ids)) == len(result_ids)

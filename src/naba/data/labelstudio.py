@@ -63,13 +63,18 @@ def task(
     *,
     model_version: str,
     titles: bool = False,
+    targets: bool = False,
 ) -> dict[str, Any]:
-    """One Label Studio task: the article as ``data``, the model's labels as its one prediction."""
+    """One Label Studio task: the article as ``data``, the model's labels as its one prediction.
+
+    ``titles``, ``targets``: the configuration shows ``$title`` and ``$target``,
+    so every task has them (empty where the article has none).
+    """
     data: dict[str, Any] = {"id": record["id"], "text": record["text"]}
     if titles:
         data["title"] = record.get("title") or ""
-    if record.get("target"):
-        data["target"] = record["target"]
+    if targets or record.get("target"):
+        data["target"] = record.get("target") or ""
     result = []
     if "topics" in prediction:
         result.append(_choices(f"{record['id']}-topic", "topic", prediction["topics"]["labels"]))

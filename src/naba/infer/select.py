@@ -216,7 +216,9 @@ def choose(
     shortlist = order[: SHORTLIST * n * 3 // 2]  # room for the near-duplicates dropped
     try:
         space = text_space([records[i] for i in shortlist], normalization)
-    except ValueError:  # not one word among them (emoji, punctuation): nothing to tell them apart by
+    except (
+        ValueError
+    ):  # not one word among them (emoji, punctuation): nothing to tell them apart by
         return Choice(order[:n].tolist())
     kept = drop_duplicates(space, np.arange(len(shortlist)), SHORTLIST * n, similarity)
     if len(kept) <= n:

@@ -125,14 +125,13 @@ def write_selection(
         return
     if fmt == "label-studio":
         titles = any(r.get("title") for r in selection.records)
+        targets = any(r.get("target") for r in selection.records)
+        shown = {"titles": titles, "targets": targets}
         items: list[dict[str, Any]] = [
-            labelstudio.task(r, p, u, model_version=selection.model, titles=titles)
-            for r, p, u in rows
+            labelstudio.task(r, p, u, model_version=selection.model, **shown) for r, p, u in rows
         ]
         labels = {t: (rule.labels, rule.multi_label) for t, rule in selection.rules.items()}
-        config = labelstudio.labeling_config(
-            labels, titles=titles, targets=any(r.get("target") for r in selection.records)
-        )
+        config = labelstudio.labeling_config(labels, **shown)
         with atomic_file(config_path or side_path(output, "label_config.xml")) as handle:
             handle.write(config)
     else:
