@@ -74,10 +74,14 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=100)
     parser.add_argument("--end", type=int, default=1000)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--pool", type=int, help="sample this many training articles as the pool")
     parser.add_argument("--results", type=Path, help="write every curve as JSON here")
     parser.add_argument("--figure", type=Path, help="draw the curves into this PNG")
     args = parser.parse_args()
     train = load_records(args.data / "train.jsonl", "topic")
+    if args.pool:  # a seeded sample of the training split as the pool (the labels start in it too)
+        keep = np.random.default_rng(13).choice(len(train), args.pool, replace=False)
+        train = [train[i] for i in sorted(keep)]
     test = load_records(args.data / "test.jsonl", "topic")
     curves: dict[str, list[list[float]]] = {s: [] for s in args.strategies}
     for seed in args.seeds:
