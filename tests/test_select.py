@@ -188,3 +188,30 @@ def test_articles_without_a_word_are_still_chosen_by_uncertainty() -> None:
     table = {str(i): topic([0.5 + 0.1 * i, 0.5 - 0.1 * i, 0.0]) for i in range(4)}
     chosen = select_records(records, FixedScorer(table, SINGLE), 2)
     assert [r["id"] for r in chosen.records] == ["0", "1"]
+
+
+def test_the_sparse_scorer_gives_prediction_records_select_reads(small_data: dict) -> None:
+    from naba.data.records import load_records
+    from naba.infer.select import SparseScorer
+    from naba.sparse import SparseModel
+
+    models, pools = {}, {}
+    for task, name, multi in (("topic", "topic", True), ("stance", "stance", False)):
+        train = load_records(small_data[f"{name}_train"], task)
+        key = "topics" if task == "topic" else "stance"
+        labels = sorted({x for r in train for x in (r[key] if task == "topic" else [r[key]])})
+        models[task] = SparseModel(task, labels, multi).fit(train)
+        pools[task] = load_records(small_data[f"{name}_test"], task)[:6]
+    scorer = SparseScorer(models)
+    predictions = scorer.predict(pools["topic"] + pools["stance"])
+    assert all("topics" in p for p in predictions)
+    assert [("stance" in p) for p in predictions] == [False] * 6 + [True] * 6
+    for p in predictions[6:]:
+        (entry,) = p["stance"]
+        assert sum(entry["scores"].values()) == pytest.approx(1, abs=1e-4)
+        assert entry["label"] == max(entry["scores"], key=entry["scores"].get)
+    u = uncertainties(predictions, scorer.rules)
+    assert scorer.rules["topic"].multi_label and not scorer.rules["stance"].multi_label
+    assert ((u >= 0) & (u <= 1)).all() and len(u) == 12
+    chosen = select_records(pools["topic"] + pools["stance"], scorer, 4, seed=1)
+    assert len({r["id"] for r in chosen.records}) == 4
