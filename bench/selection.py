@@ -64,6 +64,39 @@ def curve(train: list[dict], test: list[dict], strategy: str, seed: int, args) -
         labelled |= {by_id[r["id"]] for r in chosen.records}
 
 
+def first_batch(train: list[dict], args) -> None:
+    """What each strategy's first batch holds: near-duplicate pairs, gold labels covered, uncertainty."""
+    from naba.infer.select import DUPLICATE, text_space
+
+    labels = sorted({t for r in train for t in r["topics"]})
+    print(f"first batch of {args.step} after {args.start} random labels, per seed {args.seeds}")
+    print(
+        "| strategy | near-duplicate pairs in the batch | gold labels covered | mean uncertainty |"
+    )
+    print("|---|---|---|---|")
+    rows: dict[str, list[tuple[int, int, float]]] = {s: [] for s in args.strategies}
+    for seed in args.seeds:
+        rng = np.random.default_rng(seed)
+        labelled = set(rng.choice(len(train), args.start, replace=False).tolist())
+        model = SparseModel("topic", labels, multi_label=False).fit([train[i] for i in labelled])
+        pool = [train[i] for i in range(len(train)) if i not in labelled]
+        for strategy in args.strategies:
+            chosen = select_records(
+                pool, SparseScorer({"topic": model}), args.step, strategy=strategy, seed=seed
+            )
+            space = text_space(chosen.records)
+            similarity = (space @ space.T).toarray()
+            pairs = int((np.triu(similarity, 1) >= DUPLICATE).sum())
+            covered = len({t for r in chosen.records for t in r["topics"]})
+            rows[strategy].append((pairs, covered, statistics.mean(chosen.uncertainty)))
+    for strategy, values in rows.items():
+        pairs, covered, u = zip(*values)
+        print(
+            f"| {strategy} | {' / '.join(map(str, pairs))} | {' / '.join(map(str, covered))} "
+            f"of {len(labels)} | {statistics.mean(u):.3f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -75,6 +108,9 @@ def main() -> None:
     parser.add_argument("--end", type=int, default=1000)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--pool", type=int, help="sample this many training articles as the pool")
+    parser.add_argument(
+        "--first-batch", action="store_true", help="only describe each strategy's first batch"
+    )
     parser.add_argument("--results", type=Path, help="write every curve as JSON here")
     parser.add_argument("--figure", type=Path, help="draw the curves into this PNG")
     args = parser.parse_args()
@@ -82,6 +118,9 @@ def main() -> None:
     if args.pool:  # a seeded sample of the training split as the pool (the labels start in it too)
         keep = np.random.default_rng(13).choice(len(train), args.pool, replace=False)
         train = [train[i] for i in sorted(keep)]
+    if args.first_batch:
+        first_batch(train, args)
+        return
     test = load_records(args.data / "test.jsonl", "topic")
     curves: dict[str, list[list[float]]] = {s: [] for s in args.strategies}
     for seed in args.seeds:
