@@ -215,3 +215,23 @@ def test_the_sparse_scorer_gives_prediction_records_select_reads(small_data: dic
     assert ((u >= 0) & (u <= 1)).all() and len(u) == 12
     chosen = select_records(pools["topic"] + pools["stance"], scorer, 4, seed=1)
     assert len({r["id"] for r in chosen.records}) == 4
+
+
+def test_label_studio_config_and_argilla_record_of_a_single_label_model() -> None:
+    import xml.etree.ElementTree as ET
+
+    from naba.data import argilla, labelstudio
+
+    config = labelstudio.labeling_config({"topic": (["sport", 'a "quoted" <label>'], False)})
+    (choices,) = ET.fromstring(config).iter("Choices")
+    assert choices.get("choice") == "single"
+    assert [c.get("value") for c in choices.iter("Choice")] == ["sport", 'a "quoted" <label>']
+    prediction = topic([0.7, 0.2, 0.1], ("sport", "economy", "health"))
+    record = argilla.record(
+        {"id": 7, "text": "نص"}, prediction, 0.5, agent="model", multi_label=False
+    )
+    assert record["id"] == "7" and record["fields"] == {"text": "نص"}
+    assert record["suggestions"] == {"topic": {"value": "sport", "score": 0.7, "agent": "model"}}
+    task = labelstudio.task({"id": 7, "text": "نص"}, prediction, 0.25, model_version="model")
+    assert task["predictions"][0]["score"] == 0.75
+    assert task["predictions"][0]["result"][0]["value"] == {"choices": ["sport"]}
