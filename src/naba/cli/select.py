@@ -41,6 +41,32 @@ class StrategyName(str, Enum):
     random = "random"
 
 
+FormatOption = Annotated[
+    OutputFormatName,
+    typer.Option(
+        "--format",
+        "-f",
+        help="jsonl; label-studio (tasks to import, and OUT.label_config.xml beside them); "
+        "argilla (records, suggestions included).",
+    ),
+]
+StrategyOption = Annotated[
+    StrategyName,
+    typer.Option(
+        help="diverse: the most uncertain of each cluster of the most uncertain, no two "
+        "near-duplicates; uncertainty: the most uncertain; random."
+    ),
+]
+SimilarityOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="TF-IDF cosine from which two articles count as near-duplicates (default 0.7).",
+    ),
+]
+
+
 @app.command("select")
 def select_command(
     model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
@@ -60,31 +86,10 @@ def select_command(
             help="Where to write them (.jsonl for jsonl, .json for label-studio and argilla).",
         ),
     ],
-    fmt: Annotated[
-        OutputFormatName,
-        typer.Option(
-            "--format",
-            "-f",
-            help="jsonl; label-studio (tasks to import, and OUT.label_config.xml beside them); "
-            "argilla (records, suggestions included).",
-        ),
-    ] = OutputFormatName.jsonl,
-    strategy: Annotated[
-        StrategyName,
-        typer.Option(
-            help="diverse: the most uncertain of each cluster of the most uncertain, no two "
-            "near-duplicates; uncertainty: the most uncertain; random."
-        ),
-    ] = StrategyName.diverse,
+    fmt: FormatOption = OutputFormatName.jsonl,
+    strategy: StrategyOption = StrategyName.diverse,
     seed: Annotated[int, typer.Option(help="Seed of every random choice (ties, k-means).")] = 0,
-    max_similarity: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="TF-IDF cosine from which two articles count as near-duplicates (default 0.7).",
-        ),
-    ] = None,
+    max_similarity: SimilarityOption = None,
     tasks: TasksOption = None,
     input_format: Annotated[
         InputFormatName | None,
