@@ -7,7 +7,7 @@ test split, and lets :func:`naba.infer.select.select_records` (the function
 ``naba select`` calls, here with a :class:`~naba.infer.select.SparseScorer`)
 choose the next ``--step`` articles from the rest of the training split,
 whose gold labels are then revealed. Prints one row per labelled-set size:
-each strategy's mean macro-F1 over the seeds (and its spread), then each
+each strategy's mean macro-F1 over the seeds (and its min-max), then each
 strategy's mean over the rounds after the first.
 
     python bench/selection.py --data ../shared/data/asnd --seeds 0 1 2 --figure docs/img/selection-asnd.png
@@ -132,7 +132,8 @@ def main() -> None:
                 args.results.write_text(json.dumps(vars(args) | {"curves": curves}, default=str))
     sizes = list(range(args.start, args.end + 1, args.step))
     print(
-        f"{args.data.name}: test macro-F1 of the sparse part, mean (spread) over seeds {args.seeds}"
+        f"{args.data.name}: test macro-F1 of the sparse part, mean (min-max) over seeds {args.seeds}; "
+        f"pool: {len(train)} training articles"
     )
     print("| labels | " + " | ".join(args.strategies) + " |")
     print("|---|" + "---|" * len(args.strategies))
