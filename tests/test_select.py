@@ -235,3 +235,24 @@ def test_label_studio_config_and_argilla_record_of_a_single_label_model() -> Non
     task = labelstudio.task({"id": 7, "text": "نص"}, prediction, 0.25, model_version="model")
     assert task["predictions"][0]["score"] == 0.75
     assert task["predictions"][0]["result"][0]["value"] == {"choices": ["sport"]}
+
+
+def test_select_files_names_an_unusable_pool_or_format(tmp_path) -> None:
+    from naba.errors import InputError
+    from naba.infer.select_files import select_files
+
+    scorer = FixedScorer({}, SINGLE)
+    blank = tmp_path / "pool.jsonl"
+    blank.write_text('{"id": "1", "text": " "}\n', encoding="utf-8")
+    with pytest.raises(
+        InputError, match=re.escape(f"{blank}: no article to choose from (1 rows, 1 unreadable)")
+    ):
+        select_files(scorer, [blank], tmp_path / "out.jsonl", 3)
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'none.jsonl'}: no such file")):
+        select_files(scorer, [tmp_path / "none.jsonl"], tmp_path / "out.jsonl", 3)
+    with pytest.raises(
+        InputError,
+        match=re.escape("format: expected one of jsonl, label-studio, argilla, found 'csv'"),
+    ):
+        select_files(scorer, [blank], tmp_path / "out.csv", 3, fmt="csv")  # type: ignore[arg-type]
+    assert not (tmp_path / "out.jsonl").exists()
