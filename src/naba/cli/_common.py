@@ -54,6 +54,7 @@ class ImportFormatName(str, Enum):
     csv = "csv"
     parquet = "parquet"
     hf = "hf"
+    label_studio = "label-studio"
 
 
 class InputFormatName(str, Enum):

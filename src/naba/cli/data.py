@@ -41,7 +41,7 @@ def data_import(
             "-f",
             help="Input format (auto: from each source's name: "
             ".jsonl/.csv/.tsv/.parquet, .tar.gz TREC, a folder "
-            "or .txt of raw pages).",
+            "or .txt of raw pages; label-studio: a Label Studio JSON export).",
         ),
     ] = ImportFormatName.auto,
     task: Annotated[TaskName, typer.Option(help="Record schema to produce.")] = TaskName.topic,

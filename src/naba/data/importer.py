@@ -23,7 +23,7 @@ from naba.data.trec import import_trec
 from naba.data.writers import dumps
 from naba.errors import InputError, Problem
 
-ImportFormat = Literal["auto", "page", "trec", "jsonl", "csv", "parquet", "hf"]
+ImportFormat = Literal["auto", "page", "trec", "jsonl", "csv", "parquet", "hf", "label-studio"]
 
 
 @dataclass
@@ -54,6 +54,10 @@ def iter_import(
         yield from import_pages(sources)
     elif fmt == "trec":
         yield from import_trec(sources)
+    elif fmt == "label-studio":
+        from naba.data.labelstudio import read_export
+
+        yield from read_export(sources, task, columns)
     else:
         for source in sources:
             if source.is_dir() and fmt != "hf":
