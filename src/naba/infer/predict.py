@@ -357,6 +357,7 @@ class _Job:
     columns: ColumnsConfig | None
     fmt: str
     shard: tuple[int, int] | None
+    target_descriptions: dict[str, str] | None = None  # --target ID=DESCRIPTION: this run's new targets
 
 
 def predict_files(
@@ -376,6 +377,7 @@ def predict_files(
     fmt: str = "auto",
     show_progress_bar: bool | None = None,
     shard: tuple[int, int] | None = None,
+    target_descriptions: dict[str, str] | None = None,
 ) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
 
@@ -388,6 +390,8 @@ def predict_files(
             ``all_targets``) the model's trained targets; never otherwise.
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
             and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
+        target_descriptions: ``{target: description}`` for targets this run names by an id
+            (``--target ID=DESCRIPTION``); as in :meth:`Classifier.predict`.
 
     Raises:
         InputError: unknown output type, an output that exists (without
@@ -424,6 +428,7 @@ def predict_files(
             "precision": classifier.precision,
             "tasks": selected,
             "all_targets": all_targets,
+            **({"target_descriptions": target_descriptions} if target_descriptions else {}),
         },
     )
     summary = PredictSummary(output=output, errors_path=errors_path)
@@ -458,6 +463,7 @@ def predict_files(
             columns=columns,
             fmt=fmt,
             shard=shard,
+            target_descriptions=target_descriptions,
         )
         try:
             _run(
@@ -522,7 +528,11 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
             results = []
             if records:
                 prepared = classifier.prepare(
-                    records, job.targets, tasks=job.tasks, all_targets=job.all_targets
+                    records,
+                    job.targets,
+                    tasks=job.tasks,
+                    all_targets=job.all_targets,
+                    target_descriptions=job.target_descriptions,
                 )
                 results = classifier.classify(
                     prepared, batch_size=job.batch_size, threshold=job.threshold, progress=bar
