@@ -1,4 +1,4 @@
-"""Stance target descriptions: a model trained on targets named by ids reads their descriptions, at every door."""
+"""Stance target descriptions: a model trained on id-named targets reads their descriptions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from conftest import subset, write_config
 from naba.cli import app
 from naba.config import ConfigError, load_config
 from naba.data.stats import file_stats, identifier_targets
-from naba.targets import (
+from naba.data.targets import (
     SEPARATOR,
     check_known,
     described,
@@ -88,7 +88,9 @@ def test_inline_map_takes_one_or_several_descriptions_and_collapses_spaces():
 def test_map_from_a_yaml_file_the_config_names(tmp_path: Path, tiny_encoder: Path, id_data):
     targets = tmp_path / "targets.yaml"
     targets.write_text("nuclear_power: الطاقة النووية\n", encoding="utf-8")
-    cfg = load_config(_stance_config(tmp_path / "c.yaml", tiny_encoder, id_data, targets=str(targets)))
+    cfg = load_config(
+        _stance_config(tmp_path / "c.yaml", tiny_encoder, id_data, targets=str(targets))
+    )
     assert load_target_descriptions(cfg.tasks.stance.targets) == {
         "nuclear_power": ["الطاقة النووية"]
     }
@@ -261,9 +263,9 @@ def test_all_targets_are_keyed_by_ids(clf):
 
 
 def test_a_new_id_with_a_description_for_one_call(clf):
-    new = clf.predict(
-        ARTICLE, targets=["atom"], target_descriptions={"atom": "الطاقة النووية"}
-    )["stance"][0]
+    new = clf.predict(ARTICLE, targets=["atom"], target_descriptions={"atom": "الطاقة النووية"})[
+        "stance"
+    ][0]
     known = clf.predict(ARTICLE, targets=["nuclear_power"])["stance"][0]
     assert new["target"] == "atom" and new["scores"] == known["scores"]
 
@@ -292,7 +294,9 @@ def _predict(model: Path, tmp_path: Path, output: str, *targets: str):
 
 
 def test_cli_predict_jsonl_keeps_the_user_names(described_model: Path, clf, tmp_path: Path):
-    result = _predict(described_model, tmp_path, "out.jsonl", "nuclear_power", "atom=الطاقة النووية")
+    result = _predict(
+        described_model, tmp_path, "out.jsonl", "nuclear_power", "atom=الطاقة النووية"
+    )
     assert result.exit_code == 0, result.output
     row = json.loads((tmp_path / "out.jsonl").read_text(encoding="utf-8"))
     assert [s["target"] for s in row["stance"]] == ["nuclear_power", "atom"]

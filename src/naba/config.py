@@ -105,7 +105,7 @@ class StanceDataConfig(TaskDataConfig):
         default=None,
         description="what the model reads for each target, as the data names it: "
         "{target: description or [descriptions]}, or a YAML file of that map "
-        "(see naba.targets); other targets are read as written",
+        "(see naba.data.targets); other targets are read as written",
     )
 
 

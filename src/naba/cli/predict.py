@@ -104,9 +104,9 @@ def predict_command(
     """Classify articles from files into JSONL, CSV or Parquet, in input order."""
     with user_errors(predict_left(output)):
         quiet_libraries()
+        from naba.data.targets import parse_target_options
         from naba.infer.classifier import Classifier
         from naba.infer.predict import predict_files
-        from naba.targets import parse_target_options
 
         targets, descriptions = parse_target_options(target or [])
         cols = columns(id_column, text_column, title_column, None, target_column, None)

@@ -10,9 +10,9 @@ from typing import Any
 
 from naba.config import ColumnsConfig
 from naba.data.records import Task, iter_records, labels_of
+from naba.data.targets import looks_like_identifier, mostly_arabic
 from naba.data.validate import text_digest
 from naba.errors import Problem
-from naba.targets import looks_like_identifier, mostly_arabic
 from naba.text import dedup_key, word_count
 
 
@@ -30,11 +30,11 @@ def _describe(values: list[int]) -> dict[str, float]:
 
 
 def identifier_targets(records: Iterable[dict[str, Any]]) -> list[str]:
-    """Stance targets that look like identifiers (``women_driving``) in data whose texts are mostly Arabic.
+    """Stance targets that look like identifiers (``women_driving``) in mostly Arabic data.
 
     An Arabic encoder reads such an id as vocabulary fragments, and the
     relevance overlap never finds it in an Arabic text: describe each in
-    ``tasks.stance.targets`` (:mod:`naba.targets`). ``naba data stats`` flags them.
+    ``tasks.stance.targets`` (:mod:`naba.data.targets`). ``naba data stats`` flags them.
 
     Returns:
         The identifier-like targets, sorted; empty when the texts are not mostly Arabic.

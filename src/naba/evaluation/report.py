@@ -374,9 +374,8 @@ def evaluate_model(
     }
     baseline = None
     if baseline_train is not None:
+        from naba.data.targets import described
         from naba.evaluation.baseline import TfidfBaseline
-
-        from naba.targets import described
 
         # the baseline reads the targets as the model does (naba.json's target_descriptions)
         read = spec.target_descriptions if task == "stance" else None

@@ -582,13 +582,13 @@ class Classifier:
         pairs: Sequence[tuple[int, str]],
         target_descriptions: Mapping[str, str | Sequence[str]] | None = None,
     ) -> list[tuple[int, str]]:
-        """Stance ``(article index, target)`` pairs as the model reads them (:func:`naba.targets.read_target`).
+        """Stance ``(article index, target)`` pairs as the model reads them.
 
         A target the model has a description for (``target_descriptions`` in
         ``naba.json``), or that ``target_descriptions`` describes for this call,
         reads as its description; any other is read as written.
         """
-        from naba.targets import read_target
+        from naba.data.targets import read_target
 
         known = dict(self.tasks["stance"].spec.target_descriptions)
         for target, value in (target_descriptions or {}).items():
@@ -755,7 +755,7 @@ class Classifier:
             show_progress_bar: Show a progress bar (default: off).
             target_descriptions: ``{target: description or [descriptions]}`` for
                 this call: new targets named by an id, or another reading of a known
-                one (:mod:`naba.targets`).
+                one (:mod:`naba.data.targets`).
 
         Returns:
             Prediction records (:class:`naba.infer.schema.Prediction`, as plain

@@ -357,7 +357,9 @@ class _Job:
     columns: ColumnsConfig | None
     fmt: str
     shard: tuple[int, int] | None
-    target_descriptions: dict[str, str] | None = None  # --target ID=DESCRIPTION: this run's new targets
+    target_descriptions: dict[str, str] | None = (
+        None  # --target ID=DESCRIPTION: this run's new targets
+    )
 
 
 def predict_files(

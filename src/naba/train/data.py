@@ -31,7 +31,7 @@ class TaskData:
     unrelated: dict[str, Any] | None = None
     unrelated_pairs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Stance: tasks.stance.targets ({target: [descriptions]}); the splits hold what the model reads
-    # (naba.targets.described), default_targets and the manifest the targets as the data names them.
+    # (naba.data.targets.described); default_targets and the manifest the targets as named.
     target_descriptions: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -182,13 +182,13 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
 def _target_descriptions(
     config: NabaConfig, splits: dict[str, list[dict[str, Any]]]
 ) -> dict[str, list[str]]:
-    """Read tasks.stance.targets, check its ids against the data, and put the descriptions in the splits.
+    """Read tasks.stance.targets, check its ids against the data, put the descriptions in the splits.
 
     Raises:
         ConfigError: an unreadable map, an empty description, or an id no split has.
     """
     from naba.data.stats import identifier_targets
-    from naba.targets import check_known, described, load_target_descriptions
+    from naba.data.targets import check_known, described, load_target_descriptions
 
     cfg = config.tasks.stance
     descriptions = load_target_descriptions(cfg.targets)

@@ -205,10 +205,10 @@ def unlabeled_records(
         raise InputError(
             "--unlabeled: the stance data has no targets to pair unlabeled articles with"
         )
-    from naba.targets import read_target
+    from naba.data.targets import read_target
 
     rng = random.Random(seed)
-    return [  # the splits read descriptions (naba.targets.described): so do these pairs
+    return [  # the splits read descriptions (naba.data.targets.described): so do these pairs
         {
             "id": f"unlabeled-{i}",
             "target": read_target(rng.choice(targets), task_data.target_descriptions),

@@ -32,7 +32,7 @@ import yaml
 from naba.config import ConfigError
 
 SEPARATOR = " ، "  # between the descriptions of one target (an Arabic comma)
-# A target that looks like an identifier: Latin letters, digits, "_", "-" or "." and no space, one letter at least.
+# An identifier-like target: Latin letters, digits, "_", "-" or "." (one letter at least), no space.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.\-]*[A-Za-z][A-Za-z0-9_.\-]*")
 _ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -41,7 +41,7 @@ TargetDescriptions = dict[str, list[str]]
 
 
 def _clean(target: str, value: Any, source: str) -> list[str]:
-    """One target's descriptions as a list of non-empty strings, or a :class:`ConfigError` naming it."""
+    """One target's descriptions as non-empty strings, or a :class:`ConfigError` naming it."""
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ConfigError(
@@ -60,7 +60,7 @@ def _clean(target: str, value: Any, source: str) -> list[str]:
 def load_target_descriptions(
     spec: Mapping[str, Any] | str | Path | None, source: str = "tasks.stance.targets"
 ) -> TargetDescriptions:
-    """The target map of a config: inline (``{id: description or [descriptions]}``) or a YAML file it names.
+    """A config's target map: inline (``{id: description or [descriptions]}``) or a YAML file.
 
     Args:
         spec: ``tasks.stance.targets``: a mapping, a path to a YAML mapping, or None.
@@ -120,20 +120,22 @@ def read_target(target: str, descriptions: Mapping[str, Sequence[str]] | None) -
 def described(
     records: Sequence[dict[str, Any]], descriptions: Mapping[str, Sequence[str]] | None
 ) -> list[dict[str, Any]]:
-    """Stance records as the model reads them: each described target replaced by its description (copies)."""
+    """Stance records as the model reads them: described targets replaced (copies)."""
     if not descriptions:
         return list(records)
     return [
-        {**r, "target": read_target(r["target"], descriptions)} if r["target"] in descriptions else r
+        {**r, "target": read_target(r["target"], descriptions)}
+        if r["target"] in descriptions
+        else r
         for r in records
     ]
 
 
 def parse_target_option(value: str) -> tuple[str, str | None]:
-    """A ``--target`` value: ``ID=DESCRIPTION`` (a new id and what to read for it) or a target as is.
+    """A ``--target`` value: ``ID=DESCRIPTION`` (a new id and what to read) or a target as is.
 
     Returns:
-        ``(target, description)``; ``description`` is None for a plain target (a known id or free text).
+        ``(target, description)``; ``description`` is None for a plain target (an id, free text).
 
     Raises:
         ConfigError: a value with ``=`` and an empty id or description.
@@ -167,7 +169,7 @@ def parse_target_options(values: Sequence[str]) -> tuple[list[str], dict[str, st
 
 
 def looks_like_identifier(target: str) -> bool:
-    """Whether a target reads like an identifier (Latin letters, digits, ``_``, no spaces): ``women_driving``."""
+    """Whether a target looks like an identifier (Latin letters, digits, ``_``, no spaces)."""
     return bool(_IDENTIFIER.fullmatch(target.strip()))
 
 
