@@ -1,20 +1,31 @@
 """Stance targets named by ids against the same targets described: encoder, sparse part and hybrid.
 
-    python bench/targets.py ids=runs/bench/stancex-ids described=runs/bench/stancex-described \\
-        --test ../shared/data/arabicstancex/test.jsonl --limit 1000
+    python bench/targets.py sparse ids=configs/stancex.yaml described=configs/stancex-described.yaml
+    python bench/targets.py models ids=runs/bench/stancex-ids described=runs/bench/stancex-described \\
+        --limit 1000
 
-Each ``NAME=MODEL`` is a hybrid stance model directory trained on the same
-data and settings, with or without ``tasks.stance.targets``
-(``configs/stancex.yaml`` and ``configs/stancex-described.yaml``). The test
-rows and the unrelated pairs are the same for every model: the data names its
-targets by ids and each model reads what it was trained to read (a described
-model the descriptions in its ``naba.json``). Prints two Markdown tables:
+``sparse`` fits the sparse part and its relevance detector as training does
+(the real training pairs; dev carved and unrelated pairs generated as the
+config says) for each ``NAME=CONFIG``, on the full data, and scores every test
+row and one unrelated pair per test text (the same pairs for every config:
+drawn on the data's own target names, then read as each config reads them).
+It prints the test macro-F1, relevance (the share of unrelated pairs labelled
+neutral), the detector's verdicts, and how often a real pair's text holds a
+word of the target as the model reads it (what the overlap part looks for).
+
+``models`` scores hybrid stance models (``NAME=MODEL``) trained on the same
+data and settings, with or without ``tasks.stance.targets``. The test rows and
+unrelated pairs are the same for every model: the data names its targets by
+ids and each model reads what it was trained to read (a described model the
+descriptions in its ``naba.json``). Two Markdown tables:
 
 - the three parts on ``--limit`` evenly spaced test rows (encoder, sparse
-  part, hybrid as chosen on dev): macro-F1, and relevance, the share of
-  unrelated pairs (each text with another of the data's targets, generated
-  as ``naba evaluate`` does, one per text) labelled neutral;
-- the sparse part alone (fast) on every test row and as many unrelated pairs.
+  part, hybrid as chosen on dev): macro-F1, and relevance on unrelated pairs
+  (each text with another of the data's targets, generated as ``naba
+  evaluate`` does, one per text);
+- the sparse part alone on every test row and as many unrelated pairs.
+
+``--test`` defaults to ArabicStanceX's test split in ``../shared/data``.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+DEFAULT_TEST = Path("../shared/data/arabicstancex/test.jsonl")
 
 
 def _rows(records: list[dict[str, Any]], n: int | None) -> list[dict[str, Any]]:
@@ -60,31 +73,86 @@ def _sparse_probabilities(clf: Any, records: list[dict[str, Any]]) -> np.ndarray
     return blend(None, margins, 0.0, task.spec.hybrid["sparse_temperature"], False)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("models", nargs="+", help="NAME=MODEL_DIR")
-    parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--limit", type=int, default=1000, help="test rows the encoder scores")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
-    if not args.test.exists():
-        print(
-            f"skipped: {args.test} not found (../shared/data is only on the developers' machines)"
-        )
-        return 0
+def _macro_f1(scores: np.ndarray, gold: list[list[str]], labels: list[str]) -> float:
+    from naba.evaluation.metrics import classification_metrics
 
+    predicted = [[labels[i]] for i in scores.argmax(axis=1)]
+    return classification_metrics(gold, predicted, labels, False)["macro_f1"]
+
+
+def _sparse_row(name: str, config_path: str, pairs: list[dict[str, Any]]) -> str:
+    """Fit one config's sparse part and detector on the full data; a Markdown row of its test scores."""
+    from naba.config import load_config
+    from naba.data.targets import described
+    from naba.encoding import document_text
+    from naba.sparse import SparseModel, relevance_features
+    from naba.train.data import add_unrelated_pairs, load_task_data
+    from naba.train.hybrid import fit_detector
+
+    config = load_config(config_path)
+    start = time.perf_counter()
+    data = load_task_data(config, "stance")
+    add_unrelated_pairs(data, config)
+    generated = data.unrelated["pairs"]["train"]
+    train = data.splits["train"][: len(data.splits["train"]) - generated]
+    sparse = SparseModel("stance", data.labels, False, config.normalization).fit(train)
+    fit_detector(sparse, data, config)
+    fit_seconds = time.perf_counter() - start
+    test, unrelated = data.splits["test"], described(pairs, data.target_descriptions)
+    f1 = _macro_f1(sparse.margins(test), [[r["stance"]] for r in test], data.labels)
+    neutral = data.labels.index(data.unrelated["label"])
+    relevance = float(np.mean(sparse.margins(unrelated).argmax(axis=1) == neutral))
+    u_real, u_unrelated = (
+        sparse.unrelated_probability(test),
+        sparse.unrelated_probability(unrelated),
+    )
+    norm = config.normalization
+    missing = relevance_features(
+        [document_text(r["target"], norm) for r in test],
+        [document_text(r["text"], norm) for r in test],
+        ["no_target_word_in_text"],
+    )[:, 0]
+    detector = sparse.detector or {}
+    overlap = detector.get("overlap")
+    return (
+        f"| {name} | {len(data.target_descriptions)} | {f1:.3f} | {relevance:.3f} | "
+        f"{np.mean(u_unrelated >= 0.5):.3f} | {np.mean(u_real < 0.5):.3f} | "
+        f"{detector.get('dev_log_loss')} | {overlap['dev_log_loss'] if overlap else 'none'} | "
+        f"{1 - np.mean(missing):.3f} | {len(test)} / {len(unrelated)} | {fit_seconds:.0f} |"
+    )
+
+
+def sparse_only(items: list[str], test: Path) -> None:
+    """The ``sparse`` mode: one row per ``NAME=CONFIG``."""
+    from naba.config import NormalizationConfig
+    from naba.data.records import load_records
+    from naba.data.unrelated import unrelated_pairs
+
+    records = load_records(test, "stance")
+    pairs = unrelated_pairs(records, "none", NormalizationConfig(), ratio=1.0, seed=13)
+    rows = [_sparse_row(*item.split("=", 1), pairs) for item in items]
+    print(
+        "| config | described targets | sparse macro-F1 (test) | relevance (unrelated pairs "
+        "labelled neutral) | detector: unrelated pairs judged not about | detector: real pairs "
+        "judged about | detector dev log-loss | overlap part dev log-loss | real pairs whose "
+        "text holds a target word | test rows / unrelated pairs | fit seconds |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+def models(items: list[str], test: Path, limit: int, threads: int | None) -> None:
+    """The ``models`` mode: the parts of each trained model, then its sparse part on all of test."""
     from naba.data.records import load_records
     from naba.data.unrelated import unrelated_pairs
     from naba.infer.classifier import Classifier
 
-    records = load_records(args.test, "stance")
-    rows = _rows(records, args.limit)
+    records = load_records(test, "stance")
+    rows = _rows(records, limit)
     parts_table, sparse_table = [], []
-    for item in args.models:
+    for item in items:
         name, _, model_dir = item.partition("=")
-        clf = Classifier.load(model_dir, threads=args.threads)
+        clf = Classifier.load(model_dir, threads=threads)
         spec = clf.tasks["stance"].spec
         label, norm = spec.unrelated["label"], clf.manifest.normalization
         pairs = unrelated_pairs(rows, label, norm, ratio=1.0, seed=13)
@@ -119,6 +187,27 @@ def main() -> int:
     print("| model | sparse part macro-F1 (all test) | relevance | test rows / pairs | seconds |")
     print("|---|---|---|---|---|")
     print("\n".join(sparse_table))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["sparse", "models"])
+    parser.add_argument("items", nargs="+", help="NAME=CONFIG (sparse) or NAME=MODEL_DIR (models)")
+    parser.add_argument("--test", type=Path, default=DEFAULT_TEST)
+    parser.add_argument("--limit", type=int, default=1000, help="test rows the encoder scores")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if not args.test.exists():
+        print(
+            f"skipped: {args.test} not found (../shared/data is only on the developers' machines)"
+        )
+        return 0
+    if args.mode == "sparse":
+        sparse_only(args.items, args.test)
+    else:
+        models(args.items, args.test, args.limit, args.threads)
     return 0
 
 
