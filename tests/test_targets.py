@@ -391,3 +391,27 @@ def test_training_on_ids_with_descriptions_is_training_on_the_descriptions(
 
 def _text(record: dict) -> str:
     return DESCRIPTIONS.get(record["target"], record["target"])
+
+
+def test_the_sparse_detector_learns_the_descriptions(clf):
+    from naba.encoding import document_text
+
+    detector = clf.tasks["stance"].sparse.detector
+    norm = clf.manifest.normalization
+    assert {document_text(t, norm) for t in DESCRIPTIONS.values()} <= set(detector["targets"])
+    assert not set(IDS.values()) & set(detector["targets"])
+
+
+def test_blend_refits_on_the_descriptions_and_keeps_the_map(described_model: Path, tmp_path):
+    import shutil
+
+    from naba.train.hybrid import blend_model
+
+    model = tmp_path / "model"
+    shutil.copytree(described_model, model)
+    fitted = blend_model(model)
+    assert "الطاقة النووية" in fitted["stance"]["detector"]["targets"]
+    manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
+    assert manifest["tasks"]["stance"]["target_descriptions"] == {
+        k: [v] for k, v in DESCRIPTIONS.items()
+    }
