@@ -240,6 +240,8 @@ def test_the_map_is_in_the_model_directory(described_model: Path):
     assert sorted(stance["default_targets"]) == sorted(IDS.values())  # as the user named them
     config = json.loads((described_model / "stance" / "config.json").read_text(encoding="utf-8"))
     assert config["target_descriptions"] == expected
+    card = (described_model / "README.md").read_text(encoding="utf-8")
+    assert "nuclear_power: الطاقة النووية" in card
 
 
 def test_the_model_reads_the_description_of_a_known_id(clf):
