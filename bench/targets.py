@@ -80,10 +80,13 @@ def _macro_f1(scores: np.ndarray, gold: list[list[str]], labels: list[str]) -> f
     return classification_metrics(gold, predicted, labels, False)["macro_f1"]
 
 
-def _sparse_row(name: str, config_path: str, pairs: list[dict[str, Any]]) -> str:
-    """Fit one config's sparse part and detector on the full data; a Markdown row of its test scores."""
+def _sparse_row(
+    name: str, config_path: str, pairs: list[dict[str, Any]], hold_out: frozenset[str]
+) -> str:
+    """Fit one config's sparse part and detector on the full data (less ``hold_out``'s targets in
+    train and dev); a Markdown row of its test scores (only ``hold_out``'s targets where given)."""
     from naba.config import load_config
-    from naba.data.targets import described
+    from naba.data.targets import described, read_target
     from naba.encoding import document_text
     from naba.sparse import SparseModel, relevance_features
     from naba.train.data import add_unrelated_pairs, load_task_data
@@ -92,6 +95,9 @@ def _sparse_row(name: str, config_path: str, pairs: list[dict[str, Any]]) -> str
     config = load_config(config_path)
     start = time.perf_counter()
     data = load_task_data(config, "stance")
+    held = {read_target(t, data.target_descriptions) for t in hold_out}
+    for split in ("train", "dev"):  # targets never seen in training: as if named at prediction
+        data.splits[split] = [r for r in data.splits[split] if r["target"] not in held]
     add_unrelated_pairs(data, config)
     generated = data.unrelated["pairs"]["train"]
     train = data.splits["train"][: len(data.splits["train"]) - generated]
@@ -99,6 +105,9 @@ def _sparse_row(name: str, config_path: str, pairs: list[dict[str, Any]]) -> str
     fit_detector(sparse, data, config)
     fit_seconds = time.perf_counter() - start
     test, unrelated = data.splits["test"], described(pairs, data.target_descriptions)
+    if held:
+        test = [r for r in test if r["target"] in held]
+        unrelated = [r for r in unrelated if r["target"] in held]
     f1 = _macro_f1(sparse.margins(test), [[r["stance"]] for r in test], data.labels)
     neutral = data.labels.index(data.unrelated["label"])
     relevance = float(np.mean(sparse.margins(unrelated).argmax(axis=1) == neutral))
@@ -114,15 +123,16 @@ def _sparse_row(name: str, config_path: str, pairs: list[dict[str, Any]]) -> str
     )[:, 0]
     detector = sparse.detector or {}
     overlap = detector.get("overlap")
+    answers = np.mean(~np.isnan(np.concatenate([u_real, u_unrelated])))
     return (
-        f"| {name} | {len(data.target_descriptions)} | {f1:.3f} | {relevance:.3f} | "
+        f"| {name} | {len(data.target_descriptions)} | {f1:.3f} | {relevance:.3f} | {answers:.3f} | "
         f"{np.mean(u_unrelated >= 0.5):.3f} | {np.mean(u_real < 0.5):.3f} | "
         f"{detector.get('dev_log_loss')} | {overlap['dev_log_loss'] if overlap else 'none'} | "
         f"{1 - np.mean(missing):.3f} | {len(test)} / {len(unrelated)} | {fit_seconds:.0f} |"
     )
 
 
-def sparse_only(items: list[str], test: Path) -> None:
+def sparse_only(items: list[str], test: Path, hold_out: frozenset[str] = frozenset()) -> None:
     """The ``sparse`` mode: one row per ``NAME=CONFIG``."""
     from naba.config import NormalizationConfig
     from naba.data.records import load_records
@@ -130,14 +140,14 @@ def sparse_only(items: list[str], test: Path) -> None:
 
     records = load_records(test, "stance")
     pairs = unrelated_pairs(records, "none", NormalizationConfig(), ratio=1.0, seed=13)
-    rows = [_sparse_row(*item.split("=", 1), pairs) for item in items]
+    rows = [_sparse_row(*item.split("=", 1), pairs, hold_out) for item in items]
     print(
         "| config | described targets | sparse macro-F1 (test) | relevance (unrelated pairs "
-        "labelled neutral) | detector: unrelated pairs judged not about | detector: real pairs "
+        "labelled neutral) | detector answers | detector: unrelated pairs judged not about | detector: real pairs "
         "judged about | detector dev log-loss | overlap part dev log-loss | real pairs whose "
         "text holds a target word | test rows / unrelated pairs | fit seconds |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
@@ -198,6 +208,12 @@ def main() -> int:
     parser.add_argument("--test", type=Path, default=DEFAULT_TEST)
     parser.add_argument("--limit", type=int, default=1000, help="test rows the encoder scores")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--hold-out",
+        default="",
+        help="sparse: comma-separated targets (as the data names them) left out of train and "
+        "dev; test scores only them: targets the detector meets first at prediction",
+    )
     args = parser.parse_args()
     if not args.test.exists():
         print(
@@ -205,7 +221,7 @@ def main() -> int:
         )
         return 0
     if args.mode == "sparse":
-        sparse_only(args.items, args.test)
+        sparse_only(args.items, args.test, frozenset(filter(None, args.hold_out.split(","))))
     else:
         models(args.items, args.test, args.limit, args.threads)
     return 0
