@@ -377,10 +377,14 @@ def test_training_on_ids_with_descriptions_is_training_on_the_descriptions(
     from naba.infer.classifier import Classifier
     from naba.train.trainer import train
 
-    arabic = {
-        split: subset(path, tmp_path / path.name, 10_000, lambda r: {**r, "target": _text(r)})
-        for split, path in id_data.items()
-    }
+    arabic = {}
+    for split, path in id_data.items():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        arabic[split] = tmp_path / path.name
+        arabic[split].write_text(
+            "".join(json.dumps({**r, "target": _text(r)}, ensure_ascii=False) + "\n" for r in rows),
+            encoding="utf-8",
+        )
     model = train(
         load_config(_stance_config(tmp_path / "c.yaml", tiny_encoder, arabic)),
         tmp_path / "model",
