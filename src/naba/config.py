@@ -101,6 +101,12 @@ class StanceDataConfig(TaskDataConfig):
         + ", ".join(NEUTRAL_LABELS)
         + " among the labels)",
     )
+    targets: dict[str, str | list[str]] | Path | None = Field(
+        default=None,
+        description="what the model reads for each target, as the data names it: "
+        "{target: description or [descriptions]}, or a YAML file of that map "
+        "(see naba.data.targets); other targets are read as written",
+    )
 
 
 class WindowConfig(_Section):

@@ -51,6 +51,9 @@ class TaskManifest(BaseModel):
     default_targets: list[
         str
     ] = []  # stance: the targets trained on; scored only when asked (all_targets)
+    # stance: what the model reads for each target named by an id ({target: [descriptions]},
+    # tasks.stance.targets; naba.data.targets): inference reads a known target's description
+    target_descriptions: dict[str, list[str]] = {}
     # stance: the generated unrelated pairs ({label, ratio, pairs per split, sources}); None: trained without them
     unrelated: dict[str, Any] | None = None
     # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it

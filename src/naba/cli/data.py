@@ -238,3 +238,10 @@ def data_stats(
         typer.echo(f"tokens: {stats['tokens']}")
     if "targets" in stats:
         typer.echo(f"targets: {stats['targets']}")
+    if stats.get("identifier_targets"):
+        err(
+            f"note: {len(stats['identifier_targets'])} targets look like identifiers in Arabic "
+            f"data ({', '.join(stats['identifier_targets'][:5])}"
+            f"{', ...' if len(stats['identifier_targets']) > 5 else ''}): an Arabic model reads "
+            "them as fragments; describe them in tasks.stance.targets (docs/guides/targets.md)"
+        )

@@ -53,8 +53,9 @@ def predict_command(
         typer.Option(
             "--target",
             help="Stance target to score every article against "
-            "(repeatable). Without it, stance is scored only toward each row's "
-            "own target column, or with --all-targets.",
+            "(repeatable): a target the model describes (its description is read), free "
+            "text, or ID=DESCRIPTION for a new id. Without it, stance is scored only toward "
+            "each row's own target column, or with --all-targets.",
         ),
     ] = None,
     all_targets: AllTargets = False,
@@ -112,9 +113,11 @@ def predict_command(
     """Classify articles from files into JSONL, CSV or Parquet, in input order."""
     with user_errors(predict_left(output)):
         quiet_libraries()
+        from naba.data.targets import parse_target_options
         from naba.infer.classifier import Classifier
         from naba.infer.predict import predict_files
 
+        targets, descriptions = parse_target_options(target or [])
         cols = columns(id_column, text_column, title_column, None, target_column, None)
         clf = Classifier.load(
             model,
@@ -127,7 +130,8 @@ def predict_command(
         if precision.value in ("int8", "auto") and is_main_process():
             err(f"precision {precision.value}: " + task_precisions(clf))
         options = dict(
-            targets=target,
+            targets=targets or None,
+            target_descriptions=descriptions or None,
             tasks=tasks,
             all_targets=all_targets,
             fmt=fmt.value if fmt else "auto",

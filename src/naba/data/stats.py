@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from naba.config import ColumnsConfig
 from naba.data.records import Task, iter_records, labels_of
+from naba.data.targets import looks_like_identifier, mostly_arabic
 from naba.data.validate import text_digest
 from naba.errors import Problem
 from naba.text import dedup_key, word_count
@@ -25,6 +27,27 @@ def _describe(values: list[int]) -> dict[str, float]:
         "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
         "max": ordered[-1],
     }
+
+
+def identifier_targets(records: Iterable[dict[str, Any]]) -> list[str]:
+    """Stance targets that look like identifiers (``women_driving``) in mostly Arabic data.
+
+    An Arabic encoder reads such an id as vocabulary fragments, and the
+    relevance overlap never finds it in an Arabic text: describe each in
+    ``tasks.stance.targets`` (:mod:`naba.data.targets`). ``naba data stats`` flags them.
+
+    Returns:
+        The identifier-like targets, sorted; empty when the texts are not mostly Arabic.
+    """
+    targets: set[str] = set()
+    texts: list[str] = []
+    for record in records:
+        targets.add(record["target"])
+        if len(texts) < 2000:  # enough to tell the language
+            texts.append(record["text"])
+    if not mostly_arabic(texts):
+        return []
+    return sorted(t for t in targets if looks_like_identifier(t))
 
 
 def file_stats(
@@ -54,6 +77,7 @@ def file_stats(
     words: list[int] = []
     tokens: list[int] = []
     targets: Counter[str] = Counter()
+    pairs: list[dict[str, Any]] = []  # stance: target and text, for identifier_targets
     seen: set[bytes] = set()
     duplicates = invalid = rows = 0
     for _, record in iter_records(path, task, columns, fmt):
@@ -73,6 +97,8 @@ def file_stats(
         if tok is not None:
             tokens.append(len(tok(text, add_special_tokens=False)["input_ids"]))
         if task == "stance":
+            if len(pairs) < 2000 or record["target"] not in targets:
+                pairs.append({"target": record["target"], "text": record["text"]})
             targets[record["target"]] += 1
         digest = text_digest(dedup_key(record["text"]))
         duplicates += digest in seen
@@ -92,4 +118,5 @@ def file_stats(
         stats["tokenizer"] = tokenizer
     if task == "stance":
         stats["targets"] = dict(targets.most_common())
+        stats["identifier_targets"] = identifier_targets(pairs)
     return stats

@@ -370,12 +370,15 @@ def evaluate_model(
     }
     baseline = None
     if baseline_train is not None:
+        from naba.data.targets import described
         from naba.sparse import SparseModel
 
-        train_records = load_records(baseline_train, task)
+        # the baseline reads the targets as the model does (naba.json's target_descriptions)
+        read = spec.target_descriptions if task == "stance" else None
+        train_records = described(load_records(baseline_train, task), read)
         model = SparseModel(task, spec.labels, spec.multi_label, norm).fit(train_records)
         baseline = classification_metrics(
-            gold, model.predict(records), spec.labels, spec.multi_label
+            gold, model.predict(described(records, read)), spec.labels, spec.multi_label
         )
         baseline["train"] = str(baseline_train)
         metrics["baseline"] = baseline

@@ -20,7 +20,7 @@ import functools
 import logging
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -513,7 +513,11 @@ class Classifier:
         model = self.tasks[task]
         if not records:
             return np.zeros((0, len(model.spec.labels)), dtype=np.float32)
-        pairs = None if task == "topic" else [(i, r["target"]) for i, r in enumerate(records)]
+        pairs = (
+            None
+            if task == "topic"
+            else self.read_targets([(i, r["target"]) for i, r in enumerate(records)])
+        )
         return self._scores(model, self._windows(task, records, pairs), batch_size)
 
     def part_scores(
@@ -579,6 +583,24 @@ class Classifier:
             raise NabaError(f"tasks: expected at least one of {', '.join(self.tasks)}")
         return [name for name in self.tasks if name in names]
 
+    def read_targets(
+        self,
+        pairs: Sequence[tuple[int, str]],
+        target_descriptions: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> list[tuple[int, str]]:
+        """Stance ``(article index, target)`` pairs as the model reads them.
+
+        A target the model has a description for (``target_descriptions`` in
+        ``naba.json``), or that ``target_descriptions`` describes for this call,
+        reads as its description; any other is read as written.
+        """
+        from naba.data.targets import read_target
+
+        known = dict(self.tasks["stance"].spec.target_descriptions)
+        for target, value in (target_descriptions or {}).items():
+            known[target] = [value] if isinstance(value, str) else list(value)
+        return [(i, read_target(t, known)) for i, t in pairs]
+
     def prepare(
         self,
         articles: Sequence[Article],
@@ -587,6 +609,7 @@ class Classifier:
         tasks: Sequence[str] | str | None = None,
         all_targets: bool = False,
         parts: bool = False,
+        target_descriptions: Mapping[str, str | Sequence[str]] | None = None,
     ) -> Prepared:
         """Check, normalise and tokenise articles: the CPU work before the model runs.
 
@@ -632,11 +655,12 @@ class Classifier:
                     else []
                 )
                 prepared.pairs.extend((i, t) for t in wanted)
+            read = self.read_targets(prepared.pairs, target_descriptions)  # what the model reads
             if prepared.pairs and (task.runs_encoder or parts):
-                prepared.docs["stance"] = self._windows("stance", records, prepared.pairs)
+                prepared.docs["stance"] = self._windows("stance", records, read)
             if prepared.pairs and (task.runs_sparse or (parts and task.spec.hybrid is not None)):
                 prepared.sparse["stance"] = [
-                    {"text": records[i]["text"], "target": t} for i, t in prepared.pairs
+                    {"text": records[i]["text"], "target": t} for i, t in read
                 ]
         return prepared
 
@@ -719,6 +743,7 @@ class Classifier:
         threshold: float | None = None,
         show_progress_bar: bool | None = None,
         explain: int = 0,
+        target_descriptions: Mapping[str, str | Sequence[str]] | None = None,
     ) -> Any:
         """Classify articles; one result per article, in input order.
 
@@ -731,7 +756,10 @@ class Classifier:
             articles: Strings, or records with ``text`` and optional ``id``,
                 ``title`` and ``target``; one string or record is one article.
                 A record's ``id`` is echoed first in its result.
-            targets: Stance targets to score every article against.
+            targets: Stance targets to score every article against: a target
+                the model has a description for (``target_descriptions`` in
+                ``naba.json``) is read as its description, any other as written;
+                results name each target as given.
             tasks: The tasks to run (``["topic"]``, ``"topic,stance"``, ...);
                 default: every task of the model.
             all_targets: Score every article against the model's trained
@@ -745,6 +773,9 @@ class Classifier:
                 ``evidence`` list: the ``explain`` words or phrases of the article
                 that weigh most for it in the sparse part, as spans of the
                 original title or text (:mod:`naba.infer.evidence`). 0: none.
+            target_descriptions: ``{target: description or [descriptions]}`` for
+                this call: new targets named by an id, or another reading of a known
+                one (:mod:`naba.data.targets`).
 
         Returns:
             Prediction records (:class:`naba.infer.schema.Prediction`, as plain
@@ -771,8 +802,15 @@ class Classifier:
                 threshold=threshold,
                 show_progress_bar=show_progress_bar,
                 explain=explain,
+                target_descriptions=target_descriptions,
             )[0]
-        prepared = self.prepare(articles, targets, tasks=tasks, all_targets=all_targets)
+        prepared = self.prepare(
+            articles,
+            targets,
+            tasks=tasks,
+            all_targets=all_targets,
+            target_descriptions=target_descriptions,
+        )
         if prepared.tasks == ["stance"] and prepared.records and not prepared.pairs:
             raise NabaError(
                 "stance: no article has a target; pass targets=[...], all_targets=True or records with a 'target'"

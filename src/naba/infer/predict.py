@@ -363,6 +363,9 @@ class _Job:
     fmt: str
     shard: tuple[int, int] | None
     explain: int = 0
+    target_descriptions: dict[str, str] | None = (
+        None  # --target ID=DESCRIPTION: this run's new targets
+    )
 
 
 def predict_files(
@@ -383,6 +386,7 @@ def predict_files(
     show_progress_bar: bool | None = None,
     shard: tuple[int, int] | None = None,
     explain: int = 0,
+    target_descriptions: dict[str, str] | None = None,
 ) -> PredictSummary:
     """Classify every article of ``inputs`` into ``output`` (JSONL, CSV or Parquet, by extension).
 
@@ -396,6 +400,8 @@ def predict_files(
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
             and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
         explain: Evidence per chosen label (:meth:`Classifier.predict`'s ``explain``).
+        target_descriptions: ``{target: description}`` for targets this run names by an id
+            (``--target ID=DESCRIPTION``); as in :meth:`Classifier.predict`.
 
     Raises:
         InputError: unknown output type, an output that exists (without
@@ -433,6 +439,7 @@ def predict_files(
             "tasks": selected,
             "all_targets": all_targets,
             **({"explain": explain} if explain else {}),
+            **({"target_descriptions": target_descriptions} if target_descriptions else {}),
         },
     )
     summary = PredictSummary(output=output, errors_path=errors_path)
@@ -468,6 +475,7 @@ def predict_files(
             fmt=fmt,
             shard=shard,
             explain=explain,
+            target_descriptions=target_descriptions,
         )
         try:
             _run(
@@ -534,7 +542,11 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
             results = []
             if records:
                 prepared = classifier.prepare(
-                    records, job.targets, tasks=job.tasks, all_targets=job.all_targets
+                    records,
+                    job.targets,
+                    tasks=job.tasks,
+                    all_targets=job.all_targets,
+                    target_descriptions=job.target_descriptions,
                 )
                 results = classifier.classify(
                     prepared,

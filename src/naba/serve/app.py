@@ -152,6 +152,7 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
             "at_least_one": spec.at_least_one,
             "include_title": spec.include_title,
             "default_targets": spec.default_targets,
+            "target_descriptions": spec.target_descriptions,
             "metrics": _metrics_summary(spec.metrics),
             "precision": classifier.task_precision[name],
             "precision_agreement": spec.precision_agreement,

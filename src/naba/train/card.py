@@ -214,6 +214,12 @@ def model_card(manifest: Manifest) -> str:
                 "  - stance targets trained on (scored only when asked: `--all-targets`, `all_targets=True`): "
                 + "، ".join(task.default_targets)
             )
+        if task.target_descriptions:
+            lines.append(
+                "  - targets named by ids are read as their descriptions (`target_descriptions`; "
+                "a plain `transformers` user feeds the description as the first segment): "
+                + "; ".join(f"{t}: {' ، '.join(d)}" for t, d in task.target_descriptions.items())
+            )
         if name == "stance":
             lines.append(
                 "  - stance is scored only toward the targets a caller names (`--target`, a target column, "

@@ -30,6 +30,9 @@ class TaskData:
     # generated pairs per split (train's are also in splits["train"]).
     unrelated: dict[str, Any] | None = None
     unrelated_pairs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Stance: tasks.stance.targets ({target: [descriptions]}); the splits hold what the model reads
+    # (naba.data.targets.described); default_targets and the manifest the targets as named.
+    target_descriptions: dict[str, list[str]] = field(default_factory=dict)
 
 
 def fingerprint(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -154,6 +157,7 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
             counts[r["target"]] = counts.get(r["target"], 0) + 1
         # Short named targets seen often enough are the model's default targets.
         targets = sorted(t for t, n in counts.items() if n >= 10 and len(t.split()) <= 5)
+    descriptions = _target_descriptions(config, splits) if task == "stance" else {}
     fingerprints = {
         **fingerprints,
         **{
@@ -171,7 +175,36 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
         splits=splits,
         fingerprints=fingerprints,
         default_targets=targets,
+        target_descriptions=descriptions,
     )
+
+
+def _target_descriptions(
+    config: NabaConfig, splits: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[str]]:
+    """Read tasks.stance.targets, check its ids against the data, put the descriptions in the splits.
+
+    Raises:
+        ConfigError: an unreadable map, an empty description, or an id no split has.
+    """
+    from naba.data.stats import identifier_targets
+    from naba.data.targets import check_known, described, load_target_descriptions
+
+    cfg = config.tasks.stance
+    descriptions = load_target_descriptions(cfg.targets)
+    check_known(descriptions, {r["target"] for rs in splits.values() for r in rs}, cfg.train)
+    bare = [t for t in identifier_targets(splits["train"]) if t not in descriptions]
+    if bare:
+        logger.warning(
+            "warning: %s: %d targets look like identifiers and have no description (%s); the model "
+            "reads them as written: describe them in tasks.stance.targets",
+            cfg.train,
+            len(bare),
+            ", ".join(bare[:5]) + (", ..." if len(bare) > 5 else ""),
+        )
+    for name in splits:
+        splits[name] = described(splits[name], descriptions)
+    return descriptions
 
 
 def add_unrelated_pairs(
@@ -262,5 +295,7 @@ def recorded_config(
             if spec.unrelated:
                 raw["tasks"][name]["unrelated_ratio"] = spec.unrelated["ratio"]
                 raw["tasks"][name]["neutral_label"] = spec.unrelated["label"]
+            # the map the model was trained with, not a file the config named then
+            raw["tasks"][name]["targets"] = getattr(spec, "target_descriptions", None) or None
         raw["tasks"][name].update((splits or {}).get(name, {}))
     return validate_config(NabaConfig, raw, "naba.json's training config", overrides)

@@ -204,9 +204,15 @@ def unlabeled_records(
         raise InputError(
             "--unlabeled: the stance data has no targets to pair unlabeled articles with"
         )
+    from naba.data.targets import read_target
+
     rng = random.Random(seed)
-    return [
-        {"id": f"unlabeled-{i}", "target": rng.choice(targets), "text": text}
+    return [  # the splits read descriptions (naba.data.targets.described): so do these pairs
+        {
+            "id": f"unlabeled-{i}",
+            "target": read_target(rng.choice(targets), task_data.target_descriptions),
+            "text": text,
+        }
         for i, text in enumerate(texts)
     ]
 

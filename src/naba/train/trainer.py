@@ -257,6 +257,8 @@ def _load_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
         )
     except Exception as exc:  # noqa: BLE001 - transformers, tokenizers and safetensors raise many unrelated types
         raise unreachable(base, exc) from None
+    if task_data.target_descriptions:  # in config.json: what the encoder was fed for each target
+        model.config.target_descriptions = task_data.target_descriptions
     if not getattr(tokenizer, "is_fast", False):
         raise TrainingError(
             f"{base}: needs a fast (Rust) tokenizer for windowing; found {type(tokenizer).__name__}"
@@ -677,6 +679,7 @@ def _finish_task(
         at_least_one=config.thresholds.at_least_one,
         include_title=config.model.include_title,
         default_targets=task_data.default_targets,
+        target_descriptions=task_data.target_descriptions,
         unrelated=task_data.unrelated,
         precision_agreement={"int8": agreement},
         hybrid=hybrid.rule if hybrid is not None else None,
