@@ -171,7 +171,7 @@ def models(items: list[str], test: Path, limit: int, threads: int | None) -> Non
         unrelated = clf.part_scores(pairs, "stance")
         seconds = time.perf_counter() - start
         parts_table.append(
-            f"| {name} | {len(spec.target_descriptions)} | {spec.hybrid['choice']} | "
+            f"| {name} | {len(spec.target_descriptions)} | {spec.hybrid.choice} | "
             + " | ".join(f"{_f1(clf, real[p], rows):.3f}" for p in ("encoder", "sparse", "hybrid"))
             + " | "
             + " | ".join(
