@@ -25,6 +25,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("naba.data",),
     ("naba.encoding", "naba.decision", "naba.sparse", "naba.blend", "naba.manifest", "naba.hub"),
     ("naba.infer",),
+    # The adapters for Ray Data and Spark wrap infer's Predictor and nothing else; no naba module
+    # imports them (users do), so they sit just above infer, where they cannot reach training.
+    ("naba.integrations",),
     ("naba.evaluation",),
     ("naba.encoder",),
     ("naba.train",),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import pickle
 import re
 from pathlib import Path
@@ -55,8 +54,10 @@ def predicted(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _missing(cell) -> bool:
-    """None, or pandas' NaN for a missing string."""
-    return cell is None or (isinstance(cell, float) and math.isnan(cell))
+    """None, NaN or pandas' NA."""
+    import pandas as pd
+
+    return cell is None or bool(pd.isna(cell))
 
 
 def assert_same_as_records(row: dict, record: dict) -> None:
@@ -73,7 +74,7 @@ def assert_same_as_records(row: dict, record: dict) -> None:
         for label, p in stance["scores"].items():
             assert row[f"stance.0.scores.{label}"] == pytest.approx(p, abs=2e-6)
     else:
-        assert _missing(row["stance.0.label"]) and math.isnan(row["stance.0.scores.favor"])
+        assert _missing(row["stance.0.label"]) and _missing(row["stance.0.scores.favor"])
 
 
 def test_a_dataframe_gets_the_labels_and_scores_of_naba_predict(
@@ -89,9 +90,29 @@ def test_a_dataframe_gets_the_labels_and_scores_of_naba_predict(
     assert list(out.columns[:4]) == ["id", "title", "text", "target"]
     assert out["id"].tolist() == [r["id"] for r in predicted]
     assert out["topics.scores.economy"].dtype == np.float64
+    assert str(out["topics.labels"].dtype) == "list<item: string>[pyarrow]"
     assert out["error"].isna().all()
     for row, record in zip(out.to_dict("records"), predicted):
         assert_same_as_records(row, record)
+
+
+def test_a_pyarrow_table_gets_typed_columns_even_where_a_batch_has_no_target(
+    trained_model: Path, predicted: list[dict]
+) -> None:
+    import pyarrow as pa
+
+    from naba.infer.predictor import Predictor
+
+    topic_only = [r for r in _rows() if "target" not in r]
+    table = pa.Table.from_pylist(topic_only)
+    out = Predictor(trained_model)(table)
+    assert out.column_names[:3] == ["id", "title", "text"]
+    assert out.schema.field("topics.labels").type == pa.list_(pa.string())
+    assert out.schema.field("topics.scores.economy").type == pa.float64()
+    assert out.schema.field("stance.0.label").type == pa.string()  # all null, still typed
+    by_id = {r["id"]: r for r in predicted}
+    for row in out.to_pylist():
+        assert_same_as_records(row, by_id[row["id"]])
 
 
 def test_predictor_pickles_without_its_model_and_loads_it_once_per_process(
@@ -159,7 +180,11 @@ def test_column_names_come_from_columns_config(trained_model: Path) -> None:
             "batch: no 'text' column (it has body); name the text column with "
             "columns=ColumnsConfig(text_column=...)",
         ),
-        ({}, ["x"], "batch: expected a pandas DataFrame or a dict of columns, found list"),
+        (
+            {},
+            ["x"],
+            "batch: expected a pandas DataFrame, a pyarrow Table or a dict of columns, found list",
+        ),
         ({}, {"text": ["x", "y"], "id": ["1"]}, "batch: its columns have different lengths"),
     ],
 )

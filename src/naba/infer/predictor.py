@@ -8,14 +8,14 @@ first batch and then maps batches of rows to batches of rows. A
 :class:`Predictor` holds only its settings when pickled; the model is loaded
 once per process (several unpickled copies in one worker share it).
 
-A batch is a pandas DataFrame or a dict of columns (lists or numpy arrays)
-with a ``text`` column and optional ``title``, ``target`` and ``id`` columns
+A batch is a pandas DataFrame, a pyarrow Table or a dict of columns (lists
+or numpy arrays) with a ``text`` column and optional ``title``, ``target`` and ``id`` columns
 (other names through ``columns``). It comes back with every column it had
 and the prediction record of each row flattened as ``naba predict``
 flattens it into CSV (:func:`naba.infer.schema.csv_columns`), typed:
 ``topics.labels`` a list of strings, ``*.scores.LABEL`` floats,
-``stance.I.target`` and ``stance.I.label`` strings; null (NaN for scores)
-where the record has no value. A row whose text cannot be classified (missing,
+``stance.I.target`` and ``stance.I.label`` strings; null where the record
+has no value (NaN for scores in pandas and numpy). A row whose text cannot be classified (missing,
 empty, invisible only) keeps its place with null predictions and the reason
 in ``error``; ``error`` is null on every other row.
 """
@@ -161,26 +161,28 @@ class Predictor:
         return {**kinds, ERROR_COLUMN: "string"}
 
     def __call__(self, batch: Any) -> Any:
-        """``batch`` (a pandas DataFrame or a dict of columns) with the prediction columns added.
+        """``batch`` (a pandas DataFrame, a pyarrow Table or a dict of columns) with the prediction columns added.
+
+        The added columns have the same types in every batch (a batch where no
+        row has a target still has typed, all-null stance columns), so the
+        parts an engine writes make one Parquet dataset.
 
         Raises:
-            NabaError: not a DataFrame or a dict of columns, no text column, columns of different lengths.
+            NabaError: not a DataFrame, Table or dict of columns; no text column; columns of
+                different lengths.
         """
-        frame = _is_frame(batch)
-        if not frame and not isinstance(batch, dict):
-            raise NabaError(
-                f"batch: expected a pandas DataFrame or a dict of columns, found {type(batch).__name__}"
-            )
+        kind = _batch_kind(batch)
+        names = list(batch.column_names if kind == "arrow" else batch)
         cols = self.columns
-        if cols.text_column not in batch:
+        if cols.text_column not in names:
             raise NabaError(
-                f"batch: no {cols.text_column!r} column (it has {', '.join(map(str, batch)) or 'none'}); "
+                f"batch: no {cols.text_column!r} column (it has {', '.join(map(str, names)) or 'none'}); "
                 "name the text column with columns=ColumnsConfig(text_column=...)"
             )
         n = len(batch[cols.text_column])
-        if not frame and any(len(values) != n for values in batch.values()):
+        if kind == "dict" and any(len(values) != n for values in batch.values()):
             raise NabaError("batch: its columns have different lengths")
-        records, errors = self._records(batch, n)
+        records, errors = self._records(batch, names, n)
         kept = [i for i in range(n) if errors[i] is None]
         clf = self.classifier
         prepared = clf.prepare(
@@ -195,25 +197,20 @@ class Predictor:
             rows[i] = csv_row(result)
             if "topics" in result:
                 rows[i]["topics.labels"] = list(result["topics"]["labels"])
-        added = {
-            name: _column([row.get(name) for row in rows], kind)
-            for name, kind in self.output_columns().items()
-            if name != ERROR_COLUMN
-        }
-        added[ERROR_COLUMN] = _column(errors, "string")
-        if frame:
-            import pandas as pd
+        for i in range(n):
+            rows[i][ERROR_COLUMN] = errors[i]
+        types = self.output_columns()
+        added = {name: [row.get(name) for row in rows] for name in types}
+        return _with_columns(batch, kind, added, types)
 
-            kept_columns = batch.drop(columns=[c for c in added if c in batch.columns])
-            return pd.concat([kept_columns, pd.DataFrame(added, index=batch.index)], axis=1)
-        return {**batch, **added}
-
-    def _records(self, batch: Any, n: int) -> tuple[list[dict[str, Any]], list[str | None]]:
+    def _records(
+        self, batch: Any, names: list[str], n: int
+    ) -> tuple[list[dict[str, Any]], list[str | None]]:
         """The batch's rows as records ``{text, title?, target?}``, and each row's reason it cannot be classified."""
         cols = self.columns
-        texts = _values(batch, cols.text_column, n)
-        titles = _values(batch, cols.title_column, n)
-        targets = _values(batch, cols.target_column, n)
+        texts = _values(batch, names, cols.text_column, n)
+        titles = _values(batch, names, cols.title_column, n)
+        targets = _values(batch, names, cols.target_column, n)
         records: list[dict[str, Any]] = []
         errors: list[str | None] = []
         for text, title, target in zip(texts, titles, targets):
@@ -234,24 +231,86 @@ class Predictor:
         return records, errors
 
 
-def _is_frame(batch: Any) -> bool:
-    return type(batch).__name__ == "DataFrame" and hasattr(batch, "columns")
+def _batch_kind(batch: Any) -> str:
+    """``pandas``, ``arrow`` or ``dict``, read from the type's name (neither library is imported for a dict)."""
+    name = type(batch).__name__
+    if name == "DataFrame" and hasattr(batch, "columns"):
+        return "pandas"
+    if name == "Table" and hasattr(batch, "column_names"):
+        return "arrow"
+    if isinstance(batch, dict):
+        return "dict"
+    raise NabaError(
+        "batch: expected a pandas DataFrame, a pyarrow Table or a dict of columns, "
+        f"found {type(batch).__name__}"
+    )
 
 
-def _values(batch: Any, column: str, n: int) -> list[Any]:
-    """A column's cells as Python values (numpy strings as ``str``, pandas' missing values as None)."""
-    if column not in batch:
+def _values(batch: Any, names: list[str], column: str, n: int) -> list[Any]:
+    """A column's cells as Python values (numpy strings as ``str``, missing values as None)."""
+    if column not in names:
         return [None] * n
     values = batch[column]
-    cells = values.tolist() if hasattr(values, "tolist") else list(values)
+    cells = (
+        values.to_pylist()
+        if hasattr(values, "to_pylist")
+        else values.tolist()
+        if hasattr(values, "tolist")
+        else list(values)
+    )
     return [
         None
-        if cell is None or (isinstance(cell, float) and math.isnan(cell))
+        if cell is None or (isinstance(cell, float) and math.isnan(cell)) or _is_na(cell)
         else str(cell)
         if isinstance(cell, np.str_)
         else cell
         for cell in cells
     ]
+
+
+def _is_na(cell: Any) -> bool:
+    return type(cell).__name__ == "NAType"
+
+
+def _arrow_type(kind: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        "list<string>": pa.list_(pa.string()),
+        "double": pa.float64(),
+        "string": pa.string(),
+    }[kind]
+
+
+def _with_columns(batch: Any, kind: str, added: dict[str, list[Any]], types: dict[str, str]) -> Any:
+    """``batch`` with ``added`` (replacing columns of the same names), each column typed by ``types``.
+
+    pandas: scores float64 (NaN where missing), labels and strings Arrow-backed
+    (``pd.ArrowDtype``: lists stay lists and an all-null column keeps its
+    type); pyarrow: typed arrays; a dict: numpy arrays (float64, objects).
+    """
+    if kind == "arrow":
+        import pyarrow as pa
+
+        table = batch.drop_columns([c for c in added if c in batch.column_names])
+        for name, values in added.items():
+            table = table.append_column(name, pa.array(values, type=_arrow_type(types[name])))
+        return table
+    if kind == "pandas":
+        import pandas as pd
+
+        columns = {
+            name: pd.Series(
+                np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                if types[name] == "double"
+                else pd.array(values, dtype=pd.ArrowDtype(_arrow_type(types[name]))),
+                index=batch.index,
+            )
+            for name, values in added.items()
+        }
+        kept = batch.drop(columns=[c for c in added if c in batch.columns])
+        return pd.concat([kept, pd.DataFrame(columns, index=batch.index)], axis=1)
+    return {**batch, **{name: _column(values, types[name]) for name, values in added.items()}}
 
 
 def _column(values: list[Any], kind: str) -> np.ndarray:
