@@ -1,7 +1,7 @@
 """Prediction inside the engines users already run: :class:`Predictor`, a picklable callable over column batches.
 
 Ray Data (``ds.map_batches(Predictor, fn_constructor_kwargs=...)``), Spark
-(:func:`naba.integrations.spark.predict_udf`, ``mapInPandas``) and Dask
+(``predict_batch_udf``: :func:`naba.integrations.spark.predict_udf`) and Dask
 (``map_partitions``) all take the same shape of thing: an object built once
 on the driver, shipped to every worker, that loads its model there on the
 first batch and then maps batches of rows to batches of rows. A

@@ -16,8 +16,8 @@ Where an article has no title, pass ``F.lit(None).cast("string")``; to score
 every article toward one target, ``F.lit("target")``. A row that cannot be
 classified (no text, an empty or invisible one) gets no labels: an empty
 array (topic) or null (stance), as does a stance row without a target. For
-scores and the reason a row was skipped, run the same
-:class:`~naba.infer.predictor.Predictor` in ``mapInPandas`` or Ray Data.
+scores and the reason a row was skipped, use
+:class:`~naba.infer.predictor.Predictor` itself (Ray Data: :mod:`naba.integrations.ray`).
 """
 
 from __future__ import annotations
