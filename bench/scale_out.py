@@ -7,8 +7,8 @@ dataset of ``--cores`` files) in a fresh interpreter, on ``--cores`` cores:
 
 - ``naba predict``: one process, ``--cores`` torch threads
   (:func:`naba.infer.predict.predict_files`, Parquet in, JSONL out);
-- ``ray 1x{cores}``: a local Ray cluster of ``--cores`` CPUs, one actor with
-  every core (:func:`naba.integrations.ray.predict_parquet`, Parquet out);
+- ``ray 1x{cores}``: a local Ray cluster, one actor with every core (Ray
+  is told of one CPU more than there are, for its read and write tasks) (:func:`naba.integrations.ray.predict_parquet`, Parquet out);
 - ``ray {cores}x1``: the same with one actor per core;
 - ``spark local[{cores}]``: :func:`naba.integrations.spark.predict_udf` over
   the same Parquet, one Python worker per core with one thread each,
@@ -64,7 +64,9 @@ elif engine.startswith("ray"):
     import pyarrow.parquet as pq
     from naba.integrations.ray import predict_parquet
     actors = 1 if engine == "ray-1" else cores
-    ray.init(num_cpus=cores, include_dashboard=False, object_store_memory=300 * 2**20,
+    # One scheduling slot more than the cores: the actors take every core, and Ray's read and
+    # write tasks need a CPU slot of their own (without it they wait on the actors for ever).
+    ray.init(num_cpus=cores + 1, include_dashboard=False, object_store_memory=300 * 2**20,
              log_to_driver=False)
     ready = time.perf_counter()
     predict_parquet(model, source, out, concurrency=actors, num_cpus=cores // actors,

@@ -20,7 +20,9 @@ The pattern is Ray's own for batch inference, a callable class in
 
 :func:`predict_dataset` and :func:`predict_parquet` are those lines with
 naba's defaults. Rows carry their own columns (keep an ``id``): Ray writes
-its parts in the order blocks finish, not in input order.
+its parts in the order blocks finish, not in input order. Leave the cluster
+a CPU beyond the actors' (``concurrency x num_cpus``): Ray's read and write
+tasks need one, and actors that hold every CPU make the job wait for ever.
 """
 
 from __future__ import annotations
