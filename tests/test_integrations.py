@@ -32,6 +32,44 @@ def test_a_missing_ray_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPa
         adapter.predict_dataset(object(), "model")
 
 
+def test_predict_dataset_maps_predictor_batches_and_warns_when_actors_take_every_cpu(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import types
+
+    from naba.infer.predictor import Predictor
+    from naba.integrations import ray as adapter
+
+    fake = types.ModuleType("ray")
+    fake.is_initialized = lambda: True
+    fake.cluster_resources = lambda: {"CPU": 2.0}
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setitem(sys.modules, "ray.data", types.ModuleType("ray.data"))
+
+    class Dataset:
+        def map_batches(self, fn, **kwargs):
+            self.fn, self.kwargs = fn, kwargs
+            return "mapped"
+
+    ds = Dataset()
+    with caplog.at_level("WARNING", logger="naba.integrations.ray"):
+        assert adapter.predict_dataset(ds, "m", concurrency=2, num_cpus=1, tasks="topic") == (
+            "mapped"
+        )
+    assert ds.fn is Predictor
+    assert ds.kwargs == {
+        "fn_constructor_kwargs": {"model": "m", "tasks": "topic"},
+        "batch_format": "pyarrow",
+        "batch_size": 256,
+        "concurrency": 2,
+        "num_cpus": 1,
+    }
+    assert "2 actors x 1 CPUs take every CPU of the Ray cluster (2)" in caplog.text
+    caplog.clear()
+    adapter.predict_dataset(Dataset(), "m", concurrency=1, num_cpus=1)
+    assert not caplog.text
+
+
 def test_a_missing_pyspark_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from naba.integrations import spark as adapter
 

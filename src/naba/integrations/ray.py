@@ -27,10 +27,13 @@ tasks need one, and actors that hold every CPU make the job wait for ever.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from naba.integrations import require
+
+logger = logging.getLogger(__name__)
 
 
 def read_articles(paths: str | Path | list[str | Path], **read_options: Any) -> Any:
@@ -71,8 +74,19 @@ def predict_dataset(
         MissingExtraError: Ray Data is not installed.
     """
     require("ray.data", "ray")
+    import ray
+
     from naba.infer.predictor import Predictor
 
+    cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
+    if num_cpus and cpus and concurrency * num_cpus >= cpus:
+        logger.warning(
+            "warning: %d actors x %g CPUs take every CPU of the Ray cluster (%g): its read and "
+            "write tasks need one more, or the job waits until the cluster grows",
+            concurrency,
+            num_cpus,
+            cpus,
+        )
     resources = {
         key: value
         for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus))
