@@ -1,12 +1,15 @@
 """Scale-out overheads: Ray Data and Spark against ``naba predict`` on the same cores, model and articles.
 
     python bench/scale_out.py --model runs/ant-e5 --n 300 --cores 2
+    python bench/scale_out.py --model runs/ant-e5 --n 150 --engines torchrun ray-n spark
 
 Each engine classifies the same ``--n`` ANT test articles (topics; a Parquet
 dataset of ``--cores`` files) in a fresh interpreter, on ``--cores`` cores:
 
 - ``naba predict``: one process, ``--cores`` torch threads
   (:func:`naba.infer.predict.predict_files`, Parquet in, JSONL out);
+- ``torchrun``: ``torchrun --nproc_per_node {cores} -m naba predict
+  --threads 1`` (the whole command, merge included);
 - ``ray 1x{cores}``: a local Ray cluster, one actor with every core (Ray
   is told of one CPU more than there are, for its read and write tasks) (:func:`naba.integrations.ray.predict_parquet`, Parquet out);
 - ``ray {cores}x1``: the same with one actor per core;
@@ -55,6 +58,19 @@ if engine == "predict":
     clf = Classifier.load(model, "fp32", threads=cores, device="cpu")
     parts = sorted(Path(source).glob("*.parquet"))
     predict_files(clf, parts, Path(out), tasks="topic", overwrite=True)
+    done = time.perf_counter()
+    for line in open(out, encoding="utf-8"):
+        record = json.loads(line)
+        labels[record["id"]] = record["topics"]["labels"]
+elif engine == "torchrun":
+    import subprocess
+    from pathlib import Path
+    ready = time.perf_counter()
+    parts = [str(p) for p in sorted(Path(source).glob("*.parquet"))]
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(cores),
+                    "--master_port", "29581", "-m", "naba", "-q", "predict", model, *parts,
+                    "-o", out, "--tasks", "topic", "--threads", "1", "--device", "cpu",
+                    "--no-progress", "--overwrite"], check=True, capture_output=True)
     done = time.perf_counter()
     for line in open(out, encoding="utf-8"):
         record = json.loads(line)
@@ -114,16 +130,23 @@ def write_articles(n: int, parts: int, folder: Path) -> int:
 
 
 def run_round(args: argparse.Namespace, work: Path, source: Path, index: int) -> list[dict]:
-    engines = [
-        ("predict", "naba predict", f"1 process x {args.cores} threads"),
-        ("ray-1", "Ray Data", f"1 actor x {args.cores} cores"),
-        ("ray-n", "Ray Data", f"{args.cores} actors x 1 core"),
-        ("spark", "Spark", f"local[{args.cores}], {args.cores} workers x 1 thread"),
-        ("predict", "naba predict", f"1 process x {args.cores} threads"),
-    ]
+    layouts = {
+        "predict": ("naba predict", f"1 process x {args.cores} threads"),
+        "torchrun": ("torchrun naba predict", f"{args.cores} processes x 1 thread"),
+        "ray-1": ("Ray Data", f"1 actor x {args.cores} cores"),
+        "ray-n": ("Ray Data", f"{args.cores} actors x 1 core"),
+        "spark": ("Spark", f"local[{args.cores}], {args.cores} workers x 1 thread"),
+    }
+    engines = [("predict", *layouts["predict"])]
+    engines += [(e, *layouts[e]) for e in args.engines]
+    engines += [("predict", *layouts["predict"])]
     results = []
     for slot, (engine, name, layout) in enumerate(engines):
-        out = work / f"round{index}-{slot}-{engine}" / ("out.jsonl" if engine == "predict" else "")
+        out = (
+            work
+            / f"round{index}-{slot}-{engine}"
+            / ("out.jsonl" if engine in ("predict", "torchrun") else "")
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         measured = child(
             ENGINE,
@@ -143,7 +166,7 @@ def table(rounds: list[list[dict]], n: int) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for index, results in enumerate(rounds, 1):
-        baselines = [r for r in results if r["engine"] == "naba predict"]
+        baselines = [r for r in results if r["layout"].startswith("1 process")]
         base_rate = statistics.mean(n / r["wall"] for r in baselines)
         reference = baselines[0]["labels"]
         for r in results:
@@ -164,6 +187,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300, help="ANT test articles.")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["ray-1", "ray-n", "spark"],
+        choices=["torchrun", "ray-1", "ray-n", "spark"],
+        help="Between the round's two naba predict runs.",
+    )
     args = parser.parse_args()
     missing = [m for m in ("ray", "pyspark") if importlib.util.find_spec(m) is None]
     if not (SHARED / "test.jsonl").exists() or missing:
