@@ -8,7 +8,7 @@ NABA := $(BIN)/naba
 DEMO := runs/demo
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-slow test-all lint sample-data clean
+.PHONY: demo test test-slow test-all test-engines lint sample-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ test-slow: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(BIN)/pytest -m "slow or not slow"
+
+# Ray Data and Spark (the ray and spark extras, and Java 17 for Spark): installed here only,
+# so `make test` stays lean; without them the engine tests of `make test-slow` are skipped.
+test-engines: $(VENV)/.installed
+	$(PIP) -e ".[ray,spark]"
+	$(BIN)/pytest -m slow tests/test_integrations.py
 
 # Rebuild the committed canonical splits from the raw sample pages and pairs.
 sample-data: $(VENV)/.installed

@@ -33,6 +33,9 @@ LAYERS: list[tuple[str, ...]] = [
         "naba.hub",
     ),
     ("naba.infer",),
+    # The adapters for Ray Data and Spark wrap infer's Predictor and nothing else; no naba module
+    # imports them (users do), so they sit just above infer, where they cannot reach training.
+    ("naba.integrations",),
     ("naba.evaluation",),
     ("naba.encoder",),
     ("naba.train",),

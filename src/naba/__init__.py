@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Classifier": "naba.infer.classifier",
+    "Predictor": "naba.infer.predictor",
     "normalize": "naba.text",
     "load_config": "naba.config",
     "NabaConfig": "naba.config",
