@@ -241,3 +241,27 @@ def _example(rows: list[dict[str, Any]], column: str, sep: str) -> str:
 def label_counts(labels: list[list[str]]) -> Counter[str]:
     """How many rows carry each label."""
     return Counter(label for row in labels for label in row)
+
+
+def recorded_columns(
+    training_config: dict[str, Any], task: Task, path: str | Path, fmt: str = "auto"
+) -> ColumnsConfig | None:
+    """The columns a model was trained with, when ``path`` is laid out like its training data.
+
+    ``naba evaluate`` reads a test file of the user's own layout (``Body``,
+    ``Section``) as training read it; a canonical file (a ``text`` column) is
+    read as canonical. None when the model recorded no mapping or the file
+    does not have its text column.
+    """
+    from naba.data.readers import read_rows
+
+    raw = ((training_config.get("tasks") or {}).get(task) or {}).get("columns")
+    if not raw:
+        return None
+    columns = ColumnsConfig(**raw)
+    if columns == ColumnsConfig():
+        return None
+    first = next((row for _, row in read_rows(path, fmt) if isinstance(row, dict)), None)
+    if first is None or columns.text_column not in first:
+        return None
+    return columns
