@@ -20,7 +20,9 @@ from naba.errors import InputError
 from naba.train.init import InitOptions, build_config, choose_windows
 
 
-def news_csv(path: Path, split: str = "train", n: int = 60, header=("Article ID", "Body", "Section")):
+def news_csv(
+    path: Path, split: str = "train", n: int = 60, header=("Article ID", "Body", "Section")
+):
     """Rows of the sample topic split under the user's own column names; several topics joined by '|'."""
     lines = (SAMPLE / "topic" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(lines[int(i * len(lines) / n)]) for i in range(min(n, len(lines)))]
@@ -83,7 +85,14 @@ def test_init_refuses_to_replace_a_config(tmp_path, tiny_encoder):
 def test_a_misspelt_column_gets_the_validate_hint(tmp_path, tiny_encoder):
     train = news_csv(tmp_path / "news.csv")
     result = run(
-        "init", tmp_path / "c.yaml", "--train", train, "--base", tiny_encoder, "--text-column", "body"
+        "init",
+        tmp_path / "c.yaml",
+        "--train",
+        train,
+        "--base",
+        tiny_encoder,
+        "--text-column",
+        "body",
     )
     assert result.exit_code == 2
     assert "expected a 'body' column" in result.output
@@ -103,7 +112,12 @@ def test_a_text_column_it_cannot_name_is_one_line_naming_the_flag(tmp_path, tiny
 
 def test_init_finds_stance_from_a_target_column(tmp_path, tiny_encoder):
     result = run(
-        "init", tmp_path / "s.yaml", "--train", SAMPLE / "stance" / "train.jsonl", "--base", tiny_encoder
+        "init",
+        tmp_path / "s.yaml",
+        "--train",
+        SAMPLE / "stance" / "train.jsonl",
+        "--base",
+        tiny_encoder,
     )
     assert result.exit_code == 0, result.output
     cfg = load_config(tmp_path / "s.yaml")
@@ -138,7 +152,9 @@ def test_dry_run_bad_data_is_one_line(tmp_path, tiny_encoder):
     train.write_text('{"id": "1", "text": "نص", "topics": ["a"]}\nnot json\n', encoding="utf-8")
     config = tmp_path / "c.yaml"
     config.write_text(
-        yaml.safe_dump({"tasks": {"topic": {"train": str(train)}}, "model": {"base": str(tiny_encoder)}}),
+        yaml.safe_dump(
+            {"tasks": {"topic": {"train": str(train)}}, "model": {"base": str(tiny_encoder)}}
+        ),
         encoding="utf-8",
     )
     result = run("train", config, "--dry-run", "-o", tmp_path / "m")
@@ -154,6 +170,8 @@ def test_a_registered_plan_check_warns(tmp_path, tiny_encoder, monkeypatch):
     plan_module.plan_check(lambda config, plan: [f"{len(plan.tasks)} task checked"])
     train = news_csv(tmp_path / "news.csv", n=30)
     assert run("init", tmp_path / "c.yaml", "--train", train, "--base", tiny_encoder).exit_code == 0
-    plan = plan_module.plan_training(load_config(tmp_path / "c.yaml"), tmp_path / "m", measure=False)
+    plan = plan_module.plan_training(
+        load_config(tmp_path / "c.yaml"), tmp_path / "m", measure=False
+    )
     assert "1 task checked" in plan.warnings
     assert "warning: 1 task checked" in plan.lines()

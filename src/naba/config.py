@@ -189,7 +189,7 @@ class TrainConfig(_Section):
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     # auto: on when one batch can hold CHECKPOINTING_TOKENS or more tokens (batch_size x max_windows x length):
-    # long articles in big batches, where activations dominate memory (bench/RESULTS.md: 8.3 GB -> 3.4-3.6 GB)
+    # long articles in big batches, where activations dominate memory (measured: docs/benchmarks.md)
     gradient_checkpointing: bool | Literal["auto"] = "auto"
     group_by_length: bool = Field(
         default=False,
