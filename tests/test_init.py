@@ -12,7 +12,6 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import SAMPLE
-
 from naba.cli import app
 from naba.config import load_config
 from naba.data.columns import label_separator
