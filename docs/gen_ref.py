@@ -123,9 +123,10 @@ def _source_comments(model: type[BaseModel]) -> dict[str, str]:
     except (OSError, TypeError):
         return {}
     starts = {}
+    own = getattr(model, "__annotations__", {})
     for i, line in enumerate(lines):
         m = re.match(r"\s{4}(\w+):", line)
-        if m and m.group(1) in model.model_fields:
+        if m and m.group(1) in own:
             starts[m.group(1)] = i
     order = sorted(starts.items(), key=lambda kv: kv[1])
     comments = {}
@@ -148,6 +149,28 @@ def _source_comments(model: type[BaseModel]) -> dict[str, str]:
     return comments
 
 
+def _attributes(model: type) -> dict[str, str]:
+    """``Attributes:`` of a Google-style class docstring: name -> description."""
+    doc = inspect.cleandoc(model.__doc__ or "")
+    if "Attributes:" not in doc:
+        return {}
+    out: dict[str, str] = {}
+    name = None
+    for line in doc.split("Attributes:", 1)[1].splitlines():
+        m = re.match(r"    (\w+): (.*)", line)
+        if m:
+            name, out[m.group(1)] = m.group(1), m.group(2).strip()
+        elif name and line.startswith("        "):
+            out[name] += " " + line.strip()
+        elif line.strip() and not line.startswith(" "):
+            break
+    return out
+
+
+def _summary(model: type) -> str:
+    return inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("``", "`")
+
+
 def _submodel(annotation: Any) -> type[BaseModel] | None:
     candidates = [annotation, *typing.get_args(annotation)]
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
@@ -155,14 +178,18 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
 
 def _config_rows(model: type[BaseModel], prefix: str, sections: list[str]) -> list[str]:
     rows = []
-    comments = _source_comments(model)
+    comments: dict[str, str] = {}
+    for cls in reversed(
+        [c for c in model.__mro__ if issubclass(c, BaseModel) and c is not BaseModel]
+    ):
+        comments.update({**_source_comments(cls), **_attributes(cls)})
     for name, info in model.model_fields.items():
         key = f"{prefix}{name}"
         sub = _submodel(info.annotation)
         if sub is not None:
-            doc = inspect.cleandoc(sub.__doc__ or "")
             sections.append(key)
-            rows.append(f"| `{key}` | section | | {_cell(doc.split(chr(10) + chr(10))[0])} |")
+            text = _summary(sub) + (f" {comments[name]}" if name in comments else "")
+            rows.append(f"| `{key}` | section | | {_cell(text)} |")
             rows += _config_rows(sub, key + ".", sections)
             continue
         if info.default is not PydanticUndefined:
@@ -203,7 +230,7 @@ def config_page() -> str:
         ("naba train CONFIG", NabaConfig),
         ("naba pretrain CONFIG", PretrainConfig),
     ):
-        out.append(f"## `{title}`\n\n{inspect.cleandoc(model.__doc__ or '')}\n\n{header}")
+        out.append(f"## `{title}`\n\n{_summary(model)}\n\n{header}")
         out.extend(row + "\n" for row in _config_rows(model, "", []))
         out.append("\n")
     return "".join(out)
@@ -241,8 +268,8 @@ def manifest_page() -> str:
         ("naba.json", manifest.Manifest),
         ("naba.json: tasks.TASK", manifest.TaskManifest),
     ):
-        out.append(f"\n## `{title}`\n\n{inspect.cleandoc(model.__doc__ or '')}\n\n{header}")
-        comments = _source_comments(model)
+        out.append(f"\n## `{title}`\n\n{_summary(model)}\n\n{header}")
+        comments = {**_source_comments(model), **_attributes(model)}
         for name, info in model.model_fields.items():
             default = (
                 "required"
