@@ -46,7 +46,19 @@ def _commands(command: Any, path: list[str]) -> list[tuple[list[str], Any]]:
     return out
 
 
-def _option_row(param: Any) -> str:
+def _argument_help(command: Any, name: str) -> str:
+    """An argument's help, from the ``typer.Argument(help=...)`` in the command's signature."""
+    try:
+        hints = typing.get_type_hints(command.callback, include_extras=True)
+    except Exception:  # noqa: BLE001 - a signature typing cannot resolve: no help to show
+        return ""
+    for meta in getattr(hints.get(name), "__metadata__", ()):
+        if getattr(meta, "help", None):
+            return meta.help
+    return ""
+
+
+def _option_row(param: Any, command: Any = None) -> str:
     import click
 
     names = " / ".join([*param.opts, *param.secondary_opts])
@@ -65,7 +77,8 @@ def _option_row(param: Any) -> str:
     multiple = (
         " (repeatable)" if getattr(param, "multiple", False) and not param.nargs == -1 else ""
     )
-    return f"| `{names}` | {_cell(kind)} | {_cell(shown)} | {_cell(getattr(param, 'help', '') or '')}{multiple} |"
+    text = getattr(param, "help", None) or (_argument_help(command, param.name) if command else "")
+    return f"| `{names}` | {_cell(kind)} | {_cell(shown)} | {_cell(text or '')}{multiple} |"
 
 
 def cli_page() -> str:
@@ -98,7 +111,7 @@ def cli_page() -> str:
             lines.append(
                 "| argument or option | type | default | what it does |\n|---|---|---|---|\n"
             )
-            lines.extend(_option_row(p) + "\n" for p in params)
+            lines.extend(_option_row(p, command) + "\n" for p in params)
             lines.append("\n")
     return "".join(lines)
 
