@@ -58,6 +58,8 @@ def test_wheel_runs_in_an_empty_directory(tmp_path, tiny_encoder):
     where = run([python, "-c", "import naba; print(naba.__file__)"], empty, env).stdout
     assert str(venv) in where  # the wheel's copy, not the repository's
     assert run([naba, "--version"], empty, env).stdout.startswith("naba ")
+    topics = "from naba.data.taxonomy import Taxonomy; print(len(Taxonomy.load('example').topics))"
+    assert run([python, "-c", topics], empty, env).stdout.strip() == "8"  # package data
 
     lines = (SAMPLE / "topic" / "train.jsonl").read_text(encoding="utf-8").splitlines()[::4]
     with (empty / "articles.csv").open("w", encoding="utf-8", newline="") as handle:
