@@ -104,7 +104,7 @@ def test_readme_walkthrough_end_to_end(tmp_path, tiny_encoder, monkeypatch):
                 continue
             lines = done.stdout.splitlines()
             for line in shown:
-                if line.isupper():  # a placeholder not yet filled in
+                if line.startswith("warning:"):  # depends on the encoder's tokenizer
                     continue
                 prefix = shown_prefix(line)
                 assert any(out.startswith(prefix) for out in lines), (

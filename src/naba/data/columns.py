@@ -59,7 +59,7 @@ TOPIC_LABEL_NAMES = (
     "القسم",
 )
 STANCE_LABEL_NAMES = ("stance", "label", "position", "class", "الموقف")
-SEPARATORS = ("|", ";", ",", "/")
+SEPARATORS = ("|", ";", ",")
 MAX_LABEL_CHARS = 60  # a cell longer than this is text, not a label
 
 
@@ -143,7 +143,7 @@ def label_separator(values: list[Any]) -> str | None:
     """The separator of several labels in one string cell (``"economy|energy"``), or None.
 
     A character is a separator when some cells hold it and every part it cuts
-    is a short label; ``,`` counts only when no cell is a sentence.
+    is a short label (a few words): a cell that is a sentence is no list of labels.
     """
     strings = [v for v in values if isinstance(v, str) and v.strip()]
     for sep in SEPARATORS:

@@ -222,12 +222,17 @@ def _labels_entry(records: list[dict[str, Any]], task: Task) -> tuple[dict[str, 
     return entries, listed
 
 
+def dev_fraction(n_rows: int) -> float:
+    """The share of train held out as dev when there is no dev file: more of a small set."""
+    return 0.15 if n_rows < 1000 else 0.1
+
+
 def _split_entries(options: InitOptions, n_train: int) -> dict[str, _Entry]:
     out = {"train": _Entry(str(options.train), "given (--train)")}
     if options.dev is not None:
         out["dev"] = _Entry(str(options.dev), "given (--dev): picks checkpoints and thresholds")
     else:
-        fraction = 0.15 if n_train < 1000 else 0.1
+        fraction = dev_fraction(n_train)
         out["dev_fraction"] = _Entry(
             fraction,
             f"no --dev: {fraction:.0%} of train is held out as dev (a text never on both sides); "
@@ -304,7 +309,9 @@ def build_config(options: InitOptions, config_path: Path) -> InitResult:
         task_entries["format"] = _Entry(options.fmt, "given (--format)")
     resolved, said, tokenizer, longest = _encoder(options.base)
     lengths = _token_lengths(records, task, tokenizer)
-    n_train = len(records) - (0 if options.dev else round(len(records) * 0.15))
+    n_train = len(records) - (
+        0 if options.dev else round(len(records) * dev_fraction(len(records)))
+    )
     tree: dict[str, Any] = {
         "seed": _Entry(13, "the dev carve, batch order and the head's first weights: repeatable"),
         "output_dir": _Entry(
