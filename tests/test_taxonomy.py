@@ -311,4 +311,6 @@ def test_side_path() -> None:
 
 def test_the_example_taxonomy_is_the_packaged_configs_one(root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # outside the repository
-    assert Taxonomy.load("example").topics == Taxonomy.load(root / "configs" / "taxonomy.yaml").topics
+    assert (
+        Taxonomy.load("example").topics == Taxonomy.load(root / "configs" / "taxonomy.yaml").topics
+    )
