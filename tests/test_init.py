@@ -174,3 +174,17 @@ def test_a_registered_plan_check_warns(tmp_path, tiny_encoder, monkeypatch):
     )
     assert "1 task checked" in plan.warnings
     assert "warning: 1 task checked" in plan.lines()
+
+
+def test_evaluate_reads_a_file_laid_out_like_the_training_data(tmp_path):
+    from naba.config import ColumnsConfig
+    from naba.data.columns import recorded_columns
+
+    mapped = {"text_column": "Body", "id_column": "Article ID", "label_column": "Section"}
+    trained = {"tasks": {"topic": {"columns": {**ColumnsConfig().model_dump(), **mapped}}}}
+    csv_file = news_csv(tmp_path / "test.csv", "test", n=5)
+    found = recorded_columns(trained, "topic", csv_file)
+    assert found is not None and (found.text_column, found.label_column) == ("Body", "Section")
+    canonical = SAMPLE / "topic" / "test.jsonl"
+    assert recorded_columns(trained, "topic", canonical) is None  # no 'Body': read as canonical
+    assert recorded_columns({"tasks": {"topic": {}}}, "topic", csv_file) is None
