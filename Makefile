@@ -8,7 +8,7 @@ NABA := $(BIN)/naba
 DEMO := runs/demo
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test test-slow test-all test-engines lint sample-data clean
+.PHONY: demo test test-slow test-all test-engines lint docs sample-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 
+# The docs site into site/: reference pages generated from the code, then a strict build (offline pages).
+docs: $(VENV)/.installed
+	$(PIP) -e ".[docs]"
+	$(BIN)/python docs/gen_ref.py
+	$(BIN)/mkdocs build --strict
+
 test-slow: $(VENV)/.installed
 	$(BIN)/pytest -m slow
 
@@ -78,4 +84,4 @@ sample-data: $(VENV)/.installed
 	$(NABA) data split data/sample/stance_pairs.jsonl --task stance --dev 0.15 --test 0.15 -o data/sample/stance
 
 clean:
-	rm -rf $(DEMO)
+	rm -rf $(DEMO) site

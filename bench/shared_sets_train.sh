@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fine-tune e5-small on the four shared sets, then domain-adapt it on
 # SaudiNewsNet and fine-tune again: the runs behind the "shared sets" table of
-# bench/RESULTS.md. Needs ../shared/data and the converted encoder:
+# bench/journal/RESULTS-2026-11.md and docs/benchmarks.md. Needs ../shared/data and the converted encoder:
 #
 #   S=../shared/data; naba encoder import-e5 -o runs/encoders/e5-bench \
 #       $(for f in ant/train ant/dev ant/test asnd/train asnd/dev asnd/test ans/train ans/dev \

@@ -1,7 +1,7 @@
 """Issue #7, bad input: the corpus in tests/badinput/ through every command and the API.
 
 Each case gets either a processed row or a one-line error that names file,
-line and field and says what to do, with a documented exit code (README,
+line and field and says what to do, with a documented exit code (docs/guides/failures.md,
 "Exit codes"); never a traceback. tests/badinput/README.md lists the cases.
 
 The commands run in-process through Typer's CliRunner (fast, and a

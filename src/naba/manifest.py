@@ -34,7 +34,17 @@ MANIFEST = "naba.json"
 
 
 class TaskManifest(BaseModel):
-    """What inference needs to reproduce one task's behaviour."""
+    """What inference needs to reproduce one task's behaviour.
+
+    Attributes:
+        task: topic or stance.
+        labels: The labels, in the order of the classifier's outputs.
+        multi_label: Several labels per article (sigmoid) or one (softmax).
+        thresholds: Per label, the score a label needs (multi-label; tuned on dev).
+        at_least_one: Multi-label: an article gets its best label when none passes.
+        include_title: Topics: the title is read before the text.
+        metrics: Dev and test metrics at training time.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +74,23 @@ class TaskManifest(BaseModel):
 
 
 class Manifest(BaseModel):
+    """``naba.json``: everything inference needs, and the record of how the model was made.
+
+    Attributes:
+        format_version: The model directory format; a newer one than this naba reads is refused.
+        naba_version: The naba that wrote the directory.
+        base_model: The encoder the model was fine-tuned from (``model.base`` resolved).
+        normalization: The text normalisation, applied again at inference.
+        window: Window length, stride, count and pooling, applied again at inference.
+        tasks: One entry per task (topic, stance): see below.
+        data: Per task and split: the data's fingerprint (SHA-256, rows, duplicates removed).
+        training_config: The resolved training config.
+        versions: Library versions at training time (torch, transformers, ...).
+        created: When the directory was written (UTC, ISO 8601).
+        distilled_from: naba distill's teacher, layers, loss settings and unlabeled data.
+        search: naba train --search's trials and best parameters.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     format_version: int

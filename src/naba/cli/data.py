@@ -46,7 +46,11 @@ def data_import(
     ] = ImportFormatName.auto,
     task: Annotated[TaskName, typer.Option(help="Record schema to produce.")] = TaskName.topic,
     taxonomy: Annotated[
-        Path | None, typer.Option(help="Taxonomy YAML: assign topics from tags/title.")
+        Path | None,
+        typer.Option(
+            help="Taxonomy YAML: assign topics from tags/title "
+            "('example': the news taxonomy that ships with naba)."
+        ),
     ] = None,
     id_column: IdColumn = None,
     text_column: TextColumn = None,

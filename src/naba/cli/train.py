@@ -54,6 +54,14 @@ def train_command(
             "batch size and window length; train with the best (needs naba[search]).",
         ),
     ] = 0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Check the config and data as training would and print the plan "
+            "(labels, windows, steps, time per epoch); write nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune an encoder for topics and/or stance; write a model directory."""
     resolved: list[Path] = []
@@ -63,6 +71,13 @@ def train_command(
         cfg = load_config(config, overrides(set_, allow_pickle))
         resolved.append(Path(output or cfg.output_dir))
         quiet_libraries()
+        if dry_run:
+            from naba.train.plan import plan_training
+
+            plan = plan_training(cfg, output, resume=resume, overwrite=overwrite)
+            for line in plan.lines():
+                typer.echo(line)
+            return
         from naba.train.trainer import train
 
         out = train(

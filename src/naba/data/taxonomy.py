@@ -30,6 +30,16 @@ _CLITICS = ("", "و", "ف", "ب", "ل", "ك", "وب", "ول", "وك", "فب", "�
 _NON_WORD = re.compile(r"[^\w\s]|_")
 
 
+EXAMPLE = "example"  # --taxonomy example: the taxonomy packaged with naba (configs/taxonomy.yaml)
+
+
+def example_taxonomy() -> Path:
+    """The example news taxonomy (eight topics), packaged with naba so it works outside the repository."""
+    from importlib.resources import files
+
+    return Path(str(files("naba") / "resources" / "taxonomy.yaml"))
+
+
 class TaxonomyMatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lead: Literal["never", "fallback", "always"] = "fallback"
@@ -37,7 +47,7 @@ class TaxonomyMatch(BaseModel):
 
 
 class TaxonomyFile(BaseModel):
-    """``configs/taxonomy.yaml``: ``topics: {name: [phrase, ...]}`` and matching options."""
+    """A taxonomy file (``configs/taxonomy.yaml``): ``topics: {name: [phrase, ...]}`` and matching options."""
 
     model_config = ConfigDict(extra="forbid")
     match: TaxonomyMatch = TaxonomyMatch()
@@ -94,12 +104,14 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: str | Path) -> Taxonomy:
-        """Read a taxonomy YAML file.
+        """Read a taxonomy YAML file; ``example`` is the news taxonomy that ships with naba.
 
         Raises:
             ConfigError: missing file, invalid YAML or schema; names the file and key.
         """
         path = Path(path)
+        if str(path) == EXAMPLE and not path.exists():
+            path = example_taxonomy()
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -261,7 +261,8 @@ def evaluate_model(
 
     Args:
         model_dir: A naba model directory.
-        data: Canonical labelled JSONL (or CSV/Parquet) for one task.
+        data: Canonical labelled JSONL (or CSV/Parquet) for one task; a file laid out like the
+            model's training data (its text column) is read with the training config's columns.
         report_dir: Where ``metrics.json``, ``report.md`` and ``report.html`` go.
         task: ``topic`` or ``stance`` (default: the model's only task, else from the data).
         baseline_train: Train a TF-IDF + linear baseline on this split and score it on ``data``.
@@ -289,10 +290,13 @@ def evaluate_model(
     if task not in manifest.tasks:
         raise InputError(f"{model_dir}: has no {task} model (it has {', '.join(manifest.tasks)})")
     spec = manifest.tasks[task]
-    records = load_records(data, task)
+    from naba.data.columns import recorded_columns
+
+    columns = recorded_columns(manifest.training_config, task, data)
+    records = load_records(data, task, columns)
     gold = [labels_of(r, task) for r in records]
     if {label for g in gold for label in g} - set(spec.labels):
-        unknown, rows, line = unknown_labels(data, task, spec.labels)
+        unknown, rows, line = unknown_labels(data, task, spec.labels, columns)
         raise InputError(
             f"{data}:{line}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not among the "
             f"model's labels {spec.labels} ({rows} {'row has' if rows == 1 else 'rows have'} them); "
@@ -375,7 +379,8 @@ def evaluate_model(
 
         # the baseline reads the targets as the model does (naba.json's target_descriptions)
         read = spec.target_descriptions if task == "stance" else None
-        train_records = described(load_records(baseline_train, task), read)
+        columns = recorded_columns(manifest.training_config, task, baseline_train)
+        train_records = described(load_records(baseline_train, task, columns), read)
         model = SparseModel(task, spec.labels, spec.multi_label, norm).fit(train_records)
         baseline = classification_metrics(
             gold, model.predict(described(records, read)), spec.labels, spec.multi_label

@@ -6,7 +6,7 @@ training. A batch keeps its order: documents are sorted by token length,
 cut into batches of a fixed token budget (so padding is a few per cent of
 the tokens), and results are put back in input order.
 
-Speed on CPU (measured in ``bench/RESULTS.md``): the encoder forward is
+Speed on CPU (measured: ``docs/benchmarks.md``): the encoder forward is
 nearly all the time; ``int8`` (dynamic quantisation, per-channel weights) is
 the one large win on CPUs without AMX. :meth:`Classifier.prepare` and
 :meth:`Classifier.classify` split ``predict`` into the CPU work before the
@@ -249,7 +249,7 @@ def quantize_int8(model: Any) -> Any:
     Weights get one scale per output channel; activations are quantised on
     the fly per batch, to the full 8 bits. Both choices keep the logits close
     to fp32: torch's defaults (one scale per weight tensor, 7-bit activations)
-    cost the ANT model 6 points of macro-F1 (bench/RESULTS.md, throughput).
+    cost the ANT model macro-F1 (bench/journal/RESULTS-2026-11.md, throughput).
     ``torch.ao.quantization`` is deprecated in favour of torchao, whose int8
     path has no CPU kernel in torchao 0.18 (14x slower than fp32 here),
     so naba keeps torch.ao and silences its deprecation notices.

@@ -194,10 +194,10 @@ class Hybrid:
         the generated ones; the blend is chosen on the real dev pairs, then a
         relevance gate (source: encoder, detector or either; threshold) on dev
         *and* its generated unrelated pairs (labelled neutral). Measured reason
-        (``bench/RESULTS.md``): the generated pairs cost a stance n-gram model
-        20+ points of in-domain macro-F1 on the sample split (it cannot tell
+        (``docs/benchmarks.md``): the generated pairs cost a stance n-gram model
+        much of its in-domain macro-F1 on the sample split (it cannot tell
         "not about this target" from "neutral about it"); choosing one blend on
-        both traded in-domain strength for relevance (ArabicStanceX: 5.8 points
+        both traded in-domain strength for relevance (on ArabicStanceX, well
         below the sparse part); the gate asks each part the question it can
         answer.
 
