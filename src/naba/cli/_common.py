@@ -285,6 +285,19 @@ DeviceOption = Annotated[
         "or cuda:N."
     ),
 ]
+class RuntimeName(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+    auto = "auto"
+
+
+RuntimeOption = Annotated[
+    RuntimeName,
+    typer.Option(
+        help="torch; onnx (ONNX Runtime on the CPU, for a directory written by `naba export onnx`); "
+        "auto (onnx for each task with an export, on the CPU; torch otherwise).",
+    ),
+]
 ThreadsOption = Annotated[
     int | None, typer.Option(min=1, help="torch threads (default: one per core).")
 ]

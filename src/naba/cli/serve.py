@@ -12,6 +12,8 @@ from naba.cli._common import (
     PRECISION_HELP,
     DeviceOption,
     PrecisionName,
+    RuntimeName,
+    RuntimeOption,
     app,
     quiet_libraries,
     user_errors,
@@ -33,6 +35,7 @@ def serve_command(
     ] = 8000,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
+    runtime: RuntimeOption = RuntimeName.torch,
     max_batch_size: Annotated[
         int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")
     ] = 64,
@@ -83,4 +86,5 @@ def serve_command(
             device=device,
             workers=workers,
             threads=threads,
+            runtime=runtime.value,
         )

@@ -369,6 +369,8 @@ def worker_app() -> FastAPI:
         spec["precision"],
         allow_pickle=spec["allow_pickle"],
         device=worker_device(spec["device"], slot),
+        runtime=spec.get("runtime", "torch"),
+        threads=spec["threads"],
     )
     app = create_app(classifier, ServeSettings(**spec["settings"]))
     app.state.worker = slot
@@ -386,6 +388,7 @@ def serve(
     allow_pickle: bool = False,
     workers: int = 1,
     threads: int | None = None,
+    runtime: str = "torch",
 ) -> None:
     """Load a model directory and serve it over HTTP until interrupted (SIGINT/SIGTERM).
 
@@ -400,7 +403,9 @@ def serve(
         workers: Processes sharing the port, each with its own copy of the model (and, with
             several GPUs, its own GPU: worker ``k`` takes ``cuda:(k mod GPUs)``); the kernel
             hands each connection to one of them. Micro-batching works within a process.
-        threads: torch threads per process (default: the cores divided among the workers).
+        threads: torch threads per process (default: the cores divided among the workers);
+            ONNX Runtime's intra-op threads too under ``runtime="onnx"``.
+        runtime: ``torch``, ``onnx`` or ``auto`` (see :meth:`Classifier.load`).
 
     Raises:
         ModelDirError: the model directory cannot be loaded.
@@ -425,7 +430,14 @@ def serve(
 
         torch.set_num_threads(threads)
     # Loaded here even with workers: a model that cannot load fails now, with its error, not in a worker restart loop.
-    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)  # type: ignore[arg-type]
+    classifier = Classifier.load(
+        model_dir,
+        precision,  # type: ignore[arg-type]
+        allow_pickle=allow_pickle,
+        device=device,
+        runtime=runtime,
+        threads=threads,
+    )
     if workers == 1:
         app = create_app(classifier, settings)
         # log_config=None: uvicorn's records go through the logging the CLI configured (--quiet, --verbose).
@@ -444,6 +456,7 @@ def serve(
                 "settings": asdict(settings),
                 "workers": workers,
                 "threads": threads,
+                "runtime": runtime,
                 "slots": slots,
             }
         )

@@ -1,0 +1,119 @@
+"""``naba export onnx`` and ``--runtime onnx``: the export loads, agrees with torch, and keeps naba's output schema."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from test_stance_trust import NUCLEAR, TEXTS
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture(scope="module")
+def exported(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from naba.infer.onnx_export import export_onnx
+
+    return export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "model")
+
+
+def _articles() -> list[dict]:
+    return [{"id": f"a{i}", "text": t, "target": NUCLEAR} for i, t in enumerate(TEXTS)]
+
+
+def test_export_is_a_complete_model_that_agrees_with_torch(trained_model: Path, exported: Path):
+    from naba.infer.classifier import Classifier
+
+    manifest = json.loads((exported / "naba.json").read_text(encoding="utf-8"))
+    for name, task in manifest["tasks"].items():
+        assert (exported / task["path"] / "model.onnx").is_file()
+        evidence = task["precision_evidence"]["onnx-fp32"]
+        assert evidence["dev_size"] == 24 and evidence["agreement"] >= 0.99
+        assert evidence["lower_bound"] < evidence["agreement"]
+        if task.get("hybrid"):  # the sparse part is carried as it is
+            assert (exported / task["path"] / task["hybrid"]["path"]).exists()
+    torch_out = Classifier.load(trained_model).predict(_articles())
+    onnx = Classifier.load(exported, runtime="onnx")
+    assert {t.runtime for t in onnx.tasks.values()} == {"onnx"}
+    onnx_out = onnx.predict(_articles())
+    # the same schema, the same labels, scores within float noise
+    assert [r.keys() for r in onnx_out] == [r.keys() for r in torch_out]
+    assert [r["topics"]["labels"] for r in onnx_out] == [r["topics"]["labels"] for r in torch_out]
+    assert [r["stance"][0]["label"] for r in onnx_out] == [
+        r["stance"][0]["label"] for r in torch_out
+    ]
+    for a, b in zip(onnx_out, torch_out):
+        for label, p in a["topics"]["scores"].items():
+            assert p == pytest.approx(b["topics"]["scores"][label], abs=1e-4)
+    # the exported directory still runs under torch
+    assert Classifier.load(exported).predict(_articles())[0]["topics"]["labels"] == (
+        torch_out[0]["topics"]["labels"]
+    )
+
+
+def test_int8_variant_is_kept_only_where_it_agreed(exported: Path) -> None:
+    from naba.infer.classifier import Classifier
+
+    manifest = json.loads((exported / "naba.json").read_text(encoding="utf-8"))
+    for task in manifest["tasks"].values():
+        share = task["precision_agreement"]["onnx-int8"]
+        kept = task["onnx"]["int8"]
+        assert (kept is not None) == (share >= 0.99)
+        assert (exported / task["path"] / "model.int8.onnx").exists() == (kept is not None)
+    clf = Classifier.load(exported, "int8", runtime="onnx")
+    for name, task in manifest["tasks"].items():
+        assert clf.task_precision[name] == ("int8" if task["onnx"]["int8"] else "fp32")
+        assert clf.tasks[name].model.path.name == (task["onnx"]["int8"] or "model.onnx")
+    # 24 dev articles cannot vouch for int8 under auto, however many agreed
+    assert set(Classifier.load(exported, "auto", runtime="onnx").task_precision.values()) == {
+        "fp32"
+    }
+    assert len(clf.predict(_articles())) == len(TEXTS)
+
+
+def test_a_model_without_an_export_asked_for_onnx(trained_model: Path) -> None:
+    from naba.errors import ModelDirError
+    from naba.infer.classifier import Classifier
+
+    with pytest.raises(ModelDirError, match=re.escape("has no ONNX export; run `naba export onnx")):
+        Classifier.load(trained_model, runtime="onnx")
+    # auto falls back to torch where there is no export
+    assert {t.runtime for t in Classifier.load(trained_model, runtime="auto").tasks.values()} == {
+        "torch"
+    }
+
+
+def test_a_missing_extra_is_a_one_line_error(
+    exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from naba.errors import NabaError
+    from naba.infer.classifier import Classifier
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name.split(".")[0] == "onnxruntime":
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(
+        NabaError,
+        match=re.escape("--runtime onnx needs ONNX Runtime: pip install 'naba[onnx]'"),
+    ):
+        Classifier.load(exported, runtime="onnx")
+
+
+def test_bf16_and_unknown_runtimes_are_refused(exported: Path) -> None:
+    from naba.errors import NabaError
+    from naba.infer.classifier import Classifier
+
+    with pytest.raises(NabaError, match=re.escape("precision bf16: --runtime onnx runs fp32 or int8")):
+        Classifier.load(exported, "bf16", runtime="onnx")
+    with pytest.raises(NabaError, match=re.escape("runtime: expected torch, onnx or auto")):
+        Classifier.load(exported, runtime="tensorrt")
