@@ -67,8 +67,10 @@ def main() -> None:
     rows = [measure(str(args.base), s, args.threads) for s in args.shapes]
     peer = rows[0]
     print(f"\n{args.base}: peak RSS of one AdamW step, fp32, no checkpointing\n")
-    print("| batch x windows x length | tokens | peak GB | per token KB (vs first) | "
-          "per token per layer x hidden B | predicted peak GB |")
+    print(
+        "| batch x windows x length | tokens | peak GB | per token KB (vs first) | "
+        "per token per layer x hidden B | predicted peak GB |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         slope = (

@@ -30,7 +30,7 @@ def test_export_is_a_complete_model_that_agrees_with_torch(trained_model: Path, 
     from naba.infer.classifier import Classifier
 
     manifest = json.loads((exported / "naba.json").read_text(encoding="utf-8"))
-    for name, task in manifest["tasks"].items():
+    for task in manifest["tasks"].values():
         assert (exported / task["path"] / "model.onnx").is_file()
         evidence = task["precision_evidence"]["onnx-fp32"]
         assert evidence["dev_size"] == 24 and evidence["agreement"] >= 0.99
@@ -51,8 +51,9 @@ def test_export_is_a_complete_model_that_agrees_with_torch(trained_model: Path, 
         for label, p in a["topics"]["scores"].items():
             assert p == pytest.approx(b["topics"]["scores"][label], abs=1e-4)
     # the exported directory still runs under torch
-    assert Classifier.load(exported).predict(_articles())[0]["topics"]["labels"] == (
-        torch_out[0]["topics"]["labels"]
+    assert (
+        Classifier.load(exported).predict(_articles())[0]["topics"]["labels"]
+        == (torch_out[0]["topics"]["labels"])
     )
 
 
@@ -113,7 +114,59 @@ def test_bf16_and_unknown_runtimes_are_refused(exported: Path) -> None:
     from naba.errors import NabaError
     from naba.infer.classifier import Classifier
 
-    with pytest.raises(NabaError, match=re.escape("precision bf16: --runtime onnx runs fp32 or int8")):
+    with pytest.raises(
+        NabaError, match=re.escape("precision bf16: --runtime onnx runs fp32 or int8")
+    ):
         Classifier.load(exported, "bf16", runtime="onnx")
     with pytest.raises(NabaError, match=re.escape("runtime: expected torch, onnx or auto")):
         Classifier.load(exported, runtime="tensorrt")
+
+
+def test_cli_export_then_predict_with_runtime_onnx(
+    trained_model: Path, exported: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from naba.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "exported"
+    result = runner.invoke(
+        app, ["export", "onnx", str(trained_model), "-o", str(out), "--no-int8", "--max-dev", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"topic: fp32 \(onnx-fp32 agrees with torch fp32 on [\d.]+% of dev\)", result.output
+    )
+    assert not (out / "topic" / "model.int8.onnx").exists()
+    again = runner.invoke(app, ["export", "onnx", str(trained_model), "-o", str(out)])
+    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.output
+    bad = runner.invoke(app, ["export", "onnx", str(trained_model), "-o", str(out), "--dev", "x"])
+    assert bad.exit_code == 2
+    assert "--dev 'x': expected TASK=FILE with TASK topic or stance" in bad.output
+
+    articles = tmp_path / "in.jsonl"
+    articles.write_text(
+        "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in _articles()), encoding="utf-8"
+    )
+    rows = {}
+    for runtime in ("torch", "onnx"):
+        target = tmp_path / f"{runtime}.jsonl"
+        result = runner.invoke(
+            app,
+            ["predict", str(exported), str(articles), "-o", str(target), "--runtime", runtime]
+            + ["--no-progress"],
+        )
+        assert result.exit_code == 0, result.output
+        rows[runtime] = [
+            json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()
+        ]
+    assert [r["topics"]["labels"] for r in rows["onnx"]] == [
+        r["topics"]["labels"] for r in rows["torch"]
+    ]
+    refused = runner.invoke(
+        app,
+        ["predict", str(trained_model), str(articles), "-o", str(tmp_path / "x.jsonl")]
+        + ["--runtime", "onnx", "--no-progress"],
+    )
+    assert refused.exit_code == 2 and "has no ONNX export; run `naba export onnx" in refused.output

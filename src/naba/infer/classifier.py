@@ -428,8 +428,9 @@ class Classifier:
             NabaError: an unknown device, a GPU torch cannot see, int8 on a GPU; runtime
                 onnx without ONNX Runtime installed, or with bf16 or a GPU.
         """
-        from naba.infer.onnx_runtime import check_runtime
         import torch
+
+        from naba.infer.onnx_runtime import check_runtime
 
         if precision not in ("fp32", "bf16", "int8", "auto"):
             raise NabaError(f"precision: expected fp32, bf16, int8 or auto, found {precision!r}")
@@ -821,7 +822,9 @@ def _task_model(
         runtime = "onnx" if device.type == "cpu" and exported(spec) else "torch"
     if runtime == "onnx":
         if device.type != "cpu":
-            raise NabaError(f"runtime onnx runs on the CPU; found device {device} (use --device cpu)")
+            raise NabaError(
+                f"runtime onnx runs on the CPU; found device {device} (use --device cpu)"
+            )
         onnxruntime()  # the one-line error for a missing extra, before anything loads
         run_in = onnx_precision(spec, precision)
     else:

@@ -64,11 +64,11 @@ def justified(record: dict[str, Any] | None) -> bool:
 
 
 def describe(record: dict[str, Any]) -> str:
-    """``99.6% of 500 dev articles (95% lower bound 98.6%)``."""
+    """``99.6% of 500 dev articles, 95% lower bound 98.6%``."""
     return (
-        f"{100 * record['agreement']:.1f}% of {int(record['dev_size'])} dev articles "
-        f"({100 * record.get('confidence', CONFIDENCE):.0f}% lower bound "
-        f"{100 * record['lower_bound']:.1f}%)"
+        f"{100 * record['agreement']:.1f}% of {int(record['dev_size'])} dev articles, "
+        f"{100 * record.get('confidence', CONFIDENCE):.0f}% lower bound "
+        f"{100 * record['lower_bound']:.1f}%"
     )
 
 

@@ -27,9 +27,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-BYTES_PER_TOKEN_UNIT = 60  # peak activation bytes per token, per layer x hidden unit (fp32, measured)
+BYTES_PER_TOKEN_UNIT = (
+    60  # peak activation bytes per token, per layer x hidden unit (fp32, measured)
+)
 BYTES_PER_PARAM = 16  # fp32 weights + gradients + AdamW's two moments
-RESTING_BYTES = 1_000_000_000  # python, torch, tokenizer, data: a training process at rest (measured)
+RESTING_BYTES = (
+    1_000_000_000  # python, torch, tokenizer, data: a training process at rest (measured)
+)
 HEADROOM = 0.8  # plan to use at most this share of the memory available
 
 
@@ -65,7 +69,9 @@ def available_bytes(device: Any = None) -> int | None:
 
 def peak_estimate(tokens: int, layers: int, hidden: int, params: int) -> int:
     """Bytes one training process is expected to peak at for batches of ``tokens`` tokens, without checkpointing."""
-    return RESTING_BYTES + BYTES_PER_PARAM * params + BYTES_PER_TOKEN_UNIT * tokens * layers * hidden
+    return (
+        RESTING_BYTES + BYTES_PER_PARAM * params + BYTES_PER_TOKEN_UNIT * tokens * layers * hidden
+    )
 
 
 def _gb(n: float) -> str:
@@ -99,7 +105,8 @@ def plan_checkpointing(
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     if free is None:
         return CheckpointingPlan(
-            True, f"auto: the {where} cannot be read; batches of {tokens:,} tokens need ~{_gb(need)}"
+            True,
+            f"auto: the {where} cannot be read; batches of {tokens:,} tokens need ~{_gb(need)}",
         )
     share = free // max(local, 1)
     per = f" ({local} processes share {_gb(free)})" if local > 1 else ""

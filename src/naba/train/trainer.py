@@ -43,7 +43,6 @@ from naba.hub import load_kwargs, unreachable
 from naba.infer.precision import describe as describe_evidence
 from naba.infer.precision import evidence as precision_evidence
 from naba.infer.precision import too_small_note
-from naba.train.memory import plan_checkpointing
 from naba.manifest import (
     FORMAT_VERSION,
     Manifest,
@@ -54,6 +53,7 @@ from naba.manifest import (
 )
 from naba.train.data import TaskData, add_unrelated_pairs, load_task_data
 from naba.train.engine import RunLog, TrainingError
+from naba.train.memory import plan_checkpointing
 
 logger = logging.getLogger(__name__)
 
@@ -554,9 +554,7 @@ def fit_task(
     run_log = RunLogCallback(log, task, cfg.checkpoint_every)
     trainer = ArticleTrainer(
         model=model,
-        args=training_arguments(
-            config, task, trainer_dir, eval_steps, show, checkpointing=plan.on
-        ),
+        args=training_arguments(config, task, trainer_dir, eval_steps, show, checkpointing=plan.on),
         train_dataset=ArticleDataset(train_docs, y),
         eval_dataset=ArticleDataset(
             docs["dev"], targets_matrix(task_data, task_data.splits["dev"])

@@ -1,0 +1,139 @@
+"""ONNX Runtime against torch, fp32 and int8, on trained models: articles/s and label agreement (issue #30).
+
+    python bench/onnx_runtime.py --model teacher=runs/ant --model student-3=runs/distill/student-3 \\
+        --test ../shared/data/ant/test.jsonl --out runs/bench-onnx
+
+For each model: ``naba export onnx`` into ``OUT/NAME`` (skipped where it
+exists; its dev agreement is what ``--precision auto`` reads), then four
+variants of the same model in one process:
+
+- torch fp32 (the peer), torch int8 (naba's dynamic quantisation, forced
+  here whatever the recorded agreement), ONNX Runtime fp32, ONNX Runtime int8
+  (``onnxruntime.quantization.quantize_dynamic``, forced likewise);
+- quality on the whole test file: macro-F1 and accuracy of each variant's
+  top label, and its agreement with the same model's torch fp32 labels;
+- speed: ``Classifier.predict`` on the first ``--n`` test articles, every
+  model and variant interleaved in each of ``--repeats`` rounds; ratios are
+  against the first model's torch fp32 in the same round (these machines
+  are shared and noisy).
+
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+VARIANTS = ("torch fp32", "torch int8", "onnx fp32", "onnx int8")
+
+
+def variants(name: str, model: Path, out: Path, threads: int) -> dict:
+    """The four variants of one model, each a Classifier whose task model is swapped in place."""
+    from naba.infer.classifier import Classifier, quantize_int8
+    from naba.infer.onnx_export import INT8_FILE, export_onnx, quantize
+    from naba.infer.onnx_runtime import OnnxModel
+
+    exported = out / name
+    if not exported.exists():
+        started = time.perf_counter()
+        export_onnx(model, exported)
+        print(f"exported {name} in {time.perf_counter() - started:.0f} s")
+    loaded = {}
+    for variant in VARIANTS:
+        clf = Classifier.load(exported, "fp32", device="cpu", threads=threads)
+        for task_name, task in clf.tasks.items():
+            task_dir = exported / task.spec.path
+            if variant == "torch int8":
+                task.model = quantize_int8(task.model)
+            elif variant.startswith("onnx"):
+                path = task_dir / "model.onnx"
+                if variant == "onnx int8":
+                    path = task_dir / INT8_FILE
+                    if not path.exists():  # the export did not keep it: measure it all the same
+                        path = out / f"{name}-{task_name}-{INT8_FILE}"
+                        if not path.exists():
+                            quantize(task_dir / "model.onnx", path)
+                task.model = OnnxModel(path, threads)
+        loaded[name, variant] = clf
+    return loaded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", action="append", required=True, help="NAME=MODEL_DIR")
+    parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="where the exports go")
+    parser.add_argument("--n", type=int, default=200, help="test articles timed")
+    parser.add_argument("--max-test", type=int, default=None, help="test articles scored")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from naba.data.records import load_records
+    from naba.manifest import read_manifest
+
+    models = dict(item.split("=", 1) for item in args.model)
+    first = next(iter(models))
+    task = next(iter(read_manifest(models[first]).tasks))
+    records = load_records(args.test, task)[: args.max_test]
+    gold = [r["topics"][0] if task == "topic" else r["stance"] for r in records]
+    articles = [
+        {k: r[k] for k in ("id", "title", "text", "target") if r.get(k) is not None}
+        for r in records
+    ]
+
+    def top(results: list[dict]) -> list[str]:
+        if task == "topic":
+            return [max(r["topics"]["scores"], key=r["topics"]["scores"].get) for r in results]
+        return [r["stance"][0]["label"] for r in results]
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    loaded: dict = {}
+    for name, model in models.items():
+        loaded.update(variants(name, Path(model), args.out, args.threads))
+    labels = {key: top(clf.predict(articles, tasks=[task])) for key, clf in loaded.items()}
+    timed = articles[: args.n]
+    for clf in loaded.values():  # warm up
+        clf.predict(timed[:16], tasks=[task])
+    seconds: dict = {key: [] for key in loaded}
+    for _ in range(args.repeats):
+        for key, clf in loaded.items():
+            started = time.perf_counter()
+            clf.predict(timed, tasks=[task])
+            seconds[key].append(time.perf_counter() - started)
+    rate = {key: len(timed) / statistics.median(s) for key, s in seconds.items()}
+    base = rate[first, "torch fp32"]
+
+    print(
+        f"\n{args.test} ({task}): quality on {len(records)} articles; {len(timed)} timed x "
+        f"{args.repeats} rounds, {args.threads} threads\n"
+    )
+    print(
+        "| model | runtime precision | top-label agreement with its torch fp32 | test macro-F1 | "
+        "accuracy | articles/s | vs first torch fp32 | vs own torch fp32 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name in models:
+        own = rate[name, "torch fp32"]
+        for variant in VARIANTS:
+            pred = labels[name, variant]
+            agree = np.mean([a == b for a, b in zip(pred, labels[name, "torch fp32"])])
+            f1 = f1_score(gold, pred, average="macro", zero_division=0)
+            acc = np.mean([a == b for a, b in zip(pred, gold)])
+            r = rate[name, variant]
+            print(
+                f"| {name} | {variant} | {100 * agree:.1f}% | {f1:.4f} | {acc:.4f} | {r:.1f} | "
+                f"{r / base:.2f}x | {r / own:.2f}x |"
+            )
+
+
+if __name__ == "__main__":
+    main()
