@@ -8,8 +8,10 @@ a 9-label head, one AdamW step on a batch of that many tokens (forward,
 backward, update; fp32, no checkpointing), and the process's peak RSS
 (``ru_maxrss``). The first shape is the peer: the slope between it and each
 other shape is the peak per token, also given per layer and hidden unit
-(``naba.train.memory.BYTES_PER_TOKEN_UNIT`` holds the figure measured so),
-next to what :func:`naba.train.memory.peak_estimate` predicts.
+(``naba.train.memory`` holds the figures fitted to it: per hidden unit, and
+per head and window position), next to what
+:func:`naba.train.memory.peak_estimate` predicts (its resting footprint is a
+naba training process's, above this bare one's).
 """
 
 from __future__ import annotations
@@ -62,8 +64,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
+    from transformers import AutoModelForSequenceClassification
+
     from naba.train.memory import peak_estimate
 
+    model = AutoModelForSequenceClassification.from_pretrained(args.base, num_labels=9)
     rows = [measure(str(args.base), s, args.threads) for s in args.shapes]
     peer = rows[0]
     print(f"\n{args.base}: peak RSS of one AdamW step, fp32, no checkpointing\n")
@@ -79,7 +84,7 @@ def main() -> None:
             else None
         )
         unit = slope / (r["layers"] * r["hidden"]) if slope else None
-        predicted = peak_estimate(r["tokens"], r["layers"], r["hidden"], r["params"])
+        predicted = peak_estimate(r["tokens"], model, int(r["shape"].split("x")[2]))
         print(
             f"| {r['shape']} | {r['tokens']:,} | {r['peak'] / 1e9:.2f} | "
             f"{'-' if slope is None else f'{slope / 1e3:.0f}'} | "

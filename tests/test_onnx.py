@@ -170,3 +170,21 @@ def test_cli_export_then_predict_with_runtime_onnx(
         + ["--runtime", "onnx", "--no-progress"],
     )
     assert refused.exit_code == 2 and "has no ONNX export; run `naba export onnx" in refused.output
+
+
+def test_the_service_runs_the_export_and_says_so(exported: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from naba.infer.classifier import Classifier
+    from naba.serve.app import create_app
+
+    torch_clf = Classifier.load(exported)
+    onnx_clf = Classifier.load(exported, runtime="onnx")
+    with TestClient(create_app(onnx_clf)) as client:
+        assert client.get("/v1/model").json()["tasks"]["topic"]["runtime"] == "onnx"
+        response = client.post("/v1/classify", json={"articles": TEXTS[:3]})
+    assert response.status_code == 200, response.text
+    assert [r["topics"]["labels"] for r in response.json()["results"]] == [
+        r["topics"]["labels"] for r in torch_clf.predict(TEXTS[:3])
+    ]

@@ -112,18 +112,35 @@ def test_checkpointing_is_planned_from_the_memory_there_is(tiny_encoder) -> None
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder, num_labels=3)
     tokens = 16 * 2 * 256
-    params = sum(p.numel() for p in model.parameters())
-    need = peak_estimate(tokens, model.config.num_hidden_layers, model.config.hidden_size, params)
-    roomy = plan_checkpointing("auto", tokens, model, available=int(need / HEADROOM) + 10**6)
+    need = peak_estimate(tokens, model, 256)
+
+    def plan(setting, available):
+        return plan_checkpointing(setting, tokens, model, length=256, available=available)
+
+    roomy = plan("auto", int(need / HEADROOM) + 10**6)
     assert not roomy.on
     assert roomy.reason.startswith(f"auto: batches of up to {tokens:,} tokens need ~")
     assert "less than 80% of the" in roomy.reason and "RAM available" in roomy.reason
-    tight = plan_checkpointing("auto", tokens, model, available=int(need / HEADROOM) - 10**6)
+    tight = plan("auto", int(need / HEADROOM) - 10**6)
     assert tight.on and "more than 80%" in tight.reason
-    assert plan_checkpointing(True, tokens, model, available=10**12).on
-    assert not plan_checkpointing(False, tokens, model, available=1).on
-    # more tokens, more memory: the rule is monotone in the batch
-    assert peak_estimate(2 * tokens, 2, 32, params) > peak_estimate(tokens, 2, 32, params)
+    assert plan(True, 10**12).on and plan(True, 10**12).reason == "asked for"
+    assert not plan(False, 1).on
+    # more tokens, or the same tokens in longer windows, need more memory
+    assert peak_estimate(2 * tokens, model, 256) > need
+    assert peak_estimate(tokens, model, 512) > need
+
+
+def test_checkpointing_without_a_memory_figure_is_cautious(
+    tiny_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from naba.train import memory
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder, num_labels=3)
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: None)
+    plan = memory.plan_checkpointing("auto", 2048, model, length=128)
+    assert plan.on and plan.reason.startswith("auto: the RAM available cannot be read")
 
 
 def test_checkpointing_shares_the_memory_among_local_processes(
@@ -134,12 +151,11 @@ def test_checkpointing_shares_the_memory_among_local_processes(
     from naba.train.memory import HEADROOM, peak_estimate, plan_checkpointing
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_encoder, num_labels=3)
-    params = sum(p.numel() for p in model.parameters())
-    need = peak_estimate(4096, 2, 32, params)
+    need = peak_estimate(4096, model, 256)
     free = int(1.5 * need / HEADROOM)  # holds one process, not two
-    assert not plan_checkpointing("auto", 4096, model, available=free).on
+    assert not plan_checkpointing("auto", 4096, model, length=256, available=free).on
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    shared = plan_checkpointing("auto", 4096, model, available=free)
+    shared = plan_checkpointing("auto", 4096, model, length=256, available=free)
     assert shared.on and "(2 processes share" in shared.reason
 
 

@@ -52,7 +52,8 @@ def evidence(agreement: float, n: int) -> dict[str, float]:
     """What ``naba.json`` records for one variant: ``{"agreement", "lower_bound", "dev_size", "confidence"}``."""
     return {
         "agreement": round(float(agreement), 4),
-        "lower_bound": round(wilson_lower(round(agreement * n), n), 4),
+        # rounded down: a bound rounded up to 99% would vouch for what the evidence does not
+        "lower_bound": math.floor(wilson_lower(round(agreement * n), n) * 10_000) / 10_000,
         "dev_size": int(n),
         "confidence": CONFIDENCE,
     }

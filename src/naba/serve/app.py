@@ -142,6 +142,7 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
             "metrics": _metrics_summary(spec.metrics),
             "precision": classifier.task_precision[name],
             "precision_agreement": spec.precision_agreement,
+            "runtime": getattr(task, "runtime", "torch"),  # torch or onnx (naba export onnx)
             "hybrid": (
                 {k: v for k, v in spec.hybrid.items() if k != "part_thresholds"}
                 if spec.hybrid

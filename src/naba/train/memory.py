@@ -12,13 +12,14 @@ under torchrun. It checkpoints when the estimate exceeds
 
 The estimate (:func:`peak_estimate`) is the process's resting footprint,
 16 bytes a parameter (fp32 weights, gradients and AdamW's two moments), and
-the activations, which grow with the tokens of a batch and with the
-encoder's depth and width: :data:`BYTES_PER_TOKEN_UNIT` bytes per token, per
-layer and hidden unit, measured once by ``bench/memory_per_token.py`` (the
-slope of the peak RSS of one AdamW step between batches of 1,024 and 8,192
-tokens, e5-small, fp32, 256-token windows; bench/journal/2026-12-06-onnx.md).
-Attention's share grows with the window length too; at 512-token windows the
-estimate is low by that share, which :data:`HEADROOM` absorbs.
+the activations kept for the backward pass, per token and layer: a part that
+grows with the width (:data:`BYTES_PER_HIDDEN`) and one that grows with the
+attention heads and the window length (:data:`BYTES_PER_HEAD_POSITION`: each
+head keeps a row of attention scores per token). The two figures were
+measured once by ``bench/memory_per_token.py``: the slope of the peak RSS of
+one fp32 AdamW step of e5-small (12 layers, 384 wide, 12 heads) against the
+tokens of a batch, at 128- and 256-token windows (0.50 and 0.85 MB a token;
+bench/journal/2026-12-06-onnx.md).
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-BYTES_PER_TOKEN_UNIT = (
-    60  # peak activation bytes per token, per layer x hidden unit (fp32, measured)
-)
+BYTES_PER_HIDDEN = 33  # activation bytes per token, layer and hidden unit (fp32, measured)
+BYTES_PER_HEAD_POSITION = 19  # per token, layer, head and window position: attention scores
 BYTES_PER_PARAM = 16  # fp32 weights + gradients + AdamW's two moments
-RESTING_BYTES = (
-    1_000_000_000  # python, torch, tokenizer, data: a training process at rest (measured)
-)
+# python, torch, the tokenizer and the tokenised splits: a naba training process at rest
+# (0.3 GB measured for the bare model process; naba's data and sparse part come on top)
+RESTING_BYTES = 1_000_000_000
 HEADROOM = 0.8  # plan to use at most this share of the memory available
 
 
@@ -67,11 +67,17 @@ def available_bytes(device: Any = None) -> int | None:
     return None
 
 
-def peak_estimate(tokens: int, layers: int, hidden: int, params: int) -> int:
-    """Bytes one training process is expected to peak at for batches of ``tokens`` tokens, without checkpointing."""
-    return (
-        RESTING_BYTES + BYTES_PER_PARAM * params + BYTES_PER_TOKEN_UNIT * tokens * layers * hidden
+def peak_estimate(tokens: int, model: Any, length: int) -> int:
+    """Bytes one training process is expected to peak at, without checkpointing, for batches of
+    ``tokens`` tokens in windows of ``length`` on ``model`` (a Hugging Face model: its config and
+    parameters)."""
+    config = model.config
+    params = sum(p.numel() for p in model.parameters())
+    per_token = config.num_hidden_layers * (
+        BYTES_PER_HIDDEN * config.hidden_size
+        + BYTES_PER_HEAD_POSITION * config.num_attention_heads * length
     )
+    return RESTING_BYTES + BYTES_PER_PARAM * params + per_token * tokens
 
 
 def _gb(n: float) -> str:
@@ -83,6 +89,7 @@ def plan_checkpointing(
     tokens: int,
     model: Any,
     *,
+    length: int,
     device: Any = None,
     available: int | None = None,
 ) -> CheckpointingPlan:
@@ -91,15 +98,15 @@ def plan_checkpointing(
     Args:
         setting: ``True``/``False`` (as asked), or ``"auto"``.
         tokens: ``batch_size x max_windows x length``: the most tokens one batch holds.
-        model: The model to train (its config gives layers and width; its parameters are counted).
+        model: The model to train (its config gives layers, width and heads; its parameters are
+            counted).
+        length: The window length (tokens).
         device: Where it trains (a torch device; default: the CPU).
         available: Free bytes, overriding the measurement (tests).
     """
     if setting != "auto":
         return CheckpointingPlan(bool(setting), "asked for" if setting else "turned off")
-    config = model.config
-    params = sum(p.numel() for p in model.parameters())
-    need = peak_estimate(tokens, config.num_hidden_layers, config.hidden_size, params)
+    need = peak_estimate(tokens, model, length)
     free = available if available is not None else available_bytes(device)
     where = "free GPU memory" if device is not None and "cuda" in str(device) else "RAM available"
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)

@@ -533,6 +533,7 @@ def fit_task(
         cfg.gradient_checkpointing,
         cfg.batch_size * window.max_windows * window.length,
         model,
+        length=window.length,
         device=getattr(state, "device", None),
     )
     log.info("%s: gradient checkpointing %s (%s)", task, "on" if plan.on else "off", plan.reason)
