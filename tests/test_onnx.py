@@ -188,3 +188,23 @@ def test_the_service_runs_the_export_and_says_so(exported: Path) -> None:
     assert [r["topics"]["labels"] for r in response.json()["results"]] == [
         r["topics"]["labels"] for r in torch_clf.predict(TEXTS[:3])
     ]
+
+
+def test_evaluate_with_runtime_onnx_scores_as_torch(
+    exported: Path, small_data: dict[str, Path], tmp_path: Path
+) -> None:
+    from naba.evaluation.report import evaluate_model
+
+    scored = {
+        runtime: evaluate_model(
+            exported,
+            small_data["topic_test"],
+            tmp_path / runtime,
+            task="topic",
+            runtime=runtime,
+            show_progress_bar=False,
+        )
+        for runtime in ("torch", "onnx")
+    }
+    assert scored["onnx"]["macro_f1"] == pytest.approx(scored["torch"]["macro_f1"], abs=1e-6)
+    assert scored["onnx"]["accuracy"] == pytest.approx(scored["torch"]["accuracy"], abs=1e-6)
