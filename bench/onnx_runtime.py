@@ -30,16 +30,16 @@ from pathlib import Path
 VARIANTS = ("torch fp32", "torch int8", "onnx fp32", "onnx int8")
 
 
-def variants(name: str, model: Path, out: Path, threads: int) -> dict:
+def variants(name: str, model: Path, out: Path, threads: int, max_dev: int | None) -> dict:
     """The four variants of one model, each a Classifier whose task model is swapped in place."""
     from naba.infer.classifier import Classifier, quantize_int8
-    from naba.infer.onnx_export import INT8_FILE, export_onnx, quantize
+    from naba.infer.onnx_export import INT8_FILE, ExportSettings, export_onnx, quantize
     from naba.infer.onnx_runtime import OnnxModel
 
     exported = out / name
     if not exported.exists():
         started = time.perf_counter()
-        export_onnx(model, exported)
+        export_onnx(model, exported, ExportSettings(max_dev=max_dev, threads=threads))
         print(f"exported {name} in {time.perf_counter() - started:.0f} s")
     loaded = {}
     for variant in VARIANTS:
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=250, help="test articles scored and timed")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-dev", type=int, default=None, help="dev articles the export checks")
     args = parser.parse_args()
 
     import numpy as np
@@ -97,7 +98,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     loaded: dict = {}
     for name, model in models.items():
-        loaded.update(variants(name, Path(model), args.out, args.threads))
+        loaded.update(variants(name, Path(model), args.out, args.threads, args.max_dev))
     timed = articles
     for clf in loaded.values():  # warm up
         clf.predict(timed[:16], tasks=[task])
@@ -133,6 +134,17 @@ def main() -> None:
                 f"| {name} | {variant} | {100 * agree:.1f}% | {f1:.4f} | {acc:.4f} | {r:.1f} | "
                 f"{r / base:.2f}x | {r / own:.2f}x |"
             )
+    print(
+        "\nRecorded by the export (dev agreement with torch fp32; what --precision auto reads):\n"
+    )
+    for name in models:
+        spec = read_manifest(args.out / name).tasks[task]
+        for variant, record in spec.precision_evidence.items():
+            print(
+                f"- {name} {variant}: {100 * record['agreement']:.1f}% of {int(record['dev_size'])} "
+                f"dev articles, 95% lower bound {100 * record['lower_bound']:.1f}%"
+            )
+        print(f"- {name} int8 variant kept: {bool((spec.onnx or {}).get('int8'))}")
 
 
 if __name__ == "__main__":
