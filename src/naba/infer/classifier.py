@@ -204,10 +204,11 @@ def task_precision(spec: TaskManifest, requested: str, *, variant: str = "int8")
         return "int8"
     logger.warning(
         "warning: %s: stays in fp32 under --precision int8: %s changed %.1f%% of its dev labels when "
-        "measured (agreement %.2f%%, below %.0f%%)",
+        "%s (agreement %.2f%%, below %.0f%%)",
         spec.task,
         variant,
         100 * (1 - agreement),
+        "trained" if variant == "int8" else "exported",
         100 * agreement,
         100 * INT8_MIN_AGREEMENT,
     )
