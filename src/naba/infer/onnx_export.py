@@ -80,25 +80,38 @@ def export_model(model: Any, input_names: list[str], path: Path) -> None:
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     example = {name: torch.ones((2, 16), dtype=torch.long) for name in input_names}
     example["input_ids"] = torch.arange(2 * 16, dtype=torch.long).reshape(2, 16) % 100 + 5
-    # torch.onnx prints its stages to stdout and warns about library internals: neither is the user's business.
+    # torch.onnx prints its stages to stdout and logs notes about optional libraries (torchvision's
+    # operators): neither is the user's business, so both stay quiet while it runs.
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
     with (
         warnings.catch_warnings(),
         contextlib.redirect_stdout(io.StringIO()),
         torch.inference_mode(False),
     ):
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            (),
-            str(path),
-            kwargs=example,
-            input_names=input_names,
-            output_names=["logits"],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in input_names},
-            opset_version=OPSET,
-            dynamo=True,
-            external_data=False,
-        )
+        try:
+            _export(model, path, example, input_names, {0: batch, 1: sequence})
+        finally:
+            exporter_log.setLevel(level)
+
+
+def _export(model: Any, path: Path, example: dict, input_names: list[str], axes: dict) -> None:
+    import torch
+
+    torch.onnx.export(
+        model.eval(),
+        (),
+        str(path),
+        kwargs=example,
+        input_names=input_names,
+        output_names=["logits"],
+        dynamic_shapes={name: axes for name in input_names},
+        opset_version=OPSET,
+        dynamo=True,
+        external_data=False,
+    )
 
 
 def quantize(source: Path, target: Path) -> None:
