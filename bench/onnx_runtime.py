@@ -10,12 +10,14 @@ variants of the same model in one process:
 - torch fp32 (the peer), torch int8 (naba's dynamic quantisation, forced
   here whatever the recorded agreement), ONNX Runtime fp32, ONNX Runtime int8
   (``onnxruntime.quantization.quantize_dynamic``, forced likewise);
-- ``Classifier.predict`` on the first ``--n`` test articles, every model and
-  variant interleaved in each of ``--repeats`` rounds: speed (the median
-  round; ratios against the first model's torch fp32, measured alongside:
-  these machines are shared and noisy) and quality (macro-F1 and accuracy of
-  each variant's top label, and its agreement with the same model's torch
-  fp32 labels).
+- the encoder's scores (``Classifier.encoder_scores``: windows, length-sorted
+  batches, the forward pass and pooling; what the runtime changes, whatever
+  part a hybrid model's decision reads) on the first ``--n`` test articles,
+  every model and variant interleaved in each of ``--repeats`` rounds: speed
+  (the median round; ratios against the first model's torch fp32, measured
+  alongside: these machines are shared and noisy) and quality (macro-F1 and
+  accuracy of each variant's top label, and its agreement with the same
+  model's torch fp32 top labels).
 
 Prints a markdown table.
 """
@@ -90,10 +92,9 @@ def main() -> None:
         for r in records
     ]
 
-    def top(results: list[dict]) -> list[str]:
-        if task == "topic":
-            return [max(r["topics"]["scores"], key=r["topics"]["scores"].get) for r in results]
-        return [r["stance"][0]["label"] for r in results]
+    def top(scores: np.ndarray, clf) -> list[str]:
+        names = clf.tasks[task].spec.labels
+        return [names[i] for i in scores.argmax(axis=1)]
 
     args.out.mkdir(parents=True, exist_ok=True)
     loaded: dict = {}
@@ -101,15 +102,15 @@ def main() -> None:
         loaded.update(variants(name, Path(model), args.out, args.threads, args.max_dev))
     timed = articles
     for clf in loaded.values():  # warm up
-        clf.predict(timed[:16], tasks=[task])
+        clf.encoder_scores(timed[:16], task)
     seconds: dict = {key: [] for key in loaded}
     labels: dict = {}
     for _ in range(args.repeats):
         for key, clf in loaded.items():
             started = time.perf_counter()
-            results = clf.predict(timed, tasks=[task])
+            scores = clf.encoder_scores(timed, task)
             seconds[key].append(time.perf_counter() - started)
-            labels[key] = top(results)
+            labels[key] = top(scores, clf)
     rate = {key: len(timed) / statistics.median(s) for key, s in seconds.items()}
     base = rate[first, "torch fp32"]
 
