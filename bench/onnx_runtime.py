@@ -45,7 +45,7 @@ def variants(name: str, model: Path, out: Path, threads: int, max_dev: int | Non
         print(f"exported {name} in {time.perf_counter() - started:.0f} s")
     loaded = {}
     for variant in VARIANTS:
-        clf = Classifier.load(exported, "fp32", device="cpu", threads=threads)
+        clf = Classifier.load(exported, "fp32", device="cpu", threads=threads, runtime="torch")
         for task_name, task in clf.tasks.items():
             task_dir = exported / task.spec.path
             if variant == "torch int8":

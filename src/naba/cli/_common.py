@@ -297,7 +297,8 @@ RuntimeOption = Annotated[
     RuntimeName,
     typer.Option(
         help="torch; onnx (ONNX Runtime on the CPU, for a directory written by `naba export onnx`); "
-        "auto (onnx for each task with an export, on the CPU; torch otherwise).",
+        "auto (onnx on the CPU for each task whose export agreed with torch on dev; torch "
+        "otherwise, as for a model without an export).",
     ),
 ]
 ThreadsOption = Annotated[

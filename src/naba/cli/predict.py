@@ -71,7 +71,7 @@ def predict_command(
     ] = None,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
-    runtime: RuntimeOption = RuntimeName.torch,
+    runtime: RuntimeOption = RuntimeName.auto,
     batch_size: Annotated[
         int,
         typer.Option(
@@ -171,7 +171,7 @@ def evaluate_command(
     ] = None,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
-    runtime: RuntimeOption = RuntimeName.torch,
+    runtime: RuntimeOption = RuntimeName.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
     unrelated: Annotated[
         Path | None,

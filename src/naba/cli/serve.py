@@ -35,7 +35,7 @@ def serve_command(
     ] = 8000,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
-    runtime: RuntimeOption = RuntimeName.torch,
+    runtime: RuntimeOption = RuntimeName.auto,
     max_batch_size: Annotated[
         int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")
     ] = 64,

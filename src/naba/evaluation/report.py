@@ -256,7 +256,7 @@ def evaluate_model(
     allow_pickle: bool = False,
     unrelated: str | Path | None = None,
     device: str | None = "auto",
-    runtime: str = "torch",
+    runtime: str = "auto",
 ) -> dict[str, Any]:
     """Score a model on labelled data and write the report directory.
 

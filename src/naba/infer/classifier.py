@@ -398,7 +398,7 @@ class Classifier:
         threads: int | None = None,
         max_length: int | None = None,
         device: str | None = "auto",
-        runtime: str = "torch",
+        runtime: str = "auto",
     ) -> Classifier:
         """Load a model directory written by ``naba train``.
 
@@ -420,9 +420,11 @@ class Classifier:
                 else fp16), ``fp32`` and ``auto`` in fp32, and ``int8`` is refused (CPU only).
             runtime: ``torch``; ``onnx`` (ONNX Runtime on the CPU, for a directory
                 written by ``naba export onnx``: fp32, or int8 where the export kept
-                a variant that agreed with torch fp32 on dev); ``auto`` (onnx for each
-                task with an export when running on the CPU, torch otherwise). Output
-                is the same in both (:mod:`naba.infer.onnx_runtime`).
+                a variant that agreed with torch fp32 on dev); ``auto`` (the default:
+                onnx for each task whose export agreed with torch fp32 on at least 99%
+                of dev, when running on the CPU with ONNX Runtime installed; torch
+                otherwise, so a model without an export runs as before). Output is the
+                same in both (:mod:`naba.infer.onnx_runtime`).
 
         Raises:
             ModelDirError: missing, incomplete, corrupt or newer-format directory.
@@ -817,10 +819,10 @@ def _task_model(
     threads: int | None,
 ) -> TaskModel:
     """One task loaded in the runtime and precision it runs in (``auto``: onnx where exported, on the CPU)."""
-    from naba.infer.onnx_runtime import exported, onnx_precision, onnxruntime
+    from naba.infer.onnx_runtime import onnx_precision, onnxruntime, prefers_onnx
 
     if runtime == "auto":
-        runtime = "onnx" if device.type == "cpu" and exported(spec) else "torch"
+        runtime = "onnx" if device.type == "cpu" and prefers_onnx(spec) else "torch"
     if runtime == "onnx":
         if device.type != "cpu":
             raise NabaError(
@@ -828,6 +830,8 @@ def _task_model(
             )
         onnxruntime()  # the one-line error for a missing extra, before anything loads
         run_in = onnx_precision(spec, precision)
+        if run_in in ("int8", "auto"):
+            run_in = task_precision(spec, run_in, variant="onnx-int8")
     else:
         run_in = task_precision(spec, precision) if device.type == "cpu" else precision
     return TaskModel(

@@ -216,7 +216,9 @@ def export_onnx(
     manifest = read_manifest(model_dir)
     if output.resolve() == model_dir.resolve():
         raise NabaError(f"{output}: is the model itself; export into a new directory")
-    clf = Classifier.load(model_dir, "fp32", threads=settings.threads, device="cpu")
+    clf = Classifier.load(
+        model_dir, "fp32", threads=settings.threads, device="cpu", runtime="torch"
+    )
     raw = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
     with atomic_dir(output, overwrite=overwrite) as staging:
         shutil.copytree(model_dir, staging, dirs_exist_ok=True)

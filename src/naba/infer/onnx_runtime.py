@@ -122,16 +122,15 @@ class OnnxModel:
 def onnx_precision(spec: Any, requested: str) -> str:
     """What a task runs in under ONNX Runtime: ``fp32``, or ``int8`` where the export kept an int8 variant.
 
-    ``int8`` and ``auto`` read the export's recorded agreement of ONNX int8
-    with torch fp32 (``onnx-int8`` in ``precision_agreement`` and
+    Where the export kept an int8 variant, ``int8`` and ``auto`` are returned as
+    asked: the caller decides them on the export's recorded agreement of ONNX
+    int8 with torch fp32 (``onnx-int8`` in ``precision_agreement`` and
     ``precision_evidence``), by the same rule as torch int8
     (:func:`naba.infer.classifier.task_precision`).
 
     Raises:
         NabaError: ``bf16`` (ONNX Runtime runs the export in fp32 or int8 only).
     """
-    from naba.infer.classifier import task_precision
-
     if requested == "bf16":
         raise NabaError("precision bf16: --runtime onnx runs fp32 or int8; use --runtime torch")
     if requested == "fp32":
@@ -146,4 +145,27 @@ def onnx_precision(spec: Any, requested: str) -> str:
                 record.get("int8_note", "it changed labels on dev"),
             )
         return "fp32"
-    return task_precision(spec, requested, variant="onnx-int8")
+    return requested
+
+
+def prefers_onnx(spec: Any) -> bool:
+    """``--runtime auto``: whether a task runs under ONNX Runtime on the CPU.
+
+    Where it has an export whose fp32 labels agreed with torch fp32 on at least
+    99% of dev (ONNX Runtime fp32 was faster than torch fp32 at that agreement
+    in bench/journal/2026-12-06-onnx.md), and ONNX Runtime is installed.
+    """
+    from naba.infer.precision import MIN_AGREEMENT
+
+    if exported(spec) is None:
+        return False
+    if spec.precision_agreement.get("onnx-fp32", 0.0) < MIN_AGREEMENT:
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        logger.info(
+            "%s: has an ONNX export, but ONNX Runtime is not installed: runs in torch", spec.task
+        )
+        return False
+    return True

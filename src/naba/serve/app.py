@@ -370,7 +370,7 @@ def worker_app() -> FastAPI:
         spec["precision"],
         allow_pickle=spec["allow_pickle"],
         device=worker_device(spec["device"], slot),
-        runtime=spec.get("runtime", "torch"),
+        runtime=spec.get("runtime", "auto"),
         threads=spec["threads"],
     )
     app = create_app(classifier, ServeSettings(**spec["settings"]))
@@ -389,7 +389,7 @@ def serve(
     allow_pickle: bool = False,
     workers: int = 1,
     threads: int | None = None,
-    runtime: str = "torch",
+    runtime: str = "auto",
 ) -> None:
     """Load a model directory and serve it over HTTP until interrupted (SIGINT/SIGTERM).
 
