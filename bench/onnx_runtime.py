@@ -1,6 +1,7 @@
-"""ONNX Runtime against torch, fp32 and int8, on trained models: articles/s and label agreement (issue #30).
+"""ONNX Runtime against torch, fp32 and int8, on trained models: articles/s and agreement (#30).
 
-    python bench/onnx_runtime.py --model teacher=runs/ant --model student-3=runs/distill/student-3 \\
+    python bench/onnx_runtime.py --model teacher=runs/ant \\
+        --model student-3=runs/distill/student-3 \\
         --test ../shared/data/ant/test.jsonl --out runs/bench-onnx
 
 For each model: ``naba export onnx`` into ``OUT/NAME`` (skipped where it
@@ -142,8 +143,9 @@ def main() -> None:
         spec = read_manifest(args.out / name).tasks[task]
         for variant, record in spec.precision_evidence.items():
             print(
-                f"- {name} {variant}: {100 * record['agreement']:.1f}% of {int(record['dev_size'])} "
-                f"dev articles, 95% lower bound {100 * record['lower_bound']:.1f}%"
+                f"- {name} {variant}: {100 * record['agreement']:.1f}% of "
+                f"{int(record['dev_size'])} dev articles, "
+                f"95% lower bound {100 * record['lower_bound']:.1f}%"
             )
         print(f"- {name} int8 variant kept: {bool((spec.onnx or {}).get('int8'))}")
 

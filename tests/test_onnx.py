@@ -1,4 +1,5 @@
-"""``naba export onnx`` and ``--runtime onnx``: the export loads, agrees with torch, and keeps naba's output schema."""
+"""``naba export onnx`` and ``--runtime onnx``: the export loads, agrees with torch, and keeps
+naba's output schema."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``--precision auto`` decides int8 on the Wilson lower bound of the dev agreement, not on the point estimate."""
+"""``--precision auto`` decides int8 on the Wilson lower bound of the dev agreement, not on the
+point estimate; gradient checkpointing is planned from the memory there is."""
 
 from __future__ import annotations
 

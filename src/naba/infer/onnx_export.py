@@ -153,7 +153,8 @@ def _labels(results: list[dict[str, Any]], task: str) -> list[Any]:
 
 
 def dev_records(model_dir: Path, manifest: Any, task: str, settings: ExportSettings) -> list[dict]:
-    """The dev articles a task's agreement is measured on: ``settings.dev``, else the recorded dev split; [] if none."""
+    """The dev articles a task's agreement is measured on: ``settings.dev``, else the recorded
+    dev split; [] if none."""
     from naba.data.records import load_records
 
     path = settings.dev.get(task)
@@ -169,7 +170,8 @@ def dev_records(model_dir: Path, manifest: Any, task: str, settings: ExportSetti
 def agreement_with_torch(
     clf: Any, task: str, records: list[dict], variants: dict[str, Path], threads: int | None
 ) -> dict[str, float]:
-    """Share of ``records`` whose final labels under each ONNX file equal torch fp32's (same decision rule)."""
+    """Share of ``records`` whose final labels under each ONNX file equal torch fp32's (the same
+    decision rule)."""
     import numpy as np
 
     from naba.infer.onnx_runtime import OnnxModel
@@ -242,7 +244,8 @@ def _export_task(
     records: list[dict],
     settings: ExportSettings,
 ) -> dict[str, Any]:
-    """Export one task into ``task_dir``; its ``naba.json`` entry with the export and its dev agreement."""
+    """Export one task into ``task_dir``; returns its ``naba.json`` entry with the export and its
+    dev agreement."""
     from naba.infer.precision import MIN_AGREEMENT, evidence
 
     for stale in (FP32_FILE, INT8_FILE):

@@ -54,7 +54,8 @@ def check_runtime(runtime: str) -> str:
 
 
 def exported(spec: Any) -> dict[str, Any] | None:
-    """A task's ONNX export as ``naba.json`` records it (``{"fp32": file, "int8": file or None, ...}``), or None."""
+    """A task's ONNX export as ``naba.json`` records it (``{"fp32": file, "int8": file or None,
+    ...}``), or None."""
     record = getattr(spec, "onnx", None)
     return record if isinstance(record, dict) and record.get("fp32") else None
 
@@ -63,7 +64,8 @@ def model_file(directory: Path, spec: Any, precision: str) -> Path:
     """The ONNX file a task runs for ``precision`` (``fp32`` or ``int8``).
 
     Raises:
-        ModelDirError: the model has no export (with the command that makes one), or its file is missing.
+        ModelDirError: the model has no export (with the command that makes one), or its file
+            is missing.
     """
     record = exported(spec)
     if record is None:
@@ -81,7 +83,7 @@ def model_file(directory: Path, spec: Any, precision: str) -> Path:
 
 
 class OnnxModel:
-    """An ONNX Runtime session with the call of a Hugging Face classifier: ``model(**inputs).logits``.
+    """An ONNX Runtime session called like a Hugging Face classifier: ``model(**inputs).logits``.
 
     Inputs are the padded torch tensors :func:`naba.encoding.collate` makes;
     only those the graph declares are fed (XLM-R has no ``token_type_ids``).
@@ -100,7 +102,8 @@ class OnnxModel:
             self.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
             )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped Fail/InvalidGraph errors
+        # onnxruntime raises its own untyped Fail/InvalidGraph errors
+        except Exception as exc:  # noqa: BLE001
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ModelDirError(
                 f"{path}: ONNX Runtime cannot load it ({reason}); rerun `naba export onnx`"
@@ -120,7 +123,7 @@ class OnnxModel:
 
 
 def onnx_precision(spec: Any, requested: str) -> str:
-    """What a task runs in under ONNX Runtime: ``fp32``, or ``int8`` where the export kept an int8 variant.
+    """What a task runs in under ONNX Runtime: ``fp32``, or int8 where the export kept a variant.
 
     Where the export kept an int8 variant, ``int8`` and ``auto`` are returned as
     asked: the caller decides them on the export's recorded agreement of ONNX

@@ -29,7 +29,7 @@ _Z = 1.959963984540054  # two-sided 95% normal quantile: the Wilson interval's l
 
 
 def wilson_lower(agreed: float, n: int, z: float = _Z) -> float:
-    """The Wilson score interval's lower end for ``agreed`` successes out of ``n`` (0.0 for ``n == 0``).
+    """The Wilson score interval's lower end for ``agreed`` successes of ``n`` (0.0 for no trials).
 
     Example:
         >>> round(wilson_lower(35, 35), 3)
@@ -49,7 +49,8 @@ def smallest_dev(minimum: float = MIN_AGREEMENT, z: float = _Z) -> int:
 
 
 def evidence(agreement: float, n: int) -> dict[str, float]:
-    """What ``naba.json`` records for one variant: ``{"agreement", "lower_bound", "dev_size", "confidence"}``."""
+    """What ``naba.json`` records for one variant: ``agreement``, ``lower_bound``, ``dev_size``,
+    ``confidence``."""
     return {
         "agreement": round(float(agreement), 4),
         # rounded down: a bound rounded up to 99% would vouch for what the evidence does not
@@ -60,7 +61,7 @@ def evidence(agreement: float, n: int) -> dict[str, float]:
 
 
 def justified(record: dict[str, Any] | None) -> bool:
-    """Whether recorded evidence vouches for the variant: its lower bound reaches :data:`MIN_AGREEMENT`."""
+    """Whether recorded evidence vouches for the variant: its lower bound reaches 99%."""
     return bool(record) and float(record.get("lower_bound", 0.0)) >= MIN_AGREEMENT
 
 
@@ -74,7 +75,8 @@ def describe(record: dict[str, Any]) -> str:
 
 
 def too_small_note(task: str, variant: str, record: dict[str, Any]) -> str | None:
-    """The log line for a dev set whose agreement looks high enough but is too small to vouch for it, else None."""
+    """The log line for a dev set whose agreement looks high enough but is too small to vouch
+    for it, else None."""
     if justified(record) or record["agreement"] < MIN_AGREEMENT:
         return None
     return (

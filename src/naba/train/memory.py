@@ -1,4 +1,4 @@
-"""``train.gradient_checkpointing: auto``: checkpoint only when the memory there is would not hold a batch.
+"""``train.gradient_checkpointing: auto``: checkpoint only where the memory would not hold a batch.
 
 Gradient checkpointing trades speed for memory: on long articles (batches of
 16 x 2 windows x 256 tokens, e5-small) it cost 31% of the training speed on
@@ -46,7 +46,8 @@ class CheckpointingPlan:
 
 
 def available_bytes(device: Any = None) -> int | None:
-    """Free memory where training runs: the GPU's free memory on a GPU, else available RAM; None if unknown."""
+    """Free memory where training runs: the GPU's free memory on a GPU, else the RAM available;
+    None if unknown."""
     if device is not None and getattr(device, "type", str(device)).startswith("cuda"):
         import torch
 
