@@ -382,11 +382,15 @@ def _edited_copy(model: Path, out: Path, edit) -> Path:
 
 def test_int8_keeps_a_disagreeing_task_in_fp32(trained_model: Path, tmp_path: Path, caplog) -> None:
     from naba.infer.classifier import Classifier
+    from naba.infer.precision import evidence
 
     def agreement(topic, stance):
         def edit(m):
             for task, value in (("topic", topic), ("stance", stance)):
                 m["tasks"][task]["precision_agreement"] = {} if value is None else {"int8": value}
+                m["tasks"][task]["precision_evidence"] = (
+                    {} if value is None else {"int8": evidence(value, 5000)}
+                )
 
         return edit
 
@@ -421,13 +425,20 @@ def test_predict_auto_says_which_precision_each_task_runs_in(
     from typer.testing import CliRunner
 
     from naba.cli import app
+    from naba.infer.precision import evidence
 
     mixed = _edited_copy(
         trained_model,
         tmp_path / "m",
         lambda m: (
-            m["tasks"]["topic"].update(precision_agreement={"int8": 0.996}),
-            m["tasks"]["stance"].update(precision_agreement={"int8": 0.969}),
+            m["tasks"]["topic"].update(
+                precision_agreement={"int8": 0.996},
+                precision_evidence={"int8": evidence(0.996, 5000)},
+            ),
+            m["tasks"]["stance"].update(
+                precision_agreement={"int8": 0.969},
+                precision_evidence={"int8": evidence(0.969, 5000)},
+            ),
         ),
     )
     articles = tmp_path / "in.jsonl"
@@ -450,8 +461,8 @@ def test_predict_auto_says_which_precision_each_task_runs_in(
     )
     assert result.exit_code == 0, result.output
     assert (
-        "precision auto: topic int8 (int8 agreed with fp32 on 99.6% of dev labels), stance fp32 (int8 agreed with fp32 "
-        "on 96.9% of dev labels)"
+        "precision auto: topic int8 (int8 agreed with fp32 on 99.6% of 5000 dev articles, 95% lower bound 99.4%), "
+        "stance fp32 (int8 agreed with fp32 on 96.9% of 5000 dev articles, 95% lower bound 96.4%)"
     ) in result.output
     plain = CliRunner().invoke(
         app,

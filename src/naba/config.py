@@ -261,8 +261,8 @@ class TrainConfig(_Section):
     early_stopping_patience: int | None = Field(default=3, ge=1)
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    # auto: on when one batch can hold CHECKPOINTING_TOKENS or more tokens (batch_size x max_windows x length):
-    # long articles in big batches, where activations dominate memory (measured: docs/benchmarks.md)
+    # auto: on when the memory available (RAM on CPU, free GPU memory) would not hold a batch's expected peak
+    # without it (naba.train.memory; train.log says which and why): it saves memory at a cost in speed
     gradient_checkpointing: bool | Literal["auto"] = "auto"
     group_by_length: bool = Field(
         default=False,

@@ -68,6 +68,10 @@ class TaskManifest(BaseModel):
     unrelated: dict[str, Any] | None = None
     # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it
     precision_agreement: dict[str, float] = {}
+    # the evidence behind it, per precision: {"int8": {agreement, lower_bound, dev_size, confidence}}
+    precision_evidence: dict[str, dict[str, float]] = {}
+    # naba export onnx: {"fp32": "model.onnx", "int8": "model.int8.onnx" or None, "opset", ...}; None: not exported
+    onnx: dict[str, Any] | None = None
     # the decision rule chosen on dev (naba.rule.HybridRule); None: the encoder alone
     hybrid: HybridRule | None = None
     metrics: dict[str, Any] = {}

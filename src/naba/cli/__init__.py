@@ -14,7 +14,7 @@ from naba.cli._common import app, on_sigterm
 
 # Importing a command module registers its commands; `naba --help` lists them in this order.
 # isort: off
-from naba.cli import init, train, predict, serve, data, encoder  # noqa: F401, E402
+from naba.cli import init, train, predict, serve, data, encoder, export  # noqa: F401, E402
 from naba.cli import review, select  # noqa: F401, E402
 # isort: on
 

@@ -286,6 +286,22 @@ DeviceOption = Annotated[
         "or cuda:N."
     ),
 ]
+
+
+class RuntimeName(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+    auto = "auto"
+
+
+RuntimeOption = Annotated[
+    RuntimeName,
+    typer.Option(
+        help="torch; onnx (ONNX Runtime on the CPU, for a directory written by `naba export onnx`); "
+        "auto (onnx on the CPU for each task whose export agreed with torch on dev; torch "
+        "otherwise, as for a model without an export).",
+    ),
+]
 ThreadsOption = Annotated[
     int | None, typer.Option(min=1, help="torch threads (default: one per core).")
 ]
@@ -316,13 +332,20 @@ AllTargets = Annotated[
 
 def task_precisions(clf: Any) -> str:
     """``topic int8 (int8 agreed with fp32 on 99.6% of dev labels), stance fp32 (96.9%)``: what ``auto``/``int8`` chose."""
+    from naba.infer.precision import describe
+
     said = []
     for name, runs in clf.task_precision.items():
-        agreement = clf.tasks[name].spec.precision_agreement.get("int8")
+        spec = clf.tasks[name].spec
+        variant = "onnx-int8" if getattr(clf.tasks[name], "runtime", "torch") == "onnx" else "int8"
+        agreement = spec.precision_agreement.get(variant)
+        record = spec.precision_evidence.get(variant)
         recorded = (
             "agreement not recorded"
             if agreement is None
-            else f"int8 agreed with fp32 on {100 * agreement:.1f}% of dev labels"
+            else f"{variant} agreed with fp32 on {describe(record)}"
+            if record
+            else f"{variant} agreed with fp32 on {100 * agreement:.1f}% of dev labels"
         )
         said.append(f"{name} {runs} ({recorded})")
     return ", ".join(said)

@@ -16,6 +16,8 @@ from naba.cli._common import (
     IdColumn,
     InputFormatName,
     PrecisionName,
+    RuntimeName,
+    RuntimeOption,
     TargetColumn,
     TaskName,
     TasksOption,
@@ -70,6 +72,7 @@ def predict_command(
     ] = None,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
+    runtime: RuntimeOption = RuntimeName.auto,
     batch_size: Annotated[
         int,
         typer.Option(
@@ -126,6 +129,7 @@ def predict_command(
             allow_pickle=allow_pickle,
             threads=threads,
             device=device,
+            runtime=runtime.value,
         )
         if precision.value in ("int8", "auto") and is_main_process():
             err(f"precision {precision.value}: " + task_precisions(clf))
@@ -181,6 +185,7 @@ def evaluate_command(
     ] = None,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
+    runtime: RuntimeOption = RuntimeName.auto,
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per forward pass.")] = 16,
     unrelated: Annotated[
         Path | None,
@@ -216,6 +221,7 @@ def evaluate_command(
             unrelated=unrelated,
             device=device,
             show_progress_bar=on_terminal(progress),
+            runtime=runtime.value,
         )
     line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
     if "baseline" in metrics:

@@ -13,6 +13,8 @@ from naba.cli._common import (
     PRECISION_HELP,
     DeviceOption,
     PrecisionName,
+    RuntimeName,
+    RuntimeOption,
     app,
     err,
     quiet_libraries,
@@ -54,6 +56,7 @@ def serve_command(
     ] = 8000,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
+    runtime: RuntimeOption = RuntimeName.auto,
     max_batch_size: Annotated[
         int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")
     ] = 64,
@@ -154,4 +157,5 @@ def serve_command(
             workers=workers,
             threads=threads,
             options=options,
+            runtime=runtime.value,
         )

@@ -256,6 +256,7 @@ def evaluate_model(
     allow_pickle: bool = False,
     unrelated: str | Path | None = None,
     device: str | None = "auto",
+    runtime: str = "auto",
 ) -> dict[str, Any]:
     """Score a model on labelled data and write the report directory.
 
@@ -272,6 +273,7 @@ def evaluate_model(
             ``text``), each paired with one of the data's targets; the relevance section reports the
             share labelled neutral. Without it, pairs are generated from the data's own texts and
             targets (each text with a target it is not paired with in the data).
+        runtime: ``torch``, ``onnx`` or ``auto`` (see :meth:`naba.infer.classifier.Classifier.load`).
 
     Returns:
         The metrics dict written to ``metrics.json``.
@@ -302,7 +304,9 @@ def evaluate_model(
             f"model's labels {spec.labels} ({rows} {'row has' if rows == 1 else 'rows have'} them); "
             "map them or evaluate a model trained on them"
         )
-    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)
+    classifier = Classifier.load(
+        model_dir, precision, allow_pickle=allow_pickle, device=device, runtime=runtime
+    )
     # One tokenisation: the windows scored are the windows counted.
     prepared = classifier.prepare(records, tasks=[task], parts=spec.hybrid is not None)
     parts: dict[str, Any] = {}

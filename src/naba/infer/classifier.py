@@ -57,6 +57,9 @@ class TaskModel:
         precision: Precision,
         allow_pickle: bool,
         device: Any = None,
+        *,
+        runtime: str = "torch",
+        threads: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -70,8 +73,14 @@ class TaskModel:
         self.spec = spec
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                directory, use_safetensors=None if allow_pickle else True, trust_remote_code=False
+            model = (
+                None  # ONNX Runtime reads its own file (naba export onnx)
+                if runtime == "onnx"
+                else AutoModelForSequenceClassification.from_pretrained(
+                    directory,
+                    use_safetensors=None if allow_pickle else True,
+                    trust_remote_code=False,
+                )
             )
         except Exception as exc:  # noqa: BLE001 - transformers, tokenizers and safetensors raise many unrelated types
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -79,9 +88,14 @@ class TaskModel:
                 f"{directory}: cannot load the model ({type(exc).__name__}: {reason}); "
                 "the directory is damaged: retrain or restore it"
             ) from None
-        model.eval()
-        self.precision = precision
-        if self.device.type == "cuda":
+        if model is not None:
+            model.eval()
+        self.precision, self.runtime = precision, runtime
+        if runtime == "onnx":
+            from naba.infer.onnx_runtime import OnnxModel, model_file
+
+            model = OnnxModel(model_file(directory, spec, precision), threads)
+        elif self.device.type == "cuda":
             self.autocast = gpu_dtype(precision)
             if self.autocast is not None:
                 self.precision = "bf16" if self.autocast == torch.bfloat16 else "fp16"
@@ -150,38 +164,61 @@ class TaskScores(NamedTuple):
 INT8_MIN_AGREEMENT = 0.99
 
 
-def task_precision(spec: TaskManifest, requested: str) -> str:
+def task_precision(spec: TaskManifest, requested: str, *, variant: str = "int8") -> str:
     """What a task runs in when ``requested`` is asked for.
 
-    ``int8`` and ``auto`` read the task's recorded int8 label agreement with
-    fp32 on dev (``precision_agreement.int8`` in ``naba.json``): below 99% the
-    task stays in fp32 (int8 with a warning; auto silently picks). A model that
-    records no agreement (trained before it was measured) gets int8 under
-    ``int8`` (with a warning) and fp32 under ``auto``.
+    ``int8`` and ``auto`` read the task's recorded label agreement of
+    ``variant`` (``int8``: torch's dynamic quantisation; ``onnx-int8``: ONNX
+    Runtime's) with fp32 on dev. ``auto`` takes int8 only where the lower end
+    of the agreement's 95% Wilson interval (``precision_evidence`` in
+    ``naba.json``) is at least 99% (:mod:`naba.infer.precision`): a small dev
+    set that agreed in full is not evidence enough, and the log says so; a
+    model that records no dev size runs fp32. ``int8`` runs int8 unless the
+    measured agreement itself is below 99% (then fp32, with a warning); a model
+    that records no agreement (trained before it was measured) runs int8
+    unchecked, with a warning.
     """
+    from naba.infer.precision import justified, too_small_note
+
     if requested not in ("int8", "auto"):
         return requested
-    agreement = spec.precision_agreement.get("int8")
+    agreement = spec.precision_agreement.get(variant)
+    record = spec.precision_evidence.get(variant)
     if agreement is None:
         if requested == "int8":
             logger.warning(
-                "warning: %s: int8 label agreement with fp32 is not recorded (a model trained before naba measured it); "
-                "running int8 unchecked",
+                "warning: %s: %s label agreement with fp32 is not recorded (a model trained before naba "
+                "measured it); running int8 unchecked",
                 spec.task,
+                variant,
             )
             return "int8"
         return "fp32"
+    if requested == "auto":
+        if record is None:
+            logger.info(
+                "%s: runs fp32 under --precision auto: the dev size behind %s's agreement is not "
+                "recorded (a model trained before naba recorded it); retrain, or ask for int8",
+                spec.task,
+                variant,
+            )
+            return "fp32"
+        note = too_small_note(spec.task, variant, record)
+        if note:
+            logger.info(note)
+        return "int8" if justified(record) else "fp32"
     if agreement >= INT8_MIN_AGREEMENT:
         return "int8"
-    if requested == "int8":
-        logger.warning(
-            "warning: %s: stays in fp32 under --precision int8: int8 changed %.1f%% of its dev labels when trained "
-            "(agreement %.2f%%, below %.0f%%)",
-            spec.task,
-            100 * (1 - agreement),
-            100 * agreement,
-            100 * INT8_MIN_AGREEMENT,
-        )
+    logger.warning(
+        "warning: %s: stays in fp32 under --precision int8: %s changed %.1f%% of its dev labels when "
+        "%s (agreement %.2f%%, below %.0f%%)",
+        spec.task,
+        variant,
+        100 * (1 - agreement),
+        "trained" if variant == "int8" else "exported",
+        100 * agreement,
+        100 * INT8_MIN_AGREEMENT,
+    )
     return "fp32"
 
 
@@ -368,6 +405,7 @@ class Classifier:
         threads: int | None = None,
         max_length: int | None = None,
         device: str | None = "auto",
+        runtime: str = "auto",
     ) -> Classifier:
         """Load a model directory written by ``naba train``.
 
@@ -387,12 +425,22 @@ class Classifier:
             device: ``auto`` (the first GPU torch sees, else the CPU), ``cpu``, ``cuda`` or
                 ``cuda:N``. On a GPU, ``bf16`` runs under autocast (bf16 where the GPU has it,
                 else fp16), ``fp32`` and ``auto`` in fp32, and ``int8`` is refused (CPU only).
+            runtime: ``torch``; ``onnx`` (ONNX Runtime on the CPU, for a directory
+                written by ``naba export onnx``: fp32, or int8 where the export kept
+                a variant that agreed with torch fp32 on dev); ``auto`` (the default:
+                onnx for each task whose export agreed with torch fp32 on at least 99%
+                of dev, when running on the CPU with ONNX Runtime installed; torch
+                otherwise, so a model without an export runs as before). Output is the
+                same in both (:mod:`naba.infer.onnx_runtime`).
 
         Raises:
             ModelDirError: missing, incomplete, corrupt or newer-format directory.
-            NabaError: an unknown device, a GPU torch cannot see, int8 on a GPU.
+            NabaError: an unknown device, a GPU torch cannot see, int8 on a GPU; runtime
+                onnx without ONNX Runtime installed, or with bf16 or a GPU.
         """
         import torch
+
+        from naba.infer.onnx_runtime import check_runtime
 
         if precision not in ("fp32", "bf16", "int8", "auto"):
             raise NabaError(f"precision: expected fp32, bf16, int8 or auto, found {precision!r}")
@@ -402,17 +450,14 @@ class Classifier:
         manifest = read_manifest(model_dir)
         if max_length is not None and max_length < 16:
             raise NabaError(f"max_length: expected at least 16 tokens, found {max_length}")
+        if runtime == "onnx" and (device or "auto").strip().lower() == "auto":
+            device = "cpu"  # ONNX Runtime runs naba's exports on the CPU
         resolved = resolve_device(device)
         if resolved.type == "cuda":
             gpu_dtype(precision)  # refuse int8 before loading anything
+        check_runtime(runtime)
         tasks = {
-            name: TaskModel(
-                model_dir / spec.path,
-                spec,
-                task_precision(spec, precision) if resolved.type == "cpu" else precision,
-                allow_pickle,
-                resolved,
-            )
+            name: _task_model(model_dir, spec, precision, allow_pickle, resolved, runtime, threads)
             for name, spec in manifest.tasks.items()
         }
         return cls(model_dir, manifest, tasks, precision, max_length)
@@ -822,6 +867,42 @@ class Classifier:
             show_progress_bar=show_progress_bar,
             explain=explain,
         )
+
+
+def _task_model(
+    model_dir: Path,
+    spec: TaskManifest,
+    precision: str,
+    allow_pickle: bool,
+    device: Any,
+    runtime: str,
+    threads: int | None,
+) -> TaskModel:
+    """One task loaded in the runtime and precision it runs in (``auto``: onnx where exported, on the CPU)."""
+    from naba.infer.onnx_runtime import onnx_precision, onnxruntime, prefers_onnx
+
+    if runtime == "auto":
+        runtime = "onnx" if device.type == "cpu" and prefers_onnx(spec) else "torch"
+    if runtime == "onnx":
+        if device.type != "cpu":
+            raise NabaError(
+                f"runtime onnx runs on the CPU; found device {device} (use --device cpu)"
+            )
+        onnxruntime()  # the one-line error for a missing extra, before anything loads
+        run_in = onnx_precision(spec, precision)
+        if run_in in ("int8", "auto"):
+            run_in = task_precision(spec, run_in, variant="onnx-int8")
+    else:
+        run_in = task_precision(spec, precision) if device.type == "cpu" else precision
+    return TaskModel(
+        model_dir / spec.path,
+        spec,
+        run_in,
+        allow_pickle,
+        device,
+        runtime=runtime,
+        threads=threads,
+    )
 
 
 class _Share:

@@ -156,6 +156,7 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
             "metrics": _metrics_summary(spec.metrics),
             "precision": classifier.task_precision[name],
             "precision_agreement": spec.precision_agreement,
+            "runtime": getattr(task, "runtime", "torch"),  # torch or onnx (naba export onnx)
             "hybrid": spec.hybrid.summary() if spec.hybrid else None,
         }
         if name == "stance":
@@ -406,6 +407,8 @@ def worker_app() -> FastAPI:
         spec["precision"],
         allow_pickle=spec["allow_pickle"],
         device=worker_device(spec["device"], slot),
+        runtime=spec.get("runtime", "auto"),
+        threads=spec["threads"],
     )
     keys = ApiKeys.from_sources(spec["api_key_file"])  # read as each worker starts (SIGHUP)
     app = create_app(classifier, ServeSettings(**spec["settings"]), keys=keys)
@@ -425,6 +428,7 @@ def serve(
     workers: int = 1,
     threads: int | None = None,
     options: ServerOptions | None = None,
+    runtime: str = "auto",
 ) -> None:
     """Load a model directory and serve it over HTTP until SIGTERM or SIGINT (then exit cleanly).
 
@@ -439,8 +443,10 @@ def serve(
         workers: Processes sharing the port, each with its own copy of the model (and, with
             several GPUs, its own GPU: worker ``k`` takes ``cuda:(k mod GPUs)``); the kernel
             hands each connection to one of them. Micro-batching works within a process.
-        threads: torch threads per process (default: the cores divided among the workers).
+        threads: torch threads per process (default: the cores divided among the workers);
+            ONNX Runtime's intra-op threads too under ``runtime="onnx"``.
         options: API keys, TLS, graceful shutdown, log format (:class:`ServerOptions`).
+        runtime: ``torch``, ``onnx`` or ``auto`` (see :meth:`Classifier.load`).
 
     Raises:
         ModelDirError: the model directory cannot be loaded.
@@ -463,7 +469,14 @@ def serve(
 
         torch.set_num_threads(threads)
     # Loaded here even with workers: a model that cannot load fails now, with its error, not in a worker restart loop.
-    classifier = Classifier.load(model_dir, precision, allow_pickle=allow_pickle, device=device)  # type: ignore[arg-type]
+    classifier = Classifier.load(
+        model_dir,
+        precision,  # type: ignore[arg-type]
+        allow_pickle=allow_pickle,
+        device=device,
+        runtime=runtime,
+        threads=threads,
+    )
     if workers == 1:
         app = create_app(classifier, settings, keys=keys)
         with reload_on_sighup(keys):
@@ -482,6 +495,7 @@ def serve(
                 "settings": asdict(settings),
                 "workers": workers,
                 "threads": threads,
+                "runtime": runtime,
                 "slots": slots,
                 "api_key_file": options.api_key_file,
                 "log_format": options.log_format,

@@ -40,6 +40,9 @@ from naba.encoding import task_windows
 from naba.errors import ModelDirError
 from naba.evaluation.metrics import classification_metrics
 from naba.hub import load_kwargs, unreachable
+from naba.infer.precision import describe as describe_evidence
+from naba.infer.precision import evidence as precision_evidence
+from naba.infer.precision import too_small_note
 from naba.manifest import (
     FORMAT_VERSION,
     Manifest,
@@ -50,6 +53,7 @@ from naba.manifest import (
 )
 from naba.train.data import TaskData, add_unrelated_pairs, load_task_data
 from naba.train.engine import RunLog, TrainingError
+from naba.train.memory import plan_checkpointing
 
 logger = logging.getLogger(__name__)
 
@@ -306,9 +310,19 @@ def checkpointing_on(config: NabaConfig) -> bool:
 
 
 def training_arguments(
-    config: NabaConfig, task: Task, output_dir: Path, eval_steps: int, show: bool
+    config: NabaConfig,
+    task: Task,
+    output_dir: Path,
+    eval_steps: int,
+    show: bool,
+    *,
+    checkpointing: bool | None = None,
 ) -> Any:
-    """``TrainingArguments`` from naba's config: best checkpoint and early stopping on dev macro-F1."""
+    """``TrainingArguments`` from naba's config: best checkpoint and early stopping on dev macro-F1.
+
+    ``checkpointing``: gradient checkpointing as planned from the memory there is
+    (:func:`naba.train.memory.plan_checkpointing`); None: :func:`checkpointing_on`'s rule.
+    """
     import torch
     from transformers import TrainingArguments
 
@@ -339,7 +353,11 @@ def training_arguments(
         logging_steps=cfg.log_every,
         bf16=cfg.mixed_precision == "bf16",
         fp16=cfg.mixed_precision == "fp16",
-        **{_checkpointing_field(TrainingArguments): checkpointing_on(config)},
+        **{
+            _checkpointing_field(TrainingArguments): checkpointing_on(config)
+            if checkpointing is None
+            else checkpointing
+        },
         report_to=list(cfg.report_to) or "none",
         disable_tqdm=not show,
         use_cpu=not torch.cuda.is_available(),
@@ -494,16 +512,15 @@ def fit_task(
     steps_per_epoch = max(1, len(sampler) // world // cfg.gradient_accumulation_steps)
     eval_steps = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
 
-    if checkpointing_on(config):
-        window = config.model.window
-        log.info(
-            "%s: gradient checkpointing on (%s; batches of up to %d tokens)",
-            task,
-            "train.gradient_checkpointing: auto"
-            if cfg.gradient_checkpointing == "auto"
-            else "asked for",
-            cfg.batch_size * window.max_windows * window.length,
-        )
+    window = config.model.window
+    plan = plan_checkpointing(
+        cfg.gradient_checkpointing,
+        cfg.batch_size * window.max_windows * window.length,
+        model,
+        length=window.length,
+        device=getattr(state, "device", None),
+    )
+    log.info("%s: gradient checkpointing %s (%s)", task, "on" if plan.on else "off", plan.reason)
     trainer_dir = task_dir / "trainer"
     checkpoint = last_checkpoint(trainer_dir) if resume else None
     if checkpoint is None and state.is_main_process:
@@ -522,7 +539,7 @@ def fit_task(
     run_log = RunLogCallback(log, task, cfg.checkpoint_every)
     trainer = ArticleTrainer(
         model=model,
-        args=training_arguments(config, task, trainer_dir, eval_steps, show),
+        args=training_arguments(config, task, trainer_dir, eval_steps, show, checkpointing=plan.on),
         train_dataset=ArticleDataset(train_docs, y),
         eval_dataset=ArticleDataset(
             docs["dev"], targets_matrix(task_data, task_data.splits["dev"])
@@ -659,16 +676,20 @@ def _finish_task(
             if name in encoder and len(encoder[name])
         ]
     )
+    dev_docs = docs["dev"] + docs.get("dev_unrelated", [])
     agreement = _int8_agreement(
         model,
         task_data,
-        docs["dev"] + docs.get("dev_unrelated", []),
+        dev_docs,
         dev_fp32,
         pad_id,
         config,
         thresholds if hybrid is None or hybrid.rule.choice == "encoder" else {},
     )
-    log.info("%s: int8 agrees with fp32 on %.2f%% of dev labels", task, 100 * agreement)
+    int8_evidence = precision_evidence(agreement, len(dev_docs))
+    log.info("%s: int8 agrees with fp32 on %s", task, describe_evidence(int8_evidence))
+    if too_small_note(task, "int8", int8_evidence):
+        log.info(too_small_note(task, "int8", int8_evidence))
     entry = TaskManifest(
         task=task,
         path=task,
@@ -682,6 +703,7 @@ def _finish_task(
         target_descriptions=task_data.target_descriptions,
         unrelated=task_data.unrelated,
         precision_agreement={"int8": agreement},
+        precision_evidence={"int8": int8_evidence},
         hybrid=hybrid.rule if hybrid is not None else None,
         metrics=metrics,
     ).model_dump()
