@@ -287,6 +287,8 @@ def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
     text.write_text("ارتفعت أسعار النفط\n\nفاز المنتخب بالبطولة\n", encoding="utf-8")
     summary = predict_files(clf, [text], tmp_path / "out.csv")
     csv_lines = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
+    rule = clf.tasks["stance"].spec.hybrid
+    gate = rule is not None and rule.has_gate  # stance entries then carry relevance
     assert csv_lines[0] == ",".join(
         [
             "id",
@@ -295,6 +297,7 @@ def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
             "stance.0.target",
             "stance.0.label",
             *(f"stance.0.scores.{label}" for label in clf.labels["stance"]),
+            *(["stance.0.relevance"] if gate else []),
         ]
     )
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "3"]
@@ -310,8 +313,10 @@ def test_predict_csv_parquet_txt_and_pages(clf, tmp_path: Path) -> None:
     )  # no target: no stance
     predict_files(clf, [ROOT / "seeds"], tmp_path / "s.parquet", targets=["النفط"])
     typed = pq.read_table(tmp_path / "s.parquet")
+    relevance = ", relevance: double" if gate else ""
     assert str(typed.schema.field("stance").type) == (
-        "list<element: struct<target: string, label: string, scores: struct<against: double, favor: double, none: double>>>"
+        "list<element: struct<target: string, label: string, scores: struct<against: double, "
+        f"favor: double, none: double>{relevance}>>"
     )
     jsonl = tmp_path / "s.jsonl"
     predict_files(clf, [ROOT / "seeds"], jsonl, targets=["النفط"])

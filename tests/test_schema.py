@@ -179,8 +179,10 @@ def test_parquet_holds_the_jsonl_records_in_typed_columns(
             == f"struct<labels: list<element: string>, scores: struct<{scores}>>"
         )
     if "stance" in tasks:
+        relevance = ", relevance: double" if _gate(clf) else ""
         assert str(table.schema.field("stance").type) == (
-            "list<element: struct<target: string, label: string, scores: struct<against: double, favor: double, none: double>>>"
+            "list<element: struct<target: string, label: string, scores: struct<against: double, "
+            f"favor: double, none: double>{relevance}>>"
         )
 
 
@@ -201,7 +203,13 @@ def test_csv_flattening_reads_back_to_the_records(
     slots = (
         len(options["targets"]) if "targets" in options else 4 if options.get("all_targets") else 1
     )
-    assert reader.fieldnames == csv_columns(tasks, clf.labels, slots)
+    assert reader.fieldnames == csv_columns(tasks, clf.labels, slots, relevance=_gate(clf))
+
+
+def _gate(clf) -> bool:
+    """Whether the model's stance rule has a relevance gate (its entries then carry relevance)."""
+    rule = clf.tasks["stance"].spec.hybrid
+    return rule is not None and rule.has_gate
 
 
 def test_csv_header_names_every_column(clf, articles: list[dict], tmp_path: Path) -> None:
@@ -217,6 +225,7 @@ def test_csv_header_names_every_column(clf, articles: list[dict], tmp_path: Path
         "stance.0.scores.against",
         "stance.0.scores.favor",
         "stance.0.scores.none",
+        *(["stance.0.relevance"] if _gate(clf) else []),
     ]
 
 

@@ -421,3 +421,26 @@ def test_blend_refits_on_the_descriptions_and_keeps_the_map(described_model: Pat
     assert manifest["tasks"]["stance"]["target_descriptions"] == {
         k: [v] for k, v in DESCRIPTIONS.items()
     }
+
+
+def test_dry_run_flags_identifier_targets_without_a_description(
+    tmp_path: Path, tiny_encoder: Path, id_data: dict[str, Path]
+) -> None:
+    from typer.testing import CliRunner
+
+    from naba.cli import app
+
+    def dry_run(config: Path) -> str:
+        args = ["train", str(config), "--dry-run", "-o", str(tmp_path / "model")]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    bare = dry_run(_stance_config(tmp_path / "ids.yaml", tiny_encoder, id_data))
+    assert "targets look like identifiers in Arabic data (" in bare
+    assert "describe them in tasks.stance.targets" in bare
+    described = dry_run(
+        _stance_config(tmp_path / "d.yaml", tiny_encoder, id_data, targets=DESCRIPTIONS)
+    )
+    assert "look like identifiers" not in described
+    assert not (tmp_path / "model").exists()

@@ -55,6 +55,8 @@ class TaskPlan:
     total_steps: int
     eval_every: int | str
     seconds_per_step: float | None = None
+    # stance: targets that look like identifiers in Arabic data and have no description
+    identifier_targets: list[str] = field(default_factory=list)
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -165,6 +167,17 @@ def cut_articles(config: NabaConfig, plan: TrainingPlan) -> list[str]:
         "their ends are not read"
         for t in plan.tasks
         if t.cut_articles
+    ]
+
+
+@plan_check
+def identifier_like_targets(config: NabaConfig, plan: TrainingPlan) -> list[str]:
+    return [
+        f"{t.task}: {len(t.identifier_targets)} targets look like identifiers in Arabic data "
+        f"({', '.join(t.identifier_targets[:5])}{', ...' if len(t.identifier_targets) > 5 else ''})"
+        "; the encoder reads them as written: describe them in tasks.stance.targets"
+        for t in plan.tasks
+        if t.identifier_targets
     ]
 
 
@@ -301,6 +314,10 @@ def plan_training(
     plans, model = [], None
     for task_data in prepared.values():
         task_plan, model = _task_plan(config, task_data, measure)
+        if task_data.task == "stance":  # the described targets read as their descriptions
+            from naba.data.stats import identifier_targets
+
+            task_plan.identifier_targets = identifier_targets(task_data.splits["train"])
         plans.append(task_plan)
     encoder = model.config if model is not None else None
     plan = TrainingPlan(
