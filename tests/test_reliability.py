@@ -289,6 +289,7 @@ def test_requests_cannot_name_paths(trained_model: Path, monkeypatch: pytest.Mon
             "all_targets",
             "tasks",
             "threshold",
+            "explain",
         }
         assert set(schema["ArticleIn"]["properties"]) == {"id", "title", "text", "target"}
         # A path-like key at the top level is refused, inside an article ignored; nothing on disk is opened.
