@@ -165,7 +165,7 @@ def test_search_runs_trials_and_trains_with_the_best(
         search_trials=2,
     )
     manifest = read_manifest(out)
-    search = manifest.model_extra["search"]
+    search = manifest.search
     assert [t["number"] for t in search["trials"]] == [0, 1]
     best = max(search["trials"], key=lambda t: t["dev_macro_f1"])
     assert search["best"] == best
