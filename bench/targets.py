@@ -1,6 +1,6 @@
 """Stance targets named by ids against the same targets described: encoder, sparse part and hybrid.
 
-    python bench/targets.py sparse ids=configs/stancex.yaml described=configs/stancex-described.yaml
+    python bench/targets.py sparse ids=configs/stancex.yaml described=configs/tweet-stance-described.yaml
     python bench/targets.py models ids=runs/bench/stancex-ids described=runs/bench/stancex-described \\
         --limit 1000
 
