@@ -12,7 +12,16 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import task_paths, write_config
-from naba.blend import TIE, blend, choose_blend, choose_gate, gate
+from naba.blend import (
+    Gain,
+    choose_blend,
+    choose_gate,
+    decision_logits,
+    gate,
+    macro_f1,
+    probabilities,
+    resample_weights,
+)
 from naba.rule import HybridRule, RelevanceGate
 
 runner = CliRunner()
@@ -23,156 +32,157 @@ TEXTS = [
 ]
 
 
-def _macro_f1(gold: np.ndarray):
+def _argmax(probabilities: np.ndarray) -> np.ndarray:
+    return np.eye(probabilities.shape[1])[probabilities.argmax(axis=1)]
+
+
+def test_the_decision_is_one_number_and_the_temperature_never_moves_a_label() -> None:
+    rng = np.random.default_rng(0)
+    encoder = rng.dirichlet(np.ones(3), size=50)
+    margins = rng.normal(size=(50, 3))
+    # lam 0: the encoder's log-probabilities; None: the margins alone.
+    np.testing.assert_allclose(
+        probabilities(decision_logits(encoder, margins, 0.0, False), 1.0, False), encoder, rtol=1e-5
+    )
+    sparse = np.exp(margins / 0.5) / np.exp(margins / 0.5).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        probabilities(decision_logits(None, margins, None, False), 0.5, False), sparse, rtol=1e-5
+    )
+    # The old (w, T) blend is lam = (1 - w) / (w T): same argmax, whatever the temperature.
+    w, t = 0.25, 0.5
+    old = w * np.log(encoder) + (1 - w) * (
+        margins / t - np.log(np.exp(margins / t).sum(1))[:, None]
+    )
+    z = decision_logits(encoder, margins, (1 - w) / (w * t), False)
+    for temperature in (0.1, 1.0, 7.0):
+        scores = probabilities(z, temperature, False)
+        assert (scores.argmax(1) == old.argmax(1)).all()
+        np.testing.assert_allclose(scores.sum(1), 1.0, rtol=1e-5)
+    multi = probabilities(decision_logits(rng.uniform(size=(50, 3)), margins, 1.0, True), 2.0, True)
+    assert ((multi > 0) & (multi < 1)).all()
+
+
+def test_macro_f1_matches_scikit_learn_and_resamples_as_weighted_rows() -> None:
     from sklearn.metrics import f1_score
 
-    return lambda p: f1_score(gold, p.argmax(axis=1), average="macro")
-
-
-def test_blend_ends_are_the_parts_and_rows_are_distributions() -> None:
-    rng = np.random.default_rng(0)
-    encoder = rng.dirichlet(np.ones(3), size=20)
-    margins = rng.normal(size=(20, 3))
-    np.testing.assert_allclose(blend(encoder, margins, 1.0, 0.5, False), encoder, rtol=1e-6)
-    sparse = np.exp(margins / 0.5) / np.exp(margins / 0.5).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(blend(None, margins, 0.0, 0.5, False), sparse, rtol=1e-5)
-    mixed = blend(encoder, margins, 0.5, 0.25, False)
-    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-5)
-    multi = blend(rng.uniform(size=(20, 3)), margins, 0.5, 1.0, True)
-    assert ((multi > 0) & (multi < 1)).all()
-    np.testing.assert_allclose(
-        blend(None, margins, 0.0, 1.0, True), 1 / (1 + np.exp(-margins)), rtol=1e-5
+    rng = np.random.default_rng(2)
+    gold, predicted = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    predicted[predicted == 3] = 0  # a label never predicted scores 0
+    expected = f1_score(gold, predicted, average="macro", labels=range(4), zero_division=0)
+    assert macro_f1(np.eye(4)[predicted], np.eye(4)[gold]) == pytest.approx(expected)
+    weights = resample_weights(200, seed=5, resamples=3)
+    assert weights.shape == (3, 200) and (weights.sum(1) == 200).all()
+    rows = np.repeat(np.arange(200), weights[1].astype(int))
+    assert macro_f1(np.eye(4)[predicted], np.eye(4)[gold], weights)[1] == pytest.approx(
+        f1_score(gold[rows], predicted[rows], average="macro", labels=range(4), zero_division=0)
     )
 
 
-def test_choose_blend_keeps_the_simpler_on_ties_and_blends_complementary_parts() -> None:
+def test_choose_blend_keeps_the_equal_blend_unless_dev_is_sure() -> None:
     rng = np.random.default_rng(1)
-    gold = rng.integers(0, 3, size=300)
-    perfect = np.eye(3)[gold] * 0.8 + 0.1
-    noise = rng.normal(size=(300, 3))
-    # The encoder is right: nothing beats it, so it is kept.
-    assert choose_blend(perfect, noise, gold, False, _macro_f1(gold))["choice"] == "encoder"
-    # The encoder is noise and the sparse model right: the sparse model alone.
-    chosen = choose_blend(
-        rng.dirichlet(np.ones(3), size=300), 3 * np.eye(3)[gold], gold, False, _macro_f1(gold)
-    )
-    assert chosen["choice"] == "sparse" and chosen["dev_macro_f1"]["sparse"] == 1.0
-    # Each part right on a different half: only a blend gets both.
+    gold_index = rng.integers(0, 3, size=300)
+    gold = np.eye(3)[gold_index]
+    right = np.eye(3)[gold_index] * 0.8 + 0.1
+    # One part right, the other noise: calibration flattens the noise, the equal blend is right.
+    chosen = choose_blend(right, rng.normal(size=(300, 3)), gold, False, _argmax)
+    assert chosen.choice == "blend" and chosen.dev_macro_f1["equal"] == 1.0
+    chosen = choose_blend(rng.dirichlet(np.ones(3), size=300), 3 * gold, gold, False, _argmax)
+    assert chosen.choice == "blend" and chosen.dev_macro_f1["equal"] == 1.0
+    # Each part right on a different half: the equal blend gets both.
     half = np.arange(300) < 150
-    encoder = np.where(half[:, None], perfect, 1 / 3)
-    margins = np.where(half[:, None], 0.0, 3 * np.eye(3)[gold])
-    chosen = choose_blend(encoder, margins, gold, False, _macro_f1(gold))
-    assert chosen["choice"] == "blend" and chosen["dev_macro_f1"]["hybrid"] == 1.0
-    assert (
-        chosen["dev_macro_f1"]["hybrid"]
-        > max(chosen["dev_macro_f1"]["encoder"], chosen["dev_macro_f1"]["sparse"]) + TIE
+    chosen = choose_blend(
+        np.where(half[:, None], right, 1 / 3),
+        np.where(half[:, None], 0.0, 3 * gold),
+        gold,
+        False,
+        _argmax,
     )
-    # A gain below the tie margin keeps the encoder.
-    scores = iter([0.70] + [0.70 + TIE / 2] * 20)
-    assert choose_blend(perfect, noise, gold, False, lambda p: next(scores))["choice"] == "encoder"
+    assert chosen.choice == "blend" and chosen.dev_macro_f1["equal"] == 1.0
+    assert chosen.blend_lambda == pytest.approx(
+        chosen.encoder_temperature / chosen.sparse_temperature, rel=1e-3
+    )
+    assert chosen.dev_gain == Gain(0.0, 0.0)
+    # A sparse part sure and wrong on a fifth of the rows, mildly right on the rest: one
+    # temperature cannot serve both, the equal blend follows the weaker encoder, and the
+    # sparse part alone is surely better.
+    wrong = (gold_index + 1) % 3
+    sure_wrong = np.arange(300) < 60
+    margins = np.where(sure_wrong[:, None], 10 * np.eye(3)[wrong], np.eye(3)[gold_index])
+    guess = np.where(sure_wrong | (np.arange(300) % 2 == 0), gold_index, wrong)
+    encoder = np.eye(3)[guess] * 0.4 + 0.2
+    chosen = choose_blend(encoder, margins, gold, False, _argmax)
+    assert chosen.choice == "sparse" and chosen.blend_lambda is None and chosen.dev_gain.sure
+    assert chosen.dev_macro_f1["hybrid"] == chosen.dev_macro_f1["sparse"]
+    assert chosen.dev_macro_f1["sparse"] > chosen.dev_macro_f1["equal"] + 0.1
+    # Parts that differ on a few rows: no candidate is surely better than the equal blend.
+    flips = gold_index.copy()
+    flips[:6] = (flips[:6] + 1) % 3
+    chosen = choose_blend(np.eye(3)[flips] * 0.6 + 0.1, 2 * gold, gold, False, _argmax)
+    assert chosen.choice == "blend" and not chosen.dev_gain.sure
 
 
-def test_the_relevance_gate_lets_the_encoders_neutral_verdict_stand() -> None:
-    encoder = np.array(
-        [[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10]], dtype=np.float32
-    )
-    blended = np.array(
-        [[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10]], dtype=np.float32
-    )
-    np.testing.assert_array_equal(
-        gate(blended, encoder, 0.8, 2), np.stack([encoder[0], blended[1], blended[2]])
-    )
-    np.testing.assert_array_equal(
-        gate(blended, encoder, 0.5, 2), np.stack([encoder[0], encoder[1], blended[2]])
-    )
-    margins = np.log(blended)
-    rule = _rule("sparse", RelevanceGate(label="none", threshold=0.8))
-    labels = ["against", "favor", "none"]
-    got = rule.scores(encoder, margins, labels, False)
-    np.testing.assert_allclose(got, np.stack([encoder[0], blended[1], blended[2]]), rtol=1e-5)
-    ungated = rule.model_copy(update={"relevance_gate": None})
-    np.testing.assert_allclose(ungated.scores(encoder, margins, labels, False), blended, rtol=1e-5)
-    # The signal the gate reads, per row: the encoder's probability of the neutral label.
-    np.testing.assert_allclose(rule.not_about(encoder, None, labels), encoder[:, 2], rtol=1e-6)
-    assert ungated.not_about(encoder, None, labels) is None
-
-
-def test_choose_gate_gates_only_what_the_encoder_knows_and_keeps_no_gate_on_ties() -> None:
-    # 100 real pairs the blend gets right (none of them neutral), then 50 unrelated pairs (gold: neutral, column 2) that
-    # the blend calls favor; the encoder is sure of those (0.85) and unsure elsewhere (neutral 0.55 on 10 real pairs).
-    gold = np.r_[np.arange(100) % 2, np.full(50, 2)]
-    blended = np.r_[np.eye(3)[np.arange(100) % 2] * 0.9 + 0.05, np.tile([0.1, 0.8, 0.1], (50, 1))]
-    encoder = np.tile([0.4, 0.3, 0.3], (150, 1))
-    encoder[100:] = [0.05, 0.10, 0.85]
-    encoder[:10] = [0.25, 0.20, 0.55]
-    chosen, scores = choose_gate(blended, encoder, 2, _macro_f1(gold))
-    assert chosen == {
-        "source": "encoder",
-        "threshold": 0.8,
-    }  # 0.9 gates nothing; 0.8 the 50 unrelated pairs; 0.5 also 10 real
-    assert scores == {"ungated": round(_macro_f1(gold)(blended), 4), "gated": 1.0}
-    # An encoder that knows nothing of relevance: no gate.
-    assert choose_gate(blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold))[0] is None
-    # A detector that knows (0.75 on the unrelated pairs, 0.6 on 20 real ones, no answer on 10): its gate at 0.7 ties the
-    # encoder's at 0.8 (both perfect, both gate 50 rows): the encoder, first of the sources, is kept.
-    detector = np.r_[np.full(10, np.nan), np.full(20, 0.6), np.full(70, 0.05), np.full(50, 0.75)]
-    chosen, _ = choose_gate(
-        blended, encoder, 2, _macro_f1(gold), detector, ("encoder", "sparse", "either")
-    )
-    assert chosen == {"source": "encoder", "threshold": 0.8}
-    # Without the encoder's source (it chose the encoder alone, or knows nothing): the detector, above its 20 unsure rows.
-    chosen, scores = choose_gate(
-        blended, np.full((150, 3), 1 / 3), 2, _macro_f1(gold), detector, ("sparse", "either")
-    )
-    assert chosen == {"source": "sparse", "threshold": 0.7} and scores["gated"] == 1.0
-
-
-def test_the_detectors_gate_moves_its_share_to_the_neutral_label_and_abstains_on_nan() -> None:
-    encoder = np.array(
-        [[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10], [0.6, 0.3, 0.1]],
-        dtype=np.float32,
-    )
-    blended = np.array(
+def test_the_gate_makes_the_neutral_label_where_the_signal_reaches_it() -> None:
+    scores = np.array(
         [[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10], [0.2, 0.7, 0.1]],
         dtype=np.float32,
     )
-    unrelated = np.array([0.2, 0.9, 0.7, np.nan], dtype=np.float32)
-    got = gate(blended, encoder, 0.7, 2, "sparse", unrelated)
+    signal = np.array([0.2, 0.9, 0.5, np.nan])
+    got = gate(scores, signal, 0.5, 2)
     np.testing.assert_allclose(
         got,
-        [blended[0], 0.1 * blended[1] + [0, 0, 0.9], 0.3 * blended[2] + [0, 0, 0.7], blended[3]],
+        [scores[0], 0.1 * scores[1] + [0, 0, 0.9], 0.5 * scores[2] + [0, 0, 0.5], scores[3]],
         rtol=1e-6,
     )
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
-    assert list(got.argmax(axis=1)) == [0, 2, 2, 1]
-    # either: the encoder's verdicts first (row 0), then the detector's among the rest (rows 1 and 2)
-    either = gate(blended, encoder, 0.7, 2, "either", unrelated)
-    np.testing.assert_allclose(
-        either, np.stack([encoder[0], got[1], got[2], blended[3]]), rtol=1e-6
-    )
-    rule = _rule("sparse", RelevanceGate(label="none", threshold=0.7, source="sparse"))
+    assert list(got.argmax(axis=1)) == [0, 2, 2, 1]  # NaN: no answer, never gated
+    assert list(gate(scores, signal, 0.9, 2).argmax(axis=1)) == [0, 2, 1, 1]
+
+
+def test_a_rules_gate_reads_its_one_source() -> None:
     labels = ["against", "favor", "none"]
+    encoder = np.array([[0.05, 0.05, 0.90], [0.30, 0.10, 0.60], [0.70, 0.20, 0.10]])
+    margins = np.log(np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.1, 0.8, 0.1]]))
+    detector = np.array([0.1, 0.95, np.nan])
+    by_encoder = _rule("sparse", RelevanceGate(label="none", source="encoder", threshold=0.8))
+    np.testing.assert_allclose(by_encoder.not_about(encoder, detector, labels), encoder[:, 2])
+    assert list(by_encoder.scores(encoder, margins, labels, False).argmax(1)) == [2, 0, 1]
+    by_detector = by_encoder.model_copy(
+        update={"relevance_gate": RelevanceGate(label="none", source="detector", threshold=0.8)}
+    )
     np.testing.assert_allclose(
-        rule.scores(None, np.log(blended), labels, False, unrelated), got, rtol=1e-5
+        by_detector.not_about(None, detector, labels), detector, equal_nan=True
     )
-    # The signal: the detector's (NaN where it has no answer); with either, the larger of the two.
-    np.testing.assert_allclose(
-        rule.not_about(None, unrelated, labels), unrelated, rtol=1e-6, equal_nan=True
-    )
-    both = rule.model_copy(
-        update={"relevance_gate": RelevanceGate(label="none", threshold=0.7, source="either")}
-    )
-    np.testing.assert_allclose(
-        both.not_about(encoder, unrelated, labels), [0.9, 0.9, 0.7, 0.1], rtol=1e-6
-    )
+    assert list(by_detector.scores(None, margins, labels, False, detector).argmax(1)) == [0, 2, 1]
+    ungated = by_encoder.model_copy(update={"relevance_gate": None})
+    assert ungated.not_about(encoder, detector, labels) is None
+    with pytest.raises(ValueError, match="greater than or equal to 0.5"):
+        RelevanceGate(label="none", source="detector", threshold=0.4)
+
+
+def test_choose_gate_takes_a_threshold_only_for_a_sure_gain_that_keeps_the_real_pairs() -> None:
+    # 100 real pairs the scores get right (none neutral), then 50 unrelated pairs (gold neutral)
+    # that they call favor; the signal is sure of those (0.85) and unsure on 10 real pairs (0.55).
+    gold = np.eye(3)[np.r_[np.arange(100) % 2, np.full(50, 2)]]
+    scores = np.r_[np.eye(3)[np.arange(100) % 2] * 0.9 + 0.05, np.tile([0.1, 0.8, 0.1], (50, 1))]
+    signal = np.r_[np.full(10, 0.55), np.full(90, 0.1), np.full(50, 0.85)]
+    chosen = choose_gate(scores, signal, 2, gold, _argmax, real_rows=100)
+    assert chosen.threshold == 0.8  # 0.9 gates nothing, 0.5 the 10 unsure real pairs too
+    f1 = chosen.dev_macro_f1
+    assert f1["gated"] == 1.0 > f1["ungated"] and f1["real_gated"] == f1["real_ungated"]
+    # A signal that knows nothing of relevance: no gate.
+    flat = np.full(150, 0.3)
+    assert choose_gate(scores, flat, 2, gold, _argmax, real_rows=100).threshold is None
+    # A signal that catches three unrelated pairs and three real ones: no sure gain.
+    few = np.r_[np.full(3, 0.95), np.full(144, 0.1), np.full(3, 0.95)]
+    assert choose_gate(scores, few, 2, gold, _argmax, real_rows=100).threshold is None
 
 
 def _rule(choice: str, relevance_gate: RelevanceGate | None = None) -> HybridRule:
-    weight = {"encoder": 1.0, "sparse": 0.0, "blend": 0.5}[choice]
     return HybridRule(
         choice=choice,
-        weight=weight,
+        blend_lambda={"encoder": 0.0, "sparse": None, "blend": 1.0}[choice],
         temperature=1.0,
+        encoder_temperature=1.0,
         sparse_temperature=1.0,
         relevance_gate=relevance_gate,
     )
@@ -188,9 +198,9 @@ def test_what_a_hybrids_decision_reads() -> None:
     assert reads("sparse", None) == (False, True, False)
     assert reads("sparse", "encoder") == (True, True, False)
     # the detector is in the sparse part: no encoder at all
-    assert reads("sparse", "sparse") == (False, True, True)
-    assert reads("encoder", "sparse") == (True, True, True)
-    assert reads("blend", "either") == (True, True, True)
+    assert reads("sparse", "detector") == (False, True, True)
+    assert reads("encoder", "detector") == (True, True, True)
+    assert reads("blend", "detector") == (True, True, True)
 
 
 def test_a_rule_with_an_unknown_key_is_refused_on_load(trained_model: Path, tmp_path: Path) -> None:
@@ -243,11 +253,10 @@ def test_trained_model_is_a_hybrid_every_door_applies(trained_model: Path, clf) 
     # The Classifier's scores are the blend of its parts, as recorded.
     spec = clf.tasks["topic"].spec
     parts = clf.part_scores(TEXTS, "topic")
-    expected = blend(
+    expected = spec.hybrid.scores(
         parts["encoder"],
         SparseModel.load(trained_model / "topic" / "sparse").margins(TEXTS),
-        spec.hybrid.weight,
-        spec.hybrid.temperature,
+        spec.labels,
         spec.multi_label,
     )
     got = np.array(
@@ -325,7 +334,9 @@ def test_naba_blend_adds_a_hybrid_to_an_existing_directory(
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == f"wrote {model}"
     assert re.match(
-        r"topic: (the encoder alone|the sparse n-gram model alone|a blend \(encoder weight [\d.]+, sparse temperature [\d.]+\)); dev macro-F1 encoder \d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
+        r"topic: (the encoder alone|the sparse n-gram model alone|a blend \(the sparse margins "
+        r"weighted [\d.]+ beside the encoder's log-probabilities\)); dev macro-F1 encoder "
+        r"\d\.\d{4}, sparse \d\.\d{4}, equal blend \d\.\d{4}",
         result.output.splitlines()[0],
     )
     after = json.loads((model / "naba.json").read_text(encoding="utf-8"))["tasks"]["topic"]
@@ -378,7 +389,7 @@ def test_the_decision_rule_and_a_card_travel_with_each_task_directory(trained_mo
         )
         assert decision["prior_correction"]["alpha"] == spec["prior_correction"]
         assert (
-            decision["hybrid"]["weight"] == spec["hybrid"]["weight"]
+            decision["hybrid"]["blend_lambda"] == spec["hybrid"]["blend_lambda"]
             and "formula" in decision["hybrid"]
         )
         card = (trained_model / task / "README.md").read_text(encoding="utf-8")
@@ -428,10 +439,8 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
     assert seen == [real]
     assert set(hybrid.scores) == {"dev", "dev_unrelated"}
     # The blend is chosen on the real dev pairs alone.
-    assert hybrid.rule.dev_macro_f1["hybrid"] == round(max(hybrid.rule.dev_macro_f1.values()), 4)
-    if hybrid.rule.choice == "encoder":
-        assert hybrid.rule.relevance_gate is None
-    else:
+    assert set(hybrid.rule.dev_macro_f1) == {"encoder", "sparse", "equal", "hybrid"}
+    if hybrid.rule.relevance_gate is not None:
         assert (
             hybrid.rule.chosen_on
             == "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
@@ -444,10 +453,14 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
         (len(data.unrelated_pairs["dev"]), len(data.labels)), 0.05 / (len(data.labels) - 1)
     )
     sure[:, none] = 0.95
-    hybrid = Hybrid.fit(data, {"dev": unsure, "dev_unrelated": sure}, config)
+    with_detector = Hybrid.fit(data, {"dev": unsure, "dev_unrelated": sure}, config)
+    assert with_detector.rule.relevance_gate.source == "detector"  # the gate's one source
+    # Without a detector, the encoder's signal.
+    plain = SparseModel("stance", data.labels, False, config.normalization).fit(real)
+    hybrid = Hybrid.fit(data, {"dev": unsure, "dev_unrelated": sure}, config, sparse=plain)
     assert hybrid.rule.choice != "encoder"
     gated = hybrid.rule.relevance_gate
-    assert gated.label == "none" and gated.threshold == 0.9
+    assert gated.label == "none" and gated.source == "encoder" and gated.threshold == 0.9
     assert gated.dev_macro_f1["gated"] > gated.dev_macro_f1["ungated"]
     assert (hybrid.scores["dev_unrelated"].argmax(axis=1) == none).all()
     records = data.splits["dev"]
@@ -469,27 +482,30 @@ def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path
     shutil.copytree(trained_model, model)
     manifest = json.loads((model / "naba.json").read_text(encoding="utf-8"))
     stance = manifest["tasks"]["stance"]
-    # Every pair gated (threshold 0): the hybrid's scores are the encoder's, whatever the blend.
+    # The sparse part decides, gated by the encoder's 'none' from 0.5.
     stance["hybrid"] = {
         **stance["hybrid"],
         "choice": "sparse",
-        "weight": 0.0,
-        "relevance_gate": {"label": "none", "threshold": 0.0},
+        "blend_lambda": None,
+        "temperature": stance["hybrid"]["sparse_temperature"],
+        "relevance_gate": {"label": "none", "source": "encoder", "threshold": 0.5},
     }
     (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     clf = Classifier.load(model)
     assert clf.tasks["stance"].runs_encoder  # a sparse choice with a gate still reads the encoder
     articles = [{"text": t, "target": "الطاقة النووية"} for t in TEXTS]
     parts = clf.part_scores(articles, "stance")
-    np.testing.assert_allclose(parts["hybrid"], parts["encoder"], rtol=1e-6)
     labels = clf.tasks["stance"].spec.labels
+    none = labels.index("none")
+    expected = gate(parts["sparse"], parts["encoder"][:, none], 0.5, none)
+    np.testing.assert_allclose(parts["hybrid"], expected, rtol=1e-5)
     got = np.array(
         [
             [r["stance"][0]["scores"][label] for label in labels]
             for r in clf.predict(articles, tasks=["stance"])
         ]
     )
-    np.testing.assert_allclose(got, parts["encoder"], atol=2e-6)
+    np.testing.assert_allclose(got, expected, atol=2e-6)
     data = tmp_path / "pairs.jsonl"
     data.write_text(
         "".join(
@@ -501,10 +517,11 @@ def test_every_door_applies_a_relevance_gate(trained_model: Path, tmp_path: Path
     metrics = evaluate_model(
         model, data, tmp_path / "report", task="stance", show_progress_bar=False
     )
-    assert "and where the encoder's 'none' is at least 0, 'none' (not about the target)" in (
+    assert "and where the encoder's 'none' is at least 0.5, 'none' (not about the target)" in (
         tmp_path / "report" / "report.md"
     ).read_text(encoding="utf-8")
-    assert metrics["parts"]["hybrid"]["macro_f1"] == metrics["parts"]["encoder"]["macro_f1"]
+    share = float(np.mean(expected.argmax(axis=1) == none))
+    assert metrics["parts"]["hybrid"]["accuracy"] == pytest.approx(share, abs=1e-4)
 
 
 def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encoder(
@@ -533,8 +550,9 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
     stance["hybrid"] = {
         **stance["hybrid"],
         "choice": "sparse",
-        "weight": 0.0,
-        "relevance_gate": {"label": "none", "threshold": 0.5, "source": "sparse"},
+        "blend_lambda": None,
+        "temperature": stance["hybrid"]["sparse_temperature"],
+        "relevance_gate": {"label": "none", "threshold": 0.5, "source": "detector"},
     }
     (model / "naba.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     clf = Classifier.load(model)
@@ -546,7 +564,7 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
     none = labels.index("none")
     unrelated = sparse.unrelated_probability(articles)
     assert unrelated[0] < 0.5 < min(unrelated[1:3]) and np.isnan(unrelated[3])
-    own = blend(None, sparse.margins(articles), 0.0, stance["hybrid"]["temperature"], False)
+    own = probabilities(sparse.margins(articles), stance["hybrid"]["temperature"], False)
     expected = own.copy()
     expected[1:3] *= 1 - unrelated[1:3, None]
     expected[1:3, none] += unrelated[1:3]
@@ -588,7 +606,7 @@ def test_training_pairs_every_spelling_of_a_target_the_detector_learns(
     from naba.config import NabaConfig
     from naba.sparse import DETECTOR_MIN_PAIRS, SparseModel
     from naba.train.data import TaskData
-    from naba.train.hybrid import fit_detector
+    from naba.train.hybrid import fit_relevance_detector
 
     half = DETECTOR_MIN_PAIRS // 2 + 1  # neither spelling alone has enough pairs; together they do
     spellings = ["الطاقة النووية", "الطَّاقة النَّووية"]  # the same target, with and without diacritics
@@ -623,7 +641,9 @@ def test_training_pairs_every_spelling_of_a_target_the_detector_learns(
 
     monkeypatch.setattr(SparseModel, "fit_detector", spy)
     config = NabaConfig.model_validate({"tasks": {"stance": {"train": "t.jsonl"}}})
-    sparse = fit_detector(SparseModel("stance", ["favor", "none"], False).fit(train), data, config)
+    sparse = fit_relevance_detector(
+        SparseModel("stance", ["favor", "none"], False).fit(train), data, config
+    )
     assert len(sparse.detector["targets"]) == 2  # the two spellings are one target to the detector
     assert seen["targets"] == {*spellings, "كرة القدم"}  # and both spellings get cross-target pairs
 

@@ -1,46 +1,36 @@
-"""The hybrid decision: the encoder's probabilities blended with the sparse model's margins.
+"""The hybrid decision's arithmetic: the parts' scores combined, calibrated and chosen on dev.
 
-``blend`` mixes calibrated log-probabilities (single-label) or logits
-(multi-label): ``w x encoder + (1 - w) x sparse / T``; ``w = 1`` is the encoder
-alone, ``w = 0`` the sparse model alone. ``choose_blend`` picks ``w`` and ``T``
-on dev. A stance model trained with unrelated pairs may add a relevance gate
-(``choose_gate``): the blend answers "which stance", the gate "is this text
-about the target at all". Its source is the encoder (where it gives the
-neutral label at least the gate's probability, its verdict stands), the
-sparse relevance detector (:meth:`naba.sparse.SparseModel.fit_detector`: where
-its probability u of "not about the target" reaches the gate, the row becomes
-``u x neutral + (1 - u) x blend``), or either. The blend's sparse part cannot
-learn relevance (its text features are the same whatever the target). The chosen
-settings are a typed :class:`naba.rule.HybridRule`; training, ``naba blend``,
-inference and evaluation all decide through its :meth:`~naba.rule.HybridRule.scores`,
-so the choice made on dev is the decision every door applies.
+A hybrid decides from ``z = e + lam * m``: ``e`` the encoder's log-probabilities
+(single-label) or logits (multi-label), ``m`` the sparse part's margins. Only
+``lam`` moves a label: ``0`` is the encoder alone, ``inf`` the sparse part
+alone. The probabilities are ``softmax(z / T)`` (``sigmoid`` for multi-label),
+the temperature ``T`` fitted by dev log-loss, which never changes an argmax.
+
+The default is the **equal blend of the calibrated parts**: each part divided
+by its own dev-log-loss temperature and added with equal weights, i.e.
+``lam = T_encoder / T_sparse``. Dev moves the choice away from it (to one part
+alone, or to ``lam`` a few times larger or smaller) only where a paired
+bootstrap of dev puts the gain's lower bound above zero
+(:func:`choose_blend`): on dev sets of a few hundred examples a ranking of
+candidates by their point macro-F1 is mostly noise. The stance relevance gate
+is chosen the same way (:func:`choose_gate`): no gate unless one gains for sure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-WEIGHTS = (0.25, 0.5, 0.75)  # the encoder's share in a blend
-TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # sparse margins are divided by T before the softmax/sigmoid
-GATES = (
-    0.9,
-    0.8,
-    0.7,
-    0.6,
-    0.5,
-)  # the probability of "not about the target" from which a relevance verdict stands
-SOURCES = (
-    "encoder",
-    "sparse",
-    "either",
-)  # who gives it: the encoder's neutral label, the sparse detector, or either
+LAMBDA_STEPS = (0.25, 0.5, 2.0, 4.0)  # the other blends: the equal blend's lam times these
+GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # relevance signals from which the neutral label stands
+BOOTSTRAP = 1000  # dev resamples of the paired bootstrap
+CONFIDENCE = 0.95  # a departure needs its gain's one-sided lower bound above zero at this level
+IN_DOMAIN_TOLERANCE = 0.005  # a gate may cost the real dev pairs at most this much macro-F1
 _EPS = 1e-7
-# Dev macro-F1 differences below half a point are ties (kept by the simpler candidate): with 15 candidates scored
-# on a dev split of a few hundred examples, smaller gains are noise (on ANS a +0.3 dev gain cost 3 points on test).
-TIE = 0.005
+
+Predict = Callable[[np.ndarray], np.ndarray]  # probabilities -> the decided 0/1 label matrix
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -49,42 +39,115 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1 - _EPS)
+    p = np.clip(p.astype(np.float64), _EPS, 1 - _EPS)
     return np.log(p) - np.log1p(-p)
 
 
-def blend(
-    encoder: np.ndarray | None,
-    margins: np.ndarray | None,
-    weight: float,
-    temperature: float,
-    multi_label: bool,
-) -> np.ndarray:
-    """Blended probabilities (softmax rows, or independent sigmoids for multi-label).
-
-    Args:
-        encoder: The encoder's probabilities (``None`` when ``weight`` is 0).
-        margins: The sparse model's margins (``None`` when ``weight`` is 1).
-        weight: The encoder's share, 0 to 1.
-        temperature: Divides the sparse margins.
-    """
-    if weight >= 1:
-        return encoder.astype(np.float32)
-    sparse = margins.astype(np.float64) / temperature
+def encoder_logits(encoder: np.ndarray, multi_label: bool) -> np.ndarray:
+    """The encoder's probabilities back on the scale the blend adds: log-probabilities or logits."""
     if multi_label:
-        logits = (1 - weight) * sparse + (weight * _logit(encoder) if weight > 0 else 0)
-        return (1 / (1 + np.exp(-logits))).astype(np.float32)
-    logits = (1 - weight) * _log_softmax(sparse) + (
-        weight * np.log(np.clip(encoder, _EPS, 1)) if weight > 0 else 0
-    )
-    return np.exp(_log_softmax(logits)).astype(np.float32)
+        return _logit(encoder)
+    return np.log(np.clip(encoder.astype(np.float64), _EPS, 1))
 
 
-def _nll(probabilities: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
-    p = np.clip(probabilities, _EPS, 1 - _EPS)
+def decision_logits(
+    encoder: np.ndarray | None, margins: np.ndarray | None, lam: float | None, multi_label: bool
+) -> np.ndarray:
+    """``z = e + lam * m``; ``lam`` None: the sparse margins alone, 0: the encoder alone."""
+    if lam is None:
+        return margins.astype(np.float64)
+    z = encoder_logits(encoder, multi_label)
+    return z + lam * margins.astype(np.float64) if lam else z
+
+
+def probabilities(logits: np.ndarray, temperature: float, multi_label: bool) -> np.ndarray:
+    """``softmax(logits / T)`` (``sigmoid`` for multi-label), as float32."""
+    z = logits / temperature
+    if multi_label:
+        return (1 / (1 + np.exp(-z))).astype(np.float32)
+    return np.exp(_log_softmax(z)).astype(np.float32)
+
+
+def log_loss(scores: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
+    """Mean negative log-likelihood of a 0/1 gold matrix under the probabilities."""
+    p = np.clip(scores.astype(np.float64), _EPS, 1 - _EPS)
     if multi_label:
         return float(-np.mean(gold * np.log(p) + (1 - gold) * np.log(1 - p)))
-    return float(-np.mean(np.log(p[np.arange(len(gold)), gold])))
+    return float(-np.mean(np.log(p[gold.astype(bool)])))
+
+
+def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
+    """The temperature with the lowest dev log-loss (a bounded search over log T)."""
+    from scipy.optimize import minimize_scalar
+
+    if not len(logits):
+        return 1.0
+    result = minimize_scalar(
+        lambda log_t: log_loss(
+            probabilities(logits, np.exp(log_t), multi_label), gold, multi_label
+        ),
+        bounds=(np.log(0.01), np.log(100.0)),
+        method="bounded",
+    )
+    return round(float(np.exp(result.x)), 4)
+
+
+def macro_f1(predicted: np.ndarray, gold: np.ndarray, weights: np.ndarray | None = None):
+    """Macro-F1 of 0/1 label matrices; with ``weights`` (resamples x rows), one value per resample.
+
+    A label with no gold and no predicted row scores 0 (as scikit-learn's
+    ``zero_division=0`` over a fixed label list).
+    """
+    predicted, gold = predicted.astype(bool), gold.astype(bool)
+    w = np.ones((1, len(gold))) if weights is None else weights
+    tp = w @ (predicted & gold)
+    wrong = w @ (predicted ^ gold)
+    denominator = 2 * tp + wrong
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    values = f1.mean(axis=1)
+    return float(values[0]) if weights is None else values
+
+
+def resample_weights(n: int, seed: int = 0, resamples: int = BOOTSTRAP) -> np.ndarray:
+    """Bootstrap resamples of ``n`` rows as counts (resamples x n): each row drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Gain:
+    """A candidate's dev macro-F1 gain over the default, on dev and over its bootstrap resamples."""
+
+    gain: float
+    lower_bound: float  # the one-sided CONFIDENCE lower bound of the gain over the resamples
+
+    @property
+    def sure(self) -> bool:
+        return self.lower_bound > 0
+
+
+def paired_gain(
+    candidate: np.ndarray, default: np.ndarray, gold: np.ndarray, weights: np.ndarray
+) -> Gain:
+    """The candidate's macro-F1 gain over the default's, paired on the same dev resamples."""
+    resampled = macro_f1(candidate, gold, weights) - macro_f1(default, gold, weights)
+    return Gain(
+        gain=macro_f1(candidate, gold) - macro_f1(default, gold),
+        lower_bound=float(np.quantile(resampled, 1 - CONFIDENCE)),
+    )
+
+
+@dataclass(frozen=True)
+class BlendChoice:
+    """What :func:`choose_blend` picked, with the parts' calibration and the dev scores behind it."""
+
+    choice: str  # encoder, sparse or blend
+    blend_lambda: float | None  # lam of z = e + lam * m; None for the sparse part alone
+    temperature: float  # the chosen scores' calibration (1: the encoder's own probabilities)
+    encoder_temperature: float
+    sparse_temperature: float
+    dev_macro_f1: dict[str, float]  # encoder, sparse, equal (the default), hybrid (the pick)
+    dev_gain: Gain  # the pick's gain over the equal blend (zero for the equal blend itself)
 
 
 def choose_blend(
@@ -92,140 +155,139 @@ def choose_blend(
     margins: np.ndarray,
     gold: np.ndarray,
     multi_label: bool,
-    score: Callable[[np.ndarray], float],
-) -> dict[str, Any]:
-    """Encoder alone, sparse alone, or a blend: the best dev ``score`` (macro-F1); ties (within :data:`TIE`) keep the simpler.
+    predict: Predict,
+    seed: int = 0,
+) -> BlendChoice:
+    """The equal blend of the calibrated parts, unless dev is sure another candidate is better.
 
-    The candidates, simplest first: the encoder; the sparse model (its
-    temperature chosen by dev log-loss, which a decision by argmax or by a 0.5
-    threshold does not see); then each blend weight x temperature.
+    The candidates besides the default: the encoder alone, the sparse part
+    alone, and the equal blend's ``lam`` times each of :data:`LAMBDA_STEPS`. One
+    is taken only where its paired-bootstrap gain over the default has its
+    lower bound above zero; among those, the largest dev gain.
 
     Args:
         encoder: Dev probabilities of the encoder.
-        margins: Dev margins of the sparse model.
-        gold: Dev gold: class indices (single-label) or a 0/1 matrix (multi-label).
-        score: Dev macro-F1 of a probability matrix.
-
-    Returns:
-        ``{"choice": "encoder" | "sparse" | "blend", "weight", "temperature",
-        "sparse_temperature", "dev_macro_f1": {"encoder", "sparse", "hybrid"}}``.
+        margins: Dev margins of the sparse part.
+        gold: Dev gold as a 0/1 matrix (rows x labels).
+        predict: The task's decision (prior correction, thresholds) of a probability matrix, as 0/1.
     """
-    sparse_t = min(
-        TEMPERATURES,
-        key=lambda t: _nll(blend(None, margins, 0.0, t, multi_label), gold, multi_label),
-    )
-    candidates = [("encoder", 1.0, 1.0), ("sparse", 0.0, sparse_t)]
-    candidates += [("blend", w, t) for w in WEIGHTS for t in TEMPERATURES]
-    best, best_score, scores = candidates[0], -1.0, {}
-    for name, w, t in candidates:
-        value = score(blend(encoder, margins, w, t, multi_label))
-        scores.setdefault(name, value)
-        if value > best_score + TIE:
-            best, best_score = (name, w, t), value
-    name, w, t = best
-    return {
-        "choice": name,
-        "weight": w,
-        "temperature": t,
-        "sparse_temperature": sparse_t,
-        "dev_macro_f1": {
-            "encoder": round(scores["encoder"], 4),
-            "sparse": round(scores["sparse"], 4),
-            "hybrid": round(best_score, 4),
-        },
+    t_encoder = fit_temperature(encoder_logits(encoder, multi_label), gold, multi_label)
+    t_sparse = fit_temperature(margins.astype(np.float64), gold, multi_label)
+    equal = t_encoder / t_sparse
+    candidates = {"blend": equal, "encoder": 0.0, "sparse": None}
+    candidates |= {f"blend x{step:g}": equal * step for step in LAMBDA_STEPS}
+    temperatures, decided = {}, {}
+    for name, lam in candidates.items():
+        logits = decision_logits(encoder, margins, lam, multi_label)
+        temperatures[name] = 1.0 if lam == 0 else fit_temperature(logits, gold, multi_label)
+        decided[name] = predict(probabilities(logits, temperatures[name], multi_label))
+    weights = resample_weights(len(gold), seed)
+    gains = {
+        name: paired_gain(labels, decided["blend"], gold, weights)
+        for name, labels in decided.items()
+        if name != "blend"
     }
+    sure = [name for name, g in gains.items() if g.sure]
+    pick = max(sure, key=lambda name: gains[name].gain) if sure else "blend"
+    lam = candidates[pick]
+    scores = {name: round(macro_f1(labels, gold), 4) for name, labels in decided.items()}
+    return BlendChoice(
+        choice=pick.split(" ")[0],
+        blend_lambda=None if lam is None else round(float(lam), 6),
+        temperature=temperatures[pick],
+        encoder_temperature=t_encoder,
+        sparse_temperature=t_sparse,
+        dev_macro_f1={
+            "encoder": scores["encoder"],
+            "sparse": scores["sparse"],
+            "equal": scores["blend"],
+            "hybrid": scores[pick],
+        },
+        dev_gain=gains.get(pick, Gain(0.0, 0.0)),
+    )
 
 
-def gate(
-    blended: np.ndarray,
-    encoder: np.ndarray | None,
-    threshold: float,
-    neutral: int,
-    source: str = "encoder",
-    unrelated: np.ndarray | None = None,
-) -> np.ndarray:
-    """The blend with the relevance verdicts of ``source`` applied.
+def gate(scores: np.ndarray, signal: np.ndarray, threshold: float, neutral: int) -> np.ndarray:
+    """The neutral label wherever the relevance signal reaches ``threshold`` (at least 0.5).
 
-    ``encoder``: rows where the encoder gives class ``neutral`` at least
-    ``threshold`` take the encoder's probabilities. ``sparse``: rows where the
-    detector's ``unrelated`` probability u (NaN: no answer) reaches it become
-    ``u x neutral + (1 - u) x blend``. ``either``: the encoder's rows first, then
-    the detector's among the rest.
+    A gated row becomes ``s x neutral + (1 - s) x row``, ``s`` its signal: the
+    neutral label then holds at least ``s`` >= 0.5 of the mass, so it is the
+    row's label, and the row's other probabilities keep their proportions. A
+    NaN signal (no answer) never gates.
     """
-    out = blended.astype(np.float32, copy=True)
-    taken = np.zeros(len(out), dtype=bool)
-    if source in ("encoder", "either"):
-        taken = encoder[:, neutral] >= threshold
-        out[taken] = encoder[taken]
-    if source in ("sparse", "either"):
-        u = np.nan_to_num(np.asarray(unrelated, dtype=np.float32), nan=0.0)
-        rows = (u >= threshold) & ~taken
-        out[rows] *= 1 - u[rows, None]
-        out[rows, neutral] += u[rows]
+    out = scores.astype(np.float32, copy=True)
+    s = np.nan_to_num(np.asarray(signal, dtype=np.float32), nan=0.0)
+    rows = s >= threshold
+    out[rows] *= 1 - s[rows, None]
+    out[rows, neutral] += s[rows]
     return out
 
 
+@dataclass(frozen=True)
+class GateChoice:
+    """What :func:`choose_gate` picked: a threshold (None: no gate) and the dev scores behind it."""
+
+    threshold: float | None
+    dev_macro_f1: dict[str, float]  # ungated, gated; real_ungated, real_gated (the real pairs)
+
+
 def choose_gate(
-    blended: np.ndarray,
-    encoder: np.ndarray | None,
+    scores: np.ndarray,
+    signal: np.ndarray,
     neutral: int,
-    score: Callable[[np.ndarray], float],
-    unrelated: np.ndarray | None = None,
-    sources: tuple[str, ...] = ("encoder",),
-    in_domain: Callable[[np.ndarray], float] | None = None,
-) -> tuple[dict[str, Any] | None, dict[str, float]]:
-    """No gate, or the source x threshold with the best ``score``; ties (within :data:`TIE`) keep the fewer gated rows.
+    gold: np.ndarray,
+    predict: Predict,
+    real_rows: int,
+    seed: int = 0,
+) -> GateChoice:
+    """No gate, unless dev is sure a threshold of :data:`GATES` gains.
+
+    Scored on dev *and* its generated unrelated pairs (gold neutral): a
+    threshold is taken only where its paired-bootstrap gain over no gate has its
+    lower bound above zero and it costs the first ``real_rows`` rows (the real
+    dev pairs) at most :data:`IN_DOMAIN_TOLERANCE`; among those, the largest gain (on
+    a tie, the highest threshold: the fewest rows gated).
 
     Args:
-        blended: The chosen blend's probabilities on dev and its generated unrelated pairs.
-        encoder: The encoder's probabilities on the same rows (sources ``encoder``, ``either``).
-        neutral: The neutral label's column.
-        score: Macro-F1 of a probability matrix on those rows (unrelated pairs gold neutral).
-        unrelated: The sparse detector's probabilities on the same rows (sources ``sparse``, ``either``).
-        sources: The sources to try, of :data:`SOURCES`.
-        in_domain: Macro-F1 on the real pairs among those rows: a gate that costs them more than :data:`TIE`
-            is not taken, whatever it gains on the unrelated ones (relevance must not cost in-domain accuracy).
-
-    Returns:
-        ``{"source", "threshold"}`` (None: no gate) and ``{"ungated", "gated"}`` scores (with ``in_domain``, also
-        ``{"real_ungated", "real_gated"}``).
+        scores: The chosen blend's probabilities on dev and its unrelated pairs.
+        signal: Each row's relevance signal: the probability that it is not about its target.
+        gold: The rows' gold, a 0/1 matrix.
+        predict: The task's decision of a probability matrix, as 0/1.
+        real_rows: How many of the rows, first, are real dev pairs.
     """
-    candidates = []
-    for source in sources:
-        for threshold in GATES:
-            gated = gate(blended, encoder, threshold, neutral, source, unrelated)
-            changed = int(np.sum(np.any(gated != blended, axis=1)))
-            candidates.append(
-                (changed, SOURCES.index(source), -threshold, source, threshold, gated)
-            )
-    best, best_score = None, score(blended)
-    ungated = best_score
-    real = real_best = in_domain(blended) if in_domain is not None else None
-    for _changed, _, _, source, threshold, gated in sorted(
-        candidates, key=lambda c: c[:3]
-    ):  # fewest gated rows first
-        value = score(gated)
-        if value > best_score + TIE:
-            kept = in_domain(gated) if in_domain is not None else None
-            if kept is not None and kept < real - TIE:
-                continue
-            best, best_score, real_best = {"source": source, "threshold": threshold}, value, kept
-    scores = {"ungated": round(ungated, 4), "gated": round(best_score, 4)}
-    if in_domain is not None:
-        scores |= {"real_ungated": round(real, 4), "real_gated": round(real_best, 4)}
-    return best, scores
+    ungated = predict(scores)
+    weights = resample_weights(len(gold), seed)
+    real = macro_f1(ungated[:real_rows], gold[:real_rows])
+    best, best_gain, best_labels = None, 0.0, ungated
+    for threshold in GATES:
+        labels = predict(gate(scores, signal, threshold, neutral))
+        kept = macro_f1(labels[:real_rows], gold[:real_rows])
+        g = paired_gain(labels, ungated, gold, weights)
+        if g.sure and g.gain > best_gain and kept >= real - IN_DOMAIN_TOLERANCE:
+            best, best_gain, best_labels = threshold, g.gain, labels
+    return GateChoice(
+        threshold=best,
+        dev_macro_f1={
+            "ungated": round(macro_f1(ungated, gold), 4),
+            "gated": round(macro_f1(best_labels, gold), 4),
+            "real_ungated": round(real, 4),
+            "real_gated": round(macro_f1(best_labels[:real_rows], gold[:real_rows]), 4),
+        },
+    )
 
 
-def describe_detector(detector: dict[str, Any]) -> str:
+def describe_detector(detector: dict) -> str:
     """What a sparse relevance detector answers for, in words (train log, ``naba blend``)."""
     parts = []
     if detector["targets"]:
         parts.append(
-            f"{len(detector['targets'])} targets with {detector['min_pairs']}+ real training pairs by their "
-            f"n-grams (C {detector['C']:g}, dev log-loss {detector['dev_log_loss']})"
+            f"{len(detector['targets'])} targets with {detector['min_pairs']}+ real training "
+            f"pairs by their n-grams (C {detector['C']:g}, dev log-loss "
+            f"{detector['dev_log_loss']})"
         )
     if detector.get("overlap"):
         parts.append(
-            f"other targets by how much of them the text mentions (dev log-loss {detector['overlap']['dev_log_loss']})"
+            "other targets by how much of them the text mentions (dev log-loss "
+            f"{detector['overlap']['dev_log_loss']})"
         )
     return "relevance detector: " + "; ".join(parts)

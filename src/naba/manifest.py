@@ -28,8 +28,10 @@ from naba.errors import ModelDirError
 from naba.rule import HybridRule
 
 # 1: the first format. 2: the manifest and each task's decision rule (``hybrid``, a
-# naba.rule.HybridRule) are typed and forbid unknown keys; a version 1 directory reads as before.
-FORMAT_VERSION = 2
+# naba.rule.HybridRule) are typed and forbid unknown keys. 3: the blend is one number
+# (``blend_lambda``) and a calibration ``temperature``; the relevance gate has one source
+# (encoder or detector).
+FORMAT_VERSION = 3
 MANIFEST = "naba.json"
 
 
@@ -150,11 +152,14 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     version = raw.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise ModelDirError(
-            f"{path}: format_version {version} is newer than this naba reads ({FORMAT_VERSION}); upgrade naba"
+            f"{path}: format_version {version} is newer than this naba reads ({FORMAT_VERSION}); "
+            "upgrade naba"
         )
-    if isinstance(raw.get("normalization"), dict):
-        # Models trained before markup stripping existed never saw it: keep their normalisation as trained.
-        raw["normalization"].setdefault("strip_markup", False)
+    if isinstance(version, int) and version < FORMAT_VERSION:
+        raise ModelDirError(
+            f"{path}: format_version {version} was written by an older naba, whose decision rule "
+            f"this one does not read ({FORMAT_VERSION}); retrain the model with this naba"
+        )
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
@@ -229,12 +234,13 @@ def write_decision_rule(spec: TaskManifest, task_dir: Path) -> None:
         "hybrid": (
             spec.hybrid.summary()
             | {
-                "formula": "multi-label: sigmoid(w * logit(p_encoder) + (1 - w) * margins / T); single-label: "
-                "softmax(w * log p_encoder + (1 - w) * log_softmax(margins / T)); margins from the sparse model "
-                "in the hybrid's path; w = weight, T = temperature; relevance_gate (stance), by its source: encoder: "
-                "where p_encoder(label) >= threshold, p_encoder stands; sparse: where the sparse relevance "
-                "detector's u = p(not about the target) >= threshold, u * onehot(label) + (1 - u) * the blend; "
-                "either: the encoder's rows, then the detector's"
+                "formula": "single-label: softmax((log p_encoder + blend_lambda * margins) / "
+                "temperature); multi-label: sigmoid((logit(p_encoder) + blend_lambda * margins) / "
+                "temperature); choice encoder: p_encoder as it is; choice sparse: margins / "
+                "temperature. margins from the sparse model in the hybrid's path. relevance_gate "
+                "(stance): where the signal s (source encoder: p_encoder(label); detector: the "
+                "sparse relevance detector's p(not about the target)) >= threshold, "
+                "s * onehot(label) + (1 - s) * the scores"
             }
             if spec.hybrid
             else None

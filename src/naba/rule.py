@@ -1,12 +1,12 @@
 """A hybrid task's decision rule, typed: what ``naba.json`` records under a task's ``hybrid``.
 
 The rule says which part decides (the encoder, the sparse n-gram part, or a
-blend of both) and, for stance, the relevance gate: where the relevance
-signal (the probability that the text is not about the target) reaches the
-gate's threshold, the neutral label. Training chooses the rule on dev
-(:mod:`naba.train.hybrid`); every door applies it through
-:meth:`HybridRule.scores`. The models forbid unknown keys: a model directory
-whose rule has a misspelt or newer key is refused on load
+blend of both by one number, ``blend_lambda``) and, for stance, the relevance
+gate: where one relevance signal (the probability that the text is not about
+the target) reaches the gate's threshold, the neutral label. Training chooses
+the rule on dev (:mod:`naba.train.hybrid`, :mod:`naba.blend`); every door
+applies it through :meth:`HybridRule.scores`. The models forbid unknown keys:
+a model directory whose rule has a misspelt or newer key is refused on load
 (:func:`naba.manifest.read_manifest`) instead of deciding differently.
 """
 
@@ -17,28 +17,25 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from naba.blend import blend, gate
+from naba.blend import decision_logits, gate, probabilities
 
 Part = Literal["encoder", "sparse", "blend"]
-GateSource = Literal["encoder", "sparse", "either"]
+GateSource = Literal["encoder", "detector"]
 
 
 class RelevanceGate(BaseModel):
     """Stance: where the relevance signal of ``source`` reaches ``threshold``, the label is ``label``.
 
-    ``source``: the encoder (its probability of ``label``), the sparse
-    relevance detector (its probability of "not about the target"), or
-    either (the larger of the two).
+    ``source``: the encoder (its probability of ``label``) or the sparse
+    relevance detector (its probability of "not about the target").
     """
 
     model_config = ConfigDict(extra="forbid")
 
     label: str = Field(description="The neutral label: what a text not about the target gets.")
-    source: GateSource = Field(
-        default="encoder", description="Who gives the relevance signal: encoder, sparse or either."
-    )
+    source: GateSource = Field(description="Who gives the relevance signal: encoder or detector.")
     threshold: float = Field(
-        ge=0.0, le=1.0, description="The signal from which the neutral label stands."
+        ge=0.5, le=1.0, description="The signal from which the neutral label stands."
     )
     dev_macro_f1: dict[str, float] = Field(
         default_factory=dict,
@@ -46,34 +43,43 @@ class RelevanceGate(BaseModel):
         "(ungated, gated; real_ungated, real_gated on the real pairs alone).",
     )
 
-    @property
-    def reads_encoder(self) -> bool:
-        return self.source in ("encoder", "either")
-
-    @property
-    def reads_detector(self) -> bool:
-        return self.source in ("sparse", "either")
-
 
 class HybridRule(BaseModel):
     """Which part decides, and how (a task's ``hybrid`` in ``naba.json``).
 
-    Single-label: ``softmax(w log p_encoder + (1 - w) log_softmax(margins / T))``;
-    multi-label: ``sigmoid(w logit(p_encoder) + (1 - w) margins / T)``, with
-    ``w`` = ``weight`` (1: the encoder alone, 0: the sparse part alone) and
-    ``T`` = ``temperature``; then the relevance gate.
+    The scores are ``softmax((e + lambda x m) / T)`` (``sigmoid`` for
+    multi-label): ``e`` the encoder's log-probabilities (multi-label: logits),
+    ``m`` the sparse part's margins, ``lambda`` = ``blend_lambda`` (0: the
+    encoder alone; the sparse part alone is ``m / T``), ``T`` = ``temperature``,
+    a calibration that never changes a label. Then the relevance gate.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     choice: Part = Field(description="The part that decides: encoder, sparse or blend.")
-    weight: float = Field(ge=0.0, le=1.0, description="The encoder's share w in the blend.")
-    temperature: float = Field(gt=0.0, description="Divides the sparse margins in the blend.")
+    blend_lambda: float | None = Field(
+        ge=0.0,
+        description="The sparse margins' weight beside the encoder's log-probabilities "
+        "(0: the encoder alone; null: the sparse part alone).",
+    )
+    temperature: float = Field(
+        gt=0.0,
+        description="Divides the decision's logits: its calibration, chosen by dev log-loss.",
+    )
+    encoder_temperature: float = Field(
+        gt=0.0, description="The encoder's own calibration on dev (the equal blend's scale)."
+    )
     sparse_temperature: float = Field(
-        gt=0.0, description="The sparse part's own temperature, chosen by dev log-loss."
+        gt=0.0, description="The sparse part's own calibration on dev (its probabilities)."
     )
     dev_macro_f1: dict[str, float] = Field(
-        default_factory=dict, description="Dev macro-F1 of encoder, sparse and hybrid."
+        default_factory=dict,
+        description="Dev macro-F1 of the encoder, the sparse part, the equal blend and the rule.",
+    )
+    dev_gain_lower_bound: float = Field(
+        default=0.0,
+        description="The rule's dev macro-F1 gain over the equal blend: the lower bound of its "
+        "paired bootstrap (0: the rule is the equal blend).",
     )
     path: str = Field(
         default="sparse", description="The sparse part's directory, inside the task's."
@@ -97,13 +103,13 @@ class HybridRule(BaseModel):
     def reads_encoder(self) -> bool:
         """Whether a decision needs the encoder's probabilities."""
         return self.choice != "sparse" or bool(
-            self.relevance_gate and self.relevance_gate.reads_encoder
+            self.relevance_gate and self.relevance_gate.source == "encoder"
         )
 
     @property
     def reads_detector(self) -> bool:
         """Whether a decision needs the sparse relevance detector's probabilities."""
-        return bool(self.relevance_gate and self.relevance_gate.reads_detector)
+        return bool(self.relevance_gate and self.relevance_gate.source == "detector")
 
     @property
     def reads_sparse(self) -> bool:
@@ -130,51 +136,53 @@ class HybridRule(BaseModel):
             margins: The sparse part's margins (None where the rule does not read them).
             unrelated: The detector's probabilities of "not about the target" (NaN: no answer).
         """
-        scores = blend(encoder, margins, self.weight, self.temperature, multi_label)
-        if self.relevance_gate is None:
-            return scores
+        if self.choice == "encoder":
+            scores = encoder.astype(np.float32)  # the encoder's own probabilities, as HF gives them
+        else:
+            logits = decision_logits(encoder, margins, self.blend_lambda, multi_label)
+            scores = probabilities(logits, self.temperature, multi_label)
         g = self.relevance_gate
-        return gate(scores, encoder, g.threshold, labels.index(g.label), g.source, unrelated)
+        if g is None:
+            return scores
+        signal = self.not_about(encoder, unrelated, labels)
+        return gate(scores, signal, g.threshold, labels.index(g.label))
 
     def not_about(
         self, encoder: np.ndarray | None, unrelated: np.ndarray | None, labels: list[str]
     ) -> np.ndarray | None:
         """The gate's relevance signal per row: the probability that the text is not about the target.
 
-        The encoder's probability of the neutral label, the detector's
-        probability (NaN where it has no answer), or the larger of the two; None
-        without a gate. A row is gated where this reaches the threshold.
+        The encoder's probability of the neutral label, or the detector's
+        probability (NaN where it has no answer); None without a gate. A row is
+        gated where this reaches the threshold.
         """
         g = self.relevance_gate
         if g is None:
             return None
-        signals = []
-        if g.reads_encoder:
-            signals.append(np.asarray(encoder, dtype=np.float64)[:, labels.index(g.label)])
-        if g.reads_detector:
-            signals.append(np.asarray(unrelated, dtype=np.float64))
-        return signals[0] if len(signals) == 1 else np.fmax(*signals)
+        if g.source == "encoder":
+            return np.asarray(encoder, dtype=np.float64)[:, labels.index(g.label)]
+        return np.asarray(unrelated, dtype=np.float64)
 
     def sparse_scores(self, margins: np.ndarray, multi_label: bool) -> np.ndarray:
         """The sparse part's own probabilities (its temperature chosen by dev log-loss)."""
-        return blend(None, margins, 0.0, self.sparse_temperature, multi_label)
+        return probabilities(margins.astype(np.float64), self.sparse_temperature, multi_label)
 
     def describe(self) -> str:
         """What the rule decides with, in words (model card, evaluation report, ``naba blend``)."""
-        how = (
-            f"a blend (encoder weight {self.weight:g}, sparse temperature {self.temperature:g})"
-            if self.choice == "blend"
-            else "the encoder alone"
-            if self.choice == "encoder"
-            else "the sparse n-gram model alone"
-        )
+        if self.choice == "blend":
+            how = (
+                f"a blend (the sparse margins weighted {self.blend_lambda:g} beside the encoder's "
+                "log-probabilities)"
+            )
+        else:
+            how = {"encoder": "the encoder alone", "sparse": "the sparse n-gram model alone"}[
+                self.choice
+            ]
         g = self.relevance_gate
         if g is not None:
             who = {
                 "encoder": f"the encoder's '{g.label}'",
-                "sparse": "the sparse relevance detector's 'not about the target'",
-                "either": f"the encoder's '{g.label}' or the sparse relevance detector's "
-                "'not about the target'",
+                "detector": "the sparse relevance detector's 'not about the target'",
             }[g.source]
             how += (
                 f", and where {who} is at least {g.threshold:g}, '{g.label}' (not about the target)"
@@ -183,22 +191,26 @@ class HybridRule(BaseModel):
 
     def describe_dev(self) -> str:
         """The rule and its dev scores in one line (train log, ``naba blend``)."""
-        f1 = self.dev_macro_f1
+        f1 = {k: self.dev_macro_f1.get(k, float("nan")) for k in ("encoder", "sparse", "equal")}
         line = (
-            f"{self.describe()}; dev macro-F1 encoder {f1.get('encoder', float('nan')):.4f}, "
-            f"sparse {f1.get('sparse', float('nan')):.4f}, hybrid {f1.get('hybrid', float('nan')):.4f}"
+            f"{self.describe()}; dev macro-F1 encoder {f1['encoder']:.4f}, sparse "
+            f"{f1['sparse']:.4f}, equal blend {f1['equal']:.4f}"
         )
-        if self.relevance_gate is not None:
-            g = self.relevance_gate.dev_macro_f1
-            if "gated" in g:
-                line += (
-                    f"; relevance gate: dev macro-F1 with its unrelated pairs {g['ungated']:.4f} "
-                    f"without it, {g['gated']:.4f} with it"
-                )
-            if "real_gated" in g:
-                line += f", on the real dev pairs alone {g['real_ungated']:.4f} and {g['real_gated']:.4f}"
+        if self.dev_gain_lower_bound > 0:
+            line += (
+                f", the rule {self.dev_macro_f1['hybrid']:.4f} (a sure gain over the equal blend: "
+                f"at least {self.dev_gain_lower_bound:.4f} in 95% of dev resamples)"
+            )
+        g = self.relevance_gate
+        if g is not None and "gated" in g.dev_macro_f1:
+            d = g.dev_macro_f1
+            line += (
+                f"; relevance gate: dev macro-F1 with its unrelated pairs {d['ungated']:.4f} "
+                f"without it, {d['gated']:.4f} with it, on the real dev pairs alone "
+                f"{d['real_ungated']:.4f} and {d['real_gated']:.4f}"
+            )
         return line
 
     def summary(self) -> dict:
-        """The rule as published by the service and the evaluation report (without the parts' thresholds)."""
+        """The rule as the service and the evaluation report publish it (no parts' thresholds)."""
         return self.model_dump(exclude={"part_thresholds"})

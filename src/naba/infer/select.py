@@ -338,7 +338,7 @@ class SparseScorer:
     """The sparse part alone as a scorer (:class:`naba.sparse.SparseModel` per task).
 
     Margins become probabilities as in a hybrid model's sparse part
-    (:func:`naba.blend.blend` at ``temperature``); multi-label thresholds are
+    (:func:`naba.blend.probabilities` at ``temperature``); multi-label thresholds are
     0.5 (a margin of 0), the sparse model's own decision.
     """
 
@@ -351,7 +351,7 @@ class SparseScorer:
         self.normalization = next(iter(models.values())).normalization
 
     def predict(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from naba.blend import blend
+        from naba.blend import probabilities
         from naba.decision import decide
 
         out = [{"id": r["id"]} if "id" in r else {} for r in records]
@@ -360,13 +360,8 @@ class SparseScorer:
             if not rows:
                 continue
             rule = self.rules[task]
-            scores = blend(
-                None,
-                model.margins([records[i] for i in rows]),
-                0.0,
-                self.temperature,
-                rule.multi_label,
-            )
+            margins = model.margins([records[i] for i in rows])
+            scores = probabilities(margins, self.temperature, rule.multi_label)
             for i, labels, row in zip(rows, decide(scores, rule.labels, rule.multi_label), scores):
                 rounded = {label: round(float(p), 6) for label, p in zip(rule.labels, row)}
                 if task == "topic":

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from naba.blend import blend, choose_blend, choose_gate
+from naba.blend import choose_blend, choose_gate
 from naba.config import NabaConfig
 from naba.data.records import labels_of
 from naba.decision import binarize, decide, tune_thresholds
@@ -21,7 +21,7 @@ from naba.sparse import SPARSE_DIR, SparseModel, detector_targets
 from naba.train.data import TaskData
 
 
-def split_records(task_data: TaskData, name: str) -> list[dict[str, Any]]:
+def split_rows(task_data: TaskData, name: str) -> list[dict[str, Any]]:
     """A split's records: ``dev``, ``test``, or the generated unrelated stance pairs ``dev_unrelated``/``test_unrelated``."""
     if name.endswith("_unrelated"):
         return task_data.unrelated_pairs[name[: -len("_unrelated")]]
@@ -31,7 +31,9 @@ def split_records(task_data: TaskData, name: str) -> list[dict[str, Any]]:
 DETECTOR_RATIO = 2.0  # cross-target pairs per real pair the relevance detector learns from, besides training's own
 
 
-def fit_detector(sparse: SparseModel, task_data: TaskData, config: NabaConfig) -> SparseModel:
+def fit_relevance_detector(
+    sparse: SparseModel, task_data: TaskData, config: NabaConfig
+) -> SparseModel:
     """Fit the sparse part's relevance detector as training does (``naba train``, ``naba blend``, ``bench/hybrid.py``).
 
     Its negatives are training's generated unrelated pairs plus more: each real
@@ -170,6 +172,76 @@ def decide_and_score(
     return thresholds, metrics
 
 
+def _decider(task_data: TaskData, config: NabaConfig) -> Callable[[np.ndarray], np.ndarray]:
+    """The task's decision of a dev probability matrix, as a 0/1 label matrix.
+
+    Multi-label thresholds are tuned on the matrix's own dev rows (as training
+    then tunes them on the chosen scores); single-label is the argmax.
+    """
+    labels, multi = task_data.labels, task_data.multi_label
+    dev = task_data.splits["dev"]
+    dev_gold = binarize([labels_of(r, task_data.task) for r in dev], labels)
+
+    def predict(probabilities: np.ndarray) -> np.ndarray:
+        thresholds = None
+        if multi and config.thresholds.tune:
+            thresholds = tune_thresholds(
+                probabilities[: len(dev)],
+                dev_gold,
+                labels,
+                config.thresholds.floor,
+                config.thresholds.default,
+            )
+        decided = decide(
+            probabilities,
+            labels,
+            multi,
+            thresholds,
+            config.thresholds.at_least_one,
+            config.thresholds.default,
+        )
+        return binarize(decided, labels)
+
+    return predict
+
+
+def _choose_gate(
+    rule: HybridRule,
+    task_data: TaskData,
+    encoder: dict[str, np.ndarray],
+    margins: dict[str, np.ndarray],
+    detector: dict[str, np.ndarray],
+    predict: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+) -> RelevanceGate | None:
+    """The relevance gate on dev and its unrelated pairs: the detector's where there is one."""
+    label = task_data.unrelated["label"]
+    rows = {
+        split: np.concatenate([part["dev"], part["dev_unrelated"]])
+        for split, part in (("encoder", encoder), ("margins", margins), ("detector", detector))
+        if part
+    }
+    source = "detector" if detector else "encoder"
+    probe = RelevanceGate(label=label, source=source, threshold=0.5)
+    ungated = rule.model_copy(update={"relevance_gate": None})
+    scores = ungated.scores(rows["encoder"], rows["margins"], task_data.labels, False)
+    signal = rule.model_copy(update={"relevance_gate": probe}).not_about(
+        rows["encoder"], rows.get("detector"), task_data.labels
+    )
+    real = len(task_data.splits["dev"])
+    gold = binarize(
+        [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
+        + [[label]] * (len(scores) - real),
+        task_data.labels,
+    )
+    chosen = choose_gate(scores, signal, task_data.labels.index(label), gold, predict, real, seed)
+    if chosen.threshold is None:
+        return None
+    return RelevanceGate(
+        label=label, source=source, threshold=chosen.threshold, dev_macro_f1=chosen.dev_macro_f1
+    )
+
+
 @dataclass
 class Hybrid:
     """A fitted sparse model, the blend chosen on dev, and the blended scores of each split."""
@@ -187,19 +259,17 @@ class Hybrid:
         config: NabaConfig,
         sparse: SparseModel | None = None,
     ) -> Hybrid:
-        """Train the sparse model on the task's train split and choose the blend on dev.
+        """Train the sparse model on the task's train split and choose the rule on dev.
 
-        Stance trained with unrelated pairs: the sparse model learns stance from
-        the real pairs only and a relevance detector from the real pairs against
-        the generated ones; the blend is chosen on the real dev pairs, then a
-        relevance gate (source: encoder, detector or either; threshold) on dev
-        *and* its generated unrelated pairs (labelled neutral). Measured reason
-        (``docs/benchmarks.md``): the generated pairs cost a stance n-gram model
-        much of its in-domain macro-F1 on the sample split (it cannot tell
-        "not about this target" from "neutral about it"); choosing one blend on
-        both traded in-domain strength for relevance (on ArabicStanceX, well
-        below the sparse part); the gate asks each part the question it can
-        answer.
+        The rule is the equal blend of the calibrated parts unless dev is sure
+        of another (:func:`naba.blend.choose_blend`). Stance trained with
+        unrelated pairs: the sparse model learns stance from the real pairs
+        only and a relevance detector from the real pairs against generated
+        ones; the blend is chosen on the real dev pairs, then a relevance gate
+        (the detector's signal, or the encoder's without a detector) on dev
+        *and* its generated unrelated pairs (labelled neutral): the blend
+        answers "which stance", the gate "is this text about the target",
+        each part asked the question it can answer.
 
         Args:
             task_data: The task's splits (train as the encoder saw it, unrelated stance pairs included).
@@ -221,80 +291,30 @@ class Hybrid:
                 config.model.include_title,
             ).fit(train)
             if unrelated:
-                fit_detector(sparse, task_data, config)
-        margins = {name: sparse.margins(split_records(task_data, name)) for name in encoder}
+                fit_relevance_detector(sparse, task_data, config)
+        margins = {name: sparse.margins(split_rows(task_data, name)) for name in encoder}
         dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
-
-        def scorer(gold_labels: list[list[str]]) -> Callable[[np.ndarray], float]:
-            gold_matrix = binarize(gold_labels, task_data.labels)
-
-            def score(probabilities: np.ndarray) -> float:
-                thresholds = (
-                    tune_thresholds(
-                        probabilities,
-                        gold_matrix,
-                        task_data.labels,
-                        config.thresholds.floor,
-                        config.thresholds.default,
-                    )
-                    if multi and config.thresholds.tune
-                    else None
-                )
-                predicted = decide(
-                    probabilities,
-                    task_data.labels,
-                    multi,
-                    thresholds,
-                    config.thresholds.at_least_one,
-                    config.thresholds.default,
-                )
-                return classification_metrics(gold_labels, predicted, task_data.labels, multi)[
-                    "macro_f1"
-                ]
-
-            return score
-
-        gold_matrix = binarize(dev_gold, task_data.labels)
+        predict = _decider(task_data, config)
+        gold = binarize(dev_gold, task_data.labels)
+        chosen = choose_blend(encoder["dev"], margins["dev"], gold, multi, predict, config.seed)
         rule = HybridRule(
-            **choose_blend(
-                encoder["dev"],
-                margins["dev"],
-                gold_matrix if multi else gold_matrix.argmax(axis=1),
-                multi,
-                scorer(dev_gold),
-            ),
+            choice=chosen.choice,
+            blend_lambda=chosen.blend_lambda,
+            temperature=chosen.temperature,
+            encoder_temperature=chosen.encoder_temperature,
+            sparse_temperature=chosen.sparse_temperature,
+            dev_macro_f1=chosen.dev_macro_f1,
+            dev_gain_lower_bound=round(max(chosen.dev_gain.lower_bound, 0.0), 4),
             path=SPARSE_DIR,
         )
         detector = (
-            {name: sparse.unrelated_probability(split_records(task_data, name)) for name in encoder}
+            {name: sparse.unrelated_probability(split_rows(task_data, name)) for name in encoder}
             if unrelated and sparse.detector is not None
             else {}
         )
-        sources = (("encoder",) if rule.choice != "encoder" else ()) + (
-            ("sparse", "either") if detector else ()
-        )
-        if unrelated and sources:
-            label = task_data.unrelated["label"]
-            both = np.concatenate([encoder["dev"], encoder["dev_unrelated"]])
-            blended = blend(
-                both,
-                np.concatenate([margins["dev"], margins["dev_unrelated"]]),
-                rule.weight,
-                rule.temperature,
-                multi,
-            )
-            real = scorer(dev_gold)
-            chosen, gate_f1 = choose_gate(
-                blended,
-                both,
-                task_data.labels.index(label),
-                scorer(dev_gold + [[label]] * unrelated),
-                np.concatenate([detector["dev"], detector["dev_unrelated"]]) if detector else None,
-                sources,
-                in_domain=lambda p: real(p[: len(dev_gold)]),
-            )
-            rule.relevance_gate = (
-                RelevanceGate(label=label, **chosen, dev_macro_f1=gate_f1) if chosen else None
+        if unrelated and (detector or rule.choice != "encoder"):
+            rule.relevance_gate = _choose_gate(
+                rule, task_data, encoder, margins, detector, predict, config.seed
             )
             rule.chosen_on = (
                 "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
@@ -371,7 +391,7 @@ def blend_model(
         task_data = data[name]
         task_data.labels = manifest.tasks[name].labels  # the encoder's label order
         encoder = {
-            split: classifier.encoder_scores(split_records(task_data, split), name)
+            split: classifier.encoder_scores(split_rows(task_data, split), name)
             for split in ("dev", "test", "dev_unrelated", "test_unrelated")
             if (split in task_data.splits)
             or split[: -len("_unrelated")] in task_data.unrelated_pairs
