@@ -151,7 +151,7 @@ def predict_command(
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1:
             # torchrun / accelerate launch: each process classifies its shard; rank 0 merges in input order.
-            from naba.infer.predict import predict_sharded
+            from naba.infer.predict_sharded import predict_sharded
 
             summary = predict_sharded(
                 clf, inputs, output, int(os.environ.get("RANK", "0")), world, **options
