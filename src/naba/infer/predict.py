@@ -194,8 +194,6 @@ class _Job:
     classifier: Any
     inputs: list[Path]
     output: Path
-    partials: dict[str, Path]  # "output" and "errors": where rows go until the run is complete
-    progress_path: Path
     tasks: list[str]
     targets: list[str] | None
     all_targets: bool
@@ -207,6 +205,21 @@ class _Job:
     shard: tuple[int, int] | None
     explain: int = 0
     target_descriptions: dict[str, str] | None = None  # --target ID=DESCRIPTION: new targets
+
+    @property
+    def finals(self) -> dict[str, Path]:
+        """The run's files, ``"output"`` and ``"errors"``, under their final names."""
+        return {"output": self.output, "errors": errors_path(self.output)}
+
+    @property
+    def partials(self) -> dict[str, Path]:
+        """Where the rows of ``"output"`` and ``"errors"`` go until the run is complete."""
+        return {name: partial_path(path) for name, path in self.finals.items()}
+
+    @property
+    def progress_path(self) -> Path:
+        """The progress record: how many input rows are done, how many bytes each file holds."""
+        return self.output.with_name(self.output.name + ".progress.json")
 
     def key(self) -> str:
         """What identifies the run: a resumed run must have the same (model, files, options)."""
@@ -268,9 +281,6 @@ def predict_files(
             different inputs/options than the interrupted run, an unusable input.
     """
     _check_request(inputs, output, resume=resume)
-    finals = {"output": output, "errors": errors_path(output)}
-    partials = {name: partial_path(path) for name, path in finals.items()}
-    progress_path = output.with_name(output.name + ".progress.json")
     selected = classifier.selected_tasks(tasks)
     if targets and all_targets:
         raise InputError(
@@ -281,8 +291,6 @@ def predict_files(
         classifier,
         inputs,
         output,
-        partials,
-        progress_path,
         tasks=selected,
         targets=targets,
         all_targets=all_targets,
@@ -295,14 +303,12 @@ def predict_files(
         explain=explain,
         target_descriptions=target_descriptions,
     )
-    summary = PredictSummary(output=output, errors_path=finals["errors"])
-    state = _starting_state(
-        job.key(), output, progress_path, partials, resume=resume, overwrite=overwrite
-    )
+    summary = PredictSummary(output=output, errors_path=job.finals["errors"])
+    state = _starting_state(job, resume=resume, overwrite=overwrite)
     summary.resumed_from = state["rows"]
     if not state.get("done"):
         _run_or_clean_up(job, state, show_progress_bar)
-    publish(state, progress_path, partials, finals)
+    publish(state, job.progress_path, job.partials, job.finals)
     if tasks is not None and "stance" in selected and state.get("no_target"):
         _warn_no_target(state["no_target"])
     summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
@@ -336,10 +342,7 @@ def _check_request(inputs: list[Path], output: Path, *, resume: bool) -> None:
 
 
 def _starting_state(
-    key: str,
-    output: Path,
-    progress_path: Path,
-    partials: dict[str, Path],
+    job: _Job,
     *,
     resume: bool,
     overwrite: bool,
@@ -350,11 +353,12 @@ def _starting_state(
         InputError: an output that exists without ``overwrite`` or ``resume``; ``resume``
             of a Parquet output, or of a run with other inputs or options.
     """
+    key, output, progress_path = job.key(), job.output, job.progress_path
     state = {"key": key, "rows": 0, "output_bytes": 0, "errors_bytes": 0, "written": 0, "errors": 0}
     if resume and progress_path.exists():
         if not output.name.endswith(RESUMABLE):
             raise InputError(f"{output}: --resume needs .jsonl or .csv output")
-        return restore_progress(progress_path, key, partials)
+        return restore_progress(progress_path, key, job.partials)
     if output.exists() and not overwrite and not resume:
         raise InputError(
             f"{output}: already exists; pass --overwrite to replace it or --resume to complete it"
