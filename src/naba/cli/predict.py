@@ -251,19 +251,29 @@ def evaluate_command(
             show_progress_bar=on_terminal(progress),
             runtime=runtime.value,
         )
-    line = f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy {metrics['accuracy']:.4f}  (n={metrics['n']})"
+    line = (
+        f"{metrics['task']}: macro-F1 {metrics['macro_f1']:.4f}  accuracy "
+        f"{metrics['accuracy']:.4f}  (n={metrics['n']})"
+    )
     if "baseline" in metrics:
-        line += f"; TF-IDF baseline macro-F1 {metrics['baseline']['macro_f1']:.4f}  accuracy {metrics['baseline']['accuracy']:.4f}"
+        baseline = metrics["baseline"]
+        line += (
+            f"; TF-IDF baseline macro-F1 {baseline['macro_f1']:.4f}  accuracy "
+            f"{baseline['accuracy']:.4f}"
+        )
     typer.echo(line)
     if "parts" in metrics:
         parts = metrics["parts"]
         typer.echo(
-            f"{metrics['task']}: macro-F1 of the parts: encoder {parts['encoder']['macro_f1']:.4f}, sparse "
-            f"{parts['sparse']['macro_f1']:.4f}, hybrid {parts['hybrid']['macro_f1']:.4f} ({metrics['hybrid']['choice']})"
+            f"{metrics['task']}: macro-F1 of the parts: "
+            f"encoder {parts['encoder']['macro_f1']:.4f}, "
+            f"sparse {parts['sparse']['macro_f1']:.4f}, "
+            f"hybrid {parts['hybrid']['macro_f1']:.4f} ({metrics['hybrid']['choice']})"
         )
     if "relevance" in metrics:
         rel = metrics["relevance"]
         typer.echo(
-            f"relevance: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs labelled {rel['neutral_label']!r}"
+            f"relevance: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs "
+            f"labelled {rel['neutral_label']!r}"
         )
     typer.echo(f"report: {output / 'report.html'}")

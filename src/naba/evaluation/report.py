@@ -75,18 +75,21 @@ def evaluate_model(
         task: ``topic`` or ``stance`` (default: the model's only task, else from the data).
         baseline_train: Train a TF-IDF + linear baseline on this split and score it on ``data``.
         compare: Another report directory to compare against (deltas).
-        allow_pickle: Allow a model directory with pickle weights (never needed for naba's own models).
+        allow_pickle: Allow a model directory with pickle weights (never needed for naba's own
+            models).
         unrelated: Stance: articles about none of the data's targets (JSONL/CSV/Parquet with a
             ``text``), each paired with one of the data's targets; the relevance section reports the
             share labelled neutral. Without it, pairs are generated from the data's own texts and
             targets (each text with a target it is not paired with in the data).
-        runtime: ``torch``, ``onnx`` or ``auto`` (see :meth:`naba.infer.classifier.Classifier.load`).
+        runtime: ``torch``, ``onnx`` or ``auto`` (see
+            :meth:`naba.infer.classifier.Classifier.load`).
 
     Returns:
         The metrics dict written to ``metrics.json``.
 
     Raises:
-        InputError: unreadable data, or gold labels the model does not know (file, line and field named).
+        InputError: unreadable data, or gold labels the model does not know (file, line and field
+            named).
         ModelDirError: the model directory cannot be loaded.
     """
     from naba.infer.classifier import Classifier
@@ -289,7 +292,8 @@ def _baseline_metrics(
 
 
 def _compared_report(compare: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any] | None:
-    """The metrics of the report directory ``compare`` (None: no comparison); ``metrics`` records it.
+    """The metrics of the report directory ``compare`` (None: no comparison); ``metrics`` records
+    it.
 
     Raises:
         InputError: ``compare`` holds no ``metrics.json``.
@@ -316,7 +320,8 @@ def _write_report(
     errors: list[dict[str, Any]],
     figures: dict[str, bytes],
 ) -> None:
-    """Write ``metrics.json``, ``predictions.jsonl``, the figures and both reports into ``directory``."""
+    """Write ``metrics.json``, ``predictions.jsonl``, the figures and both reports into
+    ``directory``."""
     (directory / "metrics.json").write_text(
         json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8"
     )

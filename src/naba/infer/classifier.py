@@ -140,7 +140,8 @@ class Classifier:
 
     @property
     def task_precision(self) -> dict[str, str]:
-        """The precision each task runs in (``int8``/``auto`` keep a task in fp32 where int8 changed its labels)."""
+        """The precision each task runs in (``int8``/``auto`` keep a task in fp32 where int8 changed
+        its labels)."""
         return {name: task.precision for name, task in self.tasks.items()}
 
     @property
@@ -153,7 +154,8 @@ class Classifier:
         records: list[dict[str, Any]],
         pairs: Sequence[tuple[int, str]] | None = None,
     ) -> list[list[dict[str, list[int]]]]:
-        """Records to one task's model inputs, the one way inference makes them (see :mod:`naba.encoding`).
+        """Records to one task's model inputs, the one way inference makes them (see
+        :mod:`naba.encoding`).
 
         Topic: one document per record (title and text). Stance: one document
         per ``(record index, target)`` in ``pairs``, the target as the first
@@ -201,7 +203,8 @@ class Classifier:
     def _task_scores(
         self, task: TaskModel, prepared: Prepared, name: str, batch_size: int, progress: Any = None
     ) -> TaskScores:
-        """A task's probabilities: the encoder's, or its decision rule's (what the model chose on dev)."""
+        """A task's probabilities: the encoder's, or its decision rule's (what the model chose on
+        dev)."""
         encoder = (
             self._scores(task, prepared.docs[name], batch_size, progress)
             if name in prepared.docs
@@ -224,7 +227,8 @@ class Classifier:
     def encoder_scores(
         self, articles: Sequence[Article], task: str, *, batch_size: int = 32
     ) -> np.ndarray:
-        """The encoder's probabilities for one task (stance: records with their own ``target``), whatever the hybrid."""
+        """The encoder's probabilities for one task (stance: records with their own ``target``),
+        whatever the hybrid."""
         records = [as_record(article, i) for i, article in enumerate(articles)]
         model = self.tasks[task]
         if not records:
@@ -239,7 +243,8 @@ class Classifier:
     def part_scores(
         self, articles: Sequence[Article] | Prepared, task: str, *, batch_size: int = 32
     ) -> dict[str, np.ndarray]:
-        """A hybrid task's probabilities per part, ``{"encoder", "sparse", "hybrid"}``, for evaluation reports.
+        """A hybrid task's probabilities per part, ``{"encoder", "sparse", "hybrid"}``, for
+        evaluation reports.
 
         Args:
             articles: Articles (stance: records with their own ``target``), or what
@@ -252,7 +257,8 @@ class Classifier:
         spec = self.tasks[task].spec
         if spec.hybrid is None:
             raise NabaError(
-                f"{task}: not a hybrid model (trained with model.hybrid: false); run `naba blend` to add one"
+                f"{task}: not a hybrid model (trained with model.hybrid: false); run `naba blend` "
+                "to add one"
             )
         prepared = (
             articles
@@ -263,8 +269,8 @@ class Classifier:
             range(len(prepared.records))
         ):
             raise NabaError(
-                "stance: part_scores scores each record against its own target; every article needs a 'target' "
-                "(and no targets or all_targets)"
+                "stance: part_scores scores each record against its own target; every article "
+                "needs a 'target' (and no targets or all_targets)"
             )
         if not prepared.records:
             empty = np.zeros((0, len(spec.labels)), dtype=np.float32)
@@ -280,7 +286,8 @@ class Classifier:
         }
 
     def selected_tasks(self, tasks: Sequence[str] | str | None) -> list[str]:
-        """The tasks to run: ``tasks`` (names, or one comma-separated string) checked against the model's; default: all.
+        """The tasks to run: ``tasks`` (names, or one comma-separated string) checked against the
+        model's; default: all.
 
         Raises:
             NabaError: an unknown task name, or one this model was not trained for.
@@ -358,8 +365,8 @@ class Classifier:
         progress: Any = None,
         explain: int = 0,
     ) -> list[dict[str, Any]]:
-        """Run the model on articles from :meth:`prepare`; the results of :meth:`predict` (prediction records,
-        :class:`naba.infer.schema.Prediction`), always a list.
+        """Run the model on articles from :meth:`prepare`; the results of :meth:`predict`
+        (prediction records, :class:`naba.infer.schema.Prediction`), always a list.
 
         Args:
             progress: A tqdm bar counting articles (``naba predict``'s): advanced

@@ -10,7 +10,8 @@ from naba.errors import NabaError
 
 
 def resolve_device(device: str | None) -> Any:
-    """``auto`` (the first GPU torch sees, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``, as a torch device.
+    """``auto`` (the first GPU torch sees, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``, as a
+    torch device.
 
     Raises:
         NabaError: an unknown name, or a GPU torch cannot see (with what to do).
@@ -20,7 +21,8 @@ def resolve_device(device: str | None) -> Any:
     import torch
 
     name = (device or "auto").strip().lower()
-    # Under torchrun / accelerate launch each process takes its own GPU: the LOCAL_RANK-th of this machine.
+    # Under torchrun / accelerate launch each process takes its own GPU: the LOCAL_RANK-th of this
+    # machine.
     local = (
         int(os.environ.get("LOCAL_RANK", "0")) if os.environ.get("LOCAL_RANK", "").isdigit() else 0
     )
@@ -35,8 +37,8 @@ def resolve_device(device: str | None) -> Any:
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():
             raise NabaError(
-                f"device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu (or auto), "
-                "or install a CUDA build of torch on a machine with a GPU"
+                f"device {name}: torch {torch.__version__} sees no CUDA GPU; use --device cpu (or "
+                "auto), or install a CUDA build of torch on a machine with a GPU"
             )
         index = int(name[5:]) if ":" in name else 0
         if index >= torch.cuda.device_count():
@@ -49,8 +51,8 @@ def resolve_device(device: str | None) -> Any:
 
 
 def gpu_dtype(precision: str) -> Any:
-    """The autocast dtype for ``precision`` on a GPU: None (fp32) for fp32 and auto; bf16 where the GPU has it,
-    else fp16, for bf16.
+    """The autocast dtype for ``precision`` on a GPU: None (fp32) for fp32 and auto; bf16 where the
+    GPU has it, else fp16, for bf16.
 
     Raises:
         NabaError: int8 (dynamic quantisation runs on CPUs only).
@@ -123,7 +125,8 @@ def _int8_linear() -> type:
 
 
 def native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and
+    slow."""
     import torch
 
     try:

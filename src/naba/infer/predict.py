@@ -82,12 +82,14 @@ def _row_id(row: dict[str, Any], column: str) -> str | None:
 def iter_inputs(
     inputs: list[Path], columns: ColumnsConfig | None = None, fmt: str = "auto"
 ) -> Iterator[dict[str, Any] | Rejected]:
-    """Articles from every input, in order: records ``{id, text, title?, target?}`` or :class:`Rejected` rows.
+    """Articles from every input, in order: records ``{id, text, title?, target?}`` or
+    :class:`Rejected` rows.
 
     A directory is read as raw article pages; a file by its extension.
 
     Raises:
-        InputError: an input is unusable as a whole (UTF-16, unknown type, a CSV without the text column).
+        InputError: an input is unusable as a whole (UTF-16, unknown type, a CSV without the text
+            column).
     """
     cols = columns or ColumnsConfig()
     for path in inputs:
@@ -131,7 +133,8 @@ def iter_inputs(
 
 
 def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> int | None:
-    """The number of input rows when it is cheap to know (for the progress bar's total and ETA), else None.
+    """The number of input rows when it is cheap to know (for the progress bar's total and ETA),
+    else None.
 
     Lines of uncompressed JSONL and text files (a binary scan), records of CSV
     (lines after the header; a quoted field over several lines makes it an
@@ -189,7 +192,8 @@ def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> 
 
 @dataclass
 class _Job:
-    """One :func:`predict_files` run: the classifier, what it reads and writes, and how it classifies."""
+    """One :func:`predict_files` run: the classifier, what it reads and writes, and how it
+    classifies."""
 
     classifier: Any
     inputs: list[Path]
@@ -395,7 +399,8 @@ def _run_or_clean_up(job: _Job, state: dict[str, Any], show_progress_bar: bool |
 
 
 def _chunks(job: _Job, done: int) -> Iterator[list[tuple[int, dict[str, Any] | Rejected]]]:
-    """The job's input rows not yet done (``done`` of them are), ``chunk_size`` at a time, with their input positions."""
+    """The job's input rows not yet done (``done`` of them are), ``chunk_size`` at a time, with
+    their input positions."""
     chunk: list[tuple[int, dict[str, Any] | Rejected]] = []
     consumed = 0
     for index, item in enumerate(iter_inputs(job.inputs, job.columns, job.fmt)):
@@ -413,7 +418,8 @@ def _chunks(job: _Job, done: int) -> Iterator[list[tuple[int, dict[str, Any] | R
 
 
 def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
-    """Classify the rows not yet done into the partial files, recording progress after every chunk."""
+    """Classify the rows not yet done into the partial files, recording progress after every
+    chunk."""
     classifier, shard = job.classifier, job.shard
     append = state["rows"] > 0
     columns, schema = output_layout(

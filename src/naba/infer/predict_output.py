@@ -25,7 +25,8 @@ def output_layout(
     all_targets: bool,
     explain: int = 0,
 ) -> tuple[list[str] | None, Any]:
-    """A CSV output's columns, or a Parquet output's schema (:mod:`naba.infer.schema`): a column for each task that runs."""
+    """A CSV output's columns, or a Parquet output's schema (:mod:`naba.infer.schema`): a column for
+    each task that runs."""
     stance = classifier.tasks["stance"].spec if "stance" in classifier.tasks else None
     relevance = stance is not None and stance.hybrid is not None and stance.hybrid.has_gate
     if output.name.endswith(".csv"):
@@ -39,7 +40,8 @@ def output_layout(
 
 
 class RowWriter:
-    """Prediction records appended to an open JSONL or CSV file; Parquet through pyarrow (not resumable).
+    """Prediction records appended to an open JSONL or CSV file; Parquet through pyarrow (not
+    resumable).
 
     JSONL holds the records as they are; CSV their flattening (``columns``:
     :func:`naba.infer.schema.csv_columns`); Parquet their typed columns
@@ -143,7 +145,8 @@ def restore_progress(progress_path: Path, key: str, files: dict[str, Path]) -> d
         ) from None
     if not isinstance(saved, dict) or saved.get("key") != key:
         raise InputError(
-            f"{progress_path}: records a run with other inputs, model or options; rerun without --resume"
+            f"{progress_path}: records a run with other inputs, model or options; rerun without "
+            "--resume"
         )
     if saved.get("done"):
         return saved
@@ -153,8 +156,8 @@ def restore_progress(progress_path: Path, key: str, files: dict[str, Path]) -> d
         if actual < size:
             # Never silently lose rows the record says are done.
             raise InputError(
-                f"{path}: holds {actual} bytes, but {progress_path} records {size}; the partial output was "
-                "changed or removed, rerun without --resume (with --overwrite)"
+                f"{path}: holds {actual} bytes, but {progress_path} records {size}; the partial "
+                "output was changed or removed, rerun without --resume (with --overwrite)"
             )
         if path.exists():
             with open(path, "r+b") as handle:

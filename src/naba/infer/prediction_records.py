@@ -18,7 +18,8 @@ from naba.decision import decide
 def add_topics(
     results: list[dict[str, Any]], task: Any, scores: np.ndarray, threshold: float | None
 ) -> None:
-    """Give each result its ``topics``: the labels decided from its row of ``scores``, and the scores.
+    """Give each result its ``topics``: the labels decided from its row of ``scores``, and the
+    scores.
 
     ``threshold`` overrides every tuned threshold of the ``task`` (a :class:`TaskModel`).
     """
@@ -55,7 +56,8 @@ def add_stance(
 
 
 class ProgressShare:
-    """Advances an outer progress bar by ``scale`` per unit of work (a context manager, like a tqdm bar)."""
+    """Advances an outer progress bar by ``scale`` per unit of work (a context manager, like a tqdm
+    bar)."""
 
     def __init__(self, bar: Any, scale: float) -> None:
         self.bar, self.scale = bar, scale
@@ -71,8 +73,8 @@ class ProgressShare:
 
 
 def record_head(record: dict[str, Any]) -> dict[str, Any]:
-    """A prediction record's start: the article's ``id`` (a string or an integer as given, anything else as its
-    string), or nothing when it has none."""
+    """A prediction record's start: the article's ``id`` (a string or an integer as given, anything
+    else as its string), or nothing when it has none."""
     value = record.get("id")
     if value is None:
         return {}

@@ -19,7 +19,8 @@ Article = str | dict[str, Any]
 
 @dataclass
 class Prepared:
-    """Articles normalised and tokenised by :meth:`Classifier.prepare`, ready for :meth:`Classifier.classify`."""
+    """Articles normalised and tokenised by :meth:`Classifier.prepare`, ready for
+    :meth:`Classifier.classify`."""
 
     records: list[dict[str, Any]]
     docs: dict[str, list[list[dict[str, list[int]]]]] = field(
@@ -34,7 +35,8 @@ class Prepared:
     )  # task -> what a hybrid's sparse part reads
 
     def windows(self, task: str) -> list[int]:
-        """The windows the encoder reads for each document of ``task`` (stance: each (article, target) pair)."""
+        """The windows the encoder reads for each document of ``task`` (stance: each (article,
+        target) pair)."""
         return [len(doc) for doc in self.docs.get(task, [])]
 
     def require_stance_pairs(self) -> None:
@@ -60,7 +62,8 @@ def prepare_articles(
     parts: bool = False,
     target_descriptions: Mapping[str, str | Sequence[str]] | None = None,
 ) -> Prepared:
-    """What :meth:`Classifier.prepare <naba.infer.classifier.Classifier.prepare>` gives ``classifier``."""
+    """What :meth:`Classifier.prepare <naba.infer.classifier.Classifier.prepare>` gives
+    ``classifier``."""
     selected = classifier.selected_tasks(tasks)
     _check_target_options(classifier, selected, targets, all_targets)
     records = [as_record(article, i) for i, article in enumerate(articles)]
@@ -127,15 +130,16 @@ def stance_pairs(
 
 
 def as_record(article: Article, index: int) -> dict[str, Any]:
-    """A record with a text worth classifying; an empty, whitespace-only or invisible-only text is rejected
-    (as ``naba predict`` turns it into an error record and the service into a 422)."""
+    """A record with a text worth classifying; an empty, whitespace-only or invisible-only text is
+    rejected (as ``naba predict`` turns it into an error record and the service into a 422)."""
     from naba.data.records import FieldError, required_text
 
     if isinstance(article, str):
         article = {"text": article}
     elif not (isinstance(article, dict) and isinstance(article.get("text"), str)):
         raise NabaError(
-            f"article {index}: expected a string or a record with a 'text' string, found {type(article).__name__}"
+            f"article {index}: expected a string or a record with a 'text' string, found "
+            f"{type(article).__name__}"
         )
     try:
         required_text(article, "text")

@@ -25,12 +25,14 @@ Precision = Literal["fp32", "bf16", "int8", "auto"]
 
 
 class TaskModel:
-    """One task's tokenizer and model, ready for inference: what :attr:`Classifier.tasks` holds per task.
+    """One task's tokenizer and model, ready for inference: what :attr:`Classifier.tasks` holds per
+    task.
 
     Attributes:
         spec: The task's entry in ``naba.json`` (labels, thresholds, hybrid, metrics).
         tokenizer, model: The Hugging Face tokenizer and sequence-classification model.
-        device, precision: Where the model runs and in what (``fp32``, ``bf16``, ``int8``; ``fp16`` on a GPU).
+        device, precision: Where the model runs and in what (``fp32``, ``bf16``, ``int8``; ``fp16``
+            on a GPU).
         pad_id: The tokenizer's padding id.
     """
 
@@ -89,8 +91,8 @@ class TaskModel:
         elif precision == "bf16":
             if not native_bf16():
                 logger.warning(
-                    "bf16 on a CPU without native bf16 (AVX512-BF16/AMX) is emulated and slower than fp32; "
-                    "use int8 for speed"
+                    "bf16 on a CPU without native bf16 (AVX512-BF16/AMX) is emulated and slower "
+                    "than fp32; use int8 for speed"
                 )
             model = model.to(torch.bfloat16)
         self.model = model
@@ -111,8 +113,9 @@ class TaskModel:
         return self.spec.hybrid is None or self.spec.hybrid.reads_encoder
 
     def sparse_parts(self, records: list[dict[str, Any]], *, margins: bool = False) -> SparseParts:
-        """The sparse part's margins and its detector's probabilities of "not about the target", each None where the
-        decision does not read it (``margins=True``: the margins always, for the side-by-side of the parts)."""
+        """The sparse part's margins and its detector's probabilities of "not about the target",
+        each None where the decision does not read it (``margins=True``: the margins always, for the
+        side-by-side of the parts)."""
         rule = self.spec.hybrid
         return SparseParts(
             self.sparse.margins(records) if margins or rule.reads_margins else None,
@@ -171,8 +174,8 @@ def task_precision(spec: TaskManifest, requested: str, *, variant: str = "int8")
     if agreement is None:
         if requested == "int8":
             logger.warning(
-                "warning: %s: %s label agreement with fp32 is not recorded (a model trained before naba "
-                "measured it); running int8 unchecked",
+                "warning: %s: %s label agreement with fp32 is not recorded (a model trained before "
+                "naba measured it); running int8 unchecked",
                 spec.task,
                 variant,
             )
@@ -194,8 +197,8 @@ def task_precision(spec: TaskManifest, requested: str, *, variant: str = "int8")
     if agreement >= INT8_MIN_AGREEMENT:
         return "int8"
     logger.warning(
-        "warning: %s: stays in fp32 under --precision int8: %s changed %.1f%% of its dev labels when "
-        "%s (agreement %.2f%%, below %.0f%%)",
+        "warning: %s: stays in fp32 under --precision int8: %s changed %.1f%% of its dev labels "
+        "when %s (agreement %.2f%%, below %.0f%%)",
         spec.task,
         variant,
         100 * (1 - agreement),
@@ -215,7 +218,8 @@ def load_task_model(
     runtime: str,
     threads: int | None,
 ) -> TaskModel:
-    """One task loaded in the runtime and precision it runs in (``auto``: onnx where exported, on the CPU)."""
+    """One task loaded in the runtime and precision it runs in (``auto``: onnx where exported, on
+    the CPU)."""
     from naba.infer.onnx_runtime import onnx_precision, onnxruntime, prefers_onnx
 
     if runtime == "auto":
