@@ -10,6 +10,19 @@ from typing import Any
 
 from naba.rule import HybridRule
 
+# The HTML report's style sheet: Arabic snippets right-to-left, evidence marked by the label it
+# weighs for.
+_STYLE = (
+    'body { font-family: system-ui, "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans", sans-serif; '
+    "margin: 2em; color: #222; }\n"
+    "table { border-collapse: collapse; margin: 1em 0; } "
+    "td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }\n"
+    "th { background: #f3f3f3; } figure { display: inline-block; margin: 0.5em; } "
+    "img { max-width: 560px; }\n"
+    ".ar { text-align: right; unicode-bidi: isolate; font-size: 1.05em; max-width: 40em; }\n"
+    "mark.for { background: #c8f0c8; } mark.against { background: #ffe0a0; }\n"
+)
+
 
 def _metric_rows(
     metrics: dict[str, Any], baseline: dict[str, Any] | None, other: dict[str, Any] | None
@@ -103,7 +116,8 @@ def report_markdown(
         f"# Evaluation: {metrics['task']}",
         "",
         f"Model `{metrics['model']}` on `{metrics['data']}` "
-        f"({metrics['n']} examples, {metrics['precision']}; {metrics['windows_per_article']['mean']} windows per article).",
+        f"({metrics['n']} examples, {metrics['precision']}; "
+        f"{metrics['windows_per_article']['mean']} windows per article).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -119,7 +133,8 @@ def report_markdown(
     for label, m in metrics["per_class"].items():
         extra = f" {baseline['per_class'][label]['f1']:.4f} |" if baseline else ""
         lines.append(
-            f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |{extra}"
+            f"| {label} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} "
+            f"| {m['support']} |{extra}"
         )
     if metrics.get("thresholds"):
         lines += [
@@ -129,7 +144,8 @@ def report_markdown(
     if metrics.get("prior_correction"):
         lines += [
             "",
-            f"Prior correction: alpha {metrics['prior_correction']:g} (chosen on dev in training, in the model's bias)",
+            f"Prior correction: alpha {metrics['prior_correction']:g} (chosen on dev in training, "
+            "in the model's bias)",
         ]
     lines += _parts_lines(metrics)
     lines += _relevance_lines(metrics)
@@ -144,7 +160,8 @@ def report_markdown(
     for e in errors:
         snippet = e["snippet"].replace("|", "/")
         lines.append(
-            f"| {e['id']} | {', '.join(e['gold'])} | {', '.join(e['predicted'])} | {e['confidence']:.3f} | {snippet} |"
+            f"| {e['id']} | {', '.join(e['gold'])} | {', '.join(e['predicted'])} | "
+            f"{e['confidence']:.3f} | {snippet} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -170,8 +187,10 @@ def _parts_html(metrics: dict[str, Any]) -> str:
         for label in metrics["labels"]
     )
     return (
-        f"<h2>Hybrid: what each part brings</h2><p>Chosen on dev: {esc(HybridRule.model_validate(metrics['hybrid']).describe())}.</p>"
-        f"<table><tr><th></th><th>encoder</th><th>sparse n-grams</th><th>hybrid</th></tr>{rows}</table>"
+        "<h2>Hybrid: what each part brings</h2><p>Chosen on dev: "
+        f"{esc(HybridRule.model_validate(metrics['hybrid']).describe())}.</p>"
+        "<table><tr><th></th><th>encoder</th><th>sparse n-grams</th><th>hybrid</th></tr>"
+        f"{rows}</table>"
     )
 
 
@@ -181,11 +200,13 @@ def _relevance_html(metrics: dict[str, Any]) -> str:
         return ""
     esc = html.escape
     rows = "".join(
-        f'<tr><td class="ar" dir="rtl" lang="ar">{esc(t)}</td><td>{v["pairs"]}</td><td>{100 * v["neutral_share"]:.1f}%</td></tr>'
+        f'<tr><td class="ar" dir="rtl" lang="ar">{esc(t)}</td><td>{v["pairs"]}</td>'
+        f"<td>{100 * v['neutral_share']:.1f}%</td></tr>"
         for t, v in rel["per_target"].items()
     )
     return (
-        f"<h2>Relevance</h2><p>{rel['pairs']} pairs of an article with a target it is not about ({esc(rel['source'])}): "
+        f"<h2>Relevance</h2><p>{rel['pairs']} pairs of an article with a target it is not about "
+        f"({esc(rel['source'])}): "
         f"{100 * rel['neutral_share']:.1f}% labelled {esc(rel['neutral_label'])}.</p>"
         f"<table><tr><th>target</th><th>pairs</th><th>labelled neutral</th></tr>{rows}</table>"
     )
@@ -205,18 +226,21 @@ def report_html(
         for row in _metric_rows(metrics, baseline, other)
     )
     per_class = "".join(
-        f"<tr><td>{esc(label)}</td><td>{m['precision']:.4f}</td><td>{m['recall']:.4f}</td><td>{m['f1']:.4f}</td><td>{m['support']}</td>"
+        f"<tr><td>{esc(label)}</td><td>{m['precision']:.4f}</td><td>{m['recall']:.4f}</td>"
+        f"<td>{m['f1']:.4f}</td><td>{m['support']}</td>"
         + (f"<td>{baseline['per_class'][label]['f1']:.4f}</td>" if baseline else "")
         + "</tr>"
         for label, m in metrics["per_class"].items()
     )
     images = "".join(
-        f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        f'<figure><img alt="{esc(name)}" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
         f"<figcaption>{esc(name.replace('_', ' '))}</figcaption></figure>"
         for name, png in figures.items()
     )
     rows = "".join(
-        f"<tr><td>{esc(e['id'])}</td><td>{esc(', '.join(e['gold']))}</td><td>{esc(', '.join(e['predicted']))}</td>"
+        f"<tr><td>{esc(e['id'])}</td><td>{esc(', '.join(e['gold']))}</td>"
+        f"<td>{esc(', '.join(e['predicted']))}</td>"
         f'<td>{e["confidence"]:.3f}</td><td class="ar" dir="rtl" lang="ar">'
         + (f"<b>{esc(e['target'])}</b> — " if e.get("target") else "")
         + (f"<b>{esc(e['title'])}</b><br>" if e.get("title") else "")
@@ -224,25 +248,29 @@ def report_html(
         + "</td></tr>"
         for e in errors
     )
+    run = (
+        f"<p>Model <code>{esc(metrics['model'])}</code> on <code>{esc(metrics['data'])}</code>: "
+        f"{metrics['n']} examples, {esc(metrics['precision'])},\n"
+        f"{metrics['windows_per_article']['mean']} windows per article.</p>"
+    )
+    per_class_header = (
+        "<th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>"
+        + ("<th>baseline F1</th>" if baseline else "")
+    )
+    errors_header = "<th>id</th><th>gold</th><th>predicted</th><th>confidence</th><th>text</th>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>naba evaluation: {esc(metrics["task"])}</title>
 <style>
-body {{ font-family: system-ui, "Noto Sans", "Noto Naskh Arabic", "DejaVu Sans", sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
-th {{ background: #f3f3f3; }} figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 560px; }}
-.ar {{ text-align: right; unicode-bidi: isolate; font-size: 1.05em; max-width: 40em; }}
-mark.for {{ background: #c8f0c8; }} mark.against {{ background: #ffe0a0; }}
-</style></head><body>
+{_STYLE}</style></head><body>
 <h1>Evaluation: {esc(metrics["task"])}</h1>
-<p>Model <code>{esc(metrics["model"])}</code> on <code>{esc(metrics["data"])}</code>: {metrics["n"]} examples, {esc(metrics["precision"])},
-{metrics["windows_per_article"]["mean"]} windows per article.</p>
+{run}
 <table><tr>{header}</tr>{body}</table>
 <h2>Per class</h2>
-<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>{"<th>baseline F1</th>" if baseline else ""}</tr>{per_class}</table>
+<table><tr>{per_class_header}</tr>{per_class}</table>
 {_parts_html(metrics)}
 {_relevance_html(metrics)}
 <h2>Figures</h2>{images}
 <h2>Most confident errors</h2>
-<table><tr><th>id</th><th>gold</th><th>predicted</th><th>confidence</th><th>text</th></tr>{rows}</table>
+<table><tr>{errors_header}</tr>{rows}</table>
 </body></html>
 """

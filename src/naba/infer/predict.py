@@ -182,7 +182,8 @@ def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> 
             if path.stat().st_size and not last.endswith(b"\n"):
                 lines += 1
             total += max(lines - 1, 0) if kind == "csv" else lines
-        except Exception:  # noqa: BLE001 - a total is a nicety: a file the reader will reject has none
+        # A total is a nicety: a file the reader will reject has none.
+        except Exception:  # noqa: BLE001
             return None
     if shard is not None:
         rank, world = shard

@@ -68,7 +68,8 @@ class TaskModel:
                     trust_remote_code=False,
                 )
             )
-        except Exception as exc:  # noqa: BLE001 - transformers, tokenizers and safetensors raise many unrelated types
+        # transformers, tokenizers and safetensors raise many unrelated types
+        except Exception as exc:  # noqa: BLE001
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ModelDirError(
                 f"{directory}: cannot load the model ({type(exc).__name__}: {reason}); "
@@ -101,7 +102,8 @@ class TaskModel:
         self.directory = directory
         self._sparse: Any = None
         if self.runs_sparse:
-            self.sparse  # noqa: B018 - load (and check) the sparse part now, not on the first request
+            # Load (and check) the sparse part now, not on the first request.
+            self.sparse  # noqa: B018
 
     @property
     def runs_sparse(self) -> bool:
