@@ -104,13 +104,7 @@ def evaluate_model(
         classifier, records, task, batch_size=batch_size, show_progress_bar=show_progress_bar
     )
     metrics.update(_run_details(classifier, task, model_dir, data, precision))
-    relevance = (
-        _relevance(classifier, records, spec, unrelated, batch_size) if task == "stance" else None
-    )
-    if relevance is not None:
-        metrics["relevance"] = relevance
-    metrics.update(_decision_settings(spec))
-    metrics["windows_per_article"] = scored.windows_per_article
+    metrics.update(_task_details(classifier, task, scored, unrelated, batch_size))
     baseline = None
     if baseline_train is not None:
         baseline = _baseline_metrics(manifest, task, scored, baseline_train)
@@ -262,11 +256,23 @@ def _run_details(
     }
 
 
-def _decision_settings(spec: Any) -> dict[str, Any]:
-    """How the task decides: its thresholds (multi-label), else its prior correction."""
+def _task_details(
+    classifier: Any, task: Task, scored: _Scored, unrelated: str | Path | None, batch_size: int
+) -> dict[str, Any]:
+    """Stance: the relevance section (where the model has a neutral label); how the task decides
+    (its thresholds, else its prior correction); the windows the encoder read per article."""
+    spec = classifier.tasks[task].spec
+    details: dict[str, Any] = {}
+    if task == "stance":
+        relevance = _relevance(classifier, scored.records, spec, unrelated, batch_size)
+        if relevance is not None:
+            details["relevance"] = relevance
     if spec.multi_label:
-        return {"thresholds": spec.thresholds}
-    return {"prior_correction": spec.prior_correction}
+        details["thresholds"] = spec.thresholds
+    else:
+        details["prior_correction"] = spec.prior_correction
+    details["windows_per_article"] = scored.windows_per_article
+    return details
 
 
 def _baseline_metrics(
