@@ -31,7 +31,8 @@ def main() -> int:
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     from naba.data.records import load_records
-    from naba.infer.classifier import Classifier, _int8_linear
+    from naba.infer.classifier import Classifier
+    from naba.infer.device import _int8_linear
 
     torch.set_num_threads(args.threads)
     records = load_records(args.data, args.task)[: args.limit]

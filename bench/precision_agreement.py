@@ -33,7 +33,7 @@ def main() -> int:
         help="bf16 is emulated (slow) on CPUs without native bf16",
     )
     args = parser.parse_args()
-    import naba.infer.classifier as classifier_module
+    import naba.infer.task_model as task_model_module
     from naba.data.records import labels_of, load_records
     from naba.evaluation.metrics import classification_metrics
     from naba.infer.classifier import Classifier
@@ -56,13 +56,13 @@ def main() -> int:
         gold = [labels_of(r, task) for r in records]
         baseline, fp32_rate = None, None
         for name, precision, forced in runs:
-            real = classifier_module.task_precision
+            real = task_model_module.task_precision
             if forced:
-                classifier_module.task_precision = lambda spec, requested: requested
+                task_model_module.task_precision = lambda spec, requested: requested
             try:
                 clf = Classifier.load(args.model, precision, threads=args.threads)
             finally:
-                classifier_module.task_precision = real
+                task_model_module.task_precision = real
             clf.predict(records[:8], tasks=[task])  # warm up
             started = time.perf_counter()
             results = clf.predict(records, tasks=[task])

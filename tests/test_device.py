@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from naba.errors import NabaError
-from naba.infer.classifier import Classifier, gpu_dtype, resolve_device
+from naba.infer.classifier import Classifier
+from naba.infer.device import gpu_dtype, resolve_device
 
 
 @pytest.fixture

@@ -150,10 +150,11 @@ def test_threads_are_applied(trained_model: Path) -> None:
 def test_bf16_without_native_support_says_so(
     trained_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from naba.infer import classifier
+    from naba.infer import task_model
+    from naba.infer.classifier import Classifier
 
-    monkeypatch.setattr(classifier, "native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="naba.infer.classifier"):
-        clf = classifier.Classifier.load(trained_model, "bf16")
+    monkeypatch.setattr(task_model, "native_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="naba.infer.task_model"):
+        clf = Classifier.load(trained_model, "bf16")
     assert "bf16 on a CPU without native bf16" in caplog.text
     assert clf.predict(["ارتفعت أسعار النفط"])[0]["topics"]["labels"]

@@ -59,7 +59,7 @@ def _spec(agreement: float | None, n: int | None) -> TaskManifest:
     ],
 )
 def test_task_precision_reads_the_lower_bound(agreement, n, auto: str, int8: str) -> None:
-    from naba.infer.classifier import task_precision
+    from naba.infer.task_model import task_precision
 
     spec = _spec(agreement, n)
     assert task_precision(spec, "auto") == auto
@@ -68,7 +68,7 @@ def test_task_precision_reads_the_lower_bound(agreement, n, auto: str, int8: str
 
 
 def test_the_log_says_when_a_dev_set_is_too_small(caplog: pytest.LogCaptureFixture) -> None:
-    from naba.infer.classifier import task_precision
+    from naba.infer.task_model import task_precision
 
     with caplog.at_level(logging.INFO, logger="naba"):
         task_precision(_spec(1.0, 35), "auto")

@@ -233,7 +233,8 @@ def test_csv_header_names_every_column(clf, articles: list[dict], tmp_path: Path
 def test_sharded_merge_writes_what_one_process_writes(
     clf, articles: list[dict], tmp_path: Path, suffix: str
 ) -> None:
-    from naba.infer.predict import predict_files, predict_sharded
+    from naba.infer.predict import predict_files
+    from naba.infer.predict_sharded import predict_sharded
 
     source = tmp_path / "in.jsonl"
     source.write_text(

@@ -16,7 +16,8 @@ from naba.decision import binarize
 def calibration_bins(
     confidence: np.ndarray, correct: np.ndarray, bins: int = 10
 ) -> list[tuple[float, float, float]]:
-    """Equal-width confidence bins: ``(share of examples, mean confidence, accuracy)`` for each non-empty bin, in order."""
+    """Equal-width confidence bins: ``(share of examples, mean confidence, accuracy)`` for each
+    non-empty bin, in order."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     out = []

@@ -20,9 +20,6 @@ finishes with no row lost or duplicated.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import logging
 import os
@@ -38,7 +35,15 @@ from naba.data.readers import detect_format, is_stdin, read_rows
 from naba.data.records import STRING_FORMATS, FieldError, check_header, required_text
 from naba.data.writers import dumps
 from naba.errors import InputError, Problem
-from naba.infer.schema import csv_columns, csv_row, parquet_schema, stance_slots
+from naba.infer.predict_output import (
+    RowWriter,
+    errors_path,
+    job_key,
+    output_layout,
+    partial_path,
+    publish,
+    restore_progress,
+)
 
 RESUMABLE = (".jsonl", ".csv")
 logger = logging.getLogger(__name__)
@@ -77,12 +82,14 @@ def _row_id(row: dict[str, Any], column: str) -> str | None:
 def iter_inputs(
     inputs: list[Path], columns: ColumnsConfig | None = None, fmt: str = "auto"
 ) -> Iterator[dict[str, Any] | Rejected]:
-    """Articles from every input, in order: records ``{id, text, title?, target?}`` or :class:`Rejected` rows.
+    """Articles from every input, in order: records ``{id, text, title?, target?}`` or
+    :class:`Rejected` rows.
 
     A directory is read as raw article pages; a file by its extension.
 
     Raises:
-        InputError: an input is unusable as a whole (UTF-16, unknown type, a CSV without the text column).
+        InputError: an input is unusable as a whole (UTF-16, unknown type, a CSV without the text
+            column).
     """
     cols = columns or ColumnsConfig()
     for path in inputs:
@@ -125,97 +132,9 @@ def iter_inputs(
             )
 
 
-def _layout(
-    output: Path,
-    classifier: Any,
-    tasks: list[str],
-    targets: list[str] | None,
-    all_targets: bool,
-    explain: int = 0,
-) -> tuple[list[str] | None, Any]:
-    """A CSV output's columns, or a Parquet output's schema (:mod:`naba.infer.schema`): a column for each task that runs."""
-    stance = classifier.tasks["stance"].spec if "stance" in classifier.tasks else None
-    relevance = stance is not None and stance.hybrid is not None and stance.hybrid.has_gate
-    if output.name.endswith(".csv"):
-        trained = stance.default_targets if stance is not None else []
-        slots = stance_slots(targets, all_targets, trained)
-        columns = csv_columns(tasks, classifier.labels, slots, bool(explain), relevance=relevance)
-        return columns, None
-    if output.name.endswith(".parquet"):
-        return None, parquet_schema(tasks, classifier.labels, bool(explain), relevance=relevance)
-    return None, None
-
-
-class _Writer:
-    """Prediction records appended to an open JSONL or CSV file; Parquet through pyarrow (not resumable).
-
-    JSONL holds the records as they are; CSV their flattening (``columns``:
-    :func:`naba.infer.schema.csv_columns`); Parquet their typed columns
-    (``schema``: :func:`naba.infer.schema.parquet_schema`).
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        append: bool,
-        kind_of: Path | None = None,
-        columns: list[str] | None = None,
-        schema: Any = None,
-    ) -> None:
-        self.path = path
-        self.columns = columns
-        self.schema = schema
-        name = (kind_of or path).name  # a partial file takes its format from the output's name
-        self.kind = (
-            "jsonl" if name.endswith(".jsonl") else "csv" if name.endswith(".csv") else "parquet"
-        )
-        self.parquet: Any = None
-        if self.kind == "parquet":
-            self.handle = None
-        else:
-            self.handle = open(path, "ab" if append else "wb")
-        self.header_done = append and path.exists() and path.stat().st_size > 0
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        if self.kind == "jsonl":
-            self.handle.write("".join(dumps(r) + "\n" for r in rows).encode("utf-8"))
-        elif self.kind == "csv":
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
-            if not self.header_done:
-                writer.writeheader()
-                self.header_done = True
-            writer.writerows(csv_row(r) for r in rows)
-            self.handle.write(buffer.getvalue().encode("utf-8"))
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pylist(
-                [{k: r.get(k) for k in self.schema.names} for r in rows], schema=self.schema
-            )
-            if self.parquet is None:
-                self.parquet = pq.ParquetWriter(str(self.path), table.schema)
-            self.parquet.write_table(table)
-
-    def sync(self) -> int:
-        if self.handle is None:
-            return 0
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        return self.handle.tell()
-
-    def close(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-        if self.parquet is not None:
-            self.parquet.close()
-
-
 def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> int | None:
-    """The number of input rows when it is cheap to know (for the progress bar's total and ETA), else None.
+    """The number of input rows when it is cheap to know (for the progress bar's total and ETA),
+    else None.
 
     Lines of uncompressed JSONL and text files (a binary scan), records of CSV
     (lines after the header; a quoted field over several lines makes it an
@@ -263,7 +182,8 @@ def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> 
             if path.stat().st_size and not last.endswith(b"\n"):
                 lines += 1
             total += max(lines - 1, 0) if kind == "csv" else lines
-        except Exception:  # noqa: BLE001 - a total is a nicety: a file the reader will reject has none
+        # A total is a nicety: a file the reader will reject has none.
+        except Exception:  # noqa: BLE001
             return None
     if shard is not None:
         rank, world = shard
@@ -271,88 +191,14 @@ def _count_rows(inputs: list[Path], fmt: str, shard: tuple[int, int] | None) -> 
     return total
 
 
-def _job_key(model_dir: Path, inputs: list[Path], output: Path, options: dict[str, Any]) -> str:
-    text = json.dumps(
-        {
-            "model": str(model_dir.resolve()),
-            "inputs": [str(p.resolve()) for p in inputs],
-            "output": str(output.resolve()),
-            **options,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def partial_path(path: Path) -> Path:
-    """Where ``path`` is written until the run is complete."""
-    return path.with_name(path.name + ".partial")
-
-
-def _restore(progress_path: Path, key: str, files: dict[str, Path]) -> dict[str, Any]:
-    """The saved state of an interrupted run, with its partial files cut back to the recorded sizes.
-
-    Raises:
-        InputError: the state belongs to another run, or a partial file is shorter than recorded.
-    """
-    try:
-        saved = json.loads(progress_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(
-            f"{progress_path}: corrupt progress record; rerun without --resume (with --overwrite)"
-        ) from None
-    if not isinstance(saved, dict) or saved.get("key") != key:
-        raise InputError(
-            f"{progress_path}: records a run with other inputs, model or options; rerun without --resume"
-        )
-    if saved.get("done"):
-        return saved
-    for name, path in files.items():
-        size = saved[f"{name}_bytes"]
-        actual = path.stat().st_size if path.exists() else 0
-        if actual < size:
-            # Never silently lose rows the record says are done.
-            raise InputError(
-                f"{path}: holds {actual} bytes, but {progress_path} records {size}; the partial output was "
-                "changed or removed, rerun without --resume (with --overwrite)"
-            )
-        if path.exists():
-            with open(path, "r+b") as handle:
-                handle.truncate(size)
-    return saved
-
-
-def _publish(
-    state: dict[str, Any], progress_path: Path, partials: dict[str, Path], finals: dict[str, Path]
-) -> None:
-    """Rename the complete partial files into place, then drop the progress record.
-
-    ``done`` is recorded first: a run killed between the renames is finished
-    by ``--resume`` without classifying anything again.
-    """
-    state["done"] = True
-    with atomic_file(progress_path) as handle:
-        json.dump(state, handle)
-    if partials["output"].exists():
-        os.replace(partials["output"], finals["output"])
-    if state["errors"]:
-        if partials["errors"].exists():
-            os.replace(partials["errors"], finals["errors"])
-    else:
-        partials["errors"].unlink(missing_ok=True)
-        finals["errors"].unlink(missing_ok=True)
-    progress_path.unlink(missing_ok=True)
-
-
 @dataclass
 class _Job:
-    """One :func:`predict_files` run: the classifier, what it reads and writes, and how it classifies."""
+    """One :func:`predict_files` run: the classifier, what it reads and writes, and how it
+    classifies."""
 
     classifier: Any
     inputs: list[Path]
     output: Path
-    partials: dict[str, Path]  # "output" and "errors": where rows go until the run is complete
-    progress_path: Path
     tasks: list[str]
     targets: list[str] | None
     all_targets: bool
@@ -363,9 +209,39 @@ class _Job:
     fmt: str
     shard: tuple[int, int] | None
     explain: int = 0
-    target_descriptions: dict[str, str] | None = (
-        None  # --target ID=DESCRIPTION: this run's new targets
-    )
+    target_descriptions: dict[str, str] | None = None  # --target ID=DESCRIPTION: new targets
+
+    @property
+    def finals(self) -> dict[str, Path]:
+        """The run's files, ``"output"`` and ``"errors"``, under their final names."""
+        return {"output": self.output, "errors": errors_path(self.output)}
+
+    @property
+    def partials(self) -> dict[str, Path]:
+        """Where the rows of ``"output"`` and ``"errors"`` go until the run is complete."""
+        return {name: partial_path(path) for name, path in self.finals.items()}
+
+    @property
+    def progress_path(self) -> Path:
+        """The progress record: how many input rows are done, how many bytes each file holds."""
+        return self.output.with_name(self.output.name + ".progress.json")
+
+    def key(self) -> str:
+        """What identifies the run: a resumed run must have the same (model, files, options)."""
+        options = {
+            "targets": self.targets,
+            "threshold": self.threshold,
+            "precision": self.classifier.precision,
+            "tasks": self.tasks,
+            "all_targets": self.all_targets,
+            **({"explain": self.explain} if self.explain else {}),
+            **(
+                {"target_descriptions": self.target_descriptions}
+                if self.target_descriptions
+                else {}
+            ),
+        }
+        return job_key(self.classifier.model_dir, self.inputs, self.output, options)
 
 
 def predict_files(
@@ -398,7 +274,8 @@ def predict_files(
             scored toward ``targets``, else each row's own target, else (with
             ``all_targets``) the model's trained targets; never otherwise.
         shard: ``(rank, world)``: classify only inputs ``i`` with ``i % world == rank``
-            and tag each row with its input position ``_index`` (see :func:`predict_sharded`).
+            and tag each row with its input position ``_index``
+            (see :func:`naba.infer.predict_sharded.predict_sharded`).
         explain: Evidence per chosen label (:meth:`Classifier.predict`'s ``explain``).
         target_descriptions: ``{target: description}`` for targets this run names by an id
             (``--target ID=DESCRIPTION``); as in :meth:`Classifier.predict`.
@@ -408,8 +285,55 @@ def predict_files(
             ``overwrite`` or ``resume``), ``resume`` with Parquet output or with
             different inputs/options than the interrupted run, an unusable input.
     """
-    from tqdm.auto import tqdm
+    _check_request(inputs, output, resume=resume)
+    selected = classifier.selected_tasks(tasks)
+    if targets and all_targets:
+        raise InputError(
+            "--target and --all-targets: pass one of them (--all-targets scores the targets the "
+            "model was trained on)"
+        )
+    job = _Job(
+        classifier,
+        inputs,
+        output,
+        tasks=selected,
+        targets=targets,
+        all_targets=all_targets,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        threshold=threshold,
+        columns=columns,
+        fmt=fmt,
+        shard=shard,
+        explain=explain,
+        target_descriptions=target_descriptions,
+    )
+    summary = PredictSummary(output=output, errors_path=job.finals["errors"])
+    state = _starting_state(job, resume=resume, overwrite=overwrite)
+    summary.resumed_from = state["rows"]
+    if not state.get("done"):
+        _run_or_clean_up(job, state, show_progress_bar)
+    publish(state, job.progress_path, job.partials, job.finals)
+    if tasks is not None and "stance" in selected and state.get("no_target"):
+        _warn_no_target(state["no_target"])
+    summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
+    return summary
 
+
+def _warn_no_target(count: int) -> None:
+    logger.warning(
+        "warning: stance: %d articles had no target and got no stance; pass --target T, "
+        "--all-targets, or a target column",
+        count,
+    )
+
+
+def _check_request(inputs: list[Path], output: Path, *, resume: bool) -> None:
+    """Refuse an unknown output type, a missing input, or ``resume`` on standard input.
+
+    Raises:
+        InputError: what is wrong, and what to do.
+    """
     if not output.name.endswith((".jsonl", ".csv", ".parquet")):
         raise InputError(f"{output}: unknown output type; expected .jsonl, .csv or .parquet")
     for path in inputs:
@@ -417,98 +341,67 @@ def predict_files(
             raise InputError(f"{path}: no such file or directory")
     if resume and any(is_stdin(path) for path in inputs):
         raise InputError(
-            "--resume: standard input cannot be read again; save it to a file to make the run resumable"
+            "--resume: standard input cannot be read again; save it to a file to make the run "
+            "resumable"
         )
-    errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
-    finals = {"output": output, "errors": errors_path}
-    partials = {name: partial_path(path) for name, path in finals.items()}
-    progress_path = output.with_name(output.name + ".progress.json")
-    selected = classifier.selected_tasks(tasks)
-    if targets and all_targets:
-        raise InputError(
-            "--target and --all-targets: pass one of them (--all-targets scores the targets the model was trained on)"
-        )
-    key = _job_key(
-        classifier.model_dir,
-        inputs,
-        output,
-        {
-            "targets": targets,
-            "threshold": threshold,
-            "precision": classifier.precision,
-            "tasks": selected,
-            "all_targets": all_targets,
-            **({"explain": explain} if explain else {}),
-            **({"target_descriptions": target_descriptions} if target_descriptions else {}),
-        },
-    )
-    summary = PredictSummary(output=output, errors_path=errors_path)
+
+
+def _starting_state(
+    job: _Job,
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> dict[str, Any]:
+    """Where the run starts: an interrupted run's saved state (``resume``), else nothing done.
+
+    Raises:
+        InputError: an output that exists without ``overwrite`` or ``resume``; ``resume``
+            of a Parquet output, or of a run with other inputs or options.
+    """
+    key, output, progress_path = job.key(), job.output, job.progress_path
     state = {"key": key, "rows": 0, "output_bytes": 0, "errors_bytes": 0, "written": 0, "errors": 0}
     if resume and progress_path.exists():
         if not output.name.endswith(RESUMABLE):
             raise InputError(f"{output}: --resume needs .jsonl or .csv output")
-        state = _restore(progress_path, key, partials)
-        summary.resumed_from = state["rows"]
-    elif output.exists() and not overwrite and not resume:
+        return restore_progress(progress_path, key, job.partials)
+    if output.exists() and not overwrite and not resume:
         raise InputError(
             f"{output}: already exists; pass --overwrite to replace it or --resume to complete it"
         )
-    else:
-        progress_path.unlink(
-            missing_ok=True
-        )  # a stale record must not describe this run's fresh files
-    if not state.get("done"):
-        fresh = state["rows"] == 0
-        job = _Job(
-            classifier,
-            inputs,
-            output,
-            partials,
-            progress_path,
-            tasks=selected,
-            targets=targets,
-            all_targets=all_targets,
-            batch_size=batch_size,
-            chunk_size=chunk_size,
-            threshold=threshold,
-            columns=columns,
-            fmt=fmt,
-            shard=shard,
-            explain=explain,
-            target_descriptions=target_descriptions,
+    progress_path.unlink(missing_ok=True)  # a stale record must not describe this run's fresh files
+    return state
+
+
+def _run_or_clean_up(job: _Job, state: dict[str, Any], show_progress_bar: bool | None) -> None:
+    """:func:`_run` the job under a progress bar; a run that fails before a row is done leaves
+    no files behind."""
+    from tqdm.auto import tqdm
+
+    fresh = state["rows"] == 0
+    try:
+        _run(
+            job,
+            state,
+            tqdm(
+                desc="predict",
+                unit="article",
+                initial=state["rows"],
+                disable=not show_progress_bar,
+                total=_count_rows(job.inputs, job.fmt, job.shard) if show_progress_bar else None,
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]",
+            ),
         )
-        try:
-            _run(
-                job,
-                state,
-                tqdm(
-                    desc="predict",
-                    unit="article",
-                    initial=state["rows"],
-                    disable=not show_progress_bar,
-                    total=_count_rows(inputs, fmt, shard) if show_progress_bar else None,
-                    dynamic_ncols=True,
-                    bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]",
-                ),
-            )
-        except BaseException:
-            if fresh and state["rows"] == 0:  # failed before a row was done: leave nothing behind
-                for path in (*partials.values(), progress_path):
-                    path.unlink(missing_ok=True)
-            raise
-    _publish(state, progress_path, partials, finals)
-    if tasks is not None and "stance" in selected and state.get("no_target"):
-        logger.warning(
-            "warning: stance: %d articles had no target and got no stance; pass --target T, --all-targets, "
-            "or a target column",
-            state["no_target"],
-        )
-    summary.rows, summary.written, summary.errors = state["rows"], state["written"], state["errors"]
-    return summary
+    except BaseException:
+        if fresh and state["rows"] == 0:  # failed before a row was done: leave nothing behind
+            for path in (*job.partials.values(), job.progress_path):
+                path.unlink(missing_ok=True)
+        raise
 
 
 def _chunks(job: _Job, done: int) -> Iterator[list[tuple[int, dict[str, Any] | Rejected]]]:
-    """The job's input rows not yet done (``done`` of them are), ``chunk_size`` at a time, with their input positions."""
+    """The job's input rows not yet done (``done`` of them are), ``chunk_size`` at a time, with
+    their input positions."""
     chunk: list[tuple[int, dict[str, Any] | Rejected]] = []
     consumed = 0
     for index, item in enumerate(iter_inputs(job.inputs, job.columns, job.fmt)):
@@ -526,13 +419,14 @@ def _chunks(job: _Job, done: int) -> Iterator[list[tuple[int, dict[str, Any] | R
 
 
 def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
-    """Classify the rows not yet done into the partial files, recording progress after every chunk."""
+    """Classify the rows not yet done into the partial files, recording progress after every
+    chunk."""
     classifier, shard = job.classifier, job.shard
     append = state["rows"] > 0
-    columns, schema = _layout(
+    columns, schema = output_layout(
         job.output, classifier, job.tasks, job.targets, job.all_targets, job.explain
     )
-    writer = _Writer(
+    writer = RowWriter(
         job.partials["output"], append, kind_of=job.output, columns=columns, schema=schema
     )
     errors = open(job.partials["errors"], "ab" if append else "wb")
@@ -589,97 +483,3 @@ def _run(job: _Job, state: dict[str, Any], bar: Any) -> None:
         bar.close()
         writer.close()
         errors.close()
-
-
-def _shard_rows(path: Path) -> Iterator[dict[str, Any]]:
-    if path.exists():
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                yield json.loads(line)
-
-
-def predict_sharded(
-    classifier: Any,
-    inputs: list[Path],
-    output: Path,
-    rank: int,
-    world: int,
-    *,
-    poll_seconds: float = 0.5,
-    **kwargs: Any,
-) -> PredictSummary | None:
-    """One process's share of a multi-process run (``torchrun`` / ``accelerate launch``).
-
-    Process ``rank`` classifies inputs ``i % world == rank`` into its own
-    resumable part file; when every part is complete, process 0 merges them
-    into ``output`` in input order (a k-way merge on the input position), with
-    the error records likewise, and removes the parts. Returns the merged
-    summary on process 0, ``None`` elsewhere.
-    """
-    import heapq
-    import time
-
-    if output.exists() and not kwargs.get("overwrite") and not kwargs.get("resume"):
-        raise InputError(
-            f"{output}: already exists; pass --overwrite to replace it or --resume to complete it"
-        )
-    part = output.with_name(f"{output.name}.part-{rank}-of-{world}.jsonl")
-    done = part.with_name(part.name + ".done")
-    if not kwargs.get("resume"):
-        done.unlink(missing_ok=True)
-    own = predict_files(
-        classifier, inputs, part, shard=(rank, world), **{**kwargs, "overwrite": True}
-    )
-    done.write_text(
-        json.dumps({"rows": own.rows, "written": own.written, "errors": own.errors}),
-        encoding="utf-8",
-    )
-    if rank != 0:
-        return None
-    parts = [output.with_name(f"{output.name}.part-{r}-of-{world}.jsonl") for r in range(world)]
-    markers = [p.with_name(p.name + ".done") for p in parts]
-    while not all(m.exists() for m in markers):
-        time.sleep(poll_seconds)
-    totals = [json.loads(m.read_text(encoding="utf-8")) for m in markers]
-    summary = PredictSummary(
-        rows=sum(t["rows"] for t in totals),
-        written=sum(t["written"] for t in totals),
-        errors=sum(t["errors"] for t in totals),
-        output=output,
-    )
-    summary.errors_path = output.with_name(output.name.rsplit(".", 1)[0] + ".errors.jsonl")
-    error_parts = [p.with_name(p.name[: -len(".jsonl")] + ".errors.jsonl") for p in parts]
-    # The temporary name keeps the extension: the writer picks the format from it.
-    columns, schema = _layout(
-        output,
-        classifier,
-        classifier.selected_tasks(kwargs.get("tasks")),
-        kwargs.get("targets"),
-        kwargs.get("all_targets", False),
-        kwargs.get("explain", 0),
-    )
-    writer = _Writer(
-        output.with_name(f".merging-{output.name}"), append=False, columns=columns, schema=schema
-    )
-    try:
-        batch: list[dict[str, Any]] = []
-        for row in heapq.merge(*(_shard_rows(p) for p in parts), key=lambda r: r["_index"]):
-            row.pop("_index")
-            batch.append(row)
-            if len(batch) >= 1024:
-                writer.write(batch)
-                batch = []
-        writer.write(batch)
-    finally:
-        writer.close()
-    os.replace(writer.path, output)
-    if summary.errors:
-        with atomic_file(summary.errors_path) as handle:
-            for row in heapq.merge(
-                *(_shard_rows(p) for p in error_parts), key=lambda r: r["_index"]
-            ):
-                row.pop("_index")
-                handle.write(dumps(row) + "\n")
-    for path in [*parts, *markers, *error_parts]:
-        path.unlink(missing_ok=True)
-    return summary

@@ -1,4 +1,5 @@
-"""Prediction inside the engines users already run: :class:`Predictor`, a picklable callable over column batches.
+"""Prediction inside the engines users already run: :class:`Predictor`, a picklable callable over
+column batches.
 
 Ray Data (``ds.map_batches(Predictor, fn_constructor_kwargs=...)``), Spark
 (``predict_batch_udf``: :func:`naba.integrations.spark.predict_udf`) and Dask
@@ -44,7 +45,8 @@ _LOADING = threading.Lock()
 
 
 def load_once(model: str | Path, precision: str, **options: Any) -> Any:
-    """The :class:`~naba.infer.classifier.Classifier` for these settings, loaded on the first call in this process.
+    """The :class:`~naba.infer.classifier.Classifier` for these settings, loaded on the first call
+    in this process.
 
     Every later call with the same settings returns the same object: an engine
     that unpickles the predictor for each task or partition still loads the
@@ -67,16 +69,19 @@ def load_once(model: str | Path, precision: str, **options: Any) -> Any:
 
 
 class Predictor:
-    """Maps a batch of articles to the same batch with typed prediction columns; pickles without its model.
+    """Maps a batch of articles to the same batch with typed prediction columns; pickles without its
+    model.
 
     Args:
         model: The model directory (written by ``naba train``), as every worker sees it.
-        tasks: The tasks to run (``"topic"``, ``["topic", "stance"]``, ...); default: every task of the model.
+        tasks: The tasks to run (``"topic"``, ``["topic", "stance"]``, ...); default: every task of
+            the model.
         targets: Stance targets to score every row against; default: each row's own ``target``
             (``stance.0.*``), none where it has none.
         all_targets: Score every row against every target the model was trained on.
         precision, device, max_length, threads, allow_pickle: As in :meth:`Classifier.load`.
-        runtime: What runs the encoders: ``torch``, or another runtime :meth:`Classifier.load` offers.
+        runtime: What runs the encoders: ``torch``, or another runtime :meth:`Classifier.load`
+            offers.
         batch_size: Forward-pass size in full windows, as in ``naba predict``.
         threshold: Overrides every tuned topic threshold.
         columns: Where ``id``, ``text``, ``title`` and ``target`` are in the batch.
@@ -143,7 +148,8 @@ class Predictor:
         return self._classifier
 
     def output_columns(self) -> dict[str, str]:
-        """The columns a batch gains, in order, with their types: ``list<string>``, ``double`` or ``string``."""
+        """The columns a batch gains, in order, with their types: ``list<string>``, ``double`` or
+        ``string``."""
         clf = self.classifier
         tasks = clf.selected_tasks(self.tasks)
         trained = clf.tasks["stance"].spec.default_targets if "stance" in clf.tasks else []
@@ -161,7 +167,8 @@ class Predictor:
         return {**kinds, ERROR_COLUMN: "string"}
 
     def __call__(self, batch: Any) -> Any:
-        """``batch`` (a pandas DataFrame, a pyarrow Table or a dict of columns) with the prediction columns added.
+        """``batch`` (a pandas DataFrame, a pyarrow Table or a dict of columns) with the prediction
+        columns added.
 
         The added columns have the same types in every batch (a batch where no
         row has a target still has typed, all-null stance columns), so the
@@ -176,7 +183,8 @@ class Predictor:
         cols = self.columns
         if cols.text_column not in names:
             raise NabaError(
-                f"batch: no {cols.text_column!r} column (it has {', '.join(map(str, names)) or 'none'}); "
+                f"batch: no {cols.text_column!r} column (it has "
+                f"{', '.join(map(str, names)) or 'none'}); "
                 "name the text column with columns=ColumnsConfig(text_column=...)"
             )
         n = len(batch[cols.text_column])
@@ -206,7 +214,8 @@ class Predictor:
     def _records(
         self, batch: Any, names: list[str], n: int
     ) -> tuple[list[dict[str, Any]], list[str | None]]:
-        """The batch's rows as records ``{text, title?, target?}``, and each row's reason it cannot be classified."""
+        """The batch's rows as records ``{text, title?, target?}``, and each row's reason it cannot
+        be classified."""
         cols = self.columns
         texts = _values(batch, names, cols.text_column, n)
         titles = _values(batch, names, cols.title_column, n)
@@ -232,7 +241,8 @@ class Predictor:
 
 
 def _batch_kind(batch: Any) -> str:
-    """``pandas``, ``arrow`` or ``dict``, read from the type's name (neither library is imported for a dict)."""
+    """``pandas``, ``arrow`` or ``dict``, read from the type's name (neither library is imported for
+    a dict)."""
     name = type(batch).__name__
     if name == "DataFrame" and hasattr(batch, "columns"):
         return "pandas"
@@ -283,7 +293,8 @@ def _arrow_type(kind: str) -> Any:
 
 
 def _with_columns(batch: Any, kind: str, added: dict[str, list[Any]], types: dict[str, str]) -> Any:
-    """``batch`` with ``added`` (replacing columns of the same names), each column typed by ``types``.
+    """``batch`` with ``added`` (replacing columns of the same names), each column typed by
+    ``types``.
 
     pandas: scores float64 (NaN where missing), labels and strings Arrow-backed
     (``pd.ArrowDtype``: lists stay lists and an all-null column keeps its
@@ -314,7 +325,8 @@ def _with_columns(batch: Any, kind: str, added: dict[str, list[Any]], types: dic
 
 
 def _column(values: list[Any], kind: str) -> np.ndarray:
-    """One added column as a numpy array: float64 (NaN where missing) for scores, objects otherwise."""
+    """One added column as a numpy array: float64 (NaN where missing) for scores, objects
+    otherwise."""
     if kind == "double":
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     out = np.empty(

@@ -108,8 +108,8 @@ class Prediction(BaseModel):
     )
     stance: list[StancePrediction] | None = Field(
         default=None,
-        description="One entry per target, in the order asked for. Present when the stance task ran "
-        "and the article had a target (the targets asked for, its own target, or every "
+        description="One entry per target, in the order asked for. Present when the stance task "
+        "ran and the article had a target (the targets asked for, its own target, or every "
         "trained target on request).",
     )
 

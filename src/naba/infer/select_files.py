@@ -1,5 +1,5 @@
-"""``naba select``'s files: the pool read as ``naba predict`` reads it, the choice written as JSONL, Label Studio
-tasks or Argilla records.
+"""``naba select``'s files: the pool read as ``naba predict`` reads it, the choice written as JSONL,
+Label Studio tasks or Argilla records.
 
 Formats (``fmt``):
 
@@ -69,7 +69,8 @@ def select_files(
     overwrite: bool = False,
     progress: Any = None,
 ) -> SelectSummary:
-    """Read the pool in ``inputs``, choose ``n`` articles (:func:`naba.infer.select.select_records`), write them.
+    """Read the pool in ``inputs``, choose ``n`` articles
+    (:func:`naba.infer.select.select_records`), write them.
 
     Raises:
         InputError: an unknown format, an output that exists (without
