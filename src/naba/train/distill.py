@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from naba.config import NabaConfig
 from naba.errors import ModelDirError
 from naba.train.data import TaskData
+from naba.train.task_inputs import TaskRun
 
 logger = logging.getLogger(__name__)
 
@@ -229,12 +230,12 @@ def _teacher_logits(
     """The teacher's pooled logits for the training articles, computed once (kept in the work directory for resume)."""
     import time
 
-    from naba.train.trainer import pooled_logits
+    from naba.train.scoring import logits_in_window_batches
 
     path = task_dir / TEACHER_LOGITS
     if state.is_main_process and not (path.exists() and len(np.load(path)) == len(docs)):
         started = time.perf_counter()
-        logits = pooled_logits(
+        logits = logits_in_window_batches(
             teacher, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling
         )
         tmp = path.with_name("teacher_logits.tmp.npy")
@@ -272,20 +273,13 @@ def distill_task(
     resume: bool,
     show_progress_bar: bool | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Distil one task of the teacher into ``work/<task>/final``; return its manifest entry and what was done."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+    """Distil one task of the teacher into ``work/<task>/final``; return its manifest entry and
+    what was done."""
     from naba.manifest import read_manifest
     from naba.sparse import SparseModel
     from naba.train.engine import RunLog
-    from naba.train.trainer import (
-        doc_inputs,
-        finished_task,
-        fit_task,
-        targets_matrix,
-        task_docs,
-        task_loss,
-    )
+    from naba.train.task_inputs import doc_inputs, task_docs
+    from naba.train.trainer import finished_task, fit_task
 
     task = task_data.task
     spec = read_manifest(teacher_dir).tasks[task]
@@ -298,12 +292,9 @@ def distill_task(
         task_dir.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
     log = RunLog(task_dir, state.is_main_process)
+    run = TaskRun(config, task_data, task_dir, state, resume, show_progress_bar, log)
     source = teacher_dir / spec.path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        teacher = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
-    except (OSError, ValueError) as exc:
-        raise ModelDirError(f"{source}: cannot load the teacher's {task} encoder ({exc})") from None
+    tokenizer, teacher = _load_teacher(source, task)
     student, kept = make_student(teacher, settings.layers, settings.pick)
     total = teacher.config.num_hidden_layers
     log.info(
@@ -319,38 +310,13 @@ def distill_task(
     train_docs = docs["train"] + (doc_inputs(task_data, extra, tokenizer, config) if extra else [])
     if extra:
         log.info("%s: %d unlabeled articles (teacher labels only)", task, len(extra))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    logits = _teacher_logits(task_dir, teacher, train_docs, pad_id, config, state, log)
+    y, loss = _soft_targets(run, settings, teacher, tokenizer, train_docs)
     del teacher
-    gold = targets_matrix(task_data, task_data.splits["train"])
-    y = packed_targets(task_data, gold, logits)
-    loss = DistillLoss(
-        len(task_data.labels),
-        task_data.multi_label,
-        settings.temperature,
-        settings.alpha,
-        task_loss(task_data, gold, config.train.class_weight),
-    )
     sparse = None
     if spec.hybrid is not None and (source / spec.hybrid.path).exists():
         sparse = SparseModel.load(source / spec.hybrid.path)
     torch.manual_seed(config.seed)
-    entry = fit_task(
-        config,
-        task_data,
-        task_dir,
-        state,
-        resume,
-        show_progress_bar,
-        log,
-        student,
-        tokenizer,
-        docs,
-        train_docs,
-        y,
-        loss,
-        sparse,
-    )
+    entry = fit_task(run, student, tokenizer, docs, train_docs, y, loss, sparse=sparse)
     done = {
         "task": task,
         "teacher_layers": total,
@@ -363,6 +329,43 @@ def distill_task(
     if state.is_main_process:
         record_file.write_text(json.dumps(done, ensure_ascii=False, indent=2), encoding="utf-8")
     return entry, done
+
+
+def _load_teacher(source: Path, task: str) -> tuple[Any, Any]:
+    """The teacher's tokenizer and task encoder (a sequence classifier) from ``source``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        teacher = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"{source}: cannot load the teacher's {task} encoder ({exc})") from None
+    return tokenizer, teacher
+
+
+def _soft_targets(
+    run: TaskRun,
+    settings: DistillSettings,
+    teacher: Any,
+    tokenizer: Any,
+    train_docs: list[list[dict]],
+) -> tuple[np.ndarray, DistillLoss]:
+    """The training targets (:func:`packed_targets`: gold where there is one, the teacher's
+    logits) and the distillation loss on them."""
+    from naba.train.task_inputs import targets_matrix, task_loss
+
+    config, task_data = run.config, run.task_data
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    logits = _teacher_logits(run.task_dir, teacher, train_docs, pad_id, config, run.state, run.log)
+    gold = targets_matrix(task_data, task_data.splits["train"])
+    loss = DistillLoss(
+        len(task_data.labels),
+        task_data.multi_label,
+        settings.temperature,
+        settings.alpha,
+        task_loss(task_data, gold, config.train.class_weight),
+    )
+    return packed_targets(task_data, gold, logits), loss
 
 
 def distill(
@@ -391,9 +394,9 @@ def distill(
         InputError, ModelDirError, TrainingError, ConfigError: bad teacher, data, settings or resume state.
     """
     from naba.manifest import read_manifest
-    from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
+    from naba.train.assemble import assemble
+    from naba.train.data import recorded_config
     from naba.train.run import RunDir, check_output
-    from naba.train.trainer import assemble
 
     settings = settings or DistillSettings()
     teacher_dir, out = Path(teacher), Path(output)
@@ -402,27 +405,7 @@ def distill(
     if out.resolve() == teacher_dir.resolve():
         raise FileExistsError(f"{out}: is the teacher; write the student to another directory")
     config = recorded_config(manifest, overrides=overrides)
-    prepared = {
-        task: load_task_data(config, task)
-        for task in manifest.tasks
-        if getattr(config.tasks, task) is not None
-    }
-    missing = [task for task in manifest.tasks if task not in prepared]
-    if missing:
-        raise ModelDirError(
-            f"{teacher_dir}: the recorded training config has no {missing[0]} data to distil on"
-        )
-    if "stance" in prepared:
-        add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
-    for task, task_data in prepared.items():
-        task_data.labels = manifest.tasks[task].labels  # the teacher's label order
-        total = json.loads(
-            (teacher_dir / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8")
-        ).get("num_hidden_layers", 0)
-        if not 1 <= settings.layers <= total:  # checked before anything is written
-            raise ModelDirError(
-                f"--layers {settings.layers}: the teacher's encoder has {total} layers; choose 1 to {total}"
-            )
+    prepared = _teacher_tasks(teacher_dir, manifest, config, settings)
     record = {
         "teacher": str(teacher_dir),
         "teacher_created": manifest.created,
@@ -454,3 +437,35 @@ def distill(
         )
     state.wait_for_everyone()
     return out
+
+
+def _teacher_tasks(
+    teacher_dir: Path, manifest: Any, config: NabaConfig, settings: DistillSettings
+) -> dict[str, TaskData]:
+    """The teacher's training data for each of its tasks, in the teacher's label order; checked
+    (data there, layers to keep) before anything is written."""
+    from naba.train.data import add_unrelated_pairs, load_task_data
+
+    prepared = {
+        task: load_task_data(config, task)
+        for task in manifest.tasks
+        if getattr(config.tasks, task) is not None
+    }
+    missing = [task for task in manifest.tasks if task not in prepared]
+    if missing:
+        raise ModelDirError(
+            f"{teacher_dir}: the recorded training config has no {missing[0]} data to distil on"
+        )
+    if "stance" in prepared:
+        add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
+    for task, task_data in prepared.items():
+        task_data.labels = manifest.tasks[task].labels  # the teacher's label order
+        total = json.loads(
+            (teacher_dir / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8")
+        ).get("num_hidden_layers", 0)
+        if not 1 <= settings.layers <= total:
+            raise ModelDirError(
+                f"--layers {settings.layers}: the teacher's encoder has {total} layers; "
+                f"choose 1 to {total}"
+            )
+    return prepared

@@ -197,15 +197,16 @@ def _time_steps(
     import torch
 
     from naba.encoding import pool
+    from naba.train.arguments import parameter_groups
     from naba.train.engine import adamw, collator, epoch_batches
-    from naba.train.trainer import _parameter_groups, targets_matrix, task_loss
+    from naba.train.task_inputs import targets_matrix, task_loss
 
     cfg = config.train
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
     y = targets_matrix(task_data, task_data.splits["train"])
     loss_fn = task_loss(task_data, y, cfg.class_weight).to(device)
-    optimizer = adamw(_parameter_groups(config)(model), cfg.learning_rate)
+    optimizer = adamw(parameter_groups(config)(model), cfg.learning_rate)
     collate = collator(pad_id)
     batches = epoch_batches(len(docs), cfg.batch_size, config.seed, 0, 1)
     batches = [batches[i % len(batches)] for i in range(1 + MEASURED_BATCHES)]
@@ -226,9 +227,9 @@ def _time_steps(
 
 
 def _task_plan(config: NabaConfig, task_data: TaskData, measure: bool) -> tuple[TaskPlan, Any]:
-    from naba.train.trainer import _load_model, doc_inputs
+    from naba.train.task_inputs import doc_inputs, load_base_model
 
-    model, tokenizer = _load_model(config, task_data)
+    model, tokenizer = load_base_model(config, task_data)
     train = task_data.splits["train"]
     # Windows without the cap, then capped: the windows training makes, and how many it cuts.
     uncapped = config.model_copy(deep=True)

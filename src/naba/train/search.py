@@ -58,7 +58,7 @@ def suggest(trial: Any, config: NabaConfig) -> dict[str, Any]:
     }
 
 
-def apply(config: NabaConfig, params: dict[str, Any]) -> NabaConfig:
+def apply_params(config: NabaConfig, params: dict[str, Any]) -> NabaConfig:
     """``config`` with a trial's settings (every task trains that many epochs)."""
     data = config.to_dict()
     data["train"].update(
@@ -101,7 +101,7 @@ def search(
 
     def objective(trial: Any) -> float:
         params = suggest(trial, config)
-        trial_config = apply(config, params)  # a new config: the caller's is untouched
+        trial_config = apply_params(config, params)  # a new config: the caller's is untouched
         trial_config.model.hybrid = False
         out = scratch / f"trial-{trial.number}"
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
