@@ -169,8 +169,12 @@ def distill_command(
             overwrite=overwrite,
             show_progress_bar=on_terminal(progress),
         )
-    if not is_main_process():
-        return
+    if is_main_process():
+        _print_distilled(out)
+
+
+def _print_distilled(out: Path) -> None:
+    """The student's test scores beside the teacher's, per task, and where it was written."""
     from naba.manifest import read_manifest
 
     manifest = read_manifest(out)

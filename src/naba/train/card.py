@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from naba.manifest import Manifest
+from naba.manifest import Manifest, TaskManifest
 
 
 def _row(name: str, split: str, metrics: dict) -> str:
@@ -169,81 +169,15 @@ def model_card(manifest: Manifest) -> str:
     lines = metadata_header(manifest, list(manifest.tasks)) + [
         "# naba model",
         "",
-        f"Arabic news classification {_origin(manifest)} with naba {manifest.naba_version} on {manifest.created}.",
+        f"Arabic news classification {_origin(manifest)} with naba {manifest.naba_version} "
+        f"on {manifest.created}.",
         "",
         *_distillation(manifest),
         "## Tasks",
         "",
     ]
     for name, task in manifest.tasks.items():
-        kind = (
-            "multi-label (sigmoid, per-label thresholds)"
-            if task.multi_label
-            else "single-label (softmax)"
-        )
-        lines.append(f"- **{name}**: {kind}; labels: {', '.join(task.labels)}")
-        if task.thresholds:
-            lines.append(
-                "  - thresholds (tuned on dev): "
-                + ", ".join(f"{k} {v:.3f}" for k, v in task.thresholds.items())
-            )
-        if task.prior_correction:
-            lines.append(
-                f"  - prior correction (chosen on dev): alpha {task.prior_correction:g}, the log class weights of "
-                "the loss taken back out of the decision; already in the classifier's bias"
-            )
-        if task.hybrid:
-            h, parts = task.hybrid, task.metrics.get("parts", {})
-            lines.append(
-                f"  - hybrid: naba decides with {h.describe()}, chosen on dev among the encoder, a sparse TF-IDF n-gram model "
-                f"(`{task.path}/{h.path}/`) and their blends"
-                + (
-                    "; test macro-F1 encoder {:.4f}, sparse {:.4f}, hybrid {:.4f}".format(
-                        *(parts[p]["test"]["macro_f1"] for p in ("encoder", "sparse", "hybrid"))
-                    )
-                    if all("test" in parts.get(p, {}) for p in ("encoder", "sparse", "hybrid"))
-                    else ""
-                )
-            )
-            lines.append(
-                f'  - plain `transformers` (`pipeline("text-classification", "{task.path}")`) loads the encoder '
-                "alone: its labels are the encoder part's, not naba's hybrid decision"
-            )
-        if task.default_targets:
-            lines.append(
-                "  - stance targets trained on (scored only when asked: `--all-targets`, `all_targets=True`): "
-                + "، ".join(task.default_targets)
-            )
-        if task.target_descriptions:
-            lines.append(
-                "  - targets named by ids are read as their descriptions (`target_descriptions`; "
-                "a plain `transformers` user feeds the description as the first segment): "
-                + "; ".join(f"{t}: {' ، '.join(d)}" for t, d in task.target_descriptions.items())
-            )
-        if name == "stance":
-            lines.append(
-                "  - stance is scored only toward the targets a caller names (`--target`, a target column, "
-                "`targets=[...]`); an article with no target gets no stance"
-            )
-        if task.unrelated:
-            u = task.unrelated
-            lines.append(
-                f"  - relevance: trained with {u['pairs'].get('train', 0)} unrelated pairs (an article with a target "
-                f"it is not about, from {' and '.join(u['sources'])} texts) labelled {u['label']!r}, "
-                f"{u['ratio']:g} per real pair"
-            )
-            for split, rel in task.metrics.get("relevance", {}).items():
-                lines.append(
-                    f"    - {split}: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs labelled "
-                    f"{u['label']!r}"
-                )
-        if "int8" in task.precision_agreement:
-            agreement = task.precision_agreement["int8"]
-            runs = "int8" if agreement >= 0.99 else "fp32 (int8 changed too many labels)"
-            lines.append(
-                f"  - int8 agreed with fp32 on {100 * agreement:.1f}% of dev labels: under `--precision int8` or "
-                f"`auto` this task runs in {runs}"
-            )
+        lines += _task_lines(name, task)
     lines += [
         "",
         "## Metrics",
@@ -255,24 +189,116 @@ def model_card(manifest: Manifest) -> str:
         for split in ("dev", "test"):
             if split in task.metrics:
                 lines.append(_row(name, split, task.metrics[split]))
+    return "\n".join(lines + _preparation_and_use(manifest))
+
+
+def _task_lines(name: str, task: TaskManifest) -> list[str]:
+    """The card's bullet for one task: its kind, labels and the choices made on dev."""
+    kind = (
+        "multi-label (sigmoid, per-label thresholds)"
+        if task.multi_label
+        else "single-label (softmax)"
+    )
+    lines = [f"- **{name}**: {kind}; labels: {', '.join(task.labels)}"]
+    if task.thresholds:
+        lines.append(
+            "  - thresholds (tuned on dev): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in task.thresholds.items())
+        )
+    if task.prior_correction:
+        lines.append(
+            f"  - prior correction (chosen on dev): alpha {task.prior_correction:g}, "
+            "the log class weights of the loss taken back out of the decision; "
+            "already in the classifier's bias"
+        )
+    if task.hybrid:
+        lines += _hybrid_lines(task)
+    if task.default_targets:
+        lines.append(
+            "  - stance targets trained on (scored only when asked: `--all-targets`, "
+            "`all_targets=True`): " + "، ".join(task.default_targets)
+        )
+    if task.target_descriptions:
+        lines.append(
+            "  - targets named by ids are read as their descriptions (`target_descriptions`; "
+            "a plain `transformers` user feeds the description as the first segment): "
+            + "; ".join(f"{t}: {' ، '.join(d)}" for t, d in task.target_descriptions.items())
+        )
+    if name == "stance":
+        lines.append(
+            "  - stance is scored only toward the targets a caller names (`--target`, "
+            "a target column, `targets=[...]`); an article with no target gets no stance"
+        )
+    if task.unrelated:
+        lines += _relevance_lines(task)
+    if "int8" in task.precision_agreement:
+        agreement = task.precision_agreement["int8"]
+        runs = "int8" if agreement >= 0.99 else "fp32 (int8 changed too many labels)"
+        lines.append(
+            f"  - int8 agreed with fp32 on {100 * agreement:.1f}% of dev labels: "
+            f"under `--precision int8` or `auto` this task runs in {runs}"
+        )
+    return lines
+
+
+def _hybrid_lines(task: TaskManifest) -> list[str]:
+    """The hybrid a task decides with, its parts' test scores, and what plain ``transformers``
+    gets instead."""
+    h, parts = task.hybrid, task.metrics.get("parts", {})
+    return [
+        f"  - hybrid: naba decides with {h.describe()}, chosen on dev among the encoder, "
+        f"a sparse TF-IDF n-gram model (`{task.path}/{h.path}/`) and their blends"
+        + (
+            "; test macro-F1 encoder {:.4f}, sparse {:.4f}, hybrid {:.4f}".format(
+                *(parts[p]["test"]["macro_f1"] for p in ("encoder", "sparse", "hybrid"))
+            )
+            if all("test" in parts.get(p, {}) for p in ("encoder", "sparse", "hybrid"))
+            else ""
+        ),
+        f'  - plain `transformers` (`pipeline("text-classification", "{task.path}")`) '
+        "loads the encoder alone: its labels are the encoder part's, not naba's hybrid decision",
+    ]
+
+
+def _relevance_lines(task: TaskManifest) -> list[str]:
+    """The unrelated (article, target) pairs a stance task was trained with, and the share of
+    them labelled as unrelated per split."""
+    u = task.unrelated
+    lines = [
+        f"  - relevance: trained with {u['pairs'].get('train', 0)} unrelated pairs "
+        f"(an article with a target it is not about, from {' and '.join(u['sources'])} texts) "
+        f"labelled {u['label']!r}, {u['ratio']:g} per real pair"
+    ]
+    for split, rel in task.metrics.get("relevance", {}).items():
+        lines.append(
+            f"    - {split}: {100 * rel['neutral_share']:.1f}% of {rel['pairs']} unrelated pairs "
+            f"labelled {u['label']!r}"
+        )
+    return lines
+
+
+def _preparation_and_use(manifest: Manifest) -> list[str]:
+    """The card's closing sections: how text is prepared, intended use, how to reproduce."""
     window = manifest.window
-    lines += [
+    return [
         "",
         "## How text is prepared",
         "",
         f"Arabic normalisation: {manifest.normalization.model_dump()}.",
-        f"Articles (title + body) are split into windows of {window.length} tokens with {window.stride} tokens of overlap "
-        f"(at most {window.max_windows}); window logits are {window.pooling}-pooled per article.",
+        f"Articles (title + body) are split into windows of {window.length} tokens with "
+        f"{window.stride} tokens of overlap (at most {window.max_windows}); window logits are "
+        f"{window.pooling}-pooled per article.",
         "",
         "## Intended use",
         "",
-        "Routing, tagging and monitoring of Arabic news articles in the topics and stance targets above, with a person "
-        "reviewing decisions that matter. Not for judging individuals, and not for text far from the training data "
-        "(other dialects, social-media slang, other domains) without evaluating it there first with `naba evaluate`.",
+        "Routing, tagging and monitoring of Arabic news articles in the topics and stance targets "
+        "above, with a person reviewing decisions that matter. Not for judging individuals, and "
+        "not for text far from the training data (other dialects, social-media slang, other "
+        "domains) without evaluating it there first with `naba evaluate`.",
         "",
         "## Reproduce",
         "",
-        "The resolved training config is in `config.yaml`; data fingerprints (SHA-256 and row counts) are in `naba.json`.",
+        "The resolved training config is in `config.yaml`; data fingerprints (SHA-256 and row "
+        "counts) are in `naba.json`.",
         "",
     ]
-    return "\n".join(lines)
