@@ -30,7 +30,8 @@ def parameter_groups(config: NabaConfig) -> Any:
 
 
 def _checkpointing_field(arguments: type) -> str:
-    """``activation_checkpointing`` (transformers 5.x) or its older name ``gradient_checkpointing``."""
+    """``activation_checkpointing`` (transformers 5.x) or its older name
+    ``gradient_checkpointing``."""
     return (
         "activation_checkpointing"
         if "activation_checkpointing" in arguments.__dataclass_fields__
@@ -40,7 +41,8 @@ def _checkpointing_field(arguments: type) -> str:
 
 def checkpointing_on(config: NabaConfig) -> bool:
     """``train.gradient_checkpointing``, with ``auto`` resolved: on when a batch can hold
-    :data:`~naba.config.CHECKPOINTING_TOKENS` or more tokens (``batch_size x max_windows x length``)."""
+    :data:`~naba.config.CHECKPOINTING_TOKENS` or more tokens (``batch_size x max_windows x
+    length``)."""
     from naba.config import CHECKPOINTING_TOKENS
 
     setting, window = config.train.gradient_checkpointing, config.model.window

@@ -7,7 +7,8 @@ from naba.manifest import Manifest, TaskManifest
 
 def _row(name: str, split: str, metrics: dict) -> str:
     return (
-        f"| {name} | {split} | {metrics.get('n', '')} | {metrics['macro_f1']:.4f} | {metrics['micro_f1']:.4f} | "
+        f"| {name} | {split} | {metrics.get('n', '')} | {metrics['macro_f1']:.4f} | "
+        f"{metrics['micro_f1']:.4f} | "
         f"{metrics['accuracy']:.4f} |"
     )
 
@@ -76,22 +77,29 @@ def metadata_header(manifest: Manifest, tasks: list[str]) -> list[str]:
 
 
 def _origin(manifest: Manifest) -> str:
-    """``fine-tuned from `BASE``` or, for a student, ``distilled from `TEACHER` (a fine-tune of `BASE`)``."""
+    """``fine-tuned from `BASE``` or, for a student, ``distilled from `TEACHER` (a fine-tune of
+    `BASE`)``."""
     if manifest.distilled_from:
-        return f"distilled from `{manifest.distilled_from['teacher']}` (a fine-tune of `{manifest.base_model}`)"
+        return (
+            f"distilled from `{manifest.distilled_from['teacher']}` "
+            f"(a fine-tune of `{manifest.base_model}`)"
+        )
     return f"fine-tuned from `{manifest.base_model}`"
 
 
 def _distillation(manifest: Manifest) -> list[str]:
-    """The card's distillation section: the teacher, the layers kept, the loss, and teacher vs student on test."""
+    """The card's distillation section: the teacher, the layers kept, the loss, and teacher vs
+    student on test."""
     record = manifest.distilled_from
     if not record:
         return []
     lines = [
         "## Distillation",
         "",
-        f"A student of `{record['teacher']}` (created {record['teacher_created']}), trained by `naba distill` to match "
-        f"the teacher's article logits at temperature {record['temperature']:g} (weight {record['alpha']:g}; the gold "
+        f"A student of `{record['teacher']}` (created {record['teacher_created']}), "
+        "trained by `naba distill` to match "
+        f"the teacher's article logits at temperature {record['temperature']:g} "
+        f"(weight {record['alpha']:g}; the gold "
         f"labels weigh {1 - record['alpha']:g}), starting from the teacher's own weights.",
         "",
     ]
@@ -112,19 +120,22 @@ def _distillation(manifest: Manifest) -> list[str]:
         )
         lines.append(
             f"- **{name}**: {len(done['layers'])} of the teacher's {done['teacher_layers']} layers "
-            f"({', '.join(map(str, done['layers']))}); {done['train_articles']} training articles{unlabeled}"
+            f"({', '.join(map(str, done['layers']))}); "
+            f"{done['train_articles']} training articles{unlabeled}"
             f"{compared}"
         )
     return lines + [""]
 
 
 def task_card(manifest: Manifest, name: str) -> str:
-    """The card in one task's HF directory: what it is alone, and how to reproduce naba's decision with transformers."""
+    """The card in one task's HF directory: what it is alone, and how to reproduce naba's
+    decision with transformers."""
     task = manifest.tasks[name]
     lines = metadata_header(manifest, [name]) + [
         f"# naba {name} model (the encoder part)",
         "",
-        f"{_origin(manifest)[0].upper()}{_origin(manifest)[1:]} by naba {manifest.naba_version}; labels: {', '.join(task.labels)}. "
+        f"{_origin(manifest)[0].upper()}{_origin(manifest)[1:]} by naba {manifest.naba_version}; "
+        f"labels: {', '.join(task.labels)}. "
         "The whole model, with its manifest, is the parent directory (`naba.json`, `README.md`).",
         "",
         "## With plain transformers",
@@ -134,7 +145,8 @@ def task_card(manifest: Manifest, name: str) -> str:
         f'clf = pipeline("text-classification", model="{name}", top_k=None)',
         "```",
         "",
-        "gives the encoder's scores. naba's decision, copied into `config.json` under `naba_decision`, differs where:",
+        "gives the encoder's scores. naba's decision, copied into `config.json` under "
+        "`naba_decision`, differs where:",
     ]
     if task.multi_label:
         lines.append(
@@ -144,12 +156,14 @@ def task_card(manifest: Manifest, name: str) -> str:
         )
     if task.prior_correction:
         lines.append(
-            f"- the prior correction (alpha {task.prior_correction:g}) is already in these weights' bias: nothing to do"
+            f"- the prior correction (alpha {task.prior_correction:g}) is already in these "
+            "weights' bias: nothing to do"
         )
     if task.hybrid and task.hybrid.reads_sparse:
         h = task.hybrid
         lines.append(
-            f"- naba decides with {h.describe()}, the sparse part in `{h.path}/` (formula in `config.json`): "
+            f"- naba decides with {h.describe()}, the sparse part in `{h.path}/` "
+            "(formula in `config.json`): "
             "use naba (`naba predict`, `Classifier`) for its labels"
         )
     if name == "stance":
@@ -158,7 +172,8 @@ def task_card(manifest: Manifest, name: str) -> str:
         )
     lines += [
         "",
-        f"Normalise text as naba does first (settings in `naba.json`): {manifest.normalization.model_dump()}.",
+        "Normalise text as naba does first (settings in `naba.json`): "
+        f"{manifest.normalization.model_dump()}.",
         "",
     ]
     return "\n".join(lines)

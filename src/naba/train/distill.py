@@ -1,4 +1,5 @@
-"""Task distillation (``naba distill``): a smaller student made from a fine-tuned teacher's own weights.
+"""Task distillation (``naba distill``): a smaller student made from a fine-tuned teacher's own
+weights.
 
 Per task of the teacher, the student is the teacher's task encoder with K of
 its N layers kept (spread evenly, the top layer always kept, as TinyBERT maps
@@ -64,8 +65,9 @@ class DistillSettings(BaseModel):
 
 
 def kept_layers(total: int, keep: int, pick: str = "every") -> list[int]:
-    """The teacher layers a student keeps: ``every`` spreads ``keep`` of ``total`` evenly, ending with the top one
-    (12 -> 6: 1, 3, 5, 7, 9, 11; 12 -> 4: 2, 5, 8, 11); ``first`` keeps ``0 .. keep - 1``."""
+    """The teacher layers a student keeps: ``every`` spreads ``keep`` of ``total`` evenly, ending
+    with the top one (12 -> 6: 1, 3, 5, 7, 9, 11; 12 -> 4: 2, 5, 8, 11); ``first`` keeps
+    ``0 .. keep - 1``."""
     if not 1 <= keep <= total:
         raise ValueError(f"keep {keep} of {total} layers")
     if pick == "first":
@@ -74,7 +76,8 @@ def kept_layers(total: int, keep: int, pick: str = "every") -> list[int]:
 
 
 def _layer_stack(model: Any) -> tuple[Any, str, Any]:
-    """(parent module, attribute, ModuleList) of the encoder's layer stack: the one ModuleList of ``num_hidden_layers``."""
+    """(parent module, attribute, ModuleList) of the encoder's layer stack: the one ModuleList of
+    ``num_hidden_layers``."""
     from torch import nn
 
     total = model.config.num_hidden_layers
@@ -94,7 +97,8 @@ def _layer_stack(model: Any) -> tuple[Any, str, Any]:
 
 
 def make_student(teacher: Any, keep: int, pick: str = "every") -> tuple[Any, list[int]]:
-    """A copy of ``teacher`` (a sequence classifier) with ``keep`` of its encoder layers; returns it and the layers kept.
+    """A copy of ``teacher`` (a sequence classifier) with ``keep`` of its encoder layers; returns it
+    and the layers kept.
 
     The student's config says ``num_hidden_layers = keep`` (per-layer config
     lists are cut the same way), so plain ``transformers`` loads it.
@@ -121,10 +125,12 @@ def make_student(teacher: Any, keep: int, pick: str = "every") -> tuple[Any, lis
 
 
 class DistillLoss(torch.nn.Module):
-    """The distillation loss on pooled article logits; ``y`` rows are ``[has gold, gold..., teacher logits...]``.
+    """The distillation loss on pooled article logits; ``y`` rows are ``[has gold, gold..., teacher
+    logits...]``.
 
     Args:
-        hard: The loss on gold labels (class-weighted, as ``naba train`` uses), for the articles that have one.
+        hard: The loss on gold labels (class-weighted, as ``naba train`` uses), for the articles
+            that have one.
     """
 
     def __init__(
@@ -169,7 +175,8 @@ class DistillLoss(torch.nn.Module):
 
 
 def packed_targets(task_data: TaskData, gold: np.ndarray | None, teacher: np.ndarray) -> np.ndarray:
-    """``[has gold, gold (an index, or a 0/1 row for multi-label), teacher logits]`` per article, float32.
+    """``[has gold, gold (an index, or a 0/1 row for multi-label), teacher logits]`` per article,
+    float32.
 
     ``gold`` covers the first ``len(gold)`` articles; the rest (unlabeled) have none.
     """
@@ -186,8 +193,9 @@ def packed_targets(task_data: TaskData, gold: np.ndarray | None, teacher: np.nda
 def unlabeled_records(
     settings: DistillSettings, task_data: TaskData, config: NabaConfig, seed: int
 ) -> list[dict[str, Any]]:
-    """The unlabeled articles as records of the task: topics read them as they are; stance pairs each with one of
-    the targets the teacher was trained on (drawn with ``seed``), for the teacher to judge."""
+    """The unlabeled articles as records of the task: topics read them as they are; stance pairs
+    each with one of the targets the teacher was trained on (drawn with ``seed``), for the
+    teacher to judge."""
     from naba.encoder.build import corpus_lines
     from naba.errors import InputError
 
@@ -227,7 +235,8 @@ def _teacher_logits(
     state: Any,
     log: Any,
 ) -> np.ndarray:
-    """The teacher's pooled logits for the training articles, computed once (kept in the work directory for resume)."""
+    """The teacher's pooled logits for the training articles, computed once (kept in the work
+    directory for resume)."""
     import time
 
     from naba.train.scoring import logits_in_window_batches
@@ -252,7 +261,8 @@ def _teacher_logits(
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Macro-F1 and accuracy per split (and the encoder part's macro-F1 where the model is a hybrid)."""
+    """Macro-F1 and accuracy per split (and the encoder part's macro-F1 where the model is a
+    hybrid)."""
     out = {}
     for split in ("dev", "test"):
         if split in metrics:
@@ -378,12 +388,14 @@ def distill(
     overwrite: bool = False,
     show_progress_bar: bool | None = None,
 ) -> Path:
-    """Distil every task of a naba model directory into a student with fewer layers; write the student's directory.
+    """Distil every task of a naba model directory into a student with fewer layers; write the
+    student's directory.
 
     Args:
         teacher: A model directory written by ``naba train`` (or ``naba distill``).
         output: The student's model directory.
-        settings: Layers, layer choice, temperature, loss weight and unlabeled data (defaults: 6 layers, spread).
+        settings: Layers, layer choice, temperature, loss weight and unlabeled data (defaults: 6
+            layers, spread).
         overrides: ``--set KEY=VALUE`` applied to the teacher's recorded training config
             (e.g. ``train.epochs=3``): the student trains with the teacher's settings otherwise.
         resume: Continue from the checkpoints in ``OUTPUT.partial/``.
@@ -391,7 +403,8 @@ def distill(
 
     Raises:
         FileExistsError: the output exists and neither ``overwrite`` nor ``resume`` is set.
-        InputError, ModelDirError, TrainingError, ConfigError: bad teacher, data, settings or resume state.
+        InputError, ModelDirError, TrainingError, ConfigError: bad teacher, data, settings or resume
+            state.
     """
     from naba.manifest import read_manifest
     from naba.train.assemble import assemble

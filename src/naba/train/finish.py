@@ -1,4 +1,5 @@
-"""After a task trains: the choices made on dev, the scores on test, the task's ``final/`` directory.
+"""After a task trains: the choices made on dev, the scores on test, the task's ``final/``
+directory.
 
 From the best checkpoint's weights, in order: the prior correction
 (single-label, folded into the encoder's bias), the hybrid blend (encoder,
@@ -37,7 +38,8 @@ def finish_task(
     """Reload the best weights, apply the prior correction, fit the hybrid, tune thresholds, score,
     write ``final/``; return the task's manifest entry.
 
-    ``sparse``: a fitted sparse model to blend with; None fits one when the config asks for a hybrid.
+    ``sparse``: a fitted sparse model to blend with; None fits one when the config asks for a
+    hybrid.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -153,7 +155,8 @@ def _int8_evidence(
     pad_id: int,
     thresholds: dict[str, float],
 ) -> tuple[float, Any]:
-    """How often int8 keeps fp32's labels on dev (its unrelated pairs included), and the evidence."""
+    """How often int8 keeps fp32's labels on dev (its unrelated pairs included), and the
+    evidence."""
     task = run.task_data.task
     dev_fp32 = np.concatenate(
         [

@@ -20,7 +20,8 @@ from naba.train.mlm_model import held_out_loss, perplexity
 
 
 class MLMTrainer(NabaTrainer):
-    """``Trainer`` for MLM on naba's packed blocks: naba's batch order and masks, its held-out loss, its optimizer groups.
+    """``Trainer`` for MLM on naba's packed blocks: naba's batch order and masks, its held-out loss,
+    its optimizer groups.
 
     One process computes the loss with the vocabulary projection at masked
     positions only (:func:`masked_lm_loss`: the same loss for about a

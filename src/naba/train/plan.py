@@ -1,4 +1,5 @@
-"""``naba train CONFIG --dry-run``: what a training run would do, checked as training checks it, nothing written.
+"""``naba train CONFIG --dry-run``: what a training run would do, checked as training checks it,
+nothing written.
 
 :func:`plan_training` loads every task's data exactly as :func:`naba.train.trainer.train`
 does (the same readers, duplicate removal, dev carve, label checks and unrelated
@@ -122,7 +123,8 @@ PLAN_CHECKS: list[PlanCheck] = []
 
 
 def plan_check(check: PlanCheck) -> PlanCheck:
-    """Register a check that reads the config and the plan and returns warning lines (none: fine)."""
+    """Register a check that reads the config and the plan and returns warning lines (none:
+    fine)."""
     PLAN_CHECKS.append(check)
     return check
 
@@ -182,7 +184,8 @@ def identifier_like_targets(config: NabaConfig, plan: TrainingPlan) -> list[str]
 
 
 def _steps(config: NabaConfig, task: Task, n_train: int) -> tuple[int, float, int, int | str]:
-    """Steps an epoch, epochs, total steps and the evaluation interval, as ``fit_task`` counts them."""
+    """Steps an epoch, epochs, total steps and the evaluation interval, as ``fit_task`` counts
+    them."""
     cfg = config.train
     per_epoch = max(1, math.ceil(n_train / cfg.batch_size) // cfg.gradient_accumulation_steps)
     epochs = getattr(config.tasks, task).epochs or cfg.epochs
@@ -193,7 +196,8 @@ def _steps(config: NabaConfig, task: Task, n_train: int) -> tuple[int, float, in
 def _time_steps(
     config: NabaConfig, task_data: TaskData, model: Any, docs: list, pad_id: int
 ) -> float:
-    """Seconds per optimizer step: real training steps on the first batches of epoch 0, the model then dropped."""
+    """Seconds per optimizer step: real training steps on the first batches of epoch 0, the model
+    then dropped."""
     import torch
 
     from naba.encoding import pool
@@ -279,7 +283,8 @@ def plan_training(
     Args:
         config: The validated training config.
         output: The model directory training would write (default: ``config.output_dir``).
-        resume, overwrite: As ``naba train`` takes them (an existing output is refused without them).
+        resume, overwrite: As ``naba train`` takes them (an existing output is refused without
+            them).
         measure: Time a few training steps per task to estimate an epoch.
 
     Returns:

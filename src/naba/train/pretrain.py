@@ -78,7 +78,8 @@ FORMAT_VERSION = 1
 
 
 def _trim_metrics(path: Path, step: int) -> None:
-    """Drop metrics logged after the checkpoint a resumed run restarts from (they will be logged again)."""
+    """Drop metrics logged after the checkpoint a resumed run restarts from (they will be logged
+    again)."""
     if not path.exists():
         return
     kept = [
@@ -90,7 +91,8 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 def _optimizer(model: Any, config: PretrainConfig, new: Sequence[str] = ()) -> Any:
-    """AdamW: no weight decay on biases and norms; the newly initialised head at ``train.head_learning_rate``."""
+    """AdamW: no weight decay on biases and norms; the newly initialised head at
+    ``train.head_learning_rate``."""
     from naba.train.run import adamw_groups
 
     cfg = config.train
@@ -340,7 +342,8 @@ def _training_arguments(config: PretrainConfig, trainer_dir: Path, show: bool) -
 
 
 def _summary(metrics: Path) -> dict[str, Any]:
-    """Steps, tokens and held-out losses of the run, from its ``metrics.jsonl`` (resumed runs included)."""
+    """Steps, tokens and held-out losses of the run, from its ``metrics.jsonl`` (resumed runs
+    included)."""
     records = read_records(metrics)
     best = min(records, key=lambda r: r["eval_loss"])
     return {
@@ -363,7 +366,8 @@ def _assemble(
     work: Path,
     out: Path,
 ) -> None:
-    """Write the base encoder (no MLM head), tokenizer and records next to ``out``; rename into place."""
+    """Write the base encoder (no MLM head), tokenizer and records next to ``out``; rename into
+    place."""
     from naba import __version__
     from naba.atomic import atomic_dir
     from naba.manifest import library_versions

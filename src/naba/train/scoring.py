@@ -105,7 +105,8 @@ def evaluate(
     config: NabaConfig,
     thresholds: dict[str, float] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The metrics of ``model``'s decisions on ``records`` (windowed as ``docs``), and its scores."""
+    """The metrics of ``model``'s decisions on ``records`` (windowed as ``docs``), and its
+    scores."""
     scores = predict_scores(
         model,
         docs,

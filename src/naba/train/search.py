@@ -1,4 +1,5 @@
-"""``naba train --search N``: Optuna over learning rate, epochs, batch size and window length, on dev.
+"""``naba train --search N``: Optuna over learning rate, epochs, batch size and window length, on
+dev.
 
 Each trial is a whole ``naba train`` run (every task of the config, the
 encoder alone: the hybrid is fitted once, on the final model) into a scratch
@@ -82,9 +83,11 @@ def search(
 ) -> dict[str, Any]:
     """Run ``trials`` Optuna trials (TPE, seeded with ``config.seed``); return the search record.
 
-    ``train`` is :func:`naba.train.trainer.train` (passed in: the trainer calls the search, not the reverse).
+    ``train`` is :func:`naba.train.trainer.train` (passed in: the trainer calls the search, not the
+    reverse).
 
-    The record: ``{"trials": [{"number", "params", "dev_macro_f1"}...], "best": {...}, "objective": ...}``.
+    The record: ``{"trials": [{"number", "params", "dev_macro_f1"}...], "best": {...}, "objective":
+        ...}``.
     ``scratch`` holds one trial's model at a time and is removed at the end.
 
     Raises:

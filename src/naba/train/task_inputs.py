@@ -1,4 +1,5 @@
-"""What one task trains on: its run's context, the base model, the windows, the targets and the loss.
+"""What one task trains on: its run's context, the base model, the windows, the targets and the
+loss.
 
 Fine-tuning (:mod:`naba.train.trainer`), distillation (:mod:`naba.train.distill`)
 and the dry run (:mod:`naba.train.plan`) all build a task's inputs here, so
