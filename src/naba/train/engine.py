@@ -166,7 +166,7 @@ class NabaTrainer(Trainer):
     """``Trainer`` with naba's batch order and optimizer, for a loss that is already the batch mean.
 
     Fine-tuning (:class:`ArticleTrainer`) and MLM pretraining
-    (:class:`naba.train.pretrain.MLMTrainer`) share it.
+    (:class:`naba.train.mlm_trainer.MLMTrainer`) share it.
 
     Args (besides ``Trainer``'s):
         sampler: The training batch order (:class:`EpochBatches`, or any batch sampler with
