@@ -135,19 +135,7 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
             f"{task_cfg.train}: expected at least two {task} labels in the training data, "
             f"found {labels}"
         )
-    known = set(labels)
-    for name, records in splits.items():
-        if {lab for r in records for lab in labels_of(r, task)} - known:
-            path = getattr(task_cfg, name) or task_cfg.train
-            unknown, rows, line = unknown_labels(
-                path, task, known, task_cfg.columns, task_cfg.format
-            )
-            raise InputError(
-                f"{path}:{line}: {'topics' if task == 'topic' else 'stance'}: "
-                f"labels {unknown} are not in the "
-                f"training label set {labels} ({_rows(rows)}); "
-                f"fix the data or list them in tasks.{task}.labels"
-            )
+    _check_known_labels(splits, labels, task, task_cfg)
     if task == "topic":
         setting = task_cfg.multi_label
         multi = (
@@ -184,6 +172,26 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
         default_targets=targets,
         target_descriptions=descriptions,
     )
+
+
+def _check_known_labels(
+    splits: dict[str, list[dict[str, Any]]], labels: list[str], task: Task, task_cfg: TaskDataConfig
+) -> None:
+    """Every split's labels must be in the training label set: the first row that has another
+    one is named (file, line)."""
+    known = set(labels)
+    for name, records in splits.items():
+        if {lab for r in records for lab in labels_of(r, task)} - known:
+            path = getattr(task_cfg, name) or task_cfg.train
+            unknown, rows, line = unknown_labels(
+                path, task, known, task_cfg.columns, task_cfg.format
+            )
+            raise InputError(
+                f"{path}:{line}: {'topics' if task == 'topic' else 'stance'}: "
+                f"labels {unknown} are not in the "
+                f"training label set {labels} ({_rows(rows)}); "
+                f"fix the data or list them in tasks.{task}.labels"
+            )
 
 
 def _target_descriptions(
