@@ -202,7 +202,7 @@ def test_gradient_checkpointing_auto_turns_on_for_big_batches_of_long_windows(
     tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path]
 ) -> None:
     from naba.config import NabaConfig
-    from naba.train.trainer import checkpointing_on, training_arguments
+    from naba.train.arguments import checkpointing_on, training_arguments
 
     def config(**train) -> NabaConfig:
         return NabaConfig.model_validate(

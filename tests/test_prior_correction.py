@@ -43,7 +43,7 @@ def test_a_tie_keeps_the_model_as_trained() -> None:
 def test_output_layer_is_the_heads_last_linear(kind: str) -> None:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from naba.train.trainer import output_layer
+    from naba.train.scoring import output_layer
 
     config = AutoConfig.for_model(
         kind,
@@ -90,13 +90,13 @@ def test_chosen_correction_shifts_only_the_bias_and_is_recorded(
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    import naba.train.trainer as trainer
+    import naba.train.scoring as scoring
     from naba.evaluation.report import evaluate_model
     from naba.infer.classifier import Classifier
 
     plain = _train(tmp_path, tiny_encoder, small_data, "plain", correction=False)
     monkeypatch.setattr(
-        trainer, "choose_prior_correction", lambda *args: 1.0
+        scoring, "choose_prior_correction", lambda *args: 1.0
     )  # as dev would choose it
     corrected = _train(tmp_path, tiny_encoder, small_data, "corrected", correction=True)
 
@@ -142,10 +142,10 @@ def test_chosen_correction_shifts_only_the_bias_and_is_recorded(
 def test_no_correction_without_class_weights(
     tmp_path: Path, tiny_encoder: Path, small_data: dict[str, Path], monkeypatch
 ) -> None:
-    import naba.train.trainer as trainer
+    import naba.train.scoring as scoring
     from naba.train.trainer import train
 
-    monkeypatch.setattr(trainer, "choose_prior_correction", lambda *args: 1.0)
+    monkeypatch.setattr(scoring, "choose_prior_correction", lambda *args: 1.0)
     cfg = load_config(
         write_config(
             tmp_path / "cfg.yaml",

@@ -360,12 +360,12 @@ def test_trust_remote_code_is_never_enabled(
     from conftest import write_config
     from naba.config import load_config
     from naba.train.data import TaskData
-    from naba.train.trainer import _load_model
+    from naba.train.task_inputs import load_base_model
 
     config = load_config(
         write_config(tmp_path / "trust.yaml", tiny_encoder, {"topic": {"train": "x.jsonl"}})
     )
-    _load_model(config, TaskData(task="topic", labels=["a", "b"], multi_label=False, splits={}))
+    load_base_model(config, TaskData(task="topic", labels=["a", "b"], multi_label=False, splits={}))
     assert len(calls) >= 6
     assert all(call.get("trust_remote_code", False) is False for call in calls), calls
 

@@ -1,4 +1,5 @@
-"""``naba train``, ``naba distill``, ``naba blend`` and ``naba pretrain``: commands that write models."""
+"""``naba train``, ``naba distill``, ``naba blend`` and ``naba pretrain``: commands that write
+models."""
 
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ def train_command(
             if split in task.metrics:
                 m = task.metrics[split]
                 typer.echo(
-                    f"{name} {split}: macro-F1 {m['macro_f1']:.4f}  accuracy {m['accuracy']:.4f}  (n={m['n']})"
+                    f"{name} {split}: macro-F1 {m['macro_f1']:.4f}  "
+                    f"accuracy {m['accuracy']:.4f}  (n={m['n']})"
                 )
     typer.echo(f"wrote {out}")
 
@@ -147,7 +149,8 @@ def distill_command(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Distil a model into a smaller student made from its own layers: faster prediction, close to its accuracy."""
+    """Distil a model into a smaller student made from its own layers: faster prediction, close
+    to its accuracy."""
     with user_errors(train_left(lambda: output)):
         quiet_libraries()
         from naba.train.distill import DistillSettings, distill
@@ -169,8 +172,12 @@ def distill_command(
             overwrite=overwrite,
             show_progress_bar=on_terminal(progress),
         )
-    if not is_main_process():
-        return
+    if is_main_process():
+        _print_distilled(out)
+
+
+def _print_distilled(out: Path) -> None:
+    """The student's test scores beside the teacher's, per task, and where it was written."""
     from naba.manifest import read_manifest
 
     manifest = read_manifest(out)
@@ -209,7 +216,8 @@ def blend_command(
     threads: ThreadsOption = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
 ) -> None:
-    """Add or refit the sparse n-gram part of a model and choose its blend on dev, without retraining the encoder."""
+    """Add or refit the sparse n-gram part of a model and choose its blend on dev, without
+    retraining the encoder."""
     with user_errors():
         quiet_libraries()
         torch_threads(threads)
@@ -232,7 +240,8 @@ def blend_command(
             parts = metrics["parts"]
             typer.echo(
                 f"{name} test: macro-F1 encoder {parts['encoder']['test']['macro_f1']:.4f}, sparse "
-                f"{parts['sparse']['test']['macro_f1']:.4f}, hybrid {parts['hybrid']['test']['macro_f1']:.4f}"
+                f"{parts['sparse']['test']['macro_f1']:.4f}, "
+                f"hybrid {parts['hybrid']['test']['macro_f1']:.4f}"
             )
     typer.echo(f"wrote {model}")
 
@@ -261,7 +270,8 @@ def pretrain_command(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Masked-language-model training on unlabelled text; write an encoder directory for `naba train`."""
+    """Masked-language-model training on unlabelled text; write an encoder directory for
+    `naba train`."""
     resolved: list[Path] = []
     with user_errors(train_left(lambda: resolved[0] if resolved else None)):
         from naba.config import load_pretrain_config
@@ -282,7 +292,8 @@ def pretrain_command(
         return
     record = json.loads((out / PRETRAIN_FILE).read_text(encoding="utf-8"))
     typer.echo(
-        f"eval MLM loss {record['final_eval_loss']:.4f}  perplexity {record['final_eval_perplexity']:.2f}  "
+        f"eval MLM loss {record['final_eval_loss']:.4f}  "
+        f"perplexity {record['final_eval_perplexity']:.2f}  "
         f"after {record['steps']} steps (step 0: {record['initial_eval_loss']:.4f}; "
         f"best {record['best_eval_loss']:.4f} at step {record['best_step']})"
     )

@@ -1,1 +1,2 @@
-"""Fine-tuning, masked-language-model pretraining and checkpoints. Imports nothing heavy at package import."""
+"""Fine-tuning, masked-language-model pretraining and checkpoints. Imports nothing heavy at
+package import."""

@@ -51,7 +51,8 @@ def _rows(n: int) -> str:
 def _carve_dev(
     records: list[dict[str, Any]], fraction: float, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Dev carved out of train, a text never in both: records sharing a text (by :func:`dedup_key`) move together.
+    """Dev carved out of train, a text never in both: records sharing a text (by :func:`dedup_key`)
+    move together.
 
     The groups are shuffled with the seed; where no text repeats, this is the
     split a shuffle of the rows gives (the same permutation and cut).
@@ -76,8 +77,10 @@ def _carve_dev(
 def _without_duplicates(
     records: list[dict[str, Any]], task: Task, path: Any, log: Any
 ) -> tuple[list[dict[str, Any]], int]:
-    """Drop repeated texts (topic) or (target, text) pairs (stance) after normalisation, keeping the first, as
-    ``naba data validate`` flags them and ``naba data split`` drops them; say how many went, and where."""
+    """Drop repeated texts (topic) or (target, text) pairs (stance) after normalisation, keeping the
+    first, as
+    ``naba data validate`` flags them and ``naba data split`` drops them; say how many went, and
+    where."""
     from naba.data.split import deduplicate
 
     kept, report = deduplicate(records, task)
@@ -86,7 +89,8 @@ def _without_duplicates(
         what = "texts" if task == "topic" else "(target, text) pairs"
         first = report["removed"][0]
         log.warning(
-            "warning: %s: %d duplicate %s removed, the first of each kept (e.g. id %s repeats %s)%s",
+            "warning: %s: %d duplicate %s removed, the first of each kept "
+            "(e.g. id %s repeats %s)%s",
             path,
             removed,
             what,
@@ -128,19 +132,10 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
     labels = list(task_cfg.labels) if task_cfg.labels else all_labels(splits["train"], task)
     if len(labels) < 2:
         raise InputError(
-            f"{task_cfg.train}: expected at least two {task} labels in the training data, found {labels}"
+            f"{task_cfg.train}: expected at least two {task} labels in the training data, "
+            f"found {labels}"
         )
-    known = set(labels)
-    for name, records in splits.items():
-        if {lab for r in records for lab in labels_of(r, task)} - known:
-            path = getattr(task_cfg, name) or task_cfg.train
-            unknown, rows, line = unknown_labels(
-                path, task, known, task_cfg.columns, task_cfg.format
-            )
-            raise InputError(
-                f"{path}:{line}: {'topics' if task == 'topic' else 'stance'}: labels {unknown} are not in the "
-                f"training label set {labels} ({_rows(rows)}); fix the data or list them in tasks.{task}.labels"
-            )
+    _check_known_labels(splits, labels, task, task_cfg)
     if task == "topic":
         setting = task_cfg.multi_label
         multi = (
@@ -179,10 +174,31 @@ def load_task_data(config: NabaConfig, task: Task) -> TaskData:
     )
 
 
+def _check_known_labels(
+    splits: dict[str, list[dict[str, Any]]], labels: list[str], task: Task, task_cfg: TaskDataConfig
+) -> None:
+    """Every split's labels must be in the training label set: the first row that has another
+    one is named (file, line)."""
+    known = set(labels)
+    for name, records in splits.items():
+        if {lab for r in records for lab in labels_of(r, task)} - known:
+            path = getattr(task_cfg, name) or task_cfg.train
+            unknown, rows, line = unknown_labels(
+                path, task, known, task_cfg.columns, task_cfg.format
+            )
+            raise InputError(
+                f"{path}:{line}: {'topics' if task == 'topic' else 'stance'}: "
+                f"labels {unknown} are not in the "
+                f"training label set {labels} ({_rows(rows)}); "
+                f"fix the data or list them in tasks.{task}.labels"
+            )
+
+
 def _target_descriptions(
     config: NabaConfig, splits: dict[str, list[dict[str, Any]]]
 ) -> dict[str, list[str]]:
-    """Read tasks.stance.targets, check its ids against the data, put the descriptions in the splits.
+    """Read tasks.stance.targets, check its ids against the data, put the descriptions in the
+    splits.
 
     Raises:
         ConfigError: an unreadable map, an empty description, or an id no split has.
@@ -222,7 +238,8 @@ def add_unrelated_pairs(
     apart in ``unrelated_pairs`` to measure relevance.
 
     Raises:
-        InputError: the stance labels have no neutral label (see :func:`naba.data.unrelated.neutral_label`).
+        InputError: the stance labels have no neutral label (see
+            :func:`naba.data.unrelated.neutral_label`).
     """
     cfg = config.tasks.stance
     if cfg is None or not cfg.unrelated:

@@ -1,4 +1,5 @@
-"""Task distillation (``naba distill``): a smaller student made from a fine-tuned teacher's own weights.
+"""Task distillation (``naba distill``): a smaller student made from a fine-tuned teacher's own
+weights.
 
 Per task of the teacher, the student is the teacher's task encoder with K of
 its N layers kept (spread evenly, the top layer always kept, as TinyBERT maps
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from naba.config import NabaConfig
 from naba.errors import ModelDirError
 from naba.train.data import TaskData
+from naba.train.task_inputs import TaskRun
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +65,9 @@ class DistillSettings(BaseModel):
 
 
 def kept_layers(total: int, keep: int, pick: str = "every") -> list[int]:
-    """The teacher layers a student keeps: ``every`` spreads ``keep`` of ``total`` evenly, ending with the top one
-    (12 -> 6: 1, 3, 5, 7, 9, 11; 12 -> 4: 2, 5, 8, 11); ``first`` keeps ``0 .. keep - 1``."""
+    """The teacher layers a student keeps: ``every`` spreads ``keep`` of ``total`` evenly, ending
+    with the top one (12 -> 6: 1, 3, 5, 7, 9, 11; 12 -> 4: 2, 5, 8, 11); ``first`` keeps
+    ``0 .. keep - 1``."""
     if not 1 <= keep <= total:
         raise ValueError(f"keep {keep} of {total} layers")
     if pick == "first":
@@ -73,7 +76,8 @@ def kept_layers(total: int, keep: int, pick: str = "every") -> list[int]:
 
 
 def _layer_stack(model: Any) -> tuple[Any, str, Any]:
-    """(parent module, attribute, ModuleList) of the encoder's layer stack: the one ModuleList of ``num_hidden_layers``."""
+    """(parent module, attribute, ModuleList) of the encoder's layer stack: the one ModuleList of
+    ``num_hidden_layers``."""
     from torch import nn
 
     total = model.config.num_hidden_layers
@@ -93,7 +97,8 @@ def _layer_stack(model: Any) -> tuple[Any, str, Any]:
 
 
 def make_student(teacher: Any, keep: int, pick: str = "every") -> tuple[Any, list[int]]:
-    """A copy of ``teacher`` (a sequence classifier) with ``keep`` of its encoder layers; returns it and the layers kept.
+    """A copy of ``teacher`` (a sequence classifier) with ``keep`` of its encoder layers; returns it
+    and the layers kept.
 
     The student's config says ``num_hidden_layers = keep`` (per-layer config
     lists are cut the same way), so plain ``transformers`` loads it.
@@ -120,10 +125,12 @@ def make_student(teacher: Any, keep: int, pick: str = "every") -> tuple[Any, lis
 
 
 class DistillLoss(torch.nn.Module):
-    """The distillation loss on pooled article logits; ``y`` rows are ``[has gold, gold..., teacher logits...]``.
+    """The distillation loss on pooled article logits; ``y`` rows are ``[has gold, gold..., teacher
+    logits...]``.
 
     Args:
-        hard: The loss on gold labels (class-weighted, as ``naba train`` uses), for the articles that have one.
+        hard: The loss on gold labels (class-weighted, as ``naba train`` uses), for the articles
+            that have one.
     """
 
     def __init__(
@@ -168,7 +175,8 @@ class DistillLoss(torch.nn.Module):
 
 
 def packed_targets(task_data: TaskData, gold: np.ndarray | None, teacher: np.ndarray) -> np.ndarray:
-    """``[has gold, gold (an index, or a 0/1 row for multi-label), teacher logits]`` per article, float32.
+    """``[has gold, gold (an index, or a 0/1 row for multi-label), teacher logits]`` per article,
+    float32.
 
     ``gold`` covers the first ``len(gold)`` articles; the rest (unlabeled) have none.
     """
@@ -185,8 +193,9 @@ def packed_targets(task_data: TaskData, gold: np.ndarray | None, teacher: np.nda
 def unlabeled_records(
     settings: DistillSettings, task_data: TaskData, config: NabaConfig, seed: int
 ) -> list[dict[str, Any]]:
-    """The unlabeled articles as records of the task: topics read them as they are; stance pairs each with one of
-    the targets the teacher was trained on (drawn with ``seed``), for the teacher to judge."""
+    """The unlabeled articles as records of the task: topics read them as they are; stance pairs
+    each with one of the targets the teacher was trained on (drawn with ``seed``), for the
+    teacher to judge."""
     from naba.encoder.build import corpus_lines
     from naba.errors import InputError
 
@@ -226,15 +235,16 @@ def _teacher_logits(
     state: Any,
     log: Any,
 ) -> np.ndarray:
-    """The teacher's pooled logits for the training articles, computed once (kept in the work directory for resume)."""
+    """The teacher's pooled logits for the training articles, computed once (kept in the work
+    directory for resume)."""
     import time
 
-    from naba.train.trainer import pooled_logits
+    from naba.train.scoring import logits_in_window_batches
 
     path = task_dir / TEACHER_LOGITS
     if state.is_main_process and not (path.exists() and len(np.load(path)) == len(docs)):
         started = time.perf_counter()
-        logits = pooled_logits(
+        logits = logits_in_window_batches(
             teacher, docs, pad_id, config.train.eval_batch_size, config.model.window.pooling
         )
         tmp = path.with_name("teacher_logits.tmp.npy")
@@ -251,7 +261,8 @@ def _teacher_logits(
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Macro-F1 and accuracy per split (and the encoder part's macro-F1 where the model is a hybrid)."""
+    """Macro-F1 and accuracy per split (and the encoder part's macro-F1 where the model is a
+    hybrid)."""
     out = {}
     for split in ("dev", "test"):
         if split in metrics:
@@ -272,20 +283,13 @@ def distill_task(
     resume: bool,
     show_progress_bar: bool | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Distil one task of the teacher into ``work/<task>/final``; return its manifest entry and what was done."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+    """Distil one task of the teacher into ``work/<task>/final``; return its manifest entry and
+    what was done."""
     from naba.manifest import read_manifest
     from naba.sparse import SparseModel
     from naba.train.engine import RunLog
-    from naba.train.trainer import (
-        doc_inputs,
-        finished_task,
-        fit_task,
-        targets_matrix,
-        task_docs,
-        task_loss,
-    )
+    from naba.train.task_inputs import doc_inputs, task_docs
+    from naba.train.trainer import finished_task, fit_task
 
     task = task_data.task
     spec = read_manifest(teacher_dir).tasks[task]
@@ -298,12 +302,9 @@ def distill_task(
         task_dir.mkdir(parents=True, exist_ok=True)
     state.wait_for_everyone()
     log = RunLog(task_dir, state.is_main_process)
+    run = TaskRun(config, task_data, task_dir, state, resume, show_progress_bar, log)
     source = teacher_dir / spec.path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        teacher = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
-    except (OSError, ValueError) as exc:
-        raise ModelDirError(f"{source}: cannot load the teacher's {task} encoder ({exc})") from None
+    tokenizer, teacher = _load_teacher(source, task)
     student, kept = make_student(teacher, settings.layers, settings.pick)
     total = teacher.config.num_hidden_layers
     log.info(
@@ -319,38 +320,13 @@ def distill_task(
     train_docs = docs["train"] + (doc_inputs(task_data, extra, tokenizer, config) if extra else [])
     if extra:
         log.info("%s: %d unlabeled articles (teacher labels only)", task, len(extra))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    logits = _teacher_logits(task_dir, teacher, train_docs, pad_id, config, state, log)
+    y, loss = _soft_targets(run, settings, teacher, tokenizer, train_docs)
     del teacher
-    gold = targets_matrix(task_data, task_data.splits["train"])
-    y = packed_targets(task_data, gold, logits)
-    loss = DistillLoss(
-        len(task_data.labels),
-        task_data.multi_label,
-        settings.temperature,
-        settings.alpha,
-        task_loss(task_data, gold, config.train.class_weight),
-    )
     sparse = None
     if spec.hybrid is not None and (source / spec.hybrid.path).exists():
         sparse = SparseModel.load(source / spec.hybrid.path)
     torch.manual_seed(config.seed)
-    entry = fit_task(
-        config,
-        task_data,
-        task_dir,
-        state,
-        resume,
-        show_progress_bar,
-        log,
-        student,
-        tokenizer,
-        docs,
-        train_docs,
-        y,
-        loss,
-        sparse,
-    )
+    entry = fit_task(run, student, tokenizer, docs, train_docs, y, loss, sparse=sparse)
     done = {
         "task": task,
         "teacher_layers": total,
@@ -365,6 +341,43 @@ def distill_task(
     return entry, done
 
 
+def _load_teacher(source: Path, task: str) -> tuple[Any, Any]:
+    """The teacher's tokenizer and task encoder (a sequence classifier) from ``source``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        teacher = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"{source}: cannot load the teacher's {task} encoder ({exc})") from None
+    return tokenizer, teacher
+
+
+def _soft_targets(
+    run: TaskRun,
+    settings: DistillSettings,
+    teacher: Any,
+    tokenizer: Any,
+    train_docs: list[list[dict]],
+) -> tuple[np.ndarray, DistillLoss]:
+    """The training targets (:func:`packed_targets`: gold where there is one, the teacher's
+    logits) and the distillation loss on them."""
+    from naba.train.task_inputs import targets_matrix, task_loss
+
+    config, task_data = run.config, run.task_data
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    logits = _teacher_logits(run.task_dir, teacher, train_docs, pad_id, config, run.state, run.log)
+    gold = targets_matrix(task_data, task_data.splits["train"])
+    loss = DistillLoss(
+        len(task_data.labels),
+        task_data.multi_label,
+        settings.temperature,
+        settings.alpha,
+        task_loss(task_data, gold, config.train.class_weight),
+    )
+    return packed_targets(task_data, gold, logits), loss
+
+
 def distill(
     teacher: str | Path,
     output: str | Path,
@@ -375,12 +388,14 @@ def distill(
     overwrite: bool = False,
     show_progress_bar: bool | None = None,
 ) -> Path:
-    """Distil every task of a naba model directory into a student with fewer layers; write the student's directory.
+    """Distil every task of a naba model directory into a student with fewer layers; write the
+    student's directory.
 
     Args:
         teacher: A model directory written by ``naba train`` (or ``naba distill``).
         output: The student's model directory.
-        settings: Layers, layer choice, temperature, loss weight and unlabeled data (defaults: 6 layers, spread).
+        settings: Layers, layer choice, temperature, loss weight and unlabeled data (defaults: 6
+            layers, spread).
         overrides: ``--set KEY=VALUE`` applied to the teacher's recorded training config
             (e.g. ``train.epochs=3``): the student trains with the teacher's settings otherwise.
         resume: Continue from the checkpoints in ``OUTPUT.partial/``.
@@ -388,12 +403,13 @@ def distill(
 
     Raises:
         FileExistsError: the output exists and neither ``overwrite`` nor ``resume`` is set.
-        InputError, ModelDirError, TrainingError, ConfigError: bad teacher, data, settings or resume state.
+        InputError, ModelDirError, TrainingError, ConfigError: bad teacher, data, settings or resume
+            state.
     """
     from naba.manifest import read_manifest
-    from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
+    from naba.train.assemble import assemble
+    from naba.train.data import recorded_config
     from naba.train.run import RunDir, check_output
-    from naba.train.trainer import assemble
 
     settings = settings or DistillSettings()
     teacher_dir, out = Path(teacher), Path(output)
@@ -402,27 +418,7 @@ def distill(
     if out.resolve() == teacher_dir.resolve():
         raise FileExistsError(f"{out}: is the teacher; write the student to another directory")
     config = recorded_config(manifest, overrides=overrides)
-    prepared = {
-        task: load_task_data(config, task)
-        for task in manifest.tasks
-        if getattr(config.tasks, task) is not None
-    }
-    missing = [task for task in manifest.tasks if task not in prepared]
-    if missing:
-        raise ModelDirError(
-            f"{teacher_dir}: the recorded training config has no {missing[0]} data to distil on"
-        )
-    if "stance" in prepared:
-        add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
-    for task, task_data in prepared.items():
-        task_data.labels = manifest.tasks[task].labels  # the teacher's label order
-        total = json.loads(
-            (teacher_dir / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8")
-        ).get("num_hidden_layers", 0)
-        if not 1 <= settings.layers <= total:  # checked before anything is written
-            raise ModelDirError(
-                f"--layers {settings.layers}: the teacher's encoder has {total} layers; choose 1 to {total}"
-            )
+    prepared = _teacher_tasks(teacher_dir, manifest, config, settings)
     record = {
         "teacher": str(teacher_dir),
         "teacher_created": manifest.created,
@@ -454,3 +450,35 @@ def distill(
         )
     state.wait_for_everyone()
     return out
+
+
+def _teacher_tasks(
+    teacher_dir: Path, manifest: Any, config: NabaConfig, settings: DistillSettings
+) -> dict[str, TaskData]:
+    """The teacher's training data for each of its tasks, in the teacher's label order; checked
+    (data there, layers to keep) before anything is written."""
+    from naba.train.data import add_unrelated_pairs, load_task_data
+
+    prepared = {
+        task: load_task_data(config, task)
+        for task in manifest.tasks
+        if getattr(config.tasks, task) is not None
+    }
+    missing = [task for task in manifest.tasks if task not in prepared]
+    if missing:
+        raise ModelDirError(
+            f"{teacher_dir}: the recorded training config has no {missing[0]} data to distil on"
+        )
+    if "stance" in prepared:
+        add_unrelated_pairs(prepared["stance"], config, prepared.get("topic"))
+    for task, task_data in prepared.items():
+        task_data.labels = manifest.tasks[task].labels  # the teacher's label order
+        total = json.loads(
+            (teacher_dir / manifest.tasks[task].path / "config.json").read_text(encoding="utf-8")
+        ).get("num_hidden_layers", 0)
+        if not 1 <= settings.layers <= total:
+            raise ModelDirError(
+                f"--layers {settings.layers}: the teacher's encoder has {total} layers; "
+                f"choose 1 to {total}"
+            )
+    return prepared

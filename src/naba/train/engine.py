@@ -1,4 +1,5 @@
-"""naba's training engine: ``transformers.Trainer``, overridden only where articles differ from rows.
+"""naba's training engine: ``transformers.Trainer``, overridden only where articles differ from
+rows.
 
 A training example is an *article*, not a row of tokens: its windows go
 through the encoder together, their logits are pooled per article (the same
@@ -76,7 +77,8 @@ def epoch_batches(
 
 
 def adamw(groups: list[dict[str, Any]], lr: float) -> Any:
-    """``torch.optim.AdamW`` over parameter groups, fused (one kernel per step) where this torch build has it.
+    """``torch.optim.AdamW`` over parameter groups, fused (one kernel per step) where this torch
+    build has it.
 
     The fused kernel runs on CPU since torch 2.4 and is what ``Trainer`` uses by
     default; older builds fall back to the multi-tensor implementation.
@@ -88,7 +90,8 @@ def adamw(groups: list[dict[str, Any]], lr: float) -> Any:
 
 
 def last_checkpoint(directory: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` under ``directory`` (``Trainer`` writes ``trainer_state.json`` last)."""
+    """The newest complete ``checkpoint-N`` under ``directory`` (``Trainer`` writes
+    ``trainer_state.json`` last)."""
     found = [
         p
         for p in directory.glob("checkpoint-*")
@@ -98,7 +101,8 @@ def last_checkpoint(directory: Path) -> Path | None:
 
 
 class ArticleDataset(torch.utils.data.Dataset):
-    """Articles as lists of encoded windows, with their label (class index, or a 0/1 row for multi-label)."""
+    """Articles as lists of encoded windows, with their label (class index, or a 0/1 row for
+    multi-label)."""
 
     def __init__(self, docs: list[list[dict[str, list[int]]]], y: np.ndarray) -> None:
         self.docs, self.y = docs, y
@@ -111,7 +115,8 @@ class ArticleDataset(torch.utils.data.Dataset):
 
 
 class EpochBatches(torch.utils.data.Sampler):
-    """A batch sampler over :func:`epoch_batches`; ``Trainer`` calls :meth:`set_epoch` at each epoch.
+    """A batch sampler over :func:`epoch_batches`; ``Trainer`` calls :meth:`set_epoch` at each
+    epoch.
 
     Accelerate shards the batches across processes (process ``p`` takes
     batches ``p, p + world, ...``), so ``world`` only pads the batch count.
@@ -161,10 +166,11 @@ class NabaTrainer(Trainer):
     """``Trainer`` with naba's batch order and optimizer, for a loss that is already the batch mean.
 
     Fine-tuning (:class:`ArticleTrainer`) and MLM pretraining
-    (:class:`naba.train.pretrain.MLMTrainer`) share it.
+    (:class:`naba.train.mlm_trainer.MLMTrainer`) share it.
 
     Args (besides ``Trainer``'s):
-        sampler: The training batch order (:class:`EpochBatches`, or any batch sampler with ``set_epoch``).
+        sampler: The training batch order (:class:`EpochBatches`, or any batch sampler with
+            ``set_epoch``).
         make_optimizer: Called with the model, returns its optimizer (naba's parameter groups).
     """
 
@@ -193,14 +199,17 @@ class NabaTrainer(Trainer):
 
 
 class ArticleTrainer(NabaTrainer):
-    """``Trainer`` for articles of several windows: pooled loss, naba's dev metrics, naba's batch order.
+    """``Trainer`` for articles of several windows: pooled loss, naba's dev metrics, naba's batch
+    order.
 
     Args (besides ``Trainer``'s):
         loss_fn: The loss on pooled article logits (class weights included).
         pooling: How window logits become article logits (``mean`` or ``max``).
         sampler: The training batch order (:class:`EpochBatches`).
-        dev_metrics: Called with the model, returns naba's dev metrics (``macro_f1``, ``accuracy``, ...).
-        param_groups: Called with the model, returns the optimizer's parameter groups (head learning rate, decay);
+        dev_metrics: Called with the model, returns naba's dev metrics (``macro_f1``, ``accuracy``,
+            ...).
+        param_groups: Called with the model, returns the optimizer's parameter groups (head learning
+            rate, decay);
             AdamW (fused where torch has it) runs over them.
     """
 
@@ -240,7 +249,8 @@ class ArticleTrainer(NabaTrainer):
         self.loss_sum, self.loss_count = self.loss_sum + loss.detach(), self.loss_count + 1
         if not torch.isfinite(loss):
             raise TrainingError(
-                f"loss became {loss.item()} at step {self.state.global_step}; lower train.learning_rate"
+                f"loss became {loss.item()} at step {self.state.global_step}; "
+                "lower train.learning_rate"
             )
         return (loss, outputs) if return_outputs else loss
 
@@ -282,7 +292,8 @@ class RunLog:
 
 
 class SaveEvery(TrainerCallback):
-    """Save a checkpoint every ``checkpoint_every`` steps, and always evaluate and save the last step."""
+    """Save a checkpoint every ``checkpoint_every`` steps, and always evaluate and save the last
+    step."""
 
     def __init__(self, checkpoint_every: int | None) -> None:
         self.checkpoint_every = checkpoint_every

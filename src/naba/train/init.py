@@ -383,7 +383,8 @@ def init_config(
 
 def _header(options: InitOptions, found: FoundColumns, path: Path) -> str:
     return (
-        f"# Written by `naba init` from {options.train}: a {found.task} model ({found.why['task']}).\n"
+        f"# Written by `naba init` from {options.train}: "
+        f"a {found.task} model ({found.why['task']}).\n"
         "# Every value says why it was chosen; edit any of them. Check the config and the data\n"
         f"# without training: naba train {path} --dry-run\n"
     )

@@ -1,4 +1,5 @@
-"""The MLM corpus: texts read, normalised, held out, packed into blocks, and masked per (seed, epoch, block).
+"""The MLM corpus: texts read, normalised, held out, packed into blocks, and masked per (seed,
+epoch, block).
 
 Texts are normalised exactly as ``naba train`` normalises (the default
 :class:`~naba.config.NormalizationConfig`), tokenised, concatenated with a
@@ -35,7 +36,8 @@ class PackedCorpus:
 
 
 def split_texts(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Hold out ``fraction`` of the texts (at least one) for evaluation; both parts keep corpus order.
+    """Hold out ``fraction`` of the texts (at least one) for evaluation; both parts keep corpus
+    order.
 
     Raises:
         InputError: fewer than two texts.
@@ -53,7 +55,8 @@ def split_texts(texts: list[str], fraction: float, seed: int) -> tuple[list[str]
 
 
 def _special_layout(tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
-    """Token ids that open a block, close a block, and follow each text ([CLS]/[SEP] or <s>/</s>)."""
+    """Token ids that open a block, close a block, and follow each text ([CLS]/[SEP] or
+    <s>/</s>)."""
     first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
     last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     start = [first] if first is not None else []
@@ -117,21 +120,24 @@ def mask_tokens(
     vocab_size: int,
     special_ids: list[int],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """BERT's masking: pick ``probability`` of the ordinary tokens; of those 80% become the mask, 10% a random token.
+    """BERT's masking: pick ``probability`` of the ordinary tokens; of those 80% become the mask,
+    10% a random token.
 
     Special tokens (and padding) are never picked. At least one token is
     picked when any can be, so a batch always has a loss.
 
     Args:
         blocks: Token ids ``[n, length]``.
-        rng: The generator that decides everything (seeded by the caller: the same seed, the same masks).
+        rng: The generator that decides everything (seeded by the caller: the same seed, the same
+            masks).
         probability: The share of tokens to predict.
         mask_id: The mask token.
         vocab_size: Random replacements are drawn from ``[0, vocab_size)``.
         special_ids: Ids never picked.
 
     Returns:
-        ``(input_ids, labels)``, int64; ``labels`` is the original id where a prediction is asked, else -100.
+        ``(input_ids, labels)``, int64; ``labels`` is the original id where a prediction is asked,
+        else -100.
     """
     candidates = ~np.isin(blocks, special_ids)
     picked = (rng.random(blocks.shape) < probability) & candidates
@@ -209,7 +215,8 @@ def pack_corpus(
         held_out = held_out[: config.corpus.max_eval_blocks]
     if not len(train) or not len(held_out):
         raise InputError(
-            f"{', '.join(map(str, config.corpus.files))}: too little text for blocks of {length} tokens; "
+            f"{', '.join(map(str, config.corpus.files))}: "
+            f"too little text for blocks of {length} tokens; "
             "add text or lower corpus.max_length"
         )
     pad = tokenizer.pad_token_id
@@ -238,7 +245,8 @@ class Blocks:
 
 
 class BlockMasker:
-    """The collator: masks each block with a generator seeded by (seed, epoch, block), stacks the batch.
+    """The collator: masks each block with a generator seeded by (seed, epoch, block), stacks the
+    batch.
 
     Masks are a function of the block and the epoch only (the sampler says
     which epoch), so a resumed run masks exactly as an uninterrupted one, on
@@ -288,7 +296,8 @@ class BlockMasker:
 
 
 def blocks_seen(sampler: EpochBatches) -> Any:
-    """Blocks trained on by every process together after ``step`` optimizer steps (the order is known in advance)."""
+    """Blocks trained on by every process together after ``step`` optimizer steps (the order is
+    known in advance)."""
     cache: dict[int, list[int]] = {}
 
     def seen(step: int) -> int:

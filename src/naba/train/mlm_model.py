@@ -1,4 +1,5 @@
-"""The MLM model: an encoder with a masked-language-model head (tied to its embeddings when new), and its loss."""
+"""The MLM model: an encoder with a masked-language-model head (tied to its embeddings when new),
+and its loss."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 def build_scratch_encoder(train_texts: list[str], config: PretrainConfig, directory: Path) -> Path:
-    """A WordPiece vocabulary trained on ``train_texts`` and a BERT initialised from ``train.seed`` (as ``naba encoder tiny``)."""
+    """A WordPiece vocabulary trained on ``train_texts`` and a BERT initialised from
+    ``train.seed`` (as ``naba encoder tiny``)."""
     shape = config.model.from_scratch
     vocabulary = build_bert(
         train_texts,
@@ -44,7 +46,8 @@ def build_scratch_encoder(train_texts: list[str], config: PretrainConfig, direct
 def load_mlm_model(
     source: str | Path, allow_pickle: bool = False, seed: int = 13
 ) -> tuple[Any, Any, list[str]]:
-    """An encoder with a masked-language-model head, its tokenizer, and the parameters that were newly initialised.
+    """An encoder with a masked-language-model head, its tokenizer, and the parameters that were
+    newly initialised.
 
     A checkpoint without a head (``BertModel``, ``XLMRobertaModel``: the
     converted e5-small) gets a head initialised from ``seed`` whose decoder is
@@ -114,7 +117,8 @@ def load_mlm_model(
 
 
 def _source_pooler(source: str, allow_pickle: bool) -> dict[str, Any]:
-    """The source checkpoint's pooler weights, if it has trained ones (MLM models are built without a pooler)."""
+    """The source checkpoint's pooler weights, if it has trained ones (MLM models are built
+    without a pooler)."""
     from transformers import AutoModel
 
     model, info = AutoModel.from_pretrained(
@@ -157,7 +161,8 @@ def held_out_loss(
 
 
 def masked_lm_loss(model: Any) -> Any:
-    """A module computing the MLM loss of ``model`` with the vocabulary projection only at masked positions.
+    """A module computing the MLM loss of ``model`` with the vocabulary projection only at masked
+    positions.
 
     Transformers' MLM models project every position onto the vocabulary
     (16 x 128 x 24k logits for e5-small) and then ignore the 85% that are not
@@ -171,7 +176,8 @@ def masked_lm_loss(model: Any) -> Any:
         model: An ``AutoModelForMaskedLM`` model.
 
     Returns:
-        A ``torch.nn.Module``: ``module(input_ids, attention_mask, labels)`` is the mean cross-entropy over
+        A ``torch.nn.Module``: ``module(input_ids, attention_mask, labels)`` is the mean
+            cross-entropy over
         positions whose label is not -100; ``module.mlm`` is ``model``.
     """
     import torch

@@ -1,4 +1,5 @@
-"""``naba train CONFIG --dry-run``: what a training run would do, checked as training checks it, nothing written.
+"""``naba train CONFIG --dry-run``: what a training run would do, checked as training checks it,
+nothing written.
 
 :func:`plan_training` loads every task's data exactly as :func:`naba.train.trainer.train`
 does (the same readers, duplicate removal, dev carve, label checks and unrelated
@@ -122,7 +123,8 @@ PLAN_CHECKS: list[PlanCheck] = []
 
 
 def plan_check(check: PlanCheck) -> PlanCheck:
-    """Register a check that reads the config and the plan and returns warning lines (none: fine)."""
+    """Register a check that reads the config and the plan and returns warning lines (none:
+    fine)."""
     PLAN_CHECKS.append(check)
     return check
 
@@ -182,7 +184,8 @@ def identifier_like_targets(config: NabaConfig, plan: TrainingPlan) -> list[str]
 
 
 def _steps(config: NabaConfig, task: Task, n_train: int) -> tuple[int, float, int, int | str]:
-    """Steps an epoch, epochs, total steps and the evaluation interval, as ``fit_task`` counts them."""
+    """Steps an epoch, epochs, total steps and the evaluation interval, as ``fit_task`` counts
+    them."""
     cfg = config.train
     per_epoch = max(1, math.ceil(n_train / cfg.batch_size) // cfg.gradient_accumulation_steps)
     epochs = getattr(config.tasks, task).epochs or cfg.epochs
@@ -193,19 +196,21 @@ def _steps(config: NabaConfig, task: Task, n_train: int) -> tuple[int, float, in
 def _time_steps(
     config: NabaConfig, task_data: TaskData, model: Any, docs: list, pad_id: int
 ) -> float:
-    """Seconds per optimizer step: real training steps on the first batches of epoch 0, the model then dropped."""
+    """Seconds per optimizer step: real training steps on the first batches of epoch 0, the model
+    then dropped."""
     import torch
 
     from naba.encoding import pool
+    from naba.train.arguments import parameter_groups
     from naba.train.engine import adamw, collator, epoch_batches
-    from naba.train.trainer import _parameter_groups, targets_matrix, task_loss
+    from naba.train.task_inputs import targets_matrix, task_loss
 
     cfg = config.train
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).train()
     y = targets_matrix(task_data, task_data.splits["train"])
     loss_fn = task_loss(task_data, y, cfg.class_weight).to(device)
-    optimizer = adamw(_parameter_groups(config)(model), cfg.learning_rate)
+    optimizer = adamw(parameter_groups(config)(model), cfg.learning_rate)
     collate = collator(pad_id)
     batches = epoch_batches(len(docs), cfg.batch_size, config.seed, 0, 1)
     batches = [batches[i % len(batches)] for i in range(1 + MEASURED_BATCHES)]
@@ -226,9 +231,9 @@ def _time_steps(
 
 
 def _task_plan(config: NabaConfig, task_data: TaskData, measure: bool) -> tuple[TaskPlan, Any]:
-    from naba.train.trainer import _load_model, doc_inputs
+    from naba.train.task_inputs import doc_inputs, load_base_model
 
-    model, tokenizer = _load_model(config, task_data)
+    model, tokenizer = load_base_model(config, task_data)
     train = task_data.splits["train"]
     # Windows without the cap, then capped: the windows training makes, and how many it cuts.
     uncapped = config.model_copy(deep=True)
@@ -278,7 +283,8 @@ def plan_training(
     Args:
         config: The validated training config.
         output: The model directory training would write (default: ``config.output_dir``).
-        resume, overwrite: As ``naba train`` takes them (an existing output is refused without them).
+        resume, overwrite: As ``naba train`` takes them (an existing output is refused without
+            them).
         measure: Time a few training steps per task to estimate an epoch.
 
     Returns:

@@ -1,4 +1,5 @@
-"""One run setup for every command that trains: ``naba train``, ``naba distill`` and ``naba pretrain``.
+"""One run setup for every command that trains: ``naba train``, ``naba distill`` and ``naba
+pretrain``.
 
 A run writes into ``OUT.partial/`` and publishes ``OUT`` only when it is done
 (:func:`naba.atomic.atomic_dir`). :func:`check_output` refuses to replace a

@@ -1,4 +1,5 @@
-"""``naba train --search N``: Optuna over learning rate, epochs, batch size and window length, on dev.
+"""``naba train --search N``: Optuna over learning rate, epochs, batch size and window length, on
+dev.
 
 Each trial is a whole ``naba train`` run (every task of the config, the
 encoder alone: the hybrid is fitted once, on the final model) into a scratch
@@ -58,7 +59,7 @@ def suggest(trial: Any, config: NabaConfig) -> dict[str, Any]:
     }
 
 
-def apply(config: NabaConfig, params: dict[str, Any]) -> NabaConfig:
+def apply_params(config: NabaConfig, params: dict[str, Any]) -> NabaConfig:
     """``config`` with a trial's settings (every task trains that many epochs)."""
     data = config.to_dict()
     data["train"].update(
@@ -82,9 +83,11 @@ def search(
 ) -> dict[str, Any]:
     """Run ``trials`` Optuna trials (TPE, seeded with ``config.seed``); return the search record.
 
-    ``train`` is :func:`naba.train.trainer.train` (passed in: the trainer calls the search, not the reverse).
+    ``train`` is :func:`naba.train.trainer.train` (passed in: the trainer calls the search, not the
+    reverse).
 
-    The record: ``{"trials": [{"number", "params", "dev_macro_f1"}...], "best": {...}, "objective": ...}``.
+    The record: ``{"trials": [{"number", "params", "dev_macro_f1"}...], "best": {...}, "objective":
+        ...}``.
     ``scratch`` holds one trial's model at a time and is removed at the end.
 
     Raises:
@@ -101,7 +104,7 @@ def search(
 
     def objective(trial: Any) -> float:
         params = suggest(trial, config)
-        trial_config = apply(config, params)  # a new config: the caller's is untouched
+        trial_config = apply_params(config, params)  # a new config: the caller's is untouched
         trial_config.model.hybrid = False
         out = scratch / f"trial-{trial.number}"
         shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
