@@ -106,7 +106,7 @@ def user_errors(interrupted: Callable[[], str] = lambda: "nothing was written") 
     Ctrl-C (exit 130) and SIGTERM (exit 143) print one line saying what the
     command left behind and how to continue, as ``interrupted()`` words it.
     """
-    from naba.config import ConfigError
+    from naba.config_loading import ConfigError
     from naba.errors import NabaError
 
     try:

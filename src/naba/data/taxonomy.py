@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from naba.config import ConfigError, format_validation_error
+from naba.config_loading import ConfigError, format_validation_error
 from naba.text import normalize
 
 _CLITICS = ("", "و", "ف", "ب", "ل", "ك", "وب", "ول", "وك", "فب", "فل", "فك")
