@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "naba.encoding",
         "naba.decision",
         "naba.sparse",
+        "naba.relevance",
         "naba.blend",
         "naba.rule",
         "naba.manifest",
