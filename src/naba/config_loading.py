@@ -40,7 +40,8 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(
-                f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"
+                f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. "
+                "train.learning_rate=3e-5"
             )
         value = yaml.safe_load(raw) if raw.strip() else ""
         node = nested
@@ -100,7 +101,8 @@ def format_validation_error(error: ValidationError, source: str, model: type[Bas
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """A config file's top-level mapping; every failure is a one-line :class:`ConfigError` naming the file."""
+    """A config file's top-level mapping; every failure is a one-line :class:`ConfigError` naming
+    the file."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -128,7 +130,8 @@ Model = TypeVar("Model", bound=BaseModel)
 def load_yaml_config(
     model: type[Model], path: str | Path, overrides: list[str] | tuple[str, ...]
 ) -> Model:
-    """Read a YAML config, apply ``--set`` overrides and validate it: both config loaders, one way."""
+    """Read a YAML config, apply ``--set`` overrides and validate it: both config loaders, one
+    way."""
     path = Path(path)
     return validate_config(model, _read_yaml_mapping(path), str(path), overrides)
 
@@ -139,7 +142,8 @@ def validate_config(
     source: str,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> Model:
-    """Apply ``--set`` overrides to a config mapping and validate it; errors name ``source`` and the key.
+    """Apply ``--set`` overrides to a config mapping and validate it; errors name ``source`` and the
+    key.
 
     Raises:
         ConfigError: an unknown key or a value of the wrong type.

@@ -16,7 +16,8 @@ from naba.config_loading import Section, load_yaml_config
 
 
 class PretrainCorpusConfig(Section):
-    """Unlabelled text for masked-language-model training (read with :func:`naba.encoder.build.corpus_lines`)."""
+    """Unlabelled text for masked-language-model training (read with
+    :func:`naba.encoder.build.corpus_lines`)."""
 
     files: list[Path] = Field(
         min_length=1, description=".txt/.txt.gz (a text a line) or .jsonl (title + text)"
@@ -142,6 +143,8 @@ def load_pretrain_config(
             one line per problem, naming the file and the dotted key.
 
     Example:
-        >>> cfg = load_pretrain_config("configs/pretrain-scratch.yaml", ["train.max_steps=10"])  # doctest: +SKIP
+        >>> cfg = load_pretrain_config(  # doctest: +SKIP
+        ...     "configs/pretrain-scratch.yaml", ["train.max_steps=10"]
+        ... )
     """
     return load_yaml_config(PretrainConfig, path, overrides)

@@ -22,14 +22,15 @@ from naba.config import NormalizationConfig
 from naba.encoding import document_text
 from naba.errors import ModelDirError
 
-# Stance: whether the text is about the target at all. A linear model over target and text n-grams cannot
-# learn it (the text's features are the same whatever the target), so it gets the overlap of the two as
-# features of their own: shares of the target's words and character 4-grams found in the text, and
-# whether nothing of the target is there.
+# Stance: whether the text is about the target at all. A linear model over target and text n-grams
+# cannot learn it (the text's features are the same whatever the target), so it gets the overlap of
+# the two as features of their own: shares of the target's words and character 4-grams found in the
+# text, and whether nothing of the target is there.
 RELEVANCE = ("target_words_in_text", "target_4grams_in_text", "no_target_word_in_text")
-# The detector's overlap part (targets without weights of their own) also reads how telling "none of the target's
-# words" is: a text that uses none of a twelve-word claim's words is far surer not about it than one that never
-# names a two-word target (tweets against "electric cars" often say neither word).
+# The detector's overlap part (targets without weights of their own) also reads how telling "none of
+# the target's words" is: a text that uses none of a twelve-word claim's words is far surer not
+# about it than one that never names a two-word target (tweets against "electric cars" often say
+# neither word).
 OVERLAP = (*RELEVANCE, "no_target_word_x_log_target_words")
 DETECTOR_MIN_PAIRS = (
     10  # real training pairs a target needs for the relevance detector to answer for it
@@ -90,13 +91,15 @@ def relevance_features(
 def detector_targets(
     related: list[dict[str, Any]], normalization: NormalizationConfig
 ) -> list[str]:
-    """The normalised targets the relevance detector learns weights for: those with :data:`DETECTOR_MIN_PAIRS` real pairs."""
+    """The normalised targets the relevance detector learns weights for: those with
+    :data:`DETECTOR_MIN_PAIRS` real pairs."""
     counts = Counter(document_text(r["target"], normalization) for r in related)
     return sorted(t for t, n in counts.items() if n >= DETECTOR_MIN_PAIRS)
 
 
 def _balanced_log_loss(p: np.ndarray, gold: np.ndarray) -> float:
-    """Mean of the two classes' log-losses (``p``: probability of class 1): the rarer class counts as much."""
+    """Mean of the two classes' log-losses (``p``: probability of class 1): the rarer class counts
+    as much."""
     if len(set(gold)) < 2:
         return float("inf")
     p = np.clip(p, 1e-7, 1 - 1e-7)
@@ -132,7 +135,8 @@ class RelevanceDetector:
 
     @staticmethod
     def _crossed(text: Any, ids: np.ndarray, n_targets: int) -> Any:
-        """Each row's text features moved into its target's block, then a one-hot of the target (rows of other targets: empty)."""
+        """Each row's text features moved into its target's block, then a one-hot of the target
+        (rows of other targets: empty)."""
         from scipy.sparse import csr_matrix, hstack
 
         coo, width = text.tocoo(), text.shape[1]
@@ -155,7 +159,8 @@ class RelevanceDetector:
         dev_related: list[dict[str, Any]],
         dev_unrelated: list[dict[str, Any]],
     ) -> RelevanceDetector:
-        """Learn whether a text is about a target: real pairs against generated unrelated ones (stance, after :meth:`fit`).
+        """Learn whether a text is about a target: real pairs against generated unrelated ones
+        (stance, after :meth:`fit`).
 
         One logistic regression over the text's n-grams crossed with the
         target, so each target with :data:`DETECTOR_MIN_PAIRS` real training
@@ -271,8 +276,9 @@ class RelevanceDetector:
         }
 
     def unrelated_probability(self, records: list[dict[str, Any]]) -> np.ndarray:
-        """The detector's probability that each (target, text) pair is not about its target; NaN where it does not answer
-        (no detector; a target it has no weights for and, without the overlap part, any target it was not trained on)."""
+        """The detector's probability that each (target, text) pair is not about its target; NaN
+        where it does not answer (no detector; a target it has no weights for and, without the
+        overlap part, any target it was not trained on)."""
         out = np.full(len(records), np.nan, dtype=np.float32)
         if self.detector is None or not records:
             return out
@@ -316,7 +322,8 @@ class RelevanceDetector:
         tensors: dict[str, np.ndarray],
         text_width: int,
     ) -> None:
-        """Set the detector from ``sparse.json``'s ``meta`` and the tensors of :meth:`detector_tensors`.
+        """Set the detector from ``sparse.json``'s ``meta`` and the tensors of
+        :meth:`detector_tensors`.
 
         Raises:
             ModelDirError: weights that do not match the vocabulary, or overlap columns this
@@ -348,8 +355,8 @@ class RelevanceDetector:
             or len(overlap.get("weights", [])) != len(columns)
         ):
             raise ModelDirError(
-                f"{directory}: the relevance detector's overlap part names columns this naba does not "
-                "compute or does not match its weights; refit it with `naba blend`"
+                f"{directory}: the relevance detector's overlap part names columns this naba does "
+                "not compute or does not match its weights; refit it with `naba blend`"
             )
         self.detector, self.detector_weights = detector, weights.reshape(n, text_width)
         self.detector_bias = tensors["detector.bias"]

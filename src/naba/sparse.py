@@ -1,10 +1,10 @@
 """The sparse n-gram model: TF-IDF features and a linear classifier, saved without pickle.
 
-Character 2-5-grams (word-bounded) and word 1-2-grams of naba's normalised
-text, a class-balanced linear SVM (single-label; stance reads the target and
-the text joined, plus how much of the target the text mentions) or one-vs-rest logistic regression (multi-label). It is the
-sparse part of a hybrid model (:mod:`naba.train.hybrid`) and the TF-IDF
-baseline of ``naba evaluate``: one implementation.
+Character 2-5-grams (word-bounded) and word 1-2-grams of naba's normalised text, a class-balanced
+linear SVM (single-label; stance reads the target and the text joined, plus how much of the target
+the text mentions) or one-vs-rest logistic regression (multi-label). It is the sparse part of a
+hybrid model (:mod:`naba.train.hybrid`) and the TF-IDF baseline of ``naba evaluate``: one
+implementation.
 
 A stance model trained with unrelated pairs also carries a relevance detector
 (:mod:`naba.relevance`), saved with the model's files.
@@ -59,7 +59,10 @@ def sparse_text(
     if isinstance(record, str):
         return document_text(record, normalization)
     if task == "stance":
-        return f"{document_text(record['target'], normalization)} | {document_text(record['text'], normalization)}"
+        return (
+            f"{document_text(record['target'], normalization)} | "
+            f"{document_text(record['text'], normalization)}"
+        )
     return document_text(record, normalization, include_title)
 
 
@@ -82,7 +85,8 @@ class SparseModel(RelevanceDetector):
     """Fit on canonical records; score, predict, save and load without pickle.
 
     Example:
-        >>> model = SparseModel("topic", ["economy", "sport"], multi_label=False).fit(records)  # doctest: +SKIP
+        >>> model = SparseModel("topic", ["economy", "sport"], multi_label=False)  # doctest: +SKIP
+        >>> model = model.fit(records)  # doctest: +SKIP
         >>> model.predict([{"text": "..."}])  # doctest: +SKIP
         [['economy']]
     """
@@ -169,7 +173,8 @@ class SparseModel(RelevanceDetector):
         return self
 
     def margins(self, records: list[dict[str, Any]] | list[str]) -> np.ndarray:
-        """Decision margins, one column per label (a label never seen in training: a large negative margin)."""
+        """Decision margins, one column per label (a label never seen in training: a large negative
+        margin)."""
         if not records:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         features = self.features(records)
@@ -182,7 +187,8 @@ class SparseModel(RelevanceDetector):
         return self.margins(records)
 
     def predict(self, records: list[dict[str, Any]] | list[str]) -> list[list[str]]:
-        """Label lists: the best margin (single-label), or every label with a positive margin, at least one (multi-label)."""
+        """Label lists: the best margin (single-label), or every label with a positive margin, at
+        least one (multi-label)."""
         margins = self.margins(records)
         if not self.multi_label:
             return [[self.labels[int(j)]] for j in margins.argmax(axis=1)]
@@ -196,7 +202,8 @@ class SparseModel(RelevanceDetector):
     # ------------------------------------------------------------------------- files
 
     def save(self, directory: Path) -> None:
-        """Write ``sparse.json``, ``vocabulary.json`` and ``weights.safetensors`` into ``directory``."""
+        """Write ``sparse.json``, ``vocabulary.json`` and ``weights.safetensors`` into
+        ``directory``."""
         from safetensors.numpy import save_file
 
         directory.mkdir(parents=True, exist_ok=True)
@@ -262,11 +269,13 @@ class SparseModel(RelevanceDetector):
             ) from None
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
             raise ModelDirError(
-                f"{directory}: the sparse model is damaged ({type(exc).__name__}); refit it with `naba blend`"
+                f"{directory}: the sparse model is damaged ({type(exc).__name__}); "
+                "refit it with `naba blend`"
             ) from None
         if meta.get("format_version", 0) > SPARSE_FORMAT:
             raise ModelDirError(
-                f"{directory}: sparse format {meta['format_version']} is newer than this naba reads; upgrade naba"
+                f"{directory}: sparse format {meta['format_version']} is newer than "
+                "this naba reads; upgrade naba"
             )
         model = cls(
             meta["task"],
@@ -285,7 +294,8 @@ class SparseModel(RelevanceDetector):
         width = text_width + (len(RELEVANCE) if model.relevance else 0)
         if model.weights.shape != (len(model.labels), width):
             raise ModelDirError(
-                f"{directory}: the sparse weights do not match its vocabulary; refit it with `naba blend`"
+                f"{directory}: the sparse weights do not match its vocabulary; "
+                "refit it with `naba blend`"
             )
         model.load_detector(directory, meta, tensors, text_width)
         return model

@@ -133,7 +133,8 @@ def serve_command(
     graceful_timeout: GracefulTimeoutOption = 20.0,
     log_format: LogFormatOption = LogFormat.text,
 ) -> None:
-    """Serve a model over HTTP: POST /v1/classify, GET /v1/model, /metrics, /healthz, /readyz, /docs."""
+    """Serve a model over HTTP: POST /v1/classify, GET /v1/model, /metrics, /healthz, /readyz,
+    /docs."""
     with user_errors():
         missing = _missing_extra()
         if missing:

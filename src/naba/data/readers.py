@@ -46,8 +46,8 @@ def detect_format(path: Path) -> str:
         ):
             return "hf"
         raise InputError(
-            f"{path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
-            "pass a file, or a directory saved with Dataset.save_to_disk"
+            f"{path}: is a directory, but not a Hugging Face datasets directory (no "
+            "dataset_info.json); pass a file, or a directory saved with Dataset.save_to_disk"
         )
     name = path.name.lower()
     for suffix, fmt in (
@@ -66,7 +66,8 @@ def detect_format(path: Path) -> str:
         if name.endswith(suffix):
             return fmt
     raise InputError(
-        f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt or a datasets directory (or pass --format)"
+        f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt "
+        "or a datasets directory (or pass --format)"
     )
 
 
@@ -154,8 +155,8 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
                             str(path),
                             number,
                             "(line)",
-                            f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; "
-                            "re-save the file as UTF-8",
+                            f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at "
+                            f"column {exc.start + 1}; re-save the file as UTF-8",
                         ),
                     )
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
@@ -372,7 +373,8 @@ def read_hf(path: Path) -> Iterator[tuple[int, Row | Problem]]:
         raise InputError(f"{path}: not a datasets directory ({exc})") from None
     if isinstance(dataset, DatasetDict):
         raise InputError(
-            f"{path}: holds several splits {list(dataset)}; pass one split's directory, e.g. {path}/train"
+            f"{path}: holds several splits {list(dataset)}; pass one split's "
+            f"directory, e.g. {path}/train"
         )
     yield from enumerate(dataset, start=1)
 

@@ -87,7 +87,8 @@ def _targets(n: int, ratios: dict[str, float]) -> dict[str, float]:
 def _stratified(
     items: list[int], keys: list[str], ratios: dict[str, float], rng: random.Random
 ) -> dict[int, str]:
-    """Per key, shuffle and cut by ratio; carry rounding so small classes still reach dev and test."""
+    """Per key, shuffle and cut by ratio; carry rounding so small classes still reach dev and
+    test."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for index, key in zip(items, keys):
         by_key[key].append(index)
@@ -112,7 +113,8 @@ def _stratified(
 def iterative_stratification(
     label_sets: list[list[str]], ratios: dict[str, float], rng: random.Random
 ) -> list[str]:
-    """Assign each example to a split so every label is spread by ``ratios`` (Sechidis et al. 2011)."""
+    """Assign each example to a split so every label is spread by ``ratios`` (Sechidis et al.
+    2011)."""
     n = len(label_sets)
     wanted = _targets(n, ratios)
     label_counts = Counter(label for labels in label_sets for label in set(labels))
@@ -206,7 +208,8 @@ def split_records(
     """
     if not 0 < dev < 1 or not 0 < test < 1 or dev + test >= 1:
         raise ValueError(
-            f"expected dev and test fractions in (0, 1) summing below 1, found dev={dev}, test={test}"
+            "expected dev and test fractions in (0, 1) summing below 1, found "
+            f"dev={dev}, test={test}"
         )
     rng = random.Random(seed)
     kept, dedup_report = deduplicate(records, task)

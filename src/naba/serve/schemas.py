@@ -1,4 +1,5 @@
-"""The request and response bodies of the service, as pydantic models (they make its OpenAPI schema).
+"""The request and response bodies of the service, as pydantic models (they make its OpenAPI
+schema).
 
 The request model is built per app (:func:`request_model`), with the app's
 limits baked in: its messages name the article index and the limit.
@@ -32,7 +33,8 @@ def _article_tag(value: Any) -> str | None:
 
 
 class ArticleIn(BaseModel):
-    """One article as a record. Other fields (a canonical JSONL row's labels, date, url) are ignored."""
+    """One article as a record. Other fields (a canonical JSONL row's labels, date, url) are
+    ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -65,7 +67,8 @@ ArticleItem = Annotated[
 
 
 def blank_text(text: str) -> str | None:
-    """Why a text cannot be classified (empty, whitespace or invisible only), in the words of ``naba predict``; None if it can."""
+    """Why a text cannot be classified (empty, whitespace or invisible only), in the words of ``naba
+    predict``; None if it can."""
     from naba.data.records import FieldError, required_text
 
     try:
@@ -166,7 +169,8 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
 
 
 def _check_article_count(value: Any, max_articles: int) -> Any:
-    """Before item validation: a request of a million articles is refused without validating them."""
+    """Before item validation: a request of a million articles is refused without validating
+    them."""
     if isinstance(value, list):
         if not value:
             raise PydanticCustomError(

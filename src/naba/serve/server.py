@@ -27,7 +27,8 @@ WORKER_ENV = "NABA_SERVE_WORKER"  # naba serve --workers N: what each worker pro
 
 
 def _claim_slot(directory: Path, workers: int) -> int:
-    """This worker's index in ``0 .. workers - 1``: the first slot file it creates (a dead worker's slot is taken over)."""
+    """This worker's index in ``0 .. workers - 1``: the first slot file it creates (a dead worker's
+    slot is taken over)."""
     for attempt in range(2):
         for slot in range(workers):
             path = directory / f"worker-{slot}"
@@ -55,7 +56,8 @@ def _alive(pid: int) -> bool:
 
 
 def worker_device(device: str | None, slot: int) -> str | None:
-    """One model per GPU: under ``auto`` or ``cuda`` with several GPUs, worker ``k`` takes ``cuda:(k mod GPUs)``."""
+    """One model per GPU: under ``auto`` or ``cuda`` with several GPUs, worker ``k`` takes ``cuda:(k
+    mod GPUs)``."""
     import torch
 
     name = (device or "auto").strip().lower()
@@ -65,7 +67,8 @@ def worker_device(device: str | None, slot: int) -> str | None:
 
 
 def worker_app() -> FastAPI:
-    """The app of one ``naba serve --workers N`` process; uvicorn calls it in each worker (settings in ``NABA_SERVE_WORKER``)."""
+    """The app of one ``naba serve --workers N`` process; uvicorn calls it in each worker (settings
+    in ``NABA_SERVE_WORKER``)."""
     import torch
 
     from naba.infer.classifier import Classifier
