@@ -182,7 +182,8 @@ def _attributes(model: type) -> dict[str, str]:
 
 
 def _summary(model: type) -> str:
-    return inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("``", "`")
+    first = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0]
+    return " ".join(first.split()).replace("``", "`")
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:

@@ -117,9 +117,7 @@ def data_validate(
     progress: ProgressOption = True,
 ) -> None:
     """Report every problem as FILE:LINE: field: what was expected, what was found.
-
-    Exit 1 if any.
-    """
+    Exit 1 if any."""
     from naba.data.validate import ValidationSummary, validate_file
     from naba.progress import count_rows, progress_bar
 
