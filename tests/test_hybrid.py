@@ -529,7 +529,8 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
 ) -> None:
     from naba.evaluation.report import evaluate_model
     from naba.infer.classifier import Classifier
-    from naba.sparse import DETECTOR_MIN_PAIRS, SparseModel
+    from naba.relevance import DETECTOR_MIN_PAIRS
+    from naba.sparse import SparseModel
 
     model = tmp_path / "model"
     shutil.copytree(trained_model, model)
@@ -604,7 +605,8 @@ def test_training_pairs_every_spelling_of_a_target_the_detector_learns(
 ) -> None:
     """The detector counts targets after normalisation; its cross-target pairs must use each raw spelling of them."""
     from naba.config import NabaConfig
-    from naba.sparse import DETECTOR_MIN_PAIRS, SparseModel
+    from naba.relevance import DETECTOR_MIN_PAIRS
+    from naba.sparse import SparseModel
     from naba.train.data import TaskData
     from naba.train.hybrid import fit_relevance_detector
 

@@ -21,12 +21,22 @@ SRC = ROOT / "src"
 # Bottom to top. A module belongs to the layer of the longest entry that names it or a package above it;
 # "naba" alone is the package root (__version__ and the lazy public API, which it looks up by name).
 LAYERS: list[tuple[str, ...]] = [
-    ("naba", "naba.errors", "naba.config", "naba.text", "naba.atomic", "naba.progress"),
+    (
+        "naba",
+        "naba.errors",
+        "naba.config_loading",
+        "naba.config",
+        "naba.pretrain_config",
+        "naba.text",
+        "naba.atomic",
+        "naba.progress",
+    ),
     ("naba.data",),
     (
         "naba.encoding",
         "naba.decision",
         "naba.sparse",
+        "naba.relevance",
         "naba.blend",
         "naba.rule",
         "naba.manifest",

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, SAMPLE, kill_at_checkpoint, task_paths, write_config
-from naba.config import ConfigError, load_pretrain_config
+from naba.config_loading import ConfigError
+from naba.pretrain_config import load_pretrain_config
 
 ENV = {
     **os.environ,

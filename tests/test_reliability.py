@@ -238,7 +238,7 @@ def test_server_binds_loopback_by_default(
     from typer.testing import CliRunner
 
     from naba.cli import app
-    from naba.serve.app import serve
+    from naba.serve.server import serve
 
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
     params = {p.name: p for p in typer.main.get_command(app).commands["serve"].params}
@@ -256,8 +256,8 @@ def test_binding_another_address_needs_keys_or_no_auth(
     import uvicorn
 
     from naba.errors import NabaError
-    from naba.serve.app import serve
     from naba.serve.process import ServerOptions
+    from naba.serve.server import serve
 
     monkeypatch.delenv("NABA_API_KEYS", raising=False)
     monkeypatch.setattr(uvicorn, "run", lambda app_, **kwargs: None)

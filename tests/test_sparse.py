@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from naba.errors import ModelDirError
-from naba.sparse import OVERLAP, RELEVANCE, UNSEEN, SparseModel
+from naba.relevance import OVERLAP, RELEVANCE
+from naba.sparse import UNSEEN, SparseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -95,7 +96,7 @@ def test_load_refuses_missing_or_damaged_files(tmp_path: Path) -> None:
 
 
 def test_relevance_columns_measure_how_much_of_the_target_the_text_mentions() -> None:
-    from naba.sparse import relevance_features
+    from naba.relevance import relevance_features
 
     rows = relevance_features(
         ["الطاقة النووية", "السيارات الكهربائية", "النفط", ""],
@@ -208,7 +209,7 @@ def _shifted(pairs: list[dict], targets: list[str]) -> list[dict]:
 def test_the_relevance_detector_learns_each_targets_vocabulary_and_abstains_elsewhere(
     tmp_path: Path,
 ) -> None:
-    from naba.sparse import DETECTOR_MIN_PAIRS
+    from naba.relevance import DETECTOR_MIN_PAIRS
 
     vocab = {
         "الطاقة النووية": "المفاعل اليورانيوم الإشعاع المحطة التخصيب",

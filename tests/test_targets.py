@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from conftest import subset, write_config
 from naba.cli import app
-from naba.config import ConfigError, load_config
+from naba.config import load_config
+from naba.config_loading import ConfigError
 from naba.data.stats import file_stats, identifier_targets
 from naba.data.targets import (
     SEPARATOR,

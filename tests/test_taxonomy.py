@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from naba.config import ConfigError
+from naba.config_loading import ConfigError
 from naba.data.importer import run_import, side_path
 from naba.data.pages import import_pages
 from naba.data.taxonomy import Taxonomy

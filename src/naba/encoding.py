@@ -81,7 +81,8 @@ def task_windows(
     include_title: bool = True,
     pairs: Sequence[tuple[int, str]] | None = None,
 ) -> list[list[dict[str, list[int]]]]:
-    """Records to one task's model inputs, the one way naba makes them, in training and in inference.
+    """Records to one task's model inputs, the one way naba makes them, in training and in
+    inference.
 
     Topic: one document per record (title and text). Stance: one document
     per ``(record index, target)`` in ``pairs`` (default: each record with its
@@ -206,7 +207,8 @@ def pooled_logits(
     autocast: Any = None,
     progress: Any = None,
 ) -> Any:
-    """Article logits (window logits pooled per article) as a float32 array, in the order of ``docs``.
+    """Article logits (window logits pooled per article) as a float32 array, in the order of
+    ``docs``.
 
     The one scoring loop of training (dev, test, teacher logits) and inference:
     length-sorted batches within ``max_tokens`` padded tokens

@@ -58,11 +58,11 @@ def unreachable(source: str, exc: Exception) -> ModelDirError:
     if Path(source).exists():
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
         return ModelDirError(
-            f"{source}: cannot load the model ({type(exc).__name__}: {reason}); the directory is damaged "
-            "or not a Hugging Face model: rebuild or restore it"
+            f"{source}: cannot load the model ({type(exc).__name__}: {reason}); the directory is "
+            "damaged or not a Hugging Face model: rebuild or restore it"
         )
     return ModelDirError(
-        f"{source}: not a local directory and could not be fetched from the model hub ({type(exc).__name__}). "
-        "Offline, pass a local encoder directory: `naba encoder import-e5 -o DIR` (pretrained e5-small) "
-        "or `naba encoder tiny --corpus FILE -o DIR`"
+        f"{source}: not a local directory and could not be fetched from the model hub "
+        f"({type(exc).__name__}). Offline, pass a local encoder directory: `naba encoder import-e5 "
+        "-o DIR` (pretrained e5-small) or `naba encoder tiny --corpus FILE -o DIR`"
     )

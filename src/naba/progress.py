@@ -1,4 +1,5 @@
-"""Progress bars for the long steps of the data and encoder commands: a total where one is cheap to know, and an ETA.
+"""Progress bars for the long steps of the data and encoder commands: a total where one is cheap to
+know, and an ETA.
 
 ``naba predict`` and ``naba evaluate`` count articles, ``naba train`` and
 ``naba pretrain`` count optimizer steps (``Trainer``'s bar); the data commands
@@ -30,7 +31,8 @@ def _lines(path: Path) -> int:
 
 
 def count_rows(paths: Sequence[str | Path]) -> int | None:
-    """Rows in the files, read cheaply (see the module docstring), or None when one of them has no cheap count."""
+    """Rows in the files, read cheaply (see the module docstring), or None when one of them has no
+    cheap count."""
     total = 0
     for raw in paths:
         path = Path(raw)

@@ -34,8 +34,8 @@ _PRESENTATION = re.compile("[\ufb50-\ufdff\ufe70-\ufeff]+")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@\w+")
 _SPACES = re.compile(r"\s+")
-# Markup in scraped articles: script/style blocks (with their content), comments, and tags (a name right
-# after "<", so "a < b" and "x<5" are text). Replaced by a space: <p> and <br> separate words.
+# Markup in scraped articles: script/style blocks (with their content), comments, and tags (a name
+# right after "<", so "a < b" and "x<5" are text). Replaced by a space: <p> and <br> separate words.
 _MARKUP = re.compile(
     r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)|</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>",
     re.IGNORECASE | re.DOTALL,
@@ -73,9 +73,10 @@ def normalize(text: str, config: NormalizationConfig | None = None) -> str:
     cfg = config if config is not None else _default_config()
     out = _normalize_once(text, cfg)
     if cfg.strip_markup:
-        # Decoding an entity can reveal markup ("&lt;b&gt;") or a mark a step before it removes ("&#x200b;"),
-        # and removing a mark can complete a tag ("<\u200bb>"): pass again until nothing changes, so that the
-        # whole function stays idempotent. Texts without "<" or "&" take one pass.
+        # Decoding an entity can reveal markup ("&lt;b&gt;") or a mark a step before it removes
+        # ("&#x200b;"), and removing a mark can complete a tag ("<\u200bb>"): pass again until
+        # nothing changes, so that the whole function stays idempotent. Texts without "<" or "&"
+        # take one pass.
         for _ in range(8):
             if "<" not in out and "&" not in out:
                 break
@@ -87,7 +88,8 @@ def normalize(text: str, config: NormalizationConfig | None = None) -> str:
 
 
 def strip_markup(text: str) -> str:
-    """HTML tags, comments and script/style blocks replaced by a space; entities decoded (one pass)."""
+    """HTML tags, comments and script/style blocks replaced by a space; entities decoded (one
+    pass)."""
     if "<" in text:
         text = _MARKUP.sub(" ", text)
     return html.unescape(text) if "&" in text else text
@@ -133,7 +135,8 @@ def _normalize_once(text: str, cfg: NormalizationConfig) -> str:
 
 
 def is_blank(text: str) -> bool:
-    """True when ``text`` holds nothing but whitespace and invisible controls (bidi, zero-width, BOM).
+    """True when ``text`` holds nothing but whitespace and invisible controls (bidi, zero-width,
+    BOM).
 
     Example:
         >>> is_blank("\u202b \u200f\u202c"), is_blank("\u202bنص\u202c")

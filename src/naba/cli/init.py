@@ -51,7 +51,8 @@ def init_command(
     label_separator: LabelSep = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing config file.")] = False,
 ) -> None:
-    """Write a training config for your data: columns, labels, windows and schedule, each with its reason."""
+    """Write a training config for your data: columns, labels, windows and schedule, each with its
+    reason."""
     given = {
         "id_column": id_column,
         "text_column": text_column,

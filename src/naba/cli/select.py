@@ -1,4 +1,5 @@
-"""``naba select``: the unlabelled articles worth labelling next, for JSONL, Label Studio or Argilla."""
+"""``naba select``: the unlabelled articles worth labelling next, for JSONL, Label Studio or
+Argilla."""
 
 from __future__ import annotations
 

@@ -41,85 +41,100 @@ class LogFormat(str, Enum):
     json = "json"
 
 
+HostOption = Annotated[
+    str,
+    typer.Option(
+        help="Interface to bind. Another address than loopback needs API keys "
+        "(--api-key-file or NABA_API_KEYS) or --no-auth."
+    ),
+]
+PortOption = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")]
+MaxBatchSizeOption = Annotated[
+    int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")
+]
+MaxTextCharsOption = Annotated[
+    int, typer.Option(min=1, help="Most characters in one article text (422 beyond).")
+]
+MaxBodyBytesOption = Annotated[
+    int, typer.Option(min=1, help="Most bytes in one request body (413 beyond).")
+]
+BatchWaitOption = Annotated[
+    float,
+    typer.Option(min=0.0, help="How long to wait for concurrent requests to share a batch."),
+]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Processes sharing the port, each with its own model (with several "
+        "GPUs, worker k takes GPU k mod N).",
+    ),
+]
+ServeThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="torch threads per process (default: the cores divided among the workers)."
+    ),
+]
+ApiKeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="API keys, one per line (several: rotation); clients send "
+        "Authorization: Bearer KEY. Re-read on SIGHUP. NABA_API_KEYS adds keys too.",
+    ),
+]
+NoAuthOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-auth",
+        help="Serve a non-loopback address without API keys (a proxy in front "
+        "authenticates callers).",
+    ),
+]
+SslCertfileOption = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help="PEM certificate: serve HTTPS."),
+]
+SslKeyfileOption = Annotated[
+    Path | None,
+    typer.Option(exists=True, dir_okay=False, help="PEM private key of --ssl-certfile."),
+]
+GracefulTimeoutOption = Annotated[
+    float,
+    typer.Option(min=0.0, help="Seconds in-flight requests get to finish after SIGTERM."),
+]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(help="Logs, access log included: text, or json (one object per line)."),
+]
+
+
 @app.command("serve")
 def serve_command(
     model: Annotated[Path, typer.Argument(help="Model directory written by `naba train`.")],
-    host: Annotated[
-        str,
-        typer.Option(
-            help="Interface to bind. Another address than loopback needs API keys "
-            "(--api-key-file or NABA_API_KEYS) or --no-auth."
-        ),
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="TCP port (0: any free port).")
-    ] = 8000,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
     precision: Annotated[PrecisionName, typer.Option(help=PRECISION_HELP)] = PrecisionName.fp32,
     device: DeviceOption = "auto",
     runtime: RuntimeOption = RuntimeName.auto,
-    max_batch_size: Annotated[
-        int, typer.Option(min=1, help="Most articles per request, and per shared predict call.")
-    ] = 64,
-    max_text_chars: Annotated[
-        int, typer.Option(min=1, help="Most characters in one article text (422 beyond).")
-    ] = 100_000,
-    max_body_bytes: Annotated[
-        int, typer.Option(min=1, help="Most bytes in one request body (413 beyond).")
-    ] = 10_000_000,
-    batch_wait_ms: Annotated[
-        float,
-        typer.Option(min=0.0, help="How long to wait for concurrent requests to share a batch."),
-    ] = 5.0,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Processes sharing the port, each with its own model (with several "
-            "GPUs, worker k takes GPU k mod N).",
-        ),
-    ] = 1,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="torch threads per process (default: the cores divided among the workers)."
-        ),
-    ] = None,
+    max_batch_size: MaxBatchSizeOption = 64,
+    max_text_chars: MaxTextCharsOption = 100_000,
+    max_body_bytes: MaxBodyBytesOption = 10_000_000,
+    batch_wait_ms: BatchWaitOption = 5.0,
+    workers: WorkersOption = 1,
+    threads: ServeThreadsOption = None,
     allow_pickle: Annotated[bool, typer.Option(help=ALLOW_PICKLE_HELP)] = False,
-    api_key_file: Annotated[
-        Path | None,
-        typer.Option(
-            exists=True,
-            dir_okay=False,
-            help="API keys, one per line (several: rotation); clients send "
-            "Authorization: Bearer KEY. Re-read on SIGHUP. NABA_API_KEYS adds keys too.",
-        ),
-    ] = None,
-    no_auth: Annotated[
-        bool,
-        typer.Option(
-            "--no-auth",
-            help="Serve a non-loopback address without API keys (a proxy in front "
-            "authenticates callers).",
-        ),
-    ] = False,
-    ssl_certfile: Annotated[
-        Path | None,
-        typer.Option(exists=True, dir_okay=False, help="PEM certificate: serve HTTPS."),
-    ] = None,
-    ssl_keyfile: Annotated[
-        Path | None,
-        typer.Option(exists=True, dir_okay=False, help="PEM private key of --ssl-certfile."),
-    ] = None,
-    graceful_timeout: Annotated[
-        float,
-        typer.Option(min=0.0, help="Seconds in-flight requests get to finish after SIGTERM."),
-    ] = 20.0,
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(help="Logs, access log included: text, or json (one object per line)."),
-    ] = LogFormat.text,
+    api_key_file: ApiKeyFileOption = None,
+    no_auth: NoAuthOption = False,
+    ssl_certfile: SslCertfileOption = None,
+    ssl_keyfile: SslKeyfileOption = None,
+    graceful_timeout: GracefulTimeoutOption = 20.0,
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
-    """Serve a model over HTTP: POST /v1/classify, GET /v1/model, /metrics, /healthz, /readyz, /docs."""
+    """Serve a model over HTTP: POST /v1/classify, GET /v1/model, /metrics, /healthz, /readyz,
+    /docs."""
     with user_errors():
         missing = _missing_extra()
         if missing:
@@ -129,8 +144,9 @@ def serve_command(
 
         configure_logging(log_format.value)
         quiet_libraries()
-        from naba.serve.app import ServeSettings, serve
+        from naba.serve.app import ServeSettings
         from naba.serve.process import ServerOptions
+        from naba.serve.server import serve
 
         settings = ServeSettings(
             max_batch_size=max_batch_size,

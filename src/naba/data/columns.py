@@ -21,7 +21,8 @@ from naba.config import ColumnsConfig
 from naba.data.records import Task, check_header, required_columns
 from naba.errors import InputError
 
-# Names people give each column, compared after lower-casing and dropping everything but letters and digits.
+# Names people give each column, compared after lower-casing and dropping everything but letters and
+# digits.
 ID_NAMES = ("id", "articleid", "docid", "documentid", "uid", "guid", "key", "postid", "newsid")
 TEXT_NAMES = (
     "text",
@@ -65,7 +66,8 @@ MAX_LABEL_CHARS = 60  # a cell longer than this is text, not a label
 
 @dataclass
 class FoundColumns:
-    """What :func:`find_columns` settled, and why, one reason per column (for the config's comments)."""
+    """What :func:`find_columns` settled, and why, one reason per column (for the config's
+    comments)."""
 
     task: Task
     columns: ColumnsConfig

@@ -45,7 +45,8 @@ def iter_import(
     task: Task = "topic",
     columns: ColumnsConfig | None = None,
 ) -> Iterator[dict[str, Any] | Problem]:
-    """Records (or Problems) from every source, in order (``auto``: each source's format from its name, see :func:`source_format`)."""
+    """Records (or Problems) from every source, in order (``auto``: each source's format from its
+    name, see :func:`source_format`)."""
     if fmt == "auto":
         for source in sources:
             yield from iter_import([source], source_format(source), task, columns)
@@ -67,9 +68,10 @@ def iter_import(
 
 
 def source_format(source: Path) -> ImportFormat:
-    """What ``--format auto`` reads a source as: ``.tar.gz``/``.tgz`` TREC archives; a ``datasets`` directory;
-    a folder or ``.txt`` file of raw article pages; a folder without page files TREC XML; otherwise the
-    tabular format the extension names (``.jsonl[.gz]``, ``.csv``, ``.tsv``, ``.parquet``).
+    """What ``--format auto`` reads a source as: ``.tar.gz``/``.tgz`` TREC archives; a ``datasets``
+    directory; a folder or ``.txt`` file of raw article pages; a folder without page files TREC XML;
+    otherwise the tabular format the extension names (``.jsonl[.gz]``, ``.csv``, ``.tsv``,
+    ``.parquet``).
 
     Raises:
         InputError: a file whose extension names no format naba imports.
@@ -107,7 +109,8 @@ def run_import(
     columns: ColumnsConfig | None = None,
     progress: Any = None,
 ) -> ImportSummary:
-    """Import sources into ``output`` (atomically), with side files for errors and unmatched articles.
+    """Import sources into ``output`` (atomically), with side files for errors and unmatched
+    articles.
 
     With a taxonomy, records that have no ``topics`` get them from the
     taxonomy, with ``labels_from`` evidence; records it cannot label go to

@@ -1,4 +1,5 @@
-"""Label Studio: tasks to import (with the model's predictions as pre-annotations) and its JSON export read back.
+"""Label Studio: tasks to import (with the model's predictions as pre-annotations) and its JSON
+export read back.
 
 The formats are Label Studio's own, as its documentation describes them
 (links in ``docs/guides/selection.md``):
@@ -102,7 +103,7 @@ def _choices(result_id: str, task_name: str, labels: list[str]) -> dict[str, Any
     }
 
 
-# ----------------------------------------------------------------------------- the export, read back
+# ---------------------------------------------------------------------------- the export, read back
 
 
 def json_list(path: Path) -> Iterator[tuple[int, Any]]:
@@ -149,7 +150,8 @@ def json_list(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _annotation(item: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """The annotation to read: the ground truth one if any, else the last one that was not cancelled.
+    """The annotation to read: the ground truth one if any, else the last one that was not
+    cancelled.
 
     Raises:
         ValueError: (field, message) when there is none.
@@ -230,7 +232,8 @@ def _record(item: Any, task_name: str, cols: ColumnsConfig) -> dict[str, Any]:
 def read_export(
     sources: list[Path], task_name: str = "topic", columns: ColumnsConfig | None = None
 ) -> Iterator[dict[str, Any] | Problem]:
-    """Canonical records from Label Studio JSON exports (one per task), or a Problem naming file, line and field.
+    """Canonical records from Label Studio JSON exports (one per task), or a Problem naming file,
+    line and field.
 
     The article comes from the task's ``data`` (``text``, ``id`` else the task's
     id, ``title``, stance ``target``; renamed with ``columns``), its labels from

@@ -69,7 +69,8 @@ def parse_date(raw: str) -> str:
         return match.group(0)
     match = _EN_DATE.search(raw)
     if match and match.group(2).lower() in _MONTHS:
-        return f"{int(match.group(3)):04d}-{_MONTHS[match.group(2).lower()]:02d}-{int(match.group(1)):02d}"
+        year, month, day = int(match.group(3)), _MONTHS[match.group(2).lower()], int(match.group(1))
+        return f"{year:04d}-{month:02d}-{day:02d}"
     return raw.strip()
 
 

@@ -46,8 +46,8 @@ def detect_format(path: Path) -> str:
         ):
             return "hf"
         raise InputError(
-            f"{path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
-            "pass a file, or a directory saved with Dataset.save_to_disk"
+            f"{path}: is a directory, but not a Hugging Face datasets directory (no "
+            "dataset_info.json); pass a file, or a directory saved with Dataset.save_to_disk"
         )
     name = path.name.lower()
     for suffix, fmt in (
@@ -66,7 +66,8 @@ def detect_format(path: Path) -> str:
         if name.endswith(suffix):
             return fmt
     raise InputError(
-        f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt or a datasets directory (or pass --format)"
+        f"{path}: unknown file type; expected .jsonl[.gz], .csv, .parquet, .txt "
+        "or a datasets directory (or pass --format)"
     )
 
 
@@ -154,8 +155,8 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str | Problem]]:
                             str(path),
                             number,
                             "(line)",
-                            f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; "
-                            "re-save the file as UTF-8",
+                            f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at "
+                            f"column {exc.start + 1}; re-save the file as UTF-8",
                         ),
                     )
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
@@ -236,6 +237,36 @@ def read_txt(path: Path) -> Iterator[tuple[int, Row | Problem]]:
             yield number, {"id": str(number), "text": line}
 
 
+class _CsvLines:
+    """The file's physical lines, decoded one at a time for the csv reader.
+
+    A line that is not UTF-8 is decoded with replacement characters and its
+    problem kept in :attr:`bad_lines`; :attr:`fed` counts the lines handed over so far
+    (the csv reader pulls them one at a time, so a record ends at line ``fed``).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bad_lines: dict[int, str] = {}
+        self.fed = 0
+
+    def decoded(self, handle: Any) -> Iterator[str]:
+        for number, raw in enumerate(handle, start=1):
+            self.fed = number
+            if number == 1:
+                _check_encoding(self.path, raw[:4])
+                if raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.bad_lines[number] = (
+                    f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} "
+                    f"at column {exc.start + 1}; re-save the file as UTF-8"
+                )
+                yield raw.decode("utf-8", errors="replace")
+
+
 def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
     """Yield one dict per CSV record (a ``.tsv`` file is tab-separated).
 
@@ -246,101 +277,74 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row | Problem]]:
     """
     _check_file(path)
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
-    bad_lines: dict[int, str] = {}
-    fed = 0  # physical lines handed to the csv reader so far: it pulls them one at a time
-
-    def decoded(handle: Any) -> Iterator[str]:
-        nonlocal fed
-        for number, raw in enumerate(handle, start=1):
-            fed = number
-            if number == 1:
-                _check_encoding(path, raw[:4])
-                if raw.startswith(codecs.BOM_UTF8):
-                    raw = raw[len(codecs.BOM_UTF8) :]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                bad_lines[number] = (
-                    f"expected UTF-8 text, found invalid byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; re-save the file as UTF-8"
-                )
-                yield raw.decode("utf-8", errors="replace")
-
+    lines = _CsvLines(path)
     # A 1 MB article is a legitimate field; the csv module's default limit is 128 kB.
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     try:
         with _open_binary(path) as handle:
-            reader = csv.reader(decoded(handle), delimiter=delimiter)
-            try:
-                header = next(reader, None)
-            except csv.Error as exc:
-                raise InputError(
-                    f"{path}:1: header: malformed CSV ({exc}); fix the header line"
-                ) from None
-            if 1 in bad_lines:
-                raise InputError(f"{path}:1: header: {bad_lines[1]}")
+            reader = csv.reader(lines.decoded(handle), delimiter=delimiter)
+            header = _csv_header(path, reader, lines.bad_lines)
             if not header:
                 return
-            duplicates = sorted({name for name in header if header.count(name) > 1})
-            if duplicates:
-                raise InputError(
-                    f"{path}:1: header: duplicate column names {duplicates}; rename them"
-                )
             while True:
-                start = fed + 1
+                start = lines.fed + 1
                 try:
                     values = next(reader)
                 except StopIteration:
                     break
                 except csv.Error as exc:
-                    yield (
-                        start,
-                        Problem(
-                            str(path),
-                            start,
-                            "(csv)",
-                            f"malformed CSV ({exc}); fix the quoting of this record",
-                        ),
-                    )
+                    problem = f"malformed CSV ({exc}); fix the quoting of this record"
+                    yield start, Problem(str(path), start, "(csv)", problem)
                     continue
-                if not values:  # a blank line
-                    continue
-                bad = [n for n in range(start, fed + 1) if n in bad_lines]
-                if bad:
-                    yield start, Problem(str(path), bad[0], "(line)", bad_lines[bad[0]])
-                elif len(values) > len(header):
-                    yield (
-                        start,
-                        Problem(
-                            str(path), start, "(csv)", f"expected {len(header)} columns, found more"
-                        ),
-                    )
-                elif len(values) < len(header) and fed > start:
-                    yield (
-                        start,
-                        Problem(
-                            str(path),
-                            start,
-                            "(csv)",
-                            f"expected {len(header)} columns, found fewer in a record that runs from line {start} "
-                            f"to line {fed}; a quoted field is probably missing its closing quote",
-                        ),
-                    )
-                elif len(values) < len(header):
-                    yield (
-                        start,
-                        Problem(
-                            str(path),
-                            start,
-                            "(csv)",
-                            f"expected {len(header)} columns, found fewer",
-                        ),
-                    )
-                else:
-                    yield start, dict(zip(header, values))
+                if values:  # not a blank line
+                    yield start, _csv_record(path, header, values, start, lines)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(
             f"{path}: corrupt gzip file ({exc}); re-create or re-download it"
         ) from None
+
+
+def _csv_header(path: Path, reader: Any, bad_lines: dict[int, str]) -> list[str] | None:
+    """The header record (None for an empty file).
+
+    Raises:
+        InputError: a malformed header, one that is not UTF-8, or duplicate column names.
+    """
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise InputError(f"{path}:1: header: malformed CSV ({exc}); fix the header line") from None
+    if 1 in bad_lines:
+        raise InputError(f"{path}:1: header: {bad_lines[1]}")
+    if not header:
+        return None
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise InputError(f"{path}:1: header: duplicate column names {duplicates}; rename them")
+    return header
+
+
+def _csv_record(
+    path: Path, header: list[str], values: list[str], start: int, lines: _CsvLines
+) -> Row | Problem:
+    """The record that runs from line ``start`` to the last line fed, or its first problem."""
+    end = lines.fed
+    bad = [n for n in range(start, end + 1) if n in lines.bad_lines]
+    if bad:
+        return Problem(str(path), bad[0], "(line)", lines.bad_lines[bad[0]])
+    if len(values) > len(header):
+        return Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found more")
+    if len(values) < len(header) and end > start:
+        return Problem(
+            str(path),
+            start,
+            "(csv)",
+            f"expected {len(header)} columns, found fewer in a record that runs from line "
+            f"{start} to line {end}; a quoted field is probably missing its closing quote",
+        )
+    if len(values) < len(header):
+        return Problem(str(path), start, "(csv)", f"expected {len(header)} columns, found fewer")
+    return dict(zip(header, values))
 
 
 def read_parquet(path: Path, batch_size: int = 4096) -> Iterator[tuple[int, Row | Problem]]:
@@ -369,7 +373,8 @@ def read_hf(path: Path) -> Iterator[tuple[int, Row | Problem]]:
         raise InputError(f"{path}: not a datasets directory ({exc})") from None
     if isinstance(dataset, DatasetDict):
         raise InputError(
-            f"{path}: holds several splits {list(dataset)}; pass one split's directory, e.g. {path}/train"
+            f"{path}: holds several splits {list(dataset)}; pass one split's "
+            f"directory, e.g. {path}/train"
         )
     yield from enumerate(dataset, start=1)
 

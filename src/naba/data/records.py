@@ -59,7 +59,8 @@ def _text_field(row: dict[str, Any], column: str, name: str, required: bool = Tr
     if required and is_blank(value):
         raise FieldError(
             name,
-            "expected a non-empty string, found only invisible characters (bidi or zero-width controls)",
+            "expected a non-empty string, found only invisible characters (bidi "
+            "or zero-width controls)",
         )
     return value
 
@@ -90,10 +91,12 @@ def _labels(
         elif multi and value.lstrip().startswith("["):
             raise FieldError(
                 column,
-                f"expected a list of labels, found a string that looks like a list {value!r:.60}; write it as a JSON list",
+                "expected a list of labels, found a string that looks like a list "
+                f"{value!r:.60}; write it as a JSON list",
             )
         elif multi and not string_labels and value.strip():
-            # "topics": "energy" is far more often a mistake in a converter than a deliberate single label.
+            # "topics": "energy" is far more often a mistake in a converter than a deliberate single
+            # label.
             found = json.dumps(value, ensure_ascii=False)
             raise FieldError(
                 column,
@@ -149,7 +152,8 @@ def to_record(
         if title is not None and title.strip():
             record["title"] = title
         if require_label or row.get(label_column) is not None:
-            # The canonical "topics" field is a list; a column the user mapped may hold one label as a string.
+            # The canonical "topics" field is a list; a column the user mapped may hold one label as
+            # a string.
             strings = string_labels or label_column != DEFAULT_LABEL_COLUMN["topic"]
             record["topics"] = _labels(
                 row, label_column, cols.label_separator, multi=True, string_labels=strings
@@ -205,11 +209,18 @@ def check_header(path: str | Path, header: Iterable[str], wanted: dict[str, str]
             c for c in found if c.strip().casefold() == column.casefold()
         ] or difflib.get_close_matches(column, found, n=1)
         if close:
-            hint = f"did you mean {close[0]!r}? rename it to {column!r}, or pass {flag} {close[0]} ({key_path} in a training config)"
+            hint = (
+                f"did you mean {close[0]!r}? rename it to {column!r}, or pass {flag} "
+                f"{close[0]} ({key_path} in a training config)"
+            )
         else:
-            hint = f"add it, or name the column that holds it with {flag} ({key_path} in a training config)"
+            hint = (
+                f"add it, or name the column that holds it with {flag} ({key_path} "
+                "in a training config)"
+            )
         raise InputError(
-            f"{path}:1: header: expected a {column!r} column, found {', '.join(map(repr, found)) or 'none'}; {hint}"
+            f"{path}:1: header: expected a {column!r} column, found "
+            f"{', '.join(map(repr, found)) or 'none'}; {hint}"
         )
 
 
@@ -289,7 +300,8 @@ def unknown_labels(
     columns: ColumnsConfig | None = None,
     fmt: str = "auto",
 ) -> tuple[list[str], int, int | None]:
-    """Labels in a (valid) file outside ``known``: ``(sorted labels, rows holding them, first such line)``.
+    """Labels in a (valid) file outside ``known``: ``(sorted labels, rows holding them, first such
+    line)``.
 
     For error messages that name the line: ``FILE:LINE: topics: labels [...] ...``.
     """

@@ -87,7 +87,8 @@ def _targets(n: int, ratios: dict[str, float]) -> dict[str, float]:
 def _stratified(
     items: list[int], keys: list[str], ratios: dict[str, float], rng: random.Random
 ) -> dict[int, str]:
-    """Per key, shuffle and cut by ratio; carry rounding so small classes still reach dev and test."""
+    """Per key, shuffle and cut by ratio; carry rounding so small classes still reach dev and
+    test."""
     by_key: dict[str, list[int]] = defaultdict(list)
     for index, key in zip(items, keys):
         by_key[key].append(index)
@@ -112,7 +113,8 @@ def _stratified(
 def iterative_stratification(
     label_sets: list[list[str]], ratios: dict[str, float], rng: random.Random
 ) -> list[str]:
-    """Assign each example to a split so every label is spread by ``ratios`` (Sechidis et al. 2011)."""
+    """Assign each example to a split so every label is spread by ``ratios`` (Sechidis et al.
+    2011)."""
     n = len(label_sets)
     wanted = _targets(n, ratios)
     label_counts = Counter(label for labels in label_sets for label in set(labels))
@@ -206,43 +208,19 @@ def split_records(
     """
     if not 0 < dev < 1 or not 0 < test < 1 or dev + test >= 1:
         raise ValueError(
-            f"expected dev and test fractions in (0, 1) summing below 1, found dev={dev}, test={test}"
+            "expected dev and test fractions in (0, 1) summing below 1, found "
+            f"dev={dev}, test={test}"
         )
     rng = random.Random(seed)
     kept, dedup_report = deduplicate(records, task)
     ratios = {"train": 1 - dev - test, "dev": dev, "test": test}
-    indices = list(range(len(kept)))
-    groups: dict[str, list[int]] = defaultdict(list)
+    claims: set[str] | None = None
     if task == "topic":
-        label_sets = [labels_of(r, task) for r in kept]
-        multi = any(len(labels) > 1 for labels in label_sets)
-        if multi:
-            split_of = dict(enumerate(iterative_stratification(label_sets, ratios, rng)))
-            mode = "iterative stratification (multi-label)"
-        else:
-            split_of = _stratified(indices, [labels[0] for labels in label_sets], ratios, rng)
-            mode = "stratified (single-label)"
+        split_of, mode = _split_topics(kept, ratios, rng)
     else:
-        # Many distinct targets means claim-style data (every headline its own
-        # target): keep each whole. Otherwise only sentence-long targets are claims.
-        claim_style = len({r["target"] for r in kept}) > many_targets
-
-        def is_group(target: str) -> bool:
-            if grouping == "auto":
-                return claim_style or len(target.split()) >= claim_min_words
-            return grouping == "target"
-
-        loose = []
-        for index, record in enumerate(kept):
-            if is_group(record["target"]):
-                groups[dedup_key(record["target"])].append(index)
-            else:
-                loose.append(index)
-        split_of = _stratified(
-            loose, [f"{kept[i]['target']}\x1f{kept[i]['stance']}" for i in loose], ratios, rng
+        split_of, mode, claims = _split_stance(
+            kept, ratios, rng, grouping, claim_min_words, many_targets
         )
-        split_of.update(_grouped(groups, ratios, rng))
-        mode = f"stance: {len(groups)} claims kept whole, {len(loose)} rows of named targets stratified by (target, stance)"
     splits = {name: [r for i, r in enumerate(kept) if split_of[i] == name] for name in SPLITS}
     report = {
         "task": task,
@@ -256,9 +234,58 @@ def split_records(
             for name, rows in splits.items()
         },
         **dedup_report,
-        "leakage": leakage_report(splits, task, set(groups) if task == "stance" else None),
+        "leakage": leakage_report(splits, task, claims),
     }
     return SplitResult(splits=splits, report=report)
+
+
+def _split_topics(
+    kept: list[dict[str, Any]], ratios: dict[str, float], rng: random.Random
+) -> tuple[dict[int, str], str]:
+    """Each topic record's split, stratified by its labels, and how."""
+    label_sets = [labels_of(r, "topic") for r in kept]
+    if any(len(labels) > 1 for labels in label_sets):
+        split_of = dict(enumerate(iterative_stratification(label_sets, ratios, rng)))
+        return split_of, "iterative stratification (multi-label)"
+    indices = list(range(len(kept)))
+    split_of = _stratified(indices, [labels[0] for labels in label_sets], ratios, rng)
+    return split_of, "stratified (single-label)"
+
+
+def _split_stance(
+    kept: list[dict[str, Any]],
+    ratios: dict[str, float],
+    rng: random.Random,
+    grouping: Literal["auto", "target", "none"],
+    claim_min_words: int,
+    many_targets: int,
+) -> tuple[dict[int, str], str, set[str]]:
+    """Each stance record's split, how, and the claims kept whole (normalised targets)."""
+    # Many distinct targets means claim-style data (every headline its own
+    # target): keep each whole. Otherwise only sentence-long targets are claims.
+    claim_style = len({r["target"] for r in kept}) > many_targets
+
+    def is_group(target: str) -> bool:
+        if grouping == "auto":
+            return claim_style or len(target.split()) >= claim_min_words
+        return grouping == "target"
+
+    groups: dict[str, list[int]] = defaultdict(list)
+    loose = []
+    for index, record in enumerate(kept):
+        if is_group(record["target"]):
+            groups[dedup_key(record["target"])].append(index)
+        else:
+            loose.append(index)
+    split_of = _stratified(
+        loose, [f"{kept[i]['target']}\x1f{kept[i]['stance']}" for i in loose], ratios, rng
+    )
+    split_of.update(_grouped(groups, ratios, rng))
+    mode = (
+        f"stance: {len(groups)} claims kept whole, {len(loose)} rows of named targets "
+        "stratified by (target, stance)"
+    )
+    return split_of, mode, set(groups)
 
 
 def leakage_report(

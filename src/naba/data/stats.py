@@ -1,4 +1,5 @@
-"""``naba data stats``: label distribution, lengths in words (and tokens) and duplicates, in one pass."""
+"""``naba data stats``: label distribution, lengths in words (and tokens) and duplicates, in one
+pass."""
 
 from __future__ import annotations
 

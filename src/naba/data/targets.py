@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from naba.config import ConfigError
+from naba.config_loading import ConfigError
 
 SEPARATOR = " ، "  # between the descriptions of one target (an Arabic comma)
 # An identifier-like target: Latin letters, digits, "_", "-" or "." (one letter at least), no space.

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from naba.config import ConfigError, format_validation_error
+from naba.config_loading import ConfigError, format_validation_error
 from naba.text import normalize
 
 _CLITICS = ("", "و", "ف", "ب", "ل", "ك", "وب", "ول", "وك", "فب", "فل", "فك")
@@ -34,7 +34,8 @@ EXAMPLE = "example"  # --taxonomy example: the taxonomy packaged with naba (conf
 
 
 def example_taxonomy() -> Path:
-    """The example news taxonomy (eight topics), packaged with naba so it works outside the repository."""
+    """The example news taxonomy (eight topics), packaged with naba so it works outside the
+    repository."""
     from importlib.resources import files
 
     return Path(str(files("naba") / "resources" / "taxonomy.yaml"))
@@ -47,7 +48,8 @@ class TaxonomyMatch(BaseModel):
 
 
 class TaxonomyFile(BaseModel):
-    """A taxonomy file (``configs/taxonomy.yaml``): ``topics: {name: [phrase, ...]}`` and matching options."""
+    """A taxonomy file (``configs/taxonomy.yaml``): ``topics: {name: [phrase, ...]}`` and matching
+    options."""
 
     model_config = ConfigDict(extra="forbid")
     match: TaxonomyMatch = TaxonomyMatch()
@@ -123,7 +125,8 @@ class Taxonomy:
         return cls.from_dict(data, str(path))
 
     def match_text(self, text: str) -> list[tuple[str, str]]:
-        """``(topic, phrase)`` for each non-overlapping phrase found, longest first at each position."""
+        """``(topic, phrase)`` for each non-overlapping phrase found, longest first at each
+        position."""
         tokens = _fold(text)
         found: list[tuple[str, str]] = []
         position = 0

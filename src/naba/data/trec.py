@@ -54,7 +54,8 @@ def parse_trec(text: str, name: str) -> dict[str, Any] | Problem:
             name,
             None,
             "TEXT",
-            "expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found none; the document is skipped",
+            "expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found "
+            "none; the document is skipped",
         )
     record: dict[str, Any] = {"id": fields["DOCNO"], "text": text, "topics": [fields["CAT"]]}
     if fields["TITLE"]:

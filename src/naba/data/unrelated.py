@@ -17,16 +17,18 @@ from naba.text import normalize
 
 
 def neutral_label(labels: Sequence[str], configured: str | None, source: Any) -> str:
-    """The stance label meaning "no stance": the configured one, else the first conventional name among ``labels``.
+    """The stance label meaning "no stance": the configured one, else the first conventional name
+    among ``labels``.
 
     Raises:
-        InputError: the configured label is not a label of the data, or none is configured and none is recognised.
+        InputError: the configured label is not a label of the data, or none is configured and none
+            is recognised.
     """
     if configured is not None:
         if configured not in labels:
             raise InputError(
-                f"{source}: tasks.stance.neutral_label: {configured!r} is not a stance label of the data "
-                f"({', '.join(labels)}); set it to one of them"
+                f"{source}: tasks.stance.neutral_label: {configured!r} is not a stance label of "
+                f"the data ({', '.join(labels)}); set it to one of them"
             )
         return configured
     lowered = {label.lower(): label for label in labels}
@@ -34,9 +36,9 @@ def neutral_label(labels: Sequence[str], configured: str | None, source: Any) ->
         if name in lowered:
             return lowered[name]
     raise InputError(
-        f"{source}: tasks.stance.unrelated: none of the stance labels ({', '.join(labels)}) is a neutral "
-        f"label ({', '.join(NEUTRAL_LABELS)}); set tasks.stance.neutral_label to the label meaning "
-        "'no stance toward the target', or tasks.stance.unrelated=false"
+        f"{source}: tasks.stance.unrelated: none of the stance labels ({', '.join(labels)}) is a "
+        f"neutral label ({', '.join(NEUTRAL_LABELS)}); set tasks.stance.neutral_label to the label "
+        "meaning 'no stance toward the target', or tasks.stance.unrelated=false"
     )
 
 
@@ -68,7 +70,8 @@ def unrelated_pairs(
     targets: Sequence[str] | None = None,
     id_prefix: str = "unrelated",
 ) -> list[dict[str, Any]]:
-    """Up to ``ratio x len(records)`` distinct (text, other target) stance records labelled ``label``.
+    """Up to ``ratio x len(records)`` distinct (text, other target) stance records labelled
+    ``label``.
 
     Texts are the records' own and ``extra_texts`` (taken in a seeded shuffled
     round), minus those whose key is in ``exclude``; each is paired with a

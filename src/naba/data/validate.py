@@ -63,46 +63,9 @@ def validate_file(
             continue
         row_problems = []
         if allowed is not None:
-            unknown = [label for label in labels_of(item, task) if label not in allowed]
-            if unknown:
-                field = "topics" if task == "topic" else "stance"
-                row_problems.append(
-                    Problem(
-                        name,
-                        line,
-                        field,
-                        f"expected labels from {sorted(allowed)}, found unknown {unknown}",
-                    )
-                )
-        if item["id"] in seen_ids:
-            row_problems.append(
-                Problem(
-                    name,
-                    line,
-                    "id",
-                    f"expected a unique id, found {item['id']!r} already used on line {seen_ids[item['id']]}",
-                )
-            )
-        else:
-            seen_ids[item["id"]] = line
-        key = (
-            dedup_key(item["text"])
-            if task == "topic"
-            else dedup_key(item["target"]) + "\x1f" + dedup_key(item["text"])
-        )
-        digest = text_digest(key)
-        if digest in seen_texts:
-            what = "text" if task == "topic" else "target+text pair"
-            row_problems.append(
-                Problem(
-                    name,
-                    line,
-                    "text",
-                    f"expected a unique {what}, found a duplicate of line {seen_texts[digest]} (after normalisation)",
-                )
-            )
-        else:
-            seen_texts[digest] = line
+            row_problems += _unknown_labels(name, line, item, task, allowed)
+        row_problems += _repeated_id(name, line, item, seen_ids)
+        row_problems += _repeated_text(name, line, item, task, seen_texts)
         summary.problems += len(row_problems)
         summary.valid += not row_problems
         yield from row_problems
@@ -115,3 +78,49 @@ def validate_file(
             "(file)",
             f"expected at least one {task} row, found none (the file is empty or blank)",
         )
+
+
+def _unknown_labels(
+    name: str, line: int, item: dict[str, Any], task: Task, allowed: set[str]
+) -> list[Problem]:
+    unknown = [label for label in labels_of(item, task) if label not in allowed]
+    if not unknown:
+        return []
+    field = "topics" if task == "topic" else "stance"
+    message = f"expected labels from {sorted(allowed)}, found unknown {unknown}"
+    return [Problem(name, line, field, message)]
+
+
+def _repeated_id(
+    name: str, line: int, item: dict[str, Any], seen_ids: dict[str, int]
+) -> list[Problem]:
+    """A problem when the row's id was seen before; else the id is remembered."""
+    if item["id"] not in seen_ids:
+        seen_ids[item["id"]] = line
+        return []
+    message = (
+        f"expected a unique id, found {item['id']!r} already used on line {seen_ids[item['id']]}"
+    )
+    return [Problem(name, line, "id", message)]
+
+
+def _repeated_text(
+    name: str, line: int, item: dict[str, Any], task: Task, seen_texts: dict[bytes, int]
+) -> list[Problem]:
+    """A problem when the row's text (stance: target and text) was seen before, after
+    normalisation; else its digest is remembered."""
+    key = (
+        dedup_key(item["text"])
+        if task == "topic"
+        else dedup_key(item["target"]) + "\x1f" + dedup_key(item["text"])
+    )
+    digest = text_digest(key)
+    if digest not in seen_texts:
+        seen_texts[digest] = line
+        return []
+    what = "text" if task == "topic" else "target+text pair"
+    message = (
+        f"expected a unique {what}, found a duplicate of line {seen_texts[digest]} "
+        "(after normalisation)"
+    )
+    return [Problem(name, line, "text", message)]

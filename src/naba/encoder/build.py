@@ -1,4 +1,5 @@
-"""What every offline encoder is built from: corpus text, a deterministic WordPiece vocabulary, a BERT.
+"""What every offline encoder is built from: corpus text, a deterministic WordPiece vocabulary, a
+BERT.
 
 ``naba encoder tiny`` and ``naba pretrain`` from scratch build their BERT
 here (:func:`build_bert`), so the two are the same shape and pipeline; the
@@ -71,53 +72,18 @@ def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512)
 
     Args:
         texts: Normalised texts.
-        vocab_size: Pieces, special tokens included (more when the corpus has more characters than that).
+        vocab_size: Pieces, special tokens included (more when the corpus has more characters than
+            that).
         max_positions: The ``model_max_length`` written with the tokenizer.
 
     Returns:
         A ``PreTrainedTokenizerFast``.
     """
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        trainers,
-    )
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
-    bpe.normalizer = normalizers.NFC()
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.BertPreTokenizer(),
-            pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, show_progress=False
-    )
-    bpe.train_from_iterator((t.replace(_WORD_START, " ") for t in texts), trainer=trainer)
-    learned = [
-        piece
-        for piece, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1])
-        if piece not in SPECIAL_TOKENS
-    ]
-    vocab: dict[str, int] = {}
-    for piece in SPECIAL_TOKENS:
-        vocab[piece] = len(vocab)
-    for char in (p for p in learned if len(p) == 1 and p != _WORD_START):
-        for piece in (char, "##" + char):
-            vocab.setdefault(piece, len(vocab))
-    for piece in learned:  # ids follow merge rank: the most frequent merges first
-        if len(vocab) >= vocab_size:
-            break
-        converted = piece[len(_WORD_START) :] if piece.startswith(_WORD_START) else "##" + piece
-        if converted and converted != "##":
-            vocab.setdefault(converted, len(vocab))
-
+    vocab = _wordpiece_vocabulary(_bpe_pieces(texts, vocab_size), vocab_size)
     tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -139,6 +105,48 @@ def train_wordpiece(texts: list[str], vocab_size: int, max_positions: int = 512)
     )
 
 
+def _bpe_pieces(texts: list[str], vocab_size: int) -> list[str]:
+    """The pieces BPE learns on ``texts`` (words marked with a word-start symbol), in merge
+    rank order, without the special tokens."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.BertPreTokenizer(),
+            pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    bpe.train_from_iterator((t.replace(_WORD_START, " ") for t in texts), trainer=trainer)
+    return [
+        piece
+        for piece, _ in sorted(bpe.get_vocab().items(), key=lambda item: item[1])
+        if piece not in SPECIAL_TOKENS
+    ]
+
+
+def _wordpiece_vocabulary(learned: list[str], vocab_size: int) -> dict[str, int]:
+    """The BPE pieces as a WordPiece vocabulary: the special tokens, every character in both
+    forms, then ``▁piece`` -> ``piece`` and ``piece`` -> ``##piece`` up to ``vocab_size``."""
+    vocab: dict[str, int] = {}
+    for piece in SPECIAL_TOKENS:
+        vocab[piece] = len(vocab)
+    for char in (p for p in learned if len(p) == 1 and p != _WORD_START):
+        for piece in (char, "##" + char):
+            vocab.setdefault(piece, len(vocab))
+    for piece in learned:  # ids follow merge rank: the most frequent merges first
+        if len(vocab) >= vocab_size:
+            break
+        converted = piece[len(_WORD_START) :] if piece.startswith(_WORD_START) else "##" + piece
+        if converted and converted != "##":
+            vocab.setdefault(converted, len(vocab))
+    return vocab
+
+
 def build_bert(
     texts: list[str],
     output: Path,
@@ -155,7 +163,8 @@ def build_bert(
 
     Args:
         texts: Normalised texts.
-        output: The directory to write (atomically): ``model.safetensors``, ``config.json``, the tokenizer.
+        output: The directory to write (atomically): ``model.safetensors``, ``config.json``, the
+            tokenizer.
         layers, hidden, heads: The encoder's shape (``intermediate_size`` is ``4 x hidden``).
         vocab_size: WordPiece pieces, special tokens included (see :func:`train_wordpiece`).
         max_positions: The longest input the encoder accepts.
@@ -163,7 +172,8 @@ def build_bert(
         overwrite: Replace an existing ``output``.
 
     Returns:
-        The vocabulary size (more than ``vocab_size`` when the texts have more characters than that).
+        The vocabulary size (more than ``vocab_size`` when the texts have more characters than
+        that).
 
     Raises:
         FileExistsError: ``output`` exists and ``overwrite`` is false.

@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "create_app": "naba.serve.app",
-    "serve": "naba.serve.app",
+    "serve": "naba.serve.server",
     "ServeSettings": "naba.serve.app",
     "MicroBatcher": "naba.serve.batcher",
 }

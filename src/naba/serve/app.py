@@ -1,4 +1,4 @@
-"""The HTTP service: ``create_app(classifier, settings)`` and ``serve(model_dir, ...)``.
+"""The HTTP service's app: ``create_app(classifier, settings)`` (run by :mod:`naba.serve.server`).
 
 Endpoints:
 
@@ -47,20 +47,17 @@ logs (:mod:`naba.serve.logs`), metrics (:mod:`naba.serve.metrics`), TLS,
 signals and graceful shutdown (:mod:`naba.serve.process`).
 
 The service reads nothing from disk after start-up but its API key file (on
-SIGHUP) and takes no file paths from requests; :func:`serve` binds 127.0.0.1
+SIGHUP) and takes no file paths from requests; :func:`naba.serve.server.serve` binds 127.0.0.1
 unless told otherwise, and another address only with API keys or ``no_auth``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI resolves endpoint
-# annotations at runtime, and the request model is a class local to create_app.
+# annotations at runtime, and the request model is a class local to _add_classify_route.
 
 import asyncio
-import json
 import logging
-import os
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -72,9 +69,8 @@ from naba.infer.schema import prediction_json_schema
 from naba.serve.batcher import MicroBatcher, ServiceClosed
 from naba.serve.logs import RequestContext
 from naba.serve.metrics import ServiceMetrics, add_metrics_route, route_namer
-from naba.serve.process import ServerOptions, multiprocess_metrics, reload_on_sighup
 from naba.serve.schemas import ClassifyResponse, ErrorBody, ValidationErrorBody, request_model
-from naba.serve.security import ApiKeys, RequireKey, check_bind
+from naba.serve.security import ApiKeys, RequireKey
 from naba.serve.transport import BodyLimit, StrictJSONRoute, printable, validation_detail
 
 if TYPE_CHECKING:
@@ -189,8 +185,8 @@ def model_info(classifier: "Classifier", settings: ServeSettings) -> dict[str, A
 def _offline_docs(app: FastAPI) -> None:
     """``/docs`` (Swagger UI) and ``/redoc`` served from the package's own assets, never from a CDN.
 
-    The assets come from the ``fastapi-offline`` package (MIT; Swagger UI 5 itself is Apache-2.0, ReDoc MIT),
-    so an air-gapped network gets working interactive docs.
+    The assets come from the ``fastapi-offline`` package (MIT; Swagger UI 5 itself is Apache-2.0,
+    ReDoc MIT), so an air-gapped network gets working interactive docs.
     """
     from importlib.resources import files
 
@@ -224,7 +220,8 @@ def _offline_docs(app: FastAPI) -> None:
 def create_app(
     classifier: "Classifier", settings: ServeSettings | None = None, *, keys: ApiKeys | None = None
 ) -> FastAPI:
-    """Build the FastAPI app serving ``classifier`` (no server started; test it with ``TestClient``).
+    """Build the FastAPI app serving ``classifier`` (no server started; test it with
+    ``TestClient``).
 
     Args:
         classifier: A loaded :class:`naba.infer.classifier.Classifier`.
@@ -237,7 +234,8 @@ def create_app(
     Example:
         >>> from fastapi.testclient import TestClient  # doctest: +SKIP
         >>> client = TestClient(create_app(Classifier.load("runs/demo/model")))  # doctest: +SKIP
-        >>> client.post("/v1/classify", json={"articles": ["..."]}).json()["results"]  # doctest: +SKIP
+        >>> answer = client.post("/v1/classify", json={"articles": ["..."]})  # doctest: +SKIP
+        >>> answer.json()["results"]  # doctest: +SKIP
     """
     import naba
 
@@ -251,15 +249,6 @@ def create_app(
         warm_up=WARM_UP,
         observer=metrics,
     )
-    info = model_info(classifier, settings)
-    prediction_schema = prediction_json_schema()
-    stamp = {
-        "format_version": classifier.manifest.format_version,
-        "naba_version": classifier.manifest.naba_version,
-    }
-    ClassifyRequest = request_model(
-        settings.max_batch_size, settings.max_text_chars, settings.max_targets
-    )  # noqa: N806 - a class
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -291,6 +280,23 @@ def create_app(
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
 
+    _add_classify_route(app, classifier, settings, batcher)
+    _add_info_routes(app, model_info(classifier, settings), batcher)
+    return app
+
+
+def _add_classify_route(
+    app: FastAPI, classifier: "Classifier", settings: ServeSettings, batcher: MicroBatcher
+) -> None:
+    """``POST /v1/classify``, its request model built with the limits of ``settings``."""
+    stamp = {
+        "format_version": classifier.manifest.format_version,
+        "naba_version": classifier.manifest.naba_version,
+    }
+    ClassifyRequest = request_model(  # noqa: N806 - a class
+        settings.max_batch_size, settings.max_text_chars, settings.max_targets
+    )
+
     @app.post(
         "/v1/classify",
         response_model=ClassifyResponse,
@@ -320,6 +326,11 @@ def create_app(
             return JSONResponse({"detail": str(exc)}, status_code=503)
         return JSONResponse({"results": results, "model": stamp})
 
+
+def _add_info_routes(app: FastAPI, info: dict[str, Any], batcher: MicroBatcher) -> None:
+    """``GET /v1/schema``, ``/v1/model`` and the probes ``/healthz`` and ``/readyz``."""
+    prediction_schema = prediction_json_schema()
+
     @app.get("/v1/schema", summary="The JSON Schema of one prediction record")
     async def schema() -> dict[str, Any]:
         """What each of `results` is: the record of the Python API and `naba predict` too."""
@@ -331,9 +342,8 @@ def create_app(
 
     @app.get("/healthz", summary="Liveness, with micro-batching counters")
     async def healthz() -> dict[str, Any]:
-        worker = getattr(
-            app.state, "worker", None
-        )  # naba serve --workers N: which process answered
+        # naba serve --workers N: which process answered
+        worker = getattr(app.state, "worker", None)
         return {
             "status": "ok",
             **asdict(batcher.stats()),
@@ -346,166 +356,3 @@ def create_app(
             return JSONResponse({"status": "ready"})
         state = "shutting down" if batcher.closed else "warming up"
         return JSONResponse({"status": state}, status_code=503)
-
-    return app
-
-
-WORKER_ENV = "NABA_SERVE_WORKER"  # naba serve --workers N: what each worker process loads (JSON)
-
-
-def _claim_slot(directory: Path, workers: int) -> int:
-    """This worker's index in ``0 .. workers - 1``: the first slot file it creates (a dead worker's slot is taken over)."""
-    for attempt in range(2):
-        for slot in range(workers):
-            path = directory / f"worker-{slot}"
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if attempt == 1 and not _alive(int(path.read_text(encoding="utf-8") or 0)):
-                    path.write_text(
-                        str(os.getpid()), encoding="utf-8"
-                    )  # a restarted worker takes the dead one's slot
-                    return slot
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(str(os.getpid()))
-            return slot
-    return os.getpid() % workers
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return pid > 0
-
-
-def worker_device(device: str | None, slot: int) -> str | None:
-    """One model per GPU: under ``auto`` or ``cuda`` with several GPUs, worker ``k`` takes ``cuda:(k mod GPUs)``."""
-    import torch
-
-    name = (device or "auto").strip().lower()
-    if name in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
-        return f"cuda:{slot % torch.cuda.device_count()}"
-    return device
-
-
-def worker_app() -> FastAPI:
-    """The app of one ``naba serve --workers N`` process; uvicorn calls it in each worker (settings in ``NABA_SERVE_WORKER``)."""
-    import torch
-
-    from naba.infer.classifier import Classifier
-    from naba.serve.logs import configure_logging
-
-    spec = json.loads(os.environ[WORKER_ENV])
-    configure_logging(spec["log_format"], spec["log_level"])  # a new interpreter: no logging yet
-    slot = _claim_slot(Path(spec["slots"]), spec["workers"])
-    torch.set_num_threads(spec["threads"])
-    classifier = Classifier.load(
-        spec["model_dir"],
-        spec["precision"],
-        allow_pickle=spec["allow_pickle"],
-        device=worker_device(spec["device"], slot),
-        runtime=spec.get("runtime", "auto"),
-        threads=spec["threads"],
-    )
-    keys = ApiKeys.from_sources(spec["api_key_file"])  # read as each worker starts (SIGHUP)
-    app = create_app(classifier, ServeSettings(**spec["settings"]), keys=keys)
-    app.state.worker = slot
-    return app
-
-
-def serve(
-    model_dir: "str | Path",
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    precision: str = "fp32",
-    device: str | None = "auto",
-    settings: ServeSettings | None = None,
-    allow_pickle: bool = False,
-    workers: int = 1,
-    threads: int | None = None,
-    options: ServerOptions | None = None,
-    runtime: str = "auto",
-) -> None:
-    """Load a model directory and serve it over HTTP until SIGTERM or SIGINT (then exit cleanly).
-
-    Args:
-        model_dir: The directory ``naba train`` wrote.
-        host: Interface to bind; loopback by default. Another address needs API keys
-            (``options.api_key_file`` or ``NABA_API_KEYS``) or ``options.no_auth``.
-        port: TCP port (0: any free port).
-        precision: ``fp32``, ``bf16`` or ``int8``.
-        settings: Limits and batching.
-        allow_pickle: Allow pickle weights (never needed for naba's own models).
-        workers: Processes sharing the port, each with its own copy of the model (and, with
-            several GPUs, its own GPU: worker ``k`` takes ``cuda:(k mod GPUs)``); the kernel
-            hands each connection to one of them. Micro-batching works within a process.
-        threads: torch threads per process (default: the cores divided among the workers);
-            ONNX Runtime's intra-op threads too under ``runtime="onnx"``.
-        options: API keys, TLS, graceful shutdown, log format (:class:`ServerOptions`).
-        runtime: ``torch``, ``onnx`` or ``auto`` (see :meth:`Classifier.load`).
-
-    Raises:
-        ModelDirError: the model directory cannot be loaded.
-        NabaError: invalid settings or key file, or a public address without keys.
-    """
-    import uvicorn
-
-    from naba.infer.classifier import Classifier
-
-    settings = settings or ServeSettings()
-    options = options or ServerOptions()
-    keys = ApiKeys.from_sources(options.api_key_file)
-    check_bind(host, keys, options.no_auth)
-    if workers < 1:
-        raise NabaError(f"workers: expected 1 or more processes, found {workers}")
-    if threads is None and workers > 1:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    # Loaded here even with workers: a model that cannot load fails now, with its error, not in a worker restart loop.
-    classifier = Classifier.load(
-        model_dir,
-        precision,  # type: ignore[arg-type]
-        allow_pickle=allow_pickle,
-        device=device,
-        runtime=runtime,
-        threads=threads,
-    )
-    if workers == 1:
-        app = create_app(classifier, settings, keys=keys)
-        with reload_on_sighup(keys):
-            uvicorn.run(app, host=host, port=port, **options.uvicorn_kwargs(workers))
-        return
-    del classifier
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="naba-serve-") as slots:
-        os.environ[WORKER_ENV] = json.dumps(
-            {
-                "model_dir": str(model_dir),
-                "precision": precision,
-                "device": device,
-                "allow_pickle": allow_pickle,
-                "settings": asdict(settings),
-                "workers": workers,
-                "threads": threads,
-                "runtime": runtime,
-                "slots": slots,
-                "api_key_file": options.api_key_file,
-                "log_format": options.log_format,
-                "log_level": logging.getLogger().getEffectiveLevel(),
-            }
-        )
-        with multiprocess_metrics(Path(slots) / "metrics"):
-            uvicorn.run(
-                "naba.serve.app:worker_app",
-                host=host,
-                port=port,
-                **options.uvicorn_kwargs(workers),
-            )

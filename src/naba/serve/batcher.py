@@ -137,7 +137,8 @@ class MicroBatcher:
             if self._closed:
                 raise ServiceClosed("the service is shutting down")
             if self._thread is None:
-                # A daemon thread: an app that is never shut down (a test client) does not hang the interpreter.
+                # A daemon thread: an app that is never shut down (a test client) does not hang the
+                # interpreter.
                 self._thread = threading.Thread(target=self._run, name="naba-batcher", daemon=True)
                 self._thread.start()
 

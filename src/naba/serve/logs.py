@@ -230,7 +230,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str = "text", level: int | None = None) -> None:
-    """Write the root logger's records as ``text`` (as they are) or ``json`` (:class:`JsonFormatter`).
+    """Write the root logger's records as ``text`` (as they are) or ``json``
+    (:class:`JsonFormatter`).
 
     Called by ``naba serve`` and by each ``--workers`` process (a new
     interpreter, which inherits no logging configuration).

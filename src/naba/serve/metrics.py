@@ -1,4 +1,5 @@
-"""Prometheus metrics of the service, served at ``GET /metrics`` (an API key is needed when keys are set).
+"""Prometheus metrics of the service, served at ``GET /metrics`` (an API key is needed when keys are
+set).
 
 Every name starts with ``naba_``:
 
@@ -50,7 +51,8 @@ def multiprocess() -> bool:
 
 
 def fingerprint(model_dir: Any) -> str:
-    """The first 12 hex digits of the SHA-256 of the model directory's ``naba.json`` ("" if unreadable)."""
+    """The first 12 hex digits of the SHA-256 of the model directory's ``naba.json`` ("" if
+    unreadable)."""
     from pathlib import Path
 
     try:
@@ -60,7 +62,8 @@ def fingerprint(model_dir: Any) -> str:
 
 
 class ServiceMetrics:
-    """The service's metrics; also the batcher's observer (:class:`naba.serve.batcher.BatchObserver`).
+    """The service's metrics; also the batcher's observer
+    (:class:`naba.serve.batcher.BatchObserver`).
 
     Each app has its own registry (several apps in one process, as in tests,
     do not collide); in multiprocess mode the samples live in files and every
@@ -147,7 +150,8 @@ class ServiceMetrics:
     # ------------------------------------------------------------------ exposition
 
     def exposition(self) -> tuple[bytes, str]:
-        """The Prometheus text of every metric (of every worker in multiprocess mode), and its type."""
+        """The Prometheus text of every metric (of every worker in multiprocess mode), and its
+        type."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
         registry = self.registry
@@ -167,7 +171,8 @@ class ServiceMetrics:
 
 
 def route_namer(app: FastAPI) -> Callable[[dict], str]:
-    """``scope -> route template``: the matched route, a known path before routing (a 401), else ``other``."""
+    """``scope -> route template``: the matched route, a known path before routing (a 401), else
+    ``other``."""
     known: set[str] = set()
 
     def route_of(scope: dict) -> str:

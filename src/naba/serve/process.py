@@ -94,7 +94,8 @@ class ServerOptions:
 
 @contextmanager
 def reload_on_sighup(keys: ApiKeys | None) -> Iterator[None]:
-    """While serving in this process, SIGHUP re-reads the key file (on a thread: no I/O in the handler)."""
+    """While serving in this process, SIGHUP re-reads the key file (on a thread: no I/O in the
+    handler)."""
     if (
         keys is None
         or keys.file is None
@@ -115,7 +116,8 @@ def reload_on_sighup(keys: ApiKeys | None) -> Iterator[None]:
 
 @contextmanager
 def multiprocess_metrics(directory: Path) -> Iterator[None]:
-    """Point prometheus-client's multiprocess mode at ``directory`` unless the environment already does."""
+    """Point prometheus-client's multiprocess mode at ``directory`` unless the environment already
+    does."""
     from naba.serve.metrics import MULTIPROC_ENV
 
     if os.environ.get(MULTIPROC_ENV):

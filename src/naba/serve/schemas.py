@@ -1,11 +1,12 @@
-"""The request and response bodies of the service, as pydantic models (they make its OpenAPI schema).
+"""The request and response bodies of the service, as pydantic models (they make its OpenAPI
+schema).
 
 The request model is built per app (:func:`request_model`), with the app's
 limits baked in: its messages name the article index and the limit.
 """
 
-# No ``from __future__ import annotations`` here: pydantic resolves the annotations of the request model,
-# a class local to request_model, at runtime.
+# No ``from __future__ import annotations`` here: pydantic resolves the annotations of the
+# request model, a class local to request_model, at runtime.
 
 from typing import Annotated, Any, Literal
 
@@ -32,7 +33,8 @@ def _article_tag(value: Any) -> str | None:
 
 
 class ArticleIn(BaseModel):
-    """One article as a record. Other fields (a canonical JSONL row's labels, date, url) are ignored."""
+    """One article as a record. Other fields (a canonical JSONL row's labels, date, url) are
+    ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -65,7 +67,8 @@ ArticleItem = Annotated[
 
 
 def blank_text(text: str) -> str | None:
-    """Why a text cannot be classified (empty, whitespace or invisible only), in the words of ``naba predict``; None if it can."""
+    """Why a text cannot be classified (empty, whitespace or invisible only), in the words of ``naba
+    predict``; None if it can."""
     from naba.data.records import FieldError, required_text
 
     try:
@@ -73,6 +76,19 @@ def blank_text(text: str) -> str | None:
     except FieldError as exc:
         return exc.message
     return None
+
+
+REQUEST_EXAMPLE = {
+    "articles": [
+        "ارتفعت أسعار النفط بعد قرار أوبك خفض الإنتاج",
+        {
+            "id": "a-2",
+            "title": "قمة عربية في الرياض",
+            "text": "...",
+            "target": "العمل عن بعد",
+        },
+    ]
+}
 
 
 def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[BaseModel]:
@@ -85,28 +101,11 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
     """
 
     class ClassifyRequest(BaseModel):
-        model_config = ConfigDict(
-            extra="forbid",
-            json_schema_extra={
-                "examples": [
-                    {
-                        "articles": [
-                            "ارتفعت أسعار النفط بعد قرار أوبك خفض الإنتاج",
-                            {
-                                "id": "a-2",
-                                "title": "قمة عربية في الرياض",
-                                "text": "...",
-                                "target": "العمل عن بعد",
-                            },
-                        ]
-                    }
-                ]
-            },
-        )
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [REQUEST_EXAMPLE]})
 
         articles: list[ArticleItem] = Field(
-            description=f"1 to {max_articles} articles: strings, or records with `text` and optional `id`, `title`, "
-            f"`target`; each text at most {max_chars} characters."
+            description=f"1 to {max_articles} articles: strings, or records with `text` and "
+            f"optional `id`, `title`, `target`; each text at most {max_chars} characters."
         )
         targets: list[str] | None = Field(
             default=None,
@@ -139,59 +138,13 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
         @field_validator("articles", mode="before")
         @classmethod
         def _count(cls, value: Any) -> Any:
-            # Before item validation: a request of a million articles is refused without validating them.
-            if isinstance(value, list):
-                if not value:
-                    raise PydanticCustomError(
-                        "articles_empty", "articles: empty; send at least one article"
-                    )
-                if len(value) > max_articles:
-                    raise PydanticCustomError(
-                        "too_many_articles",
-                        "articles: {found} articles, the limit is {limit} per request (max_batch_size); "
-                        "split them over several requests",
-                        {"found": len(value), "limit": max_articles},
-                    )
-            return value
+            return _check_article_count(value, max_articles)
 
         @field_validator("articles")
         @classmethod
         def _texts(cls, value: list[Any]) -> list[Any]:
             for i, article in enumerate(value):
-                fields = (
-                    {"text": article}
-                    if isinstance(article, str)
-                    else {
-                        "id": article.id if isinstance(article.id, str) else None,
-                        "title": article.title,
-                        "text": article.text,
-                        "target": article.target,
-                    }
-                )
-                blank = blank_text(fields["text"])
-                if blank:
-                    raise PydanticCustomError(
-                        "empty_text",
-                        "article {index}: text: {reason}",
-                        {"index": i, "reason": blank},
-                    )
-                for name, text in fields.items():
-                    if text is None:
-                        continue
-                    if len(text) > max_chars and name != "id":
-                        raise PydanticCustomError(
-                            "text_too_long",
-                            "article {index}: {field} is {found} characters, the limit is {limit} (max_text_chars); "
-                            "shorten the article or split it",
-                            {"index": i, "field": name, "found": len(text), "limit": max_chars},
-                        )
-                    if _has_surrogates(text):
-                        raise PydanticCustomError(
-                            "invalid_text",
-                            "article {index}: {field} contains a lone surrogate (invalid Unicode); "
-                            "send UTF-8 text",
-                            {"index": i, "field": name},
-                        )
+                _check_article_texts(i, article, max_chars)
             return value
 
         @field_validator("targets", mode="before")
@@ -209,23 +162,82 @@ def request_model(max_articles: int, max_chars: int, max_targets: int) -> type[B
         @classmethod
         def _targets(cls, value: list[str] | None) -> list[str] | None:
             for i, target in enumerate(value or []):
-                if len(target) > max_chars:
-                    raise PydanticCustomError(
-                        "text_too_long",
-                        "targets[{index}]: {found} characters, the limit is {limit} "
-                        "(max_text_chars)",
-                        {"index": i, "found": len(target), "limit": max_chars},
-                    )
-                if _has_surrogates(target):
-                    raise PydanticCustomError(
-                        "invalid_text",
-                        "targets[{index}]: contains a lone surrogate (invalid "
-                        "Unicode); send UTF-8 text",
-                        {"index": i},
-                    )
+                _check_target(i, target, max_chars)
             return value
 
     return ClassifyRequest
+
+
+def _check_article_count(value: Any, max_articles: int) -> Any:
+    """Before item validation: a request of a million articles is refused without validating
+    them."""
+    if isinstance(value, list):
+        if not value:
+            raise PydanticCustomError(
+                "articles_empty", "articles: empty; send at least one article"
+            )
+        if len(value) > max_articles:
+            raise PydanticCustomError(
+                "too_many_articles",
+                "articles: {found} articles, the limit is {limit} per request (max_batch_size); "
+                "split them over several requests",
+                {"found": len(value), "limit": max_articles},
+            )
+    return value
+
+
+def _check_article_texts(index: int, article: "str | ArticleIn", max_chars: int) -> None:
+    """Article ``index``'s text is not blank; its strings are short enough and encodable."""
+    fields = (
+        {"text": article}
+        if isinstance(article, str)
+        else {
+            "id": article.id if isinstance(article.id, str) else None,
+            "title": article.title,
+            "text": article.text,
+            "target": article.target,
+        }
+    )
+    blank = blank_text(fields["text"])
+    if blank:
+        raise PydanticCustomError(
+            "empty_text",
+            "article {index}: text: {reason}",
+            {"index": index, "reason": blank},
+        )
+    for name, text in fields.items():
+        if text is None:
+            continue
+        if len(text) > max_chars and name != "id":
+            raise PydanticCustomError(
+                "text_too_long",
+                "article {index}: {field} is {found} characters, the limit is {limit} "
+                "(max_text_chars); shorten the article or split it",
+                {"index": index, "field": name, "found": len(text), "limit": max_chars},
+            )
+        if _has_surrogates(text):
+            raise PydanticCustomError(
+                "invalid_text",
+                "article {index}: {field} contains a lone surrogate (invalid Unicode); "
+                "send UTF-8 text",
+                {"index": index, "field": name},
+            )
+
+
+def _check_target(index: int, target: str, max_chars: int) -> None:
+    """Request target ``index`` is short enough and encodable."""
+    if len(target) > max_chars:
+        raise PydanticCustomError(
+            "text_too_long",
+            "targets[{index}]: {found} characters, the limit is {limit} (max_text_chars)",
+            {"index": index, "found": len(target), "limit": max_chars},
+        )
+    if _has_surrogates(target):
+        raise PydanticCustomError(
+            "invalid_text",
+            "targets[{index}]: contains a lone surrogate (invalid Unicode); send UTF-8 text",
+            {"index": index},
+        )
 
 
 class ModelStamp(BaseModel):

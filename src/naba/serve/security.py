@@ -46,7 +46,8 @@ _KEY = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def parse_keys(text: str, where: str) -> list[str]:
-    """The keys in ``text``: one per line (or separated by commas/whitespace), ``#`` comments skipped.
+    """The keys in ``text``: one per line (or separated by commas/whitespace), ``#`` comments
+    skipped.
 
     Raises:
         NabaError: a key with characters a Bearer token cannot carry (the
@@ -119,7 +120,8 @@ class ApiKeys:
             self._keys = tuple(dict.fromkeys(k.encode("ascii") for k in keys))
 
     def reload(self) -> bool:
-        """Re-read the key file; on failure keep the keys in force. True when the keys were replaced."""
+        """Re-read the key file; on failure keep the keys in force. True when the keys were
+        replaced."""
         try:
             self._load()
         except NabaError as exc:
@@ -192,7 +194,8 @@ def bearer(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 
 class RequireKey:
-    """ASGI middleware: a 401 with ``WWW-Authenticate: Bearer`` for a request without a valid key."""
+    """ASGI middleware: a 401 with ``WWW-Authenticate: Bearer`` for a request without a valid
+    key."""
 
     def __init__(self, app: Any, keys: ApiKeys) -> None:
         self.app = app

@@ -1,4 +1,5 @@
-"""How a request reaches the app: a body-size limit, strict JSON parsing, and validation errors as JSON.
+"""How a request reaches the app: a body-size limit, strict JSON parsing, and validation errors as
+JSON.
 
 Bad input is answered with 413 or 422, never 500 (see :mod:`naba.serve.app`).
 """
@@ -25,7 +26,8 @@ def printable(value: Any) -> Any:
 
 
 class _StrictJSONRequest(Request):
-    """Every way a body can fail to parse as JSON raises JSONDecodeError, which FastAPI turns into a 422.
+    """Every way a body can fail to parse as JSON raises JSONDecodeError, which FastAPI turns into a
+    422.
 
     Without this, invalid UTF-8, nesting deeper than the parser's recursion
     limit and integers too long to convert reach FastAPI as other exceptions
@@ -61,7 +63,8 @@ class StrictJSONRoute(APIRoute):
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for a body over ``max_bytes``, by its header and by the bytes that arrive."""
+    """ASGI middleware: 413 for a body over ``max_bytes``, by its header and by the bytes that
+    arrive."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -131,7 +134,8 @@ def validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
             tuple(error.get("loc", ())) == ("body",)
             and error.get("type") == "model_attributes_type"
         ):
-            # FastAPI passes a body it did not parse as JSON (no or another Content-Type) on as bytes.
+            # FastAPI passes a body it did not parse as JSON (no or another Content-Type) on as
+            # bytes.
             msg = (
                 "body: expected a JSON object; send it with Content-Type: application/json"
                 if isinstance(error.get("input"), (bytes, bytearray))
