@@ -13,7 +13,8 @@ wording (the test of the module that writes it: test_readers, test_records,
 test_validate, test_pages, test_config, test_infer, test_train,
 test_reliability, test_serve), the expectation here ends in "…": it checks
 what comes before (the exit code, the file, line and field named, nothing
-written), not the wording again.
+written), not the wording again. A "…" inside an expectation stands for the
+words naba passes on from a library (json's, PyYAML's, gzip's, pydantic's).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, write_config
+from conftest import ROOT, Elided, write_config
 from naba.cli import app
 from naba.text import is_blank
 
@@ -78,8 +79,8 @@ def bad(name: str) -> Path:
 
 
 def pinned(line: str, expected: str) -> bool:
-    """``line`` is ``expected``, or starts with what precedes a final "…" (the wording after it is pinned elsewhere)."""
-    return line.startswith(expected[:-1]) if expected.endswith("…") else line == expected
+    """``line`` is ``expected`` with any text where it has "…" (see the module's docstring)."""
+    return line == Elided(expected)
 
 
 @pytest.fixture(scope="module")
@@ -123,14 +124,14 @@ VALIDATE = [
     Case(
         "truncated.jsonl",
         1,
-        "{f}:2: (json): expected a JSON object, found invalid JSON (Unterminated string starting at column 24)",
+        "{f}:2: (json): expected a JSON object, found invalid JSON (… at column 24)",
     ),
     Case("invalid_json.jsonl", 1, "{f}:1: (json): …"),
     Case("not_an_object.jsonl", 1, "{f}:1: (json): …"),
     Case(
         "nul_byte.jsonl",
         1,
-        "{f}:1: (json): expected a JSON object, found invalid JSON (Invalid control character at column 27)",
+        "{f}:1: (json): expected a JSON object, found invalid JSON (… at column 27)",
     ),
     Case(
         "deep_nesting.jsonl",
@@ -160,8 +161,7 @@ VALIDATE = [
     Case(
         "corrupt.jsonl.gz",
         2,
-        "error: {f}: corrupt gzip file (Compressed file ended before the end-of-stream marker was "
-        "reached); re-create or re-download it",
+        "error: {f}: corrupt gzip file (…); re-create or re-download it",
     ),
     Case("bom.jsonl", 0, "{f}: 1 rows, 1 valid, 0 problems"),
     Case("bom.csv", 0, "{f}: 1 rows, 1 valid, 0 problems"),
@@ -438,11 +438,11 @@ def _train(config: Path, out: Path, *options: str):
         ("config_empty.yaml", "error: {f}: …"),
         (
             "config_truncated.yaml",
-            "error: {f}:5: invalid YAML: expected ',' or ']', but got '<stream end>'",
+            "error: {f}:5: invalid YAML: …",
         ),
         (
             "config_latin1.yaml",
-            "error: {f}: not UTF-8 text (invalid continuation byte at byte 12); re-save it as UTF-8",
+            "error: {f}: not UTF-8 text (… at byte 12); re-save it as UTF-8",
         ),
         ("config_unknown_key.yaml", "error: {f}: …"),
         ("a_directory.jsonl", "error: {f}: …"),
@@ -459,8 +459,8 @@ TRAIN_DATA = [
         "topic",
         "train",
         "truncated.jsonl",
-        "error: {f}:2: (json): expected a JSON object, found invalid JSON (Unterminated string "
-        "starting at column 24) (run `naba data validate {f} --task topic` to list every problem)",
+        "error: {f}:2: (json): expected a JSON object, found invalid JSON (… at column 24) "
+        "(run `naba data validate {f} --task topic` to list every problem)",
     ),
     (
         "topic",
@@ -486,7 +486,7 @@ TRAIN_DATA = [
         "topic",
         "dev",
         "unknown_topic.jsonl",
-        "error: {f}:1: topics: labels ['weather'] are not in the training label set",
+        "error: {f}:1: topics: labels ['weather'] are not in the training label set …",
     ),
     ("stance", "train", "stance_no_target.jsonl", "error: {f}:1: target: …"),
     ("stance", "test", "stance_unknown_label.jsonl", "error: {f}:1: stance: …"),
@@ -515,7 +515,7 @@ def test_train_bad_data(
     tasks[task][split] = str(bad(name))
     config = write_config(train_dir / f"{task}-{split}-{name}.yaml", tiny_encoder, tasks)
     line = _train(config, train_dir / f"model-{task}-{split}-{name}")
-    assert line.startswith(message.format(f=bad(name)).removesuffix("…")), line
+    assert pinned(line, message.format(f=bad(name))), line
 
 
 def test_train_refuses_pickle_weights(
@@ -580,13 +580,12 @@ MODEL_DIRS = [
     ),
     (
         "model_corrupt_manifest",
-        "error: {m}/naba.json: corrupt manifest (Unterminated string starting at: line 1 column 115 "
-        "(char 114)); retrain or restore the model directory",
+        "error: {m}/naba.json: corrupt manifest (…); retrain or restore the model directory",
     ),
     ("model_newer_format", "error: {m}/naba.json: …"),
     (
         "model_bad_schema",
-        "error: {m}/naba.json: tasks.topic.labels: Input should be a valid list; the manifest is damaged, "
+        "error: {m}/naba.json: tasks.topic.labels: …valid list; the manifest is damaged, "
         "retrain or restore it",
     ),
     (
@@ -839,8 +838,7 @@ def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(
         (("bom.jsonl", "no_such_file.jsonl"), "error: {1}: …"),
         (
             ("corrupt.jsonl.gz",),
-            "error: {0}: corrupt gzip file (Compressed file ended before the end-of-stream marker was reached); "
-            "re-create or re-download it",
+            "error: {0}: corrupt gzip file (…); re-create or re-download it",
         ),
     ],
 )
@@ -896,8 +894,8 @@ EVALUATE = [
     (
         "truncated.jsonl",
         "topic",
-        "error: {f}:2: (json): expected a JSON object, found invalid JSON (Unterminated string starting "
-        "at column 24) (run `naba data validate {f} --task topic` to list every problem)",
+        "error: {f}:2: (json): expected a JSON object, found invalid JSON (… at column 24) "
+        "(run `naba data validate {f} --task topic` to list every problem)",
     ),
     (
         "topics_string.jsonl",
