@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import Elided
 from naba.cli import app
 
 runner = CliRunner()
@@ -163,7 +164,7 @@ def test_import_missing_taxonomy(root: Path, tmp_path: Path) -> None:
 def test_import_bad_format_choice(tmp_path: Path) -> None:
     result = invoke("data", "import", tmp_path, "-f", "xml", "-o", tmp_path / "o.jsonl")
     assert result.exit_code == 2
-    assert "Invalid value for '--format' / '-f'" in result.stderr
+    assert "'--format'" in result.stderr  # the rest of the line is click's
     assert "Traceback" not in result.output
 
 
@@ -187,7 +188,7 @@ def test_validate_bad_file_lists_file_line_problems(tmp_path: Path) -> None:
     result = invoke("data", "validate", path, "--labels", "a,b")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{path}:2: (json): expected a JSON object, found invalid JSON (Expecting property name enclosed in double quotes at column 2)",
+        Elided(f"{path}:2: (json): expected a JSON object, found invalid JSON (… at column 2)"),
         f"{path}:3: text: expected a non-empty string, found an empty string",
         f"{path}:4: topics: expected labels from ['a', 'b'], found unknown ['zz']",
         f"{path}:4: id: expected a unique id, found '1' already used on line 1",

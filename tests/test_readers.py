@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Elided
 from naba.data.readers import detect_format, read_rows
 from naba.data.records import iter_records
 from naba.errors import InputError, Problem
@@ -77,7 +78,7 @@ def test_jsonl_bad_lines_reported_with_line_numbers_others_still_read(tmp_path: 
         (1, {"id": "1", "text": "x"}),
         (
             3,
-            f"{path}:3: (json): expected a JSON object, found invalid JSON (Expecting property name enclosed in double quotes at column 2)",
+            Elided(f"{path}:3: (json): expected a JSON object, found invalid JSON (… at column 2)"),
         ),
         (4, f"{path}:4: (json): expected a JSON object, found list"),
         (5, f"{path}:5: (json): expected a JSON object, found str"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import Elided
 from naba.config import ColumnsConfig
 from naba.data.validate import ValidationSummary, validate_file
 
@@ -47,7 +48,7 @@ def test_malformed_topic_corpus(tmp_path: Path) -> None:
         str(p) for p in validate_file(path, "topic", labels=["politics", "sports"], summary=summary)
     ]
     assert problems == [
-        f"{path}:2: (json): expected a JSON object, found invalid JSON (Expecting value at column 21)",
+        Elided(f"{path}:2: (json): expected a JSON object, found invalid JSON (… at column 21)"),
         f"{path}:3: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save the file as UTF-8",
         f"{path}:4: text: expected a non-empty string, found no 'text' field",
         f"{path}:5: text: expected a non-empty string, found an empty string",
