@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from conftest import Elided
 from naba.cli import app
 from naba.data.labelstudio import json_list, read_export
 from naba.errors import InputError
@@ -333,7 +333,7 @@ def test_bad_annotations_are_error_records_naming_file_line_and_field(
         ),
         (
             '[\n  {"data": {"text": "x"}},\n  {"data": \n]',
-            "{path}:4: not valid JSON (Expecting value); export it again from Label Studio",
+            "{path}:4: not valid JSON (…); export it again from Label Studio",
         ),
         ('[{"data": {"text": "x"}}', "{path}: the JSON list is not closed (the file is cut short)"),
     ],
@@ -343,10 +343,10 @@ def test_a_file_that_is_not_a_label_studio_export_is_one_clear_error(
 ) -> None:
     path = tmp_path / "export.json"
     path.write_text(text, encoding="utf-8")
-    message = message.replace("{path}", str(path))
-    with pytest.raises(InputError, match=re.escape(message)):
+    expected = message.replace("{path}", str(path))
+    with pytest.raises(InputError, match=Elided(expected).pattern):
         list(json_list(path))
     result = invoke(
         "data", "import", path, "--format", "label-studio", "-o", tmp_path / "out.jsonl"
     )
-    assert result.exit_code == 2 and result.stderr == f"error: {message}\n"
+    assert result.exit_code == 2 and result.stderr == Elided(f"error: {expected}\n")

@@ -21,6 +21,7 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from conftest import Elided  # noqa: E402
 from naba.errors import NabaError  # noqa: E402
 from naba.serve.app import ServeSettings, create_app  # noqa: E402
 from naba.serve.batcher import MicroBatcher  # noqa: E402
@@ -228,14 +229,14 @@ BAD = [
         "application/json",
         ["body", 17],
         "json_invalid",
-        "body is not valid JSON: Expecting ',' delimiter",
+        Elided("body is not valid JSON: …"),  # json's reason
     ),
     (
         b'{"articles": ["\xff"]}',
         "application/json",
         ["body", 15],
         "json_invalid",
-        "body is not valid JSON: invalid UTF-8 (invalid start byte)",
+        Elided("body is not valid JSON: invalid UTF-8 (…)"),
     ),
     (
         b"[" * 50_00 + b"]" * 50_00,
@@ -310,7 +311,7 @@ BAD = [
     ids=[f"{b[3]}-{i}" for i, b in enumerate(BAD)],
 )
 def test_bad_requests_are_422_with_clear_messages(
-    client, body: bytes, content_type: str, loc: list, kind: str, message: str | None
+    client, body: bytes, content_type: str, loc: list, kind: str, message: str | Elided | None
 ) -> None:
     response = _post(client, body, content_type)
     assert response.status_code == 422, response.text
