@@ -150,7 +150,8 @@ def main() -> int:
     cpu_file = _write(work / "test-cpu.jsonl", test[: args.cpu_test])
     env = {"TOKENIZERS_PARALLELISM": "false", **({} if gpu else {"CUDA_VISIBLE_DEVICES": ""})}
     print(
-        f"GPU check on {name}, torch {torch.__version__}; ANT topics, {args.train} train articles, {args.steps} steps of 32, "
+        f"GPU check on {name}, torch {torch.__version__}; ANT topics, {args.train} train articles, "
+        f"{args.steps} steps of 32, "
         f"2 windows x 256; logs in {work}"
     )
 
@@ -228,7 +229,8 @@ def main() -> int:
                 "predict",
                 f"{args.device}, {precision}",
                 f"{r['articles_per_s']:.1f} articles/s "
-                f"({r['articles_per_s'] / pipe['articles_per_s']:.2f}x pipeline); labels agree with CPU fp32 on "
+                f"({r['articles_per_s'] / pipe['articles_per_s']:.2f}x pipeline); labels agree "
+                "with CPU fp32 on "
                 f"{100 * agree:.1f}%",
                 f"{r['peak_gpu_mb']:.0f}",
                 f"{r['wall']:.0f}",

@@ -43,7 +43,8 @@ def main() -> None:
         if len(band):
             a = int(band[0])
             print(
-                f"\n{nearest[a]:.3f}: {rows[a]['text'][:120]!r}\n       {rows[partner[a]]['text'][:120]!r}"
+                f"\n{nearest[a]:.3f}: {rows[a]['text'][:120]!r}\n       "
+                f"{rows[partner[a]]['text'][:120]!r}"
             )
 
 

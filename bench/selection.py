@@ -132,7 +132,8 @@ def main() -> None:
                 args.results.write_text(json.dumps(vars(args) | {"curves": curves}, default=str))
     sizes = list(range(args.start, args.end + 1, args.step))
     print(
-        f"{args.data.name}: test macro-F1 of the sparse part, mean (min-max) over seeds {args.seeds}; "
+        f"{args.data.name}: test macro-F1 of the sparse part, mean (min-max) over seeds "
+        f"{args.seeds}; "
         f"pool: {len(train)} training articles"
     )
     print("| labels | " + " | ".join(args.strategies) + " |")

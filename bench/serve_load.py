@@ -369,7 +369,8 @@ def table(report: Report) -> str:
         )
         ms = [o.seconds * 1000 for o in group]
         lines.append(
-            f"| {kind} | {len(group)} | {codes} | {_percentile(ms, 0.5):.0f} | {_percentile(ms, 0.99):.0f} |"
+            f"| {kind} | {len(group)} | {codes} | {_percentile(ms, 0.5):.0f} | "
+            f"{_percentile(ms, 0.99):.0f} |"
         )
     return "\n".join(lines)
 
@@ -384,7 +385,8 @@ def summary(report: Report) -> str:
             f"({report.requests / report.wall_s:.1f} requests/s); server: {report.health}",
             "invalid requests: "
             + ", ".join(f"{k.removeprefix('invalid-')} {n}" for k, n in sorted(invalid.items())),
-            f"server RSS: {report.rss_after_warmup_mb:.0f} MB after the first {min(100, report.requests)} requests, "
+            f"server RSS: {report.rss_after_warmup_mb:.0f} MB after the first "
+            f"{min(100, report.requests)} requests, "
             f"{report.rss_end_mb:.0f} MB after the last; peak (VmHWM) {report.peak_rss_mb:.0f} MB",
             f"5xx or no answer: {report.server_errors}; keyless not answered 401: "
             f"{report.keyless_not_401}; invalid not answered 4xx: {report.invalid_not_4xx}; "

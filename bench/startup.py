@@ -98,14 +98,16 @@ def main() -> int:
             ("import", "import naba.infer.classifier"),
             (
                 "load",
-                f"first Classifier.load({args.model!r}, {precision!r}), importing torch + transformers",
+                f"first Classifier.load({args.model!r}, {precision!r}), importing torch + "
+                "transformers",
             ),
             ("again", f"second Classifier.load (same process, {precision})"),
             ("process", f"whole process: python + import + two loads ({precision})"),
         ):
             values = record[part]
             print(
-                f"| {label} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |"
+                f"| {label} | {statistics.median(values):.2f} | "
+                f"{min(values):.2f}-{max(values):.2f} |"
             )
     return 0
 

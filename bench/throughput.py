@@ -231,7 +231,8 @@ def main() -> int:
     args = parser.parse_args()
     if not Path(args.data).exists():
         print(
-            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' "
+            "machines)"
         )
         return 0
     import torch
@@ -262,7 +263,8 @@ def main() -> int:
         f"machine: {machine()}; torch threads {torch.get_num_threads()}; torch {torch.__version__}"
     )
     print(
-        f"model: {model_dir} (windows of {window.length} tokens, at most {window.max_windows}); data: {args.data}"
+        f"model: {model_dir} (windows of {window.length} tokens, at most {window.max_windows}); "
+        f"data: {args.data}"
     )
 
     work = Path(tempfile.mkdtemp(prefix="naba-throughput-"))
@@ -308,7 +310,8 @@ def main() -> int:
     ]
     naba_batches = list(token_batches(lengths, [1] * len(lengths), args.batch_size * window.length))
     print(
-        f"padding share at {window.length} tokens: naba {padding_share(lengths, naba_batches):.1%}; input order in "
+        f"padding share at {window.length} tokens: naba "
+        f"{padding_share(lengths, naba_batches):.1%}; input order in "
         f"batches of 32: {padding_share(lengths, [list(range(i, min(i + 32, len(lengths)))) for i in range(0, len(lengths), 32)]):.1%}"
     )
 
@@ -334,7 +337,8 @@ def main() -> int:
         median = len(speed_rows) / statistics.median(walls[runner.name])
         cpu = 1000 * min(cpus[runner.name]) / len(speed_rows)
         print(
-            f"| {runner.name} | {runner.batch} | {best:.2f} | {median:.2f} | {cpu:.0f} | {best / peer_rate:.2f}x |"
+            f"| {runner.name} | {runner.batch} | {best:.2f} | {median:.2f} | {cpu:.0f} | "
+            f"{best / peer_rate:.2f}x |"
         )
 
     if not args.skip_quality:
@@ -371,7 +375,8 @@ def quality(runners: list[Runner], quality_rows: list[dict], spec: Any) -> None:
             else "-"
         )
         print(
-            f"| {name} | {100 * metrics['macro_f1']:.2f} | {100 * metrics['accuracy']:.2f} | {agree} | "
+            f"| {name} | {100 * metrics['macro_f1']:.2f} | {100 * metrics['accuracy']:.2f} | "
+            f"{agree} | "
             f"{len(quality_rows) / wall:.2f} |"
         )
 
@@ -403,7 +408,8 @@ def latency(
     print("|---|---|---|---|")
     for name, values in times.items():
         print(
-            f"| {name} | {np.percentile(values, 50):.0f} | {np.percentile(values, 99):.0f} | {np.mean(values):.0f} |"
+            f"| {name} | {np.percentile(values, 50):.0f} | {np.percentile(values, 99):.0f} | "
+            f"{np.mean(values):.0f} |"
         )
 
 

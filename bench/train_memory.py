@@ -73,10 +73,12 @@ def main() -> int:
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in articles[-32:]), encoding="utf-8"
     )
     print(
-        f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, 2 windows x 256 tokens, fp32"
+        f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, 2 "
+        "windows x 256 tokens, fp32"
     )
     print(
-        "| articles in train | gradient checkpointing | peak RSS MB | vs off | samples/s | vs off | process s |"
+        "| articles in train | gradient checkpointing | peak RSS MB | vs off | samples/s | vs off "
+        "| process s |"
     )
     print("|---|---|---|---|---|---|---|")
     for n in args.articles:

@@ -86,7 +86,8 @@ def main() -> int:
     args = parser.parse_args()
     if not Path(args.data).exists():
         print(
-            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' "
+            "machines)"
         )
         return 0
     from naba.config import NormalizationConfig
@@ -166,19 +167,23 @@ def main() -> int:
                 )
             )
     print(
-        f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, fp32; "
+        f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, "
+        "fp32; "
         f"{args.repeats} round(s), naba and Trainer alternating"
     )
     peer = max(r["samples_per_s"] for r in results["HF Trainer"])
     print(
-        "| trainer | samples/s (best) | samples/s (median) | vs Trainer | peak RSS MB | process s | process CPU s |"
+        "| trainer | samples/s (best) | samples/s (median) | vs Trainer | peak RSS MB | process s "
+        "| process CPU s |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         rates = [r["samples_per_s"] for r in runs]
         print(
-            f"| {name} | {max(rates):.2f} | {statistics.median(rates):.2f} | {max(rates) / peer:.2f}x | "
-            f"{max(r['peak_rss_mb'] for r in runs):.0f} | {statistics.median(r['wall'] for r in runs):.0f} | "
+            f"| {name} | {max(rates):.2f} | {statistics.median(rates):.2f} | "
+            f"{max(rates) / peer:.2f}x | "
+            f"{max(r['peak_rss_mb'] for r in runs):.0f} | "
+            f"{statistics.median(r['wall'] for r in runs):.0f} | "
             f"{statistics.median(r['cpu_s'] for r in runs):.0f} |"
         )
     return 0

@@ -150,7 +150,8 @@ VALIDATE = [
     Case(
         "latin1.jsonl",
         1,
-        "{f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; re-save the file as UTF-8",
+        "{f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; re-save the "
+        "file as UTF-8",
     ),
     Case(
         "invalid_utf8.jsonl",
@@ -183,7 +184,8 @@ VALIDATE = [
     Case(
         "unknown_topic.jsonl",
         1,
-        "{f}:1: topics: expected labels from ['energy', 'politics', 'sports'], found unknown ['weather']",
+        "{f}:1: topics: expected labels from ['energy', 'politics', 'sports'], found unknown "
+        "['weather']",
         ("--labels", "energy,politics,sports"),
     ),
     Case("stance_no_target.jsonl", 1, "{f}:1: target: …", ("--task", "stance")),
@@ -208,8 +210,10 @@ VALIDATE = [
     Case(
         "renamed_column.csv",
         2,
-        "error: {f}:1: header: expected a 'text' column, found 'id', 'Text', 'topics'; did you mean "
-        "'Text'? rename it to 'text', or pass --text-column Text (columns.text_column in a training "
+        "error: {f}:1: header: expected a 'text' column, found 'id', 'Text', 'topics'; did you "
+        "mean "
+        "'Text'? rename it to 'text', or pass --text-column Text (columns.text_column in a "
+        "training "
         "config)",
     ),
     Case("renamed_column.csv", 0, "{f}: 1 rows, 1 valid, 0 problems", ("--text-column", "Text")),
@@ -217,7 +221,8 @@ VALIDATE = [
     Case(
         "unterminated_quote.csv",
         1,
-        "{f}:2: (csv): expected 3 columns, found fewer in a record that runs from line 2 to line 3; "
+        "{f}:2: (csv): expected 3 columns, found fewer in a record that runs from line 2 to line "
+        "3; "
         "a quoted field is probably missing its closing quote",
     ),
     Case("a_directory.jsonl", 2, "error: {f}: …"),
@@ -576,7 +581,8 @@ def _truncate(path: Path) -> None:
 MODEL_DIRS = [
     (
         "model_no_manifest",
-        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba train`)",
+        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba "
+        "train`)",
     ),
     (
         "model_corrupt_manifest",
@@ -590,7 +596,8 @@ MODEL_DIRS = [
     ),
     (
         "a_directory.jsonl",
-        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba train`)",
+        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba "
+        "train`)",
     ),
     (
         "empty.jsonl",
@@ -820,7 +827,8 @@ def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [f"0 rows: 0 predictions in {out}, 0 errors"]
     assert [r.getMessage() for r in caplog.records if r.name == "naba.infer.predict"] == [
-        f"warning: {bad('empty.jsonl')}: no rows (the file is empty or blank); nothing to classify in it"
+        f"warning: {bad('empty.jsonl')}: no rows (the file is empty or blank); nothing to classify "
+        "in it"
     ]
     assert out.read_bytes() == b""
 
@@ -832,7 +840,8 @@ def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(
         (("missing_column.csv",), "error: {0}:1: header: …"),
         (
             ("a_directory.jsonl",),
-            "error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, or the data "
+            "error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, or "
+            "the data "
             "files themselves",
         ),
         (("bom.jsonl", "no_such_file.jsonl"), "error: {1}: …"),
@@ -1090,7 +1099,8 @@ def test_service_refuses_a_1mb_article_with_the_limit_named(client, big: Path) -
     error = response.json()["detail"][0]
     assert error["type"] == "text_too_long"
     assert error["msg"] == (
-        f"article 1: text is {len(article['text'])} characters, the limit is 100000 (max_text_chars); "
+        f"article 1: text is {len(article['text'])} characters, the limit is 100000 "
+        "(max_text_chars); "
         "shorten the article or split it"
     )
 

@@ -104,7 +104,8 @@ def test_import_unmatched_and_errors_exit_1(root: Path, tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"1 articles matched no taxonomy rule (listed in {tmp_path / 'out.unmatched.jsonl'}): a-0",
         f"1 inputs could not be imported (reasons in {tmp_path / 'out.errors.jsonl'})",
-        f"  {pages / 'b.txt'}: (page): expected at least one article (headline then body), found an empty page",
+        f"  {pages / 'b.txt'}: (page): expected at least one article (headline then body), found "
+        "an empty page",
     ]
     assert out.read_text(encoding="utf-8") == ""
 
@@ -182,7 +183,8 @@ def test_validate_good_file(tmp_path: Path) -> None:
 def test_validate_bad_file_lists_file_line_problems(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_bytes(
-        b'{"id": "1", "text": "x", "topics": ["a"]}\n{oops\n{"id": "1", "text": "", "topics": ["a"]}\n'
+        b'{"id": "1", "text": "x", "topics": ["a"]}\n{oops\n{"id": "1", "text": "", "topics": '
+        b'["a"]}\n'
         b'{"id": "1", "text": "y", "topics": ["zz"]}\n'
     )
     result = invoke("data", "validate", path, "--labels", "a,b")

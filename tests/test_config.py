@@ -203,12 +203,14 @@ def test_no_task_configured(tmp_path: Path) -> None:
     [
         (
             "train.learning_rate",
-            "--set 'train.learning_rate': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5",
+            "--set 'train.learning_rate': expected KEY=VALUE with a dotted key, e.g. "
+            "train.learning_rate=3e-5",
         ),
         ("=3", "--set '=3': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"),
         (
             "train..x=1",
-            "--set 'train..x=1': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5",
+            "--set 'train..x=1': expected KEY=VALUE with a dotted key, e.g. "
+            "train.learning_rate=3e-5",
         ),
         (
             ".x=1",

@@ -204,7 +204,8 @@ def tokenizer(converted: tuple[Path, dict]):
 def reference() -> list[dict]:
     if not REFERENCE.exists():
         pytest.skip(
-            "../shared/notes/e5_reference.json is not present (it is only on the developers' machines)"
+            "../shared/notes/e5_reference.json is not present (it is only on the developers' "
+            "machines)"
         )
     return json.loads(REFERENCE.read_text(encoding="utf-8"))["items"]
 

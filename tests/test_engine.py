@@ -191,7 +191,8 @@ def test_resume_with_another_config_is_refused(
         json.dumps({**config.to_dict(), "seed": 99}), encoding="utf-8"
     )
     message = (
-        f"{work}: was started with another config (differs in seed); resume with the same config and --set options, "
+        f"{work}: was started with another config (differs in seed); resume with the same config "
+        "and --set options, "
         "or pass --overwrite to start again"
     )
     with pytest.raises(TrainingError, match=re.escape(message)):

@@ -63,7 +63,8 @@ def test_sigterm_during_training_keeps_the_checkpoints_and_says_resume(
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143
     assert stderr.strip().splitlines()[-1] == (
-        f"interrupted (SIGTERM): {work}/ keeps the checkpoints; run the same command with --resume to continue"
+        f"interrupted (SIGTERM): {work}/ keeps the checkpoints; run the same command with --resume "
+        "to continue"
     )
     assert not out.exists() and any(work.glob("topic/trainer/checkpoint-*"))
 
@@ -93,7 +94,8 @@ def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert stderr.strip().splitlines()[-1] == (
-        f"interrupted (Ctrl-C): the rows done so far are in {out}.partial; run the same command with --resume to continue"
+        f"interrupted (Ctrl-C): the rows done so far are in {out}.partial; run the same command "
+        "with --resume to continue"
     )
     assert (
         not out.exists()

@@ -114,7 +114,8 @@ def problems(src: Path) -> list[str]:
     """Everything wrong with the import graph under ``src``: unlayered modules, upward imports, cycles."""
     known = modules(src)
     found = [
-        f"{path.relative_to(src.parent)}: {name} is in no layer; add it to LAYERS in tests/test_layers.py"
+        f"{path.relative_to(src.parent)}: {name} is in no layer; add it to LAYERS in "
+        "tests/test_layers.py"
         for name, path in known.items()
         if layer_of(name) is None
     ]
@@ -132,7 +133,8 @@ def problems(src: Path) -> list[str]:
             imported = statement.rsplit(" ", 1)[-1]
             if statement.startswith("from") and imported in exports.get(target, ()):
                 found.append(
-                    f"{where} goes through {target}'s lazy public API; import it from its own module"
+                    f"{where} goes through {target}'s lazy public API; import it from its own "
+                    "module"
                 )
             there = layer_of(target)
             if here is not None and there is not None and there > here:
@@ -217,7 +219,8 @@ def test_an_upward_import_is_named(tmp_path: Path) -> None:
         },
     )
     assert problems(src) == [
-        "src/naba/infer/classifier.py:2: naba.infer.classifier: `from naba.evaluation.metrics import decide` imports upward: "
+        "src/naba/infer/classifier.py:2: naba.infer.classifier: `from naba.evaluation.metrics "
+        "import decide` imports upward: "
         "naba.evaluation.metrics is in layer 'naba.evaluation', above 'naba.infer'"
     ]
 

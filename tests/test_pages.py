@@ -279,7 +279,8 @@ def test_invalid_utf8_page_is_one_problem(tmp_path: Path) -> None:
     path = tmp_path / "bad.txt"
     path.write_bytes("عنوان\n".encode() + b"\xff\xfe text\n" + "نص\n".encode())
     assert [str(p) for p in import_pages([path])] == [
-        f"{path}:2: (line): expected UTF-8 text, found invalid byte 0xff at column 1; re-save the file as UTF-8"
+        f"{path}:2: (line): expected UTF-8 text, found invalid byte 0xff at column 1; re-save the "
+        "file as UTF-8"
     ]
 
 

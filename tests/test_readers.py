@@ -84,7 +84,8 @@ def test_jsonl_bad_lines_reported_with_line_numbers_others_still_read(tmp_path: 
         (5, f"{path}:5: (json): expected a JSON object, found str"),
         (
             6,
-            f"{path}:6: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save the file as UTF-8",
+            f"{path}:6: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save "
+            "the file as UTF-8",
         ),
         (7, {"id": 7, "text": "y"}),
     ]
@@ -184,7 +185,8 @@ def test_csv_missing_column_is_one_header_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         list(iter_records(path, "topic"))
     assert str(info.value) == (
-        f"{path}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or name the "
+        f"{path}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or "
+        "name the "
         "column that holds it with --text-column (columns.text_column in a training config)"
     )
 
@@ -195,7 +197,8 @@ def test_csv_renamed_column_suggests_the_mapping(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         list(iter_records(path, "topic"))
     assert str(info.value) == (
-        f"{path}:1: header: expected a 'text' column, found 'id', 'Text', 'topic'; did you mean 'Text'? "
+        f"{path}:1: header: expected a 'text' column, found 'id', 'Text', 'topic'; did you mean "
+        "'Text'? "
         "rename it to 'text', or pass --text-column Text (columns.text_column in a training config)"
     )
     # prediction input needs no label column; a mapped column is looked up under its own name
@@ -378,7 +381,8 @@ def test_plain_directory_where_file_expected(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         read_rows(tmp_path)
     assert str(info.value) == (
-        f"{tmp_path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
+        f"{tmp_path}: is a directory, but not a Hugging Face datasets directory (no "
+        "dataset_info.json); "
         "pass a file, or a directory saved with Dataset.save_to_disk"
     )
 

@@ -251,19 +251,22 @@ def choice(name: str, choices) -> dict:
             "topic",
             annotated(cancelled=True),
             "annotations",
-            "expected an annotation that was not cancelled, found 1 cancelled or malformed; label the task in Label Studio, or leave it out of the file",
+            "expected an annotation that was not cancelled, found 1 cancelled or malformed; label "
+            "the task in Label Studio, or leave it out of the file",
         ),
         (
             "topic",
             annotated([]),
             "annotations[0].result",
-            "expected a choice from the 'topic' tag, found no choices; label the task in Label Studio, or leave it out of the file",
+            "expected a choice from the 'topic' tag, found no choices; label the task in Label "
+            "Studio, or leave it out of the file",
         ),
         (
             "topic",
             annotated([choice("sentiment", ["x"])]),
             "annotations[0].result",
-            "expected a choice from the 'topic' tag, found only 'sentiment'; pass --label-column NAME to read another <Choices> tag",
+            "expected a choice from the 'topic' tag, found only 'sentiment'; pass --label-column "
+            "NAME to read another <Choices> tag",
         ),
         (
             "topic",
@@ -325,11 +328,13 @@ def test_bad_annotations_are_error_records_naming_file_line_and_field(
     [
         (
             '{"data": {}}',
-            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found '{\"data\": {}}'",
+            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found "
+            "'{\"data\": {}}'",
         ),
         (
             "",
-            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found an empty file",
+            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found an empty "
+            "file",
         ),
         (
             '[\n  {"data": {"text": "x"}},\n  {"data": \n]',

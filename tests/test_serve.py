@@ -194,21 +194,24 @@ BAD = [
         "application/json",
         ["body", "articles"],
         "too_many_articles",
-        "articles: 9 articles, the limit is 8 per request (max_batch_size); split them over several requests",
+        "articles: 9 articles, the limit is 8 per request (max_batch_size); split them over "
+        "several requests",
     ),
     (
         _json({"articles": ["ok", "x" * 201]}),
         "application/json",
         ["body", "articles"],
         "text_too_long",
-        "article 1: text is 201 characters, the limit is 200 (max_text_chars); shorten the article or split it",
+        "article 1: text is 201 characters, the limit is 200 (max_text_chars); shorten the article "
+        "or split it",
     ),
     (
         _json({"articles": ["ok", "ok", {"title": "x" * 300, "text": "a"}]}),
         "application/json",
         ["body", "articles"],
         "text_too_long",
-        "article 2: title is 300 characters, the limit is 200 (max_text_chars); shorten the article or split it",
+        "article 2: title is 300 characters, the limit is 200 (max_text_chars); shorten the "
+        "article or split it",
     ),
     (
         b'{"articles": ["ok", {"text": "a\\ud800b"}]}',
@@ -526,7 +529,8 @@ def test_batcher_shares_calls_but_never_mixes_targets_or_thresholds() -> None:
 
 def test_serve_help_does_not_import_fastapi() -> None:
     check = (
-        "import sys; from naba.cli import app\ntry:\n    app(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "import sys; from naba.cli import app\ntry:\n    app(['serve', '--help'])\nexcept "
+        "SystemExit:\n    pass\n"
         "print('HEAVY=' + ','.join(m for m in ('fastapi', 'uvicorn', 'torch') if m in sys.modules))"
     )
     proc = subprocess.run(

@@ -307,8 +307,10 @@ def test_neutral_label_is_found_configured_or_a_clear_error(tmp_path: Path) -> N
     with pytest.raises(
         InputError,
         match=re.escape(
-            f"{tmp_path / 'stance_train.jsonl'}: tasks.stance.unrelated: none of the stance labels (con, pro) is a neutral "
-            "label (none, neutral, other, unrelated, neither); set tasks.stance.neutral_label to the label meaning 'no stance "
+            f"{tmp_path / 'stance_train.jsonl'}: tasks.stance.unrelated: none of the stance labels "
+            "(con, pro) is a neutral "
+            "label (none, neutral, other, unrelated, neither); set tasks.stance.neutral_label to "
+            "the label meaning 'no stance "
             "toward the target', or tasks.stance.unrelated=false"
         ),
     ):
@@ -399,7 +401,8 @@ def test_int8_keeps_a_disagreeing_task_in_fp32(trained_model: Path, tmp_path: Pa
         int8 = Classifier.load(mixed, "int8")
     assert int8.task_precision == {"topic": "int8", "stance": "fp32"}
     assert (
-        "warning: stance: stays in fp32 under --precision int8: int8 changed 5.6% of its dev labels when trained "
+        "warning: stance: stays in fp32 under --precision int8: int8 changed 5.6% of its dev "
+        "labels when trained "
         "(agreement 94.40%, below 99%)"
     ) in caplog.text
     fp32 = Classifier.load(mixed)
@@ -461,7 +464,8 @@ def test_predict_auto_says_which_precision_each_task_runs_in(
     )
     assert result.exit_code == 0, result.output
     assert (
-        "precision auto: topic int8 (int8 agreed with fp32 on 99.6% of 5000 dev articles, 95% lower bound 99.4%), "
+        "precision auto: topic int8 (int8 agreed with fp32 on 99.6% of 5000 dev articles, 95% "
+        "lower bound 99.4%), "
         "stance fp32 (int8 agreed with fp32 on 96.9% of 5000 dev articles, 95% lower bound 96.4%)"
     ) in result.output
     plain = CliRunner().invoke(
@@ -564,8 +568,8 @@ def test_predict_reads_standard_input(trained_model: Path, tmp_path: Path) -> No
     resumed = _cli("predict", trained_model, "-", "-o", tmp_path / "r.jsonl", "--resume")
     assert resumed.exit_code == 2
     assert (
-        "error: --resume: standard input cannot be read again; save it to a file to make the run resumable"
-        in resumed.output
+        "error: --resume: standard input cannot be read again; save it to a file to make the run "
+        "resumable" in resumed.output
     )
 
 
@@ -590,7 +594,8 @@ def test_training_drops_duplicate_pairs_and_never_splits_a_text_across_train_and
     with caplog.at_level(logging.WARNING, logger="naba"):
         data = load_task_data(config, "stance")
     assert (
-        f"warning: {tmp_path / 'stance_train.jsonl'}: 1 duplicate (target, text) pairs removed, the first of each kept "
+        f"warning: {tmp_path / 'stance_train.jsonl'}: 1 duplicate (target, text) pairs removed, "
+        "the first of each kept "
         f"(e.g. id again repeats {rows[0]['id']})"
     ) in caplog.text
     assert data.fingerprints["train"]["duplicates_removed"] == 1 and data.fingerprints["train"][
