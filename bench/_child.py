@@ -1,4 +1,5 @@
-"""Run benchmark code in a fresh interpreter and measure it from outside: wall seconds and its own peak RSS."""
+"""Run benchmark code in a fresh interpreter and measure it from outside:
+wall seconds and its own peak RSS."""
 
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def child(code: str, argv: list[str], log: Path, env: dict[str, str] | None = No
     }
 
 
-# A ``naba train`` run of one topic task in a child: argv = the config as JSON, the output directory.
-# Prints the last dev evaluation's samples/s and the peak GPU memory (0 on a CPU).
+# A ``naba train`` run of one topic task in a child: argv = the config as JSON, the output
+# directory. Prints the last dev evaluation's samples/s and the peak GPU memory (0 on a CPU).
 TRAIN_TOPICS = """
 import json, sys, torch
 from pathlib import Path

@@ -65,7 +65,8 @@ def curve(train: list[dict], test: list[dict], strategy: str, seed: int, args) -
 
 
 def first_batch(train: list[dict], args) -> None:
-    """What each strategy's first batch holds: near-duplicate pairs, gold labels covered, uncertainty."""
+    """What each strategy's first batch holds: near-duplicate pairs,
+    gold labels covered, uncertainty."""
     from naba.infer.select import DUPLICATE, text_space
 
     labels = sorted({t for r in train for t in r["topics"]})

@@ -199,7 +199,8 @@ def _rss_mb(pid: int, key: str = "VmRSS") -> float:
 def start_server(
     model: Path, log_path: Path, key: str, timeout: float = 300
 ) -> tuple[subprocess.Popen, str]:
-    """``naba serve`` on 127.0.0.1 and a port the OS picks, requiring ``key``; the process and its URL."""
+    """``naba serve`` on 127.0.0.1 and a port the OS picks, requiring
+    ``key``; the process and its URL."""
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -395,7 +396,7 @@ def summary(report: Report) -> str:
     )
 
 
-# ----------------------------------------------------------------------------- a tiny model when none is given
+# ------------------------------------------------------------------ a tiny model when none is given
 
 
 def tiny_model(work: Path) -> Path:

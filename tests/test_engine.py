@@ -1,4 +1,5 @@
-"""The training engine on transformers.Trainer: batch order, pooled loss, trackers, search, resume guards."""
+"""The training engine on transformers.Trainer: batch order, pooled loss,
+trackers, search, resume guards."""
 
 from __future__ import annotations
 

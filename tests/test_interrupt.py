@@ -22,8 +22,9 @@ ENV = {
 
 
 def _default_sigint() -> None:
-    # A test run started in the background by a shell (`make test &`, nohup) inherits SIGINT ignored, and Python
-    # then installs no KeyboardInterrupt handler: give the command the default disposition a terminal gives it.
+    # A test run started in the background by a shell (`make test &`, nohup) inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: give the command the default
+    # disposition a terminal gives it.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
@@ -73,8 +74,8 @@ def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(
     trained_model: Path, tmp_path: Path
 ) -> None:
     source = tmp_path / "many.txt"
-    # far more than a quiet machine classifies before the signal lands (completing a run by --resume is
-    # tested in test_reliability.py)
+    # far more than a quiet machine classifies before the signal lands (completing a run by --resume
+    # is tested in test_reliability.py)
     source.write_text(
         "أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة في الشمال\n" * 200000, encoding="utf-8"
     )

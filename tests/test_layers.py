@@ -18,8 +18,9 @@ from conftest import ROOT
 
 SRC = ROOT / "src"
 
-# Bottom to top. A module belongs to the layer of the longest entry that names it or a package above it;
-# "naba" alone is the package root (__version__ and the lazy public API, which it looks up by name).
+# Bottom to top. A module belongs to the layer of the longest entry that names it or a
+# package above it; "naba" alone is the package root (__version__ and the lazy public
+# API, which it looks up by name).
 LAYERS: list[tuple[str, ...]] = [
     ("naba", "naba.errors", "naba.config", "naba.text", "naba.atomic", "naba.progress"),
     ("naba.data",),
@@ -98,7 +99,8 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[int, st
             if base != "naba" and not base.startswith("naba."):
                 continue
             for alias in node.names:
-                # "from naba.x import y" imports the module naba.x.y when there is one, else a name of naba.x.
+                # "from naba.x import y" imports the module naba.x.y when there
+                # is one, else a name of naba.x.
                 target = f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
                 out.append(
                     (
@@ -111,7 +113,8 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[int, st
 
 
 def problems(src: Path) -> list[str]:
-    """Everything wrong with the import graph under ``src``: unlayered modules, upward imports, cycles."""
+    """Everything wrong with the import graph under ``src``: unlayered
+    modules, upward imports, cycles."""
     known = modules(src)
     found = [
         f"{path.relative_to(src.parent)}: {name} is in no layer; add it to LAYERS in "
@@ -153,7 +156,8 @@ def problems(src: Path) -> list[str]:
 
 
 def cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
-    """One cycle (first module repeated at the end) through each strongly connected group of two or more modules."""
+    """One cycle (first module repeated at the end) through each strongly
+    connected group of two or more modules."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -226,7 +230,8 @@ def test_an_upward_import_is_named(tmp_path: Path) -> None:
 
 
 def test_a_cycle_is_named(tmp_path: Path) -> None:
-    # main before issue #18: train/encoders.py and train/pretrain.py imported each other (here, two data modules)
+    # main before issue #18: train/encoders.py and train/pretrain.py imported each
+    # other (here, two data modules)
     src = _tree(
         tmp_path,
         {"data/a.py": "from naba.data.b import g\n", "data/b.py": "from naba.data import a\n"},

@@ -379,7 +379,8 @@ PAGE_BYTES = st.one_of(
 def test_import_pages_of_arbitrary_bytes_never_raises(
     tmp_path_factory: pytest.TempPathFactory, data: bytes
 ) -> None:
-    # A scraped folder holds whatever the scraper saved: each page is records or Problems, never an exception.
+    # A scraped folder holds whatever the scraper saved: each page is records
+    # or Problems, never an exception.
     folder = tmp_path_factory.getbasetemp() / "fuzz-bytes"
     folder.mkdir(exist_ok=True)
     (folder / "page.txt").write_bytes(data)

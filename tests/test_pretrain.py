@@ -1,4 +1,5 @@
-"""naba pretrain: MLM training from scratch and from an encoder, tied heads, determinism, kill -9 and resume."""
+"""naba pretrain: MLM training from scratch and from an encoder, tied heads,
+determinism, kill -9 and resume."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ ARTICLES = SAMPLE / "articles.jsonl"
 
 @pytest.fixture(autouse=True, scope="module")
 def _restore_torch_threads():
-    """The runs here use train.torch_threads=1 (set process-wide); give the other modules their threads back."""
+    """The runs here use train.torch_threads=1 (set process-wide); give the
+    other modules their threads back."""
     import torch
 
     threads = torch.get_num_threads()
@@ -210,7 +212,8 @@ def test_same_seed_same_losses_and_weights(scratch: Path, scratch_config: Path) 
     assert (again / "tokenizer.json").read_bytes() == (
         twice / "tokenizer.json"
     ).read_bytes()  # the vocabulary too
-    # the first 20 steps of the 40-step reference see the same batches and masks (only the schedule differs)
+    # the first 20 steps of the 40-step reference see the same batches and
+    # masks (only the schedule differs)
     first = json.loads((scratch / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["eval_loss"] == _record(again)["initial_eval_loss"]
 
@@ -310,7 +313,8 @@ def test_masked_only_loss_equals_the_models_own_loss(tiny_encoder: Path) -> None
 
 @pytest.fixture(scope="module")
 def xlmr_encoder(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> Path:
-    """Like the converted e5-small: an ``XLMRobertaModel`` without pooler or MLM head, tie_word_embeddings off."""
+    """Like the converted e5-small: an ``XLMRobertaModel`` without pooler or MLM
+    head, tie_word_embeddings off."""
     import torch
     from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
 
@@ -454,7 +458,7 @@ def test_continue_from_tiny_encoder_then_fine_tune(
     assert read_manifest(model).base_model == str(encoder)
 
 
-# ----------------------------------------------------------------------------- config and CLI errors
+# ---------------------------------------------------------------------------- config and CLI errors
 
 
 def test_shipped_pretrain_configs_load() -> None:
@@ -547,7 +551,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 def test_two_process_ddp_pretraining_writes_an_encoder(
     tmp_path: Path, scratch_config: Path
 ) -> None:
-    """Under DDP the loss goes through the wrapped model (gradients synchronise); the output is an ordinary encoder."""
+    """Under DDP the loss goes through the wrapped model (gradients synchronise); the
+    output is an ordinary encoder."""
     config = write_pretrain_config(
         tmp_path / "ddp.yaml", train={"max_steps": 4, "eval_every": 2, "checkpoint_every": None}
     )

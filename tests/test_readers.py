@@ -262,7 +262,7 @@ def test_csv_invalid_utf8_in_small_file_is_not_blamed_on_header(tmp_path: Path) 
     assert (rows[-1][0], rows[-1][1].field) == (3, "(line)")
 
 
-# ----------------------------------------------------------------------------- Parquet / datasets / txt
+# ------------------------------------------------------------------------- Parquet / datasets / txt
 
 
 def test_parquet(tmp_path: Path) -> None:
@@ -398,7 +398,7 @@ def test_errors_are_value_errors() -> None:
     assert issubclass(InputError, ValueError)
 
 
-# ----------------------------------------------------------------------------- fuzz: arbitrary bytes never crash a reader
+# ------------------------------------------------------- fuzz: arbitrary bytes never crash a reader
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -434,7 +434,8 @@ _PIECES = [
     "نص".encode(),
     "نص".encode("utf-16-le"),
 ]
-# Bytes that look like the formats (so that deep branches are reached) mixed with raw noise, sometimes gzipped.
+# Bytes that look like the formats (so that deep branches are reached) mixed
+# with raw noise, sometimes gzipped.
 FILE_BYTES = st.one_of(
     st.binary(max_size=300),
     st.lists(st.sampled_from(_PIECES), max_size=25).map(b"".join),

@@ -1,4 +1,5 @@
-"""``naba select`` on a trained model in every output format, and Label Studio exports imported back."""
+"""``naba select`` on a trained model in every output format, and
+Label Studio exports imported back."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory, small_data: dict[str, Path]) -> Path:
-    """Unlabelled articles: topic articles without labels, stance rows with their target, one bad row."""
+    """Unlabelled articles: topic articles without labels, stance rows
+    with their target, one bad row."""
     rows = [
         {k: v for k, v in r.items() if k != "topics"} for r in read_jsonl(small_data["topic_test"])
     ]

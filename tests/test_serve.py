@@ -1,4 +1,5 @@
-"""The HTTP service: endpoints and limits through TestClient, micro-batching, and one real `naba serve`."""
+"""The HTTP service: endpoints and limits through TestClient,
+micro-batching, and one real `naba serve`."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def clf(trained_model: Path):
 
 @pytest.fixture(scope="module")
 def client(clf):
-    # raise_server_exceptions=False: a server error shows as a 500 response, which the tests can assert against.
+    # raise_server_exceptions=False: a server error shows as a 500 response,
+    # which the tests can assert against.
     with TestClient(create_app(clf, SETTINGS), raise_server_exceptions=False) as c:
         yield c
 
@@ -92,7 +94,8 @@ def test_classify_schema_order_and_ids(client, clf) -> None:
     }
     results = body["results"]
     assert len(results) == len(articles)
-    # ids echoed where given (first, as given: a string stays a string, a number a number), absent elsewhere.
+    # ids echoed where given (first, as given: a string stays a string, a
+    # number a number), absent elsewhere.
     assert [r.get("id") for r in results] == [None, "a-1", 7, None, None]
     assert "id" not in results[0] and list(results[1])[0] == "id"
     expected = clf.predict(
@@ -510,7 +513,8 @@ def test_batcher_shares_calls_but_never_mixes_targets_or_thresholds() -> None:
         batcher.close()
     for (articles, targets, threshold), result in zip(requests, results):
         if targets == ["u"]:
-            # g1 shared boom's call (same targets) and fails with it; a failing call fails only its own group.
+            # g1 shared boom's call (same targets) and fails with it; a failing
+            # call fails only its own group.
             assert isinstance(result, NabaError) and str(result) == "article boom: rejected"
             continue
         assert [r["echo"] for r in result] == articles
@@ -552,7 +556,8 @@ def test_serve_bad_model_dir_is_exit_2(tmp_path: Path) -> None:
 
 @contextmanager
 def _served(model: Path, log_path: Path, *options: str):
-    """A real `naba serve` on a free port; yields its base URL and the process, and stops it afterwards."""
+    """A real `naba serve` on a free port; yields its base URL and the
+    process, and stops it afterwards."""
     # --port 0: the OS picks a free port (no race); the log says which.
     args = [
         sys.executable,
@@ -639,7 +644,8 @@ def test_naba_serve_workers_share_the_port_each_with_its_model(
         seen: dict[int, list] = {}
         deadline = time.monotonic() + 120
         while len(seen) < 2 and time.monotonic() < deadline:
-            # A new connection each time: the kernel hands each to whichever worker accepts it first.
+            # A new connection each time: the kernel hands each to
+            # whichever worker accepts it first.
             try:
                 with httpx.Client(base_url=base, trust_env=False, timeout=60) as http:
                     worker = http.get("/healthz", headers={"Connection": "close"}).json()["worker"]
@@ -713,7 +719,8 @@ def test_docs_render_in_a_browser_with_no_network(trained_model: Path, tmp_path:
     def share(colour: tuple[int, int, int]) -> float:
         return float((abs(rgb - [c / 255 for c in colour]).max(axis=2) < 0.05).mean())
 
-    # Swagger UI drew the operations: its POST button green (#49cc90) and GET buttons blue (#61affe).
+    # Swagger UI drew the operations: its POST button green (#49cc90)
+    # and GET buttons blue (#61affe).
     assert share((0x49, 0xCC, 0x90)) > 0.001 and share((0x61, 0xAF, 0xFE)) > 0.002, (
         share((0x49, 0xCC, 0x90)),
         share((0x61, 0xAF, 0xFE)),
@@ -723,7 +730,8 @@ def test_docs_render_in_a_browser_with_no_network(trained_model: Path, tmp_path:
 
 
 def test_docs_are_served_offline(client) -> None:
-    """/docs and /redoc reference only assets the service itself serves (an air-gapped network has no CDN)."""
+    """/docs and /redoc reference only assets the service itself serves (an
+    air-gapped network has no CDN)."""
     import re as _re
 
     for page in ("/docs", "/redoc"):

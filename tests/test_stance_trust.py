@@ -1,4 +1,5 @@
-"""Stance a newsroom can trust: scored only where asked, unrelated pairs in training, int8 only where it agrees."""
+"""Stance a newsroom can trust: scored only where asked, unrelated pairs in
+training, int8 only where it agrees."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def clf(trained_model: Path):
     return Classifier.load(trained_model)
 
 
-# ----------------------------------------------------------------------------- 1. stance only where asked
+# ----------------------------------------------------------------------- 1. stance only where asked
 
 
 def test_no_targets_no_stance(clf) -> None:
@@ -179,7 +180,7 @@ def test_service_tasks_and_targets(clf) -> None:
         assert "scored only toward" in info["targets"] and info["unrelated"]["label"] == "none"
 
 
-# ----------------------------------------------------------------------------- 2. relevance: unrelated pairs
+# -------------------------------------------------------------------- 2. relevance: unrelated pairs
 
 
 def _stance_config(
@@ -371,7 +372,7 @@ def test_evaluate_reports_relevance(
     assert "relevance" not in topic
 
 
-# ----------------------------------------------------------------------------- 3. the same answer at every precision
+# ------------------------------------------------------------ 3. the same answer at every precision
 
 
 def _edited_copy(model: Path, out: Path, edit) -> Path:
@@ -493,7 +494,7 @@ def test_evaluate_int8_states_the_task_precision(
     assert int8["macro_f1"] == fp32["macro_f1"]
 
 
-# ----------------------------------------------------------------------------- no silent loss, nothing left on exit 2
+# ----------------------------------------------------------- no silent loss, nothing left on exit 2
 
 
 def test_train_never_discards_an_interrupted_run_silently(
@@ -573,7 +574,7 @@ def test_predict_reads_standard_input(trained_model: Path, tmp_path: Path) -> No
     )
 
 
-# ----------------------------------------------------------------------------- data checks agree with validate
+# ------------------------------------------------------------------ data checks agree with validate
 
 
 def test_training_drops_duplicate_pairs_and_never_splits_a_text_across_train_and_dev(

@@ -237,7 +237,7 @@ def test_load_errors(tmp_path: Path) -> None:
         Taxonomy.load(tmp_path / "bad.yaml")
 
 
-# ----------------------------------------------------------------------------- run_import with a taxonomy
+# ----------------------------------------------------------------------- run_import with a taxonomy
 
 
 def read_jsonl(path: Path) -> list[dict]:

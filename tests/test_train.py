@@ -287,7 +287,8 @@ def resume_config(
 
 @pytest.fixture(scope="module")
 def uninterrupted(resume_config: Path) -> Path:
-    """One uninterrupted run of ``resume_config``: what a second run, or a killed and resumed one, must match."""
+    """One uninterrupted run of ``resume_config``: what a second run, or a
+    killed and resumed one, must match."""
     from naba.train.trainer import train
 
     return train(load_config(resume_config), resume_config.parent / "a", show_progress_bar=False)

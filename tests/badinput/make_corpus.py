@@ -71,7 +71,8 @@ def generated() -> dict[str, bytes]:
         "bidi_only.jsonl": _row(
             id="bo-1", text=f"{rtl}{rlm}{fsi}{pdi}{pdf}{lrm} \u200b", topics=["energy"]
         ),
-        # JSON the parser cannot take: nesting past the recursion limit, an integer past the digit limit
+        # JSON the parser cannot take: nesting past the recursion limit,
+        # an integer past the digit limit
         "deep_nesting.jsonl": b"[" * 5_000
         + b"]" * 5_000
         + b"\n"
@@ -99,7 +100,8 @@ def generated() -> dict[str, bytes]:
 
 
 def big_article(directory: Path, size: int = 1_000_000) -> Path:
-    """A JSONL file holding one article of about ``size`` bytes of Arabic text (written at test time)."""
+    """A JSONL file holding one article of about ``size`` bytes of
+    Arabic text (written at test time)."""
     sentence = OIL + "، " + MATCH + ". "
     text = sentence * (size // len(sentence.encode("utf-8")) + 1)
     path = directory / "big_article.jsonl"
