@@ -1,4 +1,4 @@
-"""Distilled students against their teacher: test macro-F1, articles/s, size, distillation time (issue #19).
+"""Distilled students against their teacher: macro-F1, articles/s, size, distillation time (#19).
 
 Distils the teacher into students with the given layer counts (``naba distill``,
 skipped where the student directory exists), then, in one process:

@@ -1,4 +1,4 @@
-"""How many articles of a split have a near-duplicate, by the TF-IDF cosine ``naba select`` compares them with.
+"""How many articles of a split have a near-duplicate, by the TF-IDF cosine ``naba select`` uses.
 
 For each threshold, the articles whose most similar other article (word
 1-2-gram TF-IDF, :func:`naba.infer.select.text_space`) reaches it, and one

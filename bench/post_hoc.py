@@ -1,4 +1,4 @@
-"""What inference-time changes buy a trained single-label model on a shared set, chosen on dev, scored on test.
+"""What inference-time changes buy a trained single-label model: chosen on dev, scored on test.
 
     python bench/post_hoc.py runs/bench-e5-long/ant runs/bench-e5-long/arabicstancex
 

@@ -1,4 +1,4 @@
-"""Scale-out overheads: Ray Data and Spark against ``naba predict`` on the same cores, model and articles.
+"""Scale-out overheads: Ray Data and Spark against ``naba predict``, same cores, model, articles.
 
     python bench/scale_out.py --model runs/ant-e5 --n 300 --cores 2
     python bench/scale_out.py --model runs/ant-e5 --n 150 --engines torchrun ray-n spark

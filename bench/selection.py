@@ -1,4 +1,4 @@
-"""Learning curves of ``naba select``'s strategies with the sparse part: diverse against uncertainty and random.
+"""Learning curves of ``naba select``'s strategies, sparse part: diverse, uncertainty, random.
 
 Each run starts from the same random ``--start`` labelled training articles
 (per seed), then round after round trains the sparse part

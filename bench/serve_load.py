@@ -1,4 +1,4 @@
-"""Load test for ``naba serve``: a bounded run of mixed requests from concurrent clients, on loopback.
+"""Load test for ``naba serve``: a bounded run of mixed requests from concurrent clients (loopback).
 
 Starts ``naba serve MODEL`` as a real subprocess on 127.0.0.1 (a free port
 the OS picks), sends exactly ``--requests`` requests from ``--clients``

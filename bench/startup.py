@@ -1,4 +1,4 @@
-"""Start-up: ``naba --help``, every ``naba COMMAND --help``, and ``Classifier.load``, each in a fresh process.
+"""Start-up: ``naba --help``, each ``naba COMMAND --help``, ``Classifier.load``, in fresh processes.
 
     python bench/startup.py --model runs/ant-e5-2000
     python bench/startup.py --repeats 7            # help only (no --model)

@@ -356,7 +356,7 @@ def main() -> int:
 
 
 def quality(runners: list[Runner], quality_rows: list[dict], spec: Any) -> None:
-    """One pass over the quality articles per variant: macro-F1, accuracy, agreement with naba-fp32."""
+    """One pass over the quality set per variant: macro-F1, accuracy, agreement with naba-fp32."""
     from naba.evaluation.metrics import classification_metrics
 
     gold = [r["topics"][:1] for r in quality_rows]

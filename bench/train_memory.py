@@ -1,4 +1,5 @@
-"""Training memory on long articles: peak RSS of ``naba train`` as the work grows, with and without gradient checkpointing.
+"""Training memory on long articles: peak RSS of ``naba train`` as the work grows, with and without
+gradient checkpointing.
 
     python bench/train_memory.py --base runs/encoders/e5-bench
     python bench/train_memory.py --base runs/encoders/e5-bench --articles 400 1600 --steps 8

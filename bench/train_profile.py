@@ -1,4 +1,4 @@
-"""Where a fine-tuning step spends its time: cProfile of a short ``naba train`` run, the top ops by own time.
+"""Where a training step spends its time: cProfile of a short ``naba train``, top ops by own time.
 
     python bench/train_profile.py --base runs/encoders/e5-bench
     PYTHONPATH=/tmp/naba-before/src python bench/train_profile.py --base runs/encoders/e5-bench   # another source tree

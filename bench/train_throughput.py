@@ -1,4 +1,5 @@
-"""Training throughput: ``naba train`` against a plain Hugging Face ``Trainer``, same model, data, batch and length.
+"""Training throughput: ``naba train`` against a plain Hugging Face ``Trainer`` on the same model,
+data, batch and length.
 
     python bench/train_throughput.py --base runs/encoders/e5-ant --steps 20
     python bench/train_throughput.py --base runs/encoders/tiny --steps 50 --repeats 3

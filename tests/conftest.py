@@ -37,7 +37,7 @@ class Elided:
 
     Tests pin naba's own wording (file, line, field, what to do) and put "…" where naba passes on
     a library's words (json's, PyYAML's, pydantic's, the codecs'), which are that library's to
-    change. ``str == Elided(...)`` compares; ``Elided(...).pattern`` suits ``pytest.raises(match=)``.
+    change. ``str == Elided(...)`` compares; ``pytest.raises(match=Elided(...).pattern)`` matches.
     """
 
     __hash__ = None  # type: ignore[assignment]

@@ -790,8 +790,8 @@ def test_predict_every_row_is_a_prediction_or_an_error_record(
         f"{len(expected)} rows: {len(ids)} predictions in {out}, {len(problems)} errors"
     ]
     assert (
-        result.stderr.splitlines()[-1]
-        == f"{len(problems)} rows could not be classified; reasons in {tmp_path / 'out.errors.jsonl'}"
+        result.stderr.splitlines()[-1] == f"{len(problems)} rows could not be classified; "
+        f"reasons in {tmp_path / 'out.errors.jsonl'}"
     )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ids  # input order, nothing lost, nothing twice

@@ -362,7 +362,9 @@ try:
     naba.cli.main()
 except SystemExit as exit:
     code = exit.code
-heavy = sorted(m for m in ("torch", "transformers", "datasets", "sklearn", "matplotlib") if m in sys.modules)
+heavy = sorted(
+    m for m in ("torch", "transformers", "datasets", "sklearn", "matplotlib") if m in sys.modules
+)
 print("HEAVY=" + ",".join(heavy))
 sys.exit(code)
 """
@@ -424,8 +426,8 @@ def test_version_names_naba_torch_and_transformers_without_importing_them() -> N
     assert proc.returncode == 0, proc.stderr
     first, heavy = proc.stdout.rstrip().splitlines()
     assert (
-        first
-        == f"naba {naba.__version__}, torch {version('torch')}, transformers {version('transformers')}"
+        first == f"naba {naba.__version__}, torch {version('torch')}, "
+        f"transformers {version('transformers')}"
     )
     assert heavy == "HEAVY="
 

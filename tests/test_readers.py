@@ -229,7 +229,10 @@ def test_csv_duplicate_header(tmp_path: Path) -> None:
 def test_csv_invalid_header_encoding(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(b"id,t\xffext\n1,ok\n")
-    message = f"{path}:1: header: expected UTF-8 text, found invalid byte 0xff at column 5; re-save the file as UTF-8"
+    message = (
+        f"{path}:1: header: expected UTF-8 text, found invalid byte 0xff at column 5; "
+        "re-save the file as UTF-8"
+    )
     with pytest.raises(InputError, match=re.escape(message)):
         list(read_rows(path))
 
@@ -310,8 +313,8 @@ def test_hf_dataset_dict_asks_for_one_split(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         list(read_rows(tmp_path / "dd"))
     assert (
-        str(info.value)
-        == f"{tmp_path / 'dd'}: holds several splits ['train', 'test']; pass one split's directory, e.g. {tmp_path / 'dd'}/train"
+        str(info.value) == f"{tmp_path / 'dd'}: holds several splits ['train', 'test']; "
+        f"pass one split's directory, e.g. {tmp_path / 'dd'}/train"
     )
 
 

@@ -46,7 +46,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory, small_data: dict[str, Path]) 
 
 
 def config_names(config: Path) -> tuple[set[str], dict[str, tuple[str, str, set[str]]]]:
-    """The labeling configuration's object tag names and, per <Choices>, (toName, choice, labels)."""
+    """The labeling config's object tag names and, per <Choices>, (toName, choice, labels)."""
     root = ET.fromstring(config.read_text(encoding="utf-8"))
     objects = {t.get("name") for t in root.iter("Text")}
     choices = {

@@ -329,7 +329,10 @@ def test_bad_requests_are_422_with_clear_messages(
 
 
 def test_body_over_the_limit_is_413(client) -> None:
-    message = "request body is larger than 20000 bytes (max_body_bytes); send fewer or shorter articles per request"
+    message = (
+        "request body is larger than 20000 bytes (max_body_bytes); "
+        "send fewer or shorter articles per request"
+    )
     big = _json({"articles": ["ن" * 150] * 80})
     assert len(big) > 20_000
     by_header = _post(client, big)

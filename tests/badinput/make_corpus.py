@@ -60,7 +60,9 @@ def generated() -> dict[str, bytes]:
         + _row(id="iu-3", text=SUMMIT, topics=["politics"]),
         "bom.jsonl": codecs.BOM_UTF8 + _row(id="bom-1", text=OIL, topics=["energy"]),
         "bom.csv": codecs.BOM_UTF8 + f"id,text,topics\nbom-2,{MATCH},sports\n".encode(),
-        "nul_byte.jsonl": b'{"id": "nul-1", "text": "\xd9\x86\x00\xd8\xb5", "topics": ["energy"]}\n',
+        "nul_byte.jsonl": (
+            b'{"id": "nul-1", "text": "\xd9\x86\x00\xd8\xb5", "topics": ["energy"]}\n'
+        ),
         "corrupt.jsonl.gz": gz_full[: len(gz_full) // 2],
         # Invisible characters: raw bidi controls around and instead of the text
         "bidi_controls.jsonl": _row(
