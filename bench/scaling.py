@@ -34,11 +34,17 @@ from pathlib import Path
 from naba.infer.classifier import Classifier
 from naba.infer.predict import predict_files
 model, source, output, precision, max_length, batch_size, threads = sys.argv[1:8]
-clf = Classifier.load(model, precision, max_length=int(max_length) or None, threads=int(threads) or None)
+clf = Classifier.load(
+    model, precision, max_length=int(max_length) or None, threads=int(threads) or None
+)
 loaded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
-summary = predict_files(clf, [Path(source)], Path(output), overwrite=True, show_progress_bar=False, batch_size=int(batch_size))
-print(json.dumps({"seconds": time.perf_counter() - started, "written": summary.written, "loaded_rss_kb": loaded_rss}))
+summary = predict_files(
+    clf, [Path(source)], Path(output),
+    overwrite=True, show_progress_bar=False, batch_size=int(batch_size),
+)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "written": summary.written, "loaded_rss_kb": loaded_rss}))
 """
 
 

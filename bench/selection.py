@@ -10,7 +10,8 @@ whose gold labels are then revealed. Prints one row per labelled-set size:
 each strategy's mean macro-F1 over the seeds (and its min-max), then each
 strategy's mean over the rounds after the first.
 
-    python bench/selection.py --data ../shared/data/asnd --seeds 0 1 2 --figure docs/img/selection-posts.png
+    python bench/selection.py --data ../shared/data/asnd --seeds 0 1 2 \\
+        --figure docs/img/selection-posts.png
 """
 
 from __future__ import annotations

@@ -17,12 +17,12 @@ itself), and reports:
 
 ::
 
-    .venv/bin/python bench/serve_load.py                          # trains a tiny model first (about a minute)
+    .venv/bin/python bench/serve_load.py    # trains a tiny model first (about a minute)
     .venv/bin/python bench/serve_load.py --model runs/ant-e5-2000 --requests 1000 --clients 16
 
 Exit status 0 when there was no 5xx, every keyless request was answered 401,
-every other invalid one 4xx and every other valid one 200; 1 otherwise. ``tests/test_reliability.py`` runs a
-smaller version against the test suite's tiny model.
+every other invalid one 4xx and every other valid one 200; 1 otherwise.
+``tests/test_reliability.py`` runs a smaller version against the test suite's tiny model.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Inference throughput: ``naba predict`` against ``transformers.pipeline("text-classification")``.
 
     python bench/throughput.py --model runs/ant-e5-2000
-    python bench/throughput.py --model runs/ant-e5-2000 --variants naba-fp32 naba-int8 ort-int8 --speed-n 64
+    python bench/throughput.py --model runs/ant-e5-2000 --variants naba-fp32 naba-int8 ort-int8 \\
+        --speed-n 64
 
 The same fine-tuned model and the same ANT test articles go through
 
@@ -310,10 +311,11 @@ def main() -> int:
         )["input_ids"]
     ]
     naba_batches = list(token_batches(lengths, [1] * len(lengths), args.batch_size * window.length))
+    in_order = [list(range(i, min(i + 32, len(lengths)))) for i in range(0, len(lengths), 32)]
     print(
         f"padding share at {window.length} tokens: naba "
         f"{padding_share(lengths, naba_batches):.1%}; input order in "
-        f"batches of 32: {padding_share(lengths, [list(range(i, min(i + 32, len(lengths)))) for i in range(0, len(lengths), 32)]):.1%}"
+        f"batches of 32: {padding_share(lengths, in_order):.1%}"
     )
 
     for runner in runners:

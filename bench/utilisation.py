@@ -1,7 +1,8 @@
 """Utilisation: achieved GFLOP/s of the encoder forward against this CPU's peak.
 
     python bench/utilisation.py --model runs/ant-e5-2000
-    python bench/utilisation.py --model runs/ant-e5-2000 --shapes 16x128 4x512 --threads 1 2 --ghz 2.45
+    python bench/utilisation.py --model runs/ant-e5-2000 --shapes 16x128 4x512 --threads 1 2 \\
+        --ghz 2.45
 
 FLOPs of one forward at batch x tokens are counted with
 ``torch.utils.flop_counter.FlopCounterMode`` on the fp32 model (matrix

@@ -15,8 +15,8 @@ logits pooled by ``--pooling``. Both are scored on long test documents built
 the same way.
 
     python bench/windows_vs_truncation.py --encoder runs/encoders/e5-ant --train 600 --test 300
-    python bench/windows_vs_truncation.py --encoder runs/bench-e5/ant/topic --kind digest --words 30 --pooling max \
-        --length 96 --epochs 1 --lr 5e-5 --head-lr 5e-4
+    python bench/windows_vs_truncation.py --encoder runs/bench-e5/ant/topic --kind digest \\
+        --words 30 --pooling max --length 96 --epochs 1 --lr 5e-5 --head-lr 5e-4
 
 ``--encoder`` takes any encoder or model directory; a model already
 fine-tuned on ANT's single-label categories (same label names) keeps its
