@@ -236,8 +236,7 @@ def main() -> int:
                 f"{args.device}, {precision}",
                 f"{r['articles_per_s']:.1f} articles/s "
                 f"({r['articles_per_s'] / pipe['articles_per_s']:.2f}x pipeline); labels agree "
-                "with CPU fp32 on "
-                f"{100 * agree:.1f}%",
+                f"with CPU fp32 on {100 * agree:.1f}%",
                 f"{r['peak_gpu_mb']:.0f}",
                 f"{r['wall']:.0f}",
             )

@@ -79,8 +79,7 @@ def main() -> int:
             agreement = sum(a == b for a, b in zip(labels, baseline)) / len(labels)
             print(
                 f"| {task} | {path} ({len(records)}) | {name} | {clf.task_precision[task]} | "
-                f"{100 * agreement:.1f}% | "
-                f"{f1:.3f} | {rate / fp32_rate:.2f}x |",
+                f"{100 * agreement:.1f}% | {f1:.3f} | {rate / fp32_rate:.2f}x |",
                 flush=True,
             )
     return 0

@@ -140,8 +140,7 @@ def main() -> int:
         loaded, peak = result["loaded_rss_kb"] / 1024, result["peak_rss_kb"] / 1024
         print(
             f"| {n:,} | {n / result['seconds']:.1f} | {result['seconds']:.1f} | {loaded:.0f} | "
-            f"{peak:.0f} | "
-            f"{peak - loaded:.0f} |",
+            f"{peak:.0f} | {peak - loaded:.0f} |",
             flush=True,
         )
         (work / f"out-{n}.jsonl").unlink()

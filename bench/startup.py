@@ -98,8 +98,8 @@ def main() -> int:
             ("import", "import naba.infer.classifier"),
             (
                 "load",
-                f"first Classifier.load({args.model!r}, {precision!r}), importing torch + "
-                "transformers",
+                f"first Classifier.load({args.model!r}, {precision!r}), "
+                "importing torch + transformers",
             ),
             ("again", f"second Classifier.load (same process, {precision})"),
             ("process", f"whole process: python + import + two loads ({precision})"),

@@ -60,8 +60,8 @@ def peak_per_core(flags: set[str]) -> tuple[int, int, str]:
         return (
             32,
             int8,
-            "AVX2+FMA: 2 x 256-bit FMA units (fp32 32 FLOPs/cycle); int8 via vpmaddubsw+vpmaddwd "
-            "~64 ops/cycle",
+            "AVX2+FMA: 2 x 256-bit FMA units (fp32 32 FLOPs/cycle); int8 via "
+            "vpmaddubsw+vpmaddwd ~64 ops/cycle",
         )
     return 8, 16, "SSE only (assumed 8 FLOPs/cycle)"
 

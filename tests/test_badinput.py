@@ -151,8 +151,8 @@ VALIDATE = [
     Case(
         "latin1.jsonl",
         1,
-        "{f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; re-save the "
-        "file as UTF-8",
+        "{f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; "
+        "re-save the file as UTF-8",
     ),
     Case(
         "invalid_utf8.jsonl",
@@ -185,16 +185,16 @@ VALIDATE = [
     Case(
         "unknown_topic.jsonl",
         1,
-        "{f}:1: topics: expected labels from ['energy', 'politics', 'sports'], found unknown "
-        "['weather']",
+        "{f}:1: topics: expected labels from ['energy', 'politics', 'sports'], "
+        "found unknown ['weather']",
         ("--labels", "energy,politics,sports"),
     ),
     Case("stance_no_target.jsonl", 1, "{f}:1: target: …", ("--task", "stance")),
     Case(
         "stance_unknown_label.jsonl",
         1,
-        "{f}:1: stance: expected labels from ['against', 'favor', 'none'], found unknown "
-        "['support']",
+        "{f}:1: stance: expected labels from ['against', 'favor', 'none'], "
+        "found unknown ['support']",
         ("--task", "stance", "--labels", "favor,against,none"),
     ),
     Case(
@@ -211,20 +211,17 @@ VALIDATE = [
     Case(
         "renamed_column.csv",
         2,
-        "error: {f}:1: header: expected a 'text' column, found 'id', 'Text', 'topics'; did you "
-        "mean "
-        "'Text'? rename it to 'text', or pass --text-column Text (columns.text_column in a "
-        "training "
-        "config)",
+        "error: {f}:1: header: expected a 'text' column, found 'id', 'Text', 'topics'; did "
+        "you mean 'Text'? rename it to 'text', or pass --text-column Text "
+        "(columns.text_column in a training config)",
     ),
     Case("renamed_column.csv", 0, "{f}: 1 rows, 1 valid, 0 problems", ("--text-column", "Text")),
     Case("short_row.csv", 1, "{f}:2: (csv): …"),
     Case(
         "unterminated_quote.csv",
         1,
-        "{f}:2: (csv): expected 3 columns, found fewer in a record that runs from line 2 to line "
-        "3; "
-        "a quoted field is probably missing its closing quote",
+        "{f}:2: (csv): expected 3 columns, found fewer in a record that runs from line 2 to "
+        "line 3; a quoted field is probably missing its closing quote",
     ),
     Case("a_directory.jsonl", 2, "error: {f}: …"),
     Case("no_such_file.jsonl", 2, "error: {f}: …"),
@@ -585,8 +582,8 @@ def _truncate(path: Path) -> None:
 MODEL_DIRS = [
     (
         "model_no_manifest",
-        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba "
-        "train`)",
+        "error: {m}/naba.json: missing; {m} is not a naba model directory "
+        "(train one with `naba train`)",
     ),
     (
         "model_corrupt_manifest",
@@ -600,8 +597,8 @@ MODEL_DIRS = [
     ),
     (
         "a_directory.jsonl",
-        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba "
-        "train`)",
+        "error: {m}/naba.json: missing; {m} is not a naba model directory "
+        "(train one with `naba train`)",
     ),
     (
         "empty.jsonl",
@@ -789,9 +786,8 @@ def test_predict_every_row_is_a_prediction_or_an_error_record(
     assert result.stdout.splitlines() == [
         f"{len(expected)} rows: {len(ids)} predictions in {out}, {len(problems)} errors"
     ]
-    assert (
-        result.stderr.splitlines()[-1] == f"{len(problems)} rows could not be classified; "
-        f"reasons in {tmp_path / 'out.errors.jsonl'}"
+    assert result.stderr.splitlines()[-1] == (
+        f"{len(problems)} rows could not be classified; reasons in {tmp_path / 'out.errors.jsonl'}"
     )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ids  # input order, nothing lost, nothing twice
@@ -845,9 +841,8 @@ def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(
         (("missing_column.csv",), "error: {0}:1: header: …"),
         (
             ("a_directory.jsonl",),
-            "error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, or "
-            "the data "
-            "files themselves",
+            "error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, "
+            "or the data files themselves",
         ),
         (("bom.jsonl", "no_such_file.jsonl"), "error: {1}: …"),
         (

@@ -104,8 +104,8 @@ def test_import_unmatched_and_errors_exit_1(root: Path, tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"1 articles matched no taxonomy rule (listed in {tmp_path / 'out.unmatched.jsonl'}): a-0",
         f"1 inputs could not be imported (reasons in {tmp_path / 'out.errors.jsonl'})",
-        f"  {pages / 'b.txt'}: (page): expected at least one article (headline then body), found "
-        "an empty page",
+        f"  {pages / 'b.txt'}: (page): expected at least one article (headline then "
+        "body), found an empty page",
     ]
     assert out.read_text(encoding="utf-8") == ""
 

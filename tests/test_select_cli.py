@@ -335,8 +335,8 @@ def test_bad_annotations_are_error_records_naming_file_line_and_field(
         ),
         (
             "",
-            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found an empty "
-            "file",
+            "{path}:1: expected a JSON list of tasks (Label Studio's JSON "
+            "export), found an empty file",
         ),
         (
             '[\n  {"data": {"text": "x"}},\n  {"data": \n]',

@@ -205,8 +205,8 @@ BAD = [
         "application/json",
         ["body", "articles"],
         "text_too_long",
-        "article 1: text is 201 characters, the limit is 200 (max_text_chars); shorten the article "
-        "or split it",
+        "article 1: text is 201 characters, the limit is 200 (max_text_chars); "
+        "shorten the article or split it",
     ),
     (
         _json({"articles": ["ok", "ok", {"title": "x" * 300, "text": "a"}]}),

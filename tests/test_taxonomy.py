@@ -265,8 +265,8 @@ def test_run_import_writes_unmatched_and_error_side_files(
     pages = tmp_path / "pages"
     pages.mkdir()
     (pages / "a.txt").write_text(
-        "أسعار النفط ترتفع\nارتفعت الأسعار اليوم.\nإقرأ أيضاً:\nحفل زفاف في القرية\nاحتفل "
-        "الأهالي.\n",
+        "أسعار النفط ترتفع\nارتفعت الأسعار اليوم.\nإقرأ أيضاً:\nحفل زفاف "
+        "في القرية\nاحتفل الأهالي.\n",
         encoding="utf-8",
     )
     (pages / "b.txt").write_text("\n", encoding="utf-8")

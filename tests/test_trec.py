@@ -73,10 +73,10 @@ def test_folder(corpus: Path) -> None:
         expected("C1", "sport", "نص ثالث"),
     ]
     assert problems == [
-        f"{corpus}/sport/d.txt: CAT: expected a non-empty <CAT> element, found none; the document "
-        "is skipped",
-        f"{corpus}/sport/e.txt: (file): expected UTF-8 text, found invalid byte at offset "
-        f"{BAD_OFFSET}",
+        f"{corpus}/sport/d.txt: CAT: expected a non-empty <CAT> element, found "
+        "none; the document is skipped",
+        f"{corpus}/sport/e.txt: (file): expected UTF-8 text, found invalid "
+        f"byte at offset {BAD_OFFSET}",
     ]
 
 
@@ -90,8 +90,8 @@ def test_tarball_gives_the_same_records_and_names_members(corpus: Path, tmp_path
     assert sorted(problems) == [
         f"{tar_path}!corpus/sport/d.txt: CAT: expected a non-empty <CAT> element, found none; the "
         "document is skipped",
-        f"{tar_path}!corpus/sport/e.txt: (file): expected UTF-8 text, found invalid byte at offset "
-        f"{BAD_OFFSET}",
+        f"{tar_path}!corpus/sport/e.txt: (file): expected UTF-8 text, found invalid "
+        f"byte at offset {BAD_OFFSET}",
     ]
 
 
@@ -107,8 +107,8 @@ def test_single_file(corpus: Path) -> None:
         ("no markup at all", "f.txt: DOC: expected a <DOC> element, found none"),
         (
             "<DOC><CAT>x</CAT><TEXT>t</TEXT></DOC>",
-            "f.txt: DOCNO: expected a non-empty <DOCNO> element, found none; the document is "
-            "skipped",
+            "f.txt: DOCNO: expected a non-empty <DOCNO> element, found "
+            "none; the document is skipped",
         ),
         (
             "<DOC><DOCNO>1</DOCNO><CAT>x</CAT><TEXT>  </TEXT></DOC>",
