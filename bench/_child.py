@@ -1,4 +1,4 @@
-"""Run benchmark code in a fresh interpreter and measure it from outside: wall seconds and its own peak RSS."""
+"""Run benchmark code in a fresh interpreter; measure its wall seconds and peak RSS from outside."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 
 
 def child(code: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> dict:
-    """Run ``python -c code argv...``; its last stdout line (JSON) plus ``wall`` seconds, ``peak_rss_mb`` and ``cpu_s``.
+    """Run ``python -c code argv...``; its last stdout line (JSON) plus how the run went.
 
-    ``cpu_s`` (user + system CPU seconds of the child) moves less than wall time when other jobs share the cores.
+    The JSON gains ``wall`` seconds, ``peak_rss_mb`` and ``cpu_s``: user + system CPU seconds of
+    the child, which move less than wall time when other jobs share the cores.
 
     stdout goes to ``log``, stderr beside it (``.err``); the peak RSS comes
     from ``wait4``, so it is the child's alone. A failed child stops the
@@ -43,8 +44,8 @@ def child(code: str, argv: list[str], log: Path, env: dict[str, str] | None = No
     }
 
 
-# A ``naba train`` run of one topic task in a child: argv = the config as JSON, the output directory.
-# Prints the last dev evaluation's samples/s and the peak GPU memory (0 on a CPU).
+# A ``naba train`` run of one topic task in a child: argv = the config as JSON, the output
+# directory. Prints the last dev evaluation's samples/s and the peak GPU memory (0 on a CPU).
 TRAIN_TOPICS = """
 import json, sys, torch
 from pathlib import Path
@@ -52,7 +53,8 @@ from naba.config import NabaConfig
 from naba.train.trainer import train
 config, out = NabaConfig.model_validate(json.loads(sys.argv[1])), Path(sys.argv[2])
 model = train(config, out, overwrite=True, show_progress_bar=False)
-rates = [json.loads(line)["samples_per_s"] for line in (model / "metrics.jsonl").read_text().splitlines()]
+metrics = (model / "metrics.jsonl").read_text().splitlines()
+rates = [json.loads(line)["samples_per_s"] for line in metrics]
 peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
 print(json.dumps({"samples_per_s": rates[-1], "peak_gpu_mb": peak}))
 """
@@ -67,8 +69,8 @@ def topic_config(
     hybrid: bool | None = None,
     **train: object,
 ) -> str:
-    """The JSON config of a fixed-step topic run for :data:`TRAIN_TOPICS` (``train`` adds to the train section;
-    ``hybrid`` None leaves the model's default, for code from before it existed)."""
+    """The JSON config of a fixed-step topic run for :data:`TRAIN_TOPICS` (``train`` adds to the
+    train section; ``hybrid`` None leaves the model's default, for code from before it existed)."""
     model = {"base": str(base), "window": window, **({} if hybrid is None else {"hybrid": hybrid})}
     return json.dumps(
         {

@@ -98,7 +98,7 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
         enc_test, mar_test = d["encoder_test"], d["margins_test"]
         test_gold = np.eye(k)[d["gold_test"]]
 
-        def on_test(logits):
+        def on_test(logits, test_gold=test_gold):
             return macro_f1(argmax(logits), test_gold)
 
         encoder_f1 = on_test(np.log(np.clip(enc_test, 1e-7, 1)))

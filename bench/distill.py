@@ -1,4 +1,4 @@
-"""Distilled students against their teacher: test macro-F1, articles/s, size, distillation time (issue #19).
+"""Distilled students against their teacher: macro-F1, articles/s, size, distillation time (#19).
 
 Distils the teacher into students with the given layer counts (``naba distill``,
 skipped where the student directory exists), then, in one process:
@@ -132,10 +132,12 @@ def main() -> None:
     base = rate["teacher", "fp32"]
 
     print(
-        f"\n{args.test} ({task}), {len(articles)} articles timed x {args.repeats} rounds, {args.threads} threads\n"
+        f"\n{args.test} ({task}), {len(articles)} articles timed x {args.repeats} rounds, "
+        f"{args.threads} threads\n"
     )
     print(
-        "| model | layers | size MB | distil s | precision (runs) | test macro-F1 | encoder part | articles/s | vs teacher fp32 |"
+        "| model | layers | size MB | distil s | precision (runs) | test macro-F1 | encoder part | "
+        "articles/s | vs teacher fp32 |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, model in models.items():
@@ -148,7 +150,8 @@ def main() -> None:
             r = rate[name, precision]
             distil = times.get(name.split("-")[-1], "-") if name != "teacher" else "-"
             print(
-                f"| {name} | {layers} | {_size_mb(model):.0f} | {distil} | {precision} ({runs}) | {f1:.4f} | "
+                f"| {name} | {layers} | {_size_mb(model):.0f} | {distil} | {precision} ({runs}) | "
+                f"{f1:.4f} | "
                 f"{'-' if encoder is None else f'{encoder:.4f}'} | {r:.1f} | {r / base:.2f}x |"
             )
 

@@ -1,20 +1,22 @@
 """The GPU check of issue #17: one script, under 8 minutes on one GPU.
 
-    python bench/gpu_check.py --base runs/encoders/e5-bench                # on a GPU machine
-    python bench/gpu_check.py --base runs/encoders/e5-bench --device cpu --train 64 --test 32 --steps 2   # a dry run
+    python bench/gpu_check.py --base runs/encoders/e5-bench        # on a GPU machine
+    python bench/gpu_check.py --base runs/encoders/e5-bench --device cpu \\
+        --train 64 --test 32 --steps 2                              # a dry run
 
 On ANT topics (``../shared/data/ant``), with ``--base`` (a converted e5-small):
 
-1. trains a short run on the device, in bf16 on a GPU (``train.mixed_precision``), and the same steps in a
-   1-process ``torchrun``;
-2. predicts the test articles on the device in fp32 and bf16, and on the CPU in fp32 (the reference): label
-   agreement with CPU fp32 (target: >= 99%);
-3. throughput against ``transformers.pipeline(device=...)`` on the same task directory and articles (one window
-   of 256 tokens for both), interleaved, and naba under a 1-process ``torchrun``;
+1. trains a short run on the device, in bf16 on a GPU (``train.mixed_precision``), and the same
+   steps in a 1-process ``torchrun``;
+2. predicts the test articles on the device in fp32 and bf16, and on the CPU in fp32 (the
+   reference): label agreement with CPU fp32 (target: >= 99%);
+3. throughput against ``transformers.pipeline(device=...)`` on the same task directory and
+   articles (one window of 256 tokens for both), interleaved, and naba under a 1-process
+   ``torchrun``;
 4. peak GPU memory of training and prediction (``torch.cuda.max_memory_allocated``).
 
-Every step runs in a fresh process (bench/_child.py); the table goes to stdout, the children's logs to a
-temporary directory it names. Needs ../shared/data (prints a note and exits 0 when absent).
+Every step runs in a fresh process (bench/_child.py); the table goes to stdout, the children's logs
+to a temporary directory it names. Needs ../shared/data (prints a note and exits 0 when absent).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ if torch.cuda.is_available():
     torch.cuda.synchronize()
 seconds = time.perf_counter() - started
 peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0
-print(json.dumps({"articles_per_s": len(articles) / seconds, "labels": [r["topics"]["labels"] for r in results],
-                  "peak_gpu_mb": peak}))
+labels = [r["topics"]["labels"] for r in results]
+rate = len(articles) / seconds
+print(json.dumps({"articles_per_s": rate, "labels": labels, "peak_gpu_mb": peak}))
 """
 
 PIPELINE = """
@@ -58,7 +61,10 @@ import json, sys, time, torch
 from transformers import pipeline
 task_dir, articles_file, device = sys.argv[1:4]
 texts = [json.loads(line)["text"] for line in open(articles_file, encoding="utf-8")]
-pipe = pipeline("text-classification", model=task_dir, device=device, truncation=True, max_length=256, top_k=None)
+pipe = pipeline(
+    "text-classification",
+    model=task_dir, device=device, truncation=True, max_length=256, top_k=None,
+)
 pipe(texts[:64], batch_size=64)
 if torch.cuda.is_available():
     torch.cuda.synchronize()
@@ -150,7 +156,8 @@ def main() -> int:
     cpu_file = _write(work / "test-cpu.jsonl", test[: args.cpu_test])
     env = {"TOKENIZERS_PARALLELISM": "false", **({} if gpu else {"CUDA_VISIBLE_DEVICES": ""})}
     print(
-        f"GPU check on {name}, torch {torch.__version__}; ANT topics, {args.train} train articles, {args.steps} steps of 32, "
+        f"GPU check on {name}, torch {torch.__version__}; ANT topics, {args.train} train articles, "
+        f"{args.steps} steps of 32, "
         f"2 windows x 256; logs in {work}"
     )
 
@@ -228,8 +235,8 @@ def main() -> int:
                 "predict",
                 f"{args.device}, {precision}",
                 f"{r['articles_per_s']:.1f} articles/s "
-                f"({r['articles_per_s'] / pipe['articles_per_s']:.2f}x pipeline); labels agree with CPU fp32 on "
-                f"{100 * agree:.1f}%",
+                f"({r['articles_per_s'] / pipe['articles_per_s']:.2f}x pipeline); labels agree "
+                f"with CPU fp32 on {100 * agree:.1f}%",
                 f"{r['peak_gpu_mb']:.0f}",
                 f"{r['wall']:.0f}",
             )

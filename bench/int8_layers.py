@@ -71,7 +71,8 @@ def main() -> int:
         seconds = time.perf_counter() - started
         agreement = float(np.mean(scores.argmax(axis=1) == base.argmax(axis=1)))
         print(
-            f"| {label} | {100 * agreement:.1f}% | {np.abs(scores - base).max():.2f} | {seconds:.0f} |",
+            f"| {label} | {100 * agreement:.1f}% | {np.abs(scores - base).max():.2f} | "
+            f"{seconds:.0f} |",
             flush=True,
         )
     task.model = fp32

@@ -1,4 +1,4 @@
-"""How many articles of a split have a near-duplicate, by the TF-IDF cosine ``naba select`` compares them with.
+"""How many articles of a split have a near-duplicate, by the TF-IDF cosine ``naba select`` uses.
 
 For each threshold, the articles whose most similar other article (word
 1-2-gram TF-IDF, :func:`naba.infer.select.text_space`) reaches it, and one
@@ -43,7 +43,8 @@ def main() -> None:
         if len(band):
             a = int(band[0])
             print(
-                f"\n{nearest[a]:.3f}: {rows[a]['text'][:120]!r}\n       {rows[partner[a]]['text'][:120]!r}"
+                f"\n{nearest[a]:.3f}: {rows[a]['text'][:120]!r}\n       "
+                f"{rows[partner[a]]['text'][:120]!r}"
             )
 
 

@@ -1,4 +1,4 @@
-"""What inference-time changes buy a trained single-label model on a shared set, chosen on dev, scored on test.
+"""What inference-time changes buy a trained single-label model: chosen on dev, scored on test.
 
     python bench/post_hoc.py runs/bench-e5-long/ant runs/bench-e5-long/arabicstancex
 
@@ -140,13 +140,15 @@ def main() -> int:
         print("skipped: ../shared/data is not present")
         return 0
     print(
-        "| model | change | setting (chosen on dev) | dev macro-F1 | dev acc | test macro-F1 | test acc |"
+        "| model | change | setting (chosen on dev) | dev macro-F1 | dev acc | test macro-F1 | "
+        "test acc |"
     )
     print("|---|---|---|---|---|---|---|")
     for model_dir in args.models:
         for change, setting, dev_f1, dev_acc, test_f1, test_acc in study(model_dir):
             print(
-                f"| {model_dir.name} | {change} | {setting} | {dev_f1:.3f} | {dev_acc:.3f} | {test_f1:.3f} | {test_acc:.3f} |",
+                f"| {model_dir.name} | {change} | {setting} | {dev_f1:.3f} | {dev_acc:.3f} | "
+                f"{test_f1:.3f} | {test_acc:.3f} |",
                 flush=True,
             )
     return 0

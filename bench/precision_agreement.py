@@ -47,7 +47,8 @@ def main() -> int:
     if args.skip_bf16:
         runs = [run for run in runs if run[1] != "bf16"]
     print(
-        "| task | data | precision | runs in | label agreement with fp32 | macro-F1 | articles/s vs fp32 |"
+        "| task | data | precision | runs in | label agreement with fp32 | macro-F1 | articles/s "
+        "vs fp32 |"
     )
     print("|---|---|---|---|---|---|---|")
     for item in args.data:
@@ -77,8 +78,8 @@ def main() -> int:
                 baseline, fp32_rate = labels, rate
             agreement = sum(a == b for a, b in zip(labels, baseline)) / len(labels)
             print(
-                f"| {task} | {path} ({len(records)}) | {name} | {clf.task_precision[task]} | {100 * agreement:.1f}% | "
-                f"{f1:.3f} | {rate / fp32_rate:.2f}x |",
+                f"| {task} | {path} ({len(records)}) | {name} | {clf.task_precision[task]} | "
+                f"{100 * agreement:.1f}% | {f1:.3f} | {rate / fp32_rate:.2f}x |",
                 flush=True,
             )
     return 0

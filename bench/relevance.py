@@ -44,7 +44,8 @@ def main() -> int:
     args = parser.parse_args()
     if not args.articles.exists() or not args.test.exists():
         print(
-            f"skipped: {args.articles} or {args.test} not found (../shared/data is only on the developers' machines)"
+            f"skipped: {args.articles} or {args.test} not found (../shared/data is only on the "
+            "developers' machines)"
         )
         return 0
 

@@ -1,4 +1,4 @@
-"""Scale-out overheads: Ray Data and Spark against ``naba predict`` on the same cores, model and articles.
+"""Scale-out overheads: Ray Data and Spark against ``naba predict``, same cores, model, articles.
 
     python bench/scale_out.py --model runs/ant-e5 --n 300 --cores 2
     python bench/scale_out.py --model runs/ant-e5 --n 150 --engines torchrun ray-n spark
@@ -11,7 +11,8 @@ dataset of ``--cores`` files) in a fresh interpreter, on ``--cores`` cores:
 - ``torchrun``: ``torchrun --nproc_per_node {cores} -m naba predict
   --threads 1`` (the whole command, merge included);
 - ``ray 1x{cores}``: a local Ray cluster, one actor with every core (Ray
-  is told of one CPU more than there are, for its read and write tasks) (:func:`naba.integrations.ray.predict_parquet`, Parquet out);
+  is told of one CPU more than there are, for its read and write tasks)
+  (:func:`naba.integrations.ray.predict_parquet`, Parquet out);
 - ``ray {cores}x1``: the same with one actor per core;
 - ``spark local[{cores}]``: :func:`naba.integrations.spark.predict_udf` over
   the same Parquet, one Python worker per core with one thread each,
@@ -48,7 +49,8 @@ SHARED = ROOT.parent / "shared" / "data" / "ant"
 ENGINE = r"""
 import json, sys, time
 start = time.perf_counter()
-engine, model, source, out, cores = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+engine, model, source, out = sys.argv[1:5]
+cores = int(sys.argv[5])
 labels = {}
 if engine == "predict":
     from pathlib import Path

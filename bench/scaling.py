@@ -34,11 +34,17 @@ from pathlib import Path
 from naba.infer.classifier import Classifier
 from naba.infer.predict import predict_files
 model, source, output, precision, max_length, batch_size, threads = sys.argv[1:8]
-clf = Classifier.load(model, precision, max_length=int(max_length) or None, threads=int(threads) or None)
+clf = Classifier.load(
+    model, precision, max_length=int(max_length) or None, threads=int(threads) or None
+)
 loaded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
-summary = predict_files(clf, [Path(source)], Path(output), overwrite=True, show_progress_bar=False, batch_size=int(batch_size))
-print(json.dumps({"seconds": time.perf_counter() - started, "written": summary.written, "loaded_rss_kb": loaded_rss}))
+summary = predict_files(
+    clf, [Path(source)], Path(output),
+    overwrite=True, show_progress_bar=False, batch_size=int(batch_size),
+)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "written": summary.written, "loaded_rss_kb": loaded_rss}))
 """
 
 
@@ -99,19 +105,22 @@ def main() -> int:
     args = parser.parse_args()
     if not Path(args.data).exists():
         print(
-            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' "
+            "machines)"
         )
         return 0
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if r.get("text")]
     work = Path(tempfile.mkdtemp(prefix="naba-scaling-"))
     print(
-        f"model {args.model}, {args.precision}, max length {args.max_length or 'the model’s'}, batch size {args.batch_size}, "
+        f"model {args.model}, {args.precision}, max length {args.max_length or 'the model’s'}, "
+        f"batch size {args.batch_size}, "
         f"threads {args.threads or 'default'}; "
         f"input: {args.data} repeated"
     )
     print(
-        "| articles | articles/s | seconds (predict) | RSS after load MB | peak RSS MB | peak - loaded MB |"
+        "| articles | articles/s | seconds (predict) | RSS after load MB | peak RSS MB | peak - "
+        "loaded MB |"
     )
     print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
@@ -130,8 +139,8 @@ def main() -> int:
             raise SystemExit(f"{n} articles in, {result['written']} predictions out")
         loaded, peak = result["loaded_rss_kb"] / 1024, result["peak_rss_kb"] / 1024
         print(
-            f"| {n:,} | {n / result['seconds']:.1f} | {result['seconds']:.1f} | {loaded:.0f} | {peak:.0f} | "
-            f"{peak - loaded:.0f} |",
+            f"| {n:,} | {n / result['seconds']:.1f} | {result['seconds']:.1f} | {loaded:.0f} | "
+            f"{peak:.0f} | {peak - loaded:.0f} |",
             flush=True,
         )
         (work / f"out-{n}.jsonl").unlink()

@@ -1,4 +1,4 @@
-"""Learning curves of ``naba select``'s strategies with the sparse part: diverse against uncertainty and random.
+"""Learning curves of ``naba select``'s strategies, sparse part: diverse, uncertainty, random.
 
 Each run starts from the same random ``--start`` labelled training articles
 (per seed), then round after round trains the sparse part
@@ -10,7 +10,8 @@ whose gold labels are then revealed. Prints one row per labelled-set size:
 each strategy's mean macro-F1 over the seeds (and its min-max), then each
 strategy's mean over the rounds after the first.
 
-    python bench/selection.py --data ../shared/data/asnd --seeds 0 1 2 --figure docs/img/selection-posts.png
+    python bench/selection.py --data ../shared/data/asnd --seeds 0 1 2 \\
+        --figure docs/img/selection-posts.png
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def curve(train: list[dict], test: list[dict], strategy: str, seed: int, args) -
 
 
 def first_batch(train: list[dict], args) -> None:
-    """What each strategy's first batch holds: near-duplicate pairs, gold labels covered, uncertainty."""
+    """What each strategy's first batch holds: near-duplicate pairs,
+    gold labels covered, uncertainty."""
     from naba.infer.select import DUPLICATE, text_space
 
     labels = sorted({t for r in train for t in r["topics"]})
@@ -132,7 +134,8 @@ def main() -> None:
                 args.results.write_text(json.dumps(vars(args) | {"curves": curves}, default=str))
     sizes = list(range(args.start, args.end + 1, args.step))
     print(
-        f"{args.data.name}: test macro-F1 of the sparse part, mean (min-max) over seeds {args.seeds}; "
+        f"{args.data.name}: test macro-F1 of the sparse part, mean (min-max) over seeds "
+        f"{args.seeds}; "
         f"pool: {len(train)} training articles"
     )
     print("| labels | " + " | ".join(args.strategies) + " |")

@@ -1,4 +1,4 @@
-"""Load test for ``naba serve``: a bounded run of mixed requests from concurrent clients, on loopback.
+"""Load test for ``naba serve``: a bounded run of mixed requests from concurrent clients (loopback).
 
 Starts ``naba serve MODEL`` as a real subprocess on 127.0.0.1 (a free port
 the OS picks), sends exactly ``--requests`` requests from ``--clients``
@@ -17,12 +17,12 @@ itself), and reports:
 
 ::
 
-    .venv/bin/python bench/serve_load.py                          # trains a tiny model first (about a minute)
+    .venv/bin/python bench/serve_load.py    # trains a tiny model first (about a minute)
     .venv/bin/python bench/serve_load.py --model runs/ant-e5-2000 --requests 1000 --clients 16
 
 Exit status 0 when there was no 5xx, every keyless request was answered 401,
-every other invalid one 4xx and every other valid one 200; 1 otherwise. ``tests/test_reliability.py`` runs a
-smaller version against the test suite's tiny model.
+every other invalid one 4xx and every other valid one 200; 1 otherwise.
+``tests/test_reliability.py`` runs a smaller version against the test suite's tiny model.
 """
 
 from __future__ import annotations
@@ -199,7 +199,8 @@ def _rss_mb(pid: int, key: str = "VmRSS") -> float:
 def start_server(
     model: Path, log_path: Path, key: str, timeout: float = 300
 ) -> tuple[subprocess.Popen, str]:
-    """``naba serve`` on 127.0.0.1 and a port the OS picks, requiring ``key``; the process and its URL."""
+    """``naba serve`` on 127.0.0.1 and a port the OS picks, requiring
+    ``key``; the process and its URL."""
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -369,7 +370,8 @@ def table(report: Report) -> str:
         )
         ms = [o.seconds * 1000 for o in group]
         lines.append(
-            f"| {kind} | {len(group)} | {codes} | {_percentile(ms, 0.5):.0f} | {_percentile(ms, 0.99):.0f} |"
+            f"| {kind} | {len(group)} | {codes} | {_percentile(ms, 0.5):.0f} | "
+            f"{_percentile(ms, 0.99):.0f} |"
         )
     return "\n".join(lines)
 
@@ -384,7 +386,8 @@ def summary(report: Report) -> str:
             f"({report.requests / report.wall_s:.1f} requests/s); server: {report.health}",
             "invalid requests: "
             + ", ".join(f"{k.removeprefix('invalid-')} {n}" for k, n in sorted(invalid.items())),
-            f"server RSS: {report.rss_after_warmup_mb:.0f} MB after the first {min(100, report.requests)} requests, "
+            f"server RSS: {report.rss_after_warmup_mb:.0f} MB after the first "
+            f"{min(100, report.requests)} requests, "
             f"{report.rss_end_mb:.0f} MB after the last; peak (VmHWM) {report.peak_rss_mb:.0f} MB",
             f"5xx or no answer: {report.server_errors}; keyless not answered 401: "
             f"{report.keyless_not_401}; invalid not answered 4xx: {report.invalid_not_4xx}; "
@@ -393,7 +396,7 @@ def summary(report: Report) -> str:
     )
 
 
-# ----------------------------------------------------------------------------- a tiny model when none is given
+# ------------------------------------------------------------------ a tiny model when none is given
 
 
 def tiny_model(work: Path) -> Path:

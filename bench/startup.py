@@ -1,4 +1,4 @@
-"""Start-up: ``naba --help``, every ``naba COMMAND --help``, and ``Classifier.load``, each in a fresh process.
+"""Start-up: ``naba --help``, each ``naba COMMAND --help``, ``Classifier.load``, in fresh processes.
 
     python bench/startup.py --model runs/ant-e5-2000
     python bench/startup.py --repeats 7            # help only (no --model)
@@ -98,14 +98,16 @@ def main() -> int:
             ("import", "import naba.infer.classifier"),
             (
                 "load",
-                f"first Classifier.load({args.model!r}, {precision!r}), importing torch + transformers",
+                f"first Classifier.load({args.model!r}, {precision!r}), "
+                "importing torch + transformers",
             ),
             ("again", f"second Classifier.load (same process, {precision})"),
             ("process", f"whole process: python + import + two loads ({precision})"),
         ):
             values = record[part]
             print(
-                f"| {label} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |"
+                f"| {label} | {statistics.median(values):.2f} | "
+                f"{min(values):.2f}-{max(values):.2f} |"
             )
     return 0
 

@@ -1,7 +1,8 @@
 """Inference throughput: ``naba predict`` against ``transformers.pipeline("text-classification")``.
 
     python bench/throughput.py --model runs/ant-e5-2000
-    python bench/throughput.py --model runs/ant-e5-2000 --variants naba-fp32 naba-int8 ort-int8 --speed-n 64
+    python bench/throughput.py --model runs/ant-e5-2000 --variants naba-fp32 naba-int8 ort-int8 \\
+        --speed-n 64
 
 The same fine-tuned model and the same ANT test articles go through
 
@@ -123,7 +124,8 @@ def naba_runner(name: str, model_dir: Path, precision: str, work: Path, batch_si
 
 
 def ort_runner(name: str, model_dir: Path, quantized: bool, work: Path, batch_size: int) -> Runner:
-    """ONNX Runtime on the same length-sorted token batches naba uses (what an ONNX backend would run)."""
+    """ONNX Runtime on the same length-sorted token batches naba uses
+    (what an ONNX backend would run)."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -231,7 +233,8 @@ def main() -> int:
     args = parser.parse_args()
     if not Path(args.data).exists():
         print(
-            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' "
+            "machines)"
         )
         return 0
     import torch
@@ -262,7 +265,8 @@ def main() -> int:
         f"machine: {machine()}; torch threads {torch.get_num_threads()}; torch {torch.__version__}"
     )
     print(
-        f"model: {model_dir} (windows of {window.length} tokens, at most {window.max_windows}); data: {args.data}"
+        f"model: {model_dir} (windows of {window.length} tokens, at most {window.max_windows}); "
+        f"data: {args.data}"
     )
 
     work = Path(tempfile.mkdtemp(prefix="naba-throughput-"))
@@ -307,9 +311,11 @@ def main() -> int:
         )["input_ids"]
     ]
     naba_batches = list(token_batches(lengths, [1] * len(lengths), args.batch_size * window.length))
+    in_order = [list(range(i, min(i + 32, len(lengths)))) for i in range(0, len(lengths), 32)]
     print(
-        f"padding share at {window.length} tokens: naba {padding_share(lengths, naba_batches):.1%}; input order in "
-        f"batches of 32: {padding_share(lengths, [list(range(i, min(i + 32, len(lengths)))) for i in range(0, len(lengths), 32)]):.1%}"
+        f"padding share at {window.length} tokens: naba "
+        f"{padding_share(lengths, naba_batches):.1%}; input order in "
+        f"batches of 32: {padding_share(lengths, in_order):.1%}"
     )
 
     for runner in runners:
@@ -334,7 +340,8 @@ def main() -> int:
         median = len(speed_rows) / statistics.median(walls[runner.name])
         cpu = 1000 * min(cpus[runner.name]) / len(speed_rows)
         print(
-            f"| {runner.name} | {runner.batch} | {best:.2f} | {median:.2f} | {cpu:.0f} | {best / peer_rate:.2f}x |"
+            f"| {runner.name} | {runner.batch} | {best:.2f} | {median:.2f} | {cpu:.0f} | "
+            f"{best / peer_rate:.2f}x |"
         )
 
     if not args.skip_quality:
@@ -351,7 +358,7 @@ def main() -> int:
 
 
 def quality(runners: list[Runner], quality_rows: list[dict], spec: Any) -> None:
-    """One pass over the quality articles per variant: macro-F1, accuracy, agreement with naba-fp32."""
+    """One pass over the quality set per variant: macro-F1, accuracy, agreement with naba-fp32."""
     from naba.evaluation.metrics import classification_metrics
 
     gold = [r["topics"][:1] for r in quality_rows]
@@ -371,7 +378,8 @@ def quality(runners: list[Runner], quality_rows: list[dict], spec: Any) -> None:
             else "-"
         )
         print(
-            f"| {name} | {100 * metrics['macro_f1']:.2f} | {100 * metrics['accuracy']:.2f} | {agree} | "
+            f"| {name} | {100 * metrics['macro_f1']:.2f} | {100 * metrics['accuracy']:.2f} | "
+            f"{agree} | "
             f"{len(quality_rows) / wall:.2f} |"
         )
 
@@ -379,7 +387,8 @@ def quality(runners: list[Runner], quality_rows: list[dict], spec: Any) -> None:
 def latency(
     model_dir: Path, texts: dict[str, str], rows: list[dict], length: int, runners: list[Runner]
 ) -> None:
-    """One article per call (the service case): p50/p99 of the Python API and of the pipeline, interleaved."""
+    """One article per call (the service case): p50/p99 of the Python API
+    and of the pipeline, interleaved."""
     import numpy as np
 
     calls: dict[str, Callable[[dict], Any]] = {}
@@ -403,7 +412,8 @@ def latency(
     print("|---|---|---|---|")
     for name, values in times.items():
         print(
-            f"| {name} | {np.percentile(values, 50):.0f} | {np.percentile(values, 99):.0f} | {np.mean(values):.0f} |"
+            f"| {name} | {np.percentile(values, 50):.0f} | {np.percentile(values, 99):.0f} | "
+            f"{np.mean(values):.0f} |"
         )
 
 

@@ -1,4 +1,5 @@
-"""Training memory on long articles: peak RSS of ``naba train`` as the work grows, with and without gradient checkpointing.
+"""Training memory on long articles: peak RSS of ``naba train`` as the work grows, with and without
+gradient checkpointing.
 
     python bench/train_memory.py --base runs/encoders/e5-bench
     python bench/train_memory.py --base runs/encoders/e5-bench --articles 400 1600 --steps 8
@@ -73,10 +74,12 @@ def main() -> int:
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in articles[-32:]), encoding="utf-8"
     )
     print(
-        f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, 2 windows x 256 tokens, fp32"
+        f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, 2 "
+        "windows x 256 tokens, fp32"
     )
     print(
-        "| articles in train | gradient checkpointing | peak RSS MB | vs off | samples/s | vs off | process s |"
+        "| articles in train | gradient checkpointing | peak RSS MB | vs off | samples/s | vs off "
+        "| process s |"
     )
     print("|---|---|---|---|---|---|---|")
     for n in args.articles:

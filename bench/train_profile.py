@@ -1,7 +1,8 @@
-"""Where a fine-tuning step spends its time: cProfile of a short ``naba train`` run, the top ops by own time.
+"""Where a training step spends its time: cProfile of a short ``naba train``, top ops by own time.
 
     python bench/train_profile.py --base runs/encoders/e5-bench
-    PYTHONPATH=/tmp/naba-before/src python bench/train_profile.py --base runs/encoders/e5-bench   # another source tree
+    # another source tree:
+    PYTHONPATH=/tmp/naba-before/src python bench/train_profile.py --base runs/encoders/e5-bench
 
 Topics on 96 ANT training articles, 6 steps of 16 articles x 128 tokens, one
 dev evaluation of 16 articles, the encoder alone (``model.hybrid: false``).

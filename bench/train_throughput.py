@@ -1,10 +1,13 @@
-"""Training throughput: ``naba train`` against a plain Hugging Face ``Trainer``, same model, data, batch and length.
+"""Training throughput: ``naba train`` against a plain Hugging Face ``Trainer`` on equal terms.
+
+Both train the same model on the same data, batch size and length.
 
     python bench/train_throughput.py --base runs/encoders/e5-ant --steps 20
     python bench/train_throughput.py --base runs/encoders/tiny --steps 50 --repeats 3
-    python bench/train_throughput.py --base runs/encoders/e5-bench --steps 20 --repeats 2 --before /tmp/naba-before/src
-    python bench/train_throughput.py --base runs/encoders/e5-bench --data ../shared/data/asnd/train.jsonl \
-        --length 64 --batch-size 32 --group-by-length
+    python bench/train_throughput.py --base runs/encoders/e5-bench --steps 20 --repeats 2 \\
+        --before /tmp/naba-before/src
+    python bench/train_throughput.py --base runs/encoders/e5-bench \\
+        --data ../shared/data/asnd/train.jsonl --length 64 --batch-size 32 --group-by-length
 
 ``--group-by-length`` adds a run of each with its length grouping on (naba's
 ``train.group_by_length``, the Trainer's ``train_sampling_strategy=
@@ -39,21 +42,32 @@ SHARED = ROOT.parent / "shared" / "data" / "ant"
 TRAINER = """
 import json, sys
 import datasets
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                          TrainingArguments)
+from transformers import (
+    AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+    TrainingArguments,
+)
 base, train_file, work, length, batch, steps, grouped = sys.argv[1:8]
 rows = [json.loads(line) for line in open(train_file, encoding="utf-8")]
 labels = sorted({r["topics"][0] for r in rows})
 tokenizer = AutoTokenizer.from_pretrained(base)
-data = datasets.Dataset.from_dict({"text": [r["text"] for r in rows], "label": [labels.index(r["topics"][0]) for r in rows]})
-data = data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=int(length)), batched=True, remove_columns=["text"])
+data = datasets.Dataset.from_dict(
+    {"text": [r["text"] for r in rows], "label": [labels.index(r["topics"][0]) for r in rows]}
+)
+data = data.map(
+    lambda b: tokenizer(b["text"], truncation=True, max_length=int(length)),
+    batched=True,
+    remove_columns=["text"],
+)
 model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(labels))
-args = TrainingArguments(output_dir=work, per_device_train_batch_size=int(batch), max_steps=int(steps), learning_rate=5e-5,
-                         weight_decay=0.01, warmup_steps=max(1, int(0.1 * int(steps))), lr_scheduler_type="linear",
-                         save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
-                         use_cpu=True, dataloader_num_workers=0, seed=13,
-                         train_sampling_strategy="group_by_length" if grouped == "1" else "random")
-result = Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer)).train()
+args = TrainingArguments(
+    output_dir=work, per_device_train_batch_size=int(batch), max_steps=int(steps),
+    learning_rate=5e-5, weight_decay=0.01, warmup_steps=max(1, int(0.1 * int(steps))),
+    lr_scheduler_type="linear", save_strategy="no", eval_strategy="no", logging_strategy="no",
+    report_to=[], disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, seed=13,
+    train_sampling_strategy="group_by_length" if grouped == "1" else "random",
+)
+collator = DataCollatorWithPadding(tokenizer)
+result = Trainer(model=model, args=args, train_dataset=data, data_collator=collator).train()
 print(json.dumps({"samples_per_s": result.metrics["train_samples_per_second"]}))
 """
 
@@ -86,7 +100,8 @@ def main() -> int:
     args = parser.parse_args()
     if not Path(args.data).exists():
         print(
-            f"skipped: {args.data} is not present (../shared/data is only on the developers' machines)"
+            f"skipped: {args.data} is not present (../shared/data is only on the developers' "
+            "machines)"
         )
         return 0
     from naba.config import NormalizationConfig
@@ -166,19 +181,23 @@ def main() -> int:
                 )
             )
     print(
-        f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, fp32; "
+        f"{args.base}: {args.steps} steps of {args.batch_size} articles, {args.length} tokens, "
+        "fp32; "
         f"{args.repeats} round(s), naba and Trainer alternating"
     )
     peer = max(r["samples_per_s"] for r in results["HF Trainer"])
     print(
-        "| trainer | samples/s (best) | samples/s (median) | vs Trainer | peak RSS MB | process s | process CPU s |"
+        "| trainer | samples/s (best) | samples/s (median) | vs Trainer | peak RSS MB | process s "
+        "| process CPU s |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         rates = [r["samples_per_s"] for r in runs]
         print(
-            f"| {name} | {max(rates):.2f} | {statistics.median(rates):.2f} | {max(rates) / peer:.2f}x | "
-            f"{max(r['peak_rss_mb'] for r in runs):.0f} | {statistics.median(r['wall'] for r in runs):.0f} | "
+            f"| {name} | {max(rates):.2f} | {statistics.median(rates):.2f} | "
+            f"{max(rates) / peer:.2f}x | "
+            f"{max(r['peak_rss_mb'] for r in runs):.0f} | "
+            f"{statistics.median(r['wall'] for r in runs):.0f} | "
             f"{statistics.median(r['cpu_s'] for r in runs):.0f} |"
         )
     return 0

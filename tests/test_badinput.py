@@ -13,7 +13,8 @@ wording (the test of the module that writes it: test_readers, test_records,
 test_validate, test_pages, test_config, test_infer, test_train,
 test_reliability, test_serve), the expectation here ends in "…": it checks
 what comes before (the exit code, the file, line and field named, nothing
-written), not the wording again.
+written), not the wording again. A "…" inside an expectation stands for the
+words naba passes on from a library (json's, PyYAML's, gzip's, pydantic's).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, write_config
+from conftest import ROOT, Elided, write_config
 from naba.cli import app
 from naba.text import is_blank
 
@@ -53,7 +54,8 @@ ENV_OFFLINE = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NU
 
 
 def naba(*args: str | Path):
-    """Run one command in-process; fail on any exception that escaped it (what a user sees as a traceback)."""
+    """Run one command in-process; fail on any exception that escaped it
+    (what a user sees as a traceback)."""
     result = CliRunner().invoke(app, [str(a) for a in args])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         pytest.fail(
@@ -78,8 +80,8 @@ def bad(name: str) -> Path:
 
 
 def pinned(line: str, expected: str) -> bool:
-    """``line`` is ``expected``, or starts with what precedes a final "…" (the wording after it is pinned elsewhere)."""
-    return line.startswith(expected[:-1]) if expected.endswith("…") else line == expected
+    """``line`` is ``expected`` with any text where it has "…" (see the module's docstring)."""
+    return line == Elided(expected)
 
 
 @pytest.fixture(scope="module")
@@ -123,14 +125,14 @@ VALIDATE = [
     Case(
         "truncated.jsonl",
         1,
-        "{f}:2: (json): expected a JSON object, found invalid JSON (Unterminated string starting at column 24)",
+        "{f}:2: (json): expected a JSON object, found invalid JSON (… at column 24)",
     ),
     Case("invalid_json.jsonl", 1, "{f}:1: (json): …"),
     Case("not_an_object.jsonl", 1, "{f}:1: (json): …"),
     Case(
         "nul_byte.jsonl",
         1,
-        "{f}:1: (json): expected a JSON object, found invalid JSON (Invalid control character at column 27)",
+        "{f}:1: (json): expected a JSON object, found invalid JSON (… at column 27)",
     ),
     Case(
         "deep_nesting.jsonl",
@@ -149,7 +151,8 @@ VALIDATE = [
     Case(
         "latin1.jsonl",
         1,
-        "{f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; re-save the file as UTF-8",
+        "{f}:2: (line): expected UTF-8 text, found invalid byte 0xe9 at column 28; "
+        "re-save the file as UTF-8",
     ),
     Case(
         "invalid_utf8.jsonl",
@@ -160,8 +163,7 @@ VALIDATE = [
     Case(
         "corrupt.jsonl.gz",
         2,
-        "error: {f}: corrupt gzip file (Compressed file ended before the end-of-stream marker was "
-        "reached); re-create or re-download it",
+        "error: {f}: corrupt gzip file (…); re-create or re-download it",
     ),
     Case("bom.jsonl", 0, "{f}: 1 rows, 1 valid, 0 problems"),
     Case("bom.csv", 0, "{f}: 1 rows, 1 valid, 0 problems"),
@@ -183,15 +185,16 @@ VALIDATE = [
     Case(
         "unknown_topic.jsonl",
         1,
-        "{f}:1: topics: expected labels from ['energy', 'politics', 'sports'], found unknown ['weather']",
+        "{f}:1: topics: expected labels from ['energy', 'politics', 'sports'], "
+        "found unknown ['weather']",
         ("--labels", "energy,politics,sports"),
     ),
     Case("stance_no_target.jsonl", 1, "{f}:1: target: …", ("--task", "stance")),
     Case(
         "stance_unknown_label.jsonl",
         1,
-        "{f}:1: stance: expected labels from ['against', 'favor', 'none'], found unknown "
-        "['support']",
+        "{f}:1: stance: expected labels from ['against', 'favor', 'none'], "
+        "found unknown ['support']",
         ("--task", "stance", "--labels", "favor,against,none"),
     ),
     Case(
@@ -208,17 +211,17 @@ VALIDATE = [
     Case(
         "renamed_column.csv",
         2,
-        "error: {f}:1: header: expected a 'text' column, found 'id', 'Text', 'topics'; did you mean "
-        "'Text'? rename it to 'text', or pass --text-column Text (columns.text_column in a training "
-        "config)",
+        "error: {f}:1: header: expected a 'text' column, found 'id', 'Text', 'topics'; did "
+        "you mean 'Text'? rename it to 'text', or pass --text-column Text "
+        "(columns.text_column in a training config)",
     ),
     Case("renamed_column.csv", 0, "{f}: 1 rows, 1 valid, 0 problems", ("--text-column", "Text")),
     Case("short_row.csv", 1, "{f}:2: (csv): …"),
     Case(
         "unterminated_quote.csv",
         1,
-        "{f}:2: (csv): expected 3 columns, found fewer in a record that runs from line 2 to line 3; "
-        "a quoted field is probably missing its closing quote",
+        "{f}:2: (csv): expected 3 columns, found fewer in a record that runs from line 2 to "
+        "line 3; a quoted field is probably missing its closing quote",
     ),
     Case("a_directory.jsonl", 2, "error: {f}: …"),
     Case("no_such_file.jsonl", 2, "error: {f}: …"),
@@ -416,7 +419,7 @@ def test_a_1mb_article_in_csv_is_one_field(big: Path, tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [f"{path}: 2 rows, 2 valid, 0 problems"]
 
 
-# ----------------------------------------------------------------------------- naba train (fails before any step)
+# --------------------------------------------------------------- naba train (fails before any step)
 
 
 @pytest.fixture(scope="module")
@@ -438,11 +441,11 @@ def _train(config: Path, out: Path, *options: str):
         ("config_empty.yaml", "error: {f}: …"),
         (
             "config_truncated.yaml",
-            "error: {f}:5: invalid YAML: expected ',' or ']', but got '<stream end>'",
+            "error: {f}:5: invalid YAML: …",
         ),
         (
             "config_latin1.yaml",
-            "error: {f}: not UTF-8 text (invalid continuation byte at byte 12); re-save it as UTF-8",
+            "error: {f}: not UTF-8 text (… at byte 12); re-save it as UTF-8",
         ),
         ("config_unknown_key.yaml", "error: {f}: …"),
         ("a_directory.jsonl", "error: {f}: …"),
@@ -459,8 +462,8 @@ TRAIN_DATA = [
         "topic",
         "train",
         "truncated.jsonl",
-        "error: {f}:2: (json): expected a JSON object, found invalid JSON (Unterminated string "
-        "starting at column 24) (run `naba data validate {f} --task topic` to list every problem)",
+        "error: {f}:2: (json): expected a JSON object, found invalid JSON (… at column 24) "
+        "(run `naba data validate {f} --task topic` to list every problem)",
     ),
     (
         "topic",
@@ -486,7 +489,7 @@ TRAIN_DATA = [
         "topic",
         "dev",
         "unknown_topic.jsonl",
-        "error: {f}:1: topics: labels ['weather'] are not in the training label set",
+        "error: {f}:1: topics: labels ['weather'] are not in the training label set …",
     ),
     ("stance", "train", "stance_no_target.jsonl", "error: {f}:1: target: …"),
     ("stance", "test", "stance_unknown_label.jsonl", "error: {f}:1: stance: …"),
@@ -515,7 +518,7 @@ def test_train_bad_data(
     tasks[task][split] = str(bad(name))
     config = write_config(train_dir / f"{task}-{split}-{name}.yaml", tiny_encoder, tasks)
     line = _train(config, train_dir / f"model-{task}-{split}-{name}")
-    assert line.startswith(message.format(f=bad(name)).removesuffix("…")), line
+    assert pinned(line, message.format(f=bad(name))), line
 
 
 def test_train_refuses_pickle_weights(
@@ -528,7 +531,8 @@ def test_train_refuses_pickle_weights(
 
 
 def _pickled(source: Path, dest: Path) -> Path:
-    """A copy of an HF directory with its safetensors weights turned into a pickle ``pytorch_model.bin``."""
+    """A copy of an HF directory with its safetensors weights turned into
+    a pickle ``pytorch_model.bin``."""
     import torch
     from safetensors.torch import load_file
 
@@ -544,7 +548,8 @@ def _pickled(source: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def broken_models(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> dict[str, Path]:
-    """Damaged copies of the trained model directory, built at test time (the committed ones are under tests/badinput/)."""
+    """Damaged copies of the trained model directory, built at test time (the committed
+    ones are under tests/badinput/)."""
     d = tmp_path_factory.mktemp("broken-models")
     models = {}
     # Only pickle weights in the topic task directory.
@@ -552,7 +557,8 @@ def broken_models(tmp_path_factory: pytest.TempPathFactory, trained_model: Path)
     shutil.copytree(trained_model, models["pickle"])
     shutil.rmtree(models["pickle"] / "topic")
     _pickled(trained_model / "topic", models["pickle"] / "topic")
-    # Weights cut short (a copy interrupted), a config.json that is not JSON, a missing task directory.
+    # Weights cut short (a copy interrupted), a config.json that is not
+    # JSON, a missing task directory.
     for name, damage in (
         ("truncated-weights", lambda m: _truncate(m / "topic" / "model.safetensors")),
         (
@@ -576,22 +582,23 @@ def _truncate(path: Path) -> None:
 MODEL_DIRS = [
     (
         "model_no_manifest",
-        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba train`)",
+        "error: {m}/naba.json: missing; {m} is not a naba model directory "
+        "(train one with `naba train`)",
     ),
     (
         "model_corrupt_manifest",
-        "error: {m}/naba.json: corrupt manifest (Unterminated string starting at: line 1 column 115 "
-        "(char 114)); retrain or restore the model directory",
+        "error: {m}/naba.json: corrupt manifest (…); retrain or restore the model directory",
     ),
     ("model_newer_format", "error: {m}/naba.json: …"),
     (
         "model_bad_schema",
-        "error: {m}/naba.json: tasks.topic.labels: Input should be a valid list; the manifest is damaged, "
+        "error: {m}/naba.json: tasks.topic.labels: …valid list; the manifest is damaged, "
         "retrain or restore it",
     ),
     (
         "a_directory.jsonl",
-        "error: {m}/naba.json: missing; {m} is not a naba model directory (train one with `naba train`)",
+        "error: {m}/naba.json: missing; {m} is not a naba model directory "
+        "(train one with `naba train`)",
     ),
     (
         "empty.jsonl",
@@ -675,7 +682,8 @@ def test_allow_pickle_loads_pickle_weights(
 
 # ----------------------------------------------------------------------------- naba predict
 
-# Every row of these files, in order, and what becomes of it: an id predicted, or an error record (line, field, message start).
+# Every row of these files, in order, and what becomes of it: an id predicted, or an error
+# record (line, field, message start).
 PREDICT_ROWS: list[tuple[str, list[tuple[str, object]]]] = [
     (
         "truncated.jsonl",
@@ -778,9 +786,8 @@ def test_predict_every_row_is_a_prediction_or_an_error_record(
     assert result.stdout.splitlines() == [
         f"{len(expected)} rows: {len(ids)} predictions in {out}, {len(problems)} errors"
     ]
-    assert (
-        result.stderr.splitlines()[-1]
-        == f"{len(problems)} rows could not be classified; reasons in {tmp_path / 'out.errors.jsonl'}"
+    assert result.stderr.splitlines()[-1] == (
+        f"{len(problems)} rows could not be classified; reasons in {tmp_path / 'out.errors.jsonl'}"
     )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ids  # input order, nothing lost, nothing twice
@@ -821,7 +828,8 @@ def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [f"0 rows: 0 predictions in {out}, 0 errors"]
     assert [r.getMessage() for r in caplog.records if r.name == "naba.infer.predict"] == [
-        f"warning: {bad('empty.jsonl')}: no rows (the file is empty or blank); nothing to classify in it"
+        f"warning: {bad('empty.jsonl')}: no rows (the file is empty or blank); nothing to classify "
+        "in it"
     ]
     assert out.read_bytes() == b""
 
@@ -833,14 +841,13 @@ def test_predict_on_only_an_empty_file_warns_and_writes_an_empty_output(
         (("missing_column.csv",), "error: {0}:1: header: …"),
         (
             ("a_directory.jsonl",),
-            "error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, or the data "
-            "files themselves",
+            "error: {0}: is a directory without page files (*.txt); pass a folder of raw pages, "
+            "or the data files themselves",
         ),
         (("bom.jsonl", "no_such_file.jsonl"), "error: {1}: …"),
         (
             ("corrupt.jsonl.gz",),
-            "error: {0}: corrupt gzip file (Compressed file ended before the end-of-stream marker was reached); "
-            "re-create or re-download it",
+            "error: {0}: corrupt gzip file (…); re-create or re-download it",
         ),
     ],
 )
@@ -896,8 +903,8 @@ EVALUATE = [
     (
         "truncated.jsonl",
         "topic",
-        "error: {f}:2: (json): expected a JSON object, found invalid JSON (Unterminated string starting "
-        "at column 24) (run `naba data validate {f} --task topic` to list every problem)",
+        "error: {f}:2: (json): expected a JSON object, found invalid JSON (… at column 24) "
+        "(run `naba data validate {f} --task topic` to list every problem)",
     ),
     (
         "topics_string.jsonl",
@@ -927,7 +934,7 @@ def test_evaluate_bad_data(
     assert list(tmp_path.iterdir()) == []
 
 
-# ----------------------------------------------------------------------------- the Python API and the HTTP service
+# -------------------------------------------------------------- the Python API and the HTTP service
 
 ODD_TEXTS = {
     "empty": "",
@@ -1092,7 +1099,8 @@ def test_service_refuses_a_1mb_article_with_the_limit_named(client, big: Path) -
     error = response.json()["detail"][0]
     assert error["type"] == "text_too_long"
     assert error["msg"] == (
-        f"article 1: text is {len(article['text'])} characters, the limit is 100000 (max_text_chars); "
+        f"article 1: text is {len(article['text'])} characters, the limit is 100000 "
+        "(max_text_chars); "
         "shorten the article or split it"
     )
 

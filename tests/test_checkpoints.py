@@ -1,4 +1,5 @@
-"""Resumable checkpoints and the batch order they replay: Trainer's checkpoint-N, naba's epoch batches."""
+"""Resumable checkpoints and the batch order they replay: Trainer's
+checkpoint-N, naba's epoch batches."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import Elided
 from naba.cli import app
 
 runner = CliRunner()
@@ -103,7 +104,8 @@ def test_import_unmatched_and_errors_exit_1(root: Path, tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"1 articles matched no taxonomy rule (listed in {tmp_path / 'out.unmatched.jsonl'}): a-0",
         f"1 inputs could not be imported (reasons in {tmp_path / 'out.errors.jsonl'})",
-        f"  {pages / 'b.txt'}: (page): expected at least one article (headline then body), found an empty page",
+        f"  {pages / 'b.txt'}: (page): expected at least one article (headline then "
+        "body), found an empty page",
     ]
     assert out.read_text(encoding="utf-8") == ""
 
@@ -163,7 +165,7 @@ def test_import_missing_taxonomy(root: Path, tmp_path: Path) -> None:
 def test_import_bad_format_choice(tmp_path: Path) -> None:
     result = invoke("data", "import", tmp_path, "-f", "xml", "-o", tmp_path / "o.jsonl")
     assert result.exit_code == 2
-    assert "Invalid value for '--format' / '-f'" in result.stderr
+    assert "'--format'" in result.stderr  # the rest of the line is click's
     assert "Traceback" not in result.output
 
 
@@ -181,13 +183,14 @@ def test_validate_good_file(tmp_path: Path) -> None:
 def test_validate_bad_file_lists_file_line_problems(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_bytes(
-        b'{"id": "1", "text": "x", "topics": ["a"]}\n{oops\n{"id": "1", "text": "", "topics": ["a"]}\n'
+        b'{"id": "1", "text": "x", "topics": ["a"]}\n{oops\n{"id": "1", "text": "", "topics": '
+        b'["a"]}\n'
         b'{"id": "1", "text": "y", "topics": ["zz"]}\n'
     )
     result = invoke("data", "validate", path, "--labels", "a,b")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{path}:2: (json): expected a JSON object, found invalid JSON (Expecting property name enclosed in double quotes at column 2)",
+        Elided(f"{path}:2: (json): expected a JSON object, found invalid JSON (… at column 2)"),
         f"{path}:3: text: expected a non-empty string, found an empty string",
         f"{path}:4: topics: expected labels from ['a', 'b'], found unknown ['zz']",
         f"{path}:4: id: expected a unique id, found '1' already used on line 1",
@@ -359,7 +362,9 @@ try:
     naba.cli.main()
 except SystemExit as exit:
     code = exit.code
-heavy = sorted(m for m in ("torch", "transformers", "datasets", "sklearn", "matplotlib") if m in sys.modules)
+heavy = sorted(
+    m for m in ("torch", "transformers", "datasets", "sklearn", "matplotlib") if m in sys.modules
+)
 print("HEAVY=" + ",".join(heavy))
 sys.exit(code)
 """
@@ -421,8 +426,8 @@ def test_version_names_naba_torch_and_transformers_without_importing_them() -> N
     assert proc.returncode == 0, proc.stderr
     first, heavy = proc.stdout.rstrip().splitlines()
     assert (
-        first
-        == f"naba {naba.__version__}, torch {version('torch')}, transformers {version('transformers')}"
+        first == f"naba {naba.__version__}, torch {version('torch')}, "
+        f"transformers {version('transformers')}"
     )
     assert heavy == "HEAVY="
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from conftest import Elided
 from naba.config import NabaConfig, WindowConfig, load_config, save_config
 from naba.config_loading import ConfigError, parse_overrides
 
@@ -104,8 +105,8 @@ def test_misspelt_override_names_overrides(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, ["model.window.strid=3"])
     assert (
-        str(info.value)
-        == f"{path} (with --set overrides): model.window.strid: unknown key (did you mean 'stride'?)"
+        str(info.value) == f"{path} (with --set overrides): model.window.strid: "
+        "unknown key (did you mean 'stride'?)"
     )
 
 
@@ -113,17 +114,14 @@ def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "train:\n  batch_size: many\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == (
-        f"{path}: train.batch_size: Input should be a valid integer, "
-        "unable to parse string as an integer (found 'many')"
-    )
+    assert str(info.value) == Elided(f"{path}: train.batch_size: …valid integer… (found 'many')")
 
 
 def test_out_of_range_value(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
     with pytest.raises(
         ConfigError,
-        match=re.escape("train.learning_rate: Input should be greater than 0 (found -1)"),
+        match=Elided("train.learning_rate: …greater than 0 (found -1)").pattern,
     ):
         load_config(path, ["train.learning_rate=-1"])
 
@@ -134,7 +132,7 @@ def test_several_problems_one_line_each(tmp_path: Path) -> None:
         load_config(path)
     lines = str(info.value).splitlines()
     assert lines == [
-        f"{path}: train.batch_size: Input should be greater than or equal to 1 (found 0)",
+        Elided(f"{path}: train.batch_size: …greater than or equal to 1 (found 0)"),
         f"{path}: train.epocs: unknown key (did you mean 'epochs'?)",
     ]
 
@@ -143,7 +141,7 @@ def test_bad_yaml_names_line(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks:\n  topic:\n    train: [x.jsonl\nseed: 1\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"{path}:4: invalid YAML: expected ',' or ']', but got ':'"
+    assert str(info.value) == Elided(f"{path}:4: invalid YAML: …")
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -164,7 +162,7 @@ def test_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"seed: 1 # caf\xe9\n")
     with pytest.raises(
         ConfigError,
-        match=re.escape(f"{path}: not UTF-8 text (invalid continuation byte at byte 13)"),
+        match=Elided(f"{path}: not UTF-8 text (… at byte 13)").pattern,
     ):
         load_config(path)
 
@@ -189,9 +187,7 @@ def test_no_task_configured(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks: {}\n")
     with pytest.raises(
         ConfigError,
-        match=re.escape(
-            f"{path}: tasks: Value error, configure at least one task: topic or stance"
-        ),
+        match=Elided(f"{path}: tasks: …configure at least one task: topic or stance").pattern,
     ):
         load_config(path)
 
@@ -201,12 +197,14 @@ def test_no_task_configured(tmp_path: Path) -> None:
     [
         (
             "train.learning_rate",
-            "--set 'train.learning_rate': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5",
+            "--set 'train.learning_rate': expected KEY=VALUE with a dotted key, e.g. "
+            "train.learning_rate=3e-5",
         ),
         ("=3", "--set '=3': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5"),
         (
             "train..x=1",
-            "--set 'train..x=1': expected KEY=VALUE with a dotted key, e.g. train.learning_rate=3e-5",
+            "--set 'train..x=1': expected KEY=VALUE with a dotted key, e.g. "
+            "train.learning_rate=3e-5",
         ),
         (
             ".x=1",
@@ -236,9 +234,9 @@ def test_eval_every_validator(tmp_path: Path) -> None:
     )
     with pytest.raises(
         ConfigError,
-        match=re.escape(
-            "train.eval_every: Value error, must be 'epoch' or a positive number of steps (found 0)"
-        ),
+        match=Elided(
+            "train.eval_every: …must be 'epoch' or a positive number of steps (found 0)"
+        ).pattern,
     ):
         load_config(write(tmp_path, MINIMAL), ["train.eval_every=0"])
 
@@ -265,16 +263,14 @@ def test_window_error_from_file_names_section(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "model:\n  window:\n    length: 100\n    stride: 50\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == (
-        f"{path}: model.window: Value error, stride (50) must be less than half the window length (100) "
+    assert str(info.value) == Elided(
+        f"{path}: model.window: …stride (50) must be less than half the window length (100) "
         "(found {'length': 100, 'stride': 50})"
     )
 
 
 def test_window_length_bounds() -> None:
-    with pytest.raises(
-        ValidationError, match=re.escape("Input should be greater than or equal to 16")
-    ):
+    with pytest.raises(ValidationError, match=re.escape("greater than or equal to 16")):
         WindowConfig(length=8, stride=0)
 
 

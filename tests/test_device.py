@@ -1,4 +1,4 @@
-"""Devices: resolution, the precision x device matrix (GPU cases mocked), and the CPU path for real."""
+"""Devices: resolution, the precision x device matrix (GPU cases mocked), the CPU path for real."""
 
 from __future__ import annotations
 

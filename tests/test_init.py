@@ -1,4 +1,5 @@
-"""``naba init`` writes a commented config from the user's own file; ``naba train --dry-run`` checks it."""
+"""``naba init`` writes a commented config from the user's own file;
+``naba train --dry-run`` checks it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from naba.train.init import InitOptions, build_config, choose_windows
 def news_csv(
     path: Path, split: str = "train", n: int = 60, header=("Article ID", "Body", "Section")
 ):
-    """Rows of the sample topic split under the user's own column names; several topics joined by '|'."""
+    """Rows of the sample topic split under the user's own column
+    names; several topics joined by '|'."""
     lines = (SAMPLE / "topic" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(lines[int(i * len(lines) / n)]) for i in range(min(n, len(lines)))]
     with path.open("w", encoding="utf-8", newline="") as handle:

@@ -1,4 +1,4 @@
-"""Ray Data and Spark: the same labels as ``naba predict``, on real local engines; a missing engine is one line.
+"""Ray Data and Spark: ``naba predict``'s labels on real local engines; a missing one is one line.
 
 The engine tests are slow (each starts its engine: a Ray cluster of 2 CPUs, a
 Spark ``local[2]`` JVM) and need the extras (``pip install 'naba[ray,spark]'``);
@@ -95,7 +95,7 @@ def test_predict_udf_refuses_what_its_columns_decide() -> None:
 
 
 def _articles() -> list[dict]:
-    """30 articles: topic test articles (title, no target) and stance test articles (a target each)."""
+    """30 articles: topic test ones (title, no target) and stance test ones (a target each)."""
     read = lambda path: [  # noqa: E731
         json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
     ]
@@ -158,7 +158,8 @@ def test_ray_data_labels_a_parquet_dataset_as_naba_predict_does(
             trained_model,
             parquet_input,
             tmp_path / "predictions",
-            concurrency=1,  # one actor on one of the 2 CPUs: Ray's read and write tasks need the other
+            # one actor on one of the 2 CPUs: Ray's read and write tasks need the other
+            concurrency=1,
             num_cpus=1,
             batch_size=8,
             precision="fp32",

@@ -22,8 +22,9 @@ ENV = {
 
 
 def _default_sigint() -> None:
-    # A test run started in the background by a shell (`make test &`, nohup) inherits SIGINT ignored, and Python
-    # then installs no KeyboardInterrupt handler: give the command the default disposition a terminal gives it.
+    # A test run started in the background by a shell (`make test &`, nohup) inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: give the command the default
+    # disposition a terminal gives it.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
@@ -63,7 +64,8 @@ def test_sigterm_during_training_keeps_the_checkpoints_and_says_resume(
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143
     assert stderr.strip().splitlines()[-1] == (
-        f"interrupted (SIGTERM): {work}/ keeps the checkpoints; run the same command with --resume to continue"
+        f"interrupted (SIGTERM): {work}/ keeps the checkpoints; run the same command with --resume "
+        "to continue"
     )
     assert not out.exists() and any(work.glob("topic/trainer/checkpoint-*"))
 
@@ -72,8 +74,8 @@ def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(
     trained_model: Path, tmp_path: Path
 ) -> None:
     source = tmp_path / "many.txt"
-    # far more than a quiet machine classifies before the signal lands (completing a run by --resume is
-    # tested in test_reliability.py)
+    # far more than a quiet machine classifies before the signal lands (completing a run by --resume
+    # is tested in test_reliability.py)
     source.write_text(
         "أعلنت وزارة الطاقة عن خطة لبناء محطة نووية جديدة في الشمال\n" * 200000, encoding="utf-8"
     )
@@ -93,7 +95,8 @@ def test_ctrl_c_during_prediction_keeps_the_rows_done_and_says_resume(
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert stderr.strip().splitlines()[-1] == (
-        f"interrupted (Ctrl-C): the rows done so far are in {out}.partial; run the same command with --resume to continue"
+        f"interrupted (Ctrl-C): the rows done so far are in {out}.partial; run the same command "
+        "with --resume to continue"
     )
     assert (
         not out.exists()

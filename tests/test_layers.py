@@ -1,4 +1,4 @@
-"""Imports run one way: every module of src/naba sits in a layer and imports only its own layer or those below.
+"""Imports run one way: each module of src/naba has a layer and imports only from it or below.
 
 The walk reads every ``import`` with :mod:`ast`, at module level and inside
 functions alike (the lazy imports that keep ``naba --help`` fast are imports
@@ -18,8 +18,9 @@ from conftest import ROOT
 
 SRC = ROOT / "src"
 
-# Bottom to top. A module belongs to the layer of the longest entry that names it or a package above it;
-# "naba" alone is the package root (__version__ and the lazy public API, which it looks up by name).
+# Bottom to top. A module belongs to the layer of the longest entry that names it or a
+# package above it; "naba" alone is the package root (__version__ and the lazy public
+# API, which it looks up by name).
 LAYERS: list[tuple[str, ...]] = [
     (
         "naba",
@@ -108,7 +109,8 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[int, st
             if base != "naba" and not base.startswith("naba."):
                 continue
             for alias in node.names:
-                # "from naba.x import y" imports the module naba.x.y when there is one, else a name of naba.x.
+                # "from naba.x import y" imports the module naba.x.y when there
+                # is one, else a name of naba.x.
                 target = f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
                 out.append(
                     (
@@ -121,10 +123,12 @@ def imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[int, st
 
 
 def problems(src: Path) -> list[str]:
-    """Everything wrong with the import graph under ``src``: unlayered modules, upward imports, cycles."""
+    """Everything wrong with the import graph under ``src``: unlayered
+    modules, upward imports, cycles."""
     known = modules(src)
     found = [
-        f"{path.relative_to(src.parent)}: {name} is in no layer; add it to LAYERS in tests/test_layers.py"
+        f"{path.relative_to(src.parent)}: {name} is in no layer; add it to LAYERS in "
+        "tests/test_layers.py"
         for name, path in known.items()
         if layer_of(name) is None
     ]
@@ -142,7 +146,8 @@ def problems(src: Path) -> list[str]:
             imported = statement.rsplit(" ", 1)[-1]
             if statement.startswith("from") and imported in exports.get(target, ()):
                 found.append(
-                    f"{where} goes through {target}'s lazy public API; import it from its own module"
+                    f"{where} goes through {target}'s lazy public API; import it from its own "
+                    "module"
                 )
             there = layer_of(target)
             if here is not None and there is not None and there > here:
@@ -161,7 +166,8 @@ def problems(src: Path) -> list[str]:
 
 
 def cycles(graph: dict[str, dict[str, str]]) -> list[list[str]]:
-    """One cycle (first module repeated at the end) through each strongly connected group of two or more modules."""
+    """One cycle (first module repeated at the end) through each strongly
+    connected group of two or more modules."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -227,13 +233,15 @@ def test_an_upward_import_is_named(tmp_path: Path) -> None:
         },
     )
     assert problems(src) == [
-        "src/naba/infer/classifier.py:2: naba.infer.classifier: `from naba.evaluation.metrics import decide` imports upward: "
+        "src/naba/infer/classifier.py:2: naba.infer.classifier: `from naba.evaluation.metrics "
+        "import decide` imports upward: "
         "naba.evaluation.metrics is in layer 'naba.evaluation', above 'naba.infer'"
     ]
 
 
 def test_a_cycle_is_named(tmp_path: Path) -> None:
-    # main before issue #18: train/encoders.py and train/pretrain.py imported each other (here, two data modules)
+    # main before issue #18: train/encoders.py and train/pretrain.py imported each
+    # other (here, two data modules)
     src = _tree(
         tmp_path,
         {"data/a.py": "from naba.data.b import g\n", "data/b.py": "from naba.data import a\n"},

@@ -1,4 +1,4 @@
-"""Two machines simulated on one: two ``torchrun --nnodes 2`` launchers, one process each, over gloo on the CPU.
+"""Two machines simulated on one: two ``torchrun --nnodes 2`` launchers, one process each, gloo.
 
 The commands are the scale-out page's multi-machine lines (docs/guides/scale-out.md) with
 ``--master_addr 127.0.0.1``: each launcher is one "node", the two rendezvous on a port of this
@@ -47,8 +47,12 @@ def _naba(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 def _two_nodes(*args: str, timeout: int = 400) -> list[subprocess.CompletedProcess]:
-    """``torchrun --nnodes 2 --node_rank R --nproc_per_node 1 --master_addr 127.0.0.1 --master_port P -m naba ARGS``
-    for R = 0 and 1, started together (``python -m torch.distributed.run`` is ``torchrun``)."""
+    """Two launchers started together, for R = 0 and 1 (``python -m torch.distributed.run`` is
+    ``torchrun``)::
+
+        torchrun --nnodes 2 --node_rank R --nproc_per_node 1 --master_addr 127.0.0.1 \\
+            --master_port P -m naba ARGS
+    """
     port = str(_free_port())
     procs = [
         subprocess.Popen(
@@ -131,8 +135,8 @@ def test_two_nodes_predict_equals_one_process(trained_model: Path, tmp_path: Pat
 
 
 def _still_encoder(tiny_encoder: Path, dest: Path) -> Path:
-    """The tiny encoder without dropout: each process draws its own dropout masks, so only a run without
-    dropout can equal one process's."""
+    """The tiny encoder without dropout: each process draws its own dropout masks, so only a run
+    without dropout can equal one process's."""
     shutil.copytree(tiny_encoder, dest)
     config = json.loads((dest / "config.json").read_text(encoding="utf-8"))
     config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)

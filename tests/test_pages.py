@@ -279,7 +279,8 @@ def test_invalid_utf8_page_is_one_problem(tmp_path: Path) -> None:
     path = tmp_path / "bad.txt"
     path.write_bytes("عنوان\n".encode() + b"\xff\xfe text\n" + "نص\n".encode())
     assert [str(p) for p in import_pages([path])] == [
-        f"{path}:2: (line): expected UTF-8 text, found invalid byte 0xff at column 1; re-save the file as UTF-8"
+        f"{path}:2: (line): expected UTF-8 text, found invalid byte 0xff at column 1; re-save the "
+        "file as UTF-8"
     ]
 
 
@@ -378,7 +379,8 @@ PAGE_BYTES = st.one_of(
 def test_import_pages_of_arbitrary_bytes_never_raises(
     tmp_path_factory: pytest.TempPathFactory, data: bytes
 ) -> None:
-    # A scraped folder holds whatever the scraper saved: each page is records or Problems, never an exception.
+    # A scraped folder holds whatever the scraper saved: each page is records
+    # or Problems, never an exception.
     folder = tmp_path_factory.getbasetemp() / "fuzz-bytes"
     folder.mkdir(exist_ok=True)
     (folder / "page.txt").write_bytes(data)

@@ -1,4 +1,5 @@
-"""naba.Predictor: the batch callable that Ray Data, Spark and Dask run; it must label as ``naba predict`` does."""
+"""naba.Predictor: the batch callable that Ray Data, Spark and Dask run; it must
+label as ``naba predict`` does."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ LOG_W = np.log(np.array([0.5, 2.0]))  # class 1 is rare: the loss weighted it up
 
 @pytest.mark.parametrize(("lean", "alpha"), [(0.6, 0.5), (0.75, 1.0)])
 def test_the_smallest_correction_that_mends_dev_is_chosen(lean: float, alpha: float) -> None:
-    # Scores as a weighted model gives them: six class-0 articles lean to the rare class 1, by log 1.5 or log 3;
-    # alpha 0.5 shifts the decision by log 2, alpha 1 by log 4.
+    # Scores as a weighted model gives them: six class-0 articles lean to the rare class 1, by log
+    # 1.5 or log 3; alpha 0.5 shifts the decision by log 2, alpha 1 by log 4.
     gold = np.array([0] * 8 + [1] * 2)
     p1 = np.array([lean] * 6 + [0.1] * 2 + [0.95] * 2)
     probs = np.stack([1 - p1, p1], axis=1)

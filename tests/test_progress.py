@@ -1,4 +1,5 @@
-"""Progress on the data commands: totals counted cheaply before reading, one update per row, bars only on a terminal."""
+"""Progress on the data commands: totals counted cheaply before reading, one update
+per row, bars only on a terminal."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Elided
 from naba.data.readers import detect_format, read_rows
 from naba.data.records import iter_records
 from naba.errors import InputError, Problem
@@ -77,13 +78,14 @@ def test_jsonl_bad_lines_reported_with_line_numbers_others_still_read(tmp_path: 
         (1, {"id": "1", "text": "x"}),
         (
             3,
-            f"{path}:3: (json): expected a JSON object, found invalid JSON (Expecting property name enclosed in double quotes at column 2)",
+            Elided(f"{path}:3: (json): expected a JSON object, found invalid JSON (… at column 2)"),
         ),
         (4, f"{path}:4: (json): expected a JSON object, found list"),
         (5, f"{path}:5: (json): expected a JSON object, found str"),
         (
             6,
-            f"{path}:6: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save the file as UTF-8",
+            f"{path}:6: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save "
+            "the file as UTF-8",
         ),
         (7, {"id": 7, "text": "y"}),
     ]
@@ -183,7 +185,8 @@ def test_csv_missing_column_is_one_header_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         list(iter_records(path, "topic"))
     assert str(info.value) == (
-        f"{path}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or name the "
+        f"{path}:1: header: expected a 'text' column, found 'id', 'body', 'topics'; add it, or "
+        "name the "
         "column that holds it with --text-column (columns.text_column in a training config)"
     )
 
@@ -194,7 +197,8 @@ def test_csv_renamed_column_suggests_the_mapping(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         list(iter_records(path, "topic"))
     assert str(info.value) == (
-        f"{path}:1: header: expected a 'text' column, found 'id', 'Text', 'topic'; did you mean 'Text'? "
+        f"{path}:1: header: expected a 'text' column, found 'id', 'Text', 'topic'; did you mean "
+        "'Text'? "
         "rename it to 'text', or pass --text-column Text (columns.text_column in a training config)"
     )
     # prediction input needs no label column; a mapped column is looked up under its own name
@@ -225,7 +229,10 @@ def test_csv_duplicate_header(tmp_path: Path) -> None:
 def test_csv_invalid_header_encoding(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(b"id,t\xffext\n1,ok\n")
-    message = f"{path}:1: header: expected UTF-8 text, found invalid byte 0xff at column 5; re-save the file as UTF-8"
+    message = (
+        f"{path}:1: header: expected UTF-8 text, found invalid byte 0xff at column 5; "
+        "re-save the file as UTF-8"
+    )
     with pytest.raises(InputError, match=re.escape(message)):
         list(read_rows(path))
 
@@ -258,7 +265,7 @@ def test_csv_invalid_utf8_in_small_file_is_not_blamed_on_header(tmp_path: Path) 
     assert (rows[-1][0], rows[-1][1].field) == (3, "(line)")
 
 
-# ----------------------------------------------------------------------------- Parquet / datasets / txt
+# ------------------------------------------------------------------------- Parquet / datasets / txt
 
 
 def test_parquet(tmp_path: Path) -> None:
@@ -306,8 +313,8 @@ def test_hf_dataset_dict_asks_for_one_split(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         list(read_rows(tmp_path / "dd"))
     assert (
-        str(info.value)
-        == f"{tmp_path / 'dd'}: holds several splits ['train', 'test']; pass one split's directory, e.g. {tmp_path / 'dd'}/train"
+        str(info.value) == f"{tmp_path / 'dd'}: holds several splits ['train', 'test']; "
+        f"pass one split's directory, e.g. {tmp_path / 'dd'}/train"
     )
 
 
@@ -377,7 +384,8 @@ def test_plain_directory_where_file_expected(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         read_rows(tmp_path)
     assert str(info.value) == (
-        f"{tmp_path}: is a directory, but not a Hugging Face datasets directory (no dataset_info.json); "
+        f"{tmp_path}: is a directory, but not a Hugging Face datasets directory (no "
+        "dataset_info.json); "
         "pass a file, or a directory saved with Dataset.save_to_disk"
     )
 
@@ -393,7 +401,7 @@ def test_errors_are_value_errors() -> None:
     assert issubclass(InputError, ValueError)
 
 
-# ----------------------------------------------------------------------------- fuzz: arbitrary bytes never crash a reader
+# ------------------------------------------------------- fuzz: arbitrary bytes never crash a reader
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -429,7 +437,8 @@ _PIECES = [
     "نص".encode(),
     "نص".encode("utf-16-le"),
 ]
-# Bytes that look like the formats (so that deep branches are reached) mixed with raw noise, sometimes gzipped.
+# Bytes that look like the formats (so that deep branches are reached) mixed
+# with raw noise, sometimes gzipped.
 FILE_BYTES = st.one_of(
     st.binary(max_size=300),
     st.lists(st.sampled_from(_PIECES), max_size=25).map(b"".join),

@@ -119,7 +119,8 @@ def test_topics_string_outside_csv_is_an_error() -> None:
     [
         (
             '["a", "b"]',
-            'expected a list of labels, found a string that looks like a list \'["a", "b"]\'; write it as a JSON list',
+            'expected a list of labels, found a string that looks like a list \'["a", "b"]\'; '
+            "write it as a JSON list",
         ),
         (3, "expected a list of label strings, found 3"),
         (["a", 3], "expected a list of label strings, found ['a', 3]"),

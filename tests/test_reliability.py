@@ -31,7 +31,7 @@ ENV = {
 }
 
 
-# ----------------------------------------------------------------------------- crash safety: atomic writes
+# ---------------------------------------------------------------------- crash safety: atomic writes
 
 
 def test_atomic_dir_interrupted_by_an_error_leaves_nothing(tmp_path: Path) -> None:
@@ -97,7 +97,8 @@ def test_kill_during_a_model_directory_write_leaves_nothing_that_loads(
 
 
 def test_a_training_work_directory_does_not_load(trained_model: Path, tmp_path: Path) -> None:
-    # What `kill -9` of `naba train` leaves: OUT.partial with checkpoints, but no naba.json until assembly.
+    # What `kill -9` of `naba train` leaves: OUT.partial with checkpoints,
+    # but no naba.json until assembly.
     from naba.infer.classifier import Classifier
 
     work = tmp_path / "model.partial"
@@ -110,11 +111,12 @@ def test_a_training_work_directory_does_not_load(trained_model: Path, tmp_path: 
         Classifier.load(work)
 
 
-# ----------------------------------------------------------------------------- crash safety: kill -9 and --resume
+# --------------------------------------------------------------- crash safety: kill -9 and --resume
 
 
 def _predict_input(tmp_path: Path) -> Path:
-    """~720 articles with a few bad rows between them (so the error records must come out identical too)."""
+    """~720 articles with a few bad rows between them (so the error
+    records must come out identical too)."""
     rows = [
         json.loads(line)
         for line in (SAMPLE / "articles.jsonl").read_text(encoding="utf-8").splitlines()
@@ -182,8 +184,8 @@ def test_kill_9_predict_at_random_points_then_resume_gives_identical_output(
     )
     assert clean.returncode == 1, clean.stderr  # the broken rows
     rng = random.Random(7)
-    # Kill points: before any chunk is done (during start-up or the first chunk), then after a random number of rows;
-    # the last trial kills twice, the second time during the resumed run.
+    # Kill points: before any chunk is done (during start-up or the first chunk), then after a
+    # random number of rows; the last trial kills twice, the second time during the resumed run.
     trials = [
         [None],
         [rng.randrange(16, total // 2)],
@@ -292,7 +294,8 @@ def test_requests_cannot_name_paths(trained_model: Path, monkeypatch: pytest.Mon
             "explain",
         }
         assert set(schema["ArticleIn"]["properties"]) == {"id", "title", "text", "target"}
-        # A path-like key at the top level is refused, inside an article ignored; nothing on disk is opened.
+        # A path-like key at the top level is refused, inside an article
+        # ignored; nothing on disk is opened.
         opened: list[str] = []
         for module, name in ((builtins, "open"), (io, "open"), (os, "open")):
             real = getattr(module, name)
@@ -339,7 +342,8 @@ def test_trust_remote_code_is_never_enabled(
             r"trust_remote_code[\"']?\s*[=:]\s*(\w+)", path.read_text(encoding="utf-8")
         ):
             assert match.group(1) == "False", f"{path}: {match.group(0)}"
-    # ... and every from_pretrained call naba makes passes it as False or not at all (transformers' default is False).
+    # ... and every from_pretrained call naba makes passes it as False or not at all
+    # (transformers' default is False).
     calls: list[dict] = []
     for name in (
         "AutoTokenizer",
@@ -407,7 +411,7 @@ def test_pickle_weights_are_refused_by_the_loader(tmp_path: Path, tiny_encoder: 
     }
 
 
-# ----------------------------------------------------------------------------- the service under load
+# --------------------------------------------------------------------------- the service under load
 
 
 @pytest.mark.slow

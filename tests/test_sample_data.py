@@ -59,7 +59,8 @@ def test_sample_sizes_meet_the_brief() -> None:
 
 def test_shipped_configs_load() -> None:
     for path in sorted((ROOT / "configs").glob("*.yaml")):
-        # pretrain configs: test_pretrain.py; target description maps (*-targets.yaml): test_targets.py
+        # pretrain configs: test_pretrain.py; target description maps
+        # (*-targets.yaml): test_targets.py
         if path.name != "taxonomy.yaml" and not path.name.startswith("pretrain-"):
             if path.name.endswith("-targets.yaml"):
                 continue

@@ -1,4 +1,5 @@
-"""One prediction record in every door: Classifier.predict, naba predict (JSONL, Parquet, CSV) and POST /v1/classify."""
+"""One prediction record in every door: Classifier.predict, naba predict (JSONL,
+Parquet, CSV) and POST /v1/classify."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``naba select``: uncertainty, diversity, determinism, and the JSONL / Label Studio / Argilla outputs."""
+"""``naba select``: uncertainty, diversity, determinism, and the JSONL /
+Label Studio / Argilla outputs."""
 
 from __future__ import annotations
 

@@ -1,15 +1,16 @@
-"""``naba select`` on a trained model in every output format, and Label Studio exports imported back."""
+"""``naba select`` on a trained model in every output format, and
+Label Studio exports imported back."""
 
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from conftest import Elided
 from naba.cli import app
 from naba.data.labelstudio import json_list, read_export
 from naba.errors import InputError
@@ -28,7 +29,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory, small_data: dict[str, Path]) -> Path:
-    """Unlabelled articles: topic articles without labels, stance rows with their target, one bad row."""
+    """Unlabelled articles: topic articles without labels, stance rows
+    with their target, one bad row."""
     rows = [
         {k: v for k, v in r.items() if k != "topics"} for r in read_jsonl(small_data["topic_test"])
     ]
@@ -44,7 +46,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory, small_data: dict[str, Path]) 
 
 
 def config_names(config: Path) -> tuple[set[str], dict[str, tuple[str, str, set[str]]]]:
-    """The labeling configuration's object tag names and, per <Choices>, (toName, choice, labels)."""
+    """The labeling config's object tag names and, per <Choices>, (toName, choice, labels)."""
     root = ET.fromstring(config.read_text(encoding="utf-8"))
     objects = {t.get("name") for t in root.iter("Text")}
     choices = {
@@ -251,19 +253,22 @@ def choice(name: str, choices) -> dict:
             "topic",
             annotated(cancelled=True),
             "annotations",
-            "expected an annotation that was not cancelled, found 1 cancelled or malformed; label the task in Label Studio, or leave it out of the file",
+            "expected an annotation that was not cancelled, found 1 cancelled or malformed; label "
+            "the task in Label Studio, or leave it out of the file",
         ),
         (
             "topic",
             annotated([]),
             "annotations[0].result",
-            "expected a choice from the 'topic' tag, found no choices; label the task in Label Studio, or leave it out of the file",
+            "expected a choice from the 'topic' tag, found no choices; label the task in Label "
+            "Studio, or leave it out of the file",
         ),
         (
             "topic",
             annotated([choice("sentiment", ["x"])]),
             "annotations[0].result",
-            "expected a choice from the 'topic' tag, found only 'sentiment'; pass --label-column NAME to read another <Choices> tag",
+            "expected a choice from the 'topic' tag, found only 'sentiment'; pass --label-column "
+            "NAME to read another <Choices> tag",
         ),
         (
             "topic",
@@ -325,15 +330,17 @@ def test_bad_annotations_are_error_records_naming_file_line_and_field(
     [
         (
             '{"data": {}}',
-            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found '{\"data\": {}}'",
+            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found "
+            "'{\"data\": {}}'",
         ),
         (
             "",
-            "{path}:1: expected a JSON list of tasks (Label Studio's JSON export), found an empty file",
+            "{path}:1: expected a JSON list of tasks (Label Studio's JSON "
+            "export), found an empty file",
         ),
         (
             '[\n  {"data": {"text": "x"}},\n  {"data": \n]',
-            "{path}:4: not valid JSON (Expecting value); export it again from Label Studio",
+            "{path}:4: not valid JSON (…); export it again from Label Studio",
         ),
         ('[{"data": {"text": "x"}}', "{path}: the JSON list is not closed (the file is cut short)"),
     ],
@@ -343,10 +350,10 @@ def test_a_file_that_is_not_a_label_studio_export_is_one_clear_error(
 ) -> None:
     path = tmp_path / "export.json"
     path.write_text(text, encoding="utf-8")
-    message = message.replace("{path}", str(path))
-    with pytest.raises(InputError, match=re.escape(message)):
+    expected = message.replace("{path}", str(path))
+    with pytest.raises(InputError, match=Elided(expected).pattern):
         list(json_list(path))
     result = invoke(
         "data", "import", path, "--format", "label-studio", "-o", tmp_path / "out.jsonl"
     )
-    assert result.exit_code == 2 and result.stderr == f"error: {message}\n"
+    assert result.exit_code == 2 and result.stderr == Elided(f"error: {expected}\n")

@@ -129,7 +129,8 @@ def test_relevance_columns_measure_how_much_of_the_target_the_text_mentions() ->
 def test_the_overlap_part_is_surer_that_a_text_naming_none_of_a_long_claim_is_not_about_it() -> (
     None
 ):
-    """Tweets often never name a short target; a text about a claim uses its words: "none of them" means more for a claim."""
+    """Tweets often never name a short target; a text about a claim uses its words: "none
+    of them" means more for a claim."""
     short = ["النفط", "الذهب", "القمح", "الدولار"]
     claims = [
         "الحكومة ستفرض رسوما إضافية على استيراد السيارات العاملة بالبنزين",
@@ -165,7 +166,8 @@ def test_the_overlap_part_is_surer_that_a_text_naming_none_of_a_long_claim_is_no
 
 
 def test_stance_learns_relevance_that_ngrams_alone_cannot() -> None:
-    """The same text with its own target (favor) and with another (none): only the overlap tells them apart."""
+    """The same text with its own target (favor) and with another (none):
+    only the overlap tells them apart."""
     texts = {
         "النفط": ["ارتفاع أسعار النفط يفيد الاقتصاد", "النفط ثروة وطنية يجب استثمارها"],
         "الغاز": ["الغاز الطبيعي مصدر نظيف للطاقة", "تصدير الغاز يزيد دخل الدولة"],

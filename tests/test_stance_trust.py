@@ -1,4 +1,5 @@
-"""Stance a newsroom can trust: scored only where asked, unrelated pairs in training, int8 only where it agrees."""
+"""Stance a newsroom can trust: scored only where asked, unrelated pairs in
+training, int8 only where it agrees."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def clf(trained_model: Path):
     return Classifier.load(trained_model)
 
 
-# ----------------------------------------------------------------------------- 1. stance only where asked
+# ----------------------------------------------------------------------- 1. stance only where asked
 
 
 def test_no_targets_no_stance(clf) -> None:
@@ -179,7 +180,7 @@ def test_service_tasks_and_targets(clf) -> None:
         assert "scored only toward" in info["targets"] and info["unrelated"]["label"] == "none"
 
 
-# ----------------------------------------------------------------------------- 2. relevance: unrelated pairs
+# -------------------------------------------------------------------- 2. relevance: unrelated pairs
 
 
 def _stance_config(
@@ -307,8 +308,10 @@ def test_neutral_label_is_found_configured_or_a_clear_error(tmp_path: Path) -> N
     with pytest.raises(
         InputError,
         match=re.escape(
-            f"{tmp_path / 'stance_train.jsonl'}: tasks.stance.unrelated: none of the stance labels (con, pro) is a neutral "
-            "label (none, neutral, other, unrelated, neither); set tasks.stance.neutral_label to the label meaning 'no stance "
+            f"{tmp_path / 'stance_train.jsonl'}: tasks.stance.unrelated: none of the stance labels "
+            "(con, pro) is a neutral "
+            "label (none, neutral, other, unrelated, neither); set tasks.stance.neutral_label to "
+            "the label meaning 'no stance "
             "toward the target', or tasks.stance.unrelated=false"
         ),
     ):
@@ -369,7 +372,7 @@ def test_evaluate_reports_relevance(
     assert "relevance" not in topic
 
 
-# ----------------------------------------------------------------------------- 3. the same answer at every precision
+# ------------------------------------------------------------ 3. the same answer at every precision
 
 
 def _edited_copy(model: Path, out: Path, edit) -> Path:
@@ -399,7 +402,8 @@ def test_int8_keeps_a_disagreeing_task_in_fp32(trained_model: Path, tmp_path: Pa
         int8 = Classifier.load(mixed, "int8")
     assert int8.task_precision == {"topic": "int8", "stance": "fp32"}
     assert (
-        "warning: stance: stays in fp32 under --precision int8: int8 changed 5.6% of its dev labels when trained "
+        "warning: stance: stays in fp32 under --precision int8: int8 changed 5.6% of its dev "
+        "labels when trained "
         "(agreement 94.40%, below 99%)"
     ) in caplog.text
     fp32 = Classifier.load(mixed)
@@ -461,7 +465,8 @@ def test_predict_auto_says_which_precision_each_task_runs_in(
     )
     assert result.exit_code == 0, result.output
     assert (
-        "precision auto: topic int8 (int8 agreed with fp32 on 99.6% of 5000 dev articles, 95% lower bound 99.4%), "
+        "precision auto: topic int8 (int8 agreed with fp32 on 99.6% of 5000 dev articles, 95% "
+        "lower bound 99.4%), "
         "stance fp32 (int8 agreed with fp32 on 96.9% of 5000 dev articles, 95% lower bound 96.4%)"
     ) in result.output
     plain = CliRunner().invoke(
@@ -489,7 +494,7 @@ def test_evaluate_int8_states_the_task_precision(
     assert int8["macro_f1"] == fp32["macro_f1"]
 
 
-# ----------------------------------------------------------------------------- no silent loss, nothing left on exit 2
+# ----------------------------------------------------------- no silent loss, nothing left on exit 2
 
 
 def test_train_never_discards_an_interrupted_run_silently(
@@ -564,12 +569,12 @@ def test_predict_reads_standard_input(trained_model: Path, tmp_path: Path) -> No
     resumed = _cli("predict", trained_model, "-", "-o", tmp_path / "r.jsonl", "--resume")
     assert resumed.exit_code == 2
     assert (
-        "error: --resume: standard input cannot be read again; save it to a file to make the run resumable"
-        in resumed.output
+        "error: --resume: standard input cannot be read again; save it to a file to make the run "
+        "resumable" in resumed.output
     )
 
 
-# ----------------------------------------------------------------------------- data checks agree with validate
+# ------------------------------------------------------------------ data checks agree with validate
 
 
 def test_training_drops_duplicate_pairs_and_never_splits_a_text_across_train_and_dev(
@@ -590,7 +595,8 @@ def test_training_drops_duplicate_pairs_and_never_splits_a_text_across_train_and
     with caplog.at_level(logging.WARNING, logger="naba"):
         data = load_task_data(config, "stance")
     assert (
-        f"warning: {tmp_path / 'stance_train.jsonl'}: 1 duplicate (target, text) pairs removed, the first of each kept "
+        f"warning: {tmp_path / 'stance_train.jsonl'}: 1 duplicate (target, text) pairs removed, "
+        "the first of each kept "
         f"(e.g. id again repeats {rows[0]['id']})"
     ) in caplog.text
     assert data.fingerprints["train"]["duplicates_removed"] == 1 and data.fingerprints["train"][

@@ -106,7 +106,7 @@ def test_optional_steps(raw: str, config: NormalizationConfig, expected: str) ->
 
 
 def test_config_is_validated() -> None:
-    with pytest.raises(ValueError, match=re.escape("Input should be 'keep', 'remove' or 'token'")):
+    with pytest.raises(ValueError, match=re.escape("'keep', 'remove' or 'token'")):
         NormalizationConfig(urls="drop")
 
 

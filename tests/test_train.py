@@ -233,7 +233,8 @@ def test_unreachable_hub_model_says_what_to_do(tmp_path: Path, data: dict[str, P
     with pytest.raises(
         ModelDirError,
         match=re.escape(
-            "CAMeL-Lab/bert-base-arabic-camelbert-msa: not a local directory and could not be fetched"
+            "CAMeL-Lab/bert-base-arabic-camelbert-msa: not a local directory and could not be "
+            "fetched"
         ),
     ):
         train(cfg, tmp_path / "model", show_progress_bar=False)
@@ -252,7 +253,8 @@ def test_unknown_dev_label_names_the_file(
     tasks["stance"]["dev"] = str(dev)
     cfg = load_config(write_config(tmp_path / "cfg.yaml", tiny_encoder, tasks))
     message = (
-        f"{dev}:1: stance: labels ['support'] are not in the training label set ['against', 'favor', 'none'] "
+        f"{dev}:1: stance: labels ['support'] are not in the training label set ['against', "
+        "'favor', 'none'] "
         "(5 rows have them); fix the data or list them in tasks.stance.labels"
     )
     with pytest.raises(InputError, match=re.escape(message)):
@@ -285,7 +287,8 @@ def resume_config(
 
 @pytest.fixture(scope="module")
 def uninterrupted(resume_config: Path) -> Path:
-    """One uninterrupted run of ``resume_config``: what a second run, or a killed and resumed one, must match."""
+    """One uninterrupted run of ``resume_config``: what a second run, or a
+    killed and resumed one, must match."""
     from naba.train.trainer import train
 
     return train(load_config(resume_config), resume_config.parent / "a", show_progress_bar=False)

@@ -15,7 +15,8 @@ from naba.errors import InputError, Problem
 def doc(docno: str, cat: str | None, text: str, title: str = "عنوان الخبر") -> str:
     cat_line = f"<CAT>{cat}</CAT>\n" if cat is not None else ""
     return (
-        f"<DOC>\n<DOCNO>{docno}</DOCNO>\n<URL>http://x.com/a?b=1&c=2</URL>\n<SRC>Jawhara FM</SRC>\n{cat_line}"
+        f"<DOC>\n<DOCNO>{docno}</DOCNO>\n<URL>http://x.com/a?b=1&c=2</URL>\n<SRC>Jawhara "
+        f"FM</SRC>\n{cat_line}"
         f"<TITLE>{title}</TITLE>\n<TIME>2017-02-01T23:08:00+01:00</TIME>\n<ABSTRACT>\n</ABSTRACT>\n<TEXT>\n{text}\n</TEXT>\n</DOC>\n"
     )
 
@@ -72,8 +73,10 @@ def test_folder(corpus: Path) -> None:
         expected("C1", "sport", "نص ثالث"),
     ]
     assert problems == [
-        f"{corpus}/sport/d.txt: CAT: expected a non-empty <CAT> element, found none; the document is skipped",
-        f"{corpus}/sport/e.txt: (file): expected UTF-8 text, found invalid byte at offset {BAD_OFFSET}",
+        f"{corpus}/sport/d.txt: CAT: expected a non-empty <CAT> element, found "
+        "none; the document is skipped",
+        f"{corpus}/sport/e.txt: (file): expected UTF-8 text, found invalid "
+        f"byte at offset {BAD_OFFSET}",
     ]
 
 
@@ -85,8 +88,10 @@ def test_tarball_gives_the_same_records_and_names_members(corpus: Path, tmp_path
     assert sorted(r["id"] for r in records) == ["A1", "B1", "C1"]
     assert {r["id"]: r for r in records}["A1"] == expected("A1", "politic", "نص أول & تتمة")
     assert sorted(problems) == [
-        f"{tar_path}!corpus/sport/d.txt: CAT: expected a non-empty <CAT> element, found none; the document is skipped",
-        f"{tar_path}!corpus/sport/e.txt: (file): expected UTF-8 text, found invalid byte at offset {BAD_OFFSET}",
+        f"{tar_path}!corpus/sport/d.txt: CAT: expected a non-empty <CAT> element, found none; the "
+        "document is skipped",
+        f"{tar_path}!corpus/sport/e.txt: (file): expected UTF-8 text, found invalid "
+        f"byte at offset {BAD_OFFSET}",
     ]
 
 
@@ -102,11 +107,13 @@ def test_single_file(corpus: Path) -> None:
         ("no markup at all", "f.txt: DOC: expected a <DOC> element, found none"),
         (
             "<DOC><CAT>x</CAT><TEXT>t</TEXT></DOC>",
-            "f.txt: DOCNO: expected a non-empty <DOCNO> element, found none; the document is skipped",
+            "f.txt: DOCNO: expected a non-empty <DOCNO> element, found "
+            "none; the document is skipped",
         ),
         (
             "<DOC><DOCNO>1</DOCNO><CAT>x</CAT><TEXT>  </TEXT></DOC>",
-            "f.txt: TEXT: expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found none; the document is skipped",
+            "f.txt: TEXT: expected a non-empty <TEXT>, <ABSTRACT> or <TITLE> element, found none; "
+            "the document is skipped",
         ),
         (
             "<DOC><DOCNO>1</DOCNO><CAT> </CAT><TEXT>t</TEXT></DOC>",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import Elided
 from naba.config import ColumnsConfig
 from naba.data.validate import ValidationSummary, validate_file
 
@@ -47,19 +48,23 @@ def test_malformed_topic_corpus(tmp_path: Path) -> None:
         str(p) for p in validate_file(path, "topic", labels=["politics", "sports"], summary=summary)
     ]
     assert problems == [
-        f"{path}:2: (json): expected a JSON object, found invalid JSON (Expecting value at column 21)",
-        f"{path}:3: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; re-save the file as UTF-8",
+        Elided(f"{path}:2: (json): expected a JSON object, found invalid JSON (… at column 21)"),
+        f"{path}:3: (line): expected UTF-8 text, found invalid byte 0xe9 at column 25; "
+        "re-save the file as UTF-8",
         f"{path}:4: text: expected a non-empty string, found no 'text' field",
         f"{path}:5: text: expected a non-empty string, found an empty string",
         f"{path}:6: text: expected a non-empty string, found only whitespace",
         f"{path}:7: topics: expected a list of label strings, found 3",
         f"{path}:8: topics: expected labels from ['politics', 'sports'], found unknown ['weather']",
         f"{path}:9: id: expected a unique id, found '1' already used on line 1",
-        f"{path}:10: text: expected a unique text, found a duplicate of line 1 (after normalisation)",
+        f"{path}:10: text: expected a unique text, found a duplicate of "
+        "line 1 (after normalisation)",
         f"{path}:12: topics: expected labels from ['politics', 'sports'], found unknown ['x']",
-        f"{path}:13: topics: expected labels from ['politics', 'sports'], found unknown ['weather']",
+        f"{path}:13: topics: expected labels from ['politics', 'sports'], "
+        "found unknown ['weather']",
         f"{path}:13: id: expected a unique id, found '1' already used on line 1",
-        f"{path}:13: text: expected a unique text, found a duplicate of line 1 (after normalisation)",
+        f"{path}:13: text: expected a unique text, found a duplicate of "
+        "line 1 (after normalisation)",
     ]
     assert (summary.rows, summary.valid, summary.problems) == (13, 2, 13)
 
@@ -99,10 +104,13 @@ def test_stance_corpus(tmp_path: Path) -> None:
     problems = [str(p) for p in validate_file(path, "stance", labels=["favor", "against", "none"])]
     assert problems == [
         f"{path}:2: target: expected a non-empty string, found no 'target' field",
-        f"{path}:4: stance: expected labels from ['against', 'favor', 'none'], found unknown ['maybe']",
-        f"{path}:4: text: expected a unique target+text pair, found a duplicate of line 1 (after normalisation)",
+        f"{path}:4: stance: expected labels from ['against', 'favor', "
+        "'none'], found unknown ['maybe']",
+        f"{path}:4: text: expected a unique target+text pair, found a duplicate of "
+        "line 1 (after normalisation)",
         f"{path}:5: stance: expected one stance label, found ['favor', 'none']",
-        f"{path}:6: text: expected a unique target+text pair, found a duplicate of line 1 (after normalisation)",
+        f"{path}:6: text: expected a unique target+text pair, found a duplicate of "
+        "line 1 (after normalisation)",
         f"{path}:7: stance: expected a label, found no 'stance' field",
     ]
 

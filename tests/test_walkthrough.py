@@ -29,7 +29,8 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 README = ROOT / "README.md"
-# Lines a run may or may not print: a warning that depends on the tokenizer, the one-off e5 conversion.
+# Lines a run may or may not print: a warning that depends on the
+# tokenizer, the one-off e5 conversion.
 OPTIONAL = ("warning:", "wrote e5-small")
 START, END = "<!-- --8<-- [start:walkthrough] -->", "<!-- --8<-- [end:walkthrough] -->"
 

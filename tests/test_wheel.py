@@ -45,7 +45,8 @@ def test_wheel_runs_in_an_empty_directory(tmp_path, tiny_encoder):
     purelib = run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path, env
     )
-    # The installed dependencies, as plain path lines: their .pth files (an editable naba) are not read.
+    # The installed dependencies, as plain path lines: their .pth files
+    # (an editable naba) are not read.
     deps = [p for p in site.getsitepackages() if Path(p).is_dir()]
     Path(purelib.stdout.strip(), "deps.pth").write_text("\n".join(deps) + "\n", encoding="utf-8")
     run(

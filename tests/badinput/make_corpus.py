@@ -60,7 +60,9 @@ def generated() -> dict[str, bytes]:
         + _row(id="iu-3", text=SUMMIT, topics=["politics"]),
         "bom.jsonl": codecs.BOM_UTF8 + _row(id="bom-1", text=OIL, topics=["energy"]),
         "bom.csv": codecs.BOM_UTF8 + f"id,text,topics\nbom-2,{MATCH},sports\n".encode(),
-        "nul_byte.jsonl": b'{"id": "nul-1", "text": "\xd9\x86\x00\xd8\xb5", "topics": ["energy"]}\n',
+        "nul_byte.jsonl": (
+            b'{"id": "nul-1", "text": "\xd9\x86\x00\xd8\xb5", "topics": ["energy"]}\n'
+        ),
         "corrupt.jsonl.gz": gz_full[: len(gz_full) // 2],
         # Invisible characters: raw bidi controls around and instead of the text
         "bidi_controls.jsonl": _row(
@@ -71,7 +73,8 @@ def generated() -> dict[str, bytes]:
         "bidi_only.jsonl": _row(
             id="bo-1", text=f"{rtl}{rlm}{fsi}{pdi}{pdf}{lrm} \u200b", topics=["energy"]
         ),
-        # JSON the parser cannot take: nesting past the recursion limit, an integer past the digit limit
+        # JSON the parser cannot take: nesting past the recursion limit,
+        # an integer past the digit limit
         "deep_nesting.jsonl": b"[" * 5_000
         + b"]" * 5_000
         + b"\n"
@@ -99,7 +102,8 @@ def generated() -> dict[str, bytes]:
 
 
 def big_article(directory: Path, size: int = 1_000_000) -> Path:
-    """A JSONL file holding one article of about ``size`` bytes of Arabic text (written at test time)."""
+    """A JSONL file holding one article of about ``size`` bytes of
+    Arabic text (written at test time)."""
     sentence = OIL + "، " + MATCH + ". "
     text = sentence * (size // len(sentence.encode("utf-8")) + 1)
     path = directory / "big_article.jsonl"
