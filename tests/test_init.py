@@ -127,6 +127,61 @@ def test_init_finds_stance_from_a_target_column(tmp_path, tiny_encoder):
     assert cfg.tasks.stance.labels == ["against", "favor", "none"]
 
 
+def test_init_writes_the_stance_target_map_to_fill_in(tmp_path, tiny_encoder):
+    from naba.data.targets import load_target_descriptions
+
+    rows = [
+        json.loads(line)
+        for line in (SAMPLE / "stance" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    renamed = {t: f"target_{i}" for i, t in enumerate(sorted({r["target"] for r in rows}))}
+    first = next(iter(renamed))
+    data = tmp_path / "ids.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {**r, "target": renamed[r["target"]] if r["target"] != first else first},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for r in rows
+        ),
+        encoding="utf-8",
+    )
+    result = run("init", tmp_path / "s.yaml", "--train", data, "--base", tiny_encoder)
+    assert result.exit_code == 0, result.output
+    target_map = tmp_path / "s.targets.yaml"
+    assert f"targets: describe them in {target_map}" in result.output
+    cfg = load_config(tmp_path / "s.yaml")
+    assert Path(cfg.tasks.stance.targets) == target_map
+    text = target_map.read_text(encoding="utf-8")
+    ids = sorted(renamed[t] for t in renamed if t != first)
+    assert f"# {len(ids)} of {len(renamed)} targets look like identifiers: describe those." in text
+    listed = [line.split(":")[0][2:] for line in text.splitlines() if line.startswith('# "')]
+    assert listed == [json.dumps(t, ensure_ascii=False) for t in ids + [first]]
+    assert load_target_descriptions(target_map) == {}  # nothing filled in yet
+    # Filled in, it is the map training reads; naba init again keeps it.
+    filled = text.replace(f'# "{ids[0]}":', f'"{ids[0]}": قيادة المرأة للسيارة')
+    target_map.write_text(filled, encoding="utf-8")
+    assert load_target_descriptions(target_map) == {ids[0]: ["قيادة المرأة للسيارة"]}
+    again = run("init", tmp_path / "s.yaml", "--train", data, "--base", tiny_encoder, "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert target_map.read_text(encoding="utf-8") == filled
+
+
+def test_init_writes_no_target_map_for_topics(tmp_path, tiny_encoder):
+    result = run(
+        "init",
+        tmp_path / "t.yaml",
+        "--train",
+        SAMPLE / "topic" / "train.jsonl",
+        "--base",
+        tiny_encoder,
+    )
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "t.targets.yaml").exists()
+
+
 @pytest.mark.parametrize(
     ("cells", "sep"),
     [

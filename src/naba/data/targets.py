@@ -85,6 +85,8 @@ def load_target_descriptions(
             ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        if raw is None:  # nothing filled in yet (the map naba init writes, all commented out)
+            return {}
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"{path}: expected a mapping of target -> description, found {type(raw).__name__}"

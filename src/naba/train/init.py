@@ -68,6 +68,7 @@ class InitResult:
     config: NabaConfig
     text: str
     summary: list[str]
+    target_map: tuple[Path, str] | None = None  # stance: the target map to fill in, and its text
 
 
 @dataclass
@@ -282,6 +283,46 @@ def _stance_entries(labels: list[str]) -> dict[str, _Entry]:
     }
 
 
+MAP_ALL_TARGETS = 200  # up to this many targets the map lists them all; above, the id-like ones
+
+
+def target_map(records: list[dict[str, Any]], config_path: Path) -> tuple[Path, str] | None:
+    """Stance: a target map to fill in, listing the data's targets commented out.
+
+    Every target is listed (identifier-like ones first) where the data has at
+    most :data:`MAP_ALL_TARGETS`; above that (claims, one per article), only
+    those that look like identifiers. None where there is nothing to list.
+    """
+    from collections import Counter
+
+    from naba.data.targets import looks_like_identifier
+
+    counts = Counter(r["target"] for r in records)
+    ids = sorted(t for t in counts if looks_like_identifier(t))
+    others = (
+        sorted(t for t in counts if t not in set(ids)) if len(counts) <= MAP_ALL_TARGETS else []
+    )
+    if not ids and not others:
+        return None
+    lines = [
+        f"# Stance target descriptions for {config_path} (tasks.stance.targets), written by",
+        "# `naba init`. The model reads a target's description instead of its name: uncomment a",
+        "# line and write the words to read, in the articles' language (a list of descriptions",
+        "# is also allowed). A target left commented out is read as written; outputs always keep",
+        "# the target as the data names it.",
+    ]
+    if ids:
+        lines.append(
+            f"# {len(ids)} of {len(counts)} targets look like identifiers: describe those."
+        )
+    for target in ids + others:
+        note = "; looks like an identifier" if target in ids else ""
+        lines.append(
+            f"# {json.dumps(target, ensure_ascii=False)}:   # {counts[target]} pairs{note}"
+        )
+    return config_path.with_name(f"{config_path.stem}.targets.yaml"), "\n".join(lines) + "\n"
+
+
 def build_config(options: InitOptions, config_path: Path) -> InitResult:
     """Read the data and the encoder, and choose every setting; nothing is written.
 
@@ -304,8 +345,13 @@ def build_config(options: InitOptions, config_path: Path) -> InitResult:
     label_entries, listed = _labels_entry(records, task)
     task_entries = {**_split_entries(options, len(records)), "columns": _column_entries(found)}
     task_entries.update(label_entries)
+    mapped = target_map(records, config_path) if task == "stance" else None
     if task == "stance":
         task_entries.update(_stance_entries(label_entries["labels"].value))
+    if mapped is not None:
+        task_entries["targets"] = _Entry(
+            str(mapped[0]), "what the model reads for each target: fill in this file"
+        )
     if options.fmt != "auto":
         task_entries["format"] = _Entry(options.fmt, "given (--format)")
     resolved, said, tokenizer, longest = _encoder(options.base)
@@ -348,7 +394,11 @@ def build_config(options: InitOptions, config_path: Path) -> InitResult:
         f"windows: {window.length} tokens, up to {window.max_windows} per article "
         f"(median article {_percentile(lengths, 0.5)} tokens)",
     ]
-    return InitResult(path=config_path, config=config, text=text, summary=summary)
+    if mapped is not None:
+        summary.append(f"targets: describe them in {mapped[0]} (the model reads what you write)")
+    return InitResult(
+        path=config_path, config=config, text=text, summary=summary, target_map=mapped
+    )
 
 
 def init_config(
@@ -375,9 +425,13 @@ def init_config(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists; pass --overwrite to replace it")
     result = build_config(options, path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(result.text, encoding="utf-8")
-    os.replace(tmp, path)
+    files = [(path, result.text)]
+    if result.target_map is not None and not result.target_map[0].exists():
+        files.append(result.target_map)  # a map the user has filled in is kept
+    for target, text in files:
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
     return result
 
 
