@@ -1,4 +1,7 @@
-"""Hybrid models: the blend chosen on dev, applied in every door, and `naba blend` on an existing directory."""
+"""Hybrid models: the blend chosen on dev, applied in every door, and `naba blend`.
+
+`naba blend` adds or refits the hybrid of an existing model directory.
+"""
 
 from __future__ import annotations
 
@@ -445,7 +448,8 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
             hybrid.rule.chosen_on
             == "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
         )
-    # An encoder sure that every generated pair is unrelated and unsure of every real one: the gate keeps its verdict.
+    # An encoder sure that every generated pair is unrelated and unsure of every real one:
+    # the gate keeps its verdict.
     none = data.labels.index("none")
     unsure = np.full((len(data.splits["dev"]), len(data.labels)), 0.8 / (len(data.labels) - 1))
     unsure[:, none] = 0.2
@@ -576,7 +580,8 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
         ]
     )
     np.testing.assert_allclose(got, expected, atol=2e-6)
-    # Each entry carries the relevance the gate read: 1 - the detector's "not about", none where it had no answer.
+    # Each entry carries the relevance the gate read: 1 - the detector's "not about", none
+    # where it had no answer.
     entries = [r["stance"][0] for r in clf.predict(articles, tasks=["stance"])]
     np.testing.assert_allclose([e["relevance"] for e in entries[:3]], 1 - unrelated[:3], atol=2e-6)
     assert "relevance" not in entries[3]
@@ -595,7 +600,8 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
     )
     evaluate_model(model, data, tmp_path / "report", task="stance", show_progress_bar=False)
     assert (
-        "and where the sparse relevance detector's 'not about the target' is at least 0.5, 'none' (not about the target)"
+        "and where the sparse relevance detector's 'not about the target' is at least 0.5, "
+        "'none' (not about the target)"
         in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     )
 
@@ -603,7 +609,10 @@ def test_every_door_applies_the_sparse_detectors_gate_without_running_the_encode
 def test_training_pairs_every_spelling_of_a_target_the_detector_learns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The detector counts targets after normalisation; its cross-target pairs must use each raw spelling of them."""
+    """The detector counts targets after normalisation.
+
+    Its cross-target pairs must use each raw spelling of them.
+    """
     from naba.config import NabaConfig
     from naba.relevance import DETECTOR_MIN_PAIRS
     from naba.sparse import SparseModel

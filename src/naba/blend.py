@@ -109,7 +109,7 @@ def macro_f1(predicted: np.ndarray, gold: np.ndarray, weights: np.ndarray | None
 
 
 def resample_weights(n: int, seed: int = 0, resamples: int = BOOTSTRAP) -> np.ndarray:
-    """Bootstrap resamples of ``n`` rows as counts (resamples x n): each row drawn with replacement."""
+    """Bootstrap resamples of ``n`` rows as counts (resamples x n), rows drawn with replacement."""
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
 
@@ -139,7 +139,7 @@ def paired_gain(
 
 @dataclass(frozen=True)
 class BlendChoice:
-    """What :func:`choose_blend` picked, with the parts' calibration and the dev scores behind it."""
+    """What :func:`choose_blend` picked, the parts' calibration and the dev scores behind it."""
 
     choice: str  # encoder, sparse or blend
     blend_lambda: float | None  # lam of z = e + lam * m; None for the sparse part alone

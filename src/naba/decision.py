@@ -47,7 +47,10 @@ def decide(
 
 
 def f1_at_threshold(scores: np.ndarray, gold: np.ndarray, threshold: float) -> float:
-    """One label's F1 when ``scores >= threshold`` is predicted positive (``gold``: 0/1 per example)."""
+    """One label's F1 when ``scores >= threshold`` is predicted positive.
+
+    ``gold``: 0/1 per example.
+    """
     pred = scores >= threshold
     tp = float((pred & (gold == 1)).sum())
     denom = pred.sum() + gold.sum()
@@ -116,7 +119,10 @@ def choose_prior_correction(
 
 
 def class_weights(y: np.ndarray, n_labels: int, scheme: str) -> np.ndarray | None:
-    """Single-label class weights: ``n / (labels x count)`` (balanced), its square root (sqrt), or none."""
+    """Single-label class weights.
+
+    ``n / (labels x count)`` (balanced), its square root (sqrt), or none.
+    """
     if scheme == "none":
         return None
     counts = np.bincount(y, minlength=n_labels).clip(min=1)

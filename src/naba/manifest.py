@@ -60,19 +60,22 @@ class TaskManifest(BaseModel):
     )
     at_least_one: bool = True
     include_title: bool = True
-    default_targets: list[
-        str
-    ] = []  # stance: the targets trained on; scored only when asked (all_targets)
+    # stance: the targets trained on; scored only when asked (all_targets)
+    default_targets: list[str] = []
     # stance: what the model reads for each target named by an id ({target: [descriptions]},
     # tasks.stance.targets; naba.data.targets): inference reads a known target's description
     target_descriptions: dict[str, list[str]] = {}
-    # stance: the generated unrelated pairs ({label, ratio, pairs per split, sources}); None: trained without them
+    # stance: the generated unrelated pairs ({label, ratio, pairs per split, sources});
+    # None: trained without them
     unrelated: dict[str, Any] | None = None
-    # label agreement with fp32 on dev, per precision ({"int8": 0.998}); --precision int8/auto read it
+    # label agreement with fp32 on dev, per precision ({"int8": 0.998});
+    # --precision int8/auto read it
     precision_agreement: dict[str, float] = {}
-    # the evidence behind it, per precision: {"int8": {agreement, lower_bound, dev_size, confidence}}
+    # the evidence behind it, per precision:
+    # {"int8": {agreement, lower_bound, dev_size, confidence}}
     precision_evidence: dict[str, dict[str, float]] = {}
-    # naba export onnx: {"fp32": "model.onnx", "int8": "model.int8.onnx" or None, "opset", ...}; None: not exported
+    # naba export onnx: {"fp32": "model.onnx", "int8": "model.int8.onnx" or None, "opset", ...};
+    # None: not exported
     onnx: dict[str, Any] | None = None
     # the decision rule chosen on dev (naba.rule.HybridRule); None: the encoder alone
     hybrid: HybridRule | None = None
@@ -109,7 +112,8 @@ class Manifest(BaseModel):
     training_config: dict[str, Any] = {}
     versions: dict[str, str] = {}
     created: str = ""
-    # naba distill: the teacher, the layers kept, the loss settings and the unlabeled data; None for a fine-tuned model
+    # naba distill: the teacher, the layers kept, the loss settings and the unlabeled data;
+    # None for a fine-tuned model
     distilled_from: dict[str, Any] | None = None
     # naba train --search: the trials and the best parameters; None without a search
     search: dict[str, Any] | None = None
@@ -126,7 +130,8 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     model_dir = Path(model_dir)
     if model_dir.is_file():
         raise ModelDirError(
-            f"{model_dir}: is a file, expected a model directory (pass the directory `naba train` wrote)"
+            f"{model_dir}: is a file, expected a model directory "
+            "(pass the directory `naba train` wrote)"
         )
     if not model_dir.is_dir():
         raise ModelDirError(
@@ -134,12 +139,14 @@ def read_manifest(model_dir: str | Path) -> Manifest:
         )
     if (model_dir / INCOMPLETE).exists():
         raise ModelDirError(
-            f"{model_dir}: incomplete (a write into it was interrupted); rerun the command that wrote it"
+            f"{model_dir}: incomplete (a write into it was interrupted); "
+            "rerun the command that wrote it"
         )
     path = model_dir / MANIFEST
     if not path.exists():
         raise ModelDirError(
-            f"{path}: missing; {model_dir} is not a naba model directory (train one with `naba train`)"
+            f"{path}: missing; {model_dir} is not a naba model directory "
+            "(train one with `naba train`)"
         )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

@@ -24,7 +24,7 @@ GateSource = Literal["encoder", "detector"]
 
 
 class RelevanceGate(BaseModel):
-    """Stance: where the relevance signal of ``source`` reaches ``threshold``, the label is ``label``.
+    """Stance: where the relevance signal of ``source`` reaches ``threshold``, label ``label``.
 
     ``source``: the encoder (its probability of ``label``) or the sparse
     relevance detector (its probability of "not about the target").
@@ -150,7 +150,7 @@ class HybridRule(BaseModel):
     def not_about(
         self, encoder: np.ndarray | None, unrelated: np.ndarray | None, labels: list[str]
     ) -> np.ndarray | None:
-        """The gate's relevance signal per row: the probability that the text is not about the target.
+        """The gate's relevance signal per row: the probability the text is not about the target.
 
         The encoder's probability of the neutral label, or the detector's
         probability (NaN where it has no answer); None without a gate. A row is

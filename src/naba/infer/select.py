@@ -39,22 +39,27 @@ from naba.config import NormalizationConfig
 
 Strategy = Literal["diverse", "uncertainty", "random"]
 STRATEGIES = ("diverse", "uncertainty", "random")
-# Word 1-2-gram TF-IDF cosine from which two articles are one story told twice: on ANT and ASND
-# (bench/near_duplicates.py, bench/journal/2026-12-06-selection.md) the pairs read from 0.7 up are the
-# same event reworded, a re-share with other hashtags, or a copy; between 0.5 and 0.7 some still are,
-# others are two stories of one kind (two rounds of a handball league, two cartoons), worth a label each.
+# Word 1-2-gram TF-IDF cosine from which two articles are one story told twice: on ANT and
+# ASND (bench/near_duplicates.py, bench/journal/2026-12-06-selection.md) the pairs read from
+# 0.7 up are the same event reworded, a re-share with other hashtags, or a copy; between 0.5
+# and 0.7 some still are, others are two stories of one kind (two rounds of a handball league,
+# two cartoons), worth a label each.
 DUPLICATE = 0.7
 SHORTLIST = 10  # the diverse strategy clusters the 10 x n most uncertain articles (Zhdanov's beta)
-# k-means runs from this many seeded starts and keeps the tightest: from one start a group can be left
-# without a centre of its own while another is split in two.
+# k-means runs from this many seeded starts and keeps the tightest: from one start a group can
+# be left without a centre of its own while another is split in two.
 N_INIT = 5
-# k-means reads the n-grams that two or more shortlisted articles share, at most this many (the most frequent).
+# k-means reads the n-grams that two or more shortlisted articles share, at most this many
+# (the most frequent).
 CLUSTER_FEATURES = 20_000
 
 
 @dataclass(frozen=True)
 class TaskRule:
-    """How one task decides: its labels, whether several can hold, and (multi-label) each label's threshold."""
+    """How one task decides: its labels, whether several can hold, each label's threshold.
+
+    The thresholds are multi-label's; single-label has none.
+    """
 
     labels: list[str]
     multi_label: bool
@@ -62,7 +67,10 @@ class TaskRule:
 
 
 class Scorer(Protocol):
-    """What :func:`select_records` needs of a model: its tasks' rules and prediction records for articles."""
+    """What :func:`select_records` needs of a model.
+
+    Its tasks' rules and its prediction records for articles.
+    """
 
     rules: dict[str, TaskRule]
     normalization: NormalizationConfig
@@ -72,7 +80,10 @@ class Scorer(Protocol):
 
 
 def margin_uncertainty(probabilities: np.ndarray) -> np.ndarray:
-    """Single-label uncertainty: one minus the gap between the two most probable labels (1: a tie)."""
+    """Single-label uncertainty: one minus the gap between the two most probable labels.
+
+    1 is a tie.
+    """
     if probabilities.shape[1] < 2:
         return np.zeros(len(probabilities))
     top = -np.sort(-probabilities, axis=1)
@@ -95,7 +106,10 @@ def threshold_uncertainty(probabilities: np.ndarray, thresholds: np.ndarray) -> 
 
 
 def uncertainties(predictions: list[dict[str, Any]], rules: dict[str, TaskRule]) -> np.ndarray:
-    """Each prediction record's uncertainty: that of its most uncertain decision (topics, each stance entry)."""
+    """Each prediction record's uncertainty: that of its most uncertain decision.
+
+    The decisions are the topics and each stance entry.
+    """
     out = np.zeros(len(predictions))
     if "topic" in rules:
         rule = rules["topic"]
@@ -120,7 +134,10 @@ def uncertainties(predictions: list[dict[str, Any]], rules: dict[str, TaskRule])
 def text_space(
     records: Sequence[dict[str, Any]], normalization: NormalizationConfig | None = None
 ) -> Any:
-    """The articles as L2-normalised word 1-2-gram TF-IDF rows (title, text and, for stance, the target)."""
+    """The articles as L2-normalised word 1-2-gram TF-IDF rows.
+
+    Each row reads the title, the text and, for stance, the target.
+    """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from naba.encoding import document_text
@@ -138,7 +155,9 @@ def text_space(
 
 
 def drop_duplicates(space: Any, order: np.ndarray, keep: int, similarity: float) -> list[int]:
-    """The first ``keep`` rows of ``order`` that are no near-duplicate (cosine >= ``similarity``) of an earlier kept row.
+    """The first ``keep`` rows of ``order`` that are no near-duplicate of an earlier kept row.
+
+    A near-duplicate has a cosine of at least ``similarity``.
 
     Rows are compared a block at a time, against what was kept and within the block.
     """
@@ -164,13 +183,16 @@ def drop_duplicates(space: Any, order: np.ndarray, keep: int, similarity: float)
 
 
 def ranked(uncertainty: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices from the most to the least uncertain; equal uncertainties in a random (seeded) order."""
+    """Indices from the most to the least uncertain; equal ones in a random (seeded) order."""
     return np.lexsort((rng.permutation(len(uncertainty)), -uncertainty))
 
 
 @dataclass(frozen=True)
 class Choice:
-    """What :func:`choose` picked: indices into the pool, most uncertain first, and each one's cluster (diverse)."""
+    """What :func:`choose` picked: indices into the pool, most uncertain first.
+
+    The diverse strategy also gives each one's cluster.
+    """
 
     indices: list[int]
     clusters: list[int] | None = None
@@ -196,7 +218,8 @@ def choose(
         similarity: Cosine from which two articles are near-duplicates (``diverse``).
 
     Raises:
-        ValueError: ``n`` below 1, an unknown strategy, or uncertainties and records of different lengths.
+        ValueError: ``n`` below 1, an unknown strategy, or uncertainties and records of
+            different lengths.
     """
     if n < 1:
         raise ValueError(f"n: expected at least 1 article to select, found {n}")
@@ -254,7 +277,7 @@ def _clusters(space: Any, weights: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 @dataclass
 class Selection:
-    """The articles chosen, in the order to label them (most uncertain first), with their predictions."""
+    """The articles chosen, most uncertain first (the order to label them), with predictions."""
 
     records: list[dict[str, Any]]
     predictions: list[dict[str, Any]]
@@ -312,7 +335,10 @@ def select_records(
 
 
 class ClassifierScorer:
-    """A trained model as a scorer: :meth:`Classifier.predict` on each article (stance toward its own target)."""
+    """A trained model as a scorer: :meth:`Classifier.predict` on each article.
+
+    Stance is scored toward each article's own target.
+    """
 
     def __init__(
         self, classifier: Any, tasks: Sequence[str] | str | None = None, batch_size: int = 32

@@ -1,8 +1,8 @@
-"""Spark: a column function that labels articles, built on ``pyspark.ml.functions.predict_batch_udf``.
+"""Spark: a column function that labels articles, built on Spark's ``predict_batch_udf``.
 
-``predict_batch_udf`` is Spark's pattern for model inference: the model is
-loaded once per Python worker and called on Arrow batches of rows. naba's
-model is a :class:`~naba.infer.predictor.Predictor`::
+``pyspark.ml.functions.predict_batch_udf`` is Spark's pattern for model
+inference: the model is loaded once per Python worker and called on Arrow
+batches of rows. naba's model is a :class:`~naba.infer.predictor.Predictor`::
 
     from naba.integrations.spark import predict_udf
 

@@ -1,4 +1,7 @@
-"""Fit the sparse part of a hybrid model and choose the blend on dev (``naba train``, ``naba blend``)."""
+"""Fit the sparse part of a hybrid model and choose the blend on dev.
+
+Used by ``naba train`` and ``naba blend``.
+"""
 
 from __future__ import annotations
 
@@ -32,19 +35,25 @@ if TYPE_CHECKING:
 
 
 def split_rows(task_data: TaskData, name: str) -> list[dict[str, Any]]:
-    """A split's records: ``dev``, ``test``, or the generated unrelated stance pairs ``dev_unrelated``/``test_unrelated``."""
+    """A split's records: ``dev``, ``test``, or generated unrelated stance pairs.
+
+    The generated pairs are ``dev_unrelated`` and ``test_unrelated``.
+    """
     if name.endswith("_unrelated"):
         return task_data.unrelated_pairs[name[: -len("_unrelated")]]
     return task_data.splits[name]
 
 
-DETECTOR_RATIO = 2.0  # cross-target pairs per real pair the relevance detector learns from, besides training's own
+# Cross-target pairs per real pair the relevance detector learns from, besides training's own.
+DETECTOR_RATIO = 2.0
 
 
 def fit_relevance_detector(
     sparse: SparseModel, task_data: TaskData, config: NabaConfig
 ) -> SparseModel:
-    """Fit the sparse part's relevance detector as training does (``naba train``, ``naba blend``, ``bench/hybrid.py``).
+    """Fit the sparse part's relevance detector as training does.
+
+    Used by ``naba train``, ``naba blend`` and ``bench/hybrid.py``.
 
     Its negatives are training's generated unrelated pairs plus more: each real
     text with trained targets it is never paired with (up to
@@ -95,7 +104,10 @@ def fit_relevance_detector(
 def thresholds_for(
     task_data: TaskData, dev_scores: np.ndarray, config: NabaConfig
 ) -> dict[str, float]:
-    """Multi-label: per-label thresholds tuned on dev scores (or the default for all); single-label: none."""
+    """Multi-label: per-label thresholds tuned on dev scores (or the default for all).
+
+    Single-label: none.
+    """
     if not task_data.multi_label:
         return {}
     if not config.thresholds.tune:
@@ -130,7 +142,9 @@ def split_metrics(
 def decide_and_score(
     task_data: TaskData, encoder: dict[str, np.ndarray], config: NabaConfig, hybrid: Hybrid | None
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Thresholds tuned on the final dev scores, then metrics of every split, the parts of a hybrid, and relevance.
+    """Thresholds tuned on the final dev scores, then the metrics.
+
+    The metrics of every split, of the parts of a hybrid, and of relevance.
 
     Args:
         encoder: Split name -> the encoder's probabilities (``dev``, ``test``,
@@ -282,9 +296,12 @@ class Hybrid:
         each part asked the question it can answer.
 
         Args:
-            task_data: The task's splits (train as the encoder saw it, unrelated stance pairs included).
-            encoder: Split name -> the encoder's probabilities (after its prior correction); needs ``dev``.
-            sparse: An already fitted sparse model (a distilled student keeps its teacher's); None trains one.
+            task_data: The task's splits (train as the encoder saw it, unrelated stance
+                pairs included).
+            encoder: Split name -> the encoder's probabilities (after its prior
+                correction); needs ``dev``.
+            sparse: An already fitted sparse model (a distilled student keeps its
+                teacher's); None trains one.
         """
         multi = task_data.multi_label
         generated = (task_data.unrelated or {}).get("pairs", {}).get("train", 0)
