@@ -1,4 +1,4 @@
-"""Hybrid models on the shared sets: encoder, sparse and hybrid test scores, and what the hybrid costs.
+"""Hybrid models on the shared sets: encoder, sparse and hybrid test scores, and their cost.
 
     python bench/hybrid.py ans=runs/bench-rel-on/ans:../shared/data/ans/test.jsonl \\
         asnd=runs/bench-hyb/asnd:../shared/data/asnd/test.jsonl
@@ -42,7 +42,7 @@ def main() -> int:
     from naba.infer.classifier import Classifier
     from naba.sparse import SparseModel
     from naba.train.data import add_unrelated_pairs, load_task_data, recorded_config
-    from naba.train.hybrid import fit_detector
+    from naba.train.hybrid import fit_relevance_detector
 
     scores, costs = [], []
     for item in args.models:
@@ -50,7 +50,8 @@ def main() -> int:
         model_dir, _, test_file = rest.partition(":")
         if not Path(test_file).exists():
             print(
-                f"skipped {name}: {test_file} not found (../shared/data is only on the developers' machines)"
+                f"skipped {name}: {test_file} not found "
+                "(../shared/data is only on the developers' machines)"
             )
             continue
         clf = Classifier.load(model_dir, threads=args.threads)
@@ -62,7 +63,7 @@ def main() -> int:
         better = max(test["encoder"]["macro_f1"], test["sparse"]["macro_f1"])
         h = spec.hybrid
         choice = h.choice + (
-            f" (w {h.weight:g}, T {h.temperature:g})" if h.choice == "blend" else ""
+            f" (lambda {h.blend_lambda:g}, T {h.temperature:g})" if h.choice == "blend" else ""
         )
         scores.append(
             [
@@ -88,7 +89,7 @@ def main() -> int:
             topic = load_task_data(config, "topic") if config.tasks.topic is not None else None
             add_unrelated_pairs(data, config, topic)
             started = time.perf_counter()
-            fit_detector(sparse, data, config)
+            fit_relevance_detector(sparse, data, config)
             detector_s = time.perf_counter() - started
         records = load_records(test_file, task)[: args.limit]
         timings: dict[str, list[float]] = {"encoder": [], "hybrid": []}
@@ -116,15 +117,16 @@ def main() -> int:
             ]
         )
     print(
-        "| set | task | encoder F1 / acc | sparse F1 / acc | hybrid F1 / acc | chosen on dev | hybrid - better part (points) |"
+        "| set | task | encoder F1 / acc | sparse F1 / acc | hybrid F1 / acc | chosen on dev "
+        "| hybrid - better part (points) |"
     )
     print("|---|---|---|---|---|---|---|")
     for row in scores:
         print("| " + " | ".join(row) + " |")
     print()
     print(
-        "| set | train rows | sparse fit (s) | detector fit (s) | encoder s / 1k articles | hybrid s / 1k articles | hybrid / encoder "
-        "| sparse part | task directory |"
+        "| set | train rows | sparse fit (s) | detector fit (s) | encoder s / 1k articles "
+        "| hybrid s / 1k articles | hybrid / encoder | sparse part | task directory |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for row in costs:

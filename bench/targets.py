@@ -1,8 +1,9 @@
 """Stance targets named by ids against the same targets described: encoder, sparse part and hybrid.
 
-    python bench/targets.py sparse ids=configs/stancex.yaml described=configs/tweet-stance-described.yaml
-    python bench/targets.py models ids=runs/bench/stancex-ids described=runs/bench/stancex-described \\
-        --limit 1000
+    python bench/targets.py sparse ids=configs/stancex.yaml \\
+        described=configs/tweet-stance-described.yaml
+    python bench/targets.py models ids=runs/bench/stancex-ids \\
+        described=runs/bench/stancex-described --limit 1000
 
 ``sparse`` fits the sparse part and its relevance detector as training does
 (the real training pairs; dev carved and unrelated pairs generated as the
@@ -64,13 +65,11 @@ def _neutral(clf: Any, probabilities: np.ndarray, label: str) -> float:
 
 def _sparse_probabilities(clf: Any, records: list[dict[str, Any]]) -> np.ndarray:
     """The sparse part's own probabilities, reading the targets as the model does."""
-    from naba.blend import blend
-
     task = clf.tasks["stance"]
     read = clf.read_targets([(i, r["target"]) for i, r in enumerate(records)])
     pairs = [{"text": records[i]["text"], "target": t} for i, t in read]
     margins, _ = task.sparse_parts(pairs, margins=True)
-    return blend(None, margins, 0.0, task.spec.hybrid.sparse_temperature, False)
+    return task.spec.hybrid.sparse_scores(margins, False)
 
 
 def _macro_f1(scores: np.ndarray, gold: list[list[str]], labels: list[str]) -> float:
@@ -88,9 +87,10 @@ def _sparse_row(
     from naba.config import load_config
     from naba.data.targets import described, read_target
     from naba.encoding import document_text
-    from naba.sparse import SparseModel, relevance_features
+    from naba.relevance import relevance_features
+    from naba.sparse import SparseModel
     from naba.train.data import add_unrelated_pairs, load_task_data
-    from naba.train.hybrid import fit_detector
+    from naba.train.hybrid import fit_relevance_detector
 
     config = load_config(config_path)
     start = time.perf_counter()
@@ -102,7 +102,7 @@ def _sparse_row(
     generated = data.unrelated["pairs"]["train"]
     train = data.splits["train"][: len(data.splits["train"]) - generated]
     sparse = SparseModel("stance", data.labels, False, config.normalization).fit(train)
-    fit_detector(sparse, data, config)
+    fit_relevance_detector(sparse, data, config)
     fit_seconds = time.perf_counter() - start
     test, unrelated = data.splits["test"], described(pairs, data.target_descriptions)
     if held:
@@ -125,8 +125,8 @@ def _sparse_row(
     overlap = detector.get("overlap")
     answers = np.mean(~np.isnan(np.concatenate([u_real, u_unrelated])))
     return (
-        f"| {name} | {len(data.target_descriptions)} | {f1:.3f} | {relevance:.3f} | {answers:.3f} | "
-        f"{np.mean(u_unrelated >= 0.5):.3f} | {np.mean(u_real < 0.5):.3f} | "
+        f"| {name} | {len(data.target_descriptions)} | {f1:.3f} | {relevance:.3f} | "
+        f"{answers:.3f} | {np.mean(u_unrelated >= 0.5):.3f} | {np.mean(u_real < 0.5):.3f} | "
         f"{detector.get('dev_log_loss')} | {overlap['dev_log_loss'] if overlap else 'none'} | "
         f"{1 - np.mean(missing):.3f} | {len(test)} / {len(unrelated)} | {fit_seconds:.0f} |"
     )
@@ -143,9 +143,9 @@ def sparse_only(items: list[str], test: Path, hold_out: frozenset[str] = frozens
     rows = [_sparse_row(*item.split("=", 1), pairs, hold_out) for item in items]
     print(
         "| config | described targets | sparse macro-F1 (test) | relevance (unrelated pairs "
-        "labelled neutral) | detector answers | detector: unrelated pairs judged not about | detector: real pairs "
-        "judged about | detector dev log-loss | overlap part dev log-loss | real pairs whose "
-        "text holds a target word | test rows / unrelated pairs | fit seconds |"
+        "labelled neutral) | detector answers | detector: unrelated pairs judged not about "
+        "| detector: real pairs judged about | detector dev log-loss | overlap part dev log-loss "
+        "| real pairs whose text holds a target word | test rows / unrelated pairs | fit seconds |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
