@@ -224,7 +224,8 @@ def _config_rows(model: type[BaseModel], prefix: str, sections: list[str]) -> li
         if limits:
             description = f"{description} ({limits})" if description else f"({limits})"
         rows.append(
-            f"| `{key}` | `{_cell(_type_name(info.annotation))}` | {_cell(default)} | {_cell(description)} |"
+            f"| `{key}` | `{_cell(_type_name(info.annotation))}` | {_cell(default)} "
+            f"| {_cell(description)} |"
         )
     return rows
 
@@ -237,9 +238,11 @@ def config_page() -> str:
     out = [
         "# Configuration\n\n",
         GENERATED,
-        "Configs are YAML, validated when loaded: a misspelt key or a value of the wrong type is a ",
+        "Configs are YAML, validated when loaded: a misspelt key or a value of the wrong type "
+        "is a ",
         "one-line error naming the file and the key. `--set KEY=VALUE` overrides any key ",
-        "(`--set train.learning_rate=3e-5`). `naba init` writes a commented config for your data.\n\n",
+        "(`--set train.learning_rate=3e-5`). `naba init` writes a commented config for your "
+        "data.\n\n",
     ]
     header = "| key | type | default | description |\n|---|---|---|---|\n"
     for title, model in (
@@ -296,7 +299,8 @@ def manifest_page() -> str:
             if _submodel(info.annotation) is not None:
                 text = text or "the same keys as the training config's section of this name"
             out.append(
-                f"| `{name}` | `{_cell(_type_name(info.annotation))}` | {_cell(default)} | {_cell(text)} |\n"
+                f"| `{name}` | `{_cell(_type_name(info.annotation))}` | {_cell(default)} "
+                f"| {_cell(text)} |\n"
             )
     return "".join(out)
 

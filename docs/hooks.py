@@ -1,4 +1,7 @@
-"""MkDocs hook: regenerate the reference pages from the code before every build (``docs/gen_ref.py``)."""
+"""MkDocs hook: regenerate the reference pages from the code before every build.
+
+The pages are written by ``docs/gen_ref.py``.
+"""
 
 from __future__ import annotations
 
