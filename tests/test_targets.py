@@ -412,7 +412,7 @@ def test_the_sparse_detector_learns_the_descriptions(clf):
 def test_blend_refits_on_the_descriptions_and_keeps_the_map(described_model: Path, tmp_path):
     import shutil
 
-    from naba.train.hybrid import blend_model
+    from naba.train.blend_existing import blend_model
 
     model = tmp_path / "model"
     shutil.copytree(described_model, model)

@@ -222,7 +222,7 @@ def blend_command(
         quiet_libraries()
         torch_threads(threads)
         from naba.blend import describe_detector
-        from naba.train.hybrid import blend_model
+        from naba.train.blend_existing import blend_model
 
         fitted = blend_model(
             model,
