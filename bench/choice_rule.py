@@ -1,20 +1,28 @@
-"""The hybrid's choice rule over dev resamples: how often its pick loses on test, before and now.
+"""The hybrid's choice rule over dev resamples: naba's rule against the equal-blend rule proposed.
 
     # 1. the parts' scores of a trained model on dev and test, once per model:
-    python bench/choice_rule.py dump runs/m/ant -o runs/parts/ant.npz [--task topic]
+    python bench/choice_rule.py dump runs/m/ant -o runs/parts/ant.npz [--task topic] [--test F]
     # 2. the table: R bootstrap resamples of dev, each rule choosing on each, scored on test:
     python bench/choice_rule.py measure runs/parts/*.npz --resamples 200
 
 ``dump`` reads the model's splits from the training config recorded in
 ``naba.json`` and saves the encoder's probabilities and the sparse part's
 margins on dev and test. ``measure`` draws resamples of dev (rows with
-replacement, dev's size); on each, the rule before this change (the best dev
-macro-F1 among the encoder, the sparse part and 12 blends ``w x T``, gains
-under half a point kept by the simpler) and the rule now
-(:func:`naba.blend.choose_blend`: the equal blend of the calibrated parts
-unless a paired bootstrap of dev is sure of another) each pick a candidate,
-scored on the whole test split. The equal blend (calibrated on the same
-resample) and the better part on test are the references. Single-label tasks.
+replacement, dev's size); on each, every rule picks a candidate, scored on the
+whole test split:
+
+- naba's rule (:func:`naba.blend.choose_blend`): the best dev macro-F1 among
+  the encoder, the sparse part and 12 blends, gains under half a point kept by
+  the simpler;
+- the rule proposed in issue #27: the equal blend of the calibrated parts by
+  default, departing to the encoder alone, the sparse part alone or the equal
+  blend's lambda x 1/4, 1/2, 2, 4 only where a paired bootstrap of dev (1,000
+  resamples) puts the gain's 5th percentile above zero (the largest dev gain
+  among those). Two variants: the sparse part calibrated by dev log-loss and
+  the encoder as it is ("equal, raw encoder"), or both calibrated.
+
+The equal blends and the better part on test are the references.
+Single-label tasks.
 """
 
 from __future__ import annotations
@@ -24,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-# The rule before: naba.blend as it was until format 3 of the model directory.
-OLD_WEIGHTS = (0.25, 0.5, 0.75)
-OLD_TEMPERATURES = (0.1, 0.25, 0.5, 1.0)
-OLD_TIE = 0.005
+LAMBDA_STEPS = (0.25, 0.5, 2.0, 4.0)  # the proposed rule's other blends: lam0 times these
+BOOTSTRAP = 1000
+CONFIDENCE = 0.95
 
 
 def dump(model: Path, out: Path, task: str | None) -> None:
@@ -55,40 +62,53 @@ def dump(model: Path, out: Path, task: str | None) -> None:
     print(f"wrote {out}: dev {len(arrays['gold_dev'])}, test {len(arrays['gold_test'])} rows")
 
 
-def _old_blend(encoder, margins, weight, temperature):
-    from naba.blend import _log_softmax
-
-    sparse = _log_softmax(margins / temperature)
-    if weight >= 1:
-        return np.log(np.clip(encoder, 1e-7, 1))
-    return (1 - weight) * sparse + (weight * np.log(np.clip(encoder, 1e-7, 1)) if weight else 0)
+def _argmax(p: np.ndarray) -> np.ndarray:
+    return np.eye(p.shape[1])[p.argmax(1)]
 
 
-def old_rule(encoder, margins, gold, k):
-    """The rule before: (weight, temperature) of the best dev macro-F1, ties kept by the simpler."""
-    from naba.blend import log_loss, macro_f1, probabilities
+def _fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
+    from scipy.optimize import minimize_scalar
 
-    onehot = np.eye(k)[gold]
-    sparse_t = min(
-        OLD_TEMPERATURES,
-        key=lambda t: log_loss(probabilities(margins, t, False), onehot, False),
+    from naba.blend import log_loss, probabilities
+
+    result = minimize_scalar(
+        lambda log_t: log_loss(probabilities(logits, np.exp(log_t), False), gold, False),
+        bounds=(np.log(0.01), np.log(100.0)),
+        method="bounded",
     )
-    candidates = [(1.0, 1.0), (0.0, sparse_t)]
-    candidates += [(w, t) for w in OLD_WEIGHTS for t in OLD_TEMPERATURES]
-    best, best_score = candidates[0], -1.0
-    for w, t in candidates:
-        predicted = np.eye(k)[_old_blend(encoder, margins, w, t).argmax(1)]
-        value = macro_f1(predicted, onehot)
-        if value > best_score + OLD_TIE:
-            best, best_score = (w, t), value
-    return best
+    return float(np.exp(result.x))
+
+
+def proposed_rule(encoder, margins, gold, seed: int, calibrate_encoder: bool):
+    """The proposed rule's lam (None: the sparse part alone) and whether it left the equal blend."""
+    from naba.blend import decision_logits, encoder_logits, macro_f1
+
+    t_sparse = _fit_temperature(margins.astype(np.float64), gold)
+    t_encoder = _fit_temperature(encoder_logits(encoder, False), gold) if calibrate_encoder else 1
+    equal = t_encoder / t_sparse
+    candidates = {"equal": equal, "encoder": 0.0, "sparse": None}
+    candidates |= {f"x{step:g}": equal * step for step in LAMBDA_STEPS}
+    decided = {
+        name: _argmax(decision_logits(encoder, margins, lam, False))
+        for name, lam in candidates.items()
+    }
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=BOOTSTRAP)
+    base = macro_f1(decided["equal"], gold, weights.astype(np.float64))
+    point = macro_f1(decided["equal"], gold)
+    best, best_gain = "equal", 0.0
+    for name, labels in decided.items():
+        if name == "equal":
+            continue
+        resampled = macro_f1(labels, gold, weights.astype(np.float64)) - base
+        gain = macro_f1(labels, gold) - point
+        if np.quantile(resampled, 1 - CONFIDENCE) > 0 and gain > best_gain:
+            best, best_gain = name, gain
+    return candidates[best], candidates["equal"], best
 
 
 def measure(paths: list[Path], resamples: int, seed: int) -> None:
     from naba.blend import choose_blend, decision_logits, macro_f1
-
-    def argmax(p):
-        return np.eye(p.shape[1])[p.argmax(1)]
 
     rows = []
     for path in paths:
@@ -98,47 +118,45 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
         enc_test, mar_test = d["encoder_test"], d["margins_test"]
         test_gold = np.eye(k)[d["gold_test"]]
 
-        def on_test(logits, test_gold=test_gold):
-            return macro_f1(argmax(logits), test_gold)
+        def on_test(lam, test_gold=test_gold, enc_test=enc_test, mar_test=mar_test):
+            return macro_f1(_argmax(decision_logits(enc_test, mar_test, lam, False)), test_gold)
 
-        encoder_f1 = on_test(np.log(np.clip(enc_test, 1e-7, 1)))
-        sparse_f1 = on_test(mar_test)
+        encoder_f1, sparse_f1 = on_test(0.0), on_test(None)
         better = max(encoder_f1, sparse_f1)
         rng = np.random.default_rng(seed)
-        got = {"old": [], "new": [], "equal": []}
-        picks = {"old": [], "new": []}
+        rules = ("naba", "proposed, raw encoder", "proposed, both calibrated")
+        got = {name: [] for name in rules + ("equal, raw encoder", "equal, both calibrated")}
+        picks = {name: [] for name in rules}
         for r in range(resamples):
             idx = rng.integers(0, len(gold_dev), len(gold_dev))
-            e, m, g = enc_dev[idx], mar_dev[idx], gold_dev[idx]
-            w, t = old_rule(e, m, g, k)
-            got["old"].append(on_test(_old_blend(enc_test, mar_test, w, t)))
-            picks["old"].append("encoder" if w == 1 else "sparse" if w == 0 else "blend")
-            chosen = choose_blend(e, m, np.eye(k)[g], False, argmax, seed=r)
-            got["new"].append(
-                on_test(decision_logits(enc_test, mar_test, chosen.blend_lambda, False))
-            )
-            picks["new"].append(chosen.choice + ("" if chosen.dev_gain.sure else " (equal)"))
-            equal = chosen.encoder_temperature / chosen.sparse_temperature
-            got["equal"].append(on_test(decision_logits(enc_test, mar_test, equal, False)))
-        old, new, equal = (np.array(got[x]) for x in ("old", "new", "equal"))
-        for name, values in (("before", old), ("now", new)):
+            e, m, g = enc_dev[idx], mar_dev[idx], np.eye(k)[gold_dev[idx]]
+            chosen = choose_blend(e, m, g, False, _argmax)
+            got["naba"].append(on_test(chosen.blend_lambda))
+            picks["naba"].append(chosen.choice)
+            for calibrated, suffix in ((False, "raw encoder"), (True, "both calibrated")):
+                lam, equal, pick = proposed_rule(e, m, g, r, calibrated)
+                got[f"proposed, {suffix}"].append(on_test(lam))
+                got[f"equal, {suffix}"].append(on_test(equal))
+                picks[f"proposed, {suffix}"].append(pick)
+        naba = np.array(got["naba"])
+        for name, values in got.items():
+            values = np.array(values)
             rows.append(
                 (
                     path.stem,
                     len(gold_dev),
                     name,
                     values.mean(),
-                    _loss(values, equal),
+                    _loss(values, naba) if name != "naba" else "",
                     _loss(values, np.full_like(values, better)),
-                    _counts(picks["old" if name == "before" else "new"]),
+                    _counts(picks[name]) if name in picks else "",
                 )
             )
-        rows.append((path.stem, len(gold_dev), "equal blend", equal.mean(), "", "", ""))
         rows.append(
             (
                 path.stem,
                 len(gold_dev),
-                "parts (encoder / sparse)",
+                "the parts (encoder / sparse)",
                 better,
                 "",
                 "",
@@ -147,12 +165,12 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
         )
     print(f"{resamples} bootstrap resamples of dev per set; test macro-F1 of each rule's pick\n")
     print(
-        "| set | dev rows | rule | mean test macro-F1 | loses to the equal blend: how often, "
+        "| set | dev rows | rule | mean test macro-F1 | loses to naba's rule: how often, "
         "mean / worst loss | loses to the better part: how often, mean / worst loss | picks |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, n, rule, mean, vs_equal, vs_better, picks_ in rows:
-        print(f"| {name} | {n} | {rule} | {mean:.4f} | {vs_equal} | {vs_better} | {picks_} |")
+    for name, n, rule, mean, vs_naba, vs_better, picks_ in rows:
+        print(f"| {name} | {n} | {rule} | {mean:.4f} | {vs_naba} | {vs_better} | {picks_} |")
 
 
 def _loss(values: np.ndarray, reference: np.ndarray) -> str:

@@ -209,8 +209,17 @@ def test_model_directory_errors(tmp_path: Path, trained_model: Path) -> None:
     )
     with pytest.raises(
         ModelDirError,
-        match=re.escape("format_version 99 is newer than this naba reads (2); upgrade naba"),
+        match=re.escape("format_version 99 is newer than this naba reads (3); upgrade naba"),
     ):
+        Classifier.load(broken)
+    (broken / "naba.json").write_text(
+        json.dumps({**manifest, "format_version": 2}), encoding="utf-8"
+    )
+    older = (
+        f"{broken / 'naba.json'}: format_version 2 was written by an older naba, whose decision "
+        "rule this one does not read (3); retrain the model with this naba"
+    )
+    with pytest.raises(ModelDirError, match=re.escape(older)):
         Classifier.load(broken)
     (broken / "naba.json").write_text(json.dumps(manifest), encoding="utf-8")
     shutil.rmtree(broken / "stance")

@@ -3,17 +3,18 @@
 A hybrid decides from ``z = e + lam * m``: ``e`` the encoder's log-probabilities
 (single-label) or logits (multi-label), ``m`` the sparse part's margins. Only
 ``lam`` moves a label: ``0`` is the encoder alone, ``inf`` the sparse part
-alone. The probabilities are ``softmax(z / T)`` (``sigmoid`` for multi-label),
-the temperature ``T`` fitted by dev log-loss, which never changes an argmax.
+alone. The probabilities are ``softmax(z / T)`` (``sigmoid`` for multi-label);
+``T`` never changes an argmax.
 
-The default is the **equal blend of the calibrated parts**: each part divided
-by its own dev-log-loss temperature and added with equal weights, i.e.
-``lam = T_encoder / T_sparse``. Dev moves the choice away from it (to one part
-alone, or to ``lam`` a few times larger or smaller) only where a paired
-bootstrap of dev puts the gain's lower bound above zero
-(:func:`choose_blend`): on dev sets of a few hundred examples a ranking of
-candidates by their point macro-F1 is mostly noise. The stance relevance gate
-is chosen the same way (:func:`choose_gate`): no gate unless one gains for sure.
+:func:`choose_blend` picks on dev among the encoder, the sparse part (its own
+temperature chosen by dev log-loss) and 12 blends: the blend ``w x e + (1 - w)
+x log_softmax(m / T_b)`` of weight ``w`` and sparse temperature ``T_b`` is
+``lam = (1 - w) / (w T_b)`` at ``T = 1 / w``. Gains under :data:`TIE` are
+kept by the simpler candidate. A stance model's relevance gate
+(:func:`choose_gate`) makes the neutral label wherever one relevance signal
+reaches a threshold. ``bench/choice_rule.py`` measures this choice over dev
+resamples against the equal blend of the calibrated parts with
+paired-bootstrap departures.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LAMBDA_STEPS = (0.25, 0.5, 2.0, 4.0)  # the other blends: the equal blend's lam times these
+WEIGHTS = (0.25, 0.5, 0.75)  # the encoder's share w in a blend
+TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # the sparse margins' temperatures tried
 GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # relevance signals from which the neutral label stands
-BOOTSTRAP = 1000  # dev resamples of the paired bootstrap
-CONFIDENCE = 0.95  # a departure needs its gain's one-sided lower bound above zero at this level
-IN_DOMAIN_TOLERANCE = 0.005  # a gate may cost the real dev pairs at most this much macro-F1
+# Dev macro-F1 differences below half a point are ties, kept by the simpler candidate: with 15
+# candidates scored on a dev split of a few hundred examples, smaller gains are noise.
+TIE = 0.005
 _EPS = 1e-7
 
 Predict = Callable[[np.ndarray], np.ndarray]  # probabilities -> the decided 0/1 label matrix
@@ -76,20 +78,12 @@ def log_loss(scores: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
     return float(-np.mean(np.log(p[gold.astype(bool)])))
 
 
-def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
-    """The temperature with the lowest dev log-loss (a bounded search over log T)."""
-    from scipy.optimize import minimize_scalar
-
-    if not len(logits):
-        return 1.0
-    result = minimize_scalar(
-        lambda log_t: log_loss(
-            probabilities(logits, np.exp(log_t), multi_label), gold, multi_label
-        ),
-        bounds=(np.log(0.01), np.log(100.0)),
-        method="bounded",
+def sparse_temperature(margins: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
+    """The sparse part's own temperature: of :data:`TEMPERATURES`, the lowest dev log-loss."""
+    return min(
+        TEMPERATURES,
+        key=lambda t: log_loss(probabilities(margins, t, multi_label), gold, multi_label),
     )
-    return round(float(np.exp(result.x)), 4)
 
 
 def macro_f1(predicted: np.ndarray, gold: np.ndarray, weights: np.ndarray | None = None):
@@ -108,46 +102,24 @@ def macro_f1(predicted: np.ndarray, gold: np.ndarray, weights: np.ndarray | None
     return float(values[0]) if weights is None else values
 
 
-def resample_weights(n: int, seed: int = 0, resamples: int = BOOTSTRAP) -> np.ndarray:
-    """Bootstrap resamples of ``n`` rows as counts (resamples x n), rows drawn with replacement."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
-
-
-@dataclass(frozen=True)
-class Gain:
-    """A candidate's dev macro-F1 gain over the default, on dev and over its bootstrap resamples."""
-
-    gain: float
-    lower_bound: float  # the one-sided CONFIDENCE lower bound of the gain over the resamples
-
-    @property
-    def sure(self) -> bool:
-        return self.lower_bound > 0
-
-
-def paired_gain(
-    candidate: np.ndarray, default: np.ndarray, gold: np.ndarray, weights: np.ndarray
-) -> Gain:
-    """The candidate's macro-F1 gain over the default's, paired on the same dev resamples."""
-    resampled = macro_f1(candidate, gold, weights) - macro_f1(default, gold, weights)
-    return Gain(
-        gain=macro_f1(candidate, gold) - macro_f1(default, gold),
-        lower_bound=float(np.quantile(resampled, 1 - CONFIDENCE)),
-    )
-
-
 @dataclass(frozen=True)
 class BlendChoice:
-    """What :func:`choose_blend` picked, the parts' calibration and the dev scores behind it."""
+    """What :func:`choose_blend` picked, and the dev scores behind it."""
 
     choice: str  # encoder, sparse or blend
     blend_lambda: float | None  # lam of z = e + lam * m; None for the sparse part alone
-    temperature: float  # the chosen scores' calibration (1: the encoder's own probabilities)
-    encoder_temperature: float
-    sparse_temperature: float
-    dev_macro_f1: dict[str, float]  # encoder, sparse, equal (the default), hybrid (the pick)
-    dev_gain: Gain  # the pick's gain over the equal blend (zero for the equal blend itself)
+    temperature: float  # the scores' calibration (1: the encoder's own probabilities)
+    sparse_temperature: float  # the sparse part's own, for its probabilities alone
+    dev_macro_f1: dict[str, float]  # encoder, sparse, hybrid (the pick)
+
+
+def blend_candidates(sparse_t: float) -> list[tuple[str, float | None, float]]:
+    """``(choice, lam, T)`` of each candidate, simplest first: encoder, sparse, 12 blends."""
+    candidates = [("encoder", 0.0, 1.0), ("sparse", None, sparse_t)]
+    for w in WEIGHTS:
+        for t in TEMPERATURES:
+            candidates.append(("blend", round((1 - w) / (w * t), 6), round(1 / w, 6)))
+    return candidates
 
 
 def choose_blend(
@@ -156,54 +128,34 @@ def choose_blend(
     gold: np.ndarray,
     multi_label: bool,
     predict: Predict,
-    seed: int = 0,
 ) -> BlendChoice:
-    """The equal blend of the calibrated parts, unless dev is sure another candidate is better.
-
-    The candidates besides the default: the encoder alone, the sparse part
-    alone, and the equal blend's ``lam`` times each of :data:`LAMBDA_STEPS`. One
-    is taken only where its paired-bootstrap gain over the default has its
-    lower bound above zero; among those, the largest dev gain.
+    """The candidate of the best dev macro-F1; gains within :data:`TIE` keep the simpler.
 
     Args:
         encoder: Dev probabilities of the encoder.
         margins: Dev margins of the sparse part.
         gold: Dev gold as a 0/1 matrix (rows x labels).
-        predict: The task's decision (prior correction, thresholds) of a probability matrix, as 0/1.
+        predict: The task's decision (thresholds) of a probability matrix, as 0/1.
     """
-    t_encoder = fit_temperature(encoder_logits(encoder, multi_label), gold, multi_label)
-    t_sparse = fit_temperature(margins.astype(np.float64), gold, multi_label)
-    equal = t_encoder / t_sparse
-    candidates = {"blend": equal, "encoder": 0.0, "sparse": None}
-    candidates |= {f"blend x{step:g}": equal * step for step in LAMBDA_STEPS}
-    temperatures, decided = {}, {}
-    for name, lam in candidates.items():
+    sparse_t = sparse_temperature(margins, gold, multi_label)
+    best, best_score, scores = None, -1.0, {}
+    for choice, lam, t in blend_candidates(sparse_t):
         logits = decision_logits(encoder, margins, lam, multi_label)
-        temperatures[name] = 1.0 if lam == 0 else fit_temperature(logits, gold, multi_label)
-        decided[name] = predict(probabilities(logits, temperatures[name], multi_label))
-    weights = resample_weights(len(gold), seed)
-    gains = {
-        name: paired_gain(labels, decided["blend"], gold, weights)
-        for name, labels in decided.items()
-        if name != "blend"
-    }
-    sure = [name for name, g in gains.items() if g.sure]
-    pick = max(sure, key=lambda name: gains[name].gain) if sure else "blend"
-    lam = candidates[pick]
-    scores = {name: round(macro_f1(labels, gold), 4) for name, labels in decided.items()}
+        value = macro_f1(predict(probabilities(logits, t, multi_label)), gold)
+        scores.setdefault(choice, value)
+        if value > best_score + TIE:
+            best, best_score = (choice, lam, t), value
+    choice, lam, t = best
     return BlendChoice(
-        choice=pick.split(" ")[0],
-        blend_lambda=None if lam is None else round(float(lam), 6),
-        temperature=temperatures[pick],
-        encoder_temperature=t_encoder,
-        sparse_temperature=t_sparse,
+        choice=choice,
+        blend_lambda=lam,
+        temperature=t,
+        sparse_temperature=sparse_t,
         dev_macro_f1={
-            "encoder": scores["encoder"],
-            "sparse": scores["sparse"],
-            "equal": scores["blend"],
-            "hybrid": scores[pick],
+            "encoder": round(scores["encoder"], 4),
+            "sparse": round(scores["sparse"], 4),
+            "hybrid": round(best_score, 4),
         },
-        dev_gain=gains.get(pick, Gain(0.0, 0.0)),
     )
 
 
@@ -238,15 +190,13 @@ def choose_gate(
     gold: np.ndarray,
     predict: Predict,
     real_rows: int,
-    seed: int = 0,
 ) -> GateChoice:
-    """No gate, unless dev is sure a threshold of :data:`GATES` gains.
+    """No gate, or the threshold of :data:`GATES` with the best dev macro-F1 beyond :data:`TIE`.
 
-    Scored on dev *and* its generated unrelated pairs (gold neutral): a
-    threshold is taken only where its paired-bootstrap gain over no gate has its
-    lower bound above zero and it costs the first ``real_rows`` rows (the real
-    dev pairs) at most :data:`IN_DOMAIN_TOLERANCE`; among those, the largest gain (on
-    a tie, the highest threshold: the fewest rows gated).
+    Scored on dev *and* its generated unrelated pairs (gold neutral); ties keep
+    the fewer gated rows, and a threshold that costs the first ``real_rows`` rows
+    (the real dev pairs) more than :data:`TIE` is not taken, whatever it gains on
+    the unrelated ones (relevance must not cost in-domain accuracy).
 
     Args:
         scores: The chosen blend's probabilities on dev and its unrelated pairs.
@@ -256,20 +206,20 @@ def choose_gate(
         real_rows: How many of the rows, first, are real dev pairs.
     """
     ungated = predict(scores)
-    weights = resample_weights(len(gold), seed)
     real = macro_f1(ungated[:real_rows], gold[:real_rows])
-    best, best_gain, best_labels = None, 0.0, ungated
-    for threshold in GATES:
+    best, best_score, best_labels = None, macro_f1(ungated, gold), ungated
+    s = np.nan_to_num(np.asarray(signal, dtype=np.float64), nan=0.0)
+    for threshold in sorted(GATES, key=lambda t: (int(np.sum(s >= t)), -t)):
         labels = predict(gate(scores, signal, threshold, neutral))
+        value = macro_f1(labels, gold)
         kept = macro_f1(labels[:real_rows], gold[:real_rows])
-        g = paired_gain(labels, ungated, gold, weights)
-        if g.sure and g.gain > best_gain and kept >= real - IN_DOMAIN_TOLERANCE:
-            best, best_gain, best_labels = threshold, g.gain, labels
+        if value > best_score + TIE and kept >= real - TIE:
+            best, best_score, best_labels = threshold, value, labels
     return GateChoice(
         threshold=best,
         dev_macro_f1={
             "ungated": round(macro_f1(ungated, gold), 4),
-            "gated": round(macro_f1(best_labels, gold), 4),
+            "gated": round(best_score, 4),
             "real_ungated": round(real, 4),
             "real_gated": round(macro_f1(best_labels[:real_rows], gold[:real_rows]), 4),
         },

@@ -66,20 +66,12 @@ class HybridRule(BaseModel):
         gt=0.0,
         description="Divides the decision's logits: its calibration, chosen by dev log-loss.",
     )
-    encoder_temperature: float = Field(
-        gt=0.0, description="The encoder's own calibration on dev (the equal blend's scale)."
-    )
     sparse_temperature: float = Field(
         gt=0.0, description="The sparse part's own calibration on dev (its probabilities)."
     )
     dev_macro_f1: dict[str, float] = Field(
         default_factory=dict,
-        description="Dev macro-F1 of the encoder, the sparse part, the equal blend and the rule.",
-    )
-    dev_gain_lower_bound: float = Field(
-        default=0.0,
-        description="The rule's dev macro-F1 gain over the equal blend: the lower bound of its "
-        "paired bootstrap (0: the rule is the equal blend).",
+        description="Dev macro-F1 of the encoder, the sparse part and the rule (hybrid).",
     )
     path: str = Field(
         default="sparse", description="The sparse part's directory, inside the task's."
@@ -191,16 +183,11 @@ class HybridRule(BaseModel):
 
     def describe_dev(self) -> str:
         """The rule and its dev scores in one line (train log, ``naba blend``)."""
-        f1 = {k: self.dev_macro_f1.get(k, float("nan")) for k in ("encoder", "sparse", "equal")}
+        f1 = {k: self.dev_macro_f1.get(k, float("nan")) for k in ("encoder", "sparse", "hybrid")}
         line = (
             f"{self.describe()}; dev macro-F1 encoder {f1['encoder']:.4f}, sparse "
-            f"{f1['sparse']:.4f}, equal blend {f1['equal']:.4f}"
+            f"{f1['sparse']:.4f}, hybrid {f1['hybrid']:.4f}"
         )
-        if self.dev_gain_lower_bound > 0:
-            line += (
-                f", the rule {self.dev_macro_f1['hybrid']:.4f} (a sure gain over the equal blend: "
-                f"at least {self.dev_gain_lower_bound:.4f} in 95% of dev resamples)"
-            )
         g = self.relevance_gate
         if g is not None and "gated" in g.dev_macro_f1:
             d = g.dev_macro_f1

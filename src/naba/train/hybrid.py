@@ -224,7 +224,6 @@ def _choose_gate(
     margins: dict[str, np.ndarray],
     detector: dict[str, np.ndarray],
     predict: Callable[[np.ndarray], np.ndarray],
-    seed: int,
 ) -> RelevanceGate | None:
     """The relevance gate on dev and its unrelated pairs: the detector's where there is one."""
     label = task_data.unrelated["label"]
@@ -246,7 +245,7 @@ def _choose_gate(
         + [[label]] * (len(scores) - real),
         task_data.labels,
     )
-    chosen = choose_gate(scores, signal, task_data.labels.index(label), gold, predict, real, seed)
+    chosen = choose_gate(scores, signal, task_data.labels.index(label), gold, predict, real)
     if chosen.threshold is None:
         return None
     return RelevanceGate(
@@ -273,15 +272,14 @@ class Hybrid:
     ) -> Hybrid:
         """Train the sparse model on the task's train split and choose the rule on dev.
 
-        The rule is the equal blend of the calibrated parts unless dev is sure
-        of another (:func:`naba.blend.choose_blend`). Stance trained with
-        unrelated pairs: the sparse model learns stance from the real pairs
-        only and a relevance detector from the real pairs against generated
-        ones; the blend is chosen on the real dev pairs, then a relevance gate
-        (the detector's signal, or the encoder's without a detector) on dev
-        *and* its generated unrelated pairs (labelled neutral): the blend
-        answers "which stance", the gate "is this text about the target",
-        each part asked the question it can answer.
+        The rule is the candidate of the best dev macro-F1 (:func:`naba.blend.choose_blend`).
+        Stance trained with unrelated pairs: the sparse model learns stance from
+        the real pairs only and a relevance detector from the real pairs against
+        generated ones; the blend is chosen on the real dev pairs, then a
+        relevance gate (the detector's signal, or the encoder's without a
+        detector) on dev *and* its generated unrelated pairs (labelled neutral):
+        the blend answers "which stance", the gate "is this text about the
+        target", each part asked the question it can answer.
 
         Args:
             task_data: The task's splits (train as the encoder saw it, unrelated stance
@@ -311,15 +309,13 @@ class Hybrid:
         dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
         predict = _decider(task_data, config)
         gold = binarize(dev_gold, task_data.labels)
-        chosen = choose_blend(encoder["dev"], margins["dev"], gold, multi, predict, config.seed)
+        chosen = choose_blend(encoder["dev"], margins["dev"], gold, multi, predict)
         rule = HybridRule(
             choice=chosen.choice,
             blend_lambda=chosen.blend_lambda,
             temperature=chosen.temperature,
-            encoder_temperature=chosen.encoder_temperature,
             sparse_temperature=chosen.sparse_temperature,
             dev_macro_f1=chosen.dev_macro_f1,
-            dev_gain_lower_bound=round(max(chosen.dev_gain.lower_bound, 0.0), 4),
             path=SPARSE_DIR,
         )
         detector = (
@@ -328,9 +324,7 @@ class Hybrid:
             else {}
         )
         if unrelated and (detector or rule.choice != "encoder"):
-            rule.relevance_gate = _choose_gate(
-                rule, task_data, encoder, margins, detector, predict, config.seed
-            )
+            rule.relevance_gate = _choose_gate(rule, task_data, encoder, margins, detector, predict)
             rule.chosen_on = (
                 "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
             )
