@@ -334,7 +334,7 @@ def test_naba_blend_adds_a_hybrid_to_an_existing_directory(
     assert re.match(
         r"topic: (the encoder alone|the sparse n-gram model alone|a blend \(the sparse margins "
         r"weighted [\d.]+ beside the encoder's log-probabilities\)); dev macro-F1 encoder "
-        r"\d\.\d{4}, sparse \d\.\d{4}, equal blend \d\.\d{4}",
+        r"\d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
         result.output.splitlines()[0],
     )
     after = json.loads((model / "naba.json").read_text(encoding="utf-8"))["tasks"]["topic"]
@@ -437,7 +437,7 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
     assert seen == [real]
     assert set(hybrid.scores) == {"dev", "dev_unrelated"}
     # The blend is chosen on the real dev pairs alone.
-    assert set(hybrid.rule.dev_macro_f1) == {"encoder", "sparse", "equal", "hybrid"}
+    assert set(hybrid.rule.dev_macro_f1) == {"encoder", "sparse", "hybrid"}
     if hybrid.rule.relevance_gate is not None:
         assert (
             hybrid.rule.chosen_on

@@ -302,20 +302,3 @@ _MARKUP_BITS = [
 def test_normalize_with_markup_is_idempotent(text: str, which: int) -> None:
     once = normalize(text, CONFIGS[which])
     assert normalize(once, CONFIGS[which]) == once
-
-
-def test_a_model_trained_before_markup_stripping_keeps_its_normalisation(
-    trained_model, tmp_path
-) -> None:
-    import json
-    import shutil
-
-    from naba.manifest import read_manifest
-
-    old = tmp_path / "old"
-    shutil.copytree(trained_model, old)
-    manifest = json.loads((old / "naba.json").read_text(encoding="utf-8"))
-    assert manifest["normalization"]["strip_markup"] is True  # new models record it
-    del manifest["normalization"]["strip_markup"]
-    (old / "naba.json").write_text(json.dumps(manifest), encoding="utf-8")
-    assert read_manifest(old).normalization.strip_markup is False

@@ -41,7 +41,7 @@ def trained(trained_model: Path) -> Path:
 
 def test_model_directory_contract(trained: Path) -> None:
     manifest = json.loads((trained / "naba.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert set(manifest["tasks"]) == {"topic", "stance"}
     topic = manifest["tasks"]["topic"]
     assert topic["multi_label"] is True
