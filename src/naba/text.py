@@ -37,7 +37,8 @@ _SPACES = re.compile(r"\s+")
 # Markup in scraped articles: script/style blocks (with their content), comments, and tags (a name
 # right after "<", so "a < b" and "x<5" are text). Replaced by a space: <p> and <br> separate words.
 _MARKUP = re.compile(
-    r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)|</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>",
+    r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?(?:-->|$)"
+    r"|</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>",
     re.IGNORECASE | re.DOTALL,
 )
 

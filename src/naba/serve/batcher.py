@@ -245,7 +245,8 @@ class MicroBatcher:
                     threshold=threshold,
                     **({"explain": explain} if explain else {}),
                 )
-            except Exception as exc:  # noqa: BLE001 - not swallowed: re-raised in each waiting request
+            # not swallowed: re-raised in each waiting request
+            except Exception as exc:  # noqa: BLE001
                 logger.debug("predict failed for %d requests", len(group), exc_info=True)
                 for job in group:
                     self._resolve(job, None, exc)

@@ -103,7 +103,8 @@ def load_base_model(config: NabaConfig, task_data: TaskData) -> tuple[Any, Any]:
             else "single_label_classification",
             **kwargs,
         )
-    except Exception as exc:  # noqa: BLE001 - transformers, tokenizers and safetensors raise many types
+    # transformers, tokenizers and safetensors raise many types
+    except Exception as exc:  # noqa: BLE001
         raise unreachable(base, exc) from None
     if task_data.target_descriptions:  # in config.json: what the encoder was fed for each target
         model.config.target_descriptions = task_data.target_descriptions
