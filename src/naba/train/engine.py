@@ -162,6 +162,15 @@ def collator(pad_id: int) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     return collate_articles
 
 
+def check_finite(loss: Any, trainer: Any, what: str = "loss") -> None:
+    """Stop the run with one line where the loss is NaN or infinite (at ``trainer``'s step)."""
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"{what} became {loss.item()} at step {trainer.state.global_step}; "
+            "lower train.learning_rate"
+        )
+
+
 class NabaTrainer(Trainer):
     """``Trainer`` with naba's batch order and optimizer, for a loss that is already the batch mean.
 
@@ -247,11 +256,7 @@ class ArticleTrainer(NabaTrainer):
         loss = self.loss_fn.to(pooled.device)(pooled, labels)
         self.articles_seen += labels.shape[0] * self.args.world_size
         self.loss_sum, self.loss_count = self.loss_sum + loss.detach(), self.loss_count + 1
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"loss became {loss.item()} at step {self.state.global_step}; "
-                "lower train.learning_rate"
-            )
+        check_finite(loss, self)
         return (loss, outputs) if return_outputs else loss
 
     def evaluate(

@@ -184,21 +184,22 @@ def decide_and_score(
     return thresholds, metrics
 
 
-def _decider(task_data: TaskData, config: NabaConfig) -> Callable[[np.ndarray], np.ndarray]:
+def _decider(
+    task_data: TaskData, config: NabaConfig, dev_gold: np.ndarray
+) -> Callable[[np.ndarray], np.ndarray]:
     """The task's decision of a dev probability matrix, as a 0/1 label matrix.
 
     Multi-label thresholds are tuned on the matrix's own dev rows (as training
     then tunes them on the chosen scores); single-label is the argmax.
     """
     labels, multi = task_data.labels, task_data.multi_label
-    dev = task_data.splits["dev"]
-    dev_gold = binarize([labels_of(r, task_data.task) for r in dev], labels)
+    dev = len(dev_gold)
 
     def predict(probabilities: np.ndarray) -> np.ndarray:
         thresholds = None
         if multi and config.thresholds.tune:
             thresholds = tune_thresholds(
-                probabilities[: len(dev)],
+                probabilities[:dev],
                 dev_gold,
                 labels,
                 config.thresholds.floor,
@@ -224,27 +225,24 @@ def _choose_gate(
     margins: dict[str, np.ndarray],
     detector: dict[str, np.ndarray],
     predict: Callable[[np.ndarray], np.ndarray],
+    dev_gold: np.ndarray,
 ) -> RelevanceGate | None:
     """The relevance gate on dev and its unrelated pairs: the detector's where there is one."""
     label = task_data.unrelated["label"]
     rows = {
-        split: np.concatenate([part["dev"], part["dev_unrelated"]])
-        for split, part in (("encoder", encoder), ("margins", margins), ("detector", detector))
+        name: np.concatenate([part["dev"], part["dev_unrelated"]])
+        for name, part in (("encoder", encoder), ("margins", margins), ("detector", detector))
         if part
     }
     source = "detector" if detector else "encoder"
     probe = RelevanceGate(label=label, source=source, threshold=0.5)
-    ungated = rule.model_copy(update={"relevance_gate": None})
-    scores = ungated.scores(rows["encoder"], rows["margins"], task_data.labels, False)
+    scores = rule.scores(rows["encoder"], rows["margins"], task_data.labels, False)  # no gate yet
     signal = rule.model_copy(update={"relevance_gate": probe}).not_about(
         rows["encoder"], rows.get("detector"), task_data.labels
     )
-    real = len(task_data.splits["dev"])
-    gold = binarize(
-        [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
-        + [[label]] * (len(scores) - real),
-        task_data.labels,
-    )
+    real = len(dev_gold)
+    neutral = binarize([[label]], task_data.labels)
+    gold = np.concatenate([dev_gold, np.repeat(neutral, len(scores) - real, axis=0)])
     chosen = choose_gate(scores, signal, task_data.labels.index(label), gold, predict, real)
     if chosen.threshold is None:
         return None
@@ -306,9 +304,10 @@ class Hybrid:
             if unrelated:
                 fit_relevance_detector(sparse, task_data, config)
         margins = {name: sparse.margins(split_rows(task_data, name)) for name in encoder}
-        dev_gold = [labels_of(r, task_data.task) for r in task_data.splits["dev"]]
-        predict = _decider(task_data, config)
-        gold = binarize(dev_gold, task_data.labels)
+        gold = binarize(
+            [labels_of(r, task_data.task) for r in task_data.splits["dev"]], task_data.labels
+        )
+        predict = _decider(task_data, config, gold)
         chosen = choose_blend(encoder["dev"], margins["dev"], gold, multi, predict)
         rule = HybridRule(
             choice=chosen.choice,
@@ -324,7 +323,9 @@ class Hybrid:
             else {}
         )
         if unrelated and (detector or rule.choice != "encoder"):
-            rule.relevance_gate = _choose_gate(rule, task_data, encoder, margins, detector, predict)
+            rule.relevance_gate = _choose_gate(
+                rule, task_data, encoder, margins, detector, predict, gold
+            )
             rule.chosen_on = (
                 "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
             )

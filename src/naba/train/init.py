@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,15 +294,12 @@ def target_map(records: list[dict[str, Any]], config_path: Path) -> tuple[Path, 
     most :data:`MAP_ALL_TARGETS`; above that (claims, one per article), only
     those that look like identifiers. None where there is nothing to list.
     """
-    from collections import Counter
-
     from naba.data.targets import looks_like_identifier
 
     counts = Counter(r["target"] for r in records)
     ids = sorted(t for t in counts if looks_like_identifier(t))
-    others = (
-        sorted(t for t in counts if t not in set(ids)) if len(counts) <= MAP_ALL_TARGETS else []
-    )
+    named = set(ids)
+    others = sorted(t for t in counts if t not in named) if len(counts) <= MAP_ALL_TARGETS else []
     if not ids and not others:
         return None
     lines = [

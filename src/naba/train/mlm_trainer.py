@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from naba.train.engine import NabaTrainer, RunLog, SaveEvery, TrainingError
+from naba.train.engine import NabaTrainer, RunLog, SaveEvery, check_finite
 from naba.train.mlm_model import held_out_loss, perplexity
 
 
@@ -46,17 +46,11 @@ class MLMTrainer(NabaTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Any = None,
     ) -> Any:
-        import torch
-
         if self.args.world_size > 1:
             loss = model(**inputs).loss
         else:
             loss = self.loss_module(inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"pretrain: loss became {loss.item()} at step {self.state.global_step}; "
-                "lower train.learning_rate"
-            )
+        check_finite(loss, self, "pretrain: loss")
         return (loss, None) if return_outputs else loss
 
     def evaluate(
