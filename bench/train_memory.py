@@ -3,6 +3,10 @@ gradient checkpointing.
 
     python bench/train_memory.py --base runs/encoders/e5-bench
     python bench/train_memory.py --base runs/encoders/e5-bench --articles 400 1600 --steps 8
+    # train.gradient_checkpointing: auto against off and on, on a long and a short set:
+    python bench/train_memory.py --base runs/encoders/e5-bench --articles 400 --modes off on auto
+    python bench/train_memory.py --base runs/encoders/e5-bench --articles 400 --modes off on auto \
+        --words 0 --window 128x1
 
 Long articles (>= ``--words`` words, 800 by default) are made from the ANT
 training split by joining articles of the same topic until they are that
@@ -12,7 +16,10 @@ article and batches of 16 (the setting of issue #17), in a fresh process
 whose peak RSS comes from ``wait4``; the number of articles in the training
 file varies, so a peak that grows with it means something holds the whole
 split. The peer of each row is the same run without gradient checkpointing
-(``train.gradient_checkpointing``), measured in the same invocation.
+(``train.gradient_checkpointing``), measured in the same invocation; ``auto``
+rows give the decision ``naba train`` logged (the memory rule,
+:mod:`naba.train.memory`). ``--words 0`` takes ANT's articles as they are (the
+short set); ``--window LENGTHxWINDOWS`` sets the windows.
 Needs ../shared/data (prints a note and exits 0 when absent).
 """
 
@@ -49,6 +56,14 @@ def long_articles(rows: list[dict], words: int, n: int) -> list[dict]:
     return out
 
 
+def _decision(log: Path) -> str:
+    """The gradient checkpointing line ``naba train`` wrote to ``train.log``."""
+    if not log.exists():
+        return "(no train.log)"
+    lines = [x for x in log.read_text(encoding="utf-8").splitlines() if "checkpointing" in x]
+    return lines[-1].split("topic: ", 1)[-1] if lines else "(not logged)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -56,7 +71,9 @@ def main() -> int:
     )
     parser.add_argument("--articles", type=int, nargs="+", default=[400, 1600])
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--words", type=int, default=800)
+    parser.add_argument("--words", type=int, default=800, help="0: ANT's articles as they are")
+    parser.add_argument("--window", default="256x2", help="LENGTHxWINDOWS")
+    parser.add_argument("--modes", nargs="+", default=["off", "on"], choices=["off", "on", "auto"])
     args = parser.parse_args()
     if not (SHARED / "train.jsonl").exists():
         print(
@@ -68,20 +85,24 @@ def main() -> int:
         for line in (SHARED / "train.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     work = Path(tempfile.mkdtemp(prefix="naba-train-memory-"))
-    articles = long_articles(rows, args.words, max(args.articles) + 32)
+    if args.words:
+        articles = long_articles(rows, args.words, max(args.articles) + 32)
+    else:
+        articles = rows[: max(args.articles)] + rows[-32:]
+    length, windows = (int(x) for x in args.window.split("x"))
     dev = work / "dev.jsonl"
     dev.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in articles[-32:]), encoding="utf-8"
     )
     print(
-        f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, 2 "
-        "windows x 256 tokens, fp32"
+        f"{args.base}: topics, {args.steps} steps of 16 articles of >= {args.words} words, "
+        f"{windows} windows x {length} tokens, fp32"
     )
     print(
         "| articles in train | gradient checkpointing | peak RSS MB | vs off | samples/s | vs off "
-        "| process s |"
+        "| process s | decision logged |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for n in args.articles:
         train = work / f"train-{n}.jsonl"
         train.write_text(
@@ -89,30 +110,32 @@ def main() -> int:
             encoding="utf-8",
         )
         runs = {}
-        for checkpointing in ("0", "1"):
-            name = f"run-{n}-{checkpointing}"
+        for mode in ["off"] + [m for m in args.modes if m != "off"]:
+            name = f"run-{n}-{mode}"
             config = topic_config(
                 args.base,
                 train,
                 dev,
                 args.steps,
-                {"length": 256, "stride": 64, "max_windows": 2},
+                {"length": length, "stride": length // 4, "max_windows": windows},
                 hybrid=False,
                 batch_size=16,
-                gradient_checkpointing=checkpointing == "1",
+                gradient_checkpointing="auto" if mode == "auto" else mode == "on",
             )
-            runs[checkpointing] = child(
+            runs[mode] = child(
                 TRAIN_TOPICS,
                 [config, str(work / name / "model")],
                 work / f"{name}.log",
                 {"TOKENIZERS_PARALLELISM": "false"},
             )
-        for checkpointing, r in runs.items():
-            off = runs["0"]
+            runs[mode]["decision"] = _decision(work / name / "model" / "train.log")
+        off = runs["off"]
+        for mode, r in runs.items():
             print(
-                f"| {n} | {'on' if checkpointing == '1' else 'off'} | {r['peak_rss_mb']:.0f} | "
+                f"| {n} | {mode} | {r['peak_rss_mb']:.0f} | "
                 f"{r['peak_rss_mb'] / off['peak_rss_mb']:.2f}x | {r['samples_per_s']:.2f} | "
-                f"{r['samples_per_s'] / off['samples_per_s']:.2f}x | {r['wall']:.0f} |"
+                f"{r['samples_per_s'] / off['samples_per_s']:.2f}x | {r['wall']:.0f} | "
+                f"{r['decision'] if mode == 'auto' else ''} |"
             )
     return 0
 

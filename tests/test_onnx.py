@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -21,6 +22,22 @@ def exported(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     from naba.infer.onnx_export import export_onnx
 
     return export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "model")
+
+
+def _timed(exported: Path, tmp_path: Path, speed: float | None) -> Path:
+    """A copy of the export whose fp32 the export timed at ``speed`` x torch (None: not timed)."""
+    import shutil
+
+    copy = tmp_path / f"speed-{speed}"
+    shutil.copytree(exported, copy)
+    manifest = json.loads((copy / "naba.json").read_text(encoding="utf-8"))
+    for task in manifest["tasks"].values():
+        if speed is None:
+            del task["onnx"]["speed_vs_torch"]
+        else:
+            task["onnx"]["speed_vs_torch"]["onnx-fp32"] = speed
+    (copy / "naba.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return copy
 
 
 def _articles() -> list[dict]:
@@ -91,7 +108,7 @@ def test_a_model_without_an_export_asked_for_onnx(trained_model: Path) -> None:
 
 
 def test_a_missing_extra_is_a_one_line_error(
-    exported: Path, monkeypatch: pytest.MonkeyPatch
+    exported: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from naba.errors import NabaError
     from naba.infer.classifier import Classifier
@@ -103,6 +120,7 @@ def test_a_missing_extra_is_a_one_line_error(
             raise ImportError(f"No module named {name!r}", name=name)
         return real_import(name, *args, **kwargs)
 
+    fast = _timed(exported, tmp_path, 2.0)  # an export auto would run, were ONNX Runtime there
     monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
     with pytest.raises(
         NabaError,
@@ -110,7 +128,39 @@ def test_a_missing_extra_is_a_one_line_error(
     ):
         Classifier.load(exported, runtime="onnx")
     # the default (auto) falls back to torch where ONNX Runtime is missing
-    assert {t.runtime for t in Classifier.load(exported).tasks.values()} == {"torch"}
+    assert {t.runtime for t in Classifier.load(fast).tasks.values()} == {"torch"}
+
+
+def test_auto_runs_onnx_only_where_the_export_timed_it_faster(
+    exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from naba.infer.classifier import Classifier
+
+    manifest = json.loads((exported / "naba.json").read_text(encoding="utf-8"))
+    for task in manifest["tasks"].values():  # the export timed every variant on its dev articles
+        assert task["onnx"]["speed_rows"] == 24
+        assert set(task["onnx"]["speed_vs_torch"]) == {"onnx-fp32", "onnx-int8"}
+        assert all(x > 0 for x in task["onnx"]["speed_vs_torch"].values())
+
+    def runtimes(model: Path) -> set[str]:
+        return {t.runtime for t in Classifier.load(model).tasks.values()}
+
+    assert runtimes(_timed(exported, tmp_path, 1.05)) == {"onnx"}
+    with caplog.at_level(logging.INFO, logger="naba"):
+        assert runtimes(_timed(exported, tmp_path, 1.04)) == {"torch"}
+        assert runtimes(_timed(exported, tmp_path, None)) == {"torch"}
+    assert (
+        "topic: runs in torch: its ONNX export ran at 1.04x torch fp32's speed when exported, "
+        "under 1.05x" in caplog.text
+    )
+    assert "topic: runs in torch: its ONNX export was not timed (export it again to time it)" in (
+        caplog.text
+    )
+    # asked for, ONNX Runtime runs whatever the timing
+    assert {
+        t.runtime
+        for t in Classifier.load(_timed(exported, tmp_path, 0.5), runtime="onnx").tasks.values()
+    } == {"onnx"}
 
 
 def test_bf16_and_unknown_runtimes_are_refused(exported: Path) -> None:

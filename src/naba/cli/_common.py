@@ -308,8 +308,8 @@ RuntimeOption = Annotated[
     RuntimeName,
     typer.Option(
         help="torch; onnx (ONNX Runtime on the CPU, for a directory written by `naba export "
-        "onnx`); auto (onnx on the CPU for each task whose export agreed with torch on dev; torch "
-        "otherwise, as for a model without an export).",
+        "onnx`); auto (onnx on the CPU for each task whose export agreed with torch on dev and ran "
+        "faster when exported; torch otherwise, as for a model without an export).",
     ),
 ]
 ThreadsOption = Annotated[

@@ -20,6 +20,14 @@ labels: decision rule, hybrid blend and all) goes into ``naba.json`` as
 and ``precision_evidence`` (with the dev size and the Wilson lower bound
 that ``--precision auto`` reads), and the task's ``onnx`` entry names the
 files. ``Classifier.load(DIR, runtime="onnx")`` reads it.
+
+The export also times each ONNX variant against torch fp32 on this machine
+(the encoder's scores of up to :data:`SPEED_ROWS` dev articles, the best of two
+interleaved rounds) and records the ratios as ``onnx["speed_vs_torch"]``:
+``--runtime auto`` runs a task under ONNX Runtime only where its fp32 export
+was faster (:func:`naba.infer.onnx_runtime.prefers_onnx`). Whether it is
+depends on the CPU's kernels: on the development machine it was not
+(``bench/journal/2026-12-06-onnx.md``).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 OPSET = 18
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
+SPEED_ROWS = 200  # dev articles each runtime is timed on at export
 
 
 @dataclass
@@ -193,6 +202,37 @@ def agreement_with_torch(
     return out
 
 
+def speed_against_torch(
+    clf: Any, task: str, records: list[dict], variants: dict[str, Path], threads: int | None
+) -> dict[str, float]:
+    """Articles/s of each ONNX file over torch fp32's on ``records``: the encoder's scores (what
+    the runtime changes), the best of two rounds, every runtime in each round."""
+    import time
+
+    from naba.infer.onnx_runtime import OnnxModel
+
+    articles = [
+        {k: r[k] for k in ("id", "title", "text", "target") if r.get(k) is not None}
+        for r in records
+    ]
+    model = clf.tasks[task]
+    torch_model = model.model
+    runners = {"torch": torch_model} | {
+        name: OnnxModel(path, threads) for name, path in variants.items()
+    }
+    best = dict.fromkeys(runners, float("inf"))
+    try:
+        for _ in range(2):
+            for name, runner in runners.items():
+                model.model = runner
+                started = time.perf_counter()
+                clf.encoder_scores(articles, task)
+                best[name] = min(best[name], time.perf_counter() - started)
+    finally:
+        model.model = torch_model
+    return {name: round(best["torch"] / best[name], 2) for name in variants}
+
+
 def export_onnx(
     model_dir: str | Path,
     output: str | Path,
@@ -273,6 +313,15 @@ def _export_task(
             100 * share,
             len(records),
         )
+    timed = records[:SPEED_ROWS]
+    record["speed_vs_torch"] = speed_against_torch(clf, name, timed, variants, settings.threads)
+    record["speed_rows"] = len(timed)
+    logger.info(
+        "%s: articles/s against torch fp32 on %d dev articles, this machine: %s",
+        name,
+        len(timed),
+        ", ".join(f"{v} {x:.2f}x" for v, x in record["speed_vs_torch"].items()),
+    )
     if agreed["onnx-fp32"] < MIN_AGREEMENT:
         logger.warning(
             "warning: %s: the ONNX fp32 export changed %.1f%% of the dev labels",

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 EXTRA = "pip install 'naba[onnx]'"
 RUNTIMES = ("torch", "onnx", "auto")
+# --runtime auto takes ONNX Runtime where the export timed its fp32 at least this much faster than
+# torch fp32 on the same dev articles: a gain under 5% is within one timing's noise.
+FASTER = 1.05
 
 
 def onnxruntime() -> Any:
@@ -155,14 +158,26 @@ def prefers_onnx(spec: Any) -> bool:
     """``--runtime auto``: whether a task runs under ONNX Runtime on the CPU.
 
     Where it has an export whose fp32 labels agreed with torch fp32 on at least
-    99% of dev (ONNX Runtime fp32 was faster than torch fp32 at that agreement
-    in bench/journal/2026-12-06-onnx.md), and ONNX Runtime is installed.
+    99% of dev and whose fp32 ran at least :data:`FASTER` times torch fp32's
+    articles/s when the export timed both, and ONNX Runtime is installed. The
+    speed is the export machine's: ``naba export onnx`` again on the machine
+    that predicts measures it there.
     """
     from naba.infer.precision import MIN_AGREEMENT
 
     if exported(spec) is None:
         return False
     if spec.precision_agreement.get("onnx-fp32", 0.0) < MIN_AGREEMENT:
+        return False
+    speed = (spec.onnx or {}).get("speed_vs_torch", {}).get("onnx-fp32")
+    if speed is None or speed < FASTER:
+        logger.info(
+            "%s: runs in torch: its ONNX export %s",
+            spec.task,
+            "was not timed (export it again to time it)"
+            if speed is None
+            else f"ran at {speed:.2f}x torch fp32's speed when exported, under {FASTER:.2f}x",
+        )
         return False
     try:
         import onnxruntime  # noqa: F401

@@ -220,8 +220,8 @@ def load_task_model(
     runtime: str,
     threads: int | None,
 ) -> TaskModel:
-    """One task loaded in the runtime and precision it runs in (``auto``: onnx where exported, on
-    the CPU)."""
+    """One task loaded in the runtime and precision it runs in (``auto``: onnx on the CPU where
+    the export agreed and was faster, :func:`naba.infer.onnx_runtime.prefers_onnx`)."""
     from naba.infer.onnx_runtime import onnx_precision, onnxruntime, prefers_onnx
 
     if runtime == "auto":
