@@ -21,6 +21,12 @@ whole test split:
   among those). Two variants: the sparse part calibrated by dev log-loss and
   the encoder as it is ("equal, raw encoder"), or both calibrated.
 
+- two refinements of naba's rule (2026-12-07): "naba, checked (q)": naba's
+  pick, kept only where a paired bootstrap of dev (1,000 resamples) puts the
+  q-quantile of its gain over the better part on dev above zero (else the
+  better part); "naba, bagged": the median (in lambda, the encoder lowest,
+  the sparse part highest) of naba's picks on 50 bootstrap resamples of dev.
+
 The equal blends and the better part on test are the references.
 Single-label tasks.
 """
@@ -107,6 +113,47 @@ def proposed_rule(encoder, margins, gold, seed: int, calibrate_encoder: bool):
     return candidates[best], candidates["equal"], best
 
 
+def _decided(encoder, margins, lam) -> np.ndarray:
+    from naba.blend import decision_logits
+
+    return _argmax(decision_logits(encoder, margins, lam, False))
+
+
+def checked_rule(encoder, margins, gold, seed: int, q: float) -> tuple[str, float | None]:
+    """naba's pick where dev's paired bootstrap is sure (q-quantile) it beats the better part."""
+    from naba.blend import choose_blend, macro_f1
+
+    chosen = choose_blend(encoder, margins, gold, False, _argmax)
+    by_encoder, by_sparse = _decided(encoder, margins, 0.0), _decided(encoder, margins, None)
+    sparse_better = macro_f1(by_sparse, gold) > macro_f1(by_encoder, gold)
+    base_lam, base = (None, by_sparse) if sparse_better else (0.0, by_encoder)
+    if chosen.blend_lambda == base_lam:
+        return chosen.choice, chosen.blend_lambda
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=BOOTSTRAP)
+    weights = weights.astype(np.float64)
+    gain = macro_f1(_decided(encoder, margins, chosen.blend_lambda), gold, weights)
+    if np.quantile(gain - macro_f1(base, gold, weights), q) > 0:
+        return chosen.choice, chosen.blend_lambda
+    return ("sparse" if base_lam is None else "encoder"), base_lam
+
+
+def bagged_rule(encoder, margins, gold, seed: int, bags: int = 50) -> tuple[str, float | None]:
+    """The median lambda of naba's picks on ``bags`` bootstrap resamples of dev."""
+    from naba.blend import choose_blend
+
+    rng = np.random.default_rng(seed)
+    lams = []
+    for _ in range(bags):
+        idx = rng.integers(0, len(gold), len(gold))
+        chosen = choose_blend(encoder[idx], margins[idx], gold[idx], False, _argmax)
+        lams.append(np.inf if chosen.blend_lambda is None else chosen.blend_lambda)
+    lam = sorted(lams)[len(lams) // 2]
+    if lam == np.inf:
+        return "sparse", None
+    return ("encoder" if lam == 0 else "blend"), lam
+
+
 def measure(paths: list[Path], resamples: int, seed: int) -> None:
     from naba.blend import choose_blend, decision_logits, macro_f1
 
@@ -124,7 +171,14 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
         encoder_f1, sparse_f1 = on_test(0.0), on_test(None)
         better = max(encoder_f1, sparse_f1)
         rng = np.random.default_rng(seed)
-        rules = ("naba", "proposed, raw encoder", "proposed, both calibrated")
+        rules = (
+            "naba",
+            "proposed, raw encoder",
+            "proposed, both calibrated",
+            "naba, checked (q 0.05)",
+            "naba, checked (q 0.2)",
+            "naba, bagged",
+        )
         got = {name: [] for name in rules + ("equal, raw encoder", "equal, both calibrated")}
         picks = {name: [] for name in rules}
         for r in range(resamples):
@@ -138,6 +192,13 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
                 got[f"proposed, {suffix}"].append(on_test(lam))
                 got[f"equal, {suffix}"].append(on_test(equal))
                 picks[f"proposed, {suffix}"].append(pick)
+            for name, (pick, lam) in (
+                ("naba, checked (q 0.05)", checked_rule(e, m, g, r, 0.05)),
+                ("naba, checked (q 0.2)", checked_rule(e, m, g, r, 0.2)),
+                ("naba, bagged", bagged_rule(e, m, g, r)),
+            ):
+                got[name].append(on_test(lam))
+                picks[name].append(pick)
         naba = np.array(got["naba"])
         for name, values in got.items():
             values = np.array(values)
