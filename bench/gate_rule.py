@@ -45,9 +45,10 @@ def dump(model: Path, out: Path) -> None:
 
     manifest = read_manifest(model)
     spec = manifest.tasks["stance"]
-    config = recorded_config(manifest, {"stance": {}})
+    config = recorded_config(manifest, {task: {} for task in manifest.tasks})
     data = load_task_data(config, "stance")
-    add_unrelated_pairs(data, config, None)
+    topic = load_task_data(config, "topic") if config.tasks.topic is not None else None
+    add_unrelated_pairs(data, config, topic)  # as training drew them
     classifier = Classifier.load(model, "fp32")
     sparse = classifier.tasks["stance"].sparse
     arrays = {}
