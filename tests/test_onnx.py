@@ -95,6 +95,25 @@ def test_int8_variant_is_kept_only_where_it_agreed(exported: Path) -> None:
     assert len(clf.predict(_articles())) == len(TEXTS)
 
 
+def test_quantizing_shows_only_the_quantizers_warnings(
+    exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnxruntime.quantization as quantization
+
+    from naba.infer.onnx_export import quantize
+
+    source = next(exported.glob("*/model.onnx"))
+    with caplog.at_level(logging.INFO):
+        quantization.quantize_dynamic(str(source), str(tmp_path / "raw.onnx"))
+    chatter = [r for r in caplog.records if "onnxruntime" in r.pathname]
+    assert any(r.levelno < logging.WARNING for r in chatter)  # the quantizer's own info lines
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        quantize(source, tmp_path / "quiet.onnx")
+    assert [r.getMessage() for r in caplog.records if "onnxruntime" in r.pathname] == []
+    assert (tmp_path / "quiet.onnx").stat().st_size > 0
+
+
 def test_a_model_without_an_export_asked_for_onnx(trained_model: Path) -> None:
     from naba.errors import ModelDirError
     from naba.infer.classifier import Classifier

@@ -127,11 +127,12 @@ def quantize(source: Path, target: Path) -> None:
     """ONNX Runtime's dynamic int8 quantisation: int8 weights per channel, activations per batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # quantize_dynamic advises optional pre-processing (shape inference, graph optimisation)
-    # through the root logger on every call; naba quantises the exported graph as it is (the
-    # agreement it records and the speed in the benchmark are of that graph), so the advice is
-    # dropped rather than shown to every user.
-    quiet = _DropMessage("pre-processing before quantization")
+    # quantize_dynamic logs through the root logger: advice on optional pre-processing (shape
+    # inference, graph optimisation) on every call, and a line per tensor and matmul it leaves
+    # alone (74 lines for e5-small). naba quantises the exported graph as it is (the
+    # agreement it records and the speed it times are of that graph), so these are dropped
+    # rather than shown to every user; its warnings and errors still pass.
+    quiet = _QuietQuantizer()
     root = logging.getLogger()
     root.addFilter(quiet)
     try:
@@ -144,15 +145,14 @@ def quantize(source: Path, target: Path) -> None:
         root.removeFilter(quiet)
 
 
-class _DropMessage(logging.Filter):
-    """Drops log records whose message contains ``fragment``."""
-
-    def __init__(self, fragment: str) -> None:
-        super().__init__()
-        self.fragment = fragment
+class _QuietQuantizer(logging.Filter):
+    """Drops ONNX Runtime's quantizer's info lines and its pre-processing advice."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return self.fragment not in record.getMessage()
+        if "onnxruntime" not in record.pathname:
+            return True
+        advice = "pre-processing before quantization" in record.getMessage()
+        return record.levelno >= logging.WARNING and not advice
 
 
 def _labels(results: list[dict[str, Any]], task: str) -> list[Any]:
