@@ -36,13 +36,13 @@ Single-label tasks.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
+from _resampling import argmax_labels, bootstrap_weights, dump_measure_parser
+
 LAMBDA_STEPS = (0.25, 0.5, 2.0, 4.0)  # the proposed rule's other blends: lam0 times these
-BOOTSTRAP = 1000
 CONFIDENCE = 0.95
 
 
@@ -71,10 +71,6 @@ def dump(model: Path, out: Path, task: str | None) -> None:
     print(f"wrote {out}: dev {len(arrays['gold_dev'])}, test {len(arrays['gold_test'])} rows")
 
 
-def _argmax(p: np.ndarray) -> np.ndarray:
-    return np.eye(p.shape[1])[p.argmax(1)]
-
-
 def _fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
     from scipy.optimize import minimize_scalar
 
@@ -98,18 +94,17 @@ def proposed_rule(encoder, margins, gold, seed: int, calibrate_encoder: bool):
     candidates = {"equal": equal, "encoder": 0.0, "sparse": None}
     candidates |= {f"x{step:g}": equal * step for step in LAMBDA_STEPS}
     decided = {
-        name: _argmax(decision_logits(encoder, margins, lam, False))
+        name: argmax_labels(decision_logits(encoder, margins, lam, False))
         for name, lam in candidates.items()
     }
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=BOOTSTRAP)
-    base = macro_f1(decided["equal"], gold, weights.astype(np.float64))
+    weights = bootstrap_weights(len(gold), seed)
+    base = macro_f1(decided["equal"], gold, weights)
     point = macro_f1(decided["equal"], gold)
     best, best_gain = "equal", 0.0
     for name, labels in decided.items():
         if name == "equal":
             continue
-        resampled = macro_f1(labels, gold, weights.astype(np.float64)) - base
+        resampled = macro_f1(labels, gold, weights) - base
         gain = macro_f1(labels, gold) - point
         if np.quantile(resampled, 1 - CONFIDENCE) > 0 and gain > best_gain:
             best, best_gain = name, gain
@@ -119,22 +114,20 @@ def proposed_rule(encoder, margins, gold, seed: int, calibrate_encoder: bool):
 def _decided(encoder, margins, lam) -> np.ndarray:
     from naba.blend import decision_logits
 
-    return _argmax(decision_logits(encoder, margins, lam, False))
+    return argmax_labels(decision_logits(encoder, margins, lam, False))
 
 
 def checked_rule(encoder, margins, gold, seed: int, q: float) -> tuple[str, float | None]:
     """naba's pick where dev's paired bootstrap is sure (q-quantile) it beats the better part."""
     from naba.blend import choose_blend, macro_f1
 
-    chosen = choose_blend(encoder, margins, gold, False, _argmax)
+    chosen = choose_blend(encoder, margins, gold, False, argmax_labels)
     by_encoder, by_sparse = _decided(encoder, margins, 0.0), _decided(encoder, margins, None)
     sparse_better = macro_f1(by_sparse, gold) > macro_f1(by_encoder, gold)
     base_lam, base = (None, by_sparse) if sparse_better else (0.0, by_encoder)
     if chosen.blend_lambda == base_lam:
         return chosen.choice, chosen.blend_lambda
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=BOOTSTRAP)
-    weights = weights.astype(np.float64)
+    weights = bootstrap_weights(len(gold), seed)
     gain = macro_f1(_decided(encoder, margins, chosen.blend_lambda), gold, weights)
     if np.quantile(gain - macro_f1(base, gold, weights), q) > 0:
         return chosen.choice, chosen.blend_lambda
@@ -149,7 +142,7 @@ def bagged_rule(encoder, margins, gold, seed: int, bags: int = 50) -> tuple[str,
     lams = []
     for _ in range(bags):
         idx = rng.integers(0, len(gold), len(gold))
-        chosen = choose_blend(encoder[idx], margins[idx], gold[idx], False, _argmax)
+        chosen = choose_blend(encoder[idx], margins[idx], gold[idx], False, argmax_labels)
         lams.append(np.inf if chosen.blend_lambda is None else chosen.blend_lambda)
     lam = sorted(lams)[len(lams) // 2]
     if lam == np.inf:
@@ -187,7 +180,9 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
         test_gold = np.eye(k)[d["gold_test"]]
 
         def on_test(lam, test_gold=test_gold, enc_test=enc_test, mar_test=mar_test):
-            return macro_f1(_argmax(decision_logits(enc_test, mar_test, lam, False)), test_gold)
+            return macro_f1(
+                argmax_labels(decision_logits(enc_test, mar_test, lam, False)), test_gold
+            )
 
         encoder_f1, sparse_f1 = on_test(0.0), on_test(None)
         better = max(encoder_f1, sparse_f1)
@@ -206,7 +201,7 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
         for r in range(resamples):
             idx = rng.integers(0, len(gold_dev), len(gold_dev))
             e, m, g = enc_dev[idx], mar_dev[idx], np.eye(k)[gold_dev[idx]]
-            chosen = choose_blend(e, m, g, False, _argmax)
+            chosen = choose_blend(e, m, g, False, argmax_labels)
             got["naba"].append(on_test(chosen.blend_lambda))
             picks["naba"].append(chosen.choice)
             for calibrated, suffix in ((False, "raw encoder"), (True, "both calibrated")):
@@ -271,18 +266,8 @@ def _counts(picks: list[str]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dump")
-    d.add_argument("model", type=Path)
-    d.add_argument("-o", "--output", type=Path, required=True)
-    d.add_argument("--task", default=None)
-    m = sub.add_parser("measure")
-    m.add_argument("parts", type=Path, nargs="+")
-    m.add_argument("--resamples", type=int, default=200)
-    m.add_argument("--seed", type=int, default=0)
+    parser, dump_parser = dump_measure_parser(__doc__)
+    dump_parser.add_argument("--task", default=None)
     args = parser.parse_args()
     if args.command == "dump":
         dump(args.model, args.output, args.task)

@@ -28,12 +28,12 @@ labelled neutral.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-BOOTSTRAP = 1000
+from _resampling import argmax_labels, bootstrap_weights, dump_measure_parser
+
 SPLITS = ("dev", "dev_unrelated", "test", "test_unrelated")
 
 
@@ -66,10 +66,6 @@ def dump(model: Path, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, labels=np.array(spec.labels), neutral=neutral, lam=lam, **arrays)
     print(f"wrote {out}: " + ", ".join(f"{n} {len(arrays[f'margins_{n}'])}" for n in SPLITS))
-
-
-def _argmax(p: np.ndarray) -> np.ndarray:
-    return np.eye(p.shape[1])[p.argmax(1)]
 
 
 class Parts:
@@ -110,7 +106,7 @@ class Parts:
 def naba_gate(scores, signal, gold, neutral, real_rows) -> float | None:
     from naba.blend import choose_gate
 
-    return choose_gate(scores, signal, neutral, gold, _argmax, real_rows).threshold
+    return choose_gate(scores, signal, neutral, gold, argmax_labels, real_rows).threshold
 
 
 def checked_gate(scores, signal, gold, neutral, real_rows, seed: int) -> float | None:
@@ -119,11 +115,9 @@ def checked_gate(scores, signal, gold, neutral, real_rows, seed: int) -> float |
     threshold = naba_gate(scores, signal, gold, neutral, real_rows)
     if threshold is None:
         return None
-    rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=BOOTSTRAP)
-    weights = weights.astype(np.float64)
-    gated = macro_f1(_argmax(gate(scores, signal, threshold, neutral)), gold, weights)
-    gain = gated - macro_f1(_argmax(scores), gold, weights)
+    weights = bootstrap_weights(len(gold), seed)
+    gated = macro_f1(argmax_labels(gate(scores, signal, threshold, neutral)), gold, weights)
+    gain = gated - macro_f1(argmax_labels(scores), gold, weights)
     return threshold if np.quantile(gain, 0.05) > 0 else None
 
 
@@ -158,7 +152,7 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
             threshold, parts=parts, s=test_scores, sig=test_signal, g=test_gold, n=test_real
         ):
             decided = s if threshold is None else gate(s, sig, threshold, parts.neutral)
-            labels = _argmax(decided)
+            labels = argmax_labels(decided)
             neutral = labels[n:, parts.neutral].mean()
             return macro_f1(labels, g), macro_f1(labels[:n], g[:n]), neutral
 
@@ -195,18 +189,7 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dump")
-    d.add_argument("model", type=Path)
-    d.add_argument("-o", "--output", type=Path, required=True)
-    m = sub.add_parser("measure")
-    m.add_argument("parts", type=Path, nargs="+")
-    m.add_argument("--resamples", type=int, default=200)
-    m.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = dump_measure_parser(__doc__)[0].parse_args()
     if args.command == "dump":
         dump(args.model, args.output)
     else:

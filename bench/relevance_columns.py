@@ -31,9 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _argmax(p: np.ndarray) -> np.ndarray:
-    return np.eye(p.shape[1])[p.argmax(1)]
+from _resampling import argmax_labels
 
 
 def _blend(arrays, margins: dict, gold: dict) -> str:
@@ -42,9 +40,9 @@ def _blend(arrays, margins: dict, gold: dict) -> str:
 
     def on_test(lam):
         z = decision_logits(arrays["encoder_test"], margins["test"], lam, False)
-        return macro_f1(_argmax(z), gold["test"])
+        return macro_f1(argmax_labels(z), gold["test"])
 
-    chosen = choose_blend(arrays["encoder_dev"], margins["dev"], gold["dev"], False, _argmax)
+    chosen = choose_blend(arrays["encoder_dev"], margins["dev"], gold["dev"], False, argmax_labels)
     lam = chosen.blend_lambda
     said = "sparse alone" if lam is None else f"lambda {lam:g}"
     best = max(on_test(c) for _, c, _ in blend_candidates(1.0))
@@ -84,7 +82,7 @@ def measure(name: str, config_path: str, parts: str | None, save: Path | None) -
         sparse.relevance = columns
         sparse.fit(train)
         margins = {split: sparse.margins(stance.splits[split]) for split in ("dev", "test")}
-        alone = macro_f1(_argmax(margins["test"]), gold["test"])
+        alone = macro_f1(argmax_labels(margins["test"]), gold["test"])
         neutral = ""
         if stance.unrelated:
             pairs = stance.unrelated_pairs["test"]

@@ -38,6 +38,7 @@ import json
 import logging
 import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,61 +177,59 @@ def dev_records(model_dir: Path, manifest: Any, task: str, settings: ExportSetti
     return records[: settings.max_dev] if settings.max_dev else records
 
 
-def agreement_with_torch(
-    clf: Any, task: str, records: list[dict], variants: dict[str, Path], threads: int | None
-) -> dict[str, float]:
-    """Share of ``records`` whose final labels under each ONNX file equal torch fp32's (the same
-    decision rule)."""
-    import numpy as np
-
-    from naba.infer.onnx_runtime import OnnxModel
-
-    articles = [
+def _articles(records: list[dict]) -> list[dict]:
+    return [
         {k: r[k] for k in ("id", "title", "text", "target") if r.get(k) is not None}
         for r in records
     ]
-    model = clf.tasks[task]
-    reference = _labels(clf.predict(articles, tasks=[task]), task)
-    torch_model, out = model.model, {}
+
+
+@contextlib.contextmanager
+def _running(model: Any, runner: Any) -> Iterator[None]:
+    """``model`` (a loaded task) runs ``runner`` instead of its torch model for a while."""
+    torch_model = model.model
+    model.model = runner
     try:
-        for name, path in variants.items():
-            model.model = OnnxModel(path, threads)
-            labels = _labels(clf.predict(articles, tasks=[task]), task)
-            out[name] = float(np.mean([a == b for a, b in zip(reference, labels)]))
+        yield
     finally:
         model.model = torch_model
+
+
+def agreement_with_torch(
+    clf: Any, task: str, records: list[dict], runners: dict[str, Any]
+) -> dict[str, float]:
+    """Share of ``records`` whose final labels under each ONNX runner equal torch fp32's (the same
+    decision rule)."""
+    import numpy as np
+
+    articles = _articles(records)
+    reference = _labels(clf.predict(articles, tasks=[task]), task)
+    out = {}
+    for name, runner in runners.items():
+        with _running(clf.tasks[task], runner):
+            labels = _labels(clf.predict(articles, tasks=[task]), task)
+        out[name] = float(np.mean([a == b for a, b in zip(reference, labels)]))
     return out
 
 
 def speed_against_torch(
-    clf: Any, task: str, records: list[dict], variants: dict[str, Path], threads: int | None
+    clf: Any, task: str, records: list[dict], runners: dict[str, Any]
 ) -> dict[str, float]:
-    """Articles/s of each ONNX file over torch fp32's on ``records``: the encoder's scores (what
+    """Articles/s of each ONNX runner over torch fp32's on ``records``: the encoder's scores (what
     the runtime changes), the best of two rounds, every runtime in each round."""
     import time
 
-    from naba.infer.onnx_runtime import OnnxModel
-
-    articles = [
-        {k: r[k] for k in ("id", "title", "text", "target") if r.get(k) is not None}
-        for r in records
-    ]
+    articles = _articles(records)
     model = clf.tasks[task]
-    torch_model = model.model
-    runners = {"torch": torch_model} | {
-        name: OnnxModel(path, threads) for name, path in variants.items()
-    }
-    best = dict.fromkeys(runners, float("inf"))
-    try:
-        for _ in range(2):
-            for name, runner in runners.items():
-                model.model = runner
+    every = {"torch": model.model} | runners
+    best = dict.fromkeys(every, float("inf"))
+    for _ in range(2):
+        for name, runner in every.items():
+            with _running(model, runner):
                 started = time.perf_counter()
                 clf.encoder_scores(articles, task)
                 best[name] = min(best[name], time.perf_counter() - started)
-    finally:
-        model.model = torch_model
-    return {name: round(best["torch"] / best[name], 2) for name in variants}
+    return {name: round(best["torch"] / best[name], 2) for name in runners}
 
 
 def export_onnx(
@@ -286,6 +285,7 @@ def _export_task(
 ) -> dict[str, Any]:
     """Export one task into ``task_dir``; returns its ``naba.json`` entry with the export and its
     dev agreement."""
+    from naba.infer.onnx_runtime import OnnxModel
     from naba.infer.precision import MIN_AGREEMENT, evidence
 
     for stale in (FP32_FILE, INT8_FILE):
@@ -302,7 +302,8 @@ def _export_task(
             record["int8_note"] = "no dev set to check it on (pass --dev TASK=FILE)"
             logger.info("%s: no int8 variant kept: %s", name, record["int8_note"])
         return {**entry, "onnx": record}
-    agreed = agreement_with_torch(clf, name, records, variants, settings.threads)
+    runners = {variant: OnnxModel(path, settings.threads) for variant, path in variants.items()}
+    agreed = agreement_with_torch(clf, name, records, runners)
     for variant, share in agreed.items():
         entry.setdefault("precision_agreement", {})[variant] = round(share, 4)
         entry.setdefault("precision_evidence", {})[variant] = evidence(share, len(records))
@@ -314,7 +315,7 @@ def _export_task(
             len(records),
         )
     timed = records[:SPEED_ROWS]
-    record["speed_vs_torch"] = speed_against_torch(clf, name, timed, variants, settings.threads)
+    record["speed_vs_torch"] = speed_against_torch(clf, name, timed, runners)
     record["speed_rows"] = len(timed)
     logger.info(
         "%s: articles/s against torch fp32 on %d dev articles, this machine: %s",
