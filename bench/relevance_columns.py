@@ -14,9 +14,10 @@ words") and without. Printed:
 - the sparse part alone: test macro-F1 on the real test pairs, and the share
   of the generated unrelated test pairs it labels neutral (no gate);
 - with parts: naba's blend chosen on dev (:func:`naba.blend.choose_blend`) and
-  its test macro-F1 on the real test pairs; and the best of the 14 candidates
-  on test (what the columns could give the blend, without the dev choice's
-  noise: a ceiling, not a model one could ship). ``--save DIR`` writes each
+  its test macro-F1 on the real test pairs; and the best on test of the grid
+  rule's 14 candidates (``bench/choice_rule.py``): what the columns could give
+  the blend, without the dev choice's noise (a ceiling, not a model one could
+  ship). ``--save DIR`` writes each
   variant's parts, for ``bench/choice_rule.py measure DIR/*.npz``: naba's
   rule over dev resamples, with and without the columns.
 
@@ -36,7 +37,8 @@ from _resampling import argmax_labels
 
 def _blend(arrays, margins: dict, gold: dict) -> str:
     """The blend chosen on dev, its test macro-F1, and the best candidate's on test."""
-    from naba.blend import blend_candidates, choose_blend, decision_logits, macro_f1
+    from choice_rule import grid_lambdas
+    from naba.blend import choose_blend, decision_logits, macro_f1
 
     def on_test(lam):
         z = decision_logits(arrays["encoder_test"], margins["test"], lam, False)
@@ -45,7 +47,7 @@ def _blend(arrays, margins: dict, gold: dict) -> str:
     chosen = choose_blend(arrays["encoder_dev"], margins["dev"], gold["dev"], False, argmax_labels)
     lam = chosen.blend_lambda
     said = "sparse alone" if lam is None else f"lambda {lam:g}"
-    best = max(on_test(c) for _, c, _ in blend_candidates(1.0))
+    best = max(on_test(c) for c in [0.0, None, *grid_lambdas()])
     return f"{on_test(lam):.4f} ({said}) | {best:.4f}"
 
 

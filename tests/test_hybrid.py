@@ -16,14 +16,16 @@ from typer.testing import CliRunner
 
 from conftest import task_paths, write_config
 from naba.blend import (
-    TIE,
-    blend_candidates,
     choose_blend,
     choose_gate,
     decision_logits,
+    fit_blend,
+    fit_temperature,
     gate,
+    log_loss,
     macro_f1,
     probabilities,
+    row_log_loss,
 )
 from naba.rule import HybridRule, RelevanceGate
 
@@ -80,42 +82,66 @@ def test_macro_f1_matches_scikit_learn_and_weighs_rows() -> None:
     )
 
 
-def test_the_blend_candidates_are_the_weighted_blends_as_one_number() -> None:
+def test_the_fits_find_the_log_loss_optimum_and_the_row_losses_are_the_mean_ones() -> None:
     rng = np.random.default_rng(3)
-    encoder = rng.dirichlet(np.ones(3), size=40)
-    margins = rng.normal(size=(40, 3))
-    for _, lam, t in blend_candidates(0.5)[2:]:
-        w = 1 / t  # lam = (1 - w) / (w T_b), T = 1 / w
-        tb = (1 - w) / (w * lam)
-        z = w * np.log(encoder) + (1 - w) * (margins / tb)
-        expected = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        got = probabilities(decision_logits(encoder, margins, lam, False), t, False)
-        np.testing.assert_allclose(got, expected, rtol=1e-4)
-    assert [c[0] for c in blend_candidates(0.5)[:2]] == ["encoder", "sparse"]
-    assert len(blend_candidates(0.5)) == 14
+    e, m = rng.normal(size=(5000, 3)), rng.normal(size=(5000, 3))
+    z = 1.0 * e + 2.0 * m  # softmax((e + 2 m) / 1): lam 2, T 1
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    gold = np.eye(3)[[rng.choice(3, p=row) for row in p]]
+    encoder = np.exp(e) / np.exp(e).sum(axis=1, keepdims=True)
+    lam, t = fit_blend(encoder, m, gold, False)
+    assert lam == pytest.approx(2.0, rel=0.1) and t == pytest.approx(1.0, rel=0.1)
+    assert fit_temperature(2 * z, gold, False) == pytest.approx(2.0, rel=0.1)
+    for multi in (False, True):
+        scores = probabilities(z, 1.0, multi)
+        assert row_log_loss(z, gold, multi).mean() == pytest.approx(
+            log_loss(scores, gold, multi), rel=1e-4
+        )
 
 
-def test_choose_blend_keeps_the_simpler_on_ties_and_blends_complementary_parts() -> None:
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def test_choose_blend_keeps_the_equal_blend_unless_a_departure_holds_in_the_bootstrap() -> None:
     rng = np.random.default_rng(1)
-    gold_index = rng.integers(0, 3, size=300)
+    # 120 dev rows, the encoder 1.6 points ahead of the equal blend: noise, not a departure.
+    gold = np.eye(3)[rng.integers(0, 3, 120)]
+    encoder = _softmax(2 * gold + rng.normal(size=(120, 3)))
+    chosen = choose_blend(encoder, gold + rng.normal(size=(120, 3)), gold, False, _argmax)
+    assert chosen.choice == "blend"
+    assert chosen.blend_lambda == pytest.approx(1 / chosen.sparse_temperature)
+    assert chosen.dev_macro_f1["encoder"] > chosen.dev_macro_f1["equal"] + 0.01
+    assert chosen.why == "the equal blend: no departure's dev gain held in the paired bootstrap"
+    # An overconfident weak encoder beside a good sparse part, 2,000 rows: the blend fitted by
+    # log-loss weighs the sparse part far more than the equal blend does, and wins on dev.
+    gold = np.eye(3)[rng.integers(0, 3, 2000)]
+    encoder = _softmax(8 * (0.3 * gold + rng.normal(size=(2000, 3))))
+    chosen = choose_blend(encoder, gold + 0.6 * rng.normal(size=(2000, 3)), gold, False, _argmax)
+    assert chosen.choice == "blend"
+    assert chosen.blend_lambda > 10 / chosen.sparse_temperature
+    assert chosen.dev_macro_f1["hybrid"] > chosen.dev_macro_f1["equal"] + 0.2
+    assert chosen.why.startswith("the blend fitted by dev log-loss: its cross-fitted log-loss")
+
+
+def test_choose_blend_departs_to_a_part_alone_where_its_macro_f1_holds() -> None:
+    # A sparse part right on most rows but sure and wrong on 15%: its calibration (and so both
+    # blends) lean on a useless encoder, and the sparse part alone wins by 55 points.
+    rng = np.random.default_rng(7)
+    gold_index = rng.integers(0, 3, 600)
     gold = np.eye(3)[gold_index]
-    perfect = gold * 0.8 + 0.1
-    noise = rng.normal(size=(300, 3))
-    # The encoder is right: nothing beats it, so it is kept.
-    chosen = choose_blend(perfect, noise, gold, False, _argmax)
-    assert chosen.choice == "encoder" and chosen.blend_lambda == 0.0 and chosen.temperature == 1
-    # The encoder is noise and the sparse model right: the sparse model alone.
-    chosen = choose_blend(rng.dirichlet(np.ones(3), size=300), 3 * gold, gold, False, _argmax)
-    assert chosen.choice == "sparse" and chosen.blend_lambda is None
-    assert chosen.dev_macro_f1["sparse"] == 1.0
-    # Each part right on a different half: only a blend gets both.
-    half = np.arange(300) < 150
-    encoder = np.where(half[:, None], perfect, 1 / 3)
-    margins = np.where(half[:, None], 0.0, 3 * gold)
+    margins = gold + 0.2 * rng.normal(size=(600, 3))
+    wrong = rng.random(600) < 0.15
+    margins[wrong] = 30 * np.eye(3)[(gold_index[wrong] + 1) % 3]
+    encoder = rng.dirichlet(np.ones(3) / 2, size=600)
     chosen = choose_blend(encoder, margins, gold, False, _argmax)
-    assert chosen.choice == "blend" and chosen.dev_macro_f1["hybrid"] == 1.0
-    f1 = chosen.dev_macro_f1
-    assert f1["hybrid"] > max(f1["encoder"], f1["sparse"]) + TIE
+    assert chosen.choice == "sparse" and chosen.blend_lambda is None
+    assert chosen.dev_macro_f1["hybrid"] == chosen.dev_macro_f1["sparse"] > 0.85
+    assert chosen.dev_macro_f1["equal"] < 0.4
+    assert chosen.why.startswith("the sparse part alone: its dev macro-F1 beat the blend's")
+    # The same dev, the same rule: the folds and the bootstrap are seeded.
+    assert choose_blend(encoder, margins, gold, False, _argmax) == chosen
 
 
 def test_the_gate_makes_the_neutral_label_where_the_signal_reaches_it() -> None:
@@ -334,7 +360,7 @@ def test_naba_blend_adds_a_hybrid_to_an_existing_directory(
     assert re.match(
         r"topic: (the encoder alone|the sparse n-gram model alone|a blend \(the sparse margins "
         r"weighted [\d.]+ beside the encoder's log-probabilities\)); dev macro-F1 encoder "
-        r"\d\.\d{4}, sparse \d\.\d{4}, hybrid \d\.\d{4}",
+        r"\d\.\d{4}, sparse \d\.\d{4}, equal blend \d\.\d{4}, hybrid \d\.\d{4}",
         result.output.splitlines()[0],
     )
     after = json.loads((model / "naba.json").read_text(encoding="utf-8"))["tasks"]["topic"]
@@ -437,11 +463,11 @@ def test_stance_sparse_part_learns_from_real_pairs_and_the_blend_is_chosen_with_
     assert seen == [real]
     assert set(hybrid.scores) == {"dev", "dev_unrelated"}
     # The blend is chosen on the real dev pairs alone.
-    assert set(hybrid.rule.dev_macro_f1) == {"encoder", "sparse", "hybrid"}
+    assert set(hybrid.rule.dev_macro_f1) == {"encoder", "sparse", "equal", "hybrid"}
     if hybrid.rule.relevance_gate is not None:
-        assert (
-            hybrid.rule.chosen_on
-            == "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
+        assert hybrid.rule.chosen_on.startswith("dev: the ")
+        assert hybrid.rule.chosen_on.endswith(
+            "; the relevance gate on dev and its generated unrelated pairs"
         )
     # An encoder sure that every generated pair is unrelated and unsure of every real one:
     # the gate keeps its verdict.

@@ -4,17 +4,20 @@ A hybrid decides from ``z = e + lam * m``: ``e`` the encoder's log-probabilities
 (single-label) or logits (multi-label), ``m`` the sparse part's margins. Only
 ``lam`` moves a label: ``0`` is the encoder alone, ``inf`` the sparse part
 alone. The probabilities are ``softmax(z / T)`` (``sigmoid`` for multi-label);
-``T`` never changes an argmax.
+``T``, chosen by dev log-loss, never changes an argmax.
 
-:func:`choose_blend` picks on dev among the encoder, the sparse part (its own
-temperature chosen by dev log-loss) and 12 blends: the blend ``w x e + (1 - w)
-x log_softmax(m / T_b)`` of weight ``w`` and sparse temperature ``T_b`` is
-``lam = (1 - w) / (w T_b)`` at ``T = 1 / w``. Gains under :data:`TIE` are
-kept by the simpler candidate. A stance model's relevance gate
-(:func:`choose_gate`) makes the neutral label wherever one relevance signal
-reaches a threshold. ``bench/choice_rule.py`` measures this choice over dev
-resamples against the equal blend of the calibrated parts with
-paired-bootstrap departures.
+:func:`choose_blend` starts from the **equal blend**: the encoder's
+log-probabilities plus the sparse part's calibrated ones (``lam = 1 / T_s``,
+``T_s`` the sparse part's own temperature by dev log-loss). It departs only on
+a gain that holds in a paired bootstrap of dev (:data:`CONFIDENCE`): to the
+blend whose ``lam`` and ``T`` are fitted together by dev log-loss, where its
+log-loss, cross-fitted over :data:`FOLDS` folds, beats the equal blend's; then
+to the encoder or the sparse part alone, where its dev macro-F1 beats the
+blend's. A dev split of a few hundred rows ranks a dozen candidates by noise;
+a smooth criterion and a bootstrap-checked departure do not follow that noise
+(``bench/choice_rule.py`` measures it over dev resamples). A stance model's
+relevance gate (:func:`choose_gate`) makes the neutral label wherever one
+relevance signal reaches a threshold.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WEIGHTS = (0.25, 0.5, 0.75)  # the encoder's share w in a blend
-TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # the sparse margins' temperatures tried
 GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # relevance signals from which the neutral label stands
-# Dev macro-F1 differences below half a point are ties, kept by the simpler candidate: with 15
-# candidates scored on a dev split of a few hundred examples, smaller gains are noise.
+# Dev macro-F1 differences below half a point are ties for the gate, kept by fewer gated rows.
 TIE = 0.005
+BOOTSTRAP = 1000  # paired bootstrap resamples of dev behind a departure
+CONFIDENCE = 0.95  # a departure's gain must be above zero in this share of them
+FOLDS = 5  # the fitted blend's log-loss is scored on each fold by fits on the others
+SEED = 0  # the folds' and the bootstrap's: a rule chosen twice on the same dev is the same
+MIN_ROWS = 4 * FOLDS  # fewer dev rows: no fitted blend (the equal blend, or a part alone)
+_LOG_T = (np.log(0.01), np.log(100.0))  # the temperatures and blend scales searched
 _EPS = 1e-7
 
 Predict = Callable[[np.ndarray], np.ndarray]  # probabilities -> the decided 0/1 label matrix
@@ -78,12 +84,55 @@ def log_loss(scores: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
     return float(-np.mean(np.log(p[gold.astype(bool)])))
 
 
-def sparse_temperature(margins: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
-    """The sparse part's own temperature: of :data:`TEMPERATURES`, the lowest dev log-loss."""
-    return min(
-        TEMPERATURES,
-        key=lambda t: log_loss(probabilities(margins, t, multi_label), gold, multi_label),
+def row_log_loss(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Each row's negative log-likelihood under ``softmax(logits)`` (multi-label: the mean of its
+    labels' under ``sigmoid``), computed stably from the logits."""
+    if multi_label:
+        signed = np.where(gold.astype(bool), -logits, logits)
+        return np.logaddexp(0.0, signed).mean(axis=1)
+    return -(_log_softmax(logits) * gold).sum(axis=1)
+
+
+def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
+    """The temperature of the lowest dev log-loss (0.01 to 100): a calibration, no label moves."""
+    from scipy.optimize import minimize_scalar
+
+    fit = minimize_scalar(
+        lambda log_t: row_log_loss(logits / np.exp(log_t), gold, multi_label).mean(),
+        bounds=_LOG_T,
+        method="bounded",
     )
+    return float(np.exp(fit.x))
+
+
+def fit_blend(
+    encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, multi_label: bool
+) -> tuple[float, float]:
+    """``(lam, T)`` of the blend ``(e + lam * m) / T`` of the lowest dev log-loss, fitted together.
+
+    A two-parameter stacking, ``a x e + b x m`` with ``a, b`` in 0.01-100
+    (``lam = b / a``, ``T = 1 / a``): a smooth criterion, where a ranking of
+    dev macro-F1s jumps with a handful of rows.
+    """
+    from scipy.optimize import minimize
+
+    e, m = encoder_logits(encoder, multi_label), margins.astype(np.float64)
+    fit = minimize(
+        lambda x: row_log_loss(np.exp(x[0]) * e + np.exp(x[1]) * m, gold, multi_label).mean(),
+        np.zeros(2),
+        method="Nelder-Mead",
+        bounds=[_LOG_T, _LOG_T],
+        options={"xatol": 1e-3, "fatol": 1e-7},
+    )
+    a, b = np.exp(fit.x)
+    return float(b / a), float(1 / a)
+
+
+def bootstrap_weights(rows: int, seed: int = SEED, resamples: int = BOOTSTRAP) -> np.ndarray:
+    """``resamples x rows`` counts of each row in a bootstrap resample (for ``macro_f1``'s
+    ``weights``)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(rows, np.full(rows, 1 / rows), size=resamples).astype(np.float64)
 
 
 def macro_f1(predicted: np.ndarray, gold: np.ndarray, weights: np.ndarray | None = None):
@@ -102,24 +151,46 @@ def macro_f1(predicted: np.ndarray, gold: np.ndarray, weights: np.ndarray | None
     return float(values[0]) if weights is None else values
 
 
+def holds(gain: np.ndarray) -> bool:
+    """Whether a paired bootstrap's gains are above zero in :data:`CONFIDENCE` of the resamples."""
+    return bool(np.quantile(gain, 1 - CONFIDENCE) > 0)
+
+
 @dataclass(frozen=True)
 class BlendChoice:
-    """What :func:`choose_blend` picked, and the dev scores behind it."""
+    """What :func:`choose_blend` picked, why, and the dev scores behind it."""
 
     choice: str  # encoder, sparse or blend
     blend_lambda: float | None  # lam of z = e + lam * m; None for the sparse part alone
     temperature: float  # the scores' calibration (1: the encoder's own probabilities)
     sparse_temperature: float  # the sparse part's own, for its probabilities alone
-    dev_macro_f1: dict[str, float]  # encoder, sparse, hybrid (the pick)
+    dev_macro_f1: dict[str, float]  # encoder, sparse, equal (the equal blend), hybrid (the pick)
+    why: str  # the departure taken, or "the equal blend", in words
 
 
-def blend_candidates(sparse_t: float) -> list[tuple[str, float | None, float]]:
-    """``(choice, lam, T)`` of each candidate, simplest first: encoder, sparse, 12 blends."""
-    candidates = [("encoder", 0.0, 1.0), ("sparse", None, sparse_t)]
-    for w in WEIGHTS:
-        for t in TEMPERATURES:
-            candidates.append(("blend", round((1 - w) / (w * t), 6), round(1 / w, 6)))
-    return candidates
+def _equal_lambda(margins: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
+    return 1 / fit_temperature(margins.astype(np.float64), gold, multi_label)
+
+
+def fitted_blend_gain(
+    encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, multi_label: bool, seed: int = SEED
+) -> np.ndarray:
+    """Per dev row, the equal blend's log-loss minus the fitted blend's, cross-fitted: each fold's
+    rows scored by both blends as fitted (``lam``, ``T``) on the other folds."""
+    e = encoder_logits(encoder, multi_label)
+    folds = np.random.default_rng(seed).permutation(len(gold)) % FOLDS
+    gain = np.empty(len(gold))
+    for fold in range(FOLDS):
+        fit, held = folds != fold, folds == fold
+        lam = _equal_lambda(margins[fit], gold[fit], multi_label)
+        equal = decision_logits(encoder, margins, lam, multi_label)
+        t = fit_temperature(equal[fit], gold[fit], multi_label)
+        lam_f, t_f = fit_blend(encoder[fit], margins[fit], gold[fit], multi_label)
+        fitted = (e[held] + lam_f * margins[held]) / t_f
+        gain[held] = row_log_loss(equal[held] / t, gold[held], multi_label) - row_log_loss(
+            fitted, gold[held], multi_label
+        )
+    return gain
 
 
 def choose_blend(
@@ -128,34 +199,68 @@ def choose_blend(
     gold: np.ndarray,
     multi_label: bool,
     predict: Predict,
+    seed: int = SEED,
 ) -> BlendChoice:
-    """The candidate of the best dev macro-F1; gains within :data:`TIE` keep the simpler.
+    """The equal blend, or a departure whose dev gain holds in a paired bootstrap.
+
+    First the blend fitted by dev log-loss, where its cross-fitted log-loss
+    beats the equal blend's; then the encoder or the sparse part alone, where
+    its dev macro-F1 beats the blend's (the larger gain of the two).
 
     Args:
         encoder: Dev probabilities of the encoder.
         margins: Dev margins of the sparse part.
         gold: Dev gold as a 0/1 matrix (rows x labels).
         predict: The task's decision (thresholds) of a probability matrix, as 0/1.
+        seed: The folds' and the bootstrap's.
     """
-    sparse_t = sparse_temperature(margins, gold, multi_label)
-    best, best_score, scores = None, -1.0, {}
-    for choice, lam, t in blend_candidates(sparse_t):
-        logits = decision_logits(encoder, margins, lam, multi_label)
-        value = macro_f1(predict(probabilities(logits, t, multi_label)), gold)
-        scores.setdefault(choice, value)
-        if value > best_score + TIE:
-            best, best_score = (choice, lam, t), value
-    choice, lam, t = best
+    rows = len(gold)
+    weights = bootstrap_weights(rows, seed)
+    sparse_t = fit_temperature(margins.astype(np.float64), gold, multi_label)
+    lam_equal = 1 / sparse_t
+    equal = decision_logits(encoder, margins, lam_equal, multi_label)
+    lam, t = lam_equal, fit_temperature(equal, gold, multi_label)
+    t_equal = t
+    why = "the equal blend: no departure's dev gain held in the paired bootstrap"
+    if rows >= MIN_ROWS:
+        gain = fitted_blend_gain(encoder, margins, gold, multi_label, seed)
+        if holds(weights @ gain / rows):
+            lam, t = fit_blend(encoder, margins, gold, multi_label)
+            why = (
+                "the blend fitted by dev log-loss: its cross-fitted log-loss beat the equal "
+                f"blend's in {CONFIDENCE:.0%} of the paired bootstrap resamples"
+            )
+    candidates = {
+        "encoder": (0.0, 1.0),
+        "sparse": (None, sparse_t),
+        "equal": (lam_equal, t_equal),
+        "hybrid": (lam, t),
+    }
+    decided = {}
+    for name, (value, temperature) in candidates.items():
+        logits = decision_logits(encoder, margins, value, multi_label)
+        decided[name] = predict(probabilities(logits, temperature, multi_label))
+    choice, best_gain = "blend", 0.0
+    base = macro_f1(decided["hybrid"], gold, weights)
+    for part in ("encoder", "sparse"):
+        gain = macro_f1(decided[part], gold) - macro_f1(decided["hybrid"], gold)
+        if gain > best_gain and holds(macro_f1(decided[part], gold, weights) - base):
+            choice, best_gain = part, gain
+    if choice != "blend":
+        lam, t = candidates[choice]
+        why = (
+            f"the {choice} part alone: its dev macro-F1 beat the blend's in {CONFIDENCE:.0%} of "
+            "the paired bootstrap resamples"
+        )
+    scores = {name: round(macro_f1(labels, gold), 4) for name, labels in decided.items()}
+    scores["hybrid"] = scores[choice if choice != "blend" else "hybrid"]
     return BlendChoice(
         choice=choice,
         blend_lambda=lam,
         temperature=t,
         sparse_temperature=sparse_t,
-        dev_macro_f1={
-            "encoder": round(scores["encoder"], 4),
-            "sparse": round(scores["sparse"], 4),
-            "hybrid": round(best_score, 4),
-        },
+        dev_macro_f1=scores,
+        why=why,
     )
 
 

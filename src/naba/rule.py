@@ -71,7 +71,8 @@ class HybridRule(BaseModel):
     )
     dev_macro_f1: dict[str, float] = Field(
         default_factory=dict,
-        description="Dev macro-F1 of the encoder, the sparse part and the rule (hybrid).",
+        description="Dev macro-F1 of the encoder, the sparse part, their equal blend and the "
+        "rule (hybrid).",
     )
     path: str = Field(
         default="sparse", description="The sparse part's directory, inside the task's."
@@ -79,7 +80,10 @@ class HybridRule(BaseModel):
     relevance_gate: RelevanceGate | None = Field(
         default=None, description="Stance: the relevance gate; none when dev kept no gate."
     )
-    chosen_on: str | None = Field(default=None, description="What the rule was chosen on.")
+    chosen_on: str | None = Field(
+        default=None,
+        description="What the rule was chosen on, and why: the equal blend or the departure taken.",
+    )
     part_thresholds: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="Multi-label: each part's own thresholds on dev, for the side-by-side "
@@ -184,9 +188,12 @@ class HybridRule(BaseModel):
     def describe_dev(self) -> str:
         """The rule and its dev scores in one line (train log, ``naba blend``)."""
         f1 = {k: self.dev_macro_f1.get(k, float("nan")) for k in ("encoder", "sparse", "hybrid")}
+        equal = self.dev_macro_f1.get("equal")
         line = (
             f"{self.describe()}; dev macro-F1 encoder {f1['encoder']:.4f}, sparse "
-            f"{f1['sparse']:.4f}, hybrid {f1['hybrid']:.4f}"
+            f"{f1['sparse']:.4f}, "
+            + (f"equal blend {equal:.4f}, " if equal is not None else "")
+            + f"hybrid {f1['hybrid']:.4f}"
         )
         g = self.relevance_gate
         if g is not None and "gated" in g.dev_macro_f1:

@@ -270,7 +270,8 @@ class Hybrid:
     ) -> Hybrid:
         """Train the sparse model on the task's train split and choose the rule on dev.
 
-        The rule is the candidate of the best dev macro-F1 (:func:`naba.blend.choose_blend`).
+        The rule is the equal blend of the parts, or a departure whose dev gain holds in a
+        paired bootstrap (:func:`naba.blend.choose_blend`).
         Stance trained with unrelated pairs: the sparse model learns stance from
         the real pairs only and a relevance detector from the real pairs against
         generated ones; the blend is chosen on the real dev pairs, then a
@@ -316,6 +317,7 @@ class Hybrid:
             sparse_temperature=chosen.sparse_temperature,
             dev_macro_f1=chosen.dev_macro_f1,
             path=SPARSE_DIR,
+            chosen_on=f"dev: {chosen.why}",
         )
         detector = (
             {name: sparse.unrelated_probability(split_rows(task_data, name)) for name in encoder}
@@ -326,9 +328,7 @@ class Hybrid:
             rule.relevance_gate = _choose_gate(
                 rule, task_data, encoder, margins, detector, predict, gold
             )
-            rule.chosen_on = (
-                "dev (the blend); dev and its generated unrelated pairs (the relevance gate)"
-            )
+            rule.chosen_on += "; the relevance gate on dev and its generated unrelated pairs"
         labels = task_data.labels
         scores = {
             name: rule.scores(encoder[name], margins[name], labels, multi, detector.get(name))
