@@ -15,9 +15,10 @@ whole test split:
   parts, departing to the blend fitted by dev log-loss where its cross-fitted
   log-loss gain holds in a paired bootstrap, then to a part alone where its
   macro-F1 gain does;
-- "grid" (naba's rule until 2026-12-07, kept here as :func:`grid_rule`): the
-  best dev macro-F1 among the encoder, the sparse part and 12 blends, gains
-  under half a point kept by the simpler.
+- "grid" (naba's rule for single-label tasks until 2026-12-07; multi-label
+  tasks keep it: :func:`naba.blend.choose_blend_by_grid`): the best dev
+  macro-F1 among the encoder, the sparse part and 12 blends, gains under half
+  a point kept by the simpler.
 
 With ``--rules all``, the rules measured on the way (2026-12-06/07):
 
@@ -48,10 +49,12 @@ from _resampling import argmax_labels, dump_measure_parser
 from naba.blend import (
     bootstrap_weights,
     choose_blend,
+    choose_blend_by_grid,
     decision_logits,
     encoder_logits,
     fit_blend,
     fit_temperature,
+    grid_candidates,
     macro_f1,
 )
 
@@ -84,25 +87,15 @@ def dump(model: Path, out: Path, task: str | None) -> None:
     print(f"wrote {out}: dev {len(arrays['gold_dev'])}, test {len(arrays['gold_test'])} rows")
 
 
-GRID_WEIGHTS = (0.25, 0.5, 0.75)  # the grid rule's encoder shares w
-GRID_TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # and sparse temperatures: lam = (1 - w) / (w T)
-GRID_TIE = 0.005  # its gains under half a point kept by the simpler candidate
-
-
 def grid_lambdas() -> list[float]:
-    """The grid rule's 12 blends as lambdas: ``w x e + (1 - w) x log_softmax(m / T)``."""
-    return [round((1 - w) / (w * t), 6) for w in GRID_WEIGHTS for t in GRID_TEMPERATURES]
+    """The grid rule's 12 blends as lambdas."""
+    return [lam for choice, lam, _ in grid_candidates(1.0) if choice == "blend"]
 
 
 def grid_rule(encoder, margins, gold) -> tuple[str, float | None]:
-    """naba's rule until 2026-12-07: the best dev macro-F1 of 14 candidates, ties to the simpler."""
-    candidates = [("encoder", 0.0), ("sparse", None)] + [("blend", lam) for lam in grid_lambdas()]
-    best, best_score = None, -1.0
-    for choice, lam in candidates:
-        value = macro_f1(argmax_labels(decision_logits(encoder, margins, lam, False)), gold)
-        if value > best_score + GRID_TIE:
-            best, best_score = (choice, lam), value
-    return best
+    """naba's rule for single-label tasks until 2026-12-07 (multi-label tasks keep it)."""
+    chosen = choose_blend_by_grid(encoder, margins, gold, False, argmax_labels)
+    return chosen.choice, chosen.blend_lambda
 
 
 def naba_rule(encoder, margins, gold) -> tuple[str, float | None]:

@@ -144,6 +144,30 @@ def test_choose_blend_departs_to_a_part_alone_where_its_macro_f1_holds() -> None
     assert choose_blend(encoder, margins, gold, False, _argmax) == chosen
 
 
+def test_a_multi_label_task_keeps_the_grid_and_its_ties_to_the_simpler() -> None:
+    rng = np.random.default_rng(4)
+    gold = (rng.random((300, 4)) < 0.3).astype(float)
+
+    def at_half(scores: np.ndarray) -> np.ndarray:
+        return (scores >= 0.5).astype(float)
+
+    # The encoder is right: nothing beats it by half a point, so the simplest candidate stays.
+    chosen = choose_blend(gold * 0.8 + 0.1, rng.normal(size=(300, 4)), gold, True, at_half)
+    assert chosen.choice == "encoder" and chosen.blend_lambda == 0.0
+    assert chosen.why == (
+        "the best dev macro-F1 of 14 candidates (gains under 0.5 points kept by the simpler)"
+    )
+    # Each part right on a different half of the rows: only a blend gets both.
+    half = np.arange(300) < 150
+    encoder = np.where(half[:, None], gold * 0.8 + 0.1, 0.5)
+    margins = np.where(half[:, None], 0.0, 6 * gold - 3)
+    chosen = choose_blend(encoder, margins, gold, True, at_half)
+    assert chosen.choice == "blend" and chosen.dev_macro_f1["hybrid"] == 1.0
+    assert chosen.dev_macro_f1["hybrid"] > max(
+        chosen.dev_macro_f1["encoder"], chosen.dev_macro_f1["sparse"]
+    )
+
+
 def test_the_gate_makes_the_neutral_label_where_the_signal_reaches_it() -> None:
     scores = np.array(
         [[0.60, 0.30, 0.10], [0.50, 0.40, 0.10], [0.10, 0.80, 0.10], [0.2, 0.7, 0.1]],

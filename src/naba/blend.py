@@ -15,7 +15,14 @@ log-loss, cross-fitted over :data:`FOLDS` folds, beats the equal blend's; then
 to the encoder or the sparse part alone, where its dev macro-F1 beats the
 blend's. A dev split of a few hundred rows ranks a dozen candidates by noise;
 a smooth criterion and a bootstrap-checked departure do not follow that noise
-(``bench/choice_rule.py`` measures it over dev resamples). A stance model's
+(``bench/choice_rule.py`` measures it over dev resamples).
+
+A multi-label task's labels are thresholds on ``sigmoid(z / T)``, tuned on
+dev, so there ``T`` does move labels: a temperature fitted by log-loss is
+sharp and leaves the tuned thresholds (0.2 to 0.95) little room. Multi-label tasks keep the grid (:func:`choose_blend_by_grid`: the best
+dev macro-F1 of the encoder, the sparse part and 12 blends at temperatures
+4/3, 2 and 4), which measured ahead there (``bench/choice_rule_multilabel.py``).
+A stance model's
 relevance gate (:func:`choose_gate`) makes the neutral label wherever one
 relevance signal reaches a threshold.
 """
@@ -28,8 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 
 GATES = (0.9, 0.8, 0.7, 0.6, 0.5)  # relevance signals from which the neutral label stands
-# Dev macro-F1 differences below half a point are ties for the gate, kept by fewer gated rows.
+# Dev macro-F1 differences below half a point are ties, kept by the simpler candidate (the gate's,
+# and the multi-label grid's).
 TIE = 0.005
+WEIGHTS = (0.25, 0.5, 0.75)  # multi-label grid: the encoder's share w in a blend
+TEMPERATURES = (0.1, 0.25, 0.5, 1.0)  # multi-label grid: the sparse margins' temperatures
 BOOTSTRAP = 1000  # paired bootstrap resamples of dev behind a departure
 CONFIDENCE = 0.95  # a departure's gain must be above zero in this share of them
 FOLDS = 5  # the fitted blend's log-loss is scored on each fold by fits on the others
@@ -168,7 +178,11 @@ class BlendChoice:
     why: str  # the departure taken, or "the equal blend", in words
 
 
-def _equal_lambda(margins: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
+def equal_lambda(
+    encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, multi_label: bool
+) -> float:
+    """The equal blend's ``lam``: the encoder's log-probabilities plus the sparse part's
+    calibrated ones, ``1 / T_s``."""
     return 1 / fit_temperature(margins.astype(np.float64), gold, multi_label)
 
 
@@ -182,7 +196,7 @@ def fitted_blend_gain(
     gain = np.empty(len(gold))
     for fold in range(FOLDS):
         fit, held = folds != fold, folds == fold
-        lam = _equal_lambda(margins[fit], gold[fit], multi_label)
+        lam = equal_lambda(encoder[fit], margins[fit], gold[fit], multi_label)
         equal = decision_logits(encoder, margins, lam, multi_label)
         t = fit_temperature(equal[fit], gold[fit], multi_label)
         lam_f, t_f = fit_blend(encoder[fit], margins[fit], gold[fit], multi_label)
@@ -193,7 +207,72 @@ def fitted_blend_gain(
     return gain
 
 
+def grid_candidates(sparse_t: float) -> list[tuple[str, float | None, float]]:
+    """``(choice, lam, T)`` of the grid's candidates, simplest first: encoder, sparse, 12 blends
+    ``w x e + (1 - w) x log_softmax(m / T_b)``, which are ``lam = (1 - w) / (w T_b)`` at
+    ``T = 1 / w``."""
+    candidates = [("encoder", 0.0, 1.0), ("sparse", None, sparse_t)]
+    for w in WEIGHTS:
+        for t in TEMPERATURES:
+            candidates.append(("blend", round((1 - w) / (w * t), 6), round(1 / w, 6)))
+    return candidates
+
+
+def choose_blend_by_grid(
+    encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, multi_label: bool, predict: Predict
+) -> BlendChoice:
+    """The grid candidate of the best dev macro-F1; gains within :data:`TIE` keep the simpler.
+
+    naba's rule for every task until 2026-12-07, for multi-label tasks since.
+    """
+    sparse_t = min(
+        TEMPERATURES,
+        key=lambda t: log_loss(probabilities(margins, t, multi_label), gold, multi_label),
+    )
+    best, best_score, scores = None, -1.0, {}
+    for choice, lam, t in grid_candidates(sparse_t):
+        logits = decision_logits(encoder, margins, lam, multi_label)
+        value = macro_f1(predict(probabilities(logits, t, multi_label)), gold)
+        scores.setdefault(choice, round(value, 4))
+        if value > best_score + TIE:
+            best, best_score = (choice, lam, t), value
+    choice, lam, t = best
+    scores["hybrid"] = round(best_score, 4)
+    return BlendChoice(
+        choice=choice,
+        blend_lambda=lam,
+        temperature=t,
+        sparse_temperature=sparse_t,
+        dev_macro_f1=scores,
+        why=f"the best dev macro-F1 of {len(grid_candidates(sparse_t))} candidates "
+        f"(gains under {TIE * 100:g} points kept by the simpler)",
+    )
+
+
 def choose_blend(
+    encoder: np.ndarray,
+    margins: np.ndarray,
+    gold: np.ndarray,
+    multi_label: bool,
+    predict: Predict,
+    seed: int = SEED,
+) -> BlendChoice:
+    """The hybrid's rule on dev: :func:`choose_blend_by_bootstrap` for a single-label task,
+    :func:`choose_blend_by_grid` for a multi-label one.
+
+    Args:
+        encoder: Dev probabilities of the encoder.
+        margins: Dev margins of the sparse part.
+        gold: Dev gold as a 0/1 matrix (rows x labels).
+        predict: The task's decision (thresholds) of a probability matrix, as 0/1.
+        seed: The folds' and the bootstrap's.
+    """
+    if multi_label:
+        return choose_blend_by_grid(encoder, margins, gold, multi_label, predict)
+    return choose_blend_by_bootstrap(encoder, margins, gold, multi_label, predict, seed)
+
+
+def choose_blend_by_bootstrap(
     encoder: np.ndarray,
     margins: np.ndarray,
     gold: np.ndarray,
@@ -206,18 +285,11 @@ def choose_blend(
     First the blend fitted by dev log-loss, where its cross-fitted log-loss
     beats the equal blend's; then the encoder or the sparse part alone, where
     its dev macro-F1 beats the blend's (the larger gain of the two).
-
-    Args:
-        encoder: Dev probabilities of the encoder.
-        margins: Dev margins of the sparse part.
-        gold: Dev gold as a 0/1 matrix (rows x labels).
-        predict: The task's decision (thresholds) of a probability matrix, as 0/1.
-        seed: The folds' and the bootstrap's.
     """
     rows = len(gold)
     weights = bootstrap_weights(rows, seed)
     sparse_t = fit_temperature(margins.astype(np.float64), gold, multi_label)
-    lam_equal = 1 / sparse_t
+    lam_equal = equal_lambda(encoder, margins, gold, multi_label)
     equal = decision_logits(encoder, margins, lam_equal, multi_label)
     lam, t = lam_equal, fit_temperature(equal, gold, multi_label)
     t_equal = t
