@@ -19,12 +19,13 @@ a smooth criterion and a bootstrap-checked departure do not follow that noise
 
 A multi-label task's labels are thresholds on ``sigmoid(z / T)``, tuned on
 dev, so there ``T`` does move labels: a temperature fitted by log-loss is
-sharp and leaves the tuned thresholds (0.2 to 0.95) little room. Multi-label tasks keep the grid (:func:`choose_blend_by_grid`: the best
-dev macro-F1 of the encoder, the sparse part and 12 blends at temperatures
-4/3, 2 and 4), which measured ahead there (``bench/choice_rule_multilabel.py``).
-A stance model's
-relevance gate (:func:`choose_gate`) makes the neutral label wherever one
-relevance signal reaches a threshold.
+sharp and leaves the tuned thresholds (0.2 to 0.95) little room.
+Multi-label tasks keep the grid (:func:`choose_blend_by_grid`: the best dev
+macro-F1 of the encoder, the sparse part and 12 blends at temperatures 4/3,
+2 and 4), which measured ahead there (``bench/choice_rule_multilabel.py``).
+
+A stance model's relevance gate (:func:`choose_gate`) makes the neutral
+label wherever one relevance signal reaches a threshold.
 """
 
 from __future__ import annotations
@@ -237,7 +238,11 @@ def choose_blend_by_grid(
         if value > best_score + TIE:
             best, best_score = (choice, lam, t), value
     choice, lam, t = best
-    scores["hybrid"] = round(best_score, 4)
+    scores = {
+        "encoder": scores["encoder"],
+        "sparse": scores["sparse"],
+        "hybrid": round(best_score, 4),
+    }
     return BlendChoice(
         choice=choice,
         blend_lambda=lam,
