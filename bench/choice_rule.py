@@ -6,7 +6,8 @@
     python bench/choice_rule.py measure runs/parts/*.npz --resamples 200 [--rules all]
 
 ``dump`` reads the model's splits from the training config recorded in
-``naba.json`` and saves the encoder's probabilities and the sparse part's
+``naba.json`` and saves the gold labels (a 0/1 matrix for a multi-label task,
+for ``bench/choice_rule_multilabel.py``), the encoder's probabilities and the sparse part's
 margins on dev and test. ``measure`` draws resamples of dev (rows with
 replacement, dev's size); on each, every rule picks a candidate, scored on the
 whole test split:
@@ -64,6 +65,7 @@ CONFIDENCE = 0.95
 
 def dump(model: Path, out: Path, task: str | None) -> None:
     from naba.data.records import labels_of
+    from naba.decision import binarize
     from naba.infer.classifier import Classifier
     from naba.manifest import read_manifest
     from naba.train.data import load_task_data, recorded_config
@@ -77,8 +79,11 @@ def dump(model: Path, out: Path, task: str | None) -> None:
     arrays = {}
     for split in ("dev", "test"):
         records = data.splits[split]
-        arrays[f"gold_{split}"] = np.array(
-            [spec.labels.index(labels_of(r, task)[0]) for r in records]
+        gold = [labels_of(r, task) for r in records]
+        arrays[f"gold_{split}"] = (  # multi-label: a 0/1 matrix; single-label: label indices
+            binarize(gold, spec.labels)
+            if spec.multi_label
+            else np.array([spec.labels.index(labels[0]) for labels in gold])
         )
         arrays[f"encoder_{split}"] = classifier.encoder_scores(records, task)
         arrays[f"margins_{split}"] = sparse.margins(records)

@@ -1,6 +1,6 @@
 """The hybrid's choice rule over dev resamples on a multi-label task, thresholds included.
 
-    python bench/choice_rule_multilabel.py dump runs/demo/model -o runs/parts/demo-topic.npz
+    python bench/choice_rule.py dump runs/demo/model --task topic -o runs/parts/demo-topic.npz
     python bench/choice_rule_multilabel.py measure runs/parts/demo-topic.npz --resamples 200
 
 ``bench/choice_rule.py`` for a multi-label task: there a pick's labels also
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from _resampling import dump_measure_parser
-from choice_rule import _counts, _loss
+from choice_rule import _counts, _loss, dump
 from naba.blend import (
     choose_blend_by_bootstrap,
     choose_blend_by_grid,
@@ -31,28 +31,6 @@ from naba.blend import (
 )
 from naba.config import ThresholdConfig
 from naba.decision import binarize, decide, tune_thresholds
-
-
-def dump(model: Path, out: Path, task: str | None) -> None:
-    from naba.data.records import labels_of
-    from naba.infer.classifier import Classifier
-    from naba.manifest import read_manifest
-    from naba.train.data import load_task_data, recorded_config
-
-    manifest = read_manifest(model)
-    task = task or next(iter(manifest.tasks))
-    spec = manifest.tasks[task]
-    data = load_task_data(recorded_config(manifest, {task: {}}), task)
-    classifier = Classifier.load(model, "fp32")
-    arrays = {}
-    for split in ("dev", "test"):
-        records = data.splits[split]
-        arrays[f"gold_{split}"] = binarize([labels_of(r, task) for r in records], spec.labels)
-        arrays[f"encoder_{split}"] = classifier.encoder_scores(records, task)
-        arrays[f"margins_{split}"] = classifier.tasks[task].sparse.margins(records)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, labels=np.array(spec.labels), **arrays)
-    print(f"wrote {out}: dev {len(arrays['gold_dev'])}, test {len(arrays['gold_test'])} rows")
 
 
 class Decision:
