@@ -105,8 +105,7 @@ def grid_rule(encoder, margins, gold) -> tuple[str, float | None]:
 
 def naba_rule(encoder, margins, gold) -> tuple[str, float | None]:
     chosen = choose_blend(encoder, margins, gold, False, argmax_labels)
-    fitted = chosen.choice == "blend" and not chosen.why.startswith("the equal blend")
-    pick = "fitted blend" if fitted else chosen.choice.replace("blend", "equal blend")
+    pick = {"equal": "equal blend", "fitted": "fitted blend"}.get(chosen.step, chosen.step)
     return pick, chosen.blend_lambda
 
 

@@ -85,8 +85,7 @@ def measure(paths: list[Path], resamples: int, seed: int) -> None:
             picks["grid"].append("encoder" if lam == 0 else "sparse" if lam is None else "blend")
             chosen = choose_blend_by_bootstrap(e, m, g, True, predict)
             got["bootstrap"].append(on_test(chosen.blend_lambda, chosen.temperature, e, m, g))
-            fitted = chosen.choice == "blend" and not chosen.why.startswith("the equal blend")
-            picks["bootstrap"].append("fitted blend" if fitted else chosen.choice)
+            picks["bootstrap"].append(chosen.step)
         grid = np.array(got["grid"])
         for name, values in got.items():
             values = np.array(values)

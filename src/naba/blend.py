@@ -177,11 +177,10 @@ class BlendChoice:
     sparse_temperature: float  # the sparse part's own, for its probabilities alone
     dev_macro_f1: dict[str, float]  # encoder, sparse, equal (the equal blend), hybrid (the pick)
     why: str  # the departure taken, or "the equal blend", in words
+    step: str  # which step decided: equal, fitted, encoder, sparse, or grid
 
 
-def equal_lambda(
-    encoder: np.ndarray, margins: np.ndarray, gold: np.ndarray, multi_label: bool
-) -> float:
+def equal_lambda(margins: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
     """The equal blend's ``lam``: the encoder's log-probabilities plus the sparse part's
     calibrated ones, ``1 / T_s``."""
     return 1 / fit_temperature(margins.astype(np.float64), gold, multi_label)
@@ -197,7 +196,7 @@ def fitted_blend_gain(
     gain = np.empty(len(gold))
     for fold in range(FOLDS):
         fit, held = folds != fold, folds == fold
-        lam = equal_lambda(encoder[fit], margins[fit], gold[fit], multi_label)
+        lam = equal_lambda(margins[fit], gold[fit], multi_label)
         equal = decision_logits(encoder, margins, lam, multi_label)
         t = fit_temperature(equal[fit], gold[fit], multi_label)
         lam_f, t_f = fit_blend(encoder[fit], margins[fit], gold[fit], multi_label)
@@ -251,6 +250,7 @@ def choose_blend_by_grid(
         dev_macro_f1=scores,
         why=f"the best dev macro-F1 of {len(grid_candidates(sparse_t))} candidates "
         f"(gains under {TIE * 100:g} points kept by the simpler)",
+        step="grid",
     )
 
 
@@ -285,7 +285,8 @@ def choose_blend_by_bootstrap(
     predict: Predict,
     seed: int = SEED,
 ) -> BlendChoice:
-    """The equal blend, or a departure whose dev gain holds in a paired bootstrap.
+    """The equal blend, or a departure whose dev gain holds in a paired bootstrap (arguments
+    as :func:`choose_blend`).
 
     First the blend fitted by dev log-loss, where its cross-fitted log-loss
     beats the equal blend's; then the encoder or the sparse part alone, where
@@ -293,16 +294,18 @@ def choose_blend_by_bootstrap(
     """
     rows = len(gold)
     weights = bootstrap_weights(rows, seed)
-    sparse_t = fit_temperature(margins.astype(np.float64), gold, multi_label)
-    lam_equal = equal_lambda(encoder, margins, gold, multi_label)
-    equal = decision_logits(encoder, margins, lam_equal, multi_label)
-    lam, t = lam_equal, fit_temperature(equal, gold, multi_label)
-    t_equal = t
+    lam_equal = equal_lambda(margins, gold, multi_label)
+    sparse_t = 1 / lam_equal  # the equal blend weighs the sparse part by its own calibration
+    t_equal = fit_temperature(
+        decision_logits(encoder, margins, lam_equal, multi_label), gold, multi_label
+    )
+    lam, t, step = lam_equal, t_equal, "equal"
     why = "the equal blend: no departure's dev gain held in the paired bootstrap"
     if rows >= MIN_ROWS:
         gain = fitted_blend_gain(encoder, margins, gold, multi_label, seed)
         if holds(weights @ gain / rows):
             lam, t = fit_blend(encoder, margins, gold, multi_label)
+            step = "fitted"
             why = (
                 "the blend fitted by dev log-loss: its cross-fitted log-loss beat the equal "
                 f"blend's in {CONFIDENCE:.0%} of the paired bootstrap resamples"
@@ -318,13 +321,14 @@ def choose_blend_by_bootstrap(
         logits = decision_logits(encoder, margins, value, multi_label)
         decided[name] = predict(probabilities(logits, temperature, multi_label))
     choice, best_gain = "blend", 0.0
-    base = macro_f1(decided["hybrid"], gold, weights)
+    base, point = macro_f1(decided["hybrid"], gold, weights), macro_f1(decided["hybrid"], gold)
     for part in ("encoder", "sparse"):
-        gain = macro_f1(decided[part], gold) - macro_f1(decided["hybrid"], gold)
+        gain = macro_f1(decided[part], gold) - point
         if gain > best_gain and holds(macro_f1(decided[part], gold, weights) - base):
             choice, best_gain = part, gain
     if choice != "blend":
         lam, t = candidates[choice]
+        step = choice
         why = (
             f"the {choice} part alone: its dev macro-F1 beat the blend's in {CONFIDENCE:.0%} of "
             "the paired bootstrap resamples"
@@ -338,6 +342,7 @@ def choose_blend_by_bootstrap(
         sparse_temperature=sparse_t,
         dev_macro_f1=scores,
         why=why,
+        step=step,
     )
 
 
